@@ -1,0 +1,115 @@
+// Package runtime starts, watches and stops the isolated runtimes that the
+// platform provisions for its agents. Each runtime is an `agenthost serve`
+// in the coding role with its own workspace, loopback port and session
+// database; a Driver decides what "isolated" means (a child process, a
+// container).
+//
+// The interface follows Nomad's task drivers: Start returns a Handle whose
+// State the platform persists, so that after a platform restart Recover can
+// re-attach to a runtime that kept running.
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Spec describes one runtime to start.
+type Spec struct {
+	// ID identifies the runtime (the platform's agent id); drivers use it to
+	// name workspaces, volumes and containers.
+	ID string
+	// Labels tie the runtime to its owner (agent id, organization) so a
+	// reconciler can find runtimes nobody owns.
+	Labels map[string]string
+	// Port is the loopback port the runtime's HTTP API must be reachable on,
+	// allocated by the platform.
+	Port int
+	// Command is the argv of the runtime inside its sandbox (for the process
+	// driver the path of the agenthost binary and its arguments; for
+	// containers the command run in the image). The runtime must listen on
+	// the port given by the driver in the AGENTHOST_PORT environment variable
+	// and keep its data in AGENTHOST_WORKSPACE.
+	Command []string
+	// Env is extra environment: secrets and configuration.
+	Env map[string]string
+	// Image is the container image (container drivers only).
+	Image string
+	// Resources bounds the runtime where the driver can enforce it.
+	Resources Resources
+}
+
+// Resources are limits a driver may enforce.
+type Resources struct {
+	MemoryBytes int64
+	NanoCPUs    int64
+	PidsLimit   int64
+}
+
+// Handle is a started runtime. State is opaque to the caller, which
+// persists the whole Handle as JSON.
+type Handle struct {
+	ID     string `json:"id"`
+	Driver string `json:"driver"`
+	// Endpoint is the base URL of the runtime's HTTP API, e.g.
+	// http://127.0.0.1:41234.
+	Endpoint string          `json:"endpoint"`
+	State    json.RawMessage `json:"state,omitempty"`
+}
+
+// State is what Inspect reports.
+type State string
+
+// Runtime states.
+const (
+	StateRunning State = "running"
+	StateExited  State = "exited"
+	// StateUnknown: the driver cannot find the runtime (destroyed, or lost
+	// with its host).
+	StateUnknown State = "unknown"
+)
+
+// Status is a runtime's observed condition.
+type Status struct {
+	State     State
+	ExitCode  int
+	StartedAt time.Time
+	ExitedAt  time.Time
+	// Logs holds the last lines the runtime wrote, for error messages.
+	Logs []string
+}
+
+// ExitResult is how a runtime ended.
+type ExitResult struct {
+	ExitCode int
+	Err      error
+}
+
+// Driver runs runtimes. Implementations must be safe for concurrent use.
+type Driver interface {
+	// Name is the driver's name ("process", "docker").
+	Name() string
+	// Start creates the runtime's sandbox if needed (keeping any existing
+	// workspace) and starts it. It returns once the runtime has been
+	// launched, not when it is healthy.
+	Start(ctx context.Context, spec Spec) (*Handle, error)
+	// Wait blocks until the runtime exits or ctx ends.
+	Wait(ctx context.Context, h *Handle) (ExitResult, error)
+	// Stop asks the runtime to stop and kills it after timeout. Its
+	// workspace is kept.
+	Stop(ctx context.Context, h *Handle, timeout time.Duration) error
+	// Destroy stops the runtime if needed and removes everything it owns,
+	// its workspace included.
+	Destroy(ctx context.Context, h *Handle) error
+	// Inspect reports the runtime's state.
+	Inspect(ctx context.Context, h *Handle) (Status, error)
+	// Recover re-attaches to a runtime started by an earlier process of the
+	// platform, from its persisted handle. It returns ErrNotFound when the
+	// runtime is gone, in which case the caller starts it again.
+	Recover(ctx context.Context, h *Handle) error
+}
+
+// ErrNotFound is returned for runtimes the driver does not know.
+var ErrNotFound = errors.New("runtime not found")

@@ -1,0 +1,2 @@
+// Package anthropic is the Anthropic Messages provider.
+package anthropic

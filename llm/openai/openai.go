@@ -1,0 +1,2 @@
+// Package openai is the OpenAI-compatible Chat Completions provider.
+package openai

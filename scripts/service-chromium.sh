@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs Debian's Chromium when missing and prints AGENTHOST_TEST_CHROMIUM.
+set -eu
+. "$(dirname "$0")/apt.sh"
+bin=$(command -v chromium || command -v chromium-browser || true)
+if [ -z "$bin" ]; then
+  echo "installing chromium" >&2
+  apt_install chromium
+  bin=$(command -v chromium)
+fi
+echo "export AGENTHOST_TEST_CHROMIUM='$bin'"
