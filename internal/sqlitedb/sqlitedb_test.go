@@ -1,0 +1,49 @@
+package sqlitedb
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+)
+
+func TestOpenMigrate(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "sub", "x.db")
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	migs := []string{"CREATE TABLE a (x INTEGER)", "ALTER TABLE a ADD COLUMN y TEXT"}
+	if err := Migrate(ctx, db, migs); err != nil {
+		t.Fatal(err)
+	}
+	if err := Migrate(ctx, db, migs); err != nil {
+		t.Fatalf("second migrate must be a no-op: %v", err)
+	}
+	var mode string
+	if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Fatalf("journal_mode = %q, %v; want wal", mode, err)
+	}
+	if _, err := db.Exec("INSERT INTO a (x, y) VALUES (1, 'a')"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := Migrate(ctx, db, migs[:1]); err == nil {
+		t.Fatal("an older binary must refuse a newer schema")
+	}
+	// A failing migration leaves the version where it was.
+	bad := append(migs, "CREATE TABLE a (x INTEGER)")
+	if err := Migrate(ctx, db, bad); err == nil {
+		t.Fatal("want error from duplicate table")
+	}
+	var v int
+	db.QueryRow("PRAGMA user_version").Scan(&v)
+	if v != 2 {
+		t.Fatalf("user_version = %d after failed migration, want 2", v)
+	}
+}
