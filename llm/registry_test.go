@@ -1,0 +1,60 @@
+package llm_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/agenthost/agenthost/llm"
+	_ "github.com/agenthost/agenthost/llm/offline"
+)
+
+func TestSplitName(t *testing.T) {
+	tests := []struct{ in, provider, model string }{
+		{"openai/gpt-4o-mini", "openai", "gpt-4o-mini"},
+		{"openrouter/meta-llama/llama-3", "openrouter", "meta-llama/llama-3"},
+	}
+	for _, tc := range tests {
+		p, m, err := llm.SplitName(tc.in)
+		if err != nil || p != tc.provider || m != tc.model {
+			t.Errorf("SplitName(%q) = %q, %q, %v", tc.in, p, m, err)
+		}
+	}
+	for _, bad := range []string{"", "gpt-4o", "/x", "x/"} {
+		if _, _, err := llm.SplitName(bad); !errors.Is(err, llm.ErrUnknownModel) {
+			t.Errorf("SplitName(%q): err = %v", bad, err)
+		}
+	}
+}
+
+func TestRegistryOpen(t *testing.T) {
+	r := llm.NewRegistry()
+	r.Getenv = func(string) string { return "" }
+	if m, err := r.Open("offline/demo"); err != nil || m.Name() != "offline/demo" {
+		t.Fatalf("offline/demo: %v", err)
+	}
+	if _, err := r.Open("nosuch/x"); !errors.Is(err, llm.ErrUnknownModel) {
+		t.Errorf("unknown provider: %v", err)
+	}
+	r.SetProvider("weird", llm.ProviderConfig{Kind: "carrier-pigeon"})
+	if _, err := r.Open("weird/x"); !errors.Is(err, llm.ErrUnknownModel) {
+		t.Errorf("unknown kind: %v", err)
+	}
+}
+
+func TestPrices(t *testing.T) {
+	r := llm.NewRegistry()
+	u := llm.Usage{Input: 1_000_000, Output: 1_000_000, CacheRead: 1_000_000, CacheWrite: 1_000_000}
+	if got := r.Cost("anthropic/claude-sonnet-4-6", u); got != 3+15+0.30+3.75 {
+		t.Errorf("sonnet cost = %v", got)
+	}
+	if got := r.Cost("unknown/model", u); got != 0 {
+		t.Errorf("unknown model cost = %v", got)
+	}
+	r.SetPrice("my/model", llm.Price{Input: 1})
+	if got := r.Cost("my/model", u); got != 1 {
+		t.Errorf("configured price = %v", got)
+	}
+	if u.Total() != 4_000_000 {
+		t.Errorf("total = %d", u.Total())
+	}
+}
