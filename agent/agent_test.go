@@ -109,7 +109,7 @@ func TestToolCallValidation(t *testing.T) {
 	})
 	tests := []struct {
 		name, args, want string
-		wantErr         string
+		wantErr          string
 	}{
 		{"ok", `{"text":"hi","times":2}`, "hihi", ""},
 		{"optional omitted", `{"text":"hi"}`, "hi", ""},
