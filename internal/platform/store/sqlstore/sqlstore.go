@@ -1,0 +1,214 @@
+// Package sqlstore implements store.Store over database/sql for both SQLite
+// and PostgreSQL. The two schemas (sqlite/ and postgres/ own their
+// migrations) have the same tables and columns, and every query here is
+// written in the SQL both accept ($n placeholders, ON CONFLICT, RETURNING),
+// so one implementation serves both; a Dialect carries the few differences.
+//
+// Times are stored as integer milliseconds since the Unix epoch (UTC): the
+// API shows millisecond precision, and integers compare and sort the same
+// way in every database.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/agenthost/agenthost/internal/platform/store"
+)
+
+// Dialect is what differs between the databases.
+type Dialect struct {
+	// Name is used in error messages ("sqlite", "postgres").
+	Name string
+	// IsUnique reports whether err is a unique-constraint violation.
+	IsUnique func(error) bool
+	// IsForeignKey reports whether err is a foreign-key violation.
+	IsForeignKey func(error) bool
+	// LockOrg, when not empty, is run first in transactions that must not
+	// interleave with another writer of the same organization ($1 is the
+	// organization id). SQLite needs none: its write transactions are
+	// already serialized (BEGIN IMMEDIATE).
+	LockOrg string
+	// Binary is the COLLATE clause that orders text by bytes, so both
+	// databases list secrets in the same order whatever their locale.
+	Binary string
+}
+
+// Store is a store.Store over a *sql.DB whose schema is already migrated.
+type Store struct {
+	db *sql.DB
+	d  Dialect
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New wraps db. The caller has applied the dialect's migrations.
+func New(db *sql.DB, d Dialect) *Store { return &Store{db: db, d: d} }
+
+// DB returns the underlying database, for tests that inspect raw columns.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+func nullMS(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
+}
+
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+// tx runs fn in a transaction, first taking the organization lock when the
+// dialect has one.
+func (s *Store) tx(ctx context.Context, orgID string, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if s.d.LockOrg != "" && orgID != "" {
+		if _, err := tx.ExecContext(ctx, s.d.LockOrg, orgID); err != nil {
+			return err
+		}
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// affected turns "no row changed" into ErrNotFound.
+func affected(res sql.Result, err error, what string) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	return nil
+}
+
+func notFound(err error, what string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	return err
+}
+
+// CreateOrg implements store.Store.
+func (s *Store) CreateOrg(ctx context.Context, o store.Org) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3)`, o.ID, o.Name, ms(o.CreatedAt))
+	if err != nil && s.d.IsUnique(err) {
+		return fmt.Errorf("organization %q: %w", o.Name, store.ErrConflict)
+	}
+	return err
+}
+
+// OrgByName implements store.Store.
+func (s *Store) OrgByName(ctx context.Context, name string) (store.Org, error) {
+	return s.org(ctx, `SELECT id, name, created_at FROM orgs WHERE name = $1`, name)
+}
+
+// OrgByID implements store.Store.
+func (s *Store) OrgByID(ctx context.Context, id string) (store.Org, error) {
+	return s.org(ctx, `SELECT id, name, created_at FROM orgs WHERE id = $1`, id)
+}
+
+func (s *Store) org(ctx context.Context, q, arg string) (store.Org, error) {
+	var o store.Org
+	var created int64
+	err := s.db.QueryRowContext(ctx, q, arg).Scan(&o.ID, &o.Name, &created)
+	if err != nil {
+		return store.Org{}, notFound(err, "organization")
+	}
+	o.CreatedAt = fromMS(created)
+	return o, nil
+}
+
+// CreateToken implements store.Store.
+func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO tokens (id, org_id, label, hash, created_at) VALUES ($1, $2, $3, $4, $5)`,
+		t.ID, t.OrgID, t.Label, t.Hash, ms(t.CreatedAt))
+	if err != nil && s.d.IsForeignKey(err) {
+		return fmt.Errorf("organization: %w", store.ErrNotFound)
+	}
+	return err
+}
+
+const tokenCols = `id, org_id, label, hash, created_at, last_used_at`
+
+func scanToken(row interface{ Scan(...any) error }) (store.Token, error) {
+	var t store.Token
+	var created int64
+	var used sql.NullInt64
+	if err := row.Scan(&t.ID, &t.OrgID, &t.Label, &t.Hash, &created, &used); err != nil {
+		return store.Token{}, err
+	}
+	t.CreatedAt = fromMS(created)
+	if used.Valid {
+		t.LastUsedAt = fromMS(used.Int64)
+	}
+	return t, nil
+}
+
+// TokenByHash implements store.Store.
+func (s *Store) TokenByHash(ctx context.Context, hash []byte) (store.Token, error) {
+	t, err := scanToken(s.db.QueryRowContext(ctx, `SELECT `+tokenCols+` FROM tokens WHERE hash = $1`, hash))
+	if err != nil {
+		return store.Token{}, notFound(err, "token")
+	}
+	return t, nil
+}
+
+// ListTokens implements store.Store.
+func (s *Store) ListTokens(ctx context.Context, orgID string) ([]store.Token, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+tokenCols+` FROM tokens WHERE org_id = $1 ORDER BY created_at, id`, orgID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Token
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// DeleteToken implements store.Store.
+func (s *Store) DeleteToken(ctx context.Context, orgID, id string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM tokens WHERE org_id = $1 AND id = $2`, orgID, id)
+	return affected(res, err, "token")
+}
+
+// TouchToken implements store.Store.
+func (s *Store) TouchToken(ctx context.Context, id string, at time.Time) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE tokens SET last_used_at = $1 WHERE id = $2`, ms(at), id)
+	return affected(res, err, "token")
+}
+
+// InitMeta implements store.Store.
+func (s *Store) InitMeta(ctx context.Context, name, value string) (string, error) {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, name, value); err != nil {
+		return "", err
+	}
+	var v string
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE name = $1`, name).Scan(&v)
+	return v, err
+}
