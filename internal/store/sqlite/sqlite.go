@@ -1,0 +1,393 @@
+// Package sqlite is the host's default store: one SQLite file (pure Go,
+// WAL) in the data directory.
+//
+// All writes go through one goroutine that groups whatever is queued into a
+// single transaction (group commit). SQLite allows one writer at a time;
+// serialising in Go avoids lock contention and busy-wait sleeps, and
+// batching keeps hundreds of concurrently streaming sessions cheap. A write
+// call returns only after its transaction committed. Reads run in parallel
+// on their own connections, as WAL allows.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agenthost/agenthost/internal/sqlitedb"
+	"github.com/agenthost/agenthost/internal/store"
+)
+
+// FileName is the database's name inside the host's data directory.
+const FileName = "host.db"
+
+// Migrations is the schema, one entry per version (see sqlitedb.Migrate).
+// Features that keep their own tables in the host database (the trust
+// issue's replay ledger, contacts and credits) append an entry here; an
+// existing entry is never edited, since deployed databases have run it.
+var Migrations = []string{
+	// 1: sessions and their event logs.
+	`CREATE TABLE sessions (
+		id          TEXT PRIMARY KEY,
+		owner       TEXT NOT NULL DEFAULT '',
+		status      TEXT NOT NULL,
+		prompt      TEXT NOT NULL DEFAULT '',
+		result      TEXT NOT NULL DEFAULT '',
+		state       BLOB,
+		created_ms  INTEGER NOT NULL,
+		updated_ms  INTEGER NOT NULL,
+		expires_ms  INTEGER NOT NULL DEFAULT 0,
+		duration_ms INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE INDEX sessions_owner ON sessions(owner, created_ms);
+	CREATE INDEX sessions_expires ON sessions(expires_ms) WHERE expires_ms > 0;
+	CREATE TABLE session_events (
+		id         INTEGER PRIMARY KEY AUTOINCREMENT,
+		session_id TEXT NOT NULL,
+		type       TEXT NOT NULL,
+		data       BLOB NOT NULL,
+		created_ms INTEGER NOT NULL
+	);
+	CREATE INDEX session_events_session ON session_events(session_id, id);`,
+}
+
+// maxBatch bounds how many queued writes share one transaction.
+const maxBatch = 512
+
+// ErrClosed is returned by writes after Close.
+var ErrClosed = errors.New("store closed")
+
+// Store is the SQLite store.Store.
+type Store struct {
+	db   *sql.DB
+	ops  chan writeOp
+	mu   sync.RWMutex // guards closed against sends on a closed ops
+	done chan struct{}
+
+	closed bool
+}
+
+type writeOp struct {
+	fn   func(*sql.Tx) error
+	done chan error
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating and migrating) the database at path.
+func Open(ctx context.Context, path string) (*Store, error) {
+	db, err := sqlitedb.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := sqlitedb.Migrate(ctx, db, Migrations); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	s := &Store{db: db, ops: make(chan writeOp, 1024), done: make(chan struct{})}
+	go s.loop()
+	return s, nil
+}
+
+// DB returns the underlying database for reads by features that add their
+// own tables. Their writes should go through Write to share the single
+// writer.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Write runs fn in a transaction shared with other queued writes and
+// returns after that transaction committed. fn's error rolls back fn's
+// changes only (it runs inside a savepoint) and is returned.
+func (s *Store) Write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	op := writeOp{fn: fn, done: make(chan error, 1)}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	s.ops <- op
+	s.mu.RUnlock()
+	// Wait even if ctx ends: the write may be committing, and the caller
+	// must not report it as lost.
+	return <-op.done
+}
+
+func (s *Store) loop() {
+	defer close(s.done)
+	for op := range s.ops {
+		batch := []writeOp{op}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case o, ok := <-s.ops:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, o)
+			default:
+				break drain
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+func (s *Store) commit(batch []writeOp) {
+	errs := make([]error, len(batch))
+	err := func() error {
+		tx, err := s.db.Begin()
+		if err != nil {
+			return err
+		}
+		for i, op := range batch {
+			if _, err := tx.Exec("SAVEPOINT w"); err != nil {
+				tx.Rollback()
+				return err
+			}
+			if errs[i] = op.fn(tx); errs[i] != nil {
+				if _, err := tx.Exec("ROLLBACK TO w"); err != nil {
+					tx.Rollback()
+					return err
+				}
+			}
+			if _, err := tx.Exec("RELEASE w"); err != nil {
+				tx.Rollback()
+				return err
+			}
+		}
+		return tx.Commit()
+	}()
+	for i, op := range batch {
+		if err != nil {
+			op.done <- fmt.Errorf("store: commit: %w", err)
+		} else {
+			op.done <- errs[i]
+		}
+	}
+}
+
+// Close waits for queued writes and closes the database.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.ops)
+	s.mu.Unlock()
+	<-s.done
+	return s.db.Close()
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+func state(b json.RawMessage) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// CreateSession implements store.Store.
+func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
+	return s.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO sessions (id, owner, status, prompt, result, state, created_ms, updated_ms, expires_ms, duration_ms)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			ss.ID, ss.Owner, string(ss.Status), ss.Prompt, ss.Result, state(ss.State),
+			ms(ss.Created), ms(ss.Updated), ms(ss.Expires), ss.Duration.Milliseconds())
+		if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") {
+			return fmt.Errorf("session %s: %w", ss.ID, store.ErrExists)
+		}
+		if err != nil {
+			return fmt.Errorf("create session: %w", err)
+		}
+		return nil
+	})
+}
+
+// UpdateSession implements store.Store.
+func (s *Store) UpdateSession(ctx context.Context, ss store.Session) error {
+	return s.Write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.Exec(`UPDATE sessions SET owner = ?, status = ?, prompt = ?, result = ?, state = ?,
+			created_ms = ?, updated_ms = ?, expires_ms = ?, duration_ms = ? WHERE id = ?`,
+			ss.Owner, string(ss.Status), ss.Prompt, ss.Result, state(ss.State),
+			ms(ss.Created), ms(ss.Updated), ms(ss.Expires), ss.Duration.Milliseconds(), ss.ID)
+		if err != nil {
+			return fmt.Errorf("update session: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("session %s: %w", ss.ID, store.ErrNotFound)
+		}
+		return nil
+	})
+}
+
+const sessionCols = `id, owner, status, prompt, result, state, created_ms, updated_ms, expires_ms, duration_ms`
+
+func scanSession(row interface{ Scan(...any) error }) (store.Session, error) {
+	var ss store.Session
+	var status string
+	var st []byte
+	var created, updated, expires, dur int64
+	if err := row.Scan(&ss.ID, &ss.Owner, &status, &ss.Prompt, &ss.Result, &st, &created, &updated, &expires, &dur); err != nil {
+		return ss, err
+	}
+	ss.Status = store.Status(status)
+	if len(st) > 0 {
+		ss.State = json.RawMessage(st)
+	}
+	ss.Created, ss.Updated, ss.Expires = fromMS(created), fromMS(updated), fromMS(expires)
+	ss.Duration = time.Duration(dur) * time.Millisecond
+	return ss, nil
+}
+
+// GetSession implements store.Store.
+func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error) {
+	ss, err := scanSession(s.db.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return ss, fmt.Errorf("session %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return ss, fmt.Errorf("get session: %w", err)
+	}
+	return ss, nil
+}
+
+// ListSessions implements store.Store.
+func (s *Store) ListSessions(ctx context.Context, opts store.ListOptions) ([]store.Session, error) {
+	limit := opts.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	q := `SELECT ` + sessionCols + ` FROM sessions`
+	args := []any{}
+	if !opts.All {
+		q += ` WHERE owner = ?`
+		args = append(args, opts.Owner)
+	}
+	q += ` ORDER BY created_ms DESC, id DESC LIMIT ?`
+	args = append(args, limit)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Session
+	for rows.Next() {
+		ss, err := scanSession(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list sessions: %w", err)
+		}
+		out = append(out, ss)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	return out, nil
+}
+
+// AppendEvents implements store.Store.
+func (s *Store) AppendEvents(ctx context.Context, evs []store.Event) ([]store.Event, error) {
+	out := make([]store.Event, len(evs))
+	copy(out, evs)
+	err := s.Write(ctx, func(tx *sql.Tx) error {
+		for i := range out {
+			e := &out[i]
+			res, err := tx.Exec(`INSERT INTO session_events (session_id, type, data, created_ms) VALUES (?, ?, ?, ?)`,
+				e.SessionID, e.Type, []byte(e.Data), ms(e.Created))
+			if err != nil {
+				return fmt.Errorf("append event: %w", err)
+			}
+			if e.ID, err = res.LastInsertId(); err != nil {
+				return fmt.Errorf("append event: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Events implements store.Store.
+func (s *Store) Events(ctx context.Context, sessionID string, after int64, limit int) ([]store.Event, error) {
+	if limit <= 0 {
+		limit = -1
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT id, type, data, created_ms FROM session_events
+		WHERE session_id = ? AND id > ? ORDER BY id LIMIT ?`, sessionID, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("events: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Event
+	for rows.Next() {
+		e := store.Event{SessionID: sessionID}
+		var data []byte
+		var created int64
+		if err := rows.Scan(&e.ID, &e.Type, &data, &created); err != nil {
+			return nil, fmt.Errorf("events: %w", err)
+		}
+		e.Data, e.Created = data, fromMS(created)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("events: %w", err)
+	}
+	return out, nil
+}
+
+// InterruptRunning implements store.Store.
+func (s *Store) InterruptRunning(ctx context.Context, now, expires time.Time) (int, error) {
+	var n int64
+	err := s.Write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.Exec(`UPDATE sessions SET status = ?, updated_ms = ?, expires_ms = ? WHERE status IN (?, ?)`,
+			string(store.StatusInterrupted), ms(now), ms(expires), string(store.StatusRunning), string(store.StatusWaitingApproval))
+		if err != nil {
+			return fmt.Errorf("interrupt running: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return int(n), err
+}
+
+// DeleteExpired implements store.Store.
+func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
+	var n int64
+	err := s.Write(ctx, func(tx *sql.Tx) error {
+		const expired = `SELECT id FROM sessions WHERE expires_ms > 0 AND expires_ms <= ? AND status IN (?, ?, ?)`
+		args := []any{ms(now), string(store.StatusDone), string(store.StatusFailed), string(store.StatusInterrupted)}
+		if _, err := tx.Exec(`DELETE FROM session_events WHERE session_id IN (`+expired+`)`, args...); err != nil {
+			return fmt.Errorf("delete expired events: %w", err)
+		}
+		res, err := tx.Exec(`DELETE FROM sessions WHERE id IN (`+expired+`)`, args...)
+		if err != nil {
+			return fmt.Errorf("delete expired sessions: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return int(n), err
+}

@@ -1,0 +1,114 @@
+// Package store is the host's durable memory: sessions (who owns them, how
+// their last run ended, the conversation state) and each session's
+// append-only event log, which lets a client that lost its connection
+// replay what it missed.
+//
+// The host depends only on the Store interface; backends live in
+// sub-packages (sqlite) and all of them must pass the storetest conformance
+// suite, so another backend is a new package, not a change to the host.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Status is a session's lifecycle state, as the wire protocol spells it.
+type Status string
+
+// Session statuses (protocol.md §2).
+const (
+	StatusRunning         Status = "running"
+	StatusWaitingApproval Status = "waiting_approval"
+	StatusDone            Status = "done"
+	StatusFailed          Status = "failed"
+	// StatusInterrupted: the run was stopped (INTERRUPT, shutdown) or the
+	// host died while it was running.
+	StatusInterrupted Status = "interrupted"
+)
+
+// Finished reports whether no run is in progress, i.e. the session may
+// expire.
+func (s Status) Finished() bool {
+	return s == StatusDone || s == StatusFailed || s == StatusInterrupted
+}
+
+// Session is one conversation with its latest outcome.
+type Session struct {
+	ID string
+	// Owner is the caller's address; "" for an anonymous caller, whose
+	// session is reachable by its unguessable id alone.
+	Owner  string
+	Status Status
+	// Prompt is the latest turn's prompt, Result its answer.
+	Prompt string
+	Result string
+	// State is the host's session object (messages, turn, iteration...)
+	// as JSON; the store does not interpret it.
+	State   json.RawMessage
+	Created time.Time
+	Updated time.Time
+	// Expires is when a finished session may be deleted; zero while a run
+	// is in progress (running sessions never expire).
+	Expires  time.Time
+	Duration time.Duration
+}
+
+// Event is one entry of a session's log: a server frame as sent to clients.
+type Event struct {
+	SessionID string
+	// ID is assigned by the store on append; ids only grow, within a
+	// session and across the store.
+	ID      int64
+	Type    string
+	Data    json.RawMessage
+	Created time.Time
+}
+
+// ListOptions selects sessions for List.
+type ListOptions struct {
+	// Owner restricts the list to one caller's sessions ("" means the
+	// anonymous ones) unless All is set.
+	Owner string
+	All   bool
+	// Limit bounds the result (newest first); 0 means 1000.
+	Limit int
+}
+
+// Store persists sessions and their event logs. Every method returns only
+// after its write is committed: the host relies on that to never send a
+// client something it could lose in a crash.
+type Store interface {
+	// CreateSession inserts s; ErrExists if the id is taken.
+	CreateSession(ctx context.Context, s Session) error
+	// UpdateSession replaces the stored session with the same id;
+	// ErrNotFound if there is none.
+	UpdateSession(ctx context.Context, s Session) error
+	// GetSession returns ErrNotFound for an unknown id.
+	GetSession(ctx context.Context, id string) (Session, error)
+	// ListSessions returns sessions newest first.
+	ListSessions(ctx context.Context, opts ListOptions) ([]Session, error)
+	// AppendEvents appends evs (SessionID, Type, Data, Created set) in
+	// order, atomically, and returns them with their ids.
+	AppendEvents(ctx context.Context, evs []Event) ([]Event, error)
+	// Events returns a session's events with ids greater than after, oldest
+	// first, at most limit of them (0 means all).
+	Events(ctx context.Context, sessionID string, after int64, limit int) ([]Event, error)
+	// InterruptRunning marks every session still running or waiting for an
+	// approval as interrupted, expiring at expires; a host calls it at
+	// start-up, when no run of its own can be in progress.
+	InterruptRunning(ctx context.Context, now, expires time.Time) (int, error)
+	// DeleteExpired deletes finished sessions whose Expires is at or
+	// before now, with their events. Running sessions are never deleted.
+	DeleteExpired(ctx context.Context, now time.Time) (int, error)
+	// Close releases the store.
+	Close() error
+}
+
+// Errors of Store methods, checked with errors.Is.
+var (
+	ErrNotFound = errors.New("session not found")
+	ErrExists   = errors.New("session already exists")
+)
