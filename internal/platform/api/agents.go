@@ -1,0 +1,160 @@
+package api
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/agenthost/agenthost/internal/platform/agents"
+	"github.com/agenthost/agenthost/internal/platform/httpapi"
+	"github.com/agenthost/agenthost/internal/platform/store"
+)
+
+type sessionJSON struct {
+	ID    string  `json:"id"`
+	Title *string `json:"title"`
+	URL   string  `json:"url"`
+}
+
+// agentJSON is an agent as GET /api/v1/agents/{id} shows it: the seed's
+// fields, plus scopeId and model.
+type agentJSON struct {
+	AgentID   string        `json:"agentId"`
+	Name      string        `json:"name"`
+	Status    string        `json:"status"`
+	Busy      bool          `json:"busy"`
+	URL       string        `json:"url"`
+	Sessions  []sessionJSON `json:"sessions"`
+	ErrorMsg  *string       `json:"errorMsg"`
+	ScopeID   *string       `json:"scopeId"`
+	Model     string        `json:"model"`
+	CreatedAt string        `json:"createdAt"`
+}
+
+// agentSummaryJSON is an agent in GET /api/v1/agents: the record only, so
+// listing does not call every runtime (busy and sessions are per agent).
+type agentSummaryJSON struct {
+	AgentID   string  `json:"agentId"`
+	Name      string  `json:"name"`
+	Status    string  `json:"status"`
+	URL       string  `json:"url"`
+	ErrorMsg  *string `json:"errorMsg"`
+	ScopeID   *string `json:"scopeId"`
+	Model     string  `json:"model"`
+	CreatedAt string  `json:"createdAt"`
+}
+
+func (s *Server) agentURL(id string) string { return s.cfg.BaseURL() + "/a/" + id }
+
+func (s *Server) sessionsJSON(agentID string, list []agents.Session) []sessionJSON {
+	out := make([]sessionJSON, len(list))
+	for i, x := range list {
+		out[i] = sessionJSON{ID: x.ID, Title: x.Title, URL: s.cfg.SessionURL(agentID, x.ID)}
+	}
+	return out
+}
+
+func (s *Server) summary(a store.Agent) agentSummaryJSON {
+	return agentSummaryJSON{
+		AgentID: a.ID, Name: a.Name, Status: string(a.Status), URL: s.agentURL(a.ID),
+		ErrorMsg: nullable(a.ErrorMsg), ScopeID: nullable(a.ScopeID), Model: a.Model, CreatedAt: ts(a.CreatedAt),
+	}
+}
+
+func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
+	list, err := s.cfg.Agents.List(r.Context(), orgID(r))
+	if err != nil {
+		return err
+	}
+	out := make([]agentSummaryJSON, len(list))
+	for i, a := range list {
+		out[i] = s.summary(a)
+	}
+	httpapi.Write(w, http.StatusOK, map[string]any{"agents": out})
+	return nil
+}
+
+func (s *Server) createAgent(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Name          string `json:"name"`
+		InitialPrompt string `json:"initialPrompt"`
+		HiddenPrompt  string `json:"hiddenPrompt"`
+		ScopeID       string `json:"scopeId"`
+		Scope         string `json:"scope"`
+		Model         string `json:"model"`
+	}
+	if err := httpapi.Read(w, r, &req); err != nil {
+		return err
+	}
+	a, sessions, err := s.cfg.Agents.Create(r.Context(), orgID(r), agents.CreateRequest{
+		Name: req.Name, ScopeID: req.ScopeID, Scope: req.Scope, Model: req.Model,
+		InitialPrompt: req.InitialPrompt, HiddenPrompt: req.HiddenPrompt,
+	})
+	if err != nil {
+		return err
+	}
+	httpapi.Write(w, http.StatusOK, map[string]any{
+		"agentId":  a.ID,
+		"scopeId":  nullable(a.ScopeID),
+		"url":      s.agentURL(a.ID),
+		"sessions": s.sessionsJSON(a.ID, sessions),
+	})
+	return nil
+}
+
+func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) error {
+	a, err := s.cfg.Agents.Get(r.Context(), orgID(r), r.PathValue("agentId"))
+	if err != nil {
+		return missing("agent", err)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StatusTimeout)
+	defer cancel()
+	st, err := s.cfg.Agents.RuntimeStatus(ctx, a)
+	if err != nil {
+		// The record is still worth showing: a runtime that does not answer
+		// is idle as far as a poller is concerned.
+		s.log.Warn("runtime status unavailable", "agent", a.ID, "err", err)
+		st = agents.RuntimeStatus{}
+	}
+	sum := s.summary(a)
+	httpapi.Write(w, http.StatusOK, agentJSON{
+		AgentID: sum.AgentID, Name: sum.Name, Status: sum.Status, Busy: st.Busy, URL: sum.URL,
+		Sessions: s.sessionsJSON(a.ID, st.Sessions), ErrorMsg: sum.ErrorMsg, ScopeID: sum.ScopeID,
+		Model: sum.Model, CreatedAt: sum.CreatedAt,
+	})
+	return nil
+}
+
+func (s *Server) deleteAgent(w http.ResponseWriter, r *http.Request) error {
+	if err := s.cfg.Agents.Delete(r.Context(), orgID(r), r.PathValue("agentId")); err != nil {
+		return missing("agent", err)
+	}
+	httpapi.Write(w, http.StatusOK, map[string]bool{"deleted": true})
+	return nil
+}
+
+func (s *Server) startAgent(w http.ResponseWriter, r *http.Request) error {
+	a, started, err := s.cfg.Agents.Start(r.Context(), orgID(r), r.PathValue("agentId"))
+	if err != nil {
+		return missing("agent", err)
+	}
+	httpapi.Write(w, http.StatusOK, map[string]any{"agentId": a.ID, "status": a.Status, "started": started})
+	return nil
+}
+
+func (s *Server) stopAgent(w http.ResponseWriter, r *http.Request) error {
+	a, stopped, err := s.cfg.Agents.Stop(r.Context(), orgID(r), r.PathValue("agentId"))
+	if err != nil {
+		return missing("agent", err)
+	}
+	httpapi.Write(w, http.StatusOK, map[string]any{"agentId": a.ID, "status": a.Status, "stopped": stopped})
+	return nil
+}
+
+func (s *Server) restartAgent(w http.ResponseWriter, r *http.Request) error {
+	a, err := s.cfg.Agents.Restart(r.Context(), orgID(r), r.PathValue("agentId"))
+	if err != nil {
+		return missing("agent", err)
+	}
+	httpapi.Write(w, http.StatusOK, map[string]any{"agentId": a.ID, "status": a.Status, "restarted": true})
+	return nil
+}

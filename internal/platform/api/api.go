@@ -1,0 +1,270 @@
+// Package api is the platform's HTTP API, /api/v1 of seed 003: every route
+// authenticated by an organization's Bearer token, every answer JSON, every
+// error `{"error": "..."}` with the seed's status. Handlers return errors;
+// respond turns them into responses in one place.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/agenthost/agenthost/internal/platform/agents"
+	"github.com/agenthost/agenthost/internal/platform/auth"
+	"github.com/agenthost/agenthost/internal/platform/httpapi"
+	"github.com/agenthost/agenthost/internal/platform/secrets"
+	"github.com/agenthost/agenthost/internal/platform/store"
+)
+
+// Config is what the API serves from.
+type Config struct {
+	Store   store.Store
+	Auth    *auth.Authenticator
+	Agents  *agents.Manager
+	Secrets *secrets.Service
+	Logger  *slog.Logger
+	Now     func() time.Time
+	NewID   func() string
+	// BaseURL is the platform's public base URL (no trailing slash); agent
+	// and session URLs are built on it.
+	BaseURL func() string
+	// SessionURL is the embeddable page of one session. Default:
+	// BaseURL()/a/{agentId}/session/{sessionId}. The session-page work
+	// replaces it with a URL carrying a capability.
+	SessionURL func(agentID, sessionID string) string
+	// StatusTimeout bounds the call to a runtime behind GET
+	// /api/v1/agents/{id}. Default 5 s.
+	StatusTimeout time.Duration
+}
+
+// Server is the API's http.Handler.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+	mux *http.ServeMux // routes under /api/v1, behind authentication
+	h   http.Handler
+}
+
+// HandlerFunc is a handler that returns its error instead of writing it.
+type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// New returns the API server.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.StatusTimeout <= 0 {
+		cfg.StatusTimeout = 5 * time.Second
+	}
+	if cfg.SessionURL == nil {
+		cfg.SessionURL = func(agentID, sessionID string) string {
+			return cfg.BaseURL() + "/a/" + agentID + "/session/" + sessionID
+		}
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	s.routes()
+	root := http.NewServeMux()
+	root.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		httpapi.Write(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	root.Handle("/api/v1/", s.authenticate(s.mux))
+	root.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		httpapi.WriteError(w, http.StatusNotFound, "not found")
+	})
+	s.h = s.logRequests(s.recoverPanics(root))
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.h.ServeHTTP(w, r) }
+
+// Handle registers an authenticated route, e.g. "GET /api/v1/agents/{agentId}/usage".
+func (s *Server) Handle(pattern string, h HandlerFunc) {
+	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.respond(w, r, err)
+		}
+	}))
+}
+
+func (s *Server) routes() {
+	s.Handle("GET /api/v1/agents", s.listAgents)
+	s.Handle("POST /api/v1/agents", s.createAgent)
+	s.Handle("GET /api/v1/agents/{agentId}", s.getAgent)
+	s.Handle("DELETE /api/v1/agents/{agentId}", s.deleteAgent)
+	s.Handle("POST /api/v1/agents/{agentId}/start", s.startAgent)
+	s.Handle("POST /api/v1/agents/{agentId}/stop", s.stopAgent)
+	s.Handle("POST /api/v1/agents/{agentId}/restart", s.restartAgent)
+
+	s.Handle("GET /api/v1/scopes", s.listScopes)
+	s.Handle("POST /api/v1/scopes", s.createScope)
+	s.Handle("GET /api/v1/scopes/{scopeId}", s.getScope)
+	s.Handle("PATCH /api/v1/scopes/{scopeId}", s.updateScope)
+	s.Handle("DELETE /api/v1/scopes/{scopeId}", s.deleteScope)
+	s.Handle("GET /api/v1/scopes/{scopeId}/secrets", s.listScopeSecrets)
+	s.Handle("PUT /api/v1/scopes/{scopeId}/secrets", s.putScopeSecret)
+	s.Handle("DELETE /api/v1/scopes/{scopeId}/secrets/{key}", s.deleteScopeSecret)
+
+	s.Handle("GET /api/v1/secrets", s.listOrgSecrets)
+	s.Handle("PUT /api/v1/secrets", s.putOrgSecret)
+	s.Handle("DELETE /api/v1/secrets/{key}", s.deleteOrgSecret)
+
+	s.mux.HandleFunc("/api/v1/", s.noRoute)
+}
+
+// noRoute answers paths no route matches: 405 with Allow when the path
+// exists under another method, else 404.
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "/api/v1/" && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		httpapi.WriteError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed; use %s", r.Method, strings.Join(allow, ", ")))
+		return
+	}
+	httpapi.WriteError(w, http.StatusNotFound, "not found")
+}
+
+type ctxKey struct{}
+
+// orgID is the authenticated organization of a request.
+func orgID(r *http.Request) string { return r.Context().Value(ctxKey{}).(store.Token).OrgID }
+
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, err := s.cfg.Auth.Authenticate(r.Context(), r.Header.Get("Authorization"))
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="agenthost"`)
+			s.respond(w, r, err)
+			return
+		}
+		if lw, ok := w.(*logWriter); ok {
+			lw.org = tok.OrgID
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, tok)))
+	})
+}
+
+// respond is the one place errors become responses.
+func (s *Server) respond(w http.ResponseWriter, r *http.Request, err error) {
+	status, msg := classify(err)
+	if status >= 500 && status != http.StatusServiceUnavailable && status != http.StatusGatewayTimeout && status != http.StatusBadGateway {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	} else if status >= 500 {
+		s.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	}
+	httpapi.WriteError(w, status, msg)
+}
+
+// classify maps an error to its status and client-facing message.
+func classify(err error) (int, string) {
+	var he *httpapi.Error
+	var inv *agents.InvalidError
+	switch {
+	case errors.As(err, &he):
+		return he.Status, he.Msg
+	case errors.As(err, &inv):
+		return http.StatusBadRequest, inv.Error()
+	case errors.Is(err, auth.ErrMissing), errors.Is(err, auth.ErrInvalid):
+		return http.StatusUnauthorized, err.Error()
+	case errors.Is(err, agents.ErrState), errors.Is(err, agents.ErrNotRunning), errors.Is(err, agents.ErrInvalid):
+		return http.StatusBadRequest, err.Error()
+	case errors.Is(err, agents.ErrAgentLimit):
+		return http.StatusTooManyRequests, err.Error()
+	case errors.Is(err, agents.ErrProvisionTimeout):
+		return http.StatusGatewayTimeout, err.Error()
+	case errors.Is(err, agents.ErrCapacity), errors.Is(err, agents.ErrNoPorts),
+		errors.Is(err, agents.ErrStartFailed), errors.Is(err, agents.ErrStopFailed):
+		return http.StatusServiceUnavailable, err.Error()
+	case errors.Is(err, store.ErrConflict):
+		return http.StatusConflict, err.Error()
+	case errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound, "not found"
+	}
+	return http.StatusInternalServerError, "internal error"
+}
+
+// missing turns a store miss into the resource's 404; a foreign id reads
+// exactly like a missing one.
+func missing(what string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return &httpapi.Error{Status: http.StatusNotFound, Msg: what + " not found", Err: err}
+	}
+	return err
+}
+
+// ts formats a time as the seed does: ISO 8601, UTC, milliseconds.
+func ts(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// logWriter records the status for the request log and passes Flush and
+// friends through (http.ResponseController uses Unwrap).
+type logWriter struct {
+	http.ResponseWriter
+	status int
+	org    string
+}
+
+func (w *logWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *logWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *logWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// logRequests logs each request's method, path, status and duration; never
+// a body or a header.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		lw := &logWriter{ResponseWriter: w}
+		next.ServeHTTP(lw, r)
+		if r.URL.Path == "/health" {
+			return
+		}
+		s.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", lw.status, "org", lw.org, "duration", time.Since(start).Round(time.Microsecond))
+	})
+}
+
+func (s *Server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", v)
+				httpapi.WriteError(w, http.StatusInternalServerError, "internal error")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,252 @@
+// Package platform is `agenthost platform`: a multi-tenant control plane
+// that provisions agents, each in its own runtime, behind the REST API of
+// seed 003. This package wires the parts and owns the server's lifecycle:
+//
+//	store/    persistence (SQLite by default, PostgreSQL for replicas)
+//	secrets/  the master key, AES-256-GCM at rest, agents' environments
+//	auth/     API tokens
+//	agents/   provisioning, supervision and reconciliation of runtimes
+//	api/      the /api/v1 HTTP server
+//	httpapi/  JSON reading and writing shared by the handlers
+//
+// The lifecycle is New → Serve → Shutdown, like the other agenthost
+// servers; tests run it in-process on 127.0.0.1:0.
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agenthost/agenthost/internal/platform/agents"
+	"github.com/agenthost/agenthost/internal/platform/api"
+	"github.com/agenthost/agenthost/internal/platform/auth"
+	"github.com/agenthost/agenthost/internal/platform/ids"
+	"github.com/agenthost/agenthost/internal/platform/secrets"
+	"github.com/agenthost/agenthost/internal/platform/store"
+	"github.com/agenthost/agenthost/internal/platform/store/postgres"
+	"github.com/agenthost/agenthost/internal/platform/store/sqlite"
+	"github.com/agenthost/agenthost/internal/runtime"
+)
+
+// DefaultDataDir is where the platform keeps its state unless told
+// otherwise: relative to the working directory.
+const DefaultDataDir = ".agenthost"
+
+// DatabaseFile is the SQLite database's name in the data directory.
+const DatabaseFile = "platform.db"
+
+// Config configures a Server.
+type Config struct {
+	// DataDir holds the SQLite database, the master key file and the
+	// process driver's runtimes. Default DefaultDataDir.
+	DataDir string
+	// Database is a postgres:// DSN; empty means SQLite in DataDir.
+	Database string
+	// Driver runs the runtimes. Required.
+	Driver runtime.Driver
+	// PublicURL is the base URL clients reach the platform at, used in the
+	// agent and session URLs it returns. Default: from the listener.
+	PublicURL string
+	// Getenv reads the environment (AGENTHOST_MASTER_KEY). Default
+	// os.Getenv.
+	Getenv func(string) string
+	// Logger receives the platform's logs. Default slog.Default().
+	Logger *slog.Logger
+	// Agents configures the agent manager; its Store, Secrets, Box, Driver,
+	// Logger, Now and NewID are filled in by New.
+	Agents agents.Config
+	// TokenTouchInterval throttles last-used writes per token. Default 1 min.
+	TokenTouchInterval time.Duration
+	// Now and NewID are the clock and id seams. Defaults time.Now, ids.New.
+	Now   func() time.Time
+	NewID func() string
+}
+
+// Server is a running platform.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	store  store.Store
+	agents *agents.Manager
+	api    *api.Server
+	http   *http.Server
+
+	mu         sync.Mutex
+	baseURL    string
+	reconciled chan struct{}
+	shutdown   sync.Once
+}
+
+// OpenStore opens the platform's store: PostgreSQL when dsn is set,
+// otherwise SQLite in dataDir.
+func OpenStore(ctx context.Context, dataDir, dsn string) (store.Store, error) {
+	if dsn != "" {
+		if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+			return nil, errors.New("--database: want a postgres:// URL (leave it empty for SQLite in the data directory)")
+		}
+		return postgres.Open(ctx, dsn)
+	}
+	if dataDir == "" {
+		dataDir = DefaultDataDir
+	}
+	return sqlite.Open(ctx, filepath.Join(dataDir, DatabaseFile))
+}
+
+// New opens the store, loads the master key and builds the server. The
+// runtimes of an earlier platform process are reconciled when Serve starts.
+func New(cfg Config) (*Server, error) {
+	if cfg.Driver == nil {
+		return nil, errors.New("platform: a runtime driver is required")
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = DefaultDataDir
+	}
+	if cfg.Getenv == nil {
+		cfg.Getenv = os.Getenv
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.NewID == nil {
+		cfg.NewID = ids.New
+	}
+	if cfg.TokenTouchInterval <= 0 {
+		cfg.TokenTouchInterval = time.Minute
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("platform: data directory: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := OpenStore(ctx, cfg.DataDir, cfg.Database)
+	if err != nil {
+		return nil, fmt.Errorf("platform: %w", err)
+	}
+	s, err := build(ctx, cfg, st)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func build(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
+	log := cfg.Logger
+	key, source, err := secrets.LoadKey(cfg.Getenv, cfg.DataDir, log)
+	if err != nil {
+		return nil, fmt.Errorf("platform: %w", err)
+	}
+	box, err := secrets.NewBox(key)
+	if err != nil {
+		return nil, fmt.Errorf("platform: %w", err)
+	}
+	if err := secrets.VerifyKey(ctx, st, box); err != nil {
+		return nil, fmt.Errorf("platform: master key from %s: %w", source, err)
+	}
+	sec := secrets.NewService(st, box, cfg.Now, cfg.NewID)
+
+	ac := cfg.Agents
+	ac.Store, ac.Secrets, ac.Box, ac.Driver, ac.Logger, ac.Now, ac.NewID = st, sec, box, cfg.Driver, log, cfg.Now, cfg.NewID
+	mgr, err := agents.New(ac)
+	if err != nil {
+		return nil, fmt.Errorf("platform: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log, store: st, agents: mgr, reconciled: make(chan struct{}), baseURL: strings.TrimSuffix(cfg.PublicURL, "/")}
+	s.api = api.New(api.Config{
+		Store: st, Auth: auth.NewAuthenticator(st, cfg.Now, cfg.TokenTouchInterval, log),
+		Agents: mgr, Secrets: sec, Logger: log, Now: cfg.Now, NewID: cfg.NewID, BaseURL: s.BaseURL,
+	})
+	s.http = &http.Server{
+		Handler:           s.api,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// Handler is the platform's HTTP handler: /health and /api/v1.
+func (s *Server) Handler() http.Handler { return s.api }
+
+// API is the /api/v1 server, where later routes register.
+func (s *Server) API() *api.Server { return s.api }
+
+// Agents is the agent manager.
+func (s *Server) Agents() *agents.Manager { return s.agents }
+
+// Store is the platform's store.
+func (s *Server) Store() store.Store { return s.store }
+
+// BaseURL is the public base URL, without a trailing slash.
+func (s *Server) BaseURL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.baseURL
+}
+
+// Reconciled is closed once the runtimes of an earlier platform process
+// have been re-attached or restarted.
+func (s *Server) Reconciled() <-chan struct{} { return s.reconciled }
+
+// Serve serves on ln until Shutdown is called or ctx ends, reconciling
+// the persisted agents in the background meanwhile. It returns nil after a
+// clean shutdown.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.mu.Lock()
+	if s.baseURL == "" {
+		s.baseURL = urlFor(ln.Addr())
+	}
+	s.mu.Unlock()
+	go func() {
+		defer close(s.reconciled)
+		if err := s.agents.Reconcile(ctx); err != nil {
+			s.log.Error("reconciling agents", "err", err)
+		}
+	}()
+	stop := context.AfterFunc(ctx, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Shutdown(sctx)
+	})
+	defer stop()
+	err := s.http.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// urlFor is the base URL of a listener: an unspecified address becomes
+// localhost.
+func urlFor(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return "http://" + a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// Shutdown stops accepting requests, waits for those in flight, stops
+// supervising runtimes (which keep running, for the next process to
+// re-attach) and closes the store.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	s.shutdown.Do(func() {
+		err = errors.Join(s.http.Shutdown(ctx), s.agents.Close(ctx), s.store.Close())
+	})
+	return err
+}
