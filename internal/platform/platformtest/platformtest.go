@@ -51,7 +51,7 @@ type Env struct {
 	Logs   *Buffer
 	// DataDir and DSN start the next platform on the same state.
 	DataDir, DSN string
-	stopped bool
+	stopped      bool
 }
 
 // Start starts a platform and shuts it down when the test ends.
