@@ -125,6 +125,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TokenTouchInterval <= 0 {
 		cfg.TokenTouchInterval = time.Minute
 	}
+	if cfg.Agents.Node == "" {
+		// A SQLite database belongs to one host: one node, whatever the
+		// hostname becomes. Replicas sharing PostgreSQL need distinct names.
+		cfg.Agents.Node = "local"
+		if cfg.Database != "" {
+			cfg.Agents.Node, _ = os.Hostname()
+		}
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("platform: data directory: %w", err)
 	}
@@ -205,7 +213,7 @@ func (s *Server) Reconciled() <-chan struct{} { return s.reconciled }
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.mu.Lock()
 	if s.baseURL == "" {
-		s.baseURL = urlFor(ln.Addr())
+		s.baseURL = URLFor(ln.Addr())
 	}
 	s.mu.Unlock()
 	go func() {
@@ -227,9 +235,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// urlFor is the base URL of a listener: an unspecified address becomes
-// localhost.
-func urlFor(a net.Addr) string {
+// URLFor is the base URL of a listener's address: an unspecified address
+// becomes localhost.
+func URLFor(a net.Addr) string {
 	host, port, err := net.SplitHostPort(a.String())
 	if err != nil {
 		return "http://" + a.String()

@@ -127,9 +127,9 @@ func Issue(ctx context.Context, st store.Store, orgName, label string, now time.
 
 // List lists an organization's tokens (never their secrets).
 func List(ctx context.Context, st store.Store, orgName string) ([]store.Token, error) {
-	org, err := st.OrgByName(ctx, orgName)
+	org, err := orgByName(ctx, st, orgName)
 	if err != nil {
-		return nil, fmt.Errorf("organization %q: %w", orgName, err)
+		return nil, err
 	}
 	return st.ListTokens(ctx, org.ID)
 }
@@ -137,14 +137,25 @@ func List(ctx context.Context, st store.Store, orgName string) ([]store.Token, e
 // Revoke deletes a token of an organization by id; it stops working at
 // once.
 func Revoke(ctx context.Context, st store.Store, orgName, tokenID string) error {
-	org, err := st.OrgByName(ctx, orgName)
+	org, err := orgByName(ctx, st, orgName)
 	if err != nil {
-		return fmt.Errorf("organization %q: %w", orgName, err)
+		return err
 	}
 	if err := st.DeleteToken(ctx, org.ID, tokenID); err != nil {
-		return fmt.Errorf("token %q: %w", tokenID, err)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("token %q of organization %q: %w", tokenID, orgName, store.ErrNotFound)
+		}
+		return err
 	}
 	return nil
+}
+
+func orgByName(ctx context.Context, st store.Store, name string) (store.Org, error) {
+	org, err := st.OrgByName(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return org, fmt.Errorf("organization %q: %w", name, store.ErrNotFound)
+	}
+	return org, err
 }
 
 // Authenticator checks request tokens and records when each was last used,

@@ -206,6 +206,10 @@ type Store interface {
 	// NodeAgents lists every organization's agents run by a node, for
 	// reconciliation after a restart.
 	NodeAgents(ctx context.Context, node string) ([]Agent, error)
+	// FindAgent finds an agent by id in any organization. It exists for
+	// the platform's own housekeeping (is this runtime anybody's?), never
+	// for serving a request.
+	FindAgent(ctx context.Context, id string) (Agent, error)
 	// UpdateAgentRuntime records a lifecycle change.
 	UpdateAgentRuntime(ctx context.Context, orgID, id string, r AgentRuntime) error
 	// DeleteAgent deletes an agent's record.

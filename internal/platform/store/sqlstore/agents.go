@@ -73,6 +73,15 @@ func (s *Store) GetAgent(ctx context.Context, orgID, id string) (store.Agent, er
 	return a, nil
 }
 
+// FindAgent implements store.Store.
+func (s *Store) FindAgent(ctx context.Context, id string) (store.Agent, error) {
+	a, err := scanAgent(s.db.QueryRowContext(ctx, `SELECT `+agentCols+` FROM agents WHERE id = $1`, id))
+	if err != nil {
+		return store.Agent{}, notFound(err, "agent")
+	}
+	return a, nil
+}
+
 // ListAgents implements store.Store.
 func (s *Store) ListAgents(ctx context.Context, orgID string) ([]store.Agent, error) {
 	return s.agents(ctx, `SELECT `+agentCols+` FROM agents WHERE org_id = $1 ORDER BY created_at, id`, orgID)

@@ -384,9 +384,14 @@ func testAgents(t *testing.T, s store.Store) {
 	if err != nil || len(nodes) != 2 || nodes[0].ID != b.ID || nodes[1].ID != c.ID {
 		t.Fatalf("NodeAgents = %+v, %v; want b and c across orgs", nodes, err)
 	}
+	if f, err := s.FindAgent(ctx(), c.ID); err != nil || f.OrgID != other.ID {
+		t.Fatalf("FindAgent = %+v, %v", f, err)
+	}
 	if err := s.DeleteAgent(ctx(), o.ID, a.ID); err != nil {
 		t.Fatal(err)
 	}
+	_, err = s.FindAgent(ctx(), a.ID)
+	wantErr(t, err, store.ErrNotFound, "FindAgent after delete")
 	_, err = s.GetAgent(ctx(), o.ID, a.ID)
 	wantErr(t, err, store.ErrNotFound, "GetAgent after delete")
 	wantErr(t, s.DeleteAgent(ctx(), o.ID, a.ID), store.ErrNotFound, "DeleteAgent twice")
