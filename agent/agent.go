@@ -137,3 +137,32 @@ func (a *Agent) ToolNames() []string {
 
 // MaxIterations returns the bound on model calls per run.
 func (a *Agent) MaxIterations() int { return a.maxIterations }
+
+// Derive returns a copy of a with opts applied over its settings; a is
+// unchanged. Hosts use it to apply a configured model or system prompt to
+// the agents their factory builds. Changing the model by name reopens it.
+func (a *Agent) Derive(opts ...Option) (*Agent, error) {
+	c := *a
+	c.tools = slices.Clone(a.tools)
+	for _, o := range opts {
+		if err := o(&c); err != nil {
+			return nil, fmt.Errorf("agent %s: %w", a.name, err)
+		}
+	}
+	if c.modelName != a.modelName && c.model == a.model {
+		m, err := c.registry.Open(c.modelName)
+		if err != nil {
+			return nil, fmt.Errorf("agent %s: %w", a.name, err)
+		}
+		c.model = m
+	}
+	c.byName = make(map[string]Tool, len(c.tools))
+	for _, t := range c.tools {
+		n := t.Spec().Name
+		if _, dup := c.byName[n]; dup {
+			return nil, fmt.Errorf("agent %s: two tools named %q", a.name, n)
+		}
+		c.byName[n] = t
+	}
+	return &c, nil
+}

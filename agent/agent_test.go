@@ -494,3 +494,23 @@ func equal[T comparable](a, b []T) bool {
 	}
 	return true
 }
+
+func TestDerive(t *testing.T) {
+	a := newAgent(t, agent.WithSystemPrompt("one"), agent.WithTools(addTool()))
+	b, err := a.Derive(agent.WithSystemPrompt("two"), agent.WithModel("offline/slow"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.SystemPrompt() != "one" || a.Model().Name() != "offline/demo" {
+		t.Fatalf("original changed: %q %s", a.SystemPrompt(), a.Model().Name())
+	}
+	if b.SystemPrompt() != "two" || b.Model().Name() != "offline/slow" || len(b.Tools()) != 1 || b.Name() != a.Name() {
+		t.Fatalf("derived: %q %s %v", b.SystemPrompt(), b.Model().Name(), b.ToolNames())
+	}
+	if _, err := a.Derive(agent.WithModel("nope/x")); err == nil {
+		t.Fatal("unknown model accepted")
+	}
+	if _, err := a.Derive(agent.WithTools(addTool())); err == nil {
+		t.Fatal("duplicate tool accepted")
+	}
+}

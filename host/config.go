@@ -1,0 +1,448 @@
+package host
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/token"
+)
+
+// Defaults of the settings (seed 002).
+const (
+	DefaultPort               = 8000
+	DefaultWorkers            = 8
+	DefaultResultTTL          = 24 * time.Hour
+	DefaultMaxFileSizeMB      = 10
+	DefaultMaxFilesPerRequest = 10
+	DefaultCoDir              = ".co"
+	// ConfigFileName is host.yaml's name inside the data directory.
+	ConfigFileName = "host.yaml"
+)
+
+// Config is the resolved configuration of a host: code options first, then
+// host.yaml, then defaults.
+type Config struct {
+	// Name names the agent when the host builds it (the CLI); a Go
+	// program's factory names its own agent.
+	Name     string
+	Summary  string
+	Examples []string
+	// Trust is the level: open, careful or strict.
+	Trust string
+	// TrustPolicy is the raw YAML of a `trust:` mapping (seed 002's
+	// advanced configuration), for a policy gate to interpret; nil when
+	// trust is a level.
+	TrustPolicy []byte
+	// Whitelist and Blacklist apply to signed callers, which the policy
+	// gate verifies.
+	Whitelist AccessList
+	Blacklist AccessList
+	Port      int
+	// Workers bounds concurrent agent runs; Queue bounds the runs waiting
+	// for a worker, past which requests get 503.
+	Workers   int
+	Queue     int
+	ResultTTL time.Duration
+	// RelayURL is where to announce; "" disables the relay.
+	RelayURL string
+	Reload   bool
+	// CoDir is the data directory: keys, database, uploads.
+	CoDir string
+	// MaxFileSizeMB and MaxFilesPerRequest limit uploads.
+	MaxFileSizeMB      float64
+	MaxFilesPerRequest int
+	// Model and SystemPrompt, when set, override the factory's agent.
+	Model        string
+	SystemPrompt string
+	// SystemPromptFile is the file system_prompt named, if it named one.
+	SystemPromptFile string
+	// File is the host.yaml that was read, "" if none.
+	File string
+}
+
+// AccessList is a whitelist or blacklist: addresses given inline, or a file
+// of them (one per line, # comments).
+type AccessList struct {
+	Addresses []string
+	File      string
+}
+
+// UnmarshalYAML accepts a list of addresses or a file path.
+func (l *AccessList) UnmarshalYAML(node ast.Node) error {
+	switch n := unwrap(node).(type) {
+	case *ast.StringNode:
+		l.File = n.Value
+		return nil
+	case *ast.NullNode:
+		return nil
+	case *ast.SequenceNode:
+		for _, v := range n.Values {
+			s, ok := unwrap(v).(*ast.StringNode)
+			if !ok {
+				return &configError{line: v.GetToken().Position.Line, msg: "want an address (a string)"}
+			}
+			l.Addresses = append(l.Addresses, s.Value)
+		}
+		return nil
+	}
+	return &configError{line: node.GetToken().Position.Line, msg: "want a file path or a list of addresses"}
+}
+
+// TrustSetting is the `trust` key: a level name or a policy mapping.
+type TrustSetting struct {
+	Level  string
+	Policy []byte
+}
+
+// UnmarshalYAML accepts a level string or a mapping, kept as raw YAML.
+func (t *TrustSetting) UnmarshalYAML(node ast.Node) error {
+	switch n := unwrap(node).(type) {
+	case *ast.StringNode:
+		switch n.Value {
+		case TrustOpen, TrustCareful, TrustStrict:
+			t.Level = n.Value
+			return nil
+		}
+		return &configError{line: n.GetToken().Position.Line,
+			msg: fmt.Sprintf("%q is not a trust level; want open, careful or strict, or a policy mapping", clipString(n.Value, 40))}
+	case *ast.MappingNode:
+		t.Policy = []byte(n.String())
+		return nil
+	}
+	return &configError{line: node.GetToken().Position.Line, msg: "want a trust level (open, careful, strict) or a policy mapping"}
+}
+
+func unwrap(n ast.Node) ast.Node {
+	for {
+		switch v := n.(type) {
+		case *ast.CommentGroupNode:
+			return n
+		case *ast.TagNode:
+			n = v.Value
+		case *ast.AnchorNode:
+			n = v.Value
+		default:
+			return n
+		}
+	}
+}
+
+// fileConfig is host.yaml. Pointers tell an absent key from a zero value,
+// so the file only overrides what it sets. Code options fill the same
+// struct, which is how they take precedence.
+type fileConfig struct {
+	Name               *string       `yaml:"name"`
+	Summary            *string       `yaml:"summary"`
+	Examples           *[]string     `yaml:"examples"`
+	Trust              *TrustSetting `yaml:"trust"`
+	Whitelist          *AccessList   `yaml:"whitelist"`
+	Blacklist          *AccessList   `yaml:"blacklist"`
+	Port               *int          `yaml:"port"`
+	Workers            *int          `yaml:"workers"`
+	Queue              *int          `yaml:"queue"`
+	ResultTTL          *int          `yaml:"result_ttl"`
+	RelayURL           *string       `yaml:"relay_url"`
+	Reload             *bool         `yaml:"reload"`
+	CoDir              *string       `yaml:"co_dir"`
+	MaxFileSize        *float64      `yaml:"max_file_size"`
+	MaxFilesPerRequest *int          `yaml:"max_files_per_request"`
+	Model              *string       `yaml:"model"`
+	SystemPrompt       *string       `yaml:"system_prompt"`
+}
+
+// configError is an error at a line of host.yaml.
+type configError struct {
+	line int
+	key  string
+	msg  string
+}
+
+func (e *configError) Error() string {
+	if e.key != "" {
+		return fmt.Sprintf("line %d: key %q: %s", e.line, e.key, e.msg)
+	}
+	return fmt.Sprintf("line %d: %s", e.line, e.msg)
+}
+
+// ErrConfig wraps every host.yaml error.
+var ErrConfig = errors.New("invalid host.yaml")
+
+// parseConfig parses host.yaml's bytes strictly: unknown keys and wrong
+// types are errors naming the key and line. name is used in messages.
+func parseConfig(data []byte, name string) (*fileConfig, error) {
+	var fc fileConfig
+	if len(bytes.TrimSpace(data)) == 0 {
+		return &fc, nil
+	}
+	if err := yaml.UnmarshalWithOptions(data, &fc, yaml.DisallowUnknownField()); err != nil {
+		return nil, fmt.Errorf("%w: %s:%s", ErrConfig, name, describeYAMLError(err))
+	}
+	if err := fc.validate(); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrConfig, name, err)
+	}
+	return &fc, nil
+}
+
+// yamlKeys maps Go field names of fileConfig to their keys.
+var yamlKeys = func() map[string]string {
+	m := map[string]string{}
+	t := reflect.TypeFor[fileConfig]()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		m[f.Name] = f.Tag.Get("yaml")
+	}
+	return m
+}()
+
+func describeYAMLError(err error) string {
+	var ce *configError
+	if errors.As(err, &ce) {
+		return ce.Error()
+	}
+	var unknown *yaml.UnknownFieldError
+	if errors.As(err, &unknown) {
+		key := strings.TrimSuffix(strings.TrimPrefix(unknown.Message, `unknown field "`), `"`)
+		return (&configError{line: line(unknown.Token), msg: fmt.Sprintf("unknown key %q", key)}).Error()
+	}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		key := ""
+		if te.StructFieldName != nil {
+			f := *te.StructFieldName
+			if i := strings.LastIndexByte(f, '.'); i >= 0 {
+				f = f[i+1:]
+			}
+			key = yamlKeys[f]
+			if key == "" {
+				key = f
+			}
+		}
+		return (&configError{line: line(te.Token), key: key, msg: fmt.Sprintf("want %s, got %s", kindName(te.DstType), te.SrcType)}).Error()
+	}
+	var ye yaml.Error
+	if errors.As(err, &ye) {
+		return (&configError{line: line(ye.GetToken()), msg: ye.GetMessage()}).Error()
+	}
+	return " " + err.Error()
+}
+
+func line(tk *token.Token) int {
+	if tk == nil {
+		return 0
+	}
+	return tk.Position.Line
+}
+
+func kindName(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int64:
+		return "an integer"
+	case reflect.Float64:
+		return "a number"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.String:
+		return "a string"
+	case reflect.Slice:
+		return "a list"
+	}
+	return t.String()
+}
+
+func (fc *fileConfig) validate() error {
+	pos := func(key string, v *int) error {
+		if v != nil && *v < 1 {
+			return fmt.Errorf("key %q: must be at least 1, got %d", key, *v)
+		}
+		return nil
+	}
+	for _, c := range []struct {
+		key string
+		v   *int
+	}{{"workers", fc.Workers}, {"queue", fc.Queue}, {"result_ttl", fc.ResultTTL}, {"max_files_per_request", fc.MaxFilesPerRequest}} {
+		if err := pos(c.key, c.v); err != nil {
+			return err
+		}
+	}
+	if fc.Port != nil && (*fc.Port < 0 || *fc.Port > 65535) {
+		return fmt.Errorf("key %q: %d is not a TCP port", "port", *fc.Port)
+	}
+	if fc.MaxFileSize != nil && *fc.MaxFileSize <= 0 {
+		return fmt.Errorf("key %q: must be positive, got %v", "max_file_size", *fc.MaxFileSize)
+	}
+	if fc.Examples != nil && len(*fc.Examples) > 20 {
+		return fmt.Errorf("key %q: at most 20 examples, got %d", "examples", len(*fc.Examples))
+	}
+	return nil
+}
+
+// overlay sets every field of fc that top sets.
+func (fc *fileConfig) overlay(top *fileConfig) {
+	dst, src := reflect.ValueOf(fc).Elem(), reflect.ValueOf(top).Elem()
+	for i := 0; i < dst.NumField(); i++ {
+		if !src.Field(i).IsNil() {
+			dst.Field(i).Set(src.Field(i))
+		}
+	}
+}
+
+// loadConfig reads the config file (a missing default file is no error)
+// and resolves code options over it over the defaults. dir is the working
+// directory relative paths start from.
+func loadConfig(code *fileConfig, path string, explicit bool, dir string) (*Config, error) {
+	merged := &fileConfig{}
+	cfg := &Config{}
+	if path != "" {
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(dir, path)
+		}
+		data, err := os.ReadFile(path)
+		switch {
+		case err == nil:
+			fc, err := parseConfig(data, path)
+			if err != nil {
+				return nil, err
+			}
+			merged = fc
+			cfg.File = path
+		case errors.Is(err, fs.ErrNotExist) && !explicit:
+		default:
+			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+	}
+	merged.overlay(code)
+	return merged.resolve(cfg, dir)
+}
+
+func (fc *fileConfig) resolve(cfg *Config, dir string) (*Config, error) {
+	str := func(p *string, def string) string {
+		if p != nil {
+			return *p
+		}
+		return def
+	}
+	num := func(p *int, def int) int {
+		if p != nil {
+			return *p
+		}
+		return def
+	}
+	cfg.Name = str(fc.Name, "")
+	cfg.Summary = str(fc.Summary, "")
+	if fc.Examples != nil {
+		cfg.Examples = *fc.Examples
+	}
+	cfg.Trust = TrustCareful
+	if fc.Trust != nil {
+		if fc.Trust.Level != "" {
+			cfg.Trust = fc.Trust.Level
+		}
+		cfg.TrustPolicy = fc.Trust.Policy
+	}
+	base := dir
+	if cfg.File != "" {
+		base = filepath.Dir(cfg.File)
+	}
+	if fc.Whitelist != nil {
+		cfg.Whitelist = *fc.Whitelist
+		cfg.Whitelist.File = resolvePath(cfg.Whitelist.File, base, dir)
+	}
+	if fc.Blacklist != nil {
+		cfg.Blacklist = *fc.Blacklist
+		cfg.Blacklist.File = resolvePath(cfg.Blacklist.File, base, dir)
+	}
+	cfg.Port = num(fc.Port, DefaultPort)
+	cfg.Workers = num(fc.Workers, DefaultWorkers)
+	cfg.Queue = num(fc.Queue, max(1024, 64*cfg.Workers))
+	cfg.ResultTTL = time.Duration(num(fc.ResultTTL, int(DefaultResultTTL/time.Second))) * time.Second
+	cfg.RelayURL = str(fc.RelayURL, "")
+	if fc.Reload != nil {
+		cfg.Reload = *fc.Reload
+	}
+	cfg.CoDir = str(fc.CoDir, DefaultCoDir)
+	if !filepath.IsAbs(cfg.CoDir) {
+		cfg.CoDir = filepath.Join(dir, cfg.CoDir)
+	}
+	cfg.MaxFileSizeMB = DefaultMaxFileSizeMB
+	if fc.MaxFileSize != nil {
+		cfg.MaxFileSizeMB = *fc.MaxFileSize
+	}
+	cfg.MaxFilesPerRequest = num(fc.MaxFilesPerRequest, DefaultMaxFilesPerRequest)
+	cfg.Model = str(fc.Model, "")
+	if fc.SystemPrompt != nil {
+		text, file, err := readPrompt(*fc.SystemPrompt, base, dir)
+		if err != nil {
+			return nil, fmt.Errorf("%w: system_prompt: %v", ErrConfig, err)
+		}
+		cfg.SystemPrompt, cfg.SystemPromptFile = text, file
+	}
+	return cfg, nil
+}
+
+// resolvePath finds a relative path next to host.yaml first, then in the
+// working directory.
+func resolvePath(p, base, dir string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	cand := filepath.Join(base, p)
+	if _, err := os.Stat(cand); err == nil || base == dir {
+		return cand
+	}
+	if alt := filepath.Join(dir, p); fileExists(alt) {
+		return alt
+	}
+	return cand
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
+
+// promptExts mark a system_prompt value as a file name even before the file
+// exists, so a typo is an error rather than a one-line prompt.
+var promptExts = []string{".md", ".txt", ".prompt"}
+
+// readPrompt returns the prompt text: v itself, or the contents of the
+// file v names.
+func readPrompt(v, base, dir string) (text, file string, err error) {
+	if v == "" || strings.ContainsAny(v, "\n") || len(v) > 512 {
+		return v, "", nil
+	}
+	p := resolvePath(v, base, dir)
+	named := false
+	for _, ext := range promptExts {
+		named = named || strings.HasSuffix(strings.ToLower(v), ext)
+	}
+	if !fileExists(p) {
+		if named {
+			return "", "", fmt.Errorf("prompt file %s not found", p)
+		}
+		return v, "", nil
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "", "", err
+	}
+	return string(b), p, nil
+}
+
+func clipString(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
+}

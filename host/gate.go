@@ -1,0 +1,117 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Trust levels (protocol.md §5).
+const (
+	TrustOpen    = "open"
+	TrustCareful = "careful"
+	TrustStrict  = "strict"
+)
+
+// Request is what a Gate sees of a request: the transport details and, for
+// signed requests, the envelope. It is the same for POST /input, signed
+// GETs and WebSocket CONNECT/INPUT, so one policy covers all of them.
+type Request struct {
+	// Transport is "http", "ws" or "relay".
+	Transport string
+	// Method and Path are the HTTP request line ("GET", "/sessions"); for
+	// WebSocket frames Method is the frame type ("CONNECT", "INPUT").
+	Method string
+	Path   string
+	// Header holds the HTTP headers (X-Co-From, X-Co-Signature and
+	// X-Co-Timestamp on signed GETs); nil for frames.
+	Header     http.Header
+	RemoteAddr string
+	// Payload, From and Signature are the signed envelope of protocol.md
+	// §1, when the request has one; Payload is the raw JSON that was
+	// signed.
+	Payload   json.RawMessage
+	From      string
+	Signature string
+	// Timestamp is the envelope's optional outer timestamp.
+	Timestamp int64
+}
+
+// Signed reports whether the request carries a signature to verify.
+func (r *Request) Signed() bool {
+	return r.Signature != "" || r.From != "" || (r.Header != nil && r.Header.Get("X-Co-Signature") != "")
+}
+
+// Caller is an admitted requester.
+type Caller struct {
+	// Address is the verified signer's address; "" for an anonymous
+	// caller.
+	Address string
+	// Level is the caller's standing: "stranger", "contact",
+	// "whitelisted"...
+	Level string
+	// SeesAll lets the caller list every session (an anonymous caller
+	// under trust "open", or the host's own admin identity).
+	SeesAll bool
+}
+
+// Gate admits or refuses requests. Errors wrap ErrUnauthorized (401: no or
+// bad signature) or ErrForbidden (403: refused by policy); an
+// *OnboardRequired error asks a WebSocket client to onboard first.
+//
+// The default gate implements the trust levels for unsigned callers; the
+// trust package provides one that verifies signatures and applies
+// policies.
+type Gate interface {
+	Admit(ctx context.Context, r *Request) (Caller, error)
+}
+
+// Onboarder is implemented by gates that let strangers become contacts over
+// WebSocket (ONBOARD_SUBMIT). r carries the ONBOARD_SUBMIT envelope.
+type Onboarder interface {
+	Onboard(ctx context.Context, r *Request) (caller Caller, message string, err error)
+}
+
+// OnboardRequired is a Gate's answer to a stranger who could be admitted
+// after onboarding; over WebSocket it becomes ONBOARD_REQUIRED.
+type OnboardRequired struct {
+	Identity      string
+	Methods       []string // "invite_code", "payment"
+	PaymentAmount float64
+}
+
+func (e *OnboardRequired) Error() string { return "onboarding required" }
+
+// Unwrap makes an *OnboardRequired an ErrForbidden for plain HTTP.
+func (e *OnboardRequired) Unwrap() error { return ErrForbidden }
+
+// Errors a Gate wraps.
+var (
+	ErrUnauthorized = errors.New("unauthorized")
+	ErrForbidden    = errors.New("forbidden")
+)
+
+// LevelGate is the gate of the three trust levels for unsigned callers:
+// "open" and "careful" admit anonymous callers, "strict" requires a
+// signature. It does not verify signatures: a signed request is admitted as
+// anonymous where anonymous callers are, and refused under strict; a gate
+// from the trust package replaces it to verify them.
+type LevelGate struct{ Level string }
+
+// Admit implements Gate.
+func (g LevelGate) Admit(_ context.Context, r *Request) (Caller, error) {
+	switch g.Level {
+	case TrustOpen:
+		return Caller{Level: "stranger", SeesAll: true}, nil
+	case TrustCareful, "":
+		return Caller{Level: "stranger"}, nil
+	case TrustStrict:
+		if r.Signed() {
+			return Caller{}, fmt.Errorf("%w: signature verification is not available on this host", ErrUnauthorized)
+		}
+		return Caller{}, fmt.Errorf("%w: signature required", ErrUnauthorized)
+	}
+	return Caller{}, fmt.Errorf("%w: unknown trust level %q", ErrForbidden, g.Level)
+}

@@ -1,0 +1,156 @@
+package host_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agenthost/agenthost/agent"
+	"github.com/agenthost/agenthost/host"
+	"github.com/agenthost/agenthost/internal/demo"
+	"github.com/agenthost/agenthost/llm"
+)
+
+// fakeClock is a settable clock for expiry tests.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+type askArgs struct {
+	Question string `json:"question"`
+}
+
+// testTools are the demo tools plus "ask", which asks the user through
+// agent.AskUser, and "danger", which tests mark as needing approval.
+func testTools() []agent.Tool {
+	return append(demo.Tools(),
+		agent.MustTool("ask", "Ask the user a question.", func(ctx context.Context, a askArgs) (string, error) {
+			ans, err := agent.AskUser(ctx, agent.Question{Question: a.Question, Options: []agent.AnswerOption{{Label: "red"}, {Label: "blue"}}})
+			if err != nil {
+				return "", err
+			}
+			return "the user said " + strings.Join(ans[0], ","), nil
+		}),
+		agent.MustTool("danger", "Do something that needs approval.", func(_ context.Context, a askArgs) (string, error) {
+			return "did " + a.Question, nil
+		}),
+	)
+}
+
+func factory(model string) host.Factory {
+	return func() (*agent.Agent, error) {
+		return agent.New("translator", agent.WithModel(model), agent.WithTools(testTools()...))
+	}
+}
+
+// testHost starts a host on an httptest server with its data in a temp
+// directory and no config file unless opts give one.
+type testHost struct {
+	*host.Server
+	URL string
+	ts  *httptest.Server
+	dir string
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func startHost(t testing.TB, model string, opts ...host.Option) *testHost {
+	t.Helper()
+	dir := t.TempDir()
+	base := []host.Option{host.WithDir(dir), host.WithCoDir(dir + "/.co"), host.WithLogger(quietLogger()),
+		host.WithPingInterval(time.Hour)}
+	s, err := host.New(factory(model), append(base, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+		ts.Close()
+	})
+	return &testHost{Server: s, URL: ts.URL, ts: ts, dir: dir}
+}
+
+// do sends a request and decodes the JSON answer.
+func do(t testing.TB, method, url string, body any, hdr ...string) (int, map[string]any, http.Header) {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		js, _ := json.Marshal(b)
+		rd = bytes.NewReader(js)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if len(raw) > 0 && json.Unmarshal(raw, &m) != nil {
+		m = map[string]any{"_raw": string(raw)}
+	}
+	return resp.StatusCode, m, resp.Header
+}
+
+func post(t testing.TB, h *testHost, body any) (int, map[string]any) {
+	t.Helper()
+	code, m, _ := do(t, "POST", h.URL+"/input", body)
+	return code, m
+}
+
+func wantStatus(t testing.TB, code, want int, m map[string]any) {
+	t.Helper()
+	if code != want {
+		t.Fatalf("status %d, want %d: %v", code, want, m)
+	}
+}
+
+func wantError(t testing.TB, code, want int, m map[string]any, contains ...string) {
+	t.Helper()
+	wantStatus(t, code, want, m)
+	msg, ok := m["error"].(string)
+	if !ok || len(m) != 1 {
+		t.Fatalf("error body %v: want exactly {\"error\": \"...\"}", m)
+	}
+	for _, c := range contains {
+		if !strings.Contains(msg, c) {
+			t.Fatalf("error %q does not mention %q", msg, c)
+		}
+	}
+}
+
+var _ = llm.UserText

@@ -1,0 +1,200 @@
+package host
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"unicode"
+
+	"github.com/agenthost/agenthost/llm"
+)
+
+// inputRequest is POST /input's body, plain or signed (protocol.md §2).
+type inputRequest struct {
+	Prompt    *string     `json:"prompt"`
+	Session   *Session    `json:"session"`
+	SessionID string      `json:"session_id"`
+	Images    []string    `json:"images"`
+	Files     []fileInput `json:"files"`
+	// The signed form: the prompt is inside the signed payload.
+	Payload   json.RawMessage `json:"payload"`
+	From      string          `json:"from"`
+	Signature string          `json:"signature"`
+	Timestamp *float64        `json:"timestamp"`
+}
+
+// fileInput is an uploaded file: a name for the agent's benefit and the
+// content as a base64 data URL (or bare base64).
+type fileInput struct {
+	Name string `json:"name"`
+	Data string `json:"data"`
+	Type string `json:"type,omitempty"`
+}
+
+// signedPayload is the part of a signed request that the signature covers.
+type signedPayload struct {
+	Prompt    string `json:"prompt"`
+	Timestamp any    `json:"timestamp"`
+	To        string `json:"to"`
+}
+
+// prompt returns the request's prompt, from the payload in the signed form.
+func (in *inputRequest) prompt() (string, error) {
+	if len(in.Payload) > 0 && string(in.Payload) != "null" {
+		var p signedPayload
+		if err := json.Unmarshal(in.Payload, &p); err != nil {
+			return "", &fieldError{field: "payload", msg: "must be an object with a prompt"}
+		}
+		if p.Prompt != "" {
+			return p.Prompt, nil
+		}
+	}
+	if in.Prompt == nil || strings.TrimSpace(*in.Prompt) == "" {
+		return "", &fieldError{field: "prompt", msg: "is required and must not be empty"}
+	}
+	return *in.Prompt, nil
+}
+
+// gateRequest is what the gate sees of an input.
+func (in *inputRequest) gateRequest(transport, method, path string, h http.Header, remote string) *Request {
+	r := &Request{Transport: transport, Method: method, Path: path, Header: h, RemoteAddr: remote,
+		From: in.From, Signature: in.Signature}
+	if len(in.Payload) > 0 && string(in.Payload) != "null" {
+		r.Payload = in.Payload
+	}
+	if in.Timestamp != nil {
+		r.Timestamp = int64(*in.Timestamp)
+	}
+	return r
+}
+
+// maxInputBody is the body limit of an input: every allowed file at its
+// maximum size, base64 encoded, plus room for the prompt and session.
+func maxInputBody(cfg *Config) int64 {
+	perFile := int64(cfg.MaxFileSizeMB * (1 << 20))
+	return int64(cfg.MaxFilesPerRequest)*(perFile/3*4+1024) + 4<<20
+}
+
+// attachments checks the images and files against the limits, saves the
+// files under <co_dir>/uploads with generated names, and returns the parts
+// to add to the user's message: the images, and a note per file telling
+// the agent where it is.
+func attachments(cfg *Config, images []string, files []fileInput) ([]llm.Part, error) {
+	if n := len(images) + len(files); n > cfg.MaxFilesPerRequest {
+		return nil, errorf(http.StatusBadRequest, "too many attachments: %d files and images; the limit is %d per request", n, cfg.MaxFilesPerRequest)
+	}
+	limit := int64(cfg.MaxFileSizeMB * (1 << 20))
+	limitStr := fmt.Sprintf("%g MB", cfg.MaxFileSizeMB)
+	var parts []llm.Part
+	for i, img := range images {
+		mt, data, err := decodeDataURL(img)
+		if err != nil || !strings.HasPrefix(mt, "image/") {
+			return nil, errorf(http.StatusBadRequest, "images[%d] must be a base64 data URL of an image (data:image/png;base64,...)", i)
+		}
+		if int64(len(data)) > limit {
+			return nil, errorf(http.StatusRequestEntityTooLarge, "image %d is %s; the limit is %s per file", i+1, sizeString(int64(len(data))), limitStr)
+		}
+		parts = append(parts, llm.ImagePart(img))
+	}
+	type decoded struct {
+		name, mt string
+		data     []byte
+	}
+	var ok []decoded
+	for i, f := range files {
+		label := fmt.Sprintf("files[%d]", i)
+		if f.Name != "" {
+			label = fmt.Sprintf("file %q", clipString(f.Name, 80))
+		}
+		if f.Data == "" {
+			return nil, errorf(http.StatusBadRequest, "%s has no data; send it as a base64 data URL", label)
+		}
+		if est := int64(len(f.Data)) / 4 * 3; est > limit+3 {
+			return nil, errorf(http.StatusRequestEntityTooLarge, "%s is %s; the limit is %s per file", label, sizeString(est), limitStr)
+		}
+		mt, data, err := decodeDataURL(f.Data)
+		if err != nil {
+			return nil, errorf(http.StatusBadRequest, "%s: data is not a base64 data URL (data:<type>;base64,...)", label)
+		}
+		if int64(len(data)) > limit {
+			return nil, errorf(http.StatusRequestEntityTooLarge, "%s is %s; the limit is %s per file", label, sizeString(int64(len(data))), limitStr)
+		}
+		if mt == "" {
+			mt = f.Type
+		}
+		ok = append(ok, decoded{name: f.Name, mt: mt, data: data})
+	}
+	if len(ok) == 0 {
+		return parts, nil
+	}
+	dir := filepath.Join(cfg.CoDir, "uploads")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("uploads: %w", err)
+	}
+	for _, f := range ok {
+		path := filepath.Join(dir, uploadName(f.name))
+		if err := os.WriteFile(path, f.data, 0o600); err != nil {
+			return nil, fmt.Errorf("saving upload: %w", err)
+		}
+		note := fmt.Sprintf("[The user attached the file %q (%d bytes", clipString(f.name, 120), len(f.data))
+		if f.mt != "" {
+			note += ", " + f.mt
+		}
+		note += fmt.Sprintf("). It is saved at %s; read it from there with your file tools.]", path)
+		parts = append(parts, llm.TextPart(note))
+	}
+	return parts, nil
+}
+
+// decodeDataURL decodes "data:<type>;base64,<data>" or bare base64.
+func decodeDataURL(s string) (mediaType string, data []byte, err error) {
+	payload := s
+	if rest, ok := strings.CutPrefix(s, "data:"); ok {
+		meta, body, found := strings.Cut(rest, ",")
+		if !found || !strings.HasSuffix(meta, ";base64") {
+			return "", nil, fmt.Errorf("not a base64 data URL")
+		}
+		mediaType, _, _ = strings.Cut(strings.TrimSuffix(meta, ";base64"), ";")
+		payload = body
+	}
+	payload = strings.TrimRight(payload, "=")
+	data, err = base64.RawStdEncoding.DecodeString(payload)
+	if err != nil {
+		data, err = base64.RawURLEncoding.DecodeString(payload)
+	}
+	return mediaType, data, err
+}
+
+// uploadName is a generated, safe file name that keeps a readable tail of
+// the client's name: never a path, never hidden, never too long.
+func uploadName(client string) string {
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	base := client
+	if i := strings.LastIndexAny(base, `/\`); i >= 0 {
+		base = base[i+1:]
+	}
+	var b strings.Builder
+	for _, r := range base {
+		switch {
+		case r < 128 && (unicode.IsLetter(r) || unicode.IsDigit(r)), r == '.', r == '-', r == '_':
+			b.WriteRune(r)
+		case r == ' ':
+			b.WriteByte('_')
+		}
+	}
+	clean := strings.TrimLeft(b.String(), ".")
+	if len(clean) > 64 {
+		clean = clean[len(clean)-64:]
+	}
+	if clean == "" {
+		clean = "file"
+	}
+	return hex.EncodeToString(rnd[:]) + "_" + clean
+}

@@ -1,0 +1,211 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/agenthost/agenthost/internal/store"
+)
+
+// The one way the host reads and writes JSON and turns errors into
+// responses: handlers return errors, serveHTTP writes them.
+
+// httpError is an error with the status and the message the client sees.
+type httpError struct {
+	status     int
+	msg        string
+	err        error
+	retryAfter int
+}
+
+func (e *httpError) Error() string {
+	if e.err != nil {
+		return e.msg + ": " + e.err.Error()
+	}
+	return e.msg
+}
+
+func (e *httpError) Unwrap() error { return e.err }
+
+func errorf(status int, format string, args ...any) *httpError {
+	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// writeJSON writes v with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// classify maps an error to the status and message a client sees; the
+// same table serves HTTP responses and WebSocket ERROR frames.
+func classify(err error) (status int, msg string, retryAfter int) {
+	var he *httpError
+	switch {
+	case errors.As(err, &he):
+		return he.status, he.msg, he.retryAfter
+	case errors.Is(err, ErrUnauthorized):
+		return http.StatusUnauthorized, err.Error(), 0
+	case errors.Is(err, ErrForbidden):
+		return http.StatusForbidden, err.Error(), 0
+	case errors.Is(err, ErrBusy):
+		return http.StatusConflict, ErrBusy.Error(), 0
+	case errors.Is(err, ErrOverloaded):
+		return http.StatusServiceUnavailable, ErrOverloaded.Error(), 1
+	case errors.Is(err, ErrShuttingDown):
+		return http.StatusServiceUnavailable, ErrShuttingDown.Error(), 5
+	case errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound, "not found", 0
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return 499, "request cancelled", 0
+	}
+	return http.StatusInternalServerError, "internal error", 0
+}
+
+// handlerFunc is an HTTP handler that returns its error.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// wrap turns a handlerFunc into an http.Handler, writing its error.
+func (s *Server) wrap(fn handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := fn(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, msg, retry := classify(err)
+	switch {
+	case status == 499:
+		return // the client is gone
+	case status >= 500:
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	default:
+		s.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	}
+	if retry > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(retry))
+	}
+	writeJSON(w, status, errorBody{Error: msg})
+}
+
+// readBody reads a request body of at most limit bytes: 413 beyond.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.Body == nil {
+		return nil, nil
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, errorf(http.StatusRequestEntityTooLarge, "request body is larger than the limit of %s", sizeString(limit))
+		}
+		return nil, &httpError{status: http.StatusBadRequest, msg: "reading the request body failed", err: err}
+	}
+	return b, nil
+}
+
+// decodeJSON decodes one JSON object strictly into v: unknown fields,
+// wrong types and malformed JSON are 400 errors naming the field.
+func decodeJSON(b []byte, v any) error {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return errorf(http.StatusBadRequest, "request body is empty; send a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if dec.More() {
+		return errorf(http.StatusBadRequest, "request body holds more than one JSON value")
+	}
+	return nil
+}
+
+// jsonError translates encoding/json errors into messages naming fields.
+func jsonError(err error) error {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		if te.Field == "" {
+			return &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("request body must be %s, not %s", typeName(te.Type), te.Value), err: err}
+		}
+		return &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("field %q must be %s, not %s", te.Field, typeName(te.Type), te.Value), err: err}
+	case errors.As(err, &se):
+		return &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("request body is not valid JSON: %s at byte %d", se.Error(), se.Offset), err: err}
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return &httpError{status: http.StatusBadRequest, msg: "request body is not valid JSON: it ends too early", err: err}
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("unknown field %s", name), err: err}
+	}
+	var fe *fieldError
+	if errors.As(err, &fe) {
+		return &httpError{status: http.StatusBadRequest, msg: fe.Error(), err: err}
+	}
+	return &httpError{status: http.StatusBadRequest, msg: "request body is not valid: " + err.Error(), err: err}
+}
+
+// fieldError is a validation error from a custom decoder, naming its field.
+type fieldError struct {
+	field string
+	msg   string
+}
+
+func (e *fieldError) Error() string { return fmt.Sprintf("field %q %s", e.field, e.msg) }
+
+func typeName(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		return "an integer"
+	case reflect.Float64, reflect.Float32:
+		return "a number"
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return "JSON"
+		}
+		return "a list"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return t.String()
+}
+
+func sizeString(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MB"
+	case n >= 1<<10:
+		return strconv.FormatFloat(float64(n)/(1<<10), 'f', 1, 64) + " KB"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
+}

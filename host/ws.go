@@ -1,0 +1,595 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/agenthost/agenthost/internal/store"
+)
+
+// FrameConn is one client connection carrying protocol frames (JSON text
+// messages). The WebSocket endpoint wraps a websocket; the relay feeds a
+// relayed client's frames through the same interface, so both run the
+// exact same protocol code (ServeFrames).
+type FrameConn interface {
+	// ReadFrame returns the next frame; an error ends the connection.
+	ReadFrame(ctx context.Context) ([]byte, error)
+	// WriteFrame sends one frame.
+	WriteFrame(ctx context.Context, frame []byte) error
+	// Close ends the connection with a reason for the peer.
+	Close(reason string) error
+}
+
+// ConnInfo describes a FrameConn's client for the gate.
+type ConnInfo struct {
+	// Transport is "ws" or "relay".
+	Transport  string
+	RemoteAddr string
+	Header     http.Header
+}
+
+// writeTimeout bounds one frame write; a client that cannot take a frame
+// in that time is disconnected.
+const writeTimeout = 15 * time.Second
+
+// wsConn is the protocol state of one connection. One goroutine (loop)
+// owns it; a reader goroutine only hands it frames.
+type wsConn struct {
+	s    *Server
+	fc   FrameConn
+	info ConnInfo
+	ctx  context.Context
+	stop context.CancelFunc
+
+	caller    *Caller
+	sessionID string
+	// pending is the client's copy of a new session from CONNECT, used by
+	// the first INPUT.
+	pending  *Session
+	sub      *subscriber
+	lastSent int64
+	starting bool
+	started  chan startResult
+}
+
+type startResult struct {
+	h   *runHandle
+	sub *subscriber
+	err error
+}
+
+// ServeFrames runs the host's WebSocket protocol (protocol.md §3) on fc
+// until the client leaves or the host shuts down. It is what /ws runs for
+// each websocket, exported so the relay can serve relayed clients.
+func (s *Server) ServeFrames(ctx context.Context, fc FrameConn, info ConnInfo) error {
+	ctx, cancel := context.WithCancel(ctx)
+	c := &wsConn{s: s, fc: fc, info: info, ctx: ctx, stop: cancel, started: make(chan startResult, 1)}
+	s.connMu.Lock()
+	s.conns[c] = struct{}{}
+	s.connMu.Unlock()
+	defer func() {
+		s.connMu.Lock()
+		delete(s.conns, c)
+		s.connMu.Unlock()
+		cancel()
+		if c.sub != nil {
+			s.eng.unsubscribe(c.sub.ls, c.sub)
+		}
+	}()
+	frames := make(chan []byte, 16)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(frames)
+		for {
+			b, err := fc.ReadFrame(ctx)
+			if err != nil {
+				readErr <- err
+				return
+			}
+			select {
+			case frames <- b:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	every := s.set.ping
+	if every <= 0 {
+		every = 30 * time.Second
+	}
+	ping := time.NewTicker(every)
+	defer ping.Stop()
+	for {
+		var evs <-chan event
+		var overflow <-chan struct{}
+		if c.sub != nil {
+			evs, overflow = c.sub.ch, c.sub.overflow
+		}
+		var err error
+		select {
+		case b, ok := <-frames:
+			if !ok {
+				select {
+				case err := <-readErr:
+					return err
+				default:
+					return nil
+				}
+			}
+			err = c.handle(b)
+		case ev := <-evs:
+			err = c.sendEvent(ev)
+		case <-overflow:
+			err = c.resubscribe()
+		case r := <-c.started:
+			err = c.onStarted(r)
+		case <-ping.C:
+			err = c.send(map[string]any{"type": "PING", "ts": s.now().UnixMilli()})
+		case <-ctx.Done():
+			fc.Close("host shutting down")
+			return nil
+		}
+		if err != nil {
+			fc.Close(err.Error())
+			return err
+		}
+	}
+}
+
+// closeConns disconnects every WebSocket client.
+func (s *Server) closeConns() {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	for c := range s.conns {
+		c.stop()
+	}
+}
+
+func (c *wsConn) send(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding frame: %w", err)
+	}
+	return c.write(b)
+}
+
+func (c *wsConn) write(b []byte) error {
+	ctx, cancel := context.WithTimeout(c.ctx, writeTimeout)
+	defer cancel()
+	return c.fc.WriteFrame(ctx, b)
+}
+
+// sendError sends ERROR for err, with the HTTP status's meaning as code.
+func (c *wsConn) sendError(err error) error {
+	status, msg, _ := classify(err)
+	code := map[int]string{400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+		409: "session_busy", 413: "too_large", 503: "unavailable"}[status]
+	if code == "" {
+		code = "internal"
+	}
+	if errors.Is(err, errNotWaiting) {
+		code, msg = "not_waiting", errNotWaiting.Error()
+	}
+	return c.send(map[string]any{"type": "ERROR", "message": msg, "code": code})
+}
+
+func (c *wsConn) sendEvent(ev event) error {
+	if ev.ID <= c.lastSent {
+		return nil
+	}
+	c.lastSent = ev.ID
+	return c.write(ev.frame())
+}
+
+// resubscribe catches up a subscriber that fell behind from the store.
+func (c *wsConn) resubscribe() error {
+	ls := c.sub.ls
+	owner := ls.owner
+	c.s.eng.unsubscribe(ls, c.sub)
+	c.sub = newSubscriber()
+	return c.attach(c.sessionID, owner, c.lastSent)
+}
+
+// attach subscribes to a session and replays its events after `after`.
+func (c *wsConn) attach(id, owner string, after int64) error {
+	if c.sub == nil {
+		c.sub = newSubscriber()
+	}
+	_, replay, err := c.s.eng.subscribe(c.ctx, id, owner, c.sub, after)
+	if err != nil {
+		c.sub = nil
+		return err
+	}
+	for _, ev := range replay {
+		if err := c.sendEvent(ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// frame fields shared by CONNECT, INPUT and ONBOARD_SUBMIT.
+type envelope struct {
+	Payload   json.RawMessage `json:"payload"`
+	From      string          `json:"from"`
+	Signature string          `json:"signature"`
+	Timestamp *float64        `json:"timestamp"`
+	To        string          `json:"to"`
+}
+
+func (en *envelope) request(info ConnInfo, method string) *Request {
+	r := &Request{Transport: info.Transport, Method: method, Path: "/ws", RemoteAddr: info.RemoteAddr,
+		From: en.From, Signature: en.Signature}
+	if len(en.Payload) > 0 && string(en.Payload) != "null" {
+		r.Payload = en.Payload
+	}
+	if en.Timestamp != nil {
+		r.Timestamp = int64(*en.Timestamp)
+	}
+	return r
+}
+
+type connectFrame struct {
+	Type      string          `json:"type"`
+	SessionID string          `json:"session_id"`
+	Session   *Session        `json:"session"`
+	LastMsgID json.RawMessage `json:"last_msg_id"`
+	envelope
+}
+
+type inputFrame struct {
+	Type      string      `json:"type"`
+	Prompt    *string     `json:"prompt"`
+	InputID   string      `json:"input_id"`
+	Images    []string    `json:"images"`
+	Files     []fileInput `json:"files"`
+	SessionID string      `json:"session_id"`
+	Session   *Session    `json:"session"`
+	envelope
+}
+
+type statusFrame struct {
+	Type      string `json:"type"`
+	SessionID string `json:"session_id"`
+	Session   *struct {
+		SessionID string `json:"session_id"`
+	} `json:"session"`
+}
+
+type approvalFrame struct {
+	Type     string `json:"type"`
+	Approved *bool  `json:"approved"`
+	Scope    string `json:"scope"`
+	Feedback string `json:"feedback"`
+}
+
+type askFrame struct {
+	Type   string          `json:"type"`
+	Answer json.RawMessage `json:"answer"`
+}
+
+type bareFrame struct {
+	Type string `json:"type"`
+	Ts   any    `json:"ts"`
+}
+
+// handle dispatches one client frame. Errors it returns end the
+// connection; refusals are ERROR frames.
+func (c *wsConn) handle(b []byte) error {
+	var head struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(b, &head); err != nil {
+		return c.sendError(errorf(400, "frame is not a JSON object with a type: %v", err))
+	}
+	var err error
+	switch head.Type {
+	case "CONNECT":
+		err = c.connect(b)
+	case "INPUT":
+		err = c.input(b)
+	case "PONG":
+		return nil
+	case "PING":
+		return c.send(map[string]any{"type": "PONG", "ts": c.s.now().UnixMilli()})
+	case "SESSION_STATUS":
+		err = c.status(b)
+	case "INTERRUPT":
+		err = c.interrupt(b)
+	case "APPROVAL_RESPONSE":
+		err = c.approval(b)
+	case "ASK_USER_RESPONSE":
+		err = c.askAnswer(b)
+	case "ONBOARD_SUBMIT":
+		err = c.onboard(b)
+	case "":
+		err = errorf(400, "frame has no type")
+	default:
+		err = errorf(400, "unknown frame type %q", head.Type)
+	}
+	if err != nil {
+		var fatal *fatalError
+		if errors.As(err, &fatal) {
+			return fatal.err
+		}
+		return c.sendError(err)
+	}
+	return nil
+}
+
+// fatalError ends the connection (a write failed).
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+
+func fatal(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &fatalError{err}
+}
+
+// admit runs the gate for a frame; ONBOARD_REQUIRED is sent here.
+func (c *wsConn) admit(r *Request) (Caller, error) {
+	caller, err := c.s.current().gate.Admit(c.ctx, r)
+	var ob *OnboardRequired
+	if errors.As(err, &ob) {
+		frame := map[string]any{"type": "ONBOARD_REQUIRED", "identity": ob.Identity, "methods": ob.Methods}
+		if ob.PaymentAmount > 0 {
+			frame["payment_amount"] = ob.PaymentAmount
+		}
+		return caller, fatal(c.send(frame))
+	}
+	return caller, err
+}
+
+func (c *wsConn) connect(b []byte) error {
+	var f connectFrame
+	if err := decodeJSON(b, &f); err != nil {
+		return err
+	}
+	caller, err := c.admit(f.request(c.info, "CONNECT"))
+	if err != nil {
+		return err
+	}
+	if c.starting {
+		return ErrBusy
+	}
+	c.caller = &caller
+	if c.sub != nil {
+		c.s.eng.unsubscribe(c.sub.ls, c.sub)
+		c.sub = nil
+	}
+	c.lastSent = 0
+	sess, stored, newer, err := c.s.eng.sessionFor(c.ctx, caller, f.SessionID, f.Session)
+	if err != nil {
+		return err
+	}
+	c.sessionID = sess.SessionID
+	reply := map[string]any{"type": "CONNECTED", "session_id": sess.SessionID}
+	after := int64(1<<62 - 1)
+	if stored == nil {
+		reply["status"] = "new"
+		c.pending = sess
+		if len(sess.Messages) == 0 {
+			c.pending = nil
+		}
+	} else {
+		c.pending = nil
+		reply["status"] = "connected"
+		if ls := c.s.eng.liveSession(sess.SessionID); ls != nil {
+			ls.mu.Lock()
+			if ls.run != nil {
+				reply["status"] = "running"
+			}
+			ls.mu.Unlock()
+		}
+		if newer {
+			reply["server_newer"] = true
+		}
+		reply["session"] = sess
+		reply["chat_items"] = chatItems(sess.Messages)
+		if len(f.LastMsgID) > 0 && string(f.LastMsgID) != "null" {
+			after = parseMsgID(f.LastMsgID)
+		}
+	}
+	if err := c.send(reply); err != nil {
+		return fatal(err)
+	}
+	if after < 1<<62-1 {
+		c.lastSent = after
+	}
+	if err := c.attach(sess.SessionID, caller.Address, after); err != nil {
+		return err
+	}
+	if stored == nil {
+		c.lastSent = 0
+	}
+	return nil
+}
+
+// parseMsgID reads last_msg_id as a number or a numeric string; anything
+// else replays the whole session.
+func parseMsgID(raw json.RawMessage) int64 {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return 0
+	}
+	switch x := v.(type) {
+	case float64:
+		return int64(x)
+	case string:
+		n, err := strconv.ParseInt(x, 10, 64)
+		if err == nil {
+			return n
+		}
+	}
+	return 0
+}
+
+func (c *wsConn) input(b []byte) error {
+	var f inputFrame
+	if err := decodeJSON(b, &f); err != nil {
+		return err
+	}
+	if f.Prompt == nil || *f.Prompt == "" {
+		return errorf(400, "field \"prompt\" is required and must not be empty")
+	}
+	if c.caller == nil || f.Signature != "" {
+		caller, err := c.admit(f.request(c.info, "INPUT"))
+		if err != nil {
+			return err
+		}
+		c.caller = &caller
+	}
+	if c.starting {
+		return ErrBusy
+	}
+	rt := c.s.current()
+	parts, err := attachments(rt.cfg, f.Images, f.Files)
+	if err != nil {
+		return err
+	}
+	in := runInput{caller: *c.caller, sessionID: c.sessionID, session: c.pending, prompt: *f.Prompt, parts: parts, interactive: true}
+	if f.SessionID != "" || f.Session != nil {
+		in.sessionID, in.session = f.SessionID, f.Session
+	}
+	// The connection's subscriber already follows its session; a run in
+	// another session gets a new one, attached by start before the run's
+	// first event (and never touched by this goroutine until then).
+	var sub *subscriber
+	if in.sessionID != c.sessionID || c.sub == nil {
+		sub = newSubscriber()
+	}
+	c.starting = true
+	go func() {
+		h, err := c.s.eng.start(c.ctx, in, sub)
+		c.started <- startResult{h: h, sub: sub, err: err}
+	}()
+	return nil
+}
+
+// onStarted adopts a started run's session and subscriber.
+func (c *wsConn) onStarted(r startResult) error {
+	c.starting = false
+	if r.err != nil {
+		return c.sendError(r.err)
+	}
+	c.pending = nil
+	if r.sub != nil && r.sub != c.sub {
+		if c.sub != nil {
+			c.s.eng.unsubscribe(c.sub.ls, c.sub)
+		}
+		c.sub = r.sub
+		c.lastSent = 0
+	}
+	c.sessionID = r.h.sessionID
+	return nil
+}
+
+func (c *wsConn) status(b []byte) error {
+	var f statusFrame
+	if err := decodeJSON(b, &f); err != nil {
+		return err
+	}
+	id := f.SessionID
+	if f.Session != nil && f.Session.SessionID != "" {
+		id = f.Session.SessionID
+	}
+	if id == "" {
+		id = c.sessionID
+	}
+	caller := Caller{}
+	if c.caller != nil {
+		caller = *c.caller
+	}
+	ss, err := c.s.eng.getSession(c.ctx, caller, id)
+	if errors.Is(err, store.ErrNotFound) && id == c.sessionID {
+		return fatal(c.send(map[string]any{"type": "SESSION_STATUS", "session_id": id, "status": "new"}))
+	}
+	if err != nil {
+		return err
+	}
+	v, err := viewOf(ss)
+	if err != nil {
+		return err
+	}
+	return fatal(c.send(map[string]any{"type": "SESSION_STATUS", "session_id": v.SessionID, "status": v.Status,
+		"result": v.Result, "session": v.Session, "chat_items": v.ChatItems}))
+}
+
+func (c *wsConn) callerOrAnon() Caller {
+	if c.caller != nil {
+		return *c.caller
+	}
+	return Caller{}
+}
+
+func (c *wsConn) interrupt(b []byte) error {
+	var f bareFrame
+	if err := decodeJSON(b, &f); err != nil {
+		return err
+	}
+	if c.sessionID == "" || !c.s.eng.interrupt(c.sessionID, c.callerOrAnon()) {
+		return c.send(map[string]any{"type": "ERROR", "message": "nothing is running in this session", "code": "not_running"})
+	}
+	return nil
+}
+
+func (c *wsConn) approval(b []byte) error {
+	var f approvalFrame
+	if err := decodeJSON(b, &f); err != nil {
+		return err
+	}
+	if f.Approved == nil {
+		return errorf(400, "field \"approved\" is required (true or false)")
+	}
+	if f.Scope != "" && f.Scope != "once" && f.Scope != "session" {
+		return errorf(400, "field \"scope\" must be \"once\" or \"session\"")
+	}
+	return c.s.eng.answer(c.sessionID, c.callerOrAnon(), answer{approval: &approvalResponse{Approved: *f.Approved, Scope: f.Scope, Feedback: f.Feedback}})
+}
+
+func (c *wsConn) askAnswer(b []byte) error {
+	var f askFrame
+	if err := decodeJSON(b, &f); err != nil {
+		return err
+	}
+	var one string
+	var many []string
+	switch {
+	case json.Unmarshal(f.Answer, &one) == nil && len(f.Answer) > 0 && f.Answer[0] == '"':
+		many = []string{one}
+	case json.Unmarshal(f.Answer, &many) == nil && len(f.Answer) > 0 && f.Answer[0] == '[':
+	default:
+		return errorf(400, "field \"answer\" must be a string or a list of strings")
+	}
+	return c.s.eng.answer(c.sessionID, c.callerOrAnon(), answer{ask: many})
+}
+
+// onboard handles ONBOARD_SUBMIT through the gate, when the gate can
+// onboard (the trust policy's invite codes and payments).
+func (c *wsConn) onboard(b []byte) error {
+	var f struct {
+		Type string `json:"type"`
+		envelope
+	}
+	if err := decodeJSON(b, &f); err != nil {
+		return err
+	}
+	ob, ok := c.s.current().gate.(Onboarder)
+	if !ok {
+		return errorf(400, "onboarding is not enabled on this host")
+	}
+	caller, msg, err := ob.Onboard(c.ctx, f.request(c.info, "ONBOARD_SUBMIT"))
+	if err != nil {
+		return err
+	}
+	c.caller = &caller
+	return fatal(c.send(map[string]any{"type": "ONBOARD_SUCCESS", "identity": caller.Address, "level": caller.Level, "message": msg}))
+}

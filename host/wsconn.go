@@ -1,0 +1,51 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/coder/websocket"
+)
+
+// websocketConn adapts a websocket to FrameConn.
+type websocketConn struct{ c *websocket.Conn }
+
+func (w websocketConn) ReadFrame(ctx context.Context) ([]byte, error) {
+	typ, b, err := w.c.Read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if typ != websocket.MessageText {
+		return nil, errors.New("binary frames are not part of the protocol")
+	}
+	return b, nil
+}
+
+func (w websocketConn) WriteFrame(ctx context.Context, b []byte) error {
+	return w.c.Write(ctx, websocket.MessageText, b)
+}
+
+func (w websocketConn) Close(reason string) error {
+	if len(reason) > 120 {
+		reason = reason[:120]
+	}
+	return w.c.Close(websocket.StatusNormalClosure, reason)
+}
+
+// serveWS upgrades GET /ws and runs the protocol on it. Any origin may
+// connect: the API carries no ambient credentials (callers sign
+// requests), so cross-origin pages are as welcome as other clients.
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) error {
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	if err != nil {
+		return nil // Accept has answered the client
+	}
+	conn.SetReadLimit(maxInputBody(s.current().cfg))
+	defer conn.CloseNow()
+	err = s.ServeFrames(r.Context(), websocketConn{conn}, ConnInfo{Transport: "ws", RemoteAddr: r.RemoteAddr, Header: r.Header})
+	if err != nil && websocket.CloseStatus(err) == -1 && !errors.Is(err, context.Canceled) {
+		s.log.Debug("websocket ended", "remote", r.RemoteAddr, "err", err)
+	}
+	return nil
+}
