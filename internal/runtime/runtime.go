@@ -73,7 +73,9 @@ const (
 
 // Status is a runtime's observed condition.
 type Status struct {
-	State     State
+	State State
+	// ExitCode is meaningful when State is StateExited; it follows
+	// ExitResult's convention.
 	ExitCode  int
 	StartedAt time.Time
 	ExitedAt  time.Time
@@ -83,32 +85,55 @@ type Status struct {
 
 // ExitResult is how a runtime ended.
 type ExitResult struct {
+	// ExitCode is the runtime's exit status, or 128+N when signal N killed
+	// it (the shell's and Docker's convention: 137 is SIGKILL, 143 SIGTERM),
+	// so every driver reports a given ending with the same number. It is -1
+	// when the driver cannot know (a process driver that re-attached after a
+	// platform restart is not the runtime's parent).
 	ExitCode int
-	Err      error
+	// Err describes an abnormal ending (a signal, an unknown status); it is
+	// nil when the runtime exited by itself, whatever its code.
+	Err error
 }
 
 // Driver runs runtimes. Implementations must be safe for concurrent use.
+//
+// A handle from an earlier platform process should go through Recover
+// first; drivers may also attach to it implicitly in the other methods.
 type Driver interface {
 	// Name is the driver's name ("process", "docker").
 	Name() string
 	// Start creates the runtime's sandbox if needed (keeping any existing
 	// workspace) and starts it. It returns once the runtime has been
-	// launched, not when it is healthy.
+	// launched, not when it is healthy. Starting a runtime whose previous
+	// run is still alive is an error: stop or recover it first. Persist the
+	// returned handle at once.
 	Start(ctx context.Context, spec Spec) (*Handle, error)
-	// Wait blocks until the runtime exits or ctx ends.
+	// Wait blocks until the runtime exits or ctx ends. It returns
+	// ErrNotFound for a runtime the driver cannot find.
 	Wait(ctx context.Context, h *Handle) (ExitResult, error)
-	// Stop asks the runtime to stop and kills it after timeout. Its
-	// workspace is kept.
+	// Stop asks the runtime to stop and kills it after timeout (at once
+	// when timeout <= 0). Its workspace is kept. Stopping a runtime that
+	// has already exited, or cannot be found, succeeds.
 	Stop(ctx context.Context, h *Handle, timeout time.Duration) error
 	// Destroy stops the runtime if needed and removes everything it owns,
-	// its workspace included.
+	// its workspace included. It succeeds when there is nothing left.
 	Destroy(ctx context.Context, h *Handle) error
-	// Inspect reports the runtime's state.
+	// Inspect reports the runtime's state; a runtime the driver cannot find
+	// is StateUnknown, not an error.
 	Inspect(ctx context.Context, h *Handle) (Status, error)
 	// Recover re-attaches to a runtime started by an earlier process of the
 	// platform, from its persisted handle. It returns ErrNotFound when the
 	// runtime is gone, in which case the caller starts it again.
 	Recover(ctx context.Context, h *Handle) error
+}
+
+// Lister is implemented by drivers that can enumerate the runtimes they
+// left on this host, running or not, so a platform starting up can destroy
+// the ones no agent owns (a crash between Start and persisting the handle,
+// an agent deleted while the platform was down).
+type Lister interface {
+	List(ctx context.Context) ([]*Handle, error)
 }
 
 // ErrNotFound is returned for runtimes the driver does not know.

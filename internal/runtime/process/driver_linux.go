@@ -1,0 +1,545 @@
+//go:build linux
+
+package process
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/agenthost/agenthost/internal/runtime"
+)
+
+// Driver runs runtimes as child processes. It is safe for concurrent use.
+type Driver struct {
+	opts     Options
+	root     string
+	log      *slog.Logger
+	bootID   string
+	usePidfd bool // false: watch re-attached runtimes by polling /proc
+
+	mu     sync.Mutex
+	insts  map[string]*instance // by runtime id: the current or last run
+	locks  map[string]*idLock
+	closed chan struct{}
+	wg     sync.WaitGroup // rotateLoop and watchRecovered goroutines
+}
+
+var (
+	_ runtime.Driver = (*Driver)(nil)
+	_ runtime.Lister = (*Driver)(nil)
+)
+
+var errClosed = errors.New("process: driver closed")
+
+// New returns a driver keeping its runtimes under opts.Root, which it
+// creates if needed.
+func New(opts Options) (*Driver, error) {
+	if opts.Root == "" {
+		return nil, errors.New("process: Options.Root is required")
+	}
+	root, err := filepath.Abs(opts.Root)
+	if err != nil {
+		return nil, fmt.Errorf("process: root: %w", err)
+	}
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, fmt.Errorf("process: root: %w", err)
+	}
+	if opts.MaxLogBytes <= 0 {
+		opts.MaxLogBytes = defaultMaxLogBytes
+	}
+	if opts.LogCheckInterval <= 0 {
+		opts.LogCheckInterval = defaultLogCheckInterval
+	}
+	if opts.LogLines <= 0 {
+		opts.LogLines = defaultLogLines
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = defaultPollInterval
+	}
+	if opts.Path == "" {
+		opts.Path = os.Getenv("PATH")
+	}
+	if opts.Path == "" {
+		opts.Path = standardPath
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	d := &Driver{
+		opts:     opts,
+		root:     root,
+		log:      opts.Logger.With("driver", Name),
+		bootID:   readBootID(),
+		usePidfd: true,
+		insts:    map[string]*instance{},
+		locks:    map[string]*idLock{},
+		closed:   make(chan struct{}),
+	}
+	d.wg.Add(1)
+	go d.rotateLoop()
+	return d, nil
+}
+
+// Name returns "process".
+func (d *Driver) Name() string { return Name }
+
+// Close stops the driver's background work: log rotation and watching
+// re-attached runtimes. Runtimes keep running, so that the next platform
+// process can Recover them; stop them first when that is not wanted. The
+// driver must not be used after Close.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	select {
+	case <-d.closed:
+	default:
+		close(d.closed)
+	}
+	d.mu.Unlock()
+	d.wg.Wait()
+	return nil
+}
+
+func (d *Driver) now() time.Time           { return d.opts.Now() }
+func (d *Driver) dir(id string) string     { return filepath.Join(d.root, id) }
+func (d *Driver) logPath(id string) string { return filepath.Join(d.root, id, logName) }
+
+// Start launches spec's runtime in <root>/<id>/ (see the package
+// documentation for the layout and environment).
+func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (*runtime.Handle, error) {
+	if err := validate(spec); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("process: start %s: %w", spec.ID, err)
+	}
+	path, err := exec.LookPath(spec.Command[0])
+	if err == nil {
+		path, err = filepath.Abs(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("process: start %s: %w", spec.ID, err)
+	}
+	unlock := d.lockID(spec.ID)
+	defer unlock()
+	if d.isClosed() {
+		return nil, errClosed
+	}
+	if err := d.checkNotRunning(spec.ID); err != nil {
+		return nil, err
+	}
+
+	dir := d.dir(spec.ID)
+	ws, tmp := filepath.Join(dir, "workspace"), filepath.Join(dir, "tmp")
+	if err := os.MkdirAll(ws, 0o700); err != nil {
+		return nil, fmt.Errorf("process: start %s: workspace: %w", spec.ID, err)
+	}
+	if err := os.RemoveAll(tmp); err != nil {
+		return nil, fmt.Errorf("process: start %s: tmp: %w", spec.ID, err)
+	}
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return nil, fmt.Errorf("process: start %s: tmp: %w", spec.ID, err)
+	}
+	if err := rotateLog(d.logPath(spec.ID), d.opts.MaxLogBytes); err != nil {
+		d.log.Warn("log rotation failed", "runtime", spec.ID, "err", err)
+	}
+	logf, err := os.OpenFile(d.logPath(spec.ID), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("process: start %s: log: %w", spec.ID, err)
+	}
+	startedAt := d.now()
+	fmt.Fprintf(logf, "agenthost: starting runtime %s at %s\n", spec.ID, startedAt.UTC().Format(time.RFC3339))
+
+	// The log file itself is the child's stdout and stderr: no pipe that
+	// would break (and kill the runtime with SIGPIPE) when the platform
+	// goes away, and no goroutine copying output.
+	cmd := &exec.Cmd{
+		Path:        path,
+		Args:        spec.Command,
+		Env:         d.environ(spec, ws, tmp),
+		Dir:         ws,
+		Stdout:      logf,
+		Stderr:      logf,
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	}
+	err = cmd.Start()
+	logf.Close()
+	if err != nil {
+		return nil, fmt.Errorf("process: start %s: %w", spec.ID, err)
+	}
+	pid := cmd.Process.Pid
+	// Our unreaped child: its stat is readable even if it already exited.
+	ps, err := readStat(pid)
+	if err == nil && ps.session != pid {
+		err = fmt.Errorf("session %d, want %d", ps.session, pid)
+	}
+	if err != nil {
+		syscall.Kill(-pid, syscall.SIGKILL)
+		cmd.Wait()
+		return nil, fmt.Errorf("process: start %s: %w", spec.ID, err)
+	}
+	st := state{PID: pid, PGID: pid, SID: pid, StartTicks: ps.startTicks, BootID: d.bootID, Port: spec.Port, StartedAt: startedAt}
+	raw, err := json.Marshal(st)
+	if err != nil {
+		panic(err) // plain struct
+	}
+	h := &runtime.Handle{ID: spec.ID, Driver: Name, Endpoint: "http://127.0.0.1:" + strconv.Itoa(spec.Port), State: raw}
+	in := newInstance(spec.ID, dir, st, false, nil)
+	d.mu.Lock()
+	d.insts[spec.ID] = in
+	d.mu.Unlock()
+	go d.watchChild(in, cmd)
+	if err := writeHandleFile(dir, h); err != nil {
+		d.log.Warn("cannot record runtime state; List will not see its pid", "runtime", spec.ID, "err", err)
+	}
+	d.log.Info("runtime started", "runtime", spec.ID, "pid", pid, "port", spec.Port)
+	return h, nil
+}
+
+// checkNotRunning refuses to start a second run of a runtime over the same
+// workspace and port, whether this driver started the first one or an
+// earlier platform process did and nobody recovered it.
+func (d *Driver) checkNotRunning(id string) error {
+	d.mu.Lock()
+	in := d.insts[id]
+	d.mu.Unlock()
+	if in != nil && !in.hasExited() {
+		return fmt.Errorf("process: runtime %s is already running (pid %d)", id, in.st.PID)
+	}
+	prev, err := readHandleFile(d.dir(id))
+	if err != nil {
+		return nil
+	}
+	st, err := decodeState(prev)
+	if err != nil || (in != nil && in.st.sameRun(st)) {
+		return nil
+	}
+	f, err := d.verify(st)
+	if err != nil {
+		return nil
+	}
+	if f != nil {
+		f.Close()
+	}
+	return fmt.Errorf("process: runtime %s is still running (pid %d) from an earlier platform process; recover or destroy it", id, st.PID)
+}
+
+// environ builds the runtime's environment from nothing.
+func (d *Driver) environ(spec runtime.Spec, ws, tmp string) []string {
+	env := map[string]string{"PATH": d.opts.Path, "HOME": ws, "LANG": "C.UTF-8", "TMPDIR": tmp}
+	maps.Copy(env, spec.Env)
+	env["AGENTHOST_PORT"] = strconv.Itoa(spec.Port)
+	env["AGENTHOST_WORKSPACE"] = ws
+	env["AGENTHOST_RUNTIME_ID"] = spec.ID
+	out := make([]string, 0, len(env))
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		out = append(out, k+"="+env[k])
+	}
+	return out
+}
+
+// Wait blocks until the run named by h ends. A run re-attached after a
+// platform restart ends with ExitCode -1 and ErrExitUnknown.
+func (d *Driver) Wait(ctx context.Context, h *runtime.Handle) (runtime.ExitResult, error) {
+	in, err := d.get(h)
+	if err != nil {
+		return runtime.ExitResult{}, err
+	}
+	select {
+	case <-in.done:
+		res, _ := in.exit()
+		return res, nil
+	case <-ctx.Done():
+		return runtime.ExitResult{}, fmt.Errorf("process: wait for %s: %w", h.ID, ctx.Err())
+	}
+}
+
+// Stop sends SIGTERM to the runtime's process group, then SIGKILL to its
+// session after timeout, or at once when ctx ends first.
+func (d *Driver) Stop(ctx context.Context, h *runtime.Handle, timeout time.Duration) error {
+	in, err := d.get(h)
+	if errors.Is(err, runtime.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return d.stop(ctx, in, timeout)
+}
+
+func (d *Driver) stop(ctx context.Context, in *instance, timeout time.Duration) error {
+	if timeout > 0 && !in.hasExited() {
+		if err := in.signal(syscall.SIGTERM); err != nil {
+			return err
+		}
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		select {
+		case <-in.done:
+			return nil
+		case <-t.C:
+			d.log.Info("runtime still running after SIGTERM; killing it", "runtime", in.id, "timeout", timeout)
+		case <-ctx.Done():
+		}
+	}
+	if err := in.kill(); err != nil {
+		return err
+	}
+	select {
+	case <-in.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("process: stop %s: %w", in.id, ctx.Err())
+	}
+}
+
+// Destroy kills the runtime (no grace: its files are going away) and
+// removes its directory. It also kills a run recorded in the directory that
+// h does not name, so nothing outlives the directory.
+func (d *Driver) Destroy(ctx context.Context, h *runtime.Handle) error {
+	if err := checkHandle(h); err != nil {
+		return err
+	}
+	unlock := d.lockID(h.ID)
+	defer unlock()
+	var runs []*instance
+	d.mu.Lock()
+	if in := d.insts[h.ID]; in != nil {
+		runs = append(runs, in)
+	}
+	d.mu.Unlock()
+	handles := []*runtime.Handle{h}
+	if recorded, err := readHandleFile(d.dir(h.ID)); err == nil {
+		handles = append(handles, recorded)
+	}
+	for _, hh := range handles {
+		if st, err := decodeState(hh); err == nil {
+			if in, err := d.getLocked(h.ID, st); err == nil {
+				runs = append(runs, in)
+			}
+		}
+	}
+	for _, in := range runs {
+		if err := d.stop(ctx, in, 0); err != nil {
+			return fmt.Errorf("process: destroy %s: %w", h.ID, err)
+		}
+	}
+	if err := os.RemoveAll(d.dir(h.ID)); err != nil {
+		return fmt.Errorf("process: destroy %s: %w", h.ID, err)
+	}
+	d.mu.Lock()
+	delete(d.insts, h.ID)
+	d.mu.Unlock()
+	d.log.Info("runtime destroyed", "runtime", h.ID)
+	return nil
+}
+
+// Inspect reports the run named by h, with the last lines of its log. A
+// run the driver cannot find is StateUnknown, with whatever log is left.
+func (d *Driver) Inspect(ctx context.Context, h *runtime.Handle) (runtime.Status, error) {
+	in, err := d.get(h)
+	if errors.Is(err, runtime.ErrNotFound) {
+		return runtime.Status{State: runtime.StateUnknown, Logs: tailLog(d.logPath(h.ID), d.opts.LogLines)}, nil
+	}
+	if err != nil {
+		return runtime.Status{}, err
+	}
+	s := runtime.Status{State: runtime.StateRunning, StartedAt: in.st.StartedAt}
+	if in.hasExited() {
+		res, at := in.exit()
+		s.State, s.ExitCode, s.ExitedAt = runtime.StateExited, res.ExitCode, at
+	}
+	s.Logs = tailLog(d.logPath(h.ID), d.opts.LogLines)
+	return s, nil
+}
+
+// Recover re-attaches to a run started by an earlier platform process,
+// after checking that its pid still names the same process.
+func (d *Driver) Recover(ctx context.Context, h *runtime.Handle) error {
+	_, err := d.get(h)
+	return err
+}
+
+// List returns the handle of the last run of every runtime under the root,
+// running or not; a directory without a readable state.json (a crash
+// during Start) yields a handle with only ID and Driver, which Destroy
+// accepts.
+func (d *Driver) List(ctx context.Context) ([]*runtime.Handle, error) {
+	ents, err := os.ReadDir(d.root)
+	if err != nil {
+		return nil, fmt.Errorf("process: list: %w", err)
+	}
+	var hs []*runtime.Handle
+	for _, e := range ents {
+		if !e.IsDir() || validID(e.Name()) != nil {
+			continue
+		}
+		h, err := readHandleFile(d.dir(e.Name()))
+		if err != nil || h.ID != e.Name() {
+			h = &runtime.Handle{ID: e.Name(), Driver: Name}
+		}
+		hs = append(hs, h)
+	}
+	return hs, nil
+}
+
+// get returns the instance for the run named by h, re-attaching to it when
+// this driver does not know it yet.
+func (d *Driver) get(h *runtime.Handle) (*instance, error) {
+	if err := checkHandle(h); err != nil {
+		return nil, err
+	}
+	st, err := decodeState(h)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	in := d.insts[h.ID]
+	d.mu.Unlock()
+	if in != nil && in.st.sameRun(st) {
+		return in, nil
+	}
+	unlock := d.lockID(h.ID)
+	defer unlock()
+	return d.getLocked(h.ID, st)
+}
+
+// getLocked is get with the runtime's id lock held.
+func (d *Driver) getLocked(id string, st state) (*instance, error) {
+	d.mu.Lock()
+	in := d.insts[id]
+	d.mu.Unlock()
+	if in != nil && in.st.sameRun(st) {
+		return in, nil
+	}
+	if in != nil && !in.hasExited() {
+		return nil, fmt.Errorf("process: runtime %s: handle of an earlier run (pid %d): %w", id, st.PID, runtime.ErrNotFound)
+	}
+	f, err := d.verify(st)
+	if err != nil {
+		return nil, fmt.Errorf("process: runtime %s: %w", id, err)
+	}
+	in = newInstance(id, d.dir(id), st, true, f)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.isClosedLocked() {
+		if f != nil {
+			f.Close()
+		}
+		return nil, errClosed
+	}
+	d.insts[id] = in
+	d.wg.Add(1)
+	go d.watchRecovered(in)
+	d.log.Info("runtime re-attached", "runtime", id, "pid", st.PID, "pidfd", f != nil)
+	return in, nil
+}
+
+// verify checks that st's process still runs and is the same process, and
+// opens a pidfd on it when the kernel allows.
+func (d *Driver) verify(st state) (*os.File, error) {
+	if st.BootID != "" && d.bootID != "" && st.BootID != d.bootID {
+		return nil, fmt.Errorf("pid %d was started before the host rebooted: %w", st.PID, runtime.ErrNotFound)
+	}
+	var f *os.File
+	if d.usePidfd {
+		pf, err := openPidfd(st.PID)
+		if errors.Is(err, syscall.ESRCH) {
+			return nil, fmt.Errorf("pid %d is gone: %w", st.PID, runtime.ErrNotFound)
+		}
+		f = pf // nil on ENOSYS, EPERM...: fall back to /proc
+	}
+	// Opening the pidfd before reading stat closes the race: if stat still
+	// shows our start time, the pidfd names our process.
+	ps, err := readStat(st.PID)
+	if err != nil || ps.startTicks != st.StartTicks || ps.session != st.SID || ps.state == 'Z' {
+		if f != nil {
+			f.Close()
+		}
+		return nil, fmt.Errorf("pid %d is gone or now another process: %w", st.PID, runtime.ErrNotFound)
+	}
+	return f, nil
+}
+
+func (d *Driver) isClosed() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.isClosedLocked()
+}
+
+func (d *Driver) isClosedLocked() bool {
+	select {
+	case <-d.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// rotateLoop keeps running runtimes' logs under MaxLogBytes.
+func (d *Driver) rotateLoop() {
+	defer d.wg.Done()
+	t := time.NewTicker(d.opts.LogCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.closed:
+			return
+		case <-t.C:
+		}
+		d.mu.Lock()
+		var live []*instance
+		for _, in := range d.insts {
+			if !in.hasExited() {
+				live = append(live, in)
+			}
+		}
+		d.mu.Unlock()
+		for _, in := range live {
+			if err := rotateLog(d.logPath(in.id), d.opts.MaxLogBytes); err != nil && !errors.Is(err, os.ErrNotExist) {
+				d.log.Warn("log rotation failed", "runtime", in.id, "err", err)
+			}
+		}
+	}
+}
+
+// idLock serializes Start, Destroy and re-attachment of one runtime.
+type idLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// lockID locks id and returns the unlock function.
+func (d *Driver) lockID(id string) (unlock func()) {
+	d.mu.Lock()
+	l := d.locks[id]
+	if l == nil {
+		l = &idLock{}
+		d.locks[id] = l
+	}
+	l.refs++
+	d.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		d.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(d.locks, id)
+		}
+		d.mu.Unlock()
+	}
+}

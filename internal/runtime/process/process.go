@@ -1,0 +1,112 @@
+// Package process is the runtime driver that runs each runtime as a child
+// process of the platform: the embedded default, with nothing to install.
+//
+// # What a runtime gets
+//
+// Each runtime has a directory <root>/<id>/ holding:
+//
+//	workspace/      the runtime's files, its working directory and HOME; kept
+//	                across stop and start, removed by Destroy
+//	tmp/            its TMPDIR, emptied at every start
+//	runtime.log     stdout and stderr, capped (see Options.MaxLogBytes)
+//	runtime.log.1   the previous MaxLogBytes of the log
+//	state.json      the handle of the last run, for List and for Start's guard
+//
+// The environment is built from nothing, never inherited: PATH, HOME (the
+// workspace), LANG, TMPDIR, then Spec.Env (which may override those four),
+// then AGENTHOST_PORT, AGENTHOST_WORKSPACE and AGENTHOST_RUNTIME_ID, which
+// Spec.Env cannot override. No secret of the platform's or of another
+// runtime's reaches a runtime.
+//
+// # Process tree
+//
+// A runtime starts in a session of its own (setsid), so it is the leader of
+// a process group and a session that hold everything it starts, including
+// the process groups its bash tool makes for each command. Stop sends
+// SIGTERM to the runtime's process group, waits for the runtime to exit up
+// to the timeout, then sends SIGKILL; when the runtime has exited, whatever
+// is left in its session is killed. A process that calls setsid itself
+// escapes; the Docker driver, which kills a whole container, does not have
+// that hole.
+//
+// # Platform restarts
+//
+// Runtimes are deliberately not tied to the platform's life (no
+// Pdeathsig, no pipes: output goes straight to the log file, so a runtime
+// never dies of SIGPIPE when the platform is gone). After a restart the
+// platform calls Recover with each persisted handle: the driver checks that
+// the pid still names the same process (its start time in /proc/<pid>/stat
+// and the kernel's boot id must match) and watches it through a pidfd, or
+// by polling /proc where pidfds are unavailable. A re-attached runtime is
+// not the platform's child, so its exit status cannot be known: Wait then
+// reports ExitCode -1 and ErrExitUnknown.
+//
+// Nor is a runtime told the platform's pid (say in AGENTHOST_PARENT_PID) to
+// watch: it would take every restart for the platform's end and quit,
+// which is what Recover exists to avoid.
+//
+// When the platform is gone for good, its runtimes keep running until
+// someone stops them; the next platform on the same root finds them with
+// List and destroys those no agent owns. Under systemd, run the platform
+// with KillMode=process (or mixed) so that restarting the service does not
+// kill the runtimes; run it under an init (docker --init, tini) when it is
+// PID 1 of a container, so that orphans are reaped.
+//
+// # Resources
+//
+// The process driver does not enforce Spec.Resources. RLIMIT_AS is no
+// memory limit for Go programs, which reserve far more address space than
+// they use (an idle fake runtime maps 1.6 GB and touches 7 MB), RLIMIT_NPROC
+// counts every process of the user, and cgroups need privileges or a
+// delegated hierarchy. Use the Docker driver where limits matter.
+package process
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// Name is the driver's name, as it appears in handles.
+const Name = "process"
+
+// ErrExitUnknown is the ExitResult.Err of a runtime that ended after it was
+// re-attached by Recover: only a process's parent learns its exit status.
+var ErrExitUnknown = errors.New("process: exit status unknown (runtime was re-attached after a platform restart)")
+
+// Options configures a Driver. Only Root is required.
+type Options struct {
+	// Root holds one directory per runtime. It must be the same across
+	// platform restarts for Recover and List to find anything.
+	Root string
+	// MaxLogBytes caps runtime.log: past it, the log's last MaxLogBytes
+	// move to runtime.log.1 and runtime.log starts again, so at most about
+	// twice this much is on disk per runtime. Default 1 MiB.
+	MaxLogBytes int64
+	// LogCheckInterval is how often running runtimes' logs are checked
+	// against MaxLogBytes; a runtime that writes faster than
+	// MaxLogBytes per interval overshoots until the next check. Default 5s.
+	LogCheckInterval time.Duration
+	// LogLines is how many of the last log lines Inspect returns. Default 50.
+	LogLines int
+	// PollInterval is how often a re-attached runtime is checked for exit
+	// where the kernel offers no pidfd (before Linux 5.3, or a seccomp
+	// profile that forbids pidfd_open). Default 500ms.
+	PollInterval time.Duration
+	// Path is the PATH runtimes get. Default: the platform's own PATH — a
+	// list of directories, not a secret, and what lets a coding agent's bash
+	// tool find the operator's tools — or a standard one when unset.
+	Path string
+	// Logger receives the driver's own events. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock for StartedAt and ExitedAt. Default time.Now.
+	Now func() time.Time
+}
+
+const (
+	defaultMaxLogBytes      = 1 << 20
+	defaultLogCheckInterval = 5 * time.Second
+	defaultLogLines         = 50
+	defaultPollInterval     = 500 * time.Millisecond
+	standardPath            = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+)

@@ -1,0 +1,151 @@
+// Command fakeruntime stands in for `agenthost serve` in runtime driver
+// tests: a real process that follows the runtime contract (listen on
+// AGENTHOST_PORT, keep data in AGENTHOST_WORKSPACE) and can be told to
+// misbehave.
+//
+//	GET /health        200 "ok"
+//	GET /env           the whole environment as a JSON object
+//	GET /starts        how many times a runtime started on this workspace
+//	GET /spawn         starts a child in a process group of its own (as the
+//	                   coding bash tool does) and returns its pid
+//	GET /log?bytes=N   writes about N bytes of numbered lines to stdout
+//
+// Flags: -ignore-term keeps running on SIGTERM; -exit-code N with
+// -exit-after D exits on its own with code N after D.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ignoreTerm := flag.Bool("ignore-term", false, "keep running on SIGTERM")
+	exitCode := flag.Int("exit-code", -1, "exit on its own with this code (>= 0)")
+	exitAfter := flag.Duration("exit-after", 0, "delay before -exit-code")
+	child := flag.Bool("child", false, "internal: be the /spawn child (sleep)")
+	flag.Parse()
+	if *child {
+		time.Sleep(10 * time.Minute)
+		return
+	}
+
+	fmt.Println("fakeruntime: hello on stdout")
+	fmt.Fprintln(os.Stderr, "fakeruntime: hello on stderr")
+
+	ws := os.Getenv("AGENTHOST_WORKSPACE")
+	if ws == "" {
+		fail("AGENTHOST_WORKSPACE is not set")
+	}
+	starts := filepath.Join(ws, "starts.txt")
+	f, err := os.OpenFile(starts, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		fail("workspace: %v", err)
+	}
+	fmt.Fprintf(f, "start pid=%d\n", os.Getpid())
+	f.Close()
+
+	if *exitCode >= 0 {
+		go func() {
+			time.Sleep(*exitAfter)
+			fmt.Fprintf(os.Stderr, "fakeruntime: exiting with code %d\n", *exitCode)
+			os.Exit(*exitCode)
+		}()
+	}
+
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", os.Getenv("AGENTHOST_PORT")))
+	if err != nil {
+		fail("listen: %v", err)
+	}
+	srv := &http.Server{Handler: routes(starts)}
+	go func() {
+		sig := make(chan os.Signal, 4)
+		signal.Notify(sig, syscall.SIGTERM)
+		for range sig {
+			if *ignoreTerm {
+				fmt.Println("fakeruntime: ignoring SIGTERM")
+				continue
+			}
+			fmt.Println("fakeruntime: SIGTERM, shutting down")
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			srv.Shutdown(ctx)
+			cancel()
+			return
+		}
+	}()
+	fmt.Printf("fakeruntime: listening on %s\n", ln.Addr())
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		fail("serve: %v", err)
+	}
+}
+
+func routes(starts string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /env", func(w http.ResponseWriter, r *http.Request) {
+		env := map[string]string{}
+		for _, kv := range os.Environ() {
+			k, v, _ := strings.Cut(kv, "=")
+			env[k] = v
+		}
+		writeJSON(w, env)
+	})
+	mux.HandleFunc("GET /starts", func(w http.ResponseWriter, r *http.Request) {
+		b, err := os.ReadFile(starts)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, map[string]int{"starts": strings.Count(string(b), "\n")})
+	})
+	mux.HandleFunc("GET /spawn", func(w http.ResponseWriter, r *http.Request) {
+		exe, err := os.Executable()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		cmd := exec.Command(exe, "-child")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		go cmd.Wait()
+		writeJSON(w, map[string]int{"pid": cmd.Process.Pid})
+	})
+	mux.HandleFunc("GET /log", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("bytes"))
+		written := 0
+		for i := 0; written < n; i++ {
+			k, _ := fmt.Printf("fakeruntime: log line %06d %s\n", i, strings.Repeat("x", 40))
+			written += k
+		}
+		writeJSON(w, map[string]int{"written": written})
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+func fail(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "fakeruntime: "+format+"\n", args...)
+	os.Exit(2)
+}
