@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -503,5 +504,45 @@ func BenchmarkStartHealthy(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
+	}
+}
+
+// TestNoGoroutineLeak runs a whole lifecycle, re-attachment included, and
+// checks that every goroutine the driver started has ended. It is not
+// parallel, so the count is this test's alone.
+func TestNoGoroutineLeak(t *testing.T) {
+	before := goruntime.NumGoroutine()
+	root := t.TempDir()
+	d1, err := New(Options{Root: root, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := d1.Start(ctx(t), fakeSpec(t, "leak"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	healthy(t, h)
+	d2, err := New(Options{Root: root, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d2.Recover(ctx(t), h); err != nil {
+		t.Fatal(err)
+	}
+	if err := d2.Destroy(ctx(t), h); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d1.Wait(ctx(t), h); err != nil {
+		t.Fatal(err)
+	}
+	d1.Close()
+	d2.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for goruntime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines, %d before:\n%s", goruntime.NumGoroutine(), before, buf[:goruntime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
