@@ -115,7 +115,7 @@ func attachments(cfg *Config, images []string, files []fileInput) ([]llm.Part, e
 		if f.Data == "" {
 			return nil, errorf(http.StatusBadRequest, "%s has no data; send it as a base64 data URL", label)
 		}
-		if est := int64(len(f.Data)) / 4 * 3; est > limit+3 {
+		if est := decodedLen(f.Data); est > limit {
 			return nil, errorf(http.StatusRequestEntityTooLarge, "%s is %s; the limit is %s per file", label, sizeString(est), limitStr)
 		}
 		mt, data, err := decodeDataURL(f.Data)
@@ -150,6 +150,15 @@ func attachments(cfg *Config, images []string, files []fileInput) ([]llm.Part, e
 		parts = append(parts, llm.TextPart(note))
 	}
 	return parts, nil
+}
+
+// decodedLen is the size base64 data decodes to, computed without decoding
+// so that oversized files are refused cheaply.
+func decodedLen(s string) int64 {
+	if _, body, ok := strings.Cut(s, ","); ok && strings.HasPrefix(s, "data:") {
+		s = body
+	}
+	return int64(len(strings.TrimRight(s, "="))) * 3 / 4
 }
 
 // decodeDataURL decodes "data:<type>;base64,<data>" or bare base64.
