@@ -151,6 +151,7 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
+	m.removeOrphans(ctx)
 	sem := make(chan struct{}, reconcileConcurrency)
 	var wg sync.WaitGroup
 	for _, a := range list {
@@ -163,6 +164,33 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// removeOrphans destroys the runtimes the driver knows of that belong to
+// no agent at all (deleted while the platform was down, or started by a
+// platform that died before recording the agent). Agents are created in
+// the store before their runtime starts, so a runtime being provisioned
+// right now is never taken for an orphan.
+func (m *Manager) removeOrphans(ctx context.Context) {
+	l, ok := m.cfg.Driver.(runtime.Lister)
+	if !ok {
+		return
+	}
+	hs, err := l.List(ctx)
+	if err != nil {
+		m.log.Warn("reconcile: listing runtimes", "err", err)
+		return
+	}
+	for _, h := range hs {
+		_, err := m.st.FindAgent(ctx, h.ID)
+		if !errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		m.log.Info("reconcile: destroying a runtime no agent owns", "runtime", h.ID)
+		if err := m.cfg.Driver.Destroy(ctx, h); err != nil {
+			m.log.Warn("reconcile: destroying orphan runtime", "runtime", h.ID, "err", err)
+		}
+	}
 }
 
 func (m *Manager) reconcileOne(orgID, id string) {

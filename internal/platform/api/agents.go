@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"github.com/agenthost/agenthost/internal/platform/agents"
@@ -89,6 +90,9 @@ func (s *Server) createAgent(w http.ResponseWriter, r *http.Request) error {
 		Name: req.Name, ScopeID: req.ScopeID, Scope: req.Scope, Model: req.Model,
 		InitialPrompt: req.InitialPrompt, HiddenPrompt: req.HiddenPrompt,
 	})
+	if errors.Is(err, store.ErrNotFound) {
+		return &httpapi.Error{Status: http.StatusNotFound, Msg: "agent was deleted while it was being provisioned", Err: err}
+	}
 	if err != nil {
 		return err
 	}

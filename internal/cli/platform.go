@@ -1,0 +1,169 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/agenthost/agenthost/internal/platform"
+	"github.com/agenthost/agenthost/internal/platform/agents"
+	"github.com/agenthost/agenthost/internal/runtime"
+	"github.com/agenthost/agenthost/internal/runtime/process"
+)
+
+// platformFlags are the flags of `agenthost platform` and its token
+// subcommands (the command framework has one flag set per command).
+type platformFlags struct {
+	port         int
+	host         string
+	data         string
+	database     string
+	driver       string
+	publicURL    string
+	command      string
+	ports        string
+	maxAgents    int
+	maxRunning   int
+	defaultModel string
+	node         string
+	org          string
+	label        string
+}
+
+func init() {
+	var o platformFlags
+	register(&Command{
+		Name:  "platform",
+		Usage: "[--port N] [--data DIR] [--database postgres://...] [--driver process]\n       agenthost platform token create --org NAME --label LABEL\n       agenthost platform token list --org NAME\n       agenthost platform token revoke --org NAME TOKEN_ID",
+		Short: "run the multi-tenant agent platform (REST API of seed 003)",
+		Long: `Runs the platform: a control plane that provisions agents, each in its own
+runtime (agenthost serve --role coding, one process per agent with the
+process driver), behind the /api/v1 REST API with Bearer tokens.
+
+State lives in the data directory (./.agenthost by default): the SQLite
+database, the master key that encrypts secrets (unless AGENTHOST_MASTER_KEY
+is set) and the runtimes' workspaces. With --database postgres://... the
+state is in PostgreSQL, shared by several platform replicas; give each
+replica the same AGENTHOST_MASTER_KEY and its own --node.
+
+API tokens are managed from the command line, against the same --data or
+--database:
+
+  agenthost platform token create --org acme --label production
+  agenthost platform token list --org acme
+  agenthost platform token revoke --org acme TOKEN_ID
+
+See docs/platform.md.`,
+		Flags: func(fs *flag.FlagSet) {
+			fs.IntVar(&o.port, "port", 8080, "port to listen on")
+			fs.StringVar(&o.host, "host", "", "address to listen on (default: all interfaces)")
+			fs.StringVar(&o.data, "data", platform.DefaultDataDir, "data directory")
+			fs.StringVar(&o.database, "database", "", "PostgreSQL DSN (postgres://...); default SQLite in the data directory")
+			fs.StringVar(&o.driver, "driver", "process", "runtime driver: process")
+			fs.StringVar(&o.publicURL, "public-url", "", "base URL clients reach the platform at (default http://localhost:PORT)")
+			fs.StringVar(&o.command, "runtime-command", "", `runtime argv, space-separated; {agentId} and {port} are replaced (default "<this binary> serve --role coding")`)
+			fs.StringVar(&o.ports, "ports", fmt.Sprintf("%d-%d", agents.DefaultPorts.Min, agents.DefaultPorts.Max), "loopback port range for runtimes")
+			fs.IntVar(&o.maxAgents, "max-agents", 50, "agents per organization (0: no limit)")
+			fs.IntVar(&o.maxRunning, "max-running", 100, "runtimes running at once on this node (0: no limit)")
+			fs.StringVar(&o.defaultModel, "default-model", "offline/demo", "model of agents created without one")
+			fs.StringVar(&o.node, "node", "", "this replica's name among replicas sharing --database (default: hostname; \"local\" with SQLite)")
+			fs.StringVar(&o.org, "org", "", "organization (token commands)")
+			fs.StringVar(&o.label, "label", "", "token label (token create)")
+		},
+		Run: func(ctx context.Context, env *Env, args []string) error {
+			if !filepath.IsAbs(o.data) {
+				o.data = filepath.Join(env.Dir, o.data)
+			}
+			if len(args) > 0 && args[0] == "token" {
+				return runToken(ctx, env, &o, args[1:])
+			}
+			if len(args) > 0 {
+				return Usagef("unexpected argument %q", args[0])
+			}
+			return runPlatform(ctx, env, &o)
+		},
+	})
+}
+
+// newDriver makes the runtime driver named on the command line.
+func newDriver(name, dataDir string, log *slog.Logger) (runtime.Driver, io.Closer, error) {
+	switch name {
+	case "process":
+		d, err := process.New(process.Options{Root: filepath.Join(dataDir, "runtimes"), Logger: log})
+		if err != nil {
+			return nil, nil, err
+		}
+		return d, d, nil
+	case "docker":
+		return nil, nil, errors.New("--driver docker is not available yet; use --driver process")
+	}
+	return nil, nil, Usagef("unknown --driver %q (want process)", name)
+}
+
+func runPlatform(ctx context.Context, env *Env, o *platformFlags) error {
+	if o.org != "" || o.label != "" {
+		return Usagef("--org and --label belong to the token commands")
+	}
+	ports, err := agents.ParsePortRange(o.ports)
+	if err != nil {
+		return Usagef("--ports: %v", err)
+	}
+	log := slog.New(slog.NewTextHandler(env.Stderr, nil))
+	driver, closer, err := newDriver(o.driver, o.data, log)
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	ln, err := net.Listen("tcp", net.JoinHostPort(o.host, strconv.Itoa(o.port)))
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	if o.publicURL == "" {
+		o.publicURL = platform.URLFor(ln.Addr())
+	}
+	srv, err := platform.New(platform.Config{
+		DataDir: o.data, Database: o.database, Driver: driver, PublicURL: o.publicURL,
+		Getenv: env.Getenv, Logger: log,
+		Agents: agents.Config{
+			Node: o.node, Command: strings.Fields(o.command), DefaultModel: o.defaultModel,
+			MaxAgentsPerOrg: o.maxAgents, MaxRunning: o.maxRunning, Ports: ports,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ctx, ln) }()
+	printPlatformBanner(env.Stdout, srv.BaseURL(), o)
+	return <-errc
+}
+
+func printPlatformBanner(w io.Writer, base string, o *platformFlags) {
+	store := "SQLite in " + filepath.Join(o.data, platform.DatabaseFile)
+	where := "--data " + o.data
+	if o.database != "" {
+		store, where = "PostgreSQL", "--database '<the same DSN>'"
+	}
+	fmt.Fprintf(w, `agenthost platform listening on %[1]s
+  state:    %[2]s
+  runtimes: %[3]s driver, loopback ports %[4]s
+
+Next:
+  1. Create an API token (shown once):
+       agenthost platform token create --org my-org --label production %[5]s
+  2. Create an agent:
+       curl -X POST %[1]s/api/v1/agents \
+         -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \
+         -d '{"name": "my-agent"}'
+  3. Check it:  curl -H "Authorization: Bearer $TOKEN" %[1]s/api/v1/agents
+
+`, base, store, o.driver, o.ports, where)
+}

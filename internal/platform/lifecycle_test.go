@@ -1,0 +1,467 @@
+package platform_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/agenthost/agenthost/internal/platform"
+	"github.com/agenthost/agenthost/internal/platform/agents"
+	"github.com/agenthost/agenthost/internal/platform/platformtest"
+	"github.com/agenthost/agenthost/internal/platform/store"
+	"github.com/agenthost/agenthost/internal/runtime"
+	"github.com/agenthost/agenthost/internal/runtime/process"
+	"github.com/agenthost/agenthost/internal/runtime/runtimetest"
+)
+
+func TestMain(m *testing.M) { os.Exit(runtimetest.Main(m)) }
+
+// rig is a platform with the real process driver running the fake
+// runtime.
+type rig struct {
+	t      *testing.T
+	opts   platformtest.Options
+	driver *process.Driver
+	env    *platformtest.Env
+}
+
+var nextPorts atomic.Int32
+
+// ports gives each rig its own slice of loopback ports, so parallel
+// platforms never pick the same one.
+func ports() agents.PortRange {
+	base := 24000 + int(nextPorts.Add(1)-1)*20
+	return agents.PortRange{Min: base, Max: base + 19}
+}
+
+// newRig starts a platform whose runtimes are the fake runtime with args.
+func newRig(t *testing.T, pg bool, cfg agents.Config, args ...string) *rig {
+	t.Helper()
+	r := &rig{t: t, opts: platformtest.Options{Postgres: pg, DataDir: t.TempDir(), Logs: &platformtest.Buffer{}}}
+	if cfg.Command == nil {
+		cfg.Command = append([]string{runtimetest.FakeRuntime(t)}, args...)
+	}
+	if cfg.Ports == (agents.PortRange{}) {
+		cfg.Ports = ports()
+	}
+	if cfg.ProvisionTimeout == 0 {
+		cfg.ProvisionTimeout = 20 * time.Second
+	}
+	if cfg.Restart.Backoff == 0 {
+		cfg.Restart.Backoff = 20 * time.Millisecond
+	}
+	r.opts.Agents = cfg
+	r.driver = r.newDriver()
+	// Runs after the platform has shut down: nothing outlives the test.
+	t.Cleanup(func() {
+		d := r.newDriver()
+		hs, _ := d.List(context.Background())
+		for _, h := range hs {
+			d.Destroy(context.Background(), h)
+		}
+	})
+	r.start()
+	return r
+}
+
+func (r *rig) newDriver() *process.Driver {
+	d, err := process.New(process.Options{
+		Root:   r.opts.DataDir + "/runtimes",
+		Logger: slog.New(slog.NewTextHandler(r.opts.Logs, nil)),
+	})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// start starts a platform on the rig's state (again, after restart).
+func (r *rig) start() {
+	r.opts.Driver = r.driver
+	r.env = platformtest.Start(r.t, r.opts)
+	r.opts.DSN = r.env.DSN
+}
+
+// restart stops the platform (runtimes keep running) and starts a new
+// one with a new driver on the same state, as a new process would.
+func (r *rig) restart() {
+	r.env.Stop(r.t)
+	r.driver = r.newDriver()
+	r.start()
+	r.env.WaitReconciled(r.t)
+}
+
+// agent reads an agent's record behind the API.
+func (r *rig) agent(id string) store.Agent {
+	r.t.Helper()
+	a, err := r.env.Server.Store().FindAgent(context.Background(), id)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return a
+}
+
+func (r *rig) handle(id string) *runtime.Handle {
+	r.t.Helper()
+	var h runtime.Handle
+	if err := json.Unmarshal(r.agent(id).Handle, &h); err != nil {
+		r.t.Fatalf("agent %s handle: %v", id, err)
+	}
+	return &h
+}
+
+// fake calls the fake runtime of an agent directly.
+func (r *rig) fake(id, path string, v any) error {
+	resp, err := http.Get(r.handle(id).Endpoint + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+func (r *rig) starts(id string) int {
+	r.t.Helper()
+	var v struct{ Starts int }
+	if err := r.fake(id, "/starts", &v); err != nil {
+		r.t.Fatal(err)
+	}
+	return v.Starts
+}
+
+func (r *rig) runtimeEnv(id string) map[string]string {
+	r.t.Helper()
+	var env map[string]string
+	if err := r.fake(id, "/env", &env); err != nil {
+		r.t.Fatal(err)
+	}
+	return env
+}
+
+// eventually polls cond for up to 30 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func status(t *testing.T, c *platformtest.Client, id string) map[string]any {
+	t.Helper()
+	return c.Do(t, "GET", "/api/v1/agents/"+id, nil).Want(t, 200)
+}
+
+func backends(t *testing.T, fn func(t *testing.T, pg bool)) {
+	for _, pg := range []bool{false, true} {
+		name := map[bool]string{false: "sqlite", true: "postgres"}[pg]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, pg)
+		})
+	}
+}
+
+// TestLifecycle walks an agent through create, stop, start, restart and
+// delete with real runtimes, checking the seed's flags, the workspace kept
+// across restarts and the environment the runtime received.
+func TestLifecycle(t *testing.T) {
+	backends(t, func(t *testing.T, pg bool) {
+		r := newRig(t, pg, agents.Config{})
+		c := r.env.Client(r.env.Token(t, "acme"))
+		const orgValue, scopeValue = "org-SECRET-value", "scope-SECRET-value"
+		c.Do(t, "PUT", "/api/v1/secrets", map[string]any{"key": "ORG_KEY", "value": orgValue}).Want(t, 201)
+		scope := c.Do(t, "POST", "/api/v1/scopes", map[string]any{"name": "production"}).Want(t, 201)["id"].(string)
+		c.Do(t, "PUT", "/api/v1/scopes/"+scope+"/secrets", map[string]any{"key": "ANTHROPIC_API_KEY", "value": scopeValue}).Want(t, 201)
+
+		created := c.Do(t, "POST", "/api/v1/agents", map[string]any{
+			"name": "prod-agent", "scope": "production", "model": "anthropic/claude-sonnet-4-6",
+			"hiddenPrompt": "be terse", "initialPrompt": "Build a REST API",
+		}).Want(t, 200)
+		id := created["agentId"].(string)
+		if created["scopeId"] != scope || created["url"] != r.env.URL+"/a/"+id || len(created["sessions"].([]any)) != 0 {
+			t.Fatalf("create = %v", created)
+		}
+		got := status(t, c, id)
+		if got["status"] != "RUNNING" || got["busy"] != false || got["errorMsg"] != nil {
+			t.Fatalf("after create: %v", got)
+		}
+
+		env := r.runtimeEnv(id)
+		if env["ANTHROPIC_API_KEY"] != scopeValue || env["ORG_KEY"] != "" {
+			t.Fatalf("a scoped agent must get its scope's secrets only: %v", env)
+		}
+		if env[agents.EnvModel] != "anthropic/claude-sonnet-4-6" || env[agents.EnvHiddenPrompt] != "be terse" || env[agents.EnvAgentID] != id ||
+			len(env[agents.EnvControlToken]) != 64 || env["AGENTHOST_PORT"] == "" || env["AGENTHOST_WORKSPACE"] == "" {
+			t.Fatalf("runtime settings: %v", env)
+		}
+		if strings.Contains(string(r.agent(id).ControlToken), env[agents.EnvControlToken]) {
+			t.Fatal("the control token is stored in clear")
+		}
+
+		stop := c.Do(t, "POST", "/api/v1/agents/"+id+"/stop", nil).Want(t, 200)
+		if stop["status"] != "STOPPED" || stop["stopped"] != true || stop["agentId"] != id {
+			t.Fatalf("stop = %v", stop)
+		}
+		if st, _ := r.driver.Inspect(context.Background(), r.handle(id)); st.State == runtime.StateRunning {
+			t.Fatal("runtime still running after stop")
+		}
+		if s := c.Do(t, "POST", "/api/v1/agents/"+id+"/stop", nil).Want(t, 200); s["stopped"] != false || s["status"] != "STOPPED" {
+			t.Fatalf("second stop = %v", s)
+		}
+		if s := status(t, c, id); s["status"] != "STOPPED" || s["busy"] != false {
+			t.Fatalf("stopped agent = %v", s)
+		}
+
+		start := c.Do(t, "POST", "/api/v1/agents/"+id+"/start", nil).Want(t, 200)
+		if start["status"] != "RUNNING" || start["started"] != true {
+			t.Fatalf("start = %v", start)
+		}
+		if s := c.Do(t, "POST", "/api/v1/agents/"+id+"/start", nil).Want(t, 200); s["started"] != false {
+			t.Fatalf("second start = %v", s)
+		}
+		if n := r.starts(id); n != 2 {
+			t.Fatalf("workspace after stop/start shows %d starts, want 2 (workspace must be kept)", n)
+		}
+		// A secret added later reaches the runtime at its next start.
+		c.Do(t, "PUT", "/api/v1/scopes/"+scope+"/secrets", map[string]any{"key": "LATER", "value": "x"}).Want(t, 201)
+		rs := c.Do(t, "POST", "/api/v1/agents/"+id+"/restart", nil).Want(t, 200)
+		if rs["status"] != "RUNNING" || rs["restarted"] != true {
+			t.Fatalf("restart = %v", rs)
+		}
+		if n := r.starts(id); n != 3 {
+			t.Fatalf("%d starts after restart, want 3", n)
+		}
+		if r.runtimeEnv(id)["LATER"] != "x" {
+			t.Fatal("restart did not pick up the new secret")
+		}
+		// Restart of a STOPPED agent starts it.
+		c.Do(t, "POST", "/api/v1/agents/"+id+"/stop", nil).Want(t, 200)
+		if rs := c.Do(t, "POST", "/api/v1/agents/"+id+"/restart", nil).Want(t, 200); rs["status"] != "RUNNING" {
+			t.Fatalf("restart from STOPPED = %v", rs)
+		}
+
+		h := r.handle(id)
+		c.Do(t, "DELETE", "/api/v1/agents/"+id, nil).Want(t, 200)
+		if st, _ := r.driver.Inspect(context.Background(), h); st.State != runtime.StateUnknown {
+			t.Fatalf("runtime after delete: %v, want gone", st.State)
+		}
+		c.Do(t, "GET", "/api/v1/agents/"+id, nil).WantError(t, 404, "agent not found")
+
+		// An unscoped agent gets the org-level secrets only.
+		id2 := c.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "org-agent"}).Want(t, 200)["agentId"].(string)
+		env = r.runtimeEnv(id2)
+		if env["ORG_KEY"] != orgValue || env["ANTHROPIC_API_KEY"] != "" || env[agents.EnvModel] != "offline/demo" {
+			t.Fatalf("org-level agent env: ORG_KEY=%q ANTHROPIC_API_KEY=%q model=%q", env["ORG_KEY"], env["ANTHROPIC_API_KEY"], env[agents.EnvModel])
+		}
+		if _, ok := env[agents.EnvHiddenPrompt]; ok {
+			t.Fatal("hidden prompt set without one")
+		}
+
+		logs := r.env.Logs.String()
+		if strings.Contains(logs, "SECRET-value") || strings.Contains(logs, env[agents.EnvControlToken]) {
+			t.Fatal("a secret or control token reached the logs")
+		}
+		if !strings.Contains(logs, "ANTHROPIC_API_KEY") {
+			t.Fatal("the debug log of secret keys is missing; the leak check above proves nothing")
+		}
+	})
+}
+
+func TestRunningCap(t *testing.T) {
+	r := newRig(t, false, agents.Config{MaxRunning: 1})
+	c := r.env.Client(r.env.Token(t, "acme"))
+	a := c.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "a"}).Want(t, 200)["agentId"].(string)
+	c.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "b"}).WantError(t, 503, "concurrent agent cap")
+	c.Do(t, "POST", "/api/v1/agents/"+a+"/stop", nil).Want(t, 200)
+	b := c.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "b"}).Want(t, 200)["agentId"].(string)
+	c.Do(t, "POST", "/api/v1/agents/"+a+"/start", nil).WantError(t, 503, "concurrent agent cap")
+	c.Do(t, "POST", "/api/v1/agents/"+a+"/restart", nil).WantError(t, 503, "concurrent agent cap")
+	if s := status(t, c, a); s["status"] != "STOPPED" {
+		t.Fatalf("an agent refused for capacity must stay STOPPED: %v", s)
+	}
+	// Restarting the running one keeps its slot.
+	c.Do(t, "POST", "/api/v1/agents/"+b+"/restart", nil).Want(t, 200)
+	c.Do(t, "DELETE", "/api/v1/agents/"+b, nil).Want(t, 200)
+	c.Do(t, "POST", "/api/v1/agents/"+a+"/start", nil).Want(t, 200)
+}
+
+// TestProvisionTimeout: a runtime that never answers /health is 504 and
+// ERROR, and the runtime is stopped.
+func TestProvisionTimeout(t *testing.T) {
+	r := newRig(t, false, agents.Config{Command: []string{"/bin/sleep", "300"}, ProvisionTimeout: time.Second})
+	c := r.env.Client(r.env.Token(t, "acme"))
+	c.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "slow"}).WantError(t, 504, "did not answer /health within 1s")
+	a := c.Do(t, "GET", "/api/v1/agents", nil).Want(t, 200)["agents"].([]any)[0].(map[string]any)
+	id := a["agentId"].(string)
+	if a["status"] != "ERROR" || !strings.Contains(a["errorMsg"].(string), "timed out") {
+		t.Fatalf("agent = %v", a)
+	}
+	if st, _ := r.driver.Inspect(context.Background(), r.handle(id)); st.State == runtime.StateRunning {
+		t.Fatal("the runtime that timed out is still running")
+	}
+	c.Do(t, "POST", "/api/v1/agents/"+id+"/start", nil).WantError(t, 400, "ERROR")
+}
+
+// TestStartFailure: a runtime that exits at once is 503 with its last
+// output in errorMsg.
+func TestStartFailure(t *testing.T) {
+	r := newRig(t, false, agents.Config{}, "-exit-code", "3", "-exit-after", "0s", "-ignore-term")
+	c := r.env.Client(r.env.Token(t, "acme"))
+	c.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "broken"}).WantError(t, 503, "exited")
+	a := c.Do(t, "GET", "/api/v1/agents", nil).Want(t, 200)["agents"].([]any)[0].(map[string]any)
+	if a["status"] != "ERROR" || !strings.Contains(a["errorMsg"].(string), "fakeruntime: exiting with code 3") {
+		t.Fatalf("errorMsg must quote the runtime's last output: %v", a)
+	}
+}
+
+// TestCrashRestart: a runtime that dies is restarted with backoff; one that
+// keeps dying ends ERROR with its last output.
+func TestCrashRestart(t *testing.T) {
+	r := newRig(t, false, agents.Config{Restart: agents.RestartPolicy{Attempts: 2, Backoff: 20 * time.Millisecond}},
+		"-exit-code", "7", "-exit-after", "1500ms")
+	c := r.env.Client(r.env.Token(t, "acme"))
+	id := c.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "crashy"}).Want(t, 200)["agentId"].(string)
+	eventually(t, "a restart after the first crash", func() bool {
+		var v struct{ Starts int }
+		return r.fake(id, "/starts", &v) == nil && v.Starts >= 2
+	})
+	eventually(t, "ERROR after repeated crashes", func() bool { return status(t, c, id)["status"] == "ERROR" })
+	msg := status(t, c, id)["errorMsg"].(string)
+	if !strings.Contains(msg, "gave up after 2 restarts") || !strings.Contains(msg, "exit code 7") || !strings.Contains(msg, "fakeruntime: exiting with code 7") {
+		t.Fatalf("errorMsg = %q", msg)
+	}
+	if !strings.Contains(r.env.Logs.String(), "runtime restarted") {
+		t.Fatal("no restart was logged")
+	}
+}
+
+// TestStopDuringBackoff: stopping an agent whose runtime crashed cancels
+// the pending restart.
+func TestStopDuringBackoff(t *testing.T) {
+	r := newRig(t, false, agents.Config{Restart: agents.RestartPolicy{Attempts: 5, Backoff: 3 * time.Second}},
+		"-exit-code", "1", "-exit-after", "500ms")
+	c := r.env.Client(r.env.Token(t, "acme"))
+	id := c.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "a"}).Want(t, 200)["agentId"].(string)
+	eventually(t, "the crash", func() bool { return strings.Contains(r.env.Logs.String(), "runtime exited unexpectedly") })
+	c.Do(t, "POST", "/api/v1/agents/"+id+"/stop", nil).Want(t, 200)
+	time.Sleep(4 * time.Second)
+	if s := status(t, c, id); s["status"] != "STOPPED" {
+		t.Fatalf("after the backoff: %v", s)
+	}
+	if st, _ := r.driver.Inspect(context.Background(), r.handle(id)); st.State == runtime.StateRunning {
+		t.Fatal("the supervisor restarted a stopped agent")
+	}
+}
+
+// TestDeleteWhileProvisioning: DELETE cancels a provisioning in progress.
+func TestDeleteWhileProvisioning(t *testing.T) {
+	r := newRig(t, false, agents.Config{Command: []string{"/bin/sleep", "300"}, ProvisionTimeout: time.Minute})
+	c := r.env.Client(r.env.Token(t, "acme"))
+	done := make(chan *platformtest.Response, 1)
+	go func() { done <- c.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "slow"}) }()
+	var id string
+	eventually(t, "the PROVISIONING agent", func() bool {
+		list := c.Do(t, "GET", "/api/v1/agents", nil).Want(t, 200)["agents"].([]any)
+		if len(list) == 1 && list[0].(map[string]any)["status"] == "PROVISIONING" && len(r.agent(list[0].(map[string]any)["agentId"].(string)).Handle) > 0 {
+			id = list[0].(map[string]any)["agentId"].(string)
+			return true
+		}
+		return false
+	})
+	h := r.handle(id)
+	c.Do(t, "DELETE", "/api/v1/agents/"+id, nil).Want(t, 200)
+	select {
+	case resp := <-done:
+		resp.WantError(t, 404, "deleted while it was being provisioned")
+	case <-time.After(30 * time.Second):
+		t.Fatal("create did not return after delete")
+	}
+	if st, _ := r.driver.Inspect(context.Background(), h); st.State != runtime.StateUnknown {
+		t.Fatalf("runtime after delete: %v", st.State)
+	}
+}
+
+// TestReconcile restarts the platform: a running runtime is re-attached,
+// one that died while the platform was down is started again, a STOPPED
+// agent stays stopped, an agent left PROVISIONING by a crash ends RUNNING,
+// and a runtime no agent owns is destroyed.
+func TestReconcile(t *testing.T) {
+	backends(t, func(t *testing.T, pg bool) {
+		r := newRig(t, pg, agents.Config{})
+		c := r.env.Client(r.env.Token(t, "acme"))
+		create := func(name string) string {
+			return c.Do(t, "POST", "/api/v1/agents", map[string]any{"name": name}).Want(t, 200)["agentId"].(string)
+		}
+		kept, died, stopped, provisioning := create("kept"), create("died"), create("stopped"), create("provisioning")
+		c.Do(t, "POST", "/api/v1/agents/"+stopped+"/stop", nil).Want(t, 200)
+		keptEndpoint := r.handle(kept).Endpoint
+		diedHandle, a := r.handle(died), r.agent(provisioning)
+
+		r.env.Stop(t)
+		if err := r.driver.Stop(context.Background(), diedHandle, 0); err != nil {
+			t.Fatal(err)
+		}
+		// A platform killed mid-create leaves PROVISIONING and a runtime.
+		ctx := context.Background()
+		st, err := platform.OpenStore(ctx, r.opts.DataDir, r.opts.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.UpdateAgentRuntime(ctx, a.OrgID, a.ID, store.AgentRuntime{Status: store.StatusProvisioning, Port: a.Port, Handle: a.Handle, Node: a.Node, UpdatedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		// A runtime whose agent is gone.
+		spec := runtime.Spec{ID: "corphan00000000000000000000", Port: runtimetest.FreePort(t), Command: []string{runtimetest.FakeRuntime(t)}}
+		oh, err := r.driver.Start(ctx, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+
+		r.restart()
+		c = r.env.Client(c.Token)
+		for _, id := range []string{kept, died, provisioning} {
+			if s := status(t, c, id); s["status"] != "RUNNING" {
+				t.Fatalf("agent %s after restart: %v", id, s)
+			}
+		}
+		if n := r.starts(kept); n != 1 || r.handle(kept).Endpoint != keptEndpoint {
+			t.Fatalf("the running runtime was restarted (%d starts) instead of re-attached", n)
+		}
+		if n := r.starts(died); n != 2 {
+			t.Fatalf("the dead runtime: %d starts, want 2", n)
+		}
+		if s := status(t, c, stopped); s["status"] != "STOPPED" {
+			t.Fatalf("stopped agent after restart: %v", s)
+		}
+		if st, _ := r.driver.Inspect(ctx, oh); st.State != runtime.StateUnknown {
+			t.Fatalf("orphan runtime: %v, want destroyed", st.State)
+		}
+		// The re-attached runtime is supervised: a crash is restarted.
+		if err := r.driver.Stop(ctx, r.handle(kept), 0); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the re-attached runtime's restart", func() bool {
+			var v struct{ Starts int }
+			return r.fake(kept, "/starts", &v) == nil && v.Starts == 2
+		})
+		// And the platform still controls it.
+		c.Do(t, "POST", "/api/v1/agents/"+kept+"/stop", nil).Want(t, 200)
+		c.Do(t, "DELETE", "/api/v1/agents/"+kept, nil).Want(t, 200)
+	})
+}
