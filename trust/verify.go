@@ -210,7 +210,7 @@ func (v *Verifier) Verify(ctx context.Context, raw []byte) (*Verified, error) {
 	if err := v.checkRecipient(p.member("to"), &m.To); err != nil {
 		return nil, err
 	}
-	form, canon, err := checkSignature(pe.pub, pe.sig, p)
+	form, canon, err := checkSignature(pe.pub, pe.sig, p, raw[p.start:p.end])
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +256,7 @@ func (v *Verifier) VerifyHeaders(ctx context.Context, h http.Header, method, pat
 		return nil, err
 	}
 	payload := headerPayload(method, path, tsLit)
-	form, canon, err := checkSignature(pub, sig, payload)
+	form, canon, err := checkSignature(pub, sig, payload, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -314,21 +314,38 @@ func (v *Verifier) checkRecipient(to *jvalue, out *string) error {
 
 // checkSignature verifies sig over each signature form of payload. It returns
 // the form that verified and the FormPython encoding, which identifies the
-// payload for the replay ledger.
-func checkSignature(pub ed25519.PublicKey, sig []byte, payload *jvalue) (Form, []byte, error) {
-	var tried [3][]byte
-	for i, f := range SignatureForms {
-		msg, _ := encodeForm(nil, payload, f)
-		tried[i] = msg
+// payload for the replay ledger. raw is the payload as received, if known: a
+// form that reproduces it byte for byte is most likely the one signed (a
+// client sends what it signed), so it is tried first, which spares a
+// JavaScript client's message two failed verifications.
+func checkSignature(pub ed25519.PublicKey, sig []byte, payload *jvalue, raw []byte) (Form, []byte, error) {
+	var enc [3][]byte
+	get := func(i int) []byte {
+		if enc[i] == nil {
+			enc[i], _ = encodeForm(nil, payload, SignatureForms[i])
+		}
+		return enc[i]
+	}
+	order := []int{0, 1, 2}
+	if raw != nil && string(get(0)) != string(raw) {
+		for i := 1; i < len(order); i++ {
+			if string(get(i)) == string(raw) {
+				order = []int{i, 0, 3 - i}
+				break
+			}
+		}
+	}
+	for n, i := range order {
+		msg := get(i)
 		dup := false
-		for _, prev := range tried[:i] {
-			if string(prev) == string(msg) {
+		for _, j := range order[:n] {
+			if string(enc[j]) == string(msg) {
 				dup = true
 				break
 			}
 		}
 		if !dup && ed25519.Verify(pub, msg, sig) {
-			return f, tried[0], nil
+			return SignatureForms[i], get(0), nil
 		}
 	}
 	return 0, nil, ErrBadSignature

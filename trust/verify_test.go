@@ -84,7 +84,7 @@ func TestVerifyVectors(t *testing.T) {
 				continue
 			}
 			sig, _ := hex.DecodeString(sigHex)
-			form, _, err := checkSignature(pub, sig, tree)
+			form, _, err := checkSignature(pub, sig, tree, []byte(c.Input))
 			if err != nil {
 				t.Errorf("%s: node's %s signature did not verify", c.Name, name)
 				continue
