@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -168,28 +169,64 @@ type configError struct {
 
 func (e *configError) Error() string {
 	if e.key != "" {
-		return fmt.Sprintf("line %d: key %q: %s", e.line, e.key, e.msg)
+		return fmt.Sprintf("%d: key %q: %s", e.line, e.key, e.msg)
 	}
-	return fmt.Sprintf("line %d: %s", e.line, e.msg)
+	return fmt.Sprintf("%d: %s", e.line, e.msg)
 }
 
 // ErrConfig wraps every host.yaml error.
 var ErrConfig = errors.New("invalid host.yaml")
 
 // parseConfig parses host.yaml's bytes strictly: unknown keys and wrong
-// types are errors naming the key and line. name is used in messages.
+// types are errors naming the key and line ("host.yaml:3: key "port":
+// want an integer, got string"). name is used in messages.
 func parseConfig(data []byte, name string) (*fileConfig, error) {
 	var fc fileConfig
 	if len(bytes.TrimSpace(data)) == 0 {
 		return &fc, nil
 	}
+	var ce *configError
 	if err := yaml.UnmarshalWithOptions(data, &fc, yaml.DisallowUnknownField()); err != nil {
-		return nil, fmt.Errorf("%w: %s:%s", ErrConfig, name, describeYAMLError(err))
+		ce = describeYAMLError(err)
+	} else if err := fc.validate(); err != nil {
+		ce = err
 	}
-	if err := fc.validate(); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrConfig, name, err)
+	if ce != nil {
+		if ce.key == "" && ce.line > 0 {
+			ce.key = keyAt(data, ce.line)
+		}
+		if ce.line == 0 && ce.key != "" {
+			ce.line = lineOf(data, ce.key)
+		}
+		return nil, fmt.Errorf("%w: %s:%v", ErrConfig, name, ce)
 	}
 	return &fc, nil
+}
+
+// keyAt returns the top-level key whose value spans line (1-based).
+func keyAt(data []byte, line int) string {
+	lines := strings.Split(string(data), "\n")
+	for i := min(line, len(lines)) - 1; i >= 0; i-- {
+		l := lines[i]
+		if l == "" || l[0] == ' ' || l[0] == '\t' || l[0] == '#' || l[0] == '-' {
+			continue
+		}
+		if k, _, ok := strings.Cut(l, ":"); ok {
+			return strings.TrimSpace(k)
+		}
+		return ""
+	}
+	return ""
+}
+
+// lineOf returns the line where the top-level key is set.
+func lineOf(data []byte, key string) int {
+	for i, l := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(l, key+":") {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // yamlKeys maps Go field names of fileConfig to their keys.
@@ -203,15 +240,20 @@ var yamlKeys = func() map[string]string {
 	return m
 }()
 
-func describeYAMLError(err error) string {
+func describeYAMLError(err error) *configError {
 	var ce *configError
 	if errors.As(err, &ce) {
-		return ce.Error()
+		return ce
 	}
 	var unknown *yaml.UnknownFieldError
 	if errors.As(err, &unknown) {
 		key := strings.TrimSuffix(strings.TrimPrefix(unknown.Message, `unknown field "`), `"`)
-		return (&configError{line: line(unknown.Token), msg: fmt.Sprintf("unknown key %q", key)}).Error()
+		known := make([]string, 0, len(yamlKeys))
+		for _, k := range yamlKeys {
+			known = append(known, k)
+		}
+		slices.Sort(known)
+		return &configError{line: line(unknown.Token), key: key, msg: "unknown key; the keys are " + strings.Join(known, ", ")}
 	}
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
@@ -222,17 +264,31 @@ func describeYAMLError(err error) string {
 				f = f[i+1:]
 			}
 			key = yamlKeys[f]
-			if key == "" {
-				key = f
-			}
 		}
-		return (&configError{line: line(te.Token), key: key, msg: fmt.Sprintf("want %s, got %s", kindName(te.DstType), te.SrcType)}).Error()
+		return &configError{line: line(te.Token), key: key, msg: fmt.Sprintf("want %s, got %s", kindName(te.DstType), te.SrcType)}
+	}
+	var nt *yaml.UnexpectedNodeTypeError
+	if errors.As(err, &nt) {
+		name := func(t ast.NodeType) string {
+			switch t {
+			case ast.SequenceType:
+				return "a list"
+			case ast.MappingType:
+				return "a mapping"
+			case ast.IntegerType, ast.FloatType:
+				return "a number"
+			case ast.StringType:
+				return "a string"
+			}
+			return t.YAMLName()
+		}
+		return &configError{line: line(nt.Token), msg: fmt.Sprintf("want %s, got %s", name(nt.Expected), name(nt.Actual))}
 	}
 	var ye yaml.Error
 	if errors.As(err, &ye) {
-		return (&configError{line: line(ye.GetToken()), msg: ye.GetMessage()}).Error()
+		return &configError{line: line(ye.GetToken()), msg: ye.GetMessage()}
 	}
-	return " " + err.Error()
+	return &configError{msg: err.Error()}
 }
 
 func line(tk *token.Token) int {
@@ -261,10 +317,10 @@ func kindName(t reflect.Type) string {
 	return t.String()
 }
 
-func (fc *fileConfig) validate() error {
-	pos := func(key string, v *int) error {
+func (fc *fileConfig) validate() *configError {
+	pos := func(key string, v *int) *configError {
 		if v != nil && *v < 1 {
-			return fmt.Errorf("key %q: must be at least 1, got %d", key, *v)
+			return &configError{key: key, msg: fmt.Sprintf("must be at least 1, got %d", *v)}
 		}
 		return nil
 	}
@@ -277,13 +333,13 @@ func (fc *fileConfig) validate() error {
 		}
 	}
 	if fc.Port != nil && (*fc.Port < 0 || *fc.Port > 65535) {
-		return fmt.Errorf("key %q: %d is not a TCP port", "port", *fc.Port)
+		return &configError{key: "port", msg: fmt.Sprintf("%d is not a TCP port", *fc.Port)}
 	}
 	if fc.MaxFileSize != nil && *fc.MaxFileSize <= 0 {
-		return fmt.Errorf("key %q: must be positive, got %v", "max_file_size", *fc.MaxFileSize)
+		return &configError{key: "max_file_size", msg: fmt.Sprintf("must be positive, got %v", *fc.MaxFileSize)}
 	}
 	if fc.Examples != nil && len(*fc.Examples) > 20 {
-		return fmt.Errorf("key %q: at most 20 examples, got %d", "examples", len(*fc.Examples))
+		return &configError{key: "examples", msg: fmt.Sprintf("at most 20 examples, got %d", len(*fc.Examples))}
 	}
 	return nil
 }

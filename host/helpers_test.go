@@ -154,3 +154,7 @@ func wantError(t testing.TB, code, want int, m map[string]any, contains ...strin
 }
 
 var _ = llm.UserText
+
+func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
+
+func mustRequest(method, target string) *http.Request { return httptest.NewRequest(method, target, nil) }
