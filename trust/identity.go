@@ -10,7 +10,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,8 +66,25 @@ func (id *Identity) Seed() []byte { return id.priv.Seed() }
 // Sign signs msg.
 func (id *Identity) Sign(msg []byte) []byte { return ed25519.Sign(id.priv, msg) }
 
-// String returns the address; keys are never printed.
-func (id *Identity) String() string { return id.addr }
+// String returns the address; keys are never printed. It has a value
+// receiver so that printing an Identity value (not only a pointer) is safe.
+func (id Identity) String() string { return id.addr }
+
+// GoString returns the address too, so %#v does not print the key.
+func (id Identity) GoString() string { return "trust.Identity(" + id.addr + ")" }
+
+// Format prints the address for every verb, so no fmt verb (%x, %+v, …)
+// reaches the key bytes.
+func (id Identity) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		_, _ = io.WriteString(f, id.GoString())
+		return
+	}
+	_, _ = io.WriteString(f, id.addr)
+}
+
+// LogValue makes slog log the address.
+func (id Identity) LogValue() slog.Value { return slog.StringValue(id.addr) }
 
 // ParseAddress checks an address and returns its public key. Upper-case hex
 // is accepted; addresses compare equal case-insensitively.
