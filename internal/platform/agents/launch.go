@@ -36,6 +36,10 @@ const (
 	LabelNode  = "agenthost.node"
 )
 
+// errClosing is the exit of a runtime nobody watches because the Manager
+// is closing.
+var errClosing = errors.New("the platform is shutting down")
+
 // maxLogChars bounds the runtime output quoted in an agent's errorMsg.
 const maxLogChars = 2000
 
@@ -142,9 +146,7 @@ func (m *Manager) launch(ctx context.Context, a *store.Agent, port int, timeout 
 // watch starts the one goroutine that waits for the runtime to exit.
 func (m *Manager) watch(agentID string, h *runtime.Handle) *instance {
 	in := &instance{agentID: agentID, handle: h, done: make(chan struct{})}
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
+	ok := m.track(func() {
 		defer close(in.done)
 		res, err := m.cfg.Driver.Wait(m.ctx, h)
 		if err != nil {
@@ -154,7 +156,11 @@ func (m *Manager) watch(agentID string, h *runtime.Handle) *instance {
 			}
 		}
 		in.exit = res
-	}()
+	})
+	if !ok { // closing: nobody watches; launch and reattach see the shutdown
+		in.exit = runtime.ExitResult{ExitCode: -1, Err: errClosing}
+		close(in.done)
+	}
 	return in
 }
 

@@ -102,17 +102,24 @@ func (m *Manager) admit(id string, prefer int) (int, error) {
 
 // operation is the context of a launch: it outlives the request that
 // asked for it (a client that hangs up does not leave a half-started
-// runtime), ends with the Manager, and is cancelled by Delete.
+// runtime), ends with the Manager, and is cancelled by Delete. Close waits
+// for operations to end, so none touches the store after it is closed.
 func (m *Manager) operation(id string) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(m.ctx)
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		cancel()
+		return ctx, func() {}
+	}
 	m.pending[id] = cancel
-	m.mu.Unlock()
+	m.wg.Add(1)
 	return ctx, func() {
 		m.mu.Lock()
 		delete(m.pending, id)
 		m.mu.Unlock()
 		cancel()
+		m.wg.Done()
 	}
 }
 
@@ -159,9 +166,9 @@ func (m *Manager) Create(ctx context.Context, orgID string, req CreateRequest) (
 
 	unlock := m.lock(id)
 	opCtx, done := m.operation(id)
+	defer done()
 	in, err := m.launch(opCtx, &a, port, m.cfg.ProvisionTimeout)
 	cancelled := opCtx.Err() != nil && m.ctx.Err() == nil
-	done()
 	if err != nil {
 		m.ports.Release(id)
 		switch {
@@ -242,9 +249,9 @@ func (m *Manager) startLocked(a *store.Agent) error {
 		return err
 	}
 	opCtx, done := m.operation(a.ID)
+	defer done()
 	in, err := m.launch(opCtx, a, port, m.cfg.StartTimeout)
 	cancelled := opCtx.Err() != nil
-	done()
 	if err != nil {
 		m.ports.Release(a.ID)
 		if !cancelled {

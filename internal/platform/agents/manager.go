@@ -229,6 +229,22 @@ func (m *Manager) lock(id string) (unlock func()) {
 	}
 }
 
+// track runs fn in a goroutine Close waits for; it returns false (and
+// runs nothing) once the Manager is closing.
+func (m *Manager) track(fn func()) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return false
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		fn()
+	}()
+	return true
+}
+
 // Get returns an agent of the organization.
 func (m *Manager) Get(ctx context.Context, orgID, id string) (store.Agent, error) {
 	return m.st.GetAgent(ctx, orgID, id)

@@ -14,9 +14,7 @@ import (
 // supervise watches a healthy runtime; when it exits without the platform
 // asking, the agent is restarted.
 func (m *Manager) supervise(orgID string, in *instance) {
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
+	m.track(func() {
 		select {
 		case <-in.done:
 		case <-m.ctx.Done():
@@ -26,7 +24,7 @@ func (m *Manager) supervise(orgID string, in *instance) {
 			return
 		}
 		m.restartCrashed(orgID, in)
-	}()
+	})
 }
 
 // backoff is the delay before the n-th restart in a row (n >= 1).
@@ -95,9 +93,9 @@ func (m *Manager) restartCrashed(orgID string, dead *instance) {
 			continue
 		}
 		opCtx, done := m.operation(id)
+		defer done()
 		in, err := m.launch(opCtx, &a, port, m.cfg.StartTimeout)
 		cancelled := opCtx.Err() != nil
-		done()
 		if err == nil {
 			in.crashes = crashes
 			if err := m.running(&a, in); err != nil {
@@ -237,8 +235,8 @@ func (m *Manager) reconcileOne(orgID, id string) {
 		timeout = m.cfg.ProvisionTimeout
 	}
 	opCtx, done := m.operation(id)
+	defer done()
 	in, err := m.launch(opCtx, &a, port, timeout)
-	done()
 	if err != nil {
 		m.ports.Release(id)
 		if m.ctx.Err() == nil {
@@ -265,8 +263,8 @@ func (m *Manager) reattach(a *store.Agent, h *runtime.Handle) bool {
 	m.ports.Claim(a.ID, a.Port)
 	in := m.watch(a.ID, h)
 	opCtx, done := m.operation(a.ID)
+	defer done()
 	err := m.waitHealthy(opCtx, in, m.cfg.StartTimeout)
-	done()
 	if err != nil {
 		m.log.Warn("reconcile: recovered runtime is not healthy; starting a new one", "agent", a.ID, "err", err)
 		in.intentional.Store(true)

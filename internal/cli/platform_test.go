@@ -1,0 +1,124 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func runCLI(ctx context.Context, dir string, args ...string) (int, string, string) {
+	var out, errb syncBuf
+	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }, Dir: dir}
+	code := Run(ctx, env, args)
+	return code, out.String(), errb.String()
+}
+
+var tokenRE = regexp.MustCompile(`ah_live_[a-z2-7]{52}`)
+
+func TestPlatformTokenCommands(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	code, out, stderr := runCLI(ctx, dir, "platform", "token", "create", "--org", "acme", "--label", "production")
+	tok := tokenRE.FindString(out)
+	if code != 0 || tok == "" || !strings.Contains(out, "shown only once") {
+		t.Fatalf("token create = %d %q %q", code, out, stderr)
+	}
+	id := regexp.MustCompile(`Token (c[0-9a-z]{24})`).FindStringSubmatch(out)[1]
+	code, out, _ = runCLI(ctx, dir, "platform", "token", "list", "--org", "acme")
+	if code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "production") || !strings.Contains(out, "never") || strings.Contains(out, tok[8:]) {
+		t.Fatalf("token list = %d %q", code, out)
+	}
+	for _, args := range [][]string{
+		{"platform", "token", "create", "--label", "x"},
+		{"platform", "token", "create", "--org", "acme"},
+		{"platform", "token", "frobnicate", "--org", "acme"},
+		{"platform", "token", "revoke", "--org", "acme"},
+		{"platform", "token"},
+		{"platform", "extra"},
+	} {
+		if code, _, _ := runCLI(ctx, dir, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (usage)", args, code)
+		}
+	}
+	if code, _, stderr := runCLI(ctx, dir, "platform", "token", "revoke", "--org", "acme", "cnope"); code != 1 || !strings.Contains(stderr, "not found") {
+		t.Fatalf("revoke unknown = %d %q", code, stderr)
+	}
+	if code, _, stderr := runCLI(ctx, dir, "platform", "token", "list", "--org", "nobody"); code != 1 || !strings.Contains(stderr, `organization "nobody": not found`) {
+		t.Fatalf("list unknown org = %d %q", code, stderr)
+	}
+	if code, out, _ := runCLI(ctx, dir, "platform", "token", "revoke", "--org", "acme", id); code != 0 || !strings.Contains(out, "revoked") {
+		t.Fatalf("revoke = %d %q", code, out)
+	}
+	if _, out, _ := runCLI(ctx, dir, "platform", "token", "list", "--org", "acme"); strings.Contains(out, id) {
+		t.Fatalf("revoked token still listed: %q", out)
+	}
+}
+
+func TestPlatformServes(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb syncBuf
+	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }, Dir: dir}
+	done := make(chan int, 1)
+	go func() { done <- Run(ctx, env, []string{"platform", "--port", "0", "--host", "127.0.0.1", "--ports", "26000-26009"}) }()
+	urlRE := regexp.MustCompile(`listening on (http://127\.0\.0\.1:\d+)`)
+	var base string
+	for deadline := time.Now().Add(20 * time.Second); base == ""; time.Sleep(20 * time.Millisecond) {
+		if m := urlRE.FindStringSubmatch(out.String()); m != nil {
+			base = m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no banner: %q %q", out.String(), errb.String())
+		}
+	}
+	for _, want := range []string{"token create --org", "/api/v1/agents", "SQLite"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("banner lacks %q: %s", want, out.String())
+		}
+	}
+	resp, err := http.Get(base + "/health")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("health: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	_, tokOut, _ := runCLI(context.Background(), dir, "platform", "token", "create", "--org", "acme", "--label", "l")
+	req, _ := http.NewRequest("GET", base+"/api/v1/agents", nil)
+	req.Header.Set("Authorization", "Bearer "+tokenRE.FindString(tokOut))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("a token created while the platform runs: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 && code != 130 {
+			t.Fatalf("exit %d: %s", code, errb.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("platform did not stop")
+	}
+}
