@@ -83,7 +83,9 @@ func TestPlatformServes(t *testing.T) {
 	var out, errb syncBuf
 	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }, Dir: dir}
 	done := make(chan int, 1)
-	go func() { done <- Run(ctx, env, []string{"platform", "--port", "0", "--host", "127.0.0.1", "--ports", "26000-26009"}) }()
+	go func() {
+		done <- Run(ctx, env, []string{"platform", "--port", "0", "--host", "127.0.0.1", "--ports", "26000-26009"})
+	}()
 	urlRE := regexp.MustCompile(`listening on (http://127\.0\.0\.1:\d+)`)
 	var base string
 	for deadline := time.Now().Add(20 * time.Second); base == ""; time.Sleep(20 * time.Millisecond) {
