@@ -76,7 +76,7 @@ type Server struct {
 	conns  map[*wsConn]struct{}
 
 	srvMu    sync.Mutex
-	srv      *http.Server
+	srvs     []*http.Server
 	shutOnce sync.Once
 	shutErr  error
 	restart  chan int // reload asks Serve to move to a new port
@@ -166,15 +166,8 @@ func New(newAgent Factory, opts ...Option) (*Server, error) {
 
 // loadConfig resolves options, host.yaml and defaults.
 func (s *Server) loadConfig() (*Config, error) {
-	path, explicit := "", false
-	switch {
-	case s.set.configPath != nil:
-		path, explicit = *s.set.configPath, *s.set.configPath != ""
-	case s.set.code.CoDir != nil:
-		path = filepath.Join(*s.set.code.CoDir, ConfigFileName)
-	default:
-		path = filepath.Join(DefaultCoDir, ConfigFileName)
-	}
+	path, _ := s.configPath()
+	explicit := s.set.configPath != nil && *s.set.configPath != ""
 	return loadConfig(&s.set.code, path, explicit, s.set.dir)
 }
 
@@ -305,7 +298,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) serveUntil(ctx context.Context, ln net.Listener) (newPort int, err error) {
 	hs := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	s.srvMu.Lock()
-	s.srv = hs
+	s.srvs = append(s.srvs, hs)
 	s.srvMu.Unlock()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -338,10 +331,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutOnce.Do(func() {
 		s.eng.shutdown(ctx)
 		s.srvMu.Lock()
-		hs := s.srv
+		srvs := s.srvs
 		s.srvMu.Unlock()
 		s.closeConns()
-		if hs != nil {
+		for _, hs := range srvs {
 			hctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			if err := hs.Shutdown(hctx); err != nil {
 				hs.Close()

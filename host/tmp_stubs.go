@@ -4,4 +4,3 @@ import "net/http"
 
 func (s *Server) openAPI(w http.ResponseWriter, r *http.Request) error { return nil }
 func (s *Server) docs(w http.ResponseWriter, r *http.Request)          {}
-func (s *Server) watch() error                                         { return nil }

@@ -1,0 +1,131 @@
+package host_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agenthost/agenthost/host"
+)
+
+func TestReload(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, ".co", "host.yaml")
+	writeFile(t, filepath.Join(dir, ".co", "prompt.md"), "first prompt")
+	writeFile(t, cfgPath, "summary: first\nsystem_prompt: prompt.md\n")
+	s, err := newIn(t, dir, host.WithReload(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httpServer(t, s)
+	w := dialWS(t, &testHost{URL: ts})
+	w.send(map[string]any{"type": "CONNECT"})
+	w.read()
+
+	writeFile(t, cfgPath, "summary: second\nmodel: offline/slow\nsystem_prompt: prompt.md\n")
+	waitFor(t, func() bool {
+		_, m, _ := do(t, "GET", ts+"/info", nil)
+		return m["summary"] == "second" && m["model"] == "offline/slow"
+	})
+	writeFile(t, filepath.Join(dir, ".co", "prompt.md"), "second prompt")
+	waitFor(t, func() bool { return s.Config().SystemPrompt == "second prompt" })
+
+	// A broken file keeps the running configuration.
+	writeFile(t, cfgPath, "summary: third\nbogus: 1\n")
+	time.Sleep(400 * time.Millisecond)
+	if s.Config().Summary != "second" {
+		t.Fatalf("broken reload applied: %q", s.Config().Summary)
+	}
+	// The WebSocket opened before the reloads still works.
+	w.send(map[string]any{"type": "INPUT", "prompt": "hello"})
+	if out, _ := w.until("OUTPUT"); out["status"] != "done" {
+		t.Fatalf("after reload: %v", out)
+	}
+}
+
+func httpServer(t testing.TB, s *host.Server) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Serve(ctx, ln); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return "http://" + ln.Addr().String()
+}
+
+func freePort(t testing.TB) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func TestServeBannerAndPortReload(t *testing.T) {
+	dir := t.TempDir()
+	p1, p2 := freePort(t), freePort(t)
+	cfgPath := filepath.Join(dir, ".co", "host.yaml")
+	writeFile(t, cfgPath, fmt.Sprintf("port: %d\nreload: true\n", p1))
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- host.Serve(ctx, factory("offline/demo"), host.WithDir(dir), host.WithLogger(quietLogger()), host.WithBannerOutput(pw))
+	}()
+	banner := readUntil(t, pr, "Waiting for tasks…")
+	for _, want := range []string{"Agent 'translator' is now hosted", "Address: 0x", fmt.Sprintf("POST http://localhost:%d/input", p1),
+		fmt.Sprintf("ws://localhost:%d/ws", p1), fmt.Sprintf("http://localhost:%d/docs", p1), "P2P Relay:", "disabled", "╭", "╯"} {
+		if !strings.Contains(banner, want) {
+			t.Fatalf("banner lacks %q:\n%s", want, banner)
+		}
+	}
+	url1 := fmt.Sprintf("http://127.0.0.1:%d", p1)
+	if code, m, _ := do(t, "GET", url1+"/health", nil); code != 200 {
+		t.Fatalf("health: %d %v", code, m)
+	}
+	writeFile(t, cfgPath, fmt.Sprintf("port: %d\nreload: true\n", p2))
+	banner = readUntil(t, pr, "Waiting for tasks…")
+	if !strings.Contains(banner, fmt.Sprintf(":%d/input", p2)) {
+		t.Fatalf("second banner:\n%s", banner)
+	}
+	if code, _, _ := do(t, "GET", fmt.Sprintf("http://127.0.0.1:%d/health", p2), nil); code != 200 {
+		t.Fatalf("new port: %d", code)
+	}
+	// New connections no longer reach the old port (open ones are kept).
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	if _, err := fresh.Get(url1 + "/health"); err == nil {
+		t.Fatal("old port still listening")
+	}
+	go io.Copy(io.Discard, pr)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readUntil(t testing.TB, r io.Reader, marker string) string {
+	t.Helper()
+	var b strings.Builder
+	buf := make([]byte, 256)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(b.String(), marker) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in:\n%s", marker, b.String())
+		}
+		n, err := r.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b.String()
+}
