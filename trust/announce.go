@@ -77,7 +77,7 @@ func VerifyAnnounce(raw []byte, now time.Time, window time.Duration) (string, er
 		window = DefaultWindow
 	}
 	tv := &Verifier{window: window, now: func() time.Time { return now }}
-	if _, err := tv.checkTime(root.member("timestamp")); err != nil {
+	if _, err := tv.checkTime(root.member("timestamp"), "timestamp"); err != nil {
 		return "", err
 	}
 	msg, _ := encodeForm(nil, withoutKey(root, "signature"), FormRelay)

@@ -70,8 +70,8 @@ func NewPayload(to string, now time.Time, fields map[string]any) map[string]any 
 // ParseEnvelope reads the signed part of a message: a JSON object with an
 // object "payload", a "from" address and a hex "signature". Other fields are
 // ignored. It checks shape only, not the signature (see Verifier). A message
-// with none of the three fields is ErrUnsigned; a malformed one is
-// ErrMalformed or ErrBadSignature.
+// with none of the three fields is ErrUnsigned (a plain request); one with
+// some but not all, or malformed ones, is ErrMalformed or ErrBadSignature.
 func ParseEnvelope(raw []byte) (Envelope, error) {
 	pe, err := parseSigned(raw)
 	if err != nil {
@@ -111,9 +111,9 @@ func parseSigned(raw []byte) (*parsedEnvelope, error) {
 	case payload == nil && from == nil && sig == nil:
 		return nil, ErrUnsigned
 	case sig == nil || sig.kind == jNull || sig.kind == jString && sig.s == "":
-		return nil, fmt.Errorf("%w: no signature", ErrUnsigned)
+		return nil, fmt.Errorf("%w: a signed message needs \"signature\"", ErrMalformed)
 	case from == nil || from.kind == jNull || from.kind == jString && from.s == "":
-		return nil, fmt.Errorf("%w: no \"from\" address", ErrUnsigned)
+		return nil, fmt.Errorf("%w: a signed message needs \"from\"", ErrMalformed)
 	case payload == nil || payload.kind != jObject:
 		return nil, fmt.Errorf("%w: \"payload\" must be an object", ErrMalformed)
 	case from.kind != jString:

@@ -230,6 +230,7 @@ func (p *Policy) Evaluate(addr string, level Level) Decision {
 	}
 	if p.matchAny(p.Deny, addr, level) {
 		d.Outcome, d.Reason = OutcomeDeny, "denied by this agent's trust policy"
+		d.SignatureRequired = level == LevelAnonymous
 		return d
 	}
 	if level == LevelWhitelisted || p.matchAny(p.Allow, addr, level) {

@@ -36,6 +36,7 @@ func TestEvaluate(t *testing.T) {
 	ask := ProsePolicy("I trust contacts.")
 	literal := &Policy{Name: PresetCustom, Allow: []string{addrA, "0xcd*"}, Deny: []string{"0xabc1*"}, Default: ActionDeny, Anonymous: ActionAllow}
 	strangersOnly := &Policy{Name: PresetCustom, Allow: []string{"stranger"}, Default: ActionDeny}
+	noAnonymous := &Policy{Name: PresetCustom, Deny: []string{"anonymous"}, Default: ActionAllow}
 
 	for _, tc := range []struct {
 		name   string
@@ -69,6 +70,8 @@ func TestEvaluate(t *testing.T) {
 		{"literal other", literal, "0x" + strings.Repeat("1", 64), LevelStranger, OutcomeDeny, false, true},
 		{"strangers group", strangersOnly, addrA, LevelStranger, OutcomeAllow, false, false},
 		{"strangers group, contact", strangersOnly, addrA, LevelContact, OutcomeDeny, false, true},
+		{"anonymous group denied", noAnonymous, "", LevelAnonymous, OutcomeDeny, true, false},
+		{"anonymous group, signed caller", noAnonymous, addrA, LevelStranger, OutcomeAllow, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := tc.p.Evaluate(tc.addr, tc.level)

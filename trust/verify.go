@@ -193,8 +193,9 @@ func (m *Verified) Decode(dst any) error { return json.Unmarshal(m.Payload, dst)
 // a WebSocket CONNECT or ONBOARD_SUBMIT frame: the envelope's signature, the
 // payload's timestamp and recipient, the digest of the message's session,
 // images and files when the payload carries one, and that the message was
-// not used before. A message without a signature is ErrUnsigned, which the
-// caller may treat as an anonymous request.
+// not used before. A message with none of "payload", "from" and "signature"
+// is ErrUnsigned: a plain request, which the caller may treat as anonymous.
+// A message with only some of them is ErrMalformed.
 func (v *Verifier) Verify(ctx context.Context, raw []byte) (*Verified, error) {
 	pe, err := parseSigned(raw)
 	if err != nil {
@@ -202,7 +203,7 @@ func (v *Verifier) Verify(ctx context.Context, raw []byte) (*Verified, error) {
 	}
 	m := &Verified{From: AddressOf(pe.pub)}
 	p := pe.payload
-	ts, err := v.checkTime(p.member("timestamp"))
+	ts, err := v.checkTime(p.member("timestamp"), "payload.timestamp")
 	if err != nil {
 		return nil, err
 	}
@@ -228,15 +229,15 @@ func (v *Verifier) Verify(ctx context.Context, raw []byte) (*Verified, error) {
 // VerifyHeaders checks a signed body-less request (GET /sessions…): the
 // X-Co-From, X-Co-Signature and X-Co-Timestamp headers, the signature being
 // over the canonical JSON of {"method", "path", "timestamp"}. path is the
-// request's URL path without the query (r.URL.Path). A request without the
-// headers is ErrUnsigned.
+// request's URL path without the query (r.URL.Path). A request with none of
+// the headers is ErrUnsigned; with some of them, ErrMalformed.
 func (v *Verifier) VerifyHeaders(ctx context.Context, h http.Header, method, path string) (*Verified, error) {
 	from, sigText, tsText := h.Get(HeaderFrom), h.Get(HeaderSignature), h.Get(HeaderTimestamp)
 	if from == "" && sigText == "" && tsText == "" {
 		return nil, ErrUnsigned
 	}
 	if from == "" || sigText == "" || tsText == "" {
-		return nil, fmt.Errorf("%w: a signed request needs %s, %s and %s", ErrUnsigned, HeaderFrom, HeaderSignature, HeaderTimestamp)
+		return nil, fmt.Errorf("%w: a signed request needs %s, %s and %s", ErrMalformed, HeaderFrom, HeaderSignature, HeaderTimestamp)
 	}
 	pub, err := ParseAddress(strings.TrimSpace(from))
 	if err != nil {
@@ -251,7 +252,7 @@ func (v *Verifier) VerifyHeaders(ctx context.Context, h http.Header, method, pat
 		return nil, fmt.Errorf("%w: %s must be an integer", ErrMalformed, HeaderTimestamp)
 	}
 	tsLit := strconv.FormatInt(tsInt, 10)
-	ts, err := v.checkTime(&jvalue{kind: jNumber, s: tsLit})
+	ts, err := v.checkTime(&jvalue{kind: jNumber, s: tsLit}, HeaderTimestamp)
 	if err != nil {
 		return nil, err
 	}
@@ -270,18 +271,18 @@ func (v *Verifier) VerifyHeaders(ctx context.Context, h http.Header, method, pat
 	return m, nil
 }
 
-// checkTime reads payload.timestamp (Unix seconds, integer or not) and checks
-// it against the window.
-func (v *Verifier) checkTime(tv *jvalue) (time.Time, error) {
+// checkTime reads a timestamp (Unix seconds, integer or not) named field and
+// checks it against the window.
+func (v *Verifier) checkTime(tv *jvalue, field string) (time.Time, error) {
 	if tv == nil || tv.kind == jNull {
-		return time.Time{}, fmt.Errorf("%w: payload.timestamp required", ErrMalformed)
+		return time.Time{}, fmt.Errorf("%w: %s required", ErrMalformed, field)
 	}
 	if tv.kind != jNumber {
-		return time.Time{}, fmt.Errorf("%w: payload.timestamp must be a number", ErrMalformed)
+		return time.Time{}, fmt.Errorf("%w: %s must be a number", ErrMalformed, field)
 	}
 	secs, err := strconv.ParseFloat(tv.s, 64)
 	if err != nil || math.IsInf(secs, 0) || math.Abs(secs) > 1e15 {
-		return time.Time{}, fmt.Errorf("%w: payload.timestamp is out of range", ErrExpired)
+		return time.Time{}, fmt.Errorf("%w: %s is out of range", ErrExpired, field)
 	}
 	whole, frac := math.Modf(secs)
 	ts := time.Unix(int64(whole), int64(frac*1e9))

@@ -141,8 +141,8 @@ func TestVerify(t *testing.T) {
 		{name: "wrong to", msg: message(t, alice, fmt.Sprintf(`{"to":%q,"timestamp":%d}`, mallory.Address(), ts), FormPython, nil), want: ErrWrongRecipient},
 		{name: "to not a string", msg: message(t, alice, fmt.Sprintf(`{"to":1,"timestamp":%d}`, ts), FormPython, nil), want: ErrWrongRecipient},
 		{name: "unsigned plain", msg: []byte(`{"prompt":"hi"}`), want: ErrUnsigned},
-		{name: "payload without signature", msg: []byte(fmt.Sprintf(`{"payload":{"prompt":"hi"},"from":%q}`, alice.Address())), want: ErrUnsigned},
-		{name: "signature without from", msg: []byte(`{"payload":{"prompt":"hi"},"signature":"00"}`), want: ErrUnsigned},
+		{name: "payload without signature", msg: []byte(fmt.Sprintf(`{"payload":{"prompt":"hi"},"from":%q}`, alice.Address())), want: ErrMalformed},
+		{name: "signature without from", msg: []byte(`{"payload":{"prompt":"hi"},"signature":"00"}`), want: ErrMalformed},
 		{name: "payload not object", msg: []byte(fmt.Sprintf(`{"payload":"x","from":%q,"signature":"%s"}`, alice.Address(), strings.Repeat("0", 128))), want: ErrMalformed},
 		{name: "from not address", msg: []byte(fmt.Sprintf(`{"payload":{},"from":"0xabc","signature":"%s"}`, strings.Repeat("0", 128))), want: ErrMalformed},
 		{name: "short signature", msg: []byte(fmt.Sprintf(`{"payload":{},"from":%q,"signature":"abcd"}`, alice.Address())), want: ErrBadSignature},
@@ -314,7 +314,7 @@ func TestVerifyHeaders(t *testing.T) {
 	}
 	partial := h.Clone()
 	partial.Del(HeaderTimestamp)
-	if _, err := v.VerifyHeaders(ctx, partial, "GET", "/sessions/abc"); !errors.Is(err, ErrUnsigned) {
+	if _, err := v.VerifyHeaders(ctx, partial, "GET", "/sessions/abc"); !errors.Is(err, ErrMalformed) {
 		t.Errorf("partial headers: %v", err)
 	}
 	old := SignHeaders(alice, "GET", "/sessions", t0.Add(-10*time.Minute))
