@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	goruntime "runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -464,4 +465,37 @@ func TestReconcile(t *testing.T) {
 		c.Do(t, "POST", "/api/v1/agents/"+kept+"/stop", nil).Want(t, 200)
 		c.Do(t, "DELETE", "/api/v1/agents/"+kept, nil).Want(t, 200)
 	})
+}
+
+// TestNoGoroutineLeak: after a full lifecycle and Shutdown, no goroutine
+// of the platform or the driver is left.
+func TestNoGoroutineLeak(t *testing.T) {
+	t.Run("lifecycle", func(t *testing.T) {
+		r := newRig(t, false, agents.Config{})
+		c := r.env.Client(r.env.Token(t, "acme"))
+		id := c.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "a"}).Want(t, 200)["agentId"].(string)
+		c.Do(t, "POST", "/api/v1/agents/"+id+"/restart", nil).Want(t, 200)
+		c.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "b"}).Want(t, 200) // left running at shutdown
+		c.Do(t, "DELETE", "/api/v1/agents/"+id, nil).Want(t, 200)
+	})
+	http.DefaultClient.CloseIdleConnections()
+	var leaked string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		buf := make([]byte, 1<<20)
+		leaked = ""
+		for _, g := range strings.Split(string(buf[:goruntime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, "agenthost/internal/platform/") && !strings.Contains(g, "TestNoGoroutineLeak") ||
+				strings.Contains(g, "agenthost/internal/runtime/process") {
+				leaked += g + "\n\n"
+			}
+		}
+		if leaked == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines left after shutdown:\n%s", leaked)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -44,6 +44,7 @@ type InvalidError struct {
 	Msg   string
 }
 
+// Error is "field: message", the text the API returns.
 func (e *InvalidError) Error() string { return e.Field + ": " + e.Msg }
 
 // Unwrap makes InvalidError match ErrInvalid.

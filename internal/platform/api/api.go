@@ -224,6 +224,7 @@ type logWriter struct {
 	org    string
 }
 
+// WriteHeader records the first status.
 func (w *logWriter) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
@@ -231,6 +232,7 @@ func (w *logWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
+// Write records an implicit 200.
 func (w *logWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
@@ -238,6 +240,7 @@ func (w *logWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// Unwrap lets http.ResponseController reach Flush and deadlines.
 func (w *logWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // logRequests logs each request's method, path, status and duration; never

@@ -27,6 +27,7 @@ type Error struct {
 	Err    error // the cause, for logs and errors.Is; may be nil
 }
 
+// Error includes the cause, for logs; clients see only Msg.
 func (e *Error) Error() string {
 	if e.Err != nil {
 		return e.Msg + ": " + e.Err.Error()
@@ -34,6 +35,7 @@ func (e *Error) Error() string {
 	return e.Msg
 }
 
+// Unwrap exposes the cause to errors.Is and errors.As.
 func (e *Error) Unwrap() error { return e.Err }
 
 // Errorf returns an *Error with a formatted message.
