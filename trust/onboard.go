@@ -29,6 +29,7 @@ type Credits interface {
 // onboardError is a refused onboarding; each matches ErrOnboardingFailed.
 type onboardError struct{ msg string }
 
+// Error returns the refusal, fit to show the caller.
 func (e *onboardError) Error() string { return e.msg }
 
 // Is makes every onboardError match ErrOnboardingFailed.

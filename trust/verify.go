@@ -20,6 +20,7 @@ import (
 // Every one matches ErrUnauthorized with errors.Is.
 type authError struct{ msg string }
 
+// Error returns the reason, fit to show the caller.
 func (e *authError) Error() string { return e.msg }
 
 // Is makes every authError match ErrUnauthorized.
