@@ -499,3 +499,26 @@ func TestNoGoroutineLeak(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestOtherNode: a replica does not stop a runtime another replica runs.
+func TestOtherNode(t *testing.T) {
+	r := newRig(t, false, agents.Config{})
+	c := r.env.Client(r.env.Token(t, "acme"))
+	id := c.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "a"}).Want(t, 200)["agentId"].(string)
+	a := r.agent(id)
+	if a.Node != "local" {
+		t.Fatalf("node = %q, want local (SQLite)", a.Node)
+	}
+	set := func(node string) {
+		err := r.env.Server.Store().UpdateAgentRuntime(context.Background(), a.OrgID, id,
+			store.AgentRuntime{Status: store.StatusRunning, Port: a.Port, Handle: a.Handle, Node: node, UpdatedAt: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	set("elsewhere")
+	c.Do(t, "POST", "/api/v1/agents/"+id+"/stop", nil).WantError(t, 503, `runs on another platform node ("elsewhere"; this is "local")`)
+	c.Do(t, "POST", "/api/v1/agents/"+id+"/restart", nil).WantError(t, 503, "another platform node")
+	set("local")
+	c.Do(t, "POST", "/api/v1/agents/"+id+"/stop", nil).Want(t, 200)
+}

@@ -129,7 +129,8 @@ func (m *Manager) launch(ctx context.Context, a *store.Agent, port int, timeout 
 		m.stopQuietly(h)
 		return nil, fmt.Errorf("agent %s: encoding handle: %w", a.ID, err)
 	}
-	a.Port, a.Handle = port, raw
+	// The node that launches a runtime owns it from now on.
+	a.Port, a.Handle, a.Node = port, raw, m.cfg.Node
 	if err := m.setRuntime(a, a.Status, a.ErrorMsg); err != nil {
 		m.stopQuietly(h)
 		return nil, err

@@ -289,8 +289,13 @@ func (m *Manager) Stop(ctx context.Context, orgID, id string) (a store.Agent, st
 	return a, err == nil, err
 }
 
-// stopLocked stops a's runtime, if any, and frees its slot.
+// stopLocked stops a's runtime, if any, and frees its slot. A runtime
+// another node runs is that node's to stop: its driver handle may mean
+// nothing here (a process on another host).
 func (m *Manager) stopLocked(a store.Agent) error {
+	if a.Node != m.cfg.Node {
+		return fmt.Errorf("%w (%q; this is %q): send the request there", ErrOtherNode, a.Node, m.cfg.Node)
+	}
 	m.mu.Lock()
 	in := m.live[a.ID]
 	m.mu.Unlock()

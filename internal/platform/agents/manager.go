@@ -28,14 +28,15 @@ import (
 // Errors of the manager, wrapped with details; the API maps each to its
 // status.
 var (
-	ErrInvalid          = errors.New("invalid request")                           // 400
-	ErrState            = errors.New("agent is not in a state that allows this")  // 400
-	ErrNotRunning       = errors.New("agent is not running")                      // 400
-	ErrAgentLimit       = errors.New("agent limit reached for your plan")         // 429
-	ErrCapacity         = errors.New("concurrent agent cap reached; retry later") // 503
-	ErrStartFailed      = errors.New("runtime failed to start")                   // 503
-	ErrStopFailed       = errors.New("runtime failed to stop")                    // 503
-	ErrProvisionTimeout = errors.New("agent provisioning timed out")              // 504
+	ErrInvalid          = errors.New("invalid request")                                   // 400
+	ErrState            = errors.New("agent is not in a state that allows this")          // 400
+	ErrNotRunning       = errors.New("agent is not running")                              // 400
+	ErrAgentLimit       = errors.New("agent limit reached for your plan")                 // 429
+	ErrCapacity         = errors.New("concurrent agent cap reached; retry later")         // 503
+	ErrStartFailed      = errors.New("runtime failed to start")                           // 503
+	ErrStopFailed       = errors.New("runtime failed to stop")                            // 503
+	ErrOtherNode        = errors.New("the agent's runtime runs on another platform node") // 503
+	ErrProvisionTimeout = errors.New("agent provisioning timed out")                      // 504
 )
 
 // InvalidError is a request field the caller must fix.

@@ -187,7 +187,7 @@ func classify(err error) (int, string) {
 	case errors.Is(err, agents.ErrProvisionTimeout):
 		return http.StatusGatewayTimeout, err.Error()
 	case errors.Is(err, agents.ErrCapacity), errors.Is(err, agents.ErrNoPorts),
-		errors.Is(err, agents.ErrStartFailed), errors.Is(err, agents.ErrStopFailed):
+		errors.Is(err, agents.ErrStartFailed), errors.Is(err, agents.ErrStopFailed), errors.Is(err, agents.ErrOtherNode):
 		return http.StatusServiceUnavailable, err.Error()
 	case errors.Is(err, store.ErrConflict):
 		return http.StatusConflict, err.Error()
