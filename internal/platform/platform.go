@@ -82,6 +82,7 @@ type Server struct {
 
 	mu         sync.Mutex
 	baseURL    string
+	served     bool
 	reconciled chan struct{}
 	shutdown   sync.Once
 }
@@ -179,6 +180,7 @@ func build(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	s.http = &http.Server{
 		Handler:           s.api,
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return s, nil
@@ -215,6 +217,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.baseURL == "" {
 		s.baseURL = URLFor(ln.Addr())
 	}
+	s.served = true
 	s.mu.Unlock()
 	go func() {
 		defer close(s.reconciled)
@@ -254,7 +257,18 @@ func URLFor(a net.Addr) string {
 func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	s.shutdown.Do(func() {
-		err = errors.Join(s.http.Shutdown(ctx), s.agents.Close(ctx), s.store.Close())
+		err = errors.Join(s.http.Shutdown(ctx), s.agents.Close(ctx))
+		s.mu.Lock()
+		served := s.served
+		s.mu.Unlock()
+		if served { // the reconciler ends quickly once the agents are closed
+			select {
+			case <-s.reconciled:
+			case <-ctx.Done():
+				err = errors.Join(err, ctx.Err())
+			}
+		}
+		err = errors.Join(err, s.store.Close())
 	})
 	return err
 }
