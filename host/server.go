@@ -277,6 +277,7 @@ func Serve(ctx context.Context, newAgent Factory, opts ...Option) error {
 			out = os.Stderr
 		}
 		s.PrintBanner(out, ln.Addr())
+		fmt.Fprintf(out, "Open http://localhost:%d/docs to talk to the agent in a browser.\n", ln.Addr().(*net.TCPAddr).Port)
 		fmt.Fprintln(out, "Waiting for tasks…")
 		next, err := s.serveUntil(ctx, ln)
 		if next == 0 || err != nil {
@@ -384,4 +385,26 @@ func (s *Server) info() map[string]any {
 		},
 		"protocol": map[string]any{"name": "oip", "version": "0.1", "websocket_path": "/ws"},
 	}
+}
+
+// LoadConfig resolves options, host.yaml and defaults as New would,
+// without starting anything: commands use it to build their agent from the
+// configuration before hosting it.
+func LoadConfig(opts ...Option) (*Config, error) {
+	s := &Server{}
+	for _, o := range opts {
+		o(&s.set)
+	}
+	if s.set.dir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, fmt.Errorf("host: %w", err)
+		}
+		s.set.dir = wd
+	}
+	cfg, err := s.loadConfig()
+	if err != nil {
+		return nil, fmt.Errorf("host: %w", err)
+	}
+	return cfg, nil
 }

@@ -1,0 +1,73 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+
+	"github.com/agenthost/agenthost/agent"
+	"github.com/agenthost/agenthost/host"
+	"github.com/agenthost/agenthost/internal/demo"
+)
+
+func init() {
+	var port int
+	var config, coDir, model, trustLevel string
+	var reload bool
+	register(&Command{
+		Name:  "serve",
+		Usage: "[--port N] [--config FILE] [--co-dir DIR] [--model M] [--trust LEVEL] [--reload]",
+		Short: "host an agent: HTTP, WebSocket, SSE and the /docs page",
+		Long: `Hosts the agent configured in .co/host.yaml (see "agenthost init"): the demo
+agent with its tools, on the model from --model, host.yaml, $AGENTHOST_MODEL
+or offline/demo, which needs no key. Open http://localhost:8000/docs to talk
+to it, or POST http://localhost:8000/input {"prompt": "..."}.
+
+Flags override host.yaml, which overrides the defaults. Secrets (API keys)
+come from the environment or a .env file, never from host.yaml.`,
+		Flags: func(fs *flag.FlagSet) {
+			fs.IntVar(&port, "port", -1, "HTTP port (default from host.yaml, else 8000)")
+			fs.StringVar(&config, "config", "", "host.yaml to read (default <co-dir>/host.yaml)")
+			fs.StringVar(&coDir, "co-dir", "", "data directory: keys, sessions, uploads (default .co)")
+			fs.StringVar(&model, "model", "", "model as provider/model (default from host.yaml, $AGENTHOST_MODEL or offline/demo)")
+			fs.StringVar(&trustLevel, "trust", "", "trust level: open, careful or strict (default from host.yaml, else careful)")
+			fs.BoolVar(&reload, "reload", false, "rebuild the agent when host.yaml or the prompt file changes")
+		},
+		Run: func(ctx context.Context, env *Env, args []string) error {
+			if len(args) > 0 {
+				return Usagef("serve takes no arguments, got %q", args[0])
+			}
+			opts := []host.Option{host.WithDir(env.Dir), host.WithBannerOutput(env.Stdout),
+				host.WithLogger(slog.New(slog.NewTextHandler(env.Stderr, nil)))}
+			if port >= 0 {
+				opts = append(opts, host.WithPort(port))
+			}
+			if config != "" {
+				opts = append(opts, host.WithConfigFile(config))
+			}
+			if coDir != "" {
+				opts = append(opts, host.WithCoDir(coDir))
+			}
+			if model != "" {
+				opts = append(opts, host.WithModel(model))
+			}
+			if trustLevel != "" {
+				opts = append(opts, host.WithTrust(trustLevel))
+			}
+			if reload {
+				opts = append(opts, host.WithReload(true))
+			}
+			cfg, err := host.LoadConfig(opts...)
+			if err != nil {
+				return err
+			}
+			if cfg.Model == "" {
+				if m := env.Getenv("AGENTHOST_MODEL"); m != "" {
+					opts = append(opts, host.WithModel(m))
+				}
+			}
+			name := cfg.Name
+			return host.Serve(ctx, func() (*agent.Agent, error) { return demo.New(name, "", "") }, opts...)
+		},
+	})
+}
