@@ -1,0 +1,100 @@
+package relayserver
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/agenthost/agenthost/trust"
+)
+
+// Search paging bounds.
+const (
+	defaultSearchLimit = 20
+	maxSearchLimit     = 100
+	maxQueryLen        = 500
+)
+
+func (s *Server) routes() {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /ws/announce", s.handleAnnounce)
+	m.HandleFunc("GET /ws/input", s.handleInput)
+	m.HandleFunc("GET /api/relay/agents/{address}", s.handleLookup)
+	m.HandleFunc("GET /api/agents/{address}", s.handleLookup)
+	m.HandleFunc("GET /api/agents", s.handleSearch)
+	m.HandleFunc("GET /api/relay/agents", s.handleSearch)
+	m.HandleFunc("GET /health", s.handleHealth)
+	m.HandleFunc("GET /metrics", s.handleMetrics)
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found"})
+	})
+	s.mux = m
+}
+
+// writeJSON writes v with status. The API is public and read-only, so any
+// origin may read it (browser clients resolve agents through it).
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
+	addr, err := trust.NormalizeAddress(r.PathValue("address"))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "not an agent address: want 0x and 64 hex characters"})
+		return
+	}
+	info, ok := s.reg.lookup(addr)
+	if !ok {
+		s.metrics.lookups.inc("not_found")
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "agent not found"})
+		return
+	}
+	s.metrics.lookups.inc("found")
+	writeJSON(w, http.StatusOK, info)
+}
+
+func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit, offset := defaultSearchLimit, 0
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "limit must be a positive integer"})
+			return
+		}
+		limit = min(n, maxSearchLimit)
+	}
+	if v := q.Get("offset"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "offset must be a non-negative integer"})
+			return
+		}
+		offset = n
+	}
+	query := q.Get("q")
+	if len(query) > maxQueryLen {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "q is too long (max 500 bytes)"})
+		return
+	}
+	s.metrics.searches.inc("")
+	writeJSON(w, http.StatusOK, s.reg.search(query, limit, offset))
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"status":          "healthy",
+		"agents_online":   s.reg.online(),
+		"client_sessions": s.sessions.Load(),
+		"uptime":          int64(s.now().Sub(s.start).Seconds()),
+	})
+}
+
+func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	s.metrics.write(w)
+}

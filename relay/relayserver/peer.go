@@ -1,0 +1,172 @@
+package relayserver
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// peer is one WebSocket connection's outbound side: a bounded queue drained
+// by its own writer goroutine, so that no reader ever blocks on another
+// peer's socket. When the queue is full the frame is refused and the caller
+// decides whom to drop.
+type peer struct {
+	ws           *websocket.Conn
+	q            chan []byte
+	queued       atomic.Int64 // bytes in q
+	maxFrames    int
+	maxBytes     int64
+	writeTimeout time.Duration
+
+	lastActive atomic.Int64 // unix nanoseconds of the last frame either way
+
+	closeOnce   sync.Once
+	closing     chan struct{} // closed when the peer should flush and close
+	closeCode   websocket.StatusCode
+	closeReason string
+	done        chan struct{} // closed when the writer has finished
+	slow        atomic.Bool   // the writer gave up on a write that timed out
+}
+
+// controlHeadroom is queue space kept for control frames (ERROR, close) so
+// that a peer whose data queue is full can still be told why it is being
+// dropped, or that a session ended.
+const controlHeadroom = 32
+
+func newPeer(ws *websocket.Conn, cfg *Config, now time.Time) *peer {
+	p := &peer{
+		ws:           ws,
+		q:            make(chan []byte, cfg.SendQueueFrames+controlHeadroom),
+		maxFrames:    cfg.SendQueueFrames,
+		maxBytes:     cfg.SendQueueBytes,
+		writeTimeout: cfg.WriteTimeout,
+		closing:      make(chan struct{}),
+		done:         make(chan struct{}),
+	}
+	p.touch(now)
+	return p
+}
+
+func (p *peer) touch(now time.Time) { p.lastActive.Store(now.UnixNano()) }
+
+func (p *peer) idleSince() time.Time { return time.Unix(0, p.lastActive.Load()) }
+
+// send queues a data frame. It reports false when the queue is at its frame
+// or byte bound (the peer is not keeping up) or the peer is closing.
+func (p *peer) send(frame []byte) bool {
+	if p.isClosing() {
+		return false
+	}
+	n := int64(len(frame))
+	if len(p.q) >= p.maxFrames || p.queued.Load()+n > p.maxBytes && p.queued.Load() > 0 {
+		return false
+	}
+	p.queued.Add(n)
+	select {
+	case p.q <- frame:
+		return true
+	default:
+		p.queued.Add(-n)
+		return false
+	}
+}
+
+// sendControl queues a small control frame, using the headroom data frames
+// may not. It reports false only when even that is exhausted.
+func (p *peer) sendControl(frame []byte) bool {
+	if p.isClosing() {
+		return false
+	}
+	p.queued.Add(int64(len(frame)))
+	select {
+	case p.q <- frame:
+		return true
+	default:
+		p.queued.Add(-int64(len(frame)))
+		return false
+	}
+}
+
+func (p *peer) isClosing() bool {
+	select {
+	case <-p.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// close asks the writer to send what is queued, then close the socket
+// with code and reason. The first call wins.
+func (p *peer) close(code websocket.StatusCode, reason string) {
+	p.closeOnce.Do(func() {
+		p.closeCode, p.closeReason = code, reason
+		close(p.closing)
+	})
+}
+
+// fail queues an ERROR frame carrying msg and closes after it.
+func (p *peer) fail(frame []byte, code websocket.StatusCode, reason string) {
+	p.sendControl(frame)
+	p.close(code, reason)
+}
+
+// kill drops the connection at once, without flushing.
+func (p *peer) kill() {
+	p.close(websocket.StatusPolicyViolation, "")
+	p.ws.CloseNow()
+}
+
+// writeLoop drains the queue until the peer closes or ctx (the server's
+// lifetime) ends. It is the only writer of data frames on the socket.
+func (p *peer) writeLoop(ctx context.Context) {
+	defer close(p.done)
+	for {
+		select {
+		case f := <-p.q:
+			if !p.write(ctx, f) {
+				return
+			}
+		case <-p.closing:
+			for {
+				select {
+				case f := <-p.q:
+					if !p.write(ctx, f) {
+						return
+					}
+					continue
+				default:
+				}
+				break
+			}
+			if p.closeReason == "" && p.closeCode == websocket.StatusPolicyViolation {
+				p.ws.CloseNow()
+			} else {
+				p.ws.Close(p.closeCode, p.closeReason)
+			}
+			return
+		case <-ctx.Done():
+			p.ws.CloseNow()
+			return
+		}
+	}
+}
+
+func (p *peer) write(ctx context.Context, f []byte) bool {
+	p.queued.Add(-int64(len(f)))
+	wctx, cancel := context.WithTimeout(ctx, p.writeTimeout)
+	err := p.ws.Write(wctx, websocket.MessageText, f)
+	cancel()
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || wctx.Err() != nil && ctx.Err() == nil {
+			p.slow.Store(true)
+		}
+		p.ws.CloseNow()
+		return false
+	}
+	return true
+}

@@ -1,0 +1,143 @@
+package relayserver
+
+import (
+	"context"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/agenthost/agenthost/relay"
+)
+
+// TestRelayRestart: a client mid-session when the relay stops gets a clear
+// error; the agent reconnects to the relay's successor on the same address
+// and re-announces within a few seconds; new clients then get through.
+func TestRelayRestart(t *testing.T) {
+	checkGoroutines(t)
+	first, err := New(Config{Addr: "127.0.0.1:0", SweepInterval: 20 * time.Millisecond, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr := first.Addr().String()
+	id := identity(t, 1)
+	var statusCalls atomic.Int32
+	a := runAnnouncer(t, first.URL()+"/ws/announce", id, relay.AnnounceInfo{Summary: "survivor"}, echoHandler,
+		relay.WithBackoff([]time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond}, 0.2, time.Hour),
+		relay.WithStatusFunc(func(relay.Status) { statusCalls.Add(1) }))
+
+	cl := newClient(t, first)
+	cl.send(map[string]any{"type": "INPUT", "to": id.Address(), "prompt": "mid-run"})
+	cl.read()
+
+	told := make(chan map[string]any, 1)
+	closed := make(chan websocket.StatusCode, 1)
+	go func() { // the client is waiting for its answer when the relay stops
+		m, _ := tryReadMap(cl.c, 10*time.Second)
+		told <- m
+		for {
+			if _, _, err := cl.c.Read(context.Background()); err != nil {
+				closed <- websocket.CloseStatus(err)
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t0 := time.Now()
+	if err := first.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if d := time.Since(t0); d > 2*time.Second {
+		t.Errorf("shutdown took %s", d)
+	}
+	if m := <-told; m["type"] != relay.TypeError || !strings.Contains(m["message"].(string), "shutting down") {
+		t.Errorf("client mid-run told %v", m)
+	}
+	if code := <-closed; code != websocket.StatusGoingAway {
+		t.Errorf("client close %v", code)
+	}
+	waitFor(t, "announcer notices", func() bool { return !a.Status().Announced })
+
+	time.Sleep(300 * time.Millisecond) // the relay is down for a while
+	restarted := startRelay(t, func(c *Config) { c.Addr = addr })
+	began := time.Now()
+	waitFor(t, "re-announced", func() bool { info, ok := restarted.reg.lookup(id.Address()); return ok && info.Online })
+	if d := time.Since(began); d > 3*time.Second {
+		t.Errorf("re-announce took %s", d)
+	}
+	if st := a.Status(); st.Connects < 2 || !st.Announced || st.LastError != nil || statusCalls.Load() < 4 {
+		t.Errorf("status %+v after %d changes", st, statusCalls.Load())
+	}
+	cl2 := newClient(t, restarted)
+	cl2.send(map[string]any{"type": "INPUT", "to": id.Address(), "prompt": "after restart"})
+	if m := cl2.read(); m["prompt"] != "after restart" {
+		t.Errorf("after restart: %v", m)
+	}
+}
+
+// TestMetricsFormat checks /metrics line by line against the Prometheus
+// text exposition format.
+func TestMetricsFormat(t *testing.T) {
+	checkGoroutines(t)
+	s := startRelay(t, nil)
+	id := identity(t, 1)
+	runAnnouncer(t, s.URL(), id, relay.AnnounceInfo{}, echoHandler)
+	cl := newClient(t, s)
+	cl.send(map[string]any{"type": "INPUT", "to": id.Address(), "prompt": "count me"})
+	cl.read()
+
+	var (
+		help   = regexp.MustCompile(`^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) \S.*$`)
+		typ    = regexp.MustCompile(`^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$`)
+		sample = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")*\})? (-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|NaN|[+-]Inf)$`)
+	)
+	text := metricsText(t, s)
+	if !strings.HasSuffix(text, "\n") {
+		t.Error("exposition does not end with a newline")
+	}
+	typed := map[string]string{}
+	samples := map[string]bool{}
+	for i, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+		switch {
+		case help.MatchString(line):
+		case typ.MatchString(line):
+			m := typ.FindStringSubmatch(line)
+			if _, dup := typed[m[1]]; dup {
+				t.Errorf("line %d: second TYPE for %s", i+1, m[1])
+			}
+			typed[m[1]] = m[2]
+		case sample.MatchString(line):
+			m := sample.FindStringSubmatch(line)
+			if typed[m[1]] == "" {
+				t.Errorf("line %d: sample of %s before its TYPE", i+1, m[1])
+			}
+			if typed[m[1]] == "counter" && !strings.HasSuffix(m[1], "_total") {
+				t.Errorf("line %d: counter %s without _total", i+1, m[1])
+			}
+			samples[m[1]+m[2]] = true
+		default:
+			t.Errorf("line %d does not parse: %q", i+1, line)
+		}
+	}
+	for _, want := range []string{
+		`relay_connections_total{kind="agent"}`, `relay_frames_forwarded_total{direction="to_agent"}`,
+		`relay_frames_dropped_total{reason="agent_queue_full"}`, `relay_slow_consumer_disconnects_total{kind="client"}`,
+		`relay_rate_limited_total{kind="client_frame"}`, `relay_announce_failures_total{reason="bad_signature"}`,
+		`relay_announces_total`, `relay_agents_online`, `relay_client_sessions`,
+	} {
+		if !samples[want] {
+			t.Errorf("no sample %s", want)
+		}
+	}
+	if metric(t, s, "relay_agents_online") != 1 || metric(t, s, "relay_client_sessions") != 1 ||
+		metric(t, s, `relay_frames_forwarded_total{direction="to_client"}`) != 1 {
+		t.Errorf("values wrong:\n%s", text)
+	}
+}
