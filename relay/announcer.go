@@ -361,7 +361,7 @@ func (c *relayConn) deliver(ctx context.Context, h Header, frame []byte) {
 	case s.in <- frame:
 	default:
 		a.o.log.Warn("relay: session handler not keeping up, session closed", "session", s.id)
-		s.Close()
+		s.Close("agent overloaded")
 		return
 	}
 	if isNew {
@@ -369,7 +369,7 @@ func (c *relayConn) deliver(ctx context.Context, h Header, frame []byte) {
 		a.handlers.Add(1)
 		go func() {
 			defer a.handlers.Done()
-			defer s.Close()
+			defer s.Close("")
 			a.handler(ctx, s, s.id)
 		}()
 	}
@@ -418,17 +418,9 @@ func (a *Announcer) heartbeat(ctx context.Context, c *relayConn) {
 
 // errorText returns the message of an ERROR frame.
 func errorText(frame []byte) string {
-	ms, _ := members(frame)
-	var msg string
-	for _, m := range ms {
-		switch m.key(frame) {
-		case "error":
-			msg, _ = stringValue(frame[m.val:m.end])
-		case "message":
-			if msg == "" {
-				msg, _ = stringValue(frame[m.val:m.end])
-			}
-		}
+	msg := StringField(frame, "error")
+	if msg == "" {
+		msg = StringField(frame, "message")
 	}
 	return clip(msg, 300)
 }

@@ -3,6 +3,8 @@ package relay
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 )
 
 // Header is what the relay reads of a frame: its routing fields. The rest
@@ -96,6 +98,19 @@ func WithSessionID(frame []byte, id string) ([]byte, error) {
 	return append(out, '}'), nil
 }
 
+// StringField returns the top-level string member key of a frame that
+// ParseHeader accepted ("" when absent or not a string).
+func StringField(frame []byte, key string) string {
+	ms, _ := members(frame)
+	v := ""
+	for _, m := range ms {
+		if m.key(frame) == key {
+			v, _ = stringValue(frame[m.val:m.end])
+		}
+	}
+	return v
+}
+
 // ErrorFrame returns an ERROR frame carrying msg both as "error" (read by
 // agents) and "message" (read by clients).
 func ErrorFrame(msg string) []byte {
@@ -119,13 +134,31 @@ func SessionErrorFrame(sessionID, msg string) []byte {
 	return b
 }
 
-// CloseFrame returns the frame that ends relayed session id.
-func CloseFrame(id string) []byte {
+// CloseFrame returns the frame that ends relayed session id, with an
+// optional reason for the client.
+func CloseFrame(id, reason string) []byte {
 	b, _ := json.Marshal(struct {
 		Type      string `json:"type"`
 		SessionID string `json:"session_id"`
-	}{TypeClose, id})
+		Reason    string `json:"reason,omitempty"`
+	}{TypeClose, id, CloseReason(reason)})
 	return b
+}
+
+// CloseReason trims s to what a WebSocket close frame can carry: at most
+// 120 bytes of valid UTF-8 without control characters.
+func CloseReason(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(s, ""))
+	for len(s) > 120 {
+		_, n := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-n]
+	}
+	return s
 }
 
 // ValidSessionID reports whether s may serve as a relay session id: 1 to

@@ -24,7 +24,8 @@
 // agent's frames for that session carry the same "session_id" back and are
 // delivered to the client unchanged. When the client goes, the agent gets
 // {"type":"close","session_id":…}; when the agent ends a session it may send
-// the same frame to the relay, which then closes the client's socket.
+// the same frame (with an optional "reason") to the relay, which then
+// closes the client's socket.
 // Everything else in a frame passes through untouched.
 package relay
 
@@ -68,7 +69,8 @@ const (
 
 // FrameConn is one relayed client session as the agent sees it: a
 // bidirectional stream of JSON text frames. A host serves it with the same
-// code that serves a direct /ws socket. Frames read carry the relay's
+// code that serves a direct /ws socket; its method set is host.FrameConn's,
+// so a relayed session can be passed to host.Server.ServeFrames as is. Frames read carry the relay's
 // top-level "session_id"; frames written get it set, so the handler need not
 // know the session is relayed.
 //
@@ -81,8 +83,9 @@ type FrameConn interface {
 	ReadFrame(ctx context.Context) ([]byte, error)
 	// WriteFrame sends one frame to the client.
 	WriteFrame(ctx context.Context, frame []byte) error
-	// Close ends the session; the client's socket is closed.
-	Close() error
+	// Close ends the session; the client's socket is closed with reason
+	// (at most 120 bytes are kept).
+	Close(reason string) error
 }
 
 // SessionHandler serves one relayed client session. ctx ends when the

@@ -66,12 +66,12 @@ func (s *relaySession) WriteFrame(ctx context.Context, frame []byte) error {
 }
 
 // Close ends the session and tells the relay, which closes the client's
-// socket.
-func (s *relaySession) Close() error {
+// socket with reason.
+func (s *relaySession) Close(reason string) error {
 	if s.end() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = s.conn.send(ctx, CloseFrame(s.id), nil)
+		_ = s.conn.send(ctx, CloseFrame(s.id, reason), nil)
 	}
 	return nil
 }
@@ -89,16 +89,12 @@ func (s *relaySession) end() bool {
 }
 
 // WSFrameConn is a FrameConn over a whole WebSocket: the direct /ws
-// counterpart of a relayed session, so a host can serve both through one
-// handler. Reads take text frames up to the connection's read limit. As
+// counterpart of a relayed session, so a handler written for one serves
+// the other. Reads take text frames up to the connection's read limit. As
 // with any coder/websocket connection, a context that ends during a read or
 // write closes the socket.
 type WSFrameConn struct {
 	Conn *websocket.Conn
-	// CloseStatus and CloseReason are sent by Close (default normal
-	// closure).
-	CloseStatus websocket.StatusCode
-	CloseReason string
 }
 
 var _ FrameConn = (*WSFrameConn)(nil)
@@ -123,11 +119,7 @@ func (c *WSFrameConn) WriteFrame(ctx context.Context, frame []byte) error {
 	return c.Conn.Write(ctx, websocket.MessageText, frame)
 }
 
-// Close closes the socket with CloseStatus.
-func (c *WSFrameConn) Close() error {
-	code := c.CloseStatus
-	if code == 0 {
-		code = websocket.StatusNormalClosure
-	}
-	return c.Conn.Close(code, c.CloseReason)
+// Close closes the socket normally with reason.
+func (c *WSFrameConn) Close(reason string) error {
+	return c.Conn.Close(websocket.StatusNormalClosure, CloseReason(reason))
 }

@@ -87,7 +87,7 @@ func (ac *agentConn) session(id string) *clientConn {
 // endSession detaches cs if it is still attached. With notify, the agent is
 // told with a close frame; an agent that cannot even take that is not
 // reading and is dropped.
-func (ac *agentConn) endSession(cs *clientConn, notify bool) {
+func (ac *agentConn) endSession(cs *clientConn, notify bool, reason string) {
 	ac.mu.Lock()
 	cur := ac.sessions[cs.id]
 	if cur == cs {
@@ -98,7 +98,7 @@ func (ac *agentConn) endSession(cs *clientConn, notify bool) {
 	if cur != cs || !notify {
 		return
 	}
-	if !ac.p.sendControl(relay.CloseFrame(cs.id)) && !ac.p.isClosing() {
+	if !ac.p.sendControl(relay.CloseFrame(cs.id, reason)) && !ac.p.isClosing() {
 		ac.s.metrics.slowConsumers.inc("agent")
 		ac.s.log.Warn("relay: agent not reading, disconnected", "agent", ac.address())
 		ac.p.kill()
@@ -251,8 +251,12 @@ func (s *Server) handleAnnounce(w http.ResponseWriter, r *http.Request) {
 			s.metrics.dropped.inc("no_session_id")
 		case h.Type == relay.TypeClose:
 			if cs := ac.session(h.SessionID); cs != nil {
-				ac.endSession(cs, false)
-				cs.p.close(websocket.StatusNormalClosure, "session closed by the agent")
+				ac.endSession(cs, false, "")
+				reason := relay.CloseReason(relay.StringField(frame, "reason"))
+				if reason == "" {
+					reason = "session closed by the agent"
+				}
+				cs.p.close(websocket.StatusNormalClosure, reason)
 			}
 		default:
 			ac.toClient(h.SessionID, frame, now)
@@ -272,7 +276,7 @@ func (ac *agentConn) toClient(id string, frame []byte, now time.Time) {
 	if !cs.p.send(frame) {
 		s.metrics.slowConsumers.inc("client")
 		s.log.Debug("relay: client not reading, disconnected", "agent", ac.address(), "session", id)
-		ac.endSession(cs, true)
+		ac.endSession(cs, true, "client not reading")
 		cs.p.kill()
 		return
 	}
@@ -400,9 +404,9 @@ func (s *Server) handleInput(w http.ResponseWriter, r *http.Request) {
 		// The agent ends the old session before the new connection's
 		// frames start a fresh one under the same id.
 		old.p.fail(relay.ErrorFrame("session taken over by a newer connection"), websocket.StatusPolicyViolation, "taken over")
-		ac.p.sendControl(relay.CloseFrame(cs.id))
+		ac.p.sendControl(relay.CloseFrame(cs.id, "taken over by a newer connection"))
 	}
-	defer ac.endSession(cs, true)
+	defer ac.endSession(cs, true, "client disconnected")
 
 	for {
 		if !cs.toAgent(frame) {

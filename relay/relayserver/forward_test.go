@@ -158,7 +158,7 @@ func TestSessionEnds(t *testing.T) {
 			}
 			if bytes.Contains(f, []byte(`"BYE"`)) {
 				c.WriteFrame(ctx, []byte(`{"type":"OUTPUT","result":"bye"}`))
-				c.Close()
+				c.Close("done for today")
 				if err := c.WriteFrame(ctx, []byte(`{"type":"late"}`)); !errors.Is(err, relay.ErrSessionClosed) {
 					ended <- fmt.Errorf("write after close: %v", err)
 				}
@@ -188,8 +188,12 @@ func TestSessionEnds(t *testing.T) {
 	if m := cl2.read(); m["result"] != "bye" {
 		t.Errorf("got %v", m)
 	}
-	if code := expectClosed(t, cl2.c); code != websocket.StatusNormalClosure {
-		t.Errorf("close %v", code)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _, err := cl2.c.Read(ctx)
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.StatusNormalClosure || ce.Reason != "done for today" {
+		t.Errorf("close %v", err)
 	}
 	select {
 	case err := <-ended:
@@ -442,5 +446,82 @@ func TestIdleClientClosed(t *testing.T) {
 	case <-ended:
 	case <-time.After(5 * time.Second):
 		t.Error("agent not told the idle session ended")
+	}
+}
+
+// TestReferenceWire pins the wire format against the reference agent
+// (connectonion/network/relay.py) and Python client (connect.py): client
+// frames reach the agent unchanged but for "session_id"; the agent's
+// replies carry it back and reach the client byte for byte; a leaving
+// client shows up as {"type":"close","session_id":…}.
+func TestReferenceWire(t *testing.T) {
+	checkGoroutines(t)
+	s := startRelay(t, nil)
+	agent := newRawAgent(t, s, identity(t, 1))
+	agent.announce(time.Now(), relay.AnnounceInfo{Summary: "reference agent"})
+
+	cl := newClient(t, s)
+	input := `{"type": "INPUT", "input_id": "7d4c", "prompt": "Translate hello", "timestamp": 1760000000, "to": "` +
+		agent.id.Address() + `", "images": ["data:image/png;base64,iVBORw0KGgo="]}`
+	cl.send([]byte(input))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, got, err := agent.c.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in map[string]any
+	json.Unmarshal(got, &in)
+	sid, _ := in["session_id"].(string)
+	if sid == "" {
+		t.Fatalf("no session_id in %s", got)
+	}
+	withoutSID := map[string]any{}
+	json.Unmarshal([]byte(input), &withoutSID)
+	delete(in, "session_id")
+	if a, b := fmt.Sprint(in), fmt.Sprint(withoutSID); a != b {
+		t.Errorf("agent got %s, want %s", a, b)
+	}
+
+	reply := `{"type": "OUTPUT", "input_id": "7d4c", "result": "Hola", "session_id": "` + sid + `", "session": {"session_id": "host-own"}}`
+	agent.send([]byte(reply))
+	_, out, err := cl.c.Read(ctx)
+	if err != nil || string(out) != reply {
+		t.Errorf("client got %s (%v), want %s", out, err, reply)
+	}
+	// Frames for other sessions, and frames without one, go nowhere.
+	agent.send([]byte(`{"type": "OUTPUT", "session_id": "someone-else"}`))
+	agent.send([]byte(`{"type": "PING"}`))
+	cl.c.Close(websocket.StatusNormalClosure, "")
+	if m := agent.read(); m["type"] != relay.TypeClose || m["session_id"] != sid {
+		t.Errorf("agent told %v", m)
+	}
+	waitFor(t, "drops counted", func() bool {
+		return metric(t, s, `relay_frames_dropped_total{reason="unknown_session"}`) == 1 &&
+			metric(t, s, `relay_frames_dropped_total{reason="no_session_id"}`) == 1
+	})
+}
+
+// TestAnnouncerRefused: an agent whose clock is far off is refused, says
+// why in its status, and keeps retrying with backoff.
+func TestAnnouncerRefused(t *testing.T) {
+	checkGoroutines(t)
+	s := startRelay(t, nil)
+	a, err := relay.NewAnnouncer(s.URL(), identity(t, 1), relay.AnnounceInfo{}, echoHandler,
+		relay.WithLogger(quietLogger()),
+		relay.WithClock(func() time.Time { return time.Now().Add(-time.Hour) }),
+		relay.WithBackoff([]time.Duration{30 * time.Millisecond}, 0, time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- a.Run(ctx) }()
+	waitFor(t, "refusals", func() bool { return a.Status().Connects >= 3 })
+	cancel()
+	<-done
+	st := a.Status()
+	if st.Announced || st.LastError == nil || !strings.Contains(st.LastError.Error(), "stale") {
+		t.Errorf("status %+v", st)
 	}
 }

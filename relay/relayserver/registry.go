@@ -243,7 +243,7 @@ func (r *registry) sweep(now time.Time) {
 	}
 	for _, cs := range idle {
 		r.s.metrics.disconnects.inc("client_idle")
-		cs.agent.endSession(cs, true)
+		cs.agent.endSession(cs, true, "idle")
 		cs.p.fail(relay.ErrorFrame("session idle for "+cfg.IdleTimeout.String()+"; closed by the relay"),
 			closeIdle, "idle")
 	}
