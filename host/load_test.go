@@ -1,0 +1,150 @@
+package host_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/agenthost/agenthost/host"
+	"github.com/coder/websocket"
+)
+
+// TestLoad: 200 concurrent POST /input and 200 WebSocket sessions with the
+// offline model all complete without an error while /health keeps
+// answering. Latency is reported, not asserted (see agenthost bench).
+func TestLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load test")
+	}
+	h := startHost(t, "offline/demo", host.WithWorkers(16))
+	const n = 200
+	var errs atomic.Int64
+	var firstErr atomic.Value
+	fail := func(err error) {
+		errs.Add(1)
+		firstErr.CompareAndSwap(nil, err)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 60 * time.Second}
+	stop := make(chan struct{})
+	var health []time.Duration
+	var healthFails int
+	healthDone := make(chan struct{})
+	go func() {
+		defer close(healthDone)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			t0 := time.Now()
+			resp, err := client.Get(h.URL + "/health")
+			if err != nil || resp.StatusCode != 200 {
+				healthFails++
+				continue
+			}
+			resp.Body.Close()
+			health = append(health, time.Since(t0))
+		}
+	}()
+
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(2)
+		go func(i int) {
+			defer wg.Done()
+			body := fmt.Sprintf(`{"prompt":"use add on %d and 1"}`, i)
+			resp, err := client.Post(h.URL+"/input", "application/json", strings.NewReader(body))
+			if err != nil {
+				fail(err)
+				return
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != 200 {
+				fail(fmt.Errorf("POST /input: %d", resp.StatusCode))
+			}
+		}(i)
+		go func(i int) {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.URL, "http")+"/ws", nil)
+			if err != nil {
+				fail(err)
+				return
+			}
+			defer c.CloseNow()
+			c.SetReadLimit(1 << 24)
+			c.Write(ctx, websocket.MessageText, []byte(fmt.Sprintf(`{"type":"INPUT","prompt":"My name is User%d"}`, i)))
+			for {
+				_, b, err := c.Read(ctx)
+				if err != nil {
+					fail(err)
+					return
+				}
+				s := string(b)
+				if strings.Contains(s, `"type":"ERROR"`) {
+					fail(fmt.Errorf("ws: %s", s))
+					return
+				}
+				if strings.Contains(s, `"type":"OUTPUT"`) {
+					if !strings.Contains(s, fmt.Sprintf("User%d", i)) {
+						fail(fmt.Errorf("ws %d: wrong answer %s", i, s))
+					}
+					return
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(stop)
+	<-healthDone
+	if errs.Load() > 0 {
+		t.Fatalf("%d errors; first: %v", errs.Load(), firstErr.Load())
+	}
+	if healthFails > 0 || len(health) == 0 {
+		t.Fatalf("/health failed %d times (%d answers)", healthFails, len(health))
+	}
+	sort.Slice(health, func(i, j int) bool { return health[i] < health[j] })
+	t.Logf("/health during load: %d answers, p50 %v, p99 %v", len(health), health[len(health)/2], health[len(health)*99/100])
+}
+
+// TestShutdownInterruptsRuns: runs still going when the grace period ends
+// are interrupted, and recorded so before Shutdown returns.
+func TestShutdownInterruptsRuns(t *testing.T) {
+	t.Setenv("AGENTHOST_OFFLINE_DELAY", "100ms")
+	dir := t.TempDir()
+	s, err := newIn(t, dir, host.WithModel("offline/slow"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := httpServer(t, s)
+	w := dialWS(t, &testHost{URL: url})
+	w.send(map[string]any{"type": "INPUT", "prompt": "please tell me something long enough to stream in many chunks"})
+	first, _ := w.until("STREAM")
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	t0 := time.Now()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(t0); d > 5*time.Second {
+		t.Fatalf("Shutdown took %v", d)
+	}
+	// A new host on the same data sees the run recorded as interrupted.
+	s2, err := newIn(t, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url2 := httpServer(t, s2)
+	_, m, _ := do(t, "GET", url2+"/sessions/"+first["session_id"].(string), nil)
+	if m["status"] != "interrupted" {
+		t.Fatalf("after shutdown: %v", m)
+	}
+}
