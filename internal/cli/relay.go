@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/agenthost/agenthost/relay/relayserver"
+)
+
+func init() {
+	var (
+		port, maxConnsPerIP, maxSessions, maxAgents int
+		host                                        string
+		maxFrameMB                                  float64
+		trustProxy, debug                           bool
+	)
+	register(&Command{
+		Name:  "relay",
+		Usage: "[--port N] [--host ADDR] [--max-frame-mb N] [--trust-proxy]",
+		Short: "run a relay: reach agents behind NAT, and discover them",
+		Long: `Runs an agenthost relay. Agents behind NAT keep one WebSocket open to
+ws://HOST:PORT/ws/announce (set relay_url in their host.yaml); clients reach
+them through ws://HOST:PORT/ws/input, look them up at
+/api/relay/agents/{address} and search them at /api/agents?q=words.
+/health and /metrics (Prometheus) are for operators.
+
+The relay keeps everything in memory, writes nothing to disk and never logs
+what agents and clients say. Put it behind a TLS-terminating proxy to serve
+wss:// (pass --trust-proxy so per-IP limits see client addresses).
+See docs/relay.md.`,
+		Flags: func(fs *flag.FlagSet) {
+			fs.IntVar(&port, "port", 8765, "port to listen on")
+			fs.StringVar(&host, "host", "", "address to listen on (default: all interfaces)")
+			fs.Float64Var(&maxFrameMB, "max-frame-mb", 16, "largest frame relayed, in MiB (images travel inside frames)")
+			fs.IntVar(&maxConnsPerIP, "max-conns-per-ip", 256, "concurrent connections from one IP")
+			fs.IntVar(&maxSessions, "max-sessions-per-agent", 1024, "concurrent client sessions to one agent")
+			fs.IntVar(&maxAgents, "max-agents", 100000, "agents the relay remembers")
+			fs.BoolVar(&trustProxy, "trust-proxy", false, "take client IPs from X-Forwarded-For (only behind a proxy that sets it)")
+			fs.BoolVar(&debug, "debug", false, "log every refused ANNOUNCE and dropped peer (frame types and sizes only)")
+		},
+		Run: func(ctx context.Context, env *Env, args []string) error {
+			if len(args) > 0 {
+				return Usagef("relay takes no arguments, got %q", args[0])
+			}
+			if port < 0 || port > 65535 {
+				return Usagef("--port %d: want 0-65535", port)
+			}
+			if maxFrameMB <= 0 {
+				return Usagef("--max-frame-mb must be positive")
+			}
+			level := slog.LevelInfo
+			if debug {
+				level = slog.LevelDebug
+			}
+			log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
+			s, err := relayserver.New(relayserver.Config{
+				Addr:                net.JoinHostPort(host, strconv.Itoa(port)),
+				MaxFrameSize:        int64(maxFrameMB * (1 << 20)),
+				MaxConnsPerIP:       maxConnsPerIP,
+				MaxSessionsPerAgent: maxSessions,
+				MaxAgents:           maxAgents,
+				TrustProxy:          trustProxy,
+				Logger:              log,
+			})
+			if err != nil {
+				return err
+			}
+			if err := s.Start(); err != nil {
+				s.Shutdown(context.Background())
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "agenthost relay on %s\n  agents announce to  %s/ws/announce\n  clients connect to  %s/ws/input\n  lookup and search   %s/api/agents\n",
+				s.Addr(), s.URL(), s.URL(), "http://"+s.Addr().String())
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			if err := s.Shutdown(sctx); err != nil {
+				return fmt.Errorf("relay shutdown: %w", err)
+			}
+			return nil
+		},
+	})
+}

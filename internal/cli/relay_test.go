@@ -1,0 +1,53 @@
+package cli
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+var relayAddrRE = regexp.MustCompile(`agenthost relay on (\S+)`)
+
+func TestRelayCommand(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var out, errb lockedBuf
+	go func() {
+		env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }, Dir: t.TempDir()}
+		done <- Run(ctx, env, []string{"relay", "--host", "127.0.0.1", "--port", "0", "--max-frame-mb", "1"})
+	}()
+	var addr string
+	for deadline := time.Now().Add(5 * time.Second); addr == ""; {
+		if m := relayAddrRE.FindStringSubmatch(out.String()); m != nil {
+			addr = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("relay did not start: %s %s", out.String(), errb.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + addr + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"status":"healthy"`) {
+		t.Errorf("health: %d %s", resp.StatusCode, body)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit %d: %s", code, errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("relay did not stop")
+	}
+	if code, _, _ := hostCmd(context.Background(), t.TempDir(), "", "relay", "extra"); code != 2 {
+		t.Errorf("relay with an argument: exit %d", code)
+	}
+}
