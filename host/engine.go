@@ -64,8 +64,13 @@ type subscriber struct {
 	once     sync.Once
 }
 
+// subscriberBuffer is how many events a subscriber may lag behind before it
+// is dropped and catches up from the store. It is most of an idle
+// WebSocket session's memory, so it stays small: catching up is cheap.
+const subscriberBuffer = 128
+
 func newSubscriber() *subscriber {
-	return &subscriber{ch: make(chan event, 1024), overflow: make(chan struct{})}
+	return &subscriber{ch: make(chan event, subscriberBuffer), overflow: make(chan struct{})}
 }
 
 func (s *subscriber) drop() { s.once.Do(func() { close(s.overflow) }) }
@@ -218,26 +223,76 @@ func (e *engine) getSession(ctx context.Context, caller Caller, id string) (stor
 	return ss, nil
 }
 
-// publish persists an event and then hands it to the session's
-// subscribers: nothing reaches a client before it is committed.
-func (e *engine) publish(ls *liveSession, typ string, data []byte) (event, error) {
-	evs, err := e.st.AppendEvents(context.Background(), []store.Event{{SessionID: ls.id, Type: typ, Data: data, Created: e.now()}})
-	if err != nil {
-		e.log.Error("persisting event", "session", ls.id, "type", typ, "err", err)
-		return event{}, err
+// publisher persists a run's events in batches and hands each batch to
+// the session's subscribers once it is committed: nothing reaches a client
+// before it is durable, and the run never waits on the disk for each
+// chunk (it only blocks when far ahead of the store).
+type publisher struct {
+	e    *engine
+	ls   *liveSession
+	q    chan store.Event
+	done chan struct{}
+}
+
+func (e *engine) newPublisher(ls *liveSession) *publisher {
+	p := &publisher{e: e, ls: ls, q: make(chan store.Event, 4096), done: make(chan struct{})}
+	go p.loop()
+	return p
+}
+
+func (p *publisher) send(typ string, data []byte) {
+	p.q <- store.Event{SessionID: p.ls.id, Type: typ, Data: data, Created: p.e.now()}
+}
+
+// close delivers what is queued and stops the publisher.
+func (p *publisher) close() {
+	close(p.q)
+	<-p.done
+}
+
+func (p *publisher) loop() {
+	defer close(p.done)
+	for ev := range p.q {
+		batch := []store.Event{ev}
+	drain:
+		for len(batch) < 512 {
+			select {
+			case ev, ok := <-p.q:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, ev)
+			default:
+				break drain
+			}
+		}
+		stored, err := p.e.st.AppendEvents(context.Background(), batch)
+		if err != nil {
+			// Unpersisted events are not sent: a client must never hold
+			// what a restart would lose.
+			p.e.log.Error("persisting events", "session", p.ls.id, "count", len(batch), "err", err)
+			continue
+		}
+		p.e.fanOut(p.ls, stored)
 	}
-	ev := event{ID: evs[0].ID, Type: typ, Data: data}
+}
+
+// fanOut hands committed events to the session's subscribers; one that is
+// too far behind is dropped and catches up from the store.
+func (e *engine) fanOut(ls *liveSession, stored []store.Event) {
 	ls.mu.Lock()
-	for sub := range ls.subs {
-		select {
-		case sub.ch <- ev:
-		default:
-			delete(ls.subs, sub)
-			sub.drop()
+	defer ls.mu.Unlock()
+	for _, se := range stored {
+		ev := event{ID: se.ID, Type: se.Type, Data: se.Data}
+		for sub := range ls.subs {
+			select {
+			case sub.ch <- ev:
+			default:
+				delete(ls.subs, sub)
+				sub.drop()
+			}
 		}
 	}
-	ls.mu.Unlock()
-	return ev, nil
 }
 
 // subscribe attaches sub to the session id and returns the stored events

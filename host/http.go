@@ -40,14 +40,25 @@ func (s *Server) only(method string, h http.Handler) http.Handler {
 	})
 }
 
-// limitBodies bounds every request body; POST /input sets its own larger
-// bound from the upload limits.
+// limitBodies bounds every request body (POST /input sets its own larger
+// bound from the upload limits) and answers CORS.
 func (s *Server) limitBodies(h http.Handler) http.Handler {
 	limit := s.set.maxBody
 	if limit <= 0 {
 		limit = 1 << 20
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Browsers on other origins may call the API: it carries no
+		// ambient credentials (callers sign requests instead of cookies).
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+			h.Set("Access-Control-Allow-Headers", "Content-Type, Accept, Last-Event-ID, X-Co-From, X-Co-Signature, X-Co-Timestamp")
+			h.Set("Access-Control-Max-Age", "86400")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
 		if r.URL.Path != "/input" && r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, limit)
 		}

@@ -286,3 +286,15 @@ func TestExpiry(t *testing.T) {
 		t.Fatal("expired session continued")
 	}
 }
+
+func TestCORS(t *testing.T) {
+	h := startHost(t, "offline/demo")
+	code, _, hd := do(t, "OPTIONS", h.URL+"/input", nil, "Origin", "https://app.example", "Access-Control-Request-Method", "POST")
+	if code != 204 || hd.Get("Access-Control-Allow-Origin") != "*" || !strings.Contains(hd.Get("Access-Control-Allow-Methods"), "POST") {
+		t.Fatalf("preflight: %d %v", code, hd)
+	}
+	_, _, hd = do(t, "GET", h.URL+"/health", nil, "Origin", "https://app.example")
+	if hd.Get("Access-Control-Allow-Origin") != "*" {
+		t.Fatalf("CORS header missing: %v", hd)
+	}
+}

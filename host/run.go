@@ -146,6 +146,12 @@ func (e *engine) start(ctx context.Context, in runInput, sub *subscriber) (*runH
 	now := e.now()
 	row := store.Session{ID: sess.SessionID, Owner: in.caller.Address, Status: store.StatusRunning,
 		Prompt: in.prompt, Created: now, Updated: now}
+	// The input is part of the state recorded now, so a crash at any later
+	// point keeps it; the run appends it again under the same id.
+	input := &llm.Message{ID: agent.NewMessageID(), Role: llm.RoleUser, Created: now.UnixMilli(),
+		Parts: append([]llm.Part{llm.TextPart(in.prompt)}, in.parts...)}
+	sess.Messages = append(sess.Messages[:len(sess.Messages):len(sess.Messages)], *input)
+	sess.Updated = unixSeconds(now)
 	state, _ := json.Marshal(sess)
 	row.State = state
 	if stored != nil {
@@ -167,7 +173,7 @@ func (e *engine) start(ctx context.Context, in runInput, sub *subscriber) (*runH
 	go func() {
 		defer e.runs.Done()
 		defer cancel(nil)
-		h.out = e.execute(runCtx, ls, run, row, sess, in)
+		h.out = e.execute(runCtx, ls, run, row, sess, input, in)
 		<-e.slots
 		ls.mu.Lock()
 		ls.run = nil
@@ -180,13 +186,15 @@ func (e *engine) start(ctx context.Context, in runInput, sub *subscriber) (*runH
 
 // execute runs the agent on a fresh instance from the factory and records
 // every step.
-func (e *engine) execute(ctx context.Context, ls *liveSession, run *activeRun, row store.Session, sess *Session, in runInput) outcome {
+func (e *engine) execute(ctx context.Context, ls *liveSession, run *activeRun, row store.Session, sess *Session, input *llm.Message, in runInput) outcome {
 	rt := e.srv.current()
 	start := e.now()
-	conv := agent.Conversation{Messages: sess.Messages}
+	conv := agent.Conversation{Messages: sess.Messages[:len(sess.Messages)-1]}
 	base := len(conv.Messages)
 	var res *agent.Result
 
+	pub := e.newPublisher(ls)
+	defer pub.close()
 	emit := func(typ string, fields map[string]any) {
 		fields["type"] = typ
 		fields["session_id"] = ls.id
@@ -196,7 +204,7 @@ func (e *engine) execute(ctx context.Context, ls *liveSession, run *activeRun, r
 			e.log.Error("encoding event", "type", typ, "err", err)
 			return
 		}
-		e.publish(ls, typ, b)
+		pub.send(typ, b)
 	}
 	saveState := func(status store.Status) {
 		sess.Messages = conv.Messages
@@ -212,7 +220,6 @@ func (e *engine) execute(ctx context.Context, ls *liveSession, run *activeRun, r
 	if err != nil {
 		res = &agent.Result{Status: agent.StatusFailed, Err: fmt.Errorf("building the agent: %w", err)}
 	} else {
-		input := llm.Message{Role: llm.RoleUser, Parts: append([]llm.Part{llm.TextPart(in.prompt)}, in.parts...)}
 		opts := []agent.RunOption{agent.WithClock(func() int64 { return e.now().UnixMilli() })}
 		if rt.needs != nil {
 			opts = append(opts, agent.WithApprover(e.approver(ls, run, in.interactive, rt, emit, saveState)))
@@ -221,7 +228,7 @@ func (e *engine) execute(ctx context.Context, ls *liveSession, run *activeRun, r
 			opts = append(opts, agent.WithAsker(e.asker(run, rt, emit, saveState)))
 		}
 		sinceSync := false
-		for ev := range a.Run(ctx, &conv, []llm.Message{input}, opts...) {
+		for ev := range a.Run(ctx, &conv, []llm.Message{*input}, opts...) {
 			switch ev.Type {
 			case agent.EventText:
 				emit("STREAM", map[string]any{"chunk": ev.Text})
@@ -244,8 +251,13 @@ func (e *engine) execute(ctx context.Context, ls *liveSession, run *activeRun, r
 				sinceSync = true
 			case agent.EventMessage:
 				// Each step is durable as it happens, so a crash keeps
-				// the conversation up to the last message.
-				saveState(store.StatusRunning)
+				// the conversation up to the last message. The input was
+				// saved by start, and the final answer is saved with the
+				// result just below.
+				m := ev.Message
+				if m.Role != llm.RoleUser && !(m.Role == llm.RoleAssistant && len(m.ToolCalls()) == 0) {
+					saveState(store.StatusRunning)
+				}
 				if sinceSync && ev.Message.Role == llm.RoleTool {
 					emit("session_sync", map[string]any{"session": sess})
 					sinceSync = false
