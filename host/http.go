@@ -50,12 +50,12 @@ func (s *Server) limitBodies(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Browsers on other origins may call the API: it carries no
 		// ambient credentials (callers sign requests instead of cookies).
-		h := w.Header()
-		h.Set("Access-Control-Allow-Origin", "*")
+		hd := w.Header()
+		hd.Set("Access-Control-Allow-Origin", "*")
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
-			h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-			h.Set("Access-Control-Allow-Headers", "Content-Type, Accept, Last-Event-ID, X-Co-From, X-Co-Signature, X-Co-Timestamp")
-			h.Set("Access-Control-Max-Age", "86400")
+			hd.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+			hd.Set("Access-Control-Allow-Headers", "Content-Type, Accept, Last-Event-ID, X-Co-From, X-Co-Signature, X-Co-Timestamp")
+			hd.Set("Access-Control-Max-Age", "86400")
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
