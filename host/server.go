@@ -72,8 +72,8 @@ type Server struct {
 	stopBg context.CancelFunc
 	bgWG   sync.WaitGroup
 
-	connMu sync.Mutex
-	conns  map[*wsConn]struct{}
+	connsDone      chan struct{}
+	closeConnsOnce sync.Once
 
 	srvMu    sync.Mutex
 	srvs     []*http.Server
@@ -90,7 +90,7 @@ func New(newAgent Factory, opts ...Option) (*Server, error) {
 	if newAgent == nil {
 		return nil, errors.New("host: nil agent factory")
 	}
-	s := &Server{user: newAgent, conns: map[*wsConn]struct{}{}, restart: make(chan int, 1)}
+	s := &Server{user: newAgent, connsDone: make(chan struct{}), restart: make(chan int, 1)}
 	for _, o := range opts {
 		o(&s.set)
 	}

@@ -69,13 +69,7 @@ type startResult struct {
 func (s *Server) ServeFrames(ctx context.Context, fc FrameConn, info ConnInfo) error {
 	ctx, cancel := context.WithCancel(ctx)
 	c := &wsConn{s: s, fc: fc, info: info, ctx: ctx, stop: cancel, started: make(chan startResult, 1)}
-	s.connMu.Lock()
-	s.conns[c] = struct{}{}
-	s.connMu.Unlock()
 	defer func() {
-		s.connMu.Lock()
-		delete(s.conns, c)
-		s.connMu.Unlock()
 		cancel()
 		if c.sub != nil {
 			s.eng.unsubscribe(c.sub.ls, c.sub)
@@ -130,8 +124,23 @@ func (s *Server) ServeFrames(ctx context.Context, fc FrameConn, info ConnInfo) e
 			err = c.onStarted(r)
 		case <-ping.C:
 			err = c.send(map[string]any{"type": "PING", "ts": s.now().UnixMilli()})
-		case <-ctx.Done():
+		case <-s.connsDone:
+			// Shutdown: runs have ended; deliver what they sent, then go.
+			for c.sub != nil {
+				select {
+				case ev := <-c.sub.ch:
+					if err := c.sendEvent(ev); err != nil {
+						return err
+					}
+					continue
+				default:
+				}
+				break
+			}
 			fc.Close("host shutting down")
+			return nil
+		case <-ctx.Done():
+			fc.Close("connection closed")
 			return nil
 		}
 		if err != nil {
@@ -141,13 +150,10 @@ func (s *Server) ServeFrames(ctx context.Context, fc FrameConn, info ConnInfo) e
 	}
 }
 
-// closeConns disconnects every WebSocket client.
+// closeConns disconnects every WebSocket client once it has been sent the
+// events already published.
 func (s *Server) closeConns() {
-	s.connMu.Lock()
-	defer s.connMu.Unlock()
-	for c := range s.conns {
-		c.stop()
-	}
+	s.closeConnsOnce.Do(func() { close(s.connsDone) })
 }
 
 func (c *wsConn) send(v any) error {
@@ -159,7 +165,9 @@ func (c *wsConn) send(v any) error {
 }
 
 func (c *wsConn) write(b []byte) error {
-	ctx, cancel := context.WithTimeout(c.ctx, writeTimeout)
+	// Not c.ctx: a write in progress finishes even while the host stops;
+	// a dead client fails it within the timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
 	return c.fc.WriteFrame(ctx, b)
 }

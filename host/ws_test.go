@@ -150,6 +150,9 @@ func TestWSConnectAndTools(t *testing.T) {
 	if res == nil || res["status"] != "completed" || res["result"] != "5" || res["tool_id"] != call["tool_id"] || res["timing_ms"] == nil {
 		t.Fatalf("tool_result: %v", res)
 	}
+	if sync := find(got, "session_sync"); sync == nil || sync["session"].(map[string]any)["session_id"] != c["session_id"] {
+		t.Fatalf("session_sync after the tool round: %v", sync)
+	}
 	items := out["chat_items"].([]any)
 	var kinds []string
 	for _, it := range items {
@@ -368,6 +371,34 @@ func TestWSAskUser(t *testing.T) {
 	_, got = w.until("OUTPUT")
 	if res := find(got, "tool_result"); res == nil || res["result"] != "the user said red,blue" {
 		t.Fatalf("multi answer: %v", res)
+	}
+	// Over plain HTTP nobody can answer: the tool gets agent.ErrNoPerson.
+	code, m := post(t, h, map[string]any{"prompt": `use ask "colour?"`})
+	wantStatus(t, code, 200, m)
+	var failed bool
+	for _, it := range m["chat_items"].([]any) {
+		if it := it.(map[string]any); it["type"] == "tool_result" {
+			failed = it["status"] == "failed" && strings.Contains(it["content"].(string), "no person")
+		}
+	}
+	if !failed {
+		t.Fatalf("ask over HTTP: %v", m["chat_items"])
+	}
+}
+
+func TestWSUploads(t *testing.T) {
+	h := startHost(t, "offline/demo", host.WithMaxFileSize(0.001))
+	w := dialWS(t, h)
+	w.send(map[string]any{"type": "INPUT", "prompt": "read this", "files": []map[string]any{{"name": "a.txt", "data": "data:text/plain;base64,aGVsbG8="}}})
+	out, _ := w.until("OUTPUT")
+	user := out["chat_items"].([]any)[0].(map[string]any)
+	if !strings.Contains(user["content"].(string), "a.txt") || !strings.Contains(user["content"].(string), "uploads") {
+		t.Fatalf("file over WS: %v", user)
+	}
+	big := "data:text/plain;base64," + strings.Repeat("QUFB", 1000)
+	w.send(map[string]any{"type": "INPUT", "prompt": "x", "files": []map[string]any{{"name": "big.txt", "data": big}}})
+	if e, _ := w.until("ERROR"); e["code"] != "too_large" || !strings.Contains(e["message"].(string), `"big.txt"`) {
+		t.Fatalf("too large over WS: %v", e)
 	}
 }
 
