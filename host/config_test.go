@@ -147,3 +147,9 @@ func TestPromptTextAndDotEnv(t *testing.T) {
 		t.Fatal(".env not loaded")
 	}
 }
+
+func TestBadTrustOption(t *testing.T) {
+	if _, err := newIn(t, t.TempDir(), host.WithTrust("sometimes")); !errors.Is(err, host.ErrConfig) {
+		t.Fatalf("bad trust option: %v", err)
+	}
+}

@@ -102,8 +102,9 @@ type engine struct {
 	stopAll context.CancelCauseFunc
 	runs    sync.WaitGroup
 
-	mu   sync.Mutex
-	live map[string]*liveSession
+	mu     sync.Mutex
+	live   map[string]*liveSession
+	closed bool // no run starts once set (under mu)
 }
 
 func newEngine(srv *Server, st store.Store, workers, queue int) *engine {
@@ -382,6 +383,9 @@ func (e *engine) sweep(ctx context.Context, every time.Duration) {
 // interrupts the rest and waits for them to record it.
 func (e *engine) shutdown(ctx context.Context) {
 	e.closing.Store(true)
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
 	done := make(chan struct{})
 	go func() { e.runs.Wait(); close(done) }()
 	select {

@@ -143,6 +143,18 @@ func (e *engine) start(ctx context.Context, in runInput, sub *subscriber) (*runH
 		}
 	}
 
+	// Shutdown may have begun while this run waited for a worker; runs
+	// are counted under e.mu so that shutdown waits for every one it let in.
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		<-e.slots
+		abandon()
+		return nil, ErrShuttingDown
+	}
+	e.runs.Add(1)
+	e.mu.Unlock()
+
 	now := e.now()
 	row := store.Session{ID: sess.SessionID, Owner: in.caller.Address, Status: store.StatusRunning,
 		Prompt: in.prompt, Created: now, Updated: now}
@@ -162,6 +174,7 @@ func (e *engine) start(ctx context.Context, in runInput, sub *subscriber) (*runH
 	}
 	if err != nil {
 		<-e.slots
+		e.runs.Done()
 		abandon()
 		return nil, fmt.Errorf("recording session: %w", err)
 	}
@@ -169,7 +182,6 @@ func (e *engine) start(ctx context.Context, in runInput, sub *subscriber) (*runH
 	runCtx, cancel := context.WithCancelCause(e.base)
 	run.cancel = cancel
 	h := &runHandle{sessionID: sess.SessionID, serverNewer: newer, live: ls, done: make(chan struct{})}
-	e.runs.Add(1)
 	go func() {
 		defer e.runs.Done()
 		defer cancel(nil)

@@ -179,6 +179,11 @@ func (s *Server) buildRuntime(cfg *Config) (*runtime, error) {
 	if rt.approveFor <= 0 {
 		rt.approveFor = 10 * time.Minute
 	}
+	switch cfg.Trust {
+	case TrustOpen, TrustCareful, TrustStrict:
+	default:
+		return nil, fmt.Errorf("%w: trust %q: want open, careful or strict", ErrConfig, cfg.Trust)
+	}
 	if rt.gate == nil {
 		if cfg.TrustPolicy != nil {
 			return nil, errors.New("a trust policy mapping needs a policy gate (host.WithGate); with the built-in gate use a level: open, careful or strict")

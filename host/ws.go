@@ -44,7 +44,6 @@ type wsConn struct {
 	fc   FrameConn
 	info ConnInfo
 	ctx  context.Context
-	stop context.CancelFunc
 
 	caller    *Caller
 	sessionID string
@@ -68,7 +67,7 @@ type startResult struct {
 // each websocket, exported so the relay can serve relayed clients.
 func (s *Server) ServeFrames(ctx context.Context, fc FrameConn, info ConnInfo) error {
 	ctx, cancel := context.WithCancel(ctx)
-	c := &wsConn{s: s, fc: fc, info: info, ctx: ctx, stop: cancel, started: make(chan startResult, 1)}
+	c := &wsConn{s: s, fc: fc, info: info, ctx: ctx, started: make(chan startResult, 1)}
 	defer func() {
 		cancel()
 		if c.sub != nil {
