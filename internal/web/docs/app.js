@@ -280,6 +280,13 @@ $("new-chat").addEventListener("click", () => {
 });
 
 // ---- API reference from /openapi.json ----
+// prose renders text with `code` spans, safely (no HTML from the spec).
+function prose(tag, cls, text) {
+  const e = el(tag, cls);
+  text.split("`").forEach((part, i) => e.append(i % 2 ? el("code", "", part) : document.createTextNode(part)));
+  return e;
+}
+
 function schemaTable(schema, spec) {
   schema = resolve(schema, spec);
   if (!schema || !schema.properties) return null;
@@ -291,7 +298,7 @@ function schemaTable(schema, spec) {
   for (const [name, p0] of Object.entries(schema.properties)) {
     const p = resolve(p0, spec);
     const tr = el("tr");
-    tr.append(el("td", "mono", name + (req.has(name) ? " *" : "")), el("td", "mono", typeOf(p0, spec)), el("td", "", p.description || ""));
+    tr.append(el("td", "mono", name + (req.has(name) ? " *" : "")), el("td", "mono", typeOf(p0, spec)), prose("td", "", p.description || ""));
     t.append(tr);
   }
   return t;
@@ -326,7 +333,7 @@ async function loadReference() {
       h.append(el("span", "method " + method, method.toUpperCase()), el("span", "mono", " " + path));
       card.append(h);
       if (op.summary) card.append(el("div", "", op.summary));
-      if (op.description) card.append(el("p", "muted", op.description));
+      if (op.description) card.append(prose("p", "muted", op.description));
       const body = op.requestBody && op.requestBody.content && op.requestBody.content["application/json"];
       if (body) {
         card.append(el("strong", "", "Request body"));
@@ -351,7 +358,7 @@ async function loadReference() {
       const card = el("div", "endpoint");
       card.append(el("h3", "mono", name));
       const s = resolve(schema, spec);
-      if (s.description) card.append(el("p", "muted", s.description));
+      if (s.description) card.append(prose("p", "muted", s.description));
       const t = schemaTable(s, spec);
       if (t) card.append(t);
       fbox.append(card);
