@@ -5,7 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+
+	"github.com/agenthost/agenthost/internal/store"
+	"github.com/agenthost/agenthost/trust"
 )
 
 // Trust levels (protocol.md §5).
@@ -115,3 +119,22 @@ func (g LevelGate) Admit(_ context.Context, r *Request) (Caller, error) {
 	}
 	return Caller{}, fmt.Errorf("%w: unknown trust level %q", ErrForbidden, g.Level)
 }
+
+// GateEnv is what a GateBuilder may use: the resolved configuration (trust
+// level or policy mapping, whitelist, blacklist), the host's store (whose
+// SQLite database can hold a replay ledger, contacts and credits), the
+// host's identity (requests' `to` must be its address) and the logger.
+type GateEnv struct {
+	Config   *Config
+	Store    store.Store
+	Identity *trust.Identity
+	Logger   *slog.Logger
+}
+
+// GateBuilder builds the gate from the configuration. It runs at start and
+// again on every reload, so trust settings in host.yaml reload too.
+type GateBuilder func(env GateEnv) (Gate, error)
+
+// WithGateBuilder builds the gate from the configuration and store (see
+// GateBuilder); WithGate, when also given, wins.
+func WithGateBuilder(b GateBuilder) Option { return func(s *settings) { s.gateBuilder = b } }

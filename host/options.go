@@ -16,22 +16,22 @@ type Option func(*settings)
 
 // settings is what the options collect before New resolves them.
 type settings struct {
-	code       fileConfig
-	configPath *string
-	dir        string
-	logger     *slog.Logger
-	now        func() time.Time
-	store      store.Store
-	gate       Gate
-	needs      func(llm.ToolCall) bool
-	approveFor time.Duration
-	ping       time.Duration
-	heartbeat  time.Duration
-	grace      time.Duration
-	sweep      time.Duration
-	banner     io.Writer
-	maxBody    int64
-	watchEvery time.Duration
+	code        fileConfig
+	configPath  *string
+	dir         string
+	logger      *slog.Logger
+	now         func() time.Time
+	store       store.Store
+	gate        Gate
+	gateBuilder GateBuilder
+	needs       func(llm.ToolCall) bool
+	approveFor  time.Duration
+	ping        time.Duration
+	heartbeat   time.Duration
+	grace       time.Duration
+	sweep       time.Duration
+	banner      io.Writer
+	maxBody     int64
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -119,11 +119,6 @@ func New(newAgent Factory, opts ...Option) (*Server, error) {
 			return nil, fmt.Errorf("host: loading %s: %w", env, err)
 		}
 	}
-	rt, err := s.buildRuntime(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("host: %w", err)
-	}
-	s.rt.Store(rt)
 	id, created, err := trust.LoadOrCreateIdentity(cfg.CoDir)
 	if err != nil {
 		return nil, fmt.Errorf("host: identity: %w", err)
@@ -140,6 +135,12 @@ func New(newAgent Factory, opts ...Option) (*Server, error) {
 		}
 		s.st, s.own = st, true
 	}
+	rt, err := s.buildRuntime(cfg)
+	if err != nil {
+		s.closeStore()
+		return nil, fmt.Errorf("host: %w", err)
+	}
+	s.rt.Store(rt)
 	now := s.now()
 	if n, err := s.st.InterruptRunning(context.Background(), now, now.Add(cfg.ResultTTL)); err != nil {
 		s.closeStore()
@@ -183,6 +184,13 @@ func (s *Server) buildRuntime(cfg *Config) (*runtime, error) {
 	case TrustOpen, TrustCareful, TrustStrict:
 	default:
 		return nil, fmt.Errorf("%w: trust %q: want open, careful or strict", ErrConfig, cfg.Trust)
+	}
+	if rt.gate == nil && s.set.gateBuilder != nil {
+		g, err := s.set.gateBuilder(GateEnv{Config: cfg, Store: s.st, Identity: s.id, Logger: s.log})
+		if err != nil {
+			return nil, fmt.Errorf("trust: %w", err)
+		}
+		rt.gate = g
 	}
 	if rt.gate == nil {
 		if cfg.TrustPolicy != nil {

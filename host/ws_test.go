@@ -500,3 +500,17 @@ func TestServeFramesWithoutWebSocket(t *testing.T) {
 	cancel()
 	<-done
 }
+
+func TestGateBuilder(t *testing.T) {
+	var got host.GateEnv
+	h := startHost(t, "offline/demo", host.WithTrust("strict"), host.WithGateBuilder(func(env host.GateEnv) (host.Gate, error) {
+		got = env
+		return addrGate{}, nil
+	}))
+	if got.Config == nil || got.Config.Trust != "strict" || got.Store == nil || got.Identity == nil || got.Identity.Address() != h.Address() {
+		t.Fatalf("gate env: %+v", got)
+	}
+	// The built gate is in force: strict, but addrGate admits everyone.
+	code, m := post(t, h, map[string]any{"prompt": "hi"})
+	wantStatus(t, code, 200, m)
+}
