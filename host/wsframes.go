@@ -1,0 +1,126 @@
+package host
+
+import (
+	"encoding/json"
+)
+
+// The client frames of protocol.md §3 and the handlers of the answers a
+// run waits for (approvals, questions) and of onboarding.
+
+// frame fields shared by CONNECT, INPUT and ONBOARD_SUBMIT.
+type envelope struct {
+	Payload   json.RawMessage `json:"payload"`
+	From      string          `json:"from"`
+	Signature string          `json:"signature"`
+	Timestamp *float64        `json:"timestamp"`
+	To        string          `json:"to"`
+}
+
+func (en *envelope) request(info ConnInfo, method string) *Request {
+	r := &Request{Transport: info.Transport, Method: method, Path: "/ws", RemoteAddr: info.RemoteAddr,
+		From: en.From, Signature: en.Signature}
+	if len(en.Payload) > 0 && string(en.Payload) != "null" {
+		r.Payload = en.Payload
+	}
+	if en.Timestamp != nil {
+		r.Timestamp = int64(*en.Timestamp)
+	}
+	return r
+}
+
+type connectFrame struct {
+	Type      string          `json:"type"`
+	SessionID string          `json:"session_id"`
+	Session   *Session        `json:"session"`
+	LastMsgID json.RawMessage `json:"last_msg_id"`
+	envelope
+}
+
+type inputFrame struct {
+	Type      string      `json:"type"`
+	Prompt    *string     `json:"prompt"`
+	InputID   string      `json:"input_id"`
+	Images    []string    `json:"images"`
+	Files     []fileInput `json:"files"`
+	SessionID string      `json:"session_id"`
+	Session   *Session    `json:"session"`
+	envelope
+}
+
+type statusFrame struct {
+	Type      string `json:"type"`
+	SessionID string `json:"session_id"`
+	Session   *struct {
+		SessionID string `json:"session_id"`
+	} `json:"session"`
+}
+
+type approvalFrame struct {
+	Type     string `json:"type"`
+	Approved *bool  `json:"approved"`
+	Scope    string `json:"scope"`
+	Feedback string `json:"feedback"`
+}
+
+type askFrame struct {
+	Type   string          `json:"type"`
+	Answer json.RawMessage `json:"answer"`
+}
+
+type bareFrame struct {
+	Type string `json:"type"`
+	Ts   any    `json:"ts"`
+}
+
+func (c *wsConn) approval(b []byte) error {
+	var f approvalFrame
+	if err := decodeJSON(b, &f); err != nil {
+		return err
+	}
+	if f.Approved == nil {
+		return errorf(400, "field \"approved\" is required (true or false)")
+	}
+	if f.Scope != "" && f.Scope != "once" && f.Scope != "session" {
+		return errorf(400, "field \"scope\" must be \"once\" or \"session\"")
+	}
+	return c.s.eng.answer(c.sessionID, c.callerOrAnon(), answer{approval: &approvalResponse{Approved: *f.Approved, Scope: f.Scope, Feedback: f.Feedback}})
+}
+
+func (c *wsConn) askAnswer(b []byte) error {
+	var f askFrame
+	if err := decodeJSON(b, &f); err != nil {
+		return err
+	}
+	var one string
+	var many []string
+	switch {
+	case json.Unmarshal(f.Answer, &one) == nil && len(f.Answer) > 0 && f.Answer[0] == '"':
+		many = []string{one}
+	case json.Unmarshal(f.Answer, &many) == nil && len(f.Answer) > 0 && f.Answer[0] == '[':
+	default:
+		return errorf(400, "field \"answer\" must be a string or a list of strings")
+	}
+	return c.s.eng.answer(c.sessionID, c.callerOrAnon(), answer{ask: many})
+}
+
+// onboard handles ONBOARD_SUBMIT through the gate, when the gate can
+// onboard (the trust policy's invite codes and payments).
+func (c *wsConn) onboard(b []byte) error {
+	var f struct {
+		Type string `json:"type"`
+		envelope
+	}
+	if err := decodeJSON(b, &f); err != nil {
+		return err
+	}
+	ob, ok := c.s.current().gate.(Onboarder)
+	if !ok {
+		return errorf(400, "onboarding is not enabled on this host")
+	}
+	caller, msg, err := ob.Onboard(c.ctx, f.request(c.info, "ONBOARD_SUBMIT"))
+	if err != nil {
+		return err
+	}
+	c.caller = &caller
+	return fatal(c.send(map[string]any{"type": "ONBOARD_SUCCESS", "identity": caller.Address, "level": caller.Level, "message": msg}))
+}
