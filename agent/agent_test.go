@@ -292,6 +292,7 @@ func TestMaxIterations(t *testing.T) {
 func TestCancelStopsStreamPromptly(t *testing.T) {
 	a := newAgent(t, agent.WithModel("offline/slow"))
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	var conv agent.Conversation
 	start := time.Now()
 	var res *agent.Result
