@@ -18,6 +18,7 @@ import (
 	"github.com/agenthost/agenthost/internal/platform/httpapi"
 	"github.com/agenthost/agenthost/internal/platform/secrets"
 	"github.com/agenthost/agenthost/internal/platform/store"
+	"github.com/agenthost/agenthost/internal/web/dashboard"
 )
 
 // Config is what the API serves from.
@@ -75,6 +76,9 @@ func New(cfg Config) *Server {
 		httpapi.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	root.Handle("/api/v1/", s.authenticate(s.mux))
+	dash := dashboard.Handler() // the web dashboard: / and its files under /ui/
+	root.Handle("GET /{$}", dash)
+	root.Handle("GET "+dashboard.Prefix, dash)
 	root.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, http.StatusNotFound, "not found")
 	})
