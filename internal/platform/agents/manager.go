@@ -11,7 +11,6 @@ package agents
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -260,18 +259,11 @@ func (m *Manager) List(ctx context.Context, orgID string) ([]store.Agent, error)
 // Client returns the control-API client of a RUNNING agent's runtime, or
 // ErrNotRunning.
 func (m *Manager) Client(a store.Agent) (RuntimeClient, error) {
-	if a.Status != store.StatusRunning || len(a.Handle) == 0 {
-		return nil, fmt.Errorf("%w (status %s)", ErrNotRunning, a.Status)
-	}
-	var h runtime.Handle
-	if err := json.Unmarshal(a.Handle, &h); err != nil {
-		return nil, fmt.Errorf("agent %s: runtime handle: %w", a.ID, err)
-	}
-	tok, err := m.cfg.Box.Open(a.ControlToken, controlAAD(a.ID))
+	c, err := m.Control(a)
 	if err != nil {
-		return nil, fmt.Errorf("agent %s: control token: %w", a.ID, err)
+		return nil, err
 	}
-	return m.cfg.Connect(h.Endpoint, string(tok)), nil
+	return m.cfg.Connect(c.Endpoint, c.Token), nil
 }
 
 // RuntimeStatus asks a RUNNING agent's runtime for busy and sessions; any

@@ -212,6 +212,11 @@ type Store interface {
 	FindAgent(ctx context.Context, id string) (Agent, error)
 	// UpdateAgentRuntime records a lifecycle change.
 	UpdateAgentRuntime(ctx context.Context, orgID, id string, r AgentRuntime) error
+	// AddUploadBytes adds delta (negative to give bytes back) to the bytes
+	// an agent's uploads count against its quota, atomically: when delta is
+	// positive and the total would exceed max it changes nothing and returns
+	// ErrLimit. It returns the new total.
+	AddUploadBytes(ctx context.Context, orgID, id string, delta, max int64) (int64, error)
 	// DeleteAgent deletes an agent's record.
 	DeleteAgent(ctx context.Context, orgID, id string) error
 

@@ -81,6 +81,8 @@ CREATE TABLE meta (
 	name  TEXT PRIMARY KEY,
 	value TEXT NOT NULL
 );
+`, `
+ALTER TABLE agents ADD COLUMN upload_bytes BIGINT NOT NULL DEFAULT 0;
 `}
 
 // migrateLock is the advisory lock key that serializes migrations between

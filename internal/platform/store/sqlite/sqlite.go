@@ -80,6 +80,8 @@ CREATE TABLE meta (
 	name  TEXT PRIMARY KEY,
 	value TEXT NOT NULL
 );
+`, `
+ALTER TABLE agents ADD COLUMN upload_bytes INTEGER NOT NULL DEFAULT 0;
 `}
 
 // Dialect is SQLite's sqlstore.Dialect.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/agenthost/agenthost/internal/platform/store"
@@ -115,6 +116,21 @@ func (s *Store) UpdateAgentRuntime(ctx context.Context, orgID, id string, r stor
 		WHERE org_id = $7 AND id = $8`,
 		string(r.Status), r.ErrorMsg, r.Port, handleArg(r.Handle), r.Node, ms(r.UpdatedAt), orgID, id)
 	return affected(res, err, "agent")
+}
+
+// AddUploadBytes implements store.Store.
+func (s *Store) AddUploadBytes(ctx context.Context, orgID, id string, delta, max int64) (int64, error) {
+	var total int64
+	err := s.db.QueryRowContext(ctx, `UPDATE agents SET upload_bytes = CASE WHEN upload_bytes + $1 < 0 THEN 0 ELSE upload_bytes + $1 END
+		WHERE org_id = $2 AND id = $3 AND ($1 <= 0 OR upload_bytes + $1 <= $4) RETURNING upload_bytes`,
+		delta, orgID, id, max).Scan(&total)
+	if errors.Is(err, sql.ErrNoRows) {
+		if _, gerr := s.GetAgent(ctx, orgID, id); gerr != nil {
+			return 0, gerr
+		}
+		return 0, fmt.Errorf("agent uploads: %w", store.ErrLimit)
+	}
+	return total, err
 }
 
 // DeleteAgent implements store.Store.

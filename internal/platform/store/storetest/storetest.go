@@ -32,6 +32,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SecretsConcurrent", testSecretsConcurrent},
 		{"Agents", testAgents},
 		{"AgentLimitConcurrent", testAgentLimitConcurrent},
+		{"UploadBytes", testUploadBytes},
 		{"Isolation", testIsolation},
 		{"Meta", testMeta},
 	}
@@ -482,5 +483,49 @@ func testMeta(t *testing.T, s store.Store) {
 	v, err = s.InitMeta(ctx(), "k", "second")
 	if err != nil || v != "first" {
 		t.Fatalf("InitMeta again = %q, %v; the first value must stay", v, err)
+	}
+}
+
+// testUploadBytes checks the per-agent upload quota: reservations up to
+// the limit, ErrLimit beyond it without a change, releases, isolation, and
+// concurrent reservations that never overshoot.
+func testUploadBytes(t *testing.T, s store.Store) {
+	o, other := mustOrg(t, s, "acme"), mustOrg(t, s, "other")
+	a := newAgent(o.ID, "")
+	if err := s.CreateAgent(ctx(), a, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.AddUploadBytes(ctx(), o.ID, a.ID, 60, 100); err != nil || n != 60 {
+		t.Fatalf("AddUploadBytes 60 = %d, %v", n, err)
+	}
+	_, err := s.AddUploadBytes(ctx(), o.ID, a.ID, 41, 100)
+	wantErr(t, err, store.ErrLimit, "over the quota")
+	if n, err := s.AddUploadBytes(ctx(), o.ID, a.ID, 40, 100); err != nil || n != 100 {
+		t.Fatalf("AddUploadBytes up to the quota = %d, %v", n, err)
+	}
+	if n, err := s.AddUploadBytes(ctx(), o.ID, a.ID, -150, 100); err != nil || n != 0 {
+		t.Fatalf("release below zero = %d, %v; want 0", n, err)
+	}
+	_, err = s.AddUploadBytes(ctx(), other.ID, a.ID, 1, 100)
+	wantErr(t, err, store.ErrNotFound, "another organization's agent")
+	_, err = s.AddUploadBytes(ctx(), o.ID, "missing", 1, 100)
+	wantErr(t, err, store.ErrNotFound, "missing agent")
+
+	var wg sync.WaitGroup
+	var ok atomic.Int32
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.AddUploadBytes(ctx(), o.ID, a.ID, 30, 100); err == nil {
+				ok.Add(1)
+			} else if !errors.Is(err, store.ErrLimit) {
+				t.Errorf("AddUploadBytes: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() != 3 {
+		t.Fatalf("%d concurrent reservations of 30 fit in 100, want 3", ok.Load())
 	}
 }
