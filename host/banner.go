@@ -17,10 +17,7 @@ func (s *Server) PrintBanner(w io.Writer, addr net.Addr) {
 		port = ta.Port
 	}
 	base := fmt.Sprintf("http://localhost:%d", port)
-	relay := rt.cfg.RelayURL
-	if relay == "" {
-		relay = "disabled"
-	}
+	relay := s.relayLine()
 	lines := []string{
 		fmt.Sprintf("Agent '%s' is now hosted", rt.name),
 		"",

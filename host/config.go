@@ -55,7 +55,10 @@ type Config struct {
 	ResultTTL time.Duration
 	// RelayURL is where to announce; "" disables the relay.
 	RelayURL string
-	Reload   bool
+	// PublicURL is where clients reach the agent directly, announced on
+	// the relay instead of the LAN addresses; "" announces those.
+	PublicURL string
+	Reload    bool
 	// CoDir is the data directory: keys, database, uploads.
 	CoDir string
 	// MaxFileSizeMB and MaxFilesPerRequest limit uploads.
@@ -152,6 +155,7 @@ type fileConfig struct {
 	Queue              *int          `yaml:"queue"`
 	ResultTTL          *int          `yaml:"result_ttl"`
 	RelayURL           *string       `yaml:"relay_url"`
+	PublicURL          *string       `yaml:"public_url"`
 	Reload             *bool         `yaml:"reload"`
 	CoDir              *string       `yaml:"co_dir"`
 	MaxFileSize        *float64      `yaml:"max_file_size"`
@@ -424,6 +428,7 @@ func (fc *fileConfig) resolve(cfg *Config, dir string) (*Config, error) {
 	cfg.Queue = num(fc.Queue, max(1024, 64*cfg.Workers))
 	cfg.ResultTTL = time.Duration(num(fc.ResultTTL, int(DefaultResultTTL/time.Second))) * time.Second
 	cfg.RelayURL = str(fc.RelayURL, "")
+	cfg.PublicURL = str(fc.PublicURL, "")
 	if fc.Reload != nil {
 		cfg.Reload = *fc.Reload
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/agenthost/agenthost/internal/store"
 	"github.com/agenthost/agenthost/llm"
+	"github.com/agenthost/agenthost/relay"
 )
 
 // Option configures a host. Options that mirror host.yaml keys take
@@ -32,6 +33,7 @@ type settings struct {
 	sweep       time.Duration
 	banner      io.Writer
 	maxBody     int64
+	relayOpts   []relay.AnnouncerOption
 }
 
 func ptr[T any](v T) *T { return &v }

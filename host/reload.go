@@ -32,6 +32,7 @@ func (s *Server) Reload() error {
 		cfg.Workers, cfg.Queue, cfg.CoDir = old.Workers, old.Queue, old.CoDir
 	}
 	s.rt.Store(rt)
+	s.startRelay()
 	s.log.Info("reloaded", "model", rt.model, "file", cfg.File)
 	if cfg.Port != old.Port {
 		select {

@@ -80,6 +80,8 @@ type Server struct {
 	shutOnce sync.Once
 	shutErr  error
 	restart  chan int // reload asks Serve to move to a new port
+
+	relay hostRelay // the relay announcer (relay.go)
 }
 
 // New builds a hosted agent from a factory and options. It reads host.yaml,
@@ -157,6 +159,7 @@ func New(newAgent Factory, opts ...Option) (*Server, error) {
 	}
 	s.bgWG.Add(1)
 	go func() { defer s.bgWG.Done(); s.eng.sweep(s.bg, sweep) }()
+	s.startRelay()
 	if cfg.Reload {
 		if err := s.watch(); err != nil {
 			s.log.Warn("reload disabled: cannot watch files", "err", err)
@@ -314,6 +317,8 @@ func (s *Server) serveUntil(ctx context.Context, ln net.Listener) (newPort int, 
 	s.srvMu.Lock()
 	s.srvs = append(s.srvs, hs)
 	s.srvMu.Unlock()
+	s.relayListening(ln.Addr())
+	defer s.relayStopped(ln.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
