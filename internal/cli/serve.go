@@ -12,11 +12,11 @@ import (
 
 func init() {
 	var port int
-	var config, coDir, model, trustLevel string
+	var config, coDir, model, trustLevel, role, workspace string
 	var reload bool
 	register(&Command{
 		Name:  "serve",
-		Usage: "[--port N] [--config FILE] [--co-dir DIR] [--model M] [--trust LEVEL] [--reload]",
+		Usage: "[--port N] [--config FILE] [--co-dir DIR] [--model M] [--trust LEVEL] [--reload] | --role coding [--port N] [--workspace DIR] [--model M]",
 		Short: "host an agent: HTTP, WebSocket, SSE and the /docs page",
 		Long: `Hosts the agent configured in .co/host.yaml (see "agenthost init"): the demo
 agent with its tools, on the model from --model, host.yaml, $AGENTHOST_MODEL
@@ -24,7 +24,12 @@ or offline/demo, which needs no key. Open http://localhost:8000/docs to talk
 to it, or POST http://localhost:8000/input {"prompt": "..."}.
 
 Flags override host.yaml, which overrides the defaults. Secrets (API keys)
-come from the environment or a .env file, never from host.yaml.`,
+come from the environment or a .env file, never from host.yaml.
+
+With --role coding it runs instead the coding runtime the platform starts
+for each agent: the control API of docs/runtime-control.md on 127.0.0.1,
+configured by AGENTHOST_PORT, AGENTHOST_WORKSPACE, AGENTHOST_CONTROL_TOKEN,
+AGENTHOST_MODEL and AGENTHOST_HIDDEN_PROMPT.`,
 		Flags: func(fs *flag.FlagSet) {
 			fs.IntVar(&port, "port", -1, "HTTP port (default from host.yaml, else 8000)")
 			fs.StringVar(&config, "config", "", "host.yaml to read (default <co-dir>/host.yaml)")
@@ -32,10 +37,19 @@ come from the environment or a .env file, never from host.yaml.`,
 			fs.StringVar(&model, "model", "", "model as provider/model (default from host.yaml, $AGENTHOST_MODEL or offline/demo)")
 			fs.StringVar(&trustLevel, "trust", "", "trust level: open, careful or strict (default from host.yaml, else careful)")
 			fs.BoolVar(&reload, "reload", false, "rebuild the agent when host.yaml or the prompt file changes")
+			fs.StringVar(&role, "role", "", `"coding": run the platform's coding runtime instead of a host`)
+			fs.StringVar(&workspace, "workspace", "", "with --role coding: the agent's workspace (default $AGENTHOST_WORKSPACE, else the working directory)")
 		},
 		Run: func(ctx context.Context, env *Env, args []string) error {
 			if len(args) > 0 {
 				return Usagef("serve takes no arguments, got %q", args[0])
+			}
+			switch role {
+			case "":
+			case "coding":
+				return serveCoding(ctx, env, codingFlags{port: port, workspace: workspace, model: model})
+			default:
+				return Usagef("unknown --role %q (want coding)", role)
 			}
 			opts := []host.Option{host.WithDir(env.Dir), host.WithBannerOutput(env.Stdout),
 				host.WithLogger(slog.New(slog.NewTextHandler(env.Stderr, nil)))}

@@ -1,0 +1,171 @@
+package coderuntime
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// Upload limits of seed 003.
+const (
+	MaxUploadFile  = 50 << 20  // bytes per file
+	MaxUploadTotal = 100 << 20 // bytes in uploads/ in total
+)
+
+// UploadExtensions are the file types seed 003 allows.
+var UploadExtensions = []string{
+	".txt", ".md", ".pdf", ".csv", ".json", ".xml", ".yaml", ".yml", ".toml",
+	".py", ".js", ".ts", ".jsx", ".tsx", ".html", ".css", ".scss", ".sql", ".rs", ".go", ".java", ".c", ".cpp", ".h",
+	".rb", ".php", ".swift", ".kt",
+	".png", ".jpg", ".jpeg", ".gif", ".webp",
+}
+
+func allowedExt(name string) bool {
+	ext := strings.ToLower(path.Ext(name))
+	for _, e := range UploadExtensions {
+		if e == ext {
+			return true
+		}
+	}
+	return false
+}
+
+// SanitizeName reduces an uploaded file's name to a safe base name: the
+// last path element, letters, digits, '.', '-' and '_' only, no leading
+// dots, at most 200 bytes. It returns "" when nothing is left.
+func SanitizeName(name string) string {
+	name = path.Base(strings.ReplaceAll(name, `\`, "/"))
+	var b strings.Builder
+	for _, c := range name {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '-', c == '_':
+			b.WriteRune(c)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	out := strings.TrimLeft(b.String(), ".")
+	if len(out) > 200 {
+		ext := path.Ext(out)
+		if len(ext) > 20 {
+			ext = ""
+		}
+		out = out[:200-len(ext)] + ext
+	}
+	if strings.Trim(out, "_") == "" || strings.Trim(out, "_") == path.Ext(out) {
+		return ""
+	}
+	return out
+}
+
+// postFile stores the multipart "file" part in the workspace's uploads/.
+func (rt *Runtime) postFile(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, MaxUploadFile+1<<20)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return errorf(http.StatusBadRequest, "missing file: send multipart/form-data with a \"file\" part")
+	}
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return errorf(http.StatusBadRequest, "missing file: no \"file\" part")
+		}
+		if err != nil {
+			return tooBigOr(err, errorf(http.StatusBadRequest, "malformed multipart body"))
+		}
+		if part.FormName() != "file" {
+			part.Close()
+			continue
+		}
+		res, err := rt.saveUpload(part)
+		part.Close()
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, res)
+		return nil
+	}
+}
+
+func tooBigOr(err error, other error) error {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return errorf(http.StatusBadRequest, "file exceeds 50MB")
+	}
+	return other
+}
+
+// saveUpload writes part to a temporary file in uploads/ and renames it
+// into place, within the seed's limits. Uploads are serialised so the
+// total stays right.
+func (rt *Runtime) saveUpload(part *multipart.Part) (FileResult, error) {
+	name := SanitizeName(part.FileName())
+	if name == "" {
+		return FileResult{}, errorf(http.StatusBadRequest, "missing file: the file has no usable name")
+	}
+	if !allowedExt(name) {
+		return FileResult{}, errorf(http.StatusBadRequest, "file type %q is not allowed", strings.ToLower(path.Ext(name)))
+	}
+	rt.uploadMu.Lock()
+	defer rt.uploadMu.Unlock()
+	dir := filepath.Join(rt.ws, "uploads")
+	if fi, err := os.Lstat(dir); err == nil && !fi.IsDir() {
+		return FileResult{}, errorf(http.StatusBadRequest, "the workspace's uploads is not a directory")
+	} else if errors.Is(err, fs.ErrNotExist) {
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return FileResult{}, err
+		}
+	} else if err != nil {
+		return FileResult{}, err
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return FileResult{}, err
+	}
+	defer root.Close()
+	var used int64
+	entries, err := fs.ReadDir(root.FS(), ".")
+	if err != nil {
+		return FileResult{}, err
+	}
+	for _, e := range entries {
+		if e.Name() == name || !e.Type().IsRegular() {
+			continue
+		}
+		if fi, err := e.Info(); err == nil {
+			used += fi.Size()
+		}
+	}
+	tmp := fmt.Sprintf(".upload-%s.tmp", newID(""))
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return FileResult{}, err
+	}
+	n, err := io.Copy(f, io.LimitReader(part, MaxUploadFile+1))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	fail := func(e error) (FileResult, error) {
+		root.Remove(tmp)
+		return FileResult{}, e
+	}
+	switch {
+	case err != nil:
+		return fail(tooBigOr(err, fmt.Errorf("writing the upload: %w", err)))
+	case n > MaxUploadFile:
+		return fail(errorf(http.StatusBadRequest, "file exceeds 50MB"))
+	case used+n > MaxUploadTotal:
+		return fail(errorf(http.StatusBadRequest, "agent total exceeds 100MB (%d bytes already uploaded)", used))
+	}
+	if err := root.Rename(tmp, name); err != nil {
+		return fail(fmt.Errorf("storing the upload: %w", err))
+	}
+	return FileResult{Path: filepath.Join(dir, name), Name: name, Size: n}, nil
+}

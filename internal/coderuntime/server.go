@@ -1,0 +1,338 @@
+package coderuntime
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agenthost/agenthost/internal/coding"
+)
+
+// maxBody bounds JSON request bodies.
+const maxBody = 1 << 20
+
+// httpError is an error with the status and the message a client sees.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func errorf(status int, format string, args ...any) error {
+	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+// handler is an HTTP handler that returns its error; serveError writes it.
+type handler func(w http.ResponseWriter, r *http.Request) error
+
+// Handler returns the runtime's HTTP API: /health and /control/...
+func (rt *Runtime) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	route := func(pattern string, h handler) {
+		mux.Handle(pattern, rt.auth(h))
+	}
+	route("GET /control/status", func(w http.ResponseWriter, r *http.Request) error {
+		writeJSON(w, http.StatusOK, rt.Status())
+		return nil
+	})
+	route("GET /control/messages", rt.getMessages)
+	route("POST /control/messages", rt.postMessage)
+	route("GET /control/usage", func(w http.ResponseWriter, r *http.Request) error {
+		u, err := rt.Usage()
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, u)
+		return nil
+	})
+	route("POST /control/abort", rt.postAbort)
+	route("POST /control/files", rt.postFile)
+	route("GET /control/permissions", func(w http.ResponseWriter, r *http.Request) error {
+		ps, err := rt.Permissions()
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, PermissionList{Permissions: ps})
+		return nil
+	})
+	route("POST /control/permissions/{id}", rt.postPermission)
+	route("POST /control/permissions/{id}/reply", rt.postPermission)
+	route("GET /control/questions", func(w http.ResponseWriter, r *http.Request) error {
+		qs, err := rt.Questions()
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, QuestionList{Questions: qs})
+		return nil
+	})
+	route("POST /control/questions/{id}", rt.postQuestion)
+	route("POST /control/questions/{id}/reply", rt.postQuestion)
+	route("GET /control/events", rt.getEvents)
+	route("/control/", func(w http.ResponseWriter, r *http.Request) error {
+		return errorf(http.StatusNotFound, "no route %s %s", r.Method, r.URL.Path)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not found")
+	})
+	return mux
+}
+
+// auth checks the control token, then runs h and turns its error into a
+// response.
+func (rt *Runtime) auth(h handler) http.Handler {
+	want := []byte("Bearer " + rt.cfg.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			writeError(w, http.StatusUnauthorized, "invalid or missing control token")
+			return
+		}
+		if err := h(w, r); err != nil {
+			rt.serveError(w, r, err)
+		}
+	})
+}
+
+func (rt *Runtime) serveError(w http.ResponseWriter, r *http.Request, err error) {
+	var he *httpError
+	switch {
+	case errors.As(err, &he):
+		writeError(w, he.status, he.msg)
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, "session not found")
+	case errors.Is(err, ErrUnknownRequest):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, ErrAnswered):
+		writeError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, ErrBadReply):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, errClosed):
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusServiceUnavailable, "the request was cancelled")
+	default:
+		rt.log.Error("control API", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal error")
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// readJSON decodes a JSON object body into v. An empty body is allowed
+// when optional is set.
+func readJSON(w http.ResponseWriter, r *http.Request, v any, optional bool) error {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", maxBody)
+		}
+		return errorf(http.StatusBadRequest, "reading the request body failed")
+	}
+	if len(strings.TrimSpace(string(b))) == 0 {
+		if optional {
+			return nil
+		}
+		return errorf(http.StatusBadRequest, "request body is empty; send a JSON object")
+	}
+	if strings.TrimSpace(string(b))[0] != '{' {
+		return errorf(http.StatusBadRequest, "request body must be a JSON object")
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return errorf(http.StatusBadRequest, "field %q must be %s", te.Field, te.Type)
+		}
+		return errorf(http.StatusBadRequest, "invalid JSON body")
+	}
+	return nil
+}
+
+func (rt *Runtime) getMessages(w http.ResponseWriter, r *http.Request) error {
+	if id := r.URL.Query().Get("sessionId"); id != "" {
+		h, err := rt.History(id)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, h)
+		return nil
+	}
+	all, err := rt.AllHistory()
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, all)
+	return nil
+}
+
+func (rt *Runtime) postMessage(w http.ResponseWriter, r *http.Request) error {
+	var req SendRequest
+	if err := readJSON(w, r, &req, false); err != nil {
+		return err
+	}
+	if strings.TrimSpace(req.Message) == "" {
+		return errorf(http.StatusBadRequest, "message is required")
+	}
+	res, err := rt.Send(req.SessionID, req.Message)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+func (rt *Runtime) postAbort(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		SessionID string `json:"sessionId"`
+	}
+	if err := readJSON(w, r, &req, true); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	if req.SessionID != "" {
+		if err := rt.Abort(ctx, req.SessionID); err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"sessionId": req.SessionID, "aborted": true})
+		return nil
+	}
+	ids, err := rt.AbortAll(ctx)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"aborted": ids})
+	return nil
+}
+
+func (rt *Runtime) postPermission(w http.ResponseWriter, r *http.Request) error {
+	var rep coding.Reply
+	if err := readJSON(w, r, &rep, false); err != nil {
+		return err
+	}
+	if err := rt.ReplyPermission(r.PathValue("id"), rep); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, PermissionReplied{Replied: true, Reply: rep.Reply})
+	return nil
+}
+
+func (rt *Runtime) postQuestion(w http.ResponseWriter, r *http.Request) error {
+	var raw struct {
+		Answers json.RawMessage `json:"answers"`
+	}
+	if err := readJSON(w, r, &raw, false); err != nil {
+		return err
+	}
+	if len(raw.Answers) == 0 || string(raw.Answers) == "null" {
+		return errorf(http.StatusBadRequest, "answers is missing")
+	}
+	var answers [][]string
+	if err := json.Unmarshal(raw.Answers, &answers); err != nil {
+		return errorf(http.StatusBadRequest, "answers must be an array of arrays of labels")
+	}
+	if err := rt.ReplyQuestion(r.PathValue("id"), answers); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"replied": true})
+	return nil
+}
+
+// getEvents streams events as SSE: the stored ones after Last-Event-ID,
+// then live ones.
+func (rt *Runtime) getEvents(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	last := r.Header.Get("Last-Event-ID")
+	if last == "" {
+		last = q.Get("lastEventId")
+	}
+	var cursor int64
+	if last != "" {
+		n, err := strconv.ParseInt(last, 10, 64)
+		if err != nil || n < 0 {
+			return errorf(http.StatusBadRequest, "Last-Event-ID must be an event id")
+		}
+		cursor = n
+	} else {
+		n, err := rt.st.lastEventID()
+		if err != nil {
+			return err
+		}
+		cursor = n
+	}
+	sessionID := q.Get("sessionId")
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Connection", "keep-alive")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	if err := rc.Flush(); err != nil {
+		return nil
+	}
+	beat := time.NewTicker(rt.cfg.Heartbeat)
+	defer beat.Stop()
+	for {
+		changed := rt.st.wait()
+		evs, err := rt.st.events(cursor, sessionID, 500)
+		if err != nil {
+			rt.log.Error("reading events", "err", err)
+			return nil
+		}
+		for _, e := range evs {
+			if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.ID, e.Type, e.Data); err != nil {
+				return nil
+			}
+			cursor = e.ID
+		}
+		if len(evs) > 0 {
+			if err := rc.Flush(); err != nil {
+				return nil
+			}
+			if len(evs) == 500 {
+				continue
+			}
+		}
+		select {
+		case <-changed:
+		case <-beat.C:
+			if _, err := io.WriteString(w, ": ping\n\n"); err != nil {
+				return nil
+			}
+			if err := rc.Flush(); err != nil {
+				return nil
+			}
+		case <-r.Context().Done():
+			return nil
+		case <-rt.ctx.Done():
+			return nil
+		}
+	}
+}
