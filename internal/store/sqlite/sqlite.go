@@ -54,6 +54,9 @@ var Migrations = []string{
 		created_ms INTEGER NOT NULL
 	);
 	CREATE INDEX session_events_session ON session_events(session_id, id);`,
+	// 2: trust — the replay ledger, stored caller levels, the credits
+	// ledger and per-caller request counts (see trust.go).
+	trustSchema,
 }
 
 // maxBatch bounds how many queued writes share one transaction.
