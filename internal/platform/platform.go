@@ -26,15 +26,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agenthost/agenthost/internal/coderuntime"
 	"github.com/agenthost/agenthost/internal/platform/agents"
 	"github.com/agenthost/agenthost/internal/platform/api"
 	"github.com/agenthost/agenthost/internal/platform/auth"
+	"github.com/agenthost/agenthost/internal/platform/capability"
 	"github.com/agenthost/agenthost/internal/platform/ids"
 	"github.com/agenthost/agenthost/internal/platform/secrets"
 	"github.com/agenthost/agenthost/internal/platform/store"
 	"github.com/agenthost/agenthost/internal/platform/store/postgres"
 	"github.com/agenthost/agenthost/internal/platform/store/sqlite"
 	"github.com/agenthost/agenthost/internal/runtime"
+	"github.com/agenthost/agenthost/internal/web/session"
 )
 
 // DefaultDataDir is where the platform keeps its state unless told
@@ -64,6 +67,12 @@ type Config struct {
 	// Agents configures the agent manager; its Store, Secrets, Box, Driver,
 	// Logger, Now and NewID are filled in by New.
 	Agents agents.Config
+	// FrameAncestors is who may embed session pages (CSP frame-ancestors
+	// source list). Default "*".
+	FrameAncestors string
+	// SessionPage serves session pages once their capability checked;
+	// nil is the web UI's page (internal/web/session).
+	SessionPage http.Handler
 	// TokenTouchInterval throttles last-used writes per token. Default 1 min.
 	TokenTouchInterval time.Duration
 	// Now and NewID are the clock and id seams. Defaults time.Now, ids.New.
@@ -167,6 +176,12 @@ func build(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	sec := secrets.NewService(st, box, cfg.Now, cfg.NewID)
 
 	ac := cfg.Agents
+	if ac.Connect == nil {
+		ac.Connect = coderuntime.Connect
+	}
+	if cfg.SessionPage == nil {
+		cfg.SessionPage = session.Handler()
+	}
 	ac.Store, ac.Secrets, ac.Box, ac.Driver, ac.Logger, ac.Now, ac.NewID = st, sec, box, cfg.Driver, log, cfg.Now, cfg.NewID
 	mgr, err := agents.New(ac)
 	if err != nil {
@@ -176,7 +191,12 @@ func build(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	s.api = api.New(api.Config{
 		Store: st, Auth: auth.NewAuthenticator(st, cfg.Now, cfg.TokenTouchInterval, log),
 		Agents: mgr, Secrets: sec, Logger: log, Now: cfg.Now, NewID: cfg.NewID, BaseURL: s.BaseURL,
+		Capabilities: capability.New(key), FrameAncestors: cfg.FrameAncestors, SessionPage: cfg.SessionPage,
+		TempDir: filepath.Join(cfg.DataDir, "tmp"),
 	})
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "tmp"), 0o700); err != nil {
+		return nil, fmt.Errorf("platform: %w", err)
+	}
 	s.http = &http.Server{
 		Handler:           s.api,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -186,7 +206,8 @@ func build(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	return s, nil
 }
 
-// Handler is the platform's HTTP handler: /health and /api/v1.
+// Handler is the platform's HTTP handler: /health, /api/v1 and the
+// session pages under /a/.
 func (s *Server) Handler() http.Handler { return s.api }
 
 // API is the /api/v1 server, where later routes register.
@@ -257,6 +278,7 @@ func URLFor(a net.Addr) string {
 func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	s.shutdown.Do(func() {
+		s.api.CloseStreams()
 		err = errors.Join(s.http.Shutdown(ctx), s.agents.Close(ctx))
 		s.mu.Lock()
 		served := s.served

@@ -3,6 +3,7 @@ package platform_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -46,7 +47,7 @@ func TestRuntimeClientSeam(t *testing.T) {
 		t.Fatalf("create = %v; the initial prompt must be delivered once", created)
 	}
 	s := sessions[0].(map[string]any)
-	if s["id"] != "ses_1" || s["title"] != nil || s["url"] != r.env.URL+"/a/"+id+"/session/ses_1" {
+	if u, _ := s["url"].(string); s["id"] != "ses_1" || s["title"] != nil || !strings.HasPrefix(u, r.env.URL+"/a/"+id+"/session/ses_1?cap=") || len(u) < len(r.env.URL)+40 {
 		t.Fatalf("session = %v", s)
 	}
 	got := status(t, c, id)

@@ -9,6 +9,9 @@ import (
 type Session struct {
 	ID    string
 	Title *string // null until the runtime names the session
+	// Busy: the session is generating (Status fills it when the runtime
+	// says; the seed's session objects do not show it).
+	Busy bool
 }
 
 // RuntimeStatus is what the platform asks a running runtime for when it

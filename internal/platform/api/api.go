@@ -15,7 +15,9 @@ import (
 
 	"github.com/agenthost/agenthost/internal/platform/agents"
 	"github.com/agenthost/agenthost/internal/platform/auth"
+	"github.com/agenthost/agenthost/internal/platform/capability"
 	"github.com/agenthost/agenthost/internal/platform/httpapi"
+	"github.com/agenthost/agenthost/internal/platform/httpapi/sessionpage"
 	"github.com/agenthost/agenthost/internal/platform/secrets"
 	"github.com/agenthost/agenthost/internal/platform/store"
 	"github.com/agenthost/agenthost/internal/web/dashboard"
@@ -40,6 +42,25 @@ type Config struct {
 	// StatusTimeout bounds the call to a runtime behind GET
 	// /api/v1/agents/{id}. Default 5 s.
 	StatusTimeout time.Duration
+	// RuntimeTimeout bounds a forwarded JSON call to a runtime (event
+	// streams are unbounded, uploads have 5 min). Default 30 s.
+	RuntimeTimeout time.Duration
+	// RuntimeTransport carries the calls to runtimes. Default: a transport
+	// keeping up to 64 idle connections per runtime.
+	RuntimeTransport http.RoundTripper
+	// Capabilities mints and checks session capabilities. Required.
+	Capabilities *capability.Signer
+	// FrameAncestors is the CSP frame-ancestors source list of session
+	// pages: who may embed them. Default "*".
+	FrameAncestors string
+	// SessionPage serves a session's page once its capability checked.
+	// Default: the built-in page (httpapi/sessionpage).
+	SessionPage http.Handler
+	// MaxUploadFile and MaxUploadTotal are the upload limits (defaults:
+	// the seed's 50 MB per file and 100 MB per agent).
+	MaxUploadFile, MaxUploadTotal int64
+	// TempDir spools uploads while they are checked. Default os.TempDir().
+	TempDir string
 }
 
 // Server is the API's http.Handler.
@@ -48,6 +69,11 @@ type Server struct {
 	log *slog.Logger
 	mux *http.ServeMux // routes under /api/v1, behind authentication
 	h   http.Handler
+	// runtimeHTTP calls runtimes' control APIs.
+	runtimeHTTP *http.Client
+	// streams ends with CloseStreams: event streams stop at shutdown.
+	streams      context.Context
+	closeStreams context.CancelFunc
 }
 
 // HandlerFunc is a handler that returns its error instead of writing it.
@@ -64,18 +90,39 @@ func New(cfg Config) *Server {
 	if cfg.StatusTimeout <= 0 {
 		cfg.StatusTimeout = 5 * time.Second
 	}
-	if cfg.SessionURL == nil {
-		cfg.SessionURL = func(agentID, sessionID string) string {
-			return cfg.BaseURL() + "/a/" + agentID + "/session/" + sessionID
-		}
+	if cfg.RuntimeTimeout <= 0 {
+		cfg.RuntimeTimeout = 30 * time.Second
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	if cfg.RuntimeTransport == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 64
+		t.Proxy = nil // runtimes are on loopback
+		cfg.RuntimeTransport = t
+	}
+	if cfg.FrameAncestors == "" {
+		cfg.FrameAncestors = "*"
+	}
+	if cfg.SessionPage == nil {
+		cfg.SessionPage = sessionpage.Handler()
+	}
+	if cfg.MaxUploadFile <= 0 {
+		cfg.MaxUploadFile = MaxUploadFile
+	}
+	if cfg.MaxUploadTotal <= 0 {
+		cfg.MaxUploadTotal = MaxUploadTotal
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), runtimeHTTP: &http.Client{Transport: cfg.RuntimeTransport}}
+	s.streams, s.closeStreams = context.WithCancel(context.Background())
+	if cfg.SessionURL == nil {
+		s.cfg.SessionURL = s.SessionURL
+	}
 	s.routes()
 	root := http.NewServeMux()
 	root.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		httpapi.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	root.Handle("/api/v1/", s.authenticate(s.mux))
+	s.sessionRoutes(root)
 	dash := dashboard.Handler() // the web dashboard: / and its files under /ui/
 	root.Handle("GET /{$}", dash)
 	root.Handle("GET "+dashboard.Prefix, dash)
@@ -106,6 +153,7 @@ func (s *Server) routes() {
 	s.Handle("POST /api/v1/agents/{agentId}/start", s.startAgent)
 	s.Handle("POST /api/v1/agents/{agentId}/stop", s.stopAgent)
 	s.Handle("POST /api/v1/agents/{agentId}/restart", s.restartAgent)
+	s.agentRoutes()
 
 	s.Handle("GET /api/v1/scopes", s.listScopes)
 	s.Handle("POST /api/v1/scopes", s.createScope)

@@ -1,0 +1,281 @@
+package api
+
+import (
+	"fmt"
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/agenthost/agenthost/internal/platform/httpapi"
+)
+
+// The per-agent API that talks to a running agent: messages, usage,
+// abort, permissions, questions (this file), files (files.go) and events
+// (events.go). Each handler takes a target, so the same code serves an
+// organization's token (/api/v1/agents/{agentId}/...) and a session
+// capability (/a/{agentId}/session/{sessionId}/api/..., restricted to that
+// session).
+
+type targetHandler func(w http.ResponseWriter, r *http.Request, t target) error
+
+func (s *Server) agentRoutes() {
+	tok := s.viaToken
+	s.Handle("GET /api/v1/agents/{agentId}/messages", tok(s.getMessages))
+	s.Handle("POST /api/v1/agents/{agentId}/messages", tok(s.postMessage))
+	s.Handle("GET /api/v1/agents/{agentId}/usage", tok(s.getUsage))
+	s.Handle("POST /api/v1/agents/{agentId}/abort", tok(s.abort))
+	s.Handle("POST /api/v1/agents/{agentId}/files", tok(s.upload))
+	s.Handle("GET /api/v1/agents/{agentId}/permissions", tok(s.getPermissions))
+	s.Handle("POST /api/v1/agents/{agentId}/permissions/{itemId}/reply", tok(s.replyPermission))
+	s.Handle("GET /api/v1/agents/{agentId}/questions", tok(s.getQuestions))
+	s.Handle("POST /api/v1/agents/{agentId}/questions/{itemId}/reply", tok(s.replyQuestion))
+	s.Handle("GET /api/v1/agents/{agentId}/events", tok(s.events))
+}
+
+// viaToken serves a per-agent route for an organization's token: the
+// agent must be the organization's (404) and RUNNING (400).
+func (s *Server) viaToken(h targetHandler) HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		a, err := s.agentOf(r)
+		if err != nil {
+			return err
+		}
+		if err := running(a); err != nil {
+			return err
+		}
+		return h(w, r, target{agent: a})
+	}
+}
+
+// sessionFor is the session a request names, within what t grants: a
+// capability's session, or whatever the token's caller asked for.
+func sessionFor(t target, asked string) (string, error) {
+	if t.session == "" || asked == "" || asked == t.session {
+		if t.session != "" {
+			return t.session, nil
+		}
+		return asked, nil
+	}
+	return "", httpapi.Errorf(http.StatusNotFound, "session not found")
+}
+
+func (s *Server) getMessages(w http.ResponseWriter, r *http.Request, t target) error {
+	sid, err := sessionFor(t, r.URL.Query().Get("sessionId"))
+	if err != nil {
+		return err
+	}
+	q := url.Values{}
+	if sid != "" {
+		q.Set("sessionId", sid)
+	}
+	v, st, err := s.callJSON(r.Context(), t.agent, controlCall{method: http.MethodGet, path: "/messages", query: q})
+	if err != nil {
+		return err
+	}
+	httpapi.Write(w, st, v)
+	return nil
+}
+
+func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, t target) error {
+	var req struct {
+		Message   *string `json:"message"`
+		SessionID string  `json:"sessionId"`
+	}
+	if err := httpapi.Read(w, r, &req); err != nil {
+		return err
+	}
+	if req.Message == nil || strings.TrimSpace(*req.Message) == "" {
+		return httpapi.BadRequest("message is required")
+	}
+	sid, err := sessionFor(t, req.SessionID)
+	if err != nil {
+		return err
+	}
+	body := map[string]string{"message": *req.Message}
+	if sid != "" {
+		body["sessionId"] = sid
+	}
+	v, st, err := s.callJSON(r.Context(), t.agent, controlCall{method: http.MethodPost, path: "/messages", body: jsonBody(body), contentType: "application/json"})
+	if err != nil {
+		return err
+	}
+	httpapi.Write(w, st, v)
+	return nil
+}
+
+func (s *Server) getUsage(w http.ResponseWriter, r *http.Request, t target) error {
+	v, st, err := s.callJSON(r.Context(), t.agent, controlCall{method: http.MethodGet, path: "/usage"})
+	if err != nil {
+		return err
+	}
+	m := object(v)
+	if m == nil {
+		return badAnswer(t, "/usage")
+	}
+	m["agentId"] = t.agent.ID
+	if t.session != "" {
+		// One session's usage: its own entry, and totals that are its own.
+		var mine []any
+		for _, x := range list(m, "sessions") {
+			if e := object(x); e != nil && e["sessionId"] == t.session {
+				mine = append(mine, e)
+				m["totalCost"], m["totalTokens"] = e["cost"], e["tokens"]
+			}
+		}
+		if mine == nil {
+			mine = []any{}
+			m["totalCost"] = 0
+			m["totalTokens"] = map[string]any{"total": 0, "input": 0, "output": 0, "reasoning": 0, "cache": map[string]any{"read": 0, "write": 0}}
+		}
+		m["sessions"] = mine
+	}
+	httpapi.Write(w, st, m)
+	return nil
+}
+
+func (s *Server) abort(w http.ResponseWriter, r *http.Request, t target) error {
+	var req struct {
+		SessionID string `json:"sessionId"`
+	}
+	// The body is optional: empty, {} or {"sessionId": "..."}.
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, httpapi.MaxBody))
+	if err != nil {
+		return httpapi.Errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", httpapi.MaxBody)
+	}
+	if strings.TrimSpace(string(b)) != "" {
+		if err := httpapi.Decode(b, &req); err != nil {
+			return err
+		}
+	}
+	sid, err := sessionFor(t, req.SessionID)
+	if err != nil {
+		return err
+	}
+	body := map[string]string{}
+	if sid != "" {
+		body["sessionId"] = sid
+	}
+	v, st, err := s.callJSON(r.Context(), t.agent, controlCall{method: http.MethodPost, path: "/abort", body: jsonBody(body), contentType: "application/json"})
+	if err != nil {
+		return err
+	}
+	m := object(v)
+	if m == nil {
+		return badAnswer(t, "/abort")
+	}
+	m["agentId"] = t.agent.ID
+	httpapi.Write(w, st, m)
+	return nil
+}
+
+// pending lists a runtime's pending permissions or questions (kind is the
+// route and the answer's field), only those of t's session when it has one.
+func (s *Server) pending(ctx context.Context, t target, kind string) (map[string]any, int, error) {
+	v, st, err := s.callJSON(ctx, t.agent, controlCall{method: http.MethodGet, path: "/" + kind})
+	if err != nil {
+		return nil, 0, err
+	}
+	m := object(v)
+	if m == nil {
+		return nil, 0, badAnswer(t, "/"+kind)
+	}
+	if t.session != "" {
+		mine := []any{}
+		for _, x := range list(m, kind) {
+			if e := object(x); e != nil && e["sessionID"] == t.session {
+				mine = append(mine, e)
+			}
+		}
+		m[kind] = mine
+	}
+	return m, st, nil
+}
+
+func (s *Server) getPermissions(w http.ResponseWriter, r *http.Request, t target) error {
+	m, st, err := s.pending(r.Context(), t, "permissions")
+	if err != nil {
+		return err
+	}
+	httpapi.Write(w, st, m)
+	return nil
+}
+
+func (s *Server) getQuestions(w http.ResponseWriter, r *http.Request, t target) error {
+	m, st, err := s.pending(r.Context(), t, "questions")
+	if err != nil {
+		return err
+	}
+	httpapi.Write(w, st, m)
+	return nil
+}
+
+// owned checks that a capability's session owns the pending item id; a
+// token's caller may reply to any of its agent's.
+func (s *Server) owned(ctx context.Context, t target, kind, id string) error {
+	if t.session == "" {
+		return nil
+	}
+	m, _, err := s.pending(ctx, t, kind)
+	if err != nil {
+		return err
+	}
+	for _, x := range list(m, kind) {
+		if object(x)["id"] == id {
+			return nil
+		}
+	}
+	return httpapi.Errorf(http.StatusNotFound, "%s not found", strings.TrimSuffix(kind, "s"))
+}
+
+func (s *Server) replyPermission(w http.ResponseWriter, r *http.Request, t target) error {
+	var req struct {
+		Reply   string  `json:"reply"`
+		Message *string `json:"message"`
+	}
+	if err := httpapi.Read(w, r, &req); err != nil {
+		return err
+	}
+	switch req.Reply {
+	case "once", "always", "reject":
+	default:
+		return httpapi.BadRequest(`reply must be "once", "always" or "reject"`)
+	}
+	return s.reply(w, r, t, "permissions", req)
+}
+
+func (s *Server) replyQuestion(w http.ResponseWriter, r *http.Request, t target) error {
+	var req struct {
+		Answers [][]string `json:"answers"`
+	}
+	if err := httpapi.Read(w, r, &req); err != nil {
+		return err
+	}
+	if req.Answers == nil {
+		return httpapi.BadRequest("answers is required: an array with one array of option labels per question")
+	}
+	return s.reply(w, r, t, "questions", req)
+}
+
+// reply forwards a validated reply to a pending permission or question.
+func (s *Server) reply(w http.ResponseWriter, r *http.Request, t target, kind string, body any) error {
+	id := r.PathValue("itemId")
+	if err := s.owned(r.Context(), t, kind, id); err != nil {
+		return err
+	}
+	v, st, err := s.callJSON(r.Context(), t.agent, controlCall{
+		method: http.MethodPost, path: "/" + kind + "/" + url.PathEscape(id) + replySuffix,
+		body: jsonBody(body), contentType: "application/json",
+	})
+	if err != nil {
+		return err
+	}
+	httpapi.Write(w, st, v)
+	return nil
+}
+
+// badAnswer is the 502 of a runtime whose answer lacks the seed's shape.
+func badAnswer(t target, path string) error {
+	return &httpapi.Error{Status: http.StatusBadGateway, Msg: "the agent answered with an unexpected body", Err: fmt.Errorf("agent %s %s: not a JSON object", t.agent.ID, path)}
+}

@@ -1,0 +1,158 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/agenthost/agenthost/internal/platform/httpapi"
+	"github.com/agenthost/agenthost/internal/platform/store"
+)
+
+// Upload limits, as the seed states them.
+const (
+	MaxUploadFile  = 50 << 20  // bytes per file
+	MaxUploadTotal = 100 << 20 // bytes per agent, all uploads together
+)
+
+// AllowedExtensions are the file types the seed accepts for upload.
+var AllowedExtensions = []string{
+	".txt", ".md", ".pdf", ".csv", ".json", ".xml", ".yaml", ".yml", ".toml",
+	".py", ".js", ".ts", ".jsx", ".tsx", ".html", ".css", ".scss", ".sql", ".rs", ".go", ".java", ".c", ".cpp", ".h", ".rb", ".php", ".swift", ".kt",
+	".png", ".jpg", ".jpeg", ".gif", ".webp",
+}
+
+// multipartSlack is what a multipart body may carry beyond the file: the
+// boundaries, part headers and small fields.
+const multipartSlack = 1 << 20
+
+// upload checks a multipart upload at the platform (the file field, its
+// type, 50 MB per file, 100 MB per agent) before the runtime sees a byte
+// of it: the file is spooled to a temporary file, the agent's quota is
+// reserved in the store (atomically, so concurrent uploads cannot overshoot
+// it) and the file is sent on. A failed upload gives its bytes back.
+func (s *Server) upload(w http.ResponseWriter, r *http.Request, t target) error {
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
+		return httpapi.BadRequest("send multipart/form-data with the file in the field \"file\"")
+	}
+	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadFile+multipartSlack)
+	name, tmp, size, err := s.spool(multipart.NewReader(body, params["boundary"]))
+	if tmp != nil {
+		defer os.Remove(tmp.Name())
+		defer tmp.Close()
+	}
+	if err != nil {
+		return err
+	}
+	a := t.agent
+	if _, err := s.cfg.Store.AddUploadBytes(r.Context(), a.OrgID, a.ID, size, s.cfg.MaxUploadTotal); err != nil {
+		if errors.Is(err, store.ErrLimit) {
+			return httpapi.BadRequest("agent total exceeds %s: uploads to this agent are limited to %s in all", mb(s.cfg.MaxUploadTotal), mb(s.cfg.MaxUploadTotal))
+		}
+		return missing("agent", err)
+	}
+	v, st, err := s.forwardFile(r, a, name, tmp)
+	if err != nil {
+		if _, rerr := s.cfg.Store.AddUploadBytes(r.Context(), a.OrgID, a.ID, -size, s.cfg.MaxUploadTotal); rerr != nil {
+			s.log.Warn("giving back upload quota", "agent", a.ID, "err", rerr)
+		}
+		return err
+	}
+	httpapi.Write(w, st, v)
+	return nil
+}
+
+// spool finds the "file" part, checks its name and copies it to a
+// temporary file, enforcing the per-file limit.
+func (s *Server) spool(mr *multipart.Reader) (name string, tmp *os.File, size int64, err error) {
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			return "", nil, 0, httpapi.BadRequest("missing file: send it in the multipart field \"file\"")
+		}
+		if err != nil {
+			return "", nil, 0, s.uploadReadError(err)
+		}
+		if p.FormName() != "file" {
+			if _, err := io.Copy(io.Discard, p); err != nil {
+				return "", nil, 0, s.uploadReadError(err)
+			}
+			continue
+		}
+		name = path.Base(strings.ReplaceAll(p.FileName(), `\`, "/"))
+		if name == "" || name == "." || name == "/" || strings.HasPrefix(name, ".") && path.Ext(name) == name {
+			return "", nil, 0, httpapi.BadRequest("missing file: the \"file\" field has no file name")
+		}
+		ext := strings.ToLower(path.Ext(name))
+		if !slices.Contains(AllowedExtensions, ext) {
+			if ext == "" {
+				ext = "(none)"
+			}
+			return "", nil, 0, httpapi.BadRequest("file type %s is not allowed; allowed: %s", ext, strings.Join(AllowedExtensions, " "))
+		}
+		tmp, err = os.CreateTemp(s.cfg.TempDir, "upload-*")
+		if err != nil {
+			return "", nil, 0, fmt.Errorf("spooling an upload: %w", err)
+		}
+		n, err := io.Copy(tmp, io.LimitReader(p, s.cfg.MaxUploadFile+1))
+		if err != nil {
+			return "", tmp, 0, s.uploadReadError(err)
+		}
+		if n > s.cfg.MaxUploadFile {
+			return "", tmp, 0, s.tooLarge()
+		}
+		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+			return "", tmp, 0, err
+		}
+		return name, tmp, n, nil
+	}
+}
+
+func (s *Server) tooLarge() error {
+	return httpapi.BadRequest("file exceeds %s (the limit per file)", mb(s.cfg.MaxUploadFile))
+}
+
+func (s *Server) uploadReadError(err error) error {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return s.tooLarge()
+	}
+	return &httpapi.Error{Status: http.StatusBadRequest, Msg: "reading the multipart body failed", Err: err}
+}
+
+// forwardFile sends the spooled file to the runtime as a one-field
+// multipart body, streamed.
+func (s *Server) forwardFile(r *http.Request, a store.Agent, name string, f *os.File) (any, int, error) {
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	go func() {
+		fw, err := mw.CreateFormFile("file", name)
+		if err == nil {
+			_, err = io.Copy(fw, f)
+		}
+		if err == nil {
+			err = mw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	defer pr.Close()
+	return s.callJSON(r.Context(), a, controlCall{
+		method: http.MethodPost, path: "/files", body: pr, contentType: mw.FormDataContentType(), timeout: 5 * time.Minute,
+	})
+}
+
+func mb(n int64) string {
+	if n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
