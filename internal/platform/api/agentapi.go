@@ -1,8 +1,8 @@
 package api
 
 import (
-	"fmt"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
