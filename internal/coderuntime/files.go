@@ -67,7 +67,7 @@ func SanitizeName(name string) string {
 
 // postFile stores the multipart "file" part in the workspace's uploads/.
 func (rt *Runtime) postFile(w http.ResponseWriter, r *http.Request) error {
-	r.Body = http.MaxBytesReader(w, r.Body, MaxUploadFile+1<<20)
+	r.Body = http.MaxBytesReader(w, r.Body, rt.cfg.MaxUploadFile+1<<20)
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return errorf(http.StatusBadRequest, "missing file: send multipart/form-data with a \"file\" part")
@@ -78,7 +78,7 @@ func (rt *Runtime) postFile(w http.ResponseWriter, r *http.Request) error {
 			return errorf(http.StatusBadRequest, "missing file: no \"file\" part")
 		}
 		if err != nil {
-			return tooBigOr(err, errorf(http.StatusBadRequest, "malformed multipart body"))
+			return rt.tooBigOr(err, errorf(http.StatusBadRequest, "malformed multipart body"))
 		}
 		if part.FormName() != "file" {
 			part.Close()
@@ -94,10 +94,10 @@ func (rt *Runtime) postFile(w http.ResponseWriter, r *http.Request) error {
 	}
 }
 
-func tooBigOr(err error, other error) error {
+func (rt *Runtime) tooBigOr(err error, other error) error {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return errorf(http.StatusBadRequest, "file exceeds 50MB")
+		return errorf(http.StatusBadRequest, "file exceeds %s", mb(rt.cfg.MaxUploadFile))
 	}
 	return other
 }
@@ -148,7 +148,7 @@ func (rt *Runtime) saveUpload(part *multipart.Part) (FileResult, error) {
 	if err != nil {
 		return FileResult{}, err
 	}
-	n, err := io.Copy(f, io.LimitReader(part, MaxUploadFile+1))
+	n, err := io.Copy(f, io.LimitReader(part, rt.cfg.MaxUploadFile+1))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -158,14 +158,22 @@ func (rt *Runtime) saveUpload(part *multipart.Part) (FileResult, error) {
 	}
 	switch {
 	case err != nil:
-		return fail(tooBigOr(err, fmt.Errorf("writing the upload: %w", err)))
-	case n > MaxUploadFile:
-		return fail(errorf(http.StatusBadRequest, "file exceeds 50MB"))
-	case used+n > MaxUploadTotal:
-		return fail(errorf(http.StatusBadRequest, "agent total exceeds 100MB (%d bytes already uploaded)", used))
+		return fail(rt.tooBigOr(err, fmt.Errorf("writing the upload: %w", err)))
+	case n > rt.cfg.MaxUploadFile:
+		return fail(errorf(http.StatusBadRequest, "file exceeds %s", mb(rt.cfg.MaxUploadFile)))
+	case used+n > rt.cfg.MaxUploadTotal:
+		return fail(errorf(http.StatusBadRequest, "agent total exceeds %s (%d bytes already uploaded)", mb(rt.cfg.MaxUploadTotal), used))
 	}
 	if err := root.Rename(tmp, name); err != nil {
 		return fail(fmt.Errorf("storing the upload: %w", err))
 	}
 	return FileResult{Path: filepath.Join(dir, name), Name: name, Size: n}, nil
+}
+
+// mb writes a limit the way the seed does ("50MB").
+func mb(n int64) string {
+	if n%(1<<20) == 0 {
+		return fmt.Sprintf("%dMB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }

@@ -48,6 +48,9 @@ type Config struct {
 	Tools coding.Options
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// MaxUploadFile and MaxUploadTotal override the seed's upload limits
+	// (50 MB per file, 100 MB in total), for tests.
+	MaxUploadFile, MaxUploadTotal int64
 	// Heartbeat is the SSE keep-alive interval (default 15s).
 	Heartbeat time.Duration
 	// Now is the clock (default time.Now).
@@ -117,6 +120,12 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.MaxUploadFile <= 0 {
+		cfg.MaxUploadFile = MaxUploadFile
+	}
+	if cfg.MaxUploadTotal <= 0 {
+		cfg.MaxUploadTotal = MaxUploadTotal
 	}
 	ws, err := filepath.Abs(cfg.Workspace)
 	if err != nil {

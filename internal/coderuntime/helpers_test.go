@@ -1,0 +1,168 @@
+package coderuntime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agenthost/agenthost/internal/coding"
+)
+
+const testToken = "test-control-token"
+
+// rig is a runtime served on a real loopback port.
+type rig struct {
+	rt  *Runtime
+	srv *httptest.Server
+	c   *Client
+	cfg Config
+}
+
+// newRig starts a runtime in a temporary workspace; tweak adjusts its
+// configuration.
+func newRig(t *testing.T, tweak func(*Config)) *rig {
+	t.Helper()
+	cfg := Config{Workspace: t.TempDir(), Token: testToken, Model: "offline/demo",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Heartbeat: 200 * time.Millisecond}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	return startRig(t, cfg)
+}
+
+func startRig(t *testing.T, cfg Config) *rig {
+	t.Helper()
+	rt, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(rt.Handler())
+	rg := &rig{rt: rt, srv: srv, c: NewClient(srv.URL, cfg.Token), cfg: cfg}
+	t.Cleanup(rg.stop)
+	return rg
+}
+
+// stop closes the runtime and its server; it may be called twice.
+func (rg *rig) stop() {
+	rg.rt.Close()
+	rg.srv.CloseClientConnections()
+	rg.srv.Close()
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// eventually polls cond every 10ms for up to 10s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (rg *rig) waitIdle(t *testing.T) {
+	t.Helper()
+	eventually(t, "the runtime to be idle", func() bool {
+		st, err := rg.c.RuntimeStatus(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return !st.Busy
+	})
+}
+
+func (rg *rig) send(t *testing.T, sessionID, text string) SendResult {
+	t.Helper()
+	res, err := rg.c.Send(ctxT(t), sessionID, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Sent || res.SessionID == "" || !strings.HasPrefix(res.MessageID, "msg_") {
+		t.Fatalf("send: %+v", res)
+	}
+	return res
+}
+
+func (rg *rig) history(t *testing.T, sessionID string) SessionHistory {
+	t.Helper()
+	h, err := rg.c.Messages(ctxT(t), sessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// raw sends a request with the control token and returns status and body.
+func (rg *rig) raw(t *testing.T, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, rg.srv.URL+path, rd)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	b, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("%s %s: %d, not a JSON object: %q", method, path, resp.StatusCode, b)
+	}
+	return resp.StatusCode, m
+}
+
+// apiStatus returns the status of an *APIError, or 0.
+func apiStatus(err error) int {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.Status
+	}
+	return 0
+}
+
+// pendingPermission waits for exactly one pending permission.
+func (rg *rig) pendingPermission(t *testing.T) (p coding.Permission) {
+	t.Helper()
+	eventually(t, "a pending permission", func() bool {
+		ps, err := rg.c.Permissions(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ps) == 1 {
+			p = ps[0]
+		}
+		return len(ps) == 1
+	})
+	return p
+}
+
+// toolParts returns the tool parts of a history, in order.
+func toolParts(h SessionHistory) []Part {
+	var out []Part
+	for _, m := range h.Messages {
+		for _, p := range m.Info.Parts {
+			if p.Type == "tool" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
