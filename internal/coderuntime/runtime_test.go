@@ -283,7 +283,9 @@ func TestAbort(t *testing.T) {
 	if len(h.Messages) > 2 || h.Messages[0].Info.Parts[0].Text != "tell me a long story" {
 		t.Fatalf("history after abort: %+v", h.Messages)
 	}
-	evs.until(t, func(e Event) bool { return e.Type == "status" && strings.Contains(string(e.Data), `"result":"aborted"`) })
+	evs.until(t, func(e Event) bool {
+		return e.Type == "status" && strings.Contains(string(e.Data), `"result":"aborted"`)
+	})
 	// It takes new messages at once.
 	rg.send(t, res.SessionID, "hi")
 	rg.waitIdle(t)
