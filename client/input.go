@@ -1,0 +1,559 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"strconv"
+	"strings"
+
+	"github.com/coder/websocket"
+
+	"github.com/agenthost/agenthost/trust"
+)
+
+// Event types (protocol.md §3). Other types the agent may add arrive with
+// their Type and Raw only.
+const (
+	EventStream      = "STREAM"          // Chunk: model text as it is generated
+	EventLLMCall     = "llm_call"        // the model is called
+	EventLLMResult   = "llm_result"      // the model answered
+	EventToolCall    = "tool_call"       // Name, ToolID, Args
+	EventToolResult  = "tool_result"     // Name, ToolID, Status, Result
+	EventAskUser     = "ask_user"        // a question (answered by OnQuestion)
+	EventApproval    = "approval_needed" // an approval (decided by OnApproval)
+	EventSessionSync = "session_sync"    // the session's state
+	EventOutput      = "OUTPUT"          // the final answer (Stream only)
+)
+
+// Event is one frame of a run as the agent sent it, with the common fields
+// decoded.
+type Event struct {
+	Type      string
+	ID        int64
+	SessionID string
+	// Chunk is a STREAM frame's text.
+	Chunk string
+	// Name, ToolID and Args describe a tool call; Status ("completed",
+	// "failed") and Result its result.
+	Name   string
+	ToolID string
+	Args   json.RawMessage
+	Status string
+	Result string
+	// Raw is the whole frame.
+	Raw json.RawMessage
+}
+
+// Result is a run's final answer.
+type Result struct {
+	SessionID  string
+	Result     string
+	DurationMS int64
+	// Session is the session state to pass back (protocol.md §2).
+	Session json.RawMessage
+	// ChatItems is the conversation as display items.
+	ChatItems json.RawMessage
+}
+
+// Question is an agent's question to the user (ask_user).
+type Question struct {
+	Text        string
+	Options     []string
+	MultiSelect bool
+}
+
+// QuestionFunc answers a question: one option (or free text), or several
+// when MultiSelect.
+type QuestionFunc func(ctx context.Context, q Question) ([]string, error)
+
+// Approval asks whether a tool may run.
+type Approval struct {
+	Tool        string
+	ToolID      string
+	Arguments   json.RawMessage
+	Description string
+}
+
+// Decision answers an Approval. Scope "session" approves the tool for the
+// rest of the session; "" or "once" for this call.
+type Decision struct {
+	Approved bool
+	Scope    string
+	Feedback string
+}
+
+// ApprovalFunc decides an Approval.
+type ApprovalFunc func(ctx context.Context, a Approval) (Decision, error)
+
+// File is an attachment: a name and a data URL.
+type File struct {
+	Name string `json:"name"`
+	Data string `json:"data"`
+}
+
+type inputOptions struct {
+	onEvent    func(Event)
+	onQuestion QuestionFunc
+	onApproval ApprovalFunc
+	images     []string
+	files      []File
+}
+
+// InputOption configures one Input.
+type InputOption func(*inputOptions)
+
+// OnEvent calls f with every event of the run, in order, as it arrives.
+func OnEvent(f func(Event)) InputOption { return func(o *inputOptions) { o.onEvent = f } }
+
+// OnQuestion answers the agent's questions during this run. Without one
+// (here or WithQuestionHandler), questions get an empty answer.
+func OnQuestion(f QuestionFunc) InputOption { return func(o *inputOptions) { o.onQuestion = f } }
+
+// OnApproval decides tool approvals during this run. Without one (here or
+// WithApprovalHandler), every approval is refused.
+func OnApproval(f ApprovalFunc) InputOption { return func(o *inputOptions) { o.onApproval = f } }
+
+// WithImages attaches images given as data URLs.
+func WithImages(dataURLs ...string) InputOption {
+	return func(o *inputOptions) { o.images = append(o.images, dataURLs...) }
+}
+
+// WithFiles attaches files.
+func WithFiles(files ...File) InputOption {
+	return func(o *inputOptions) { o.files = append(o.files, files...) }
+}
+
+// Input sends prompt to the agent in the client's session, streams the
+// run's events to OnEvent, answers questions and approvals through the
+// callbacks, and returns the answer. The answer's session becomes the
+// client's, so the next Input continues the conversation.
+func (c *Client) Input(ctx context.Context, prompt string, opts ...InputOption) (*Result, error) {
+	var o inputOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return c.run(ctx, prompt, o, func(e Event) bool {
+		if o.onEvent != nil {
+			o.onEvent(e)
+		}
+		return true
+	})
+}
+
+// Stream is Input as an iterator: it yields the run's events and, last, an
+// EventOutput event whose Raw is the OUTPUT frame (Result holds the
+// answer), or an error. Stopping early closes the connection; the run
+// goes on at the agent.
+func (c *Client) Stream(ctx context.Context, prompt string, opts ...InputOption) iter.Seq2[Event, error] {
+	return func(yield func(Event, error) bool) {
+		var o inputOptions
+		for _, opt := range opts {
+			opt(&o)
+		}
+		stopped := false
+		_, err := c.run(ctx, prompt, o, func(e Event) bool {
+			if !yield(e, nil) {
+				stopped = true
+				return false
+			}
+			return true
+		})
+		if err != nil && !stopped {
+			yield(Event{}, err)
+		}
+	}
+}
+
+// conn is one WebSocket to the agent (direct) or the relay.
+type conn struct {
+	c   *Client
+	ws  *websocket.Conn
+	sid string // the session, once known
+}
+
+// dial opens a WebSocket to the agent or, through the relay, to /ws/input.
+func (c *Client) dial(ctx context.Context) (*conn, error) {
+	u := c.relay + "/ws/input"
+	if c.base != "" {
+		u = wsBase(c.base) + "/ws"
+	}
+	ws, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: c.o.hc})
+	if err != nil {
+		if resp != nil && statusKinds[resp.StatusCode] != nil {
+			return nil, &Error{Kind: statusKinds[resp.StatusCode], Status: resp.StatusCode, Message: "connecting to " + u}
+		}
+		return nil, fmt.Errorf("%w: connecting to %s: %w", ErrOffline, u, err)
+	}
+	ws.SetReadLimit(64 << 20)
+	return &conn{c: c, ws: ws}, nil
+}
+
+// signed returns frame fields plus, when the client signs, the envelope
+// over payload with "to", "timestamp" and a nonce (so two frames signed in
+// the same second never look like a replay).
+func (c *Client) signed(frame, payload map[string]any) (map[string]any, error) {
+	if c.address != "" {
+		frame["to"] = c.address
+	}
+	if c.id == nil {
+		return frame, nil
+	}
+	if payload == nil {
+		payload = map[string]any{}
+	}
+	var n [8]byte
+	rand.Read(n[:])
+	payload["nonce"] = hex.EncodeToString(n[:])
+	env, err := trust.Sign(c.id, trust.NewPayload(c.address, c.o.now(), payload))
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	frame["payload"], frame["from"], frame["signature"] = env.Payload, env.From, env.Signature
+	return frame, nil
+}
+
+func (k *conn) send(ctx context.Context, v map[string]any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	if err := k.ws.Write(ctx, websocket.MessageText, b); err != nil {
+		return k.lost(ctx, err)
+	}
+	return nil
+}
+
+// frame is a decoded server frame.
+type frame struct {
+	raw  json.RawMessage
+	Type string          `json:"type"`
+	ID   json.RawMessage `json:"id"`
+	Sess string          `json:"session_id"`
+	Code string          `json:"code"`
+	Msg  string          `json:"message"`
+	Err  string          `json:"error"`
+	// CONNECTED, OUTPUT
+	Status     string          `json:"status"`
+	Result     json.RawMessage `json:"result"`
+	DurationMS int64           `json:"duration_ms"`
+	Session    json.RawMessage `json:"session"`
+	ChatItems  json.RawMessage `json:"chat_items"`
+	// STREAM, tool events
+	Chunk  string          `json:"chunk"`
+	Name   string          `json:"name"`
+	ToolID string          `json:"tool_id"`
+	Args   json.RawMessage `json:"args"`
+	// ask_user
+	Text        string   `json:"text"`
+	Options     []string `json:"options"`
+	MultiSelect bool     `json:"multi_select"`
+	// approval_needed
+	Tool        string          `json:"tool"`
+	Arguments   json.RawMessage `json:"arguments"`
+	Description string          `json:"description"`
+	// ONBOARD_REQUIRED
+	Methods []string `json:"methods"`
+}
+
+func (k *conn) read(ctx context.Context) (*frame, error) {
+	rctx, cancel := context.WithTimeout(ctx, k.c.o.idle)
+	defer cancel()
+	_, b, err := k.ws.Read(rctx)
+	if err != nil {
+		if ctx.Err() == nil && rctx.Err() != nil {
+			return nil, &Error{Kind: ErrConnectionLost, Message: fmt.Sprintf("no frame from the agent for %s", k.c.o.idle), SessionID: k.sid}
+		}
+		return nil, k.lost(ctx, err)
+	}
+	var f frame
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("client: bad frame from the agent: %w", err)
+	}
+	f.raw = b
+	return &f, nil
+}
+
+// lost turns a transport error into ErrConnectionLost (or ctx's error).
+func (k *conn) lost(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	msg := err.Error()
+	if reason := closeReason(err); reason != "" {
+		msg = reason
+	}
+	where := "the agent"
+	if k.c.base == "" {
+		where = "the relay"
+	}
+	return &Error{Kind: ErrConnectionLost, Message: fmt.Sprintf("connection to %s ended: %s", where, msg), SessionID: k.sid}
+}
+
+func closeReason(err error) string {
+	var ce websocket.CloseError
+	if errors.As(err, &ce) {
+		if ce.Reason != "" {
+			return fmt.Sprintf("%s (%d)", ce.Reason, ce.Code)
+		}
+		return fmt.Sprintf("closed (%d)", ce.Code)
+	}
+	return ""
+}
+
+// errorOf converts an ERROR frame.
+func (k *conn) errorOf(f *frame) *Error {
+	msg := f.Msg
+	if msg == "" {
+		msg = f.Err
+	}
+	e := errorFromCode(f.Code, msg, k.sid)
+	if f.Code == "" && k.c.base == "" && strings.Contains(msg, "offline") {
+		e.Kind = ErrOffline
+	}
+	return e
+}
+
+// open dials and establishes the session: CONNECT, onboarding when asked,
+// CONNECTED.
+func (c *Client) open(ctx context.Context, sessionID string) (*conn, error) {
+	k, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	connect := func() error {
+		f := map[string]any{"type": "CONNECT"}
+		if sessionID != "" {
+			f["session_id"] = sessionID
+		}
+		f, err := c.signed(f, nil)
+		if err != nil {
+			return err
+		}
+		return k.send(ctx, f)
+	}
+	if err := connect(); err != nil {
+		k.ws.CloseNow()
+		return nil, err
+	}
+	onboarded := false
+	for {
+		f, err := k.read(ctx)
+		if err != nil {
+			k.ws.CloseNow()
+			return nil, err
+		}
+		switch f.Type {
+		case "CONNECTED":
+			k.sid = f.Sess
+			return k, nil
+		case "ONBOARD_REQUIRED":
+			if onboarded {
+				k.close()
+				return nil, &Error{Kind: ErrForbidden, Message: "still not admitted after onboarding"}
+			}
+			err = c.onboard(ctx, k, f)
+			onboarded = true
+			if err == nil {
+				err = connect()
+			}
+		case "ERROR":
+			err = k.errorOf(f)
+		case "PING":
+			err = k.send(ctx, map[string]any{"type": "PONG"})
+		}
+		if err != nil {
+			k.close()
+			return nil, err
+		}
+	}
+}
+
+// onboard answers ONBOARD_REQUIRED with the invite code and waits for
+// ONBOARD_SUCCESS.
+func (c *Client) onboard(ctx context.Context, k *conn, req *frame) error {
+	if c.o.invite == "" {
+		return &Error{Kind: ErrOnboardRequired, Code: "onboard_required",
+			Message: fmt.Sprintf("the agent admits this caller after onboarding (%s); give an invite code", strings.Join(req.Methods, ", "))}
+	}
+	if c.id == nil {
+		return &Error{Kind: ErrOnboardRequired, Message: "onboarding needs a signing key"}
+	}
+	f, err := c.signed(map[string]any{"type": "ONBOARD_SUBMIT"}, map[string]any{"invite_code": c.o.invite})
+	if err != nil {
+		return err
+	}
+	if err := k.send(ctx, f); err != nil {
+		return err
+	}
+	for {
+		f, err := k.read(ctx)
+		if err != nil {
+			return err
+		}
+		switch f.Type {
+		case "ONBOARD_SUCCESS":
+			return nil
+		case "ERROR":
+			e := k.errorOf(f)
+			e.Message = "onboarding refused: " + e.Message
+			return e
+		case "PING":
+			if err := k.send(ctx, map[string]any{"type": "PONG"}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (k *conn) close() { k.ws.Close(websocket.StatusNormalClosure, "") }
+
+// run performs one Input; yield gets each event and may stop the run's
+// streaming by returning false.
+func (c *Client) run(ctx context.Context, prompt string, o inputOptions, yield func(Event) bool) (*Result, error) {
+	k, err := c.open(ctx, c.SessionID())
+	if err != nil {
+		return nil, err
+	}
+	defer k.ws.CloseNow()
+	in := map[string]any{"type": "INPUT", "prompt": prompt}
+	if len(o.images) > 0 {
+		in["images"] = o.images
+	}
+	if len(o.files) > 0 {
+		in["files"] = o.files
+	}
+	in, err = c.signed(in, map[string]any{"prompt": prompt})
+	if err != nil {
+		return nil, err
+	}
+	if err := k.send(ctx, in); err != nil {
+		return nil, err
+	}
+	ask, approve := o.onQuestion, o.onApproval
+	if ask == nil {
+		ask = c.o.onQuestion
+	}
+	if approve == nil {
+		approve = c.o.onApproval
+	}
+	for {
+		f, err := k.read(ctx)
+		if err != nil {
+			return nil, err
+		}
+		switch f.Type {
+		case "PING":
+			err = k.send(ctx, map[string]any{"type": "PONG"})
+		case "CONNECTED", "PONG", "ONBOARD_SUCCESS":
+		case "ERROR":
+			return nil, k.errorOf(f)
+		case "ONBOARD_REQUIRED":
+			return nil, &Error{Kind: ErrOnboardRequired, Message: "the agent asked for onboarding again", SessionID: k.sid}
+		case "OUTPUT":
+			res := &Result{SessionID: f.Sess, Result: stringOf(f.Result), DurationMS: f.DurationMS, Session: f.Session, ChatItems: f.ChatItems}
+			if res.SessionID == "" {
+				res.SessionID = k.sid
+			}
+			c.SetSession(res.SessionID)
+			k.close()
+			if f.Status == "interrupted" {
+				return res, &Error{Kind: ErrInterrupted, SessionID: res.SessionID}
+			}
+			if !yield(Event{Type: EventOutput, SessionID: res.SessionID, Result: res.Result, Raw: f.raw}) {
+				return res, nil
+			}
+			return res, nil
+		default:
+			ev := f.event()
+			if ev.SessionID == "" {
+				ev.SessionID = k.sid
+			}
+			if ev.Type != EventOutput && !yield(ev) {
+				return nil, nil
+			}
+			switch f.Type {
+			case EventAskUser:
+				err = c.answerQuestion(ctx, k, f, ask)
+			case EventApproval:
+				err = c.answerApproval(ctx, k, f, approve)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (c *Client) answerQuestion(ctx context.Context, k *conn, f *frame, ask QuestionFunc) error {
+	var ans []string
+	if ask != nil {
+		var err error
+		ans, err = ask(ctx, Question{Text: f.Text, Options: f.Options, MultiSelect: f.MultiSelect})
+		if err != nil {
+			return fmt.Errorf("client: answering the agent's question: %w", err)
+		}
+	}
+	var v any = ""
+	switch {
+	case len(ans) == 1 && !f.MultiSelect:
+		v = ans[0]
+	case len(ans) > 0:
+		v = ans
+	}
+	return k.send(ctx, map[string]any{"type": "ASK_USER_RESPONSE", "answer": v})
+}
+
+func (c *Client) answerApproval(ctx context.Context, k *conn, f *frame, approve ApprovalFunc) error {
+	d := Decision{Feedback: "this client has no way to ask for approval"}
+	if approve != nil {
+		var err error
+		d, err = approve(ctx, Approval{Tool: f.Tool, ToolID: f.ToolID, Arguments: f.Arguments, Description: f.Description})
+		if err != nil {
+			return fmt.Errorf("client: deciding an approval: %w", err)
+		}
+	}
+	msg := map[string]any{"type": "APPROVAL_RESPONSE", "approved": d.Approved}
+	if d.Approved {
+		msg["scope"] = "once"
+		if d.Scope == "session" {
+			msg["scope"] = "session"
+		}
+	}
+	if d.Feedback != "" {
+		msg["feedback"] = d.Feedback
+	}
+	return k.send(ctx, msg)
+}
+
+// event decodes the common fields of an event frame.
+func (f *frame) event() Event {
+	e := Event{Type: f.Type, SessionID: f.Sess, Chunk: f.Chunk, Name: f.Name, ToolID: f.ToolID, Args: f.Args,
+		Status: f.Status, Result: stringOf(f.Result), Raw: f.raw}
+	var s string
+	if json.Unmarshal(f.ID, &s) == nil {
+		e.ID, _ = strconv.ParseInt(s, 10, 64)
+	} else {
+		_ = json.Unmarshal(f.ID, &e.ID)
+	}
+	if f.Type == EventApproval {
+		e.Name, e.Args = f.Tool, f.Arguments
+	}
+	return e
+}
+
+// stringOf returns a JSON string's value, or other JSON as text.
+func stringOf(raw json.RawMessage) string {
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	return string(raw)
+}
