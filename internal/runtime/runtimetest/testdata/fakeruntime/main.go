@@ -1,6 +1,7 @@
 // Command fakeruntime stands in for `agenthost serve` in runtime driver
 // tests: a real process that follows the runtime contract (listen on
-// AGENTHOST_PORT, keep data in AGENTHOST_WORKSPACE) and can be told to
+// AGENTHOST_PORT on AGENTHOST_HOST or 127.0.0.1, keep data in
+// AGENTHOST_WORKSPACE) and can be told to
 // misbehave.
 //
 //	GET /health        200 "ok"
@@ -66,7 +67,14 @@ func main() {
 		}()
 	}
 
-	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", os.Getenv("AGENTHOST_PORT")))
+	// A container's runtime is told to listen on all its interfaces
+	// (AGENTHOST_HOST=0.0.0.0), since its loopback is unreachable from the
+	// host's published port.
+	host := os.Getenv("AGENTHOST_HOST")
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, os.Getenv("AGENTHOST_PORT")))
 	if err != nil {
 		fail("listen: %v", err)
 	}

@@ -1,0 +1,246 @@
+package docker
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"debug/elf"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/api/types/jsonstream"
+	"github.com/moby/moby/client"
+)
+
+// Image layout: the runtime's binary on PATH, CA certificates, a non-root
+// user and the directories a read-only root needs.
+const (
+	// BinDir holds the image's binary.
+	BinDir = "/usr/local/bin"
+	// CACertsPath is where the image's CA bundle is (SSL_CERT_FILE).
+	CACertsPath = "/etc/ssl/certs/ca-certificates.crt"
+	// UID and GID of the image's user, "agenthost".
+	UID, GID = 10001, 10001
+	// LabelImage marks images built by BuildImage.
+	LabelImage = "agenthost.image"
+)
+
+// ImageSpec describes an image BuildImage makes.
+type ImageSpec struct {
+	// Tag names the image. Default DefaultImage.
+	Tag string
+	// Binary is the static Linux executable to install in BinDir.
+	Binary string
+	// BinaryName is its name there. Default "agenthost".
+	BinaryName string
+	// CACerts is the CA bundle to install. Default
+	// /etc/ssl/certs/ca-certificates.crt of this host.
+	CACerts string
+	// Cmd is the image's default command. Default
+	// ["agenthost", "serve", "--role", "coding"].
+	Cmd []string
+	// Progress receives the build's progress lines; nil discards them.
+	Progress io.Writer
+}
+
+// BuildImage builds spec's image FROM scratch through the engine's build
+// API, with the context made in memory (no Dockerfile on disk, no
+// registry), and returns the image id.
+func BuildImage(ctx context.Context, c *client.Client, spec ImageSpec) (string, error) {
+	if spec.Tag == "" {
+		spec.Tag = DefaultImage
+	}
+	if spec.BinaryName == "" {
+		spec.BinaryName = "agenthost"
+	}
+	if spec.CACerts == "" {
+		spec.CACerts = CACertsPath
+	}
+	if len(spec.Cmd) == 0 {
+		spec.Cmd = []string{spec.BinaryName, "serve", "--role", "coding"}
+	}
+	progress := spec.Progress
+	if progress == nil {
+		progress = io.Discard
+	}
+	if err := CheckStatic(spec.Binary); err != nil {
+		return "", err
+	}
+	tarball, err := buildContext(spec)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(progress, "sending a %s build context to the engine at %s\n", humanBytes(int64(len(tarball))), c.DaemonHost())
+	resp, err := c.ImageBuild(ctx, bytes.NewReader(tarball), client.ImageBuildOptions{
+		Tags:        []string{spec.Tag},
+		Dockerfile:  "Dockerfile",
+		Remove:      true,
+		ForceRemove: true,
+		Labels:      map[string]string{LabelImage: "runtime"},
+	})
+	if err != nil {
+		return "", fmt.Errorf("docker: image build: %w", err)
+	}
+	defer resp.Body.Close()
+	return readBuildStream(resp.Body, progress)
+}
+
+// readBuildStream prints the engine's build messages and returns the
+// built image's id.
+func readBuildStream(r io.Reader, w io.Writer) (string, error) {
+	dec := json.NewDecoder(r)
+	var id string
+	for {
+		var m jsonstream.Message
+		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return "", fmt.Errorf("docker: reading the build's progress: %w", err)
+		}
+		if m.Error != nil {
+			return "", fmt.Errorf("docker: image build failed: %s", m.Error.Message)
+		}
+		if m.Aux != nil {
+			var aux struct{ ID string }
+			if json.Unmarshal(*m.Aux, &aux) == nil && aux.ID != "" {
+				id = aux.ID
+			}
+		}
+		switch {
+		case m.Stream != "":
+			s := m.Stream
+			if sid, ok := strings.CutPrefix(strings.TrimSpace(s), "Successfully built "); ok && id == "" {
+				id = sid
+			}
+			io.WriteString(w, "  "+strings.TrimLeft(s, "\n"))
+		case m.Status != "":
+			fmt.Fprintf(w, "  %s\n", m.Status)
+		}
+	}
+	if id == "" {
+		return "", errors.New("docker: the engine reported no image id for the build")
+	}
+	return id, nil
+}
+
+// dockerfile is the build's recipe; the context holds rootfs/ (owned by
+// root) and workspace/ (owned by the runtime's user, so that a new volume
+// mounted there starts with the same owner).
+const dockerfile = `FROM scratch
+COPY rootfs/ /
+COPY --chown=%[1]d:%[2]d workspace/ /workspace/
+USER %[1]d:%[2]d
+ENV PATH=%[3]s HOME=/workspace TMPDIR=/tmp AGENTHOST_WORKSPACE=/workspace SSL_CERT_FILE=%[4]s
+WORKDIR /workspace
+CMD %[5]s
+`
+
+// buildContext returns the build context as an uncompressed tar.
+func buildContext(spec ImageSpec) ([]byte, error) {
+	bin, err := os.ReadFile(spec.Binary)
+	if err != nil {
+		return nil, fmt.Errorf("docker: image: reading the binary: %w", err)
+	}
+	certs, err := os.ReadFile(spec.CACerts)
+	if err != nil {
+		return nil, fmt.Errorf("docker: image: reading CA certificates (install ca-certificates, or pass another bundle): %w", err)
+	}
+	cmd, err := json.Marshal(spec.Cmd)
+	if err != nil {
+		return nil, err
+	}
+	passwd := fmt.Sprintf("root:x:0:0:root:/root:/sbin/nologin\nagenthost:x:%d:%d:agenthost:/workspace:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n", UID, GID)
+	group := fmt.Sprintf("root:x:0:\nagenthost:x:%d:\nnogroup:x:65534:\n", GID)
+
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	now := time.Now()
+	dir := func(name string, mode int64) error {
+		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: mode, ModTime: now})
+	}
+	file := func(name string, mode int64, data []byte) error {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(data)), ModTime: now}); err != nil {
+			return err
+		}
+		_, err := tw.Write(data)
+		return err
+	}
+	steps := []func() error{
+		func() error {
+			return file("Dockerfile", 0o644, fmt.Appendf(nil, dockerfile, UID, GID, BinDir, CACertsPath, cmd))
+		},
+		func() error { return dir("rootfs", 0o755) },
+		func() error { return dir("rootfs/etc", 0o755) },
+		func() error { return file("rootfs/etc/passwd", 0o644, []byte(passwd)) },
+		func() error { return file("rootfs/etc/group", 0o644, []byte(group)) },
+		func() error { return dir("rootfs/etc/ssl", 0o755) },
+		func() error { return dir("rootfs/etc/ssl/certs", 0o755) },
+		func() error { return file("rootfs"+CACertsPath, 0o644, certs) },
+		func() error { return dir("rootfs/tmp", 0o1777) },
+		func() error { return dir("rootfs/usr", 0o755) },
+		func() error { return dir("rootfs/usr/local", 0o755) },
+		func() error { return dir("rootfs"+BinDir, 0o755) },
+		func() error { return file("rootfs"+BinDir+"/"+spec.BinaryName, 0o755, bin) },
+		func() error { return dir("workspace", 0o755) },
+		// COPY of a directory copies its content: a file keeps /workspace
+		// from being an empty (and root-owned) directory.
+		func() error { return file("workspace/.agenthost-workspace", 0o644, nil) },
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// CheckStatic reports whether path is a statically linked Linux ELF
+// executable, which is all a FROM scratch image can run.
+func CheckStatic(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return fmt.Errorf("docker: image: %s is not a Linux executable: %w", path, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("docker: image: %s is dynamically linked; a FROM scratch image needs a static binary (build it with CGO_ENABLED=0)", path)
+		}
+	}
+	return nil
+}
+
+// ELFArch returns the GOARCH of a Linux ELF executable ("amd64", "arm64"),
+// or "" when it is another machine.
+func ELFArch(path string) string {
+	f, err := elf.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	switch f.Machine {
+	case elf.EM_X86_64:
+		return "amd64"
+	case elf.EM_AARCH64:
+		return "arm64"
+	}
+	return ""
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f kB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
