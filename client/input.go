@@ -312,8 +312,18 @@ func (k *conn) errorOf(f *frame) *Error {
 		msg = f.Err
 	}
 	e := errorFromCode(f.Code, msg, k.sid)
-	if f.Code == "" && k.c.base == "" && strings.Contains(msg, "offline") {
-		e.Kind = ErrOffline
+	if f.Code == "" && k.c.base == "" {
+		// The relay's own errors carry no code; all but rate limiting
+		// end the session.
+		switch {
+		case strings.Contains(msg, "offline"):
+			e.Kind = ErrOffline
+		case strings.HasPrefix(msg, "rate limited"):
+			e.Kind = ErrUnavailable
+		default:
+			e.Kind = ErrConnectionLost
+			e.Message = "relay: " + msg
+		}
 	}
 	return e
 }

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/url"
@@ -161,10 +162,39 @@ func (s *Server) announceInfo() relay.AnnounceInfo {
 
 // serveRelayed serves one relayed client session with the /ws protocol.
 func (s *Server) serveRelayed(ctx context.Context, fc relay.FrameConn, _ string) {
-	err := s.ServeFrames(ctx, fc, ConnInfo{Transport: "relay"})
+	err := s.ServeFrames(ctx, relayedConn{fc}, ConnInfo{Transport: "relay"})
 	if err != nil && ctx.Err() == nil {
 		s.log.Debug("relayed session ended", "err", err)
 	}
+}
+
+// relayedConn is a relayed session as ServeFrames reads it. The relay
+// stamps its session id on every client frame; CONNECT, INPUT and
+// SESSION_STATUS name a session anyway (the relay's id is the client's
+// session id, or a fresh one for a new session), while the frames that
+// answer a run (APPROVAL_RESPONSE, ASK_USER_RESPONSE, ONBOARD_SUBMIT,
+// INTERRUPT, …) have no such field and get it removed.
+type relayedConn struct{ relay.FrameConn }
+
+func (c relayedConn) ReadFrame(ctx context.Context) ([]byte, error) {
+	f, err := c.FrameConn.ReadFrame(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h, err := relay.ParseHeader(f)
+	if err != nil || !h.HasSessionID {
+		return f, nil // ServeFrames answers malformed frames itself
+	}
+	switch h.Type {
+	case "CONNECT", "INPUT", "SESSION_STATUS":
+		return f, nil
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(f, &m) != nil {
+		return f, nil
+	}
+	delete(m, "session_id")
+	return json.Marshal(m)
 }
 
 // interfaceAddrs lists the machine's unicast addresses.
