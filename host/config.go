@@ -37,12 +37,16 @@ type Config struct {
 	Name     string
 	Summary  string
 	Examples []string
-	// Trust is the level: open, careful or strict.
+	// Trust is the level: open, careful or strict; "custom" when TrustPolicy
+	// or TrustText holds a policy.
 	Trust string
 	// TrustPolicy is the raw YAML of a `trust:` mapping (seed 002's
 	// advanced configuration), for a policy gate to interpret; nil when
 	// trust is a level.
 	TrustPolicy []byte
+	// TrustText is a natural-language policy, or the path of a policy file
+	// (markdown with YAML front matter, or YAML), given as `trust:`.
+	TrustText string
 	// Whitelist and Blacklist apply to signed callers, which the policy
 	// gate verifies.
 	Whitelist AccessList
@@ -101,23 +105,45 @@ func (l *AccessList) UnmarshalYAML(node ast.Node) error {
 	return &configError{line: node.GetToken().Position.Line, msg: "want a file path or a list of addresses"}
 }
 
-// TrustSetting is the `trust` key: a level name or a policy mapping.
+// TrustSetting is the `trust` key: a level name, a policy mapping, or a
+// policy text or file.
 type TrustSetting struct {
 	Level  string
 	Policy []byte
+	Text   string
+}
+
+// TrustCustom is Config.Trust for a policy that is not a level.
+const TrustCustom = "custom"
+
+// trustSetting classifies a trust string: a level, or policy text or a
+// policy file (anything with a space, a line break or a file extension). A
+// single other word stays a "level", which validation rejects, so a
+// misspelt level is an error rather than a policy.
+func trustSetting(v string) *TrustSetting {
+	switch t := strings.TrimSpace(v); {
+	case t == TrustOpen || t == TrustCareful || t == TrustStrict:
+		return &TrustSetting{Level: t}
+	case strings.ContainsAny(t, " \t\r\n") || filepath.Ext(t) != "":
+		return &TrustSetting{Text: v}
+	}
+	return &TrustSetting{Level: v}
 }
 
 // UnmarshalYAML accepts a level string or a mapping, kept as raw YAML.
 func (t *TrustSetting) UnmarshalYAML(node ast.Node) error {
-	switch n := unwrap(node).(type) {
+	n := unwrap(node)
+	if lit, ok := n.(*ast.LiteralNode); ok && lit.Value != nil { // trust: |
+		n = lit.Value
+	}
+	switch n := n.(type) {
 	case *ast.StringNode:
-		switch n.Value {
-		case TrustOpen, TrustCareful, TrustStrict:
-			t.Level = n.Value
+		if ts := trustSetting(n.Value); ts.Text != "" || ts.Level == TrustOpen || ts.Level == TrustCareful || ts.Level == TrustStrict {
+			*t = *ts
 			return nil
 		}
 		return &configError{line: n.GetToken().Position.Line,
-			msg: fmt.Sprintf("%q is not a trust level; want open, careful or strict, or a policy mapping", clipString(n.Value, 40))}
+			msg: fmt.Sprintf("%q is not a trust level; want open, careful or strict, a policy mapping, a policy in words or a policy file", clipString(n.Value, 40))}
 	case *ast.MappingNode:
 		t.Policy = []byte(n.String())
 		return nil
@@ -410,10 +436,17 @@ func (fc *fileConfig) resolve(cfg *Config, dir string) (*Config, error) {
 			cfg.Trust = fc.Trust.Level
 		}
 		cfg.TrustPolicy = fc.Trust.Policy
+		cfg.TrustText = fc.Trust.Text
 	}
 	base := dir
 	if cfg.File != "" {
 		base = filepath.Dir(cfg.File)
+	}
+	if t := strings.TrimSpace(cfg.TrustText); t != "" && !strings.ContainsAny(t, " \t\r\n") {
+		cfg.TrustText = resolvePath(t, base, dir) // a policy file
+	}
+	if cfg.TrustPolicy != nil || cfg.TrustText != "" {
+		cfg.Trust = TrustCustom
 	}
 	if fc.Whitelist != nil {
 		cfg.Whitelist = *fc.Whitelist

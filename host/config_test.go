@@ -109,7 +109,8 @@ func TestConfigErrors(t *testing.T) {
 		{"max_file_size: big\n", `host.yaml:1: key "max_file_size": want a number`},
 		{"port: 70000\n", `host.yaml:1: key "port": 70000 is not a TCP port`},
 		{"system_prompt: missing.md\n", `system_prompt: prompt file`},
-		{"trust:\n  allow: [contact]\n  default: deny\n", "policy gate"},
+		{"trust:\n  allow: [contact]\n  default: maybe\n", "default: want allow, deny or ask"},
+		{"trust: sometimes.md\n", "trust policy file"},
 	}
 	for _, c := range cases {
 		dir := t.TempDir()

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/agenthost/agenthost/internal/store"
+	"github.com/agenthost/agenthost/llm"
 	"github.com/agenthost/agenthost/trust"
 )
 
@@ -41,6 +43,10 @@ type Request struct {
 	Signature string
 	// Timestamp is the envelope's optional outer timestamp.
 	Timestamp int64
+	// Body is the whole message as received (the POST /input body, the
+	// WebSocket frame), which a verifier needs to check a payload digest
+	// of the session and attachments beside the payload; nil for GETs.
+	Body []byte
 }
 
 // Signed reports whether the request carries a signature to verify.
@@ -65,9 +71,8 @@ type Caller struct {
 // bad signature) or ErrForbidden (403: refused by policy); an
 // *OnboardRequired error asks a WebSocket client to onboard first.
 //
-// The default gate implements the trust levels for unsigned callers; the
-// trust package provides one that verifies signatures and applies
-// policies.
+// The default gate (TrustGate) verifies signatures and applies the trust
+// policy; LevelGate implements the bare levels for unsigned callers.
 type Gate interface {
 	Admit(ctx context.Context, r *Request) (Caller, error)
 }
@@ -84,9 +89,16 @@ type OnboardRequired struct {
 	Identity      string
 	Methods       []string // "invite_code", "payment"
 	PaymentAmount float64
+	// Reason is the message plain HTTP callers get with the 403.
+	Reason string
 }
 
-func (e *OnboardRequired) Error() string { return "onboarding required" }
+func (e *OnboardRequired) Error() string {
+	if e.Reason != "" {
+		return e.Reason
+	}
+	return "onboarding required"
+}
 
 // Unwrap makes an *OnboardRequired an ErrForbidden for plain HTTP.
 func (e *OnboardRequired) Unwrap() error { return ErrForbidden }
@@ -129,6 +141,11 @@ type GateEnv struct {
 	Store    store.Store
 	Identity *trust.Identity
 	Logger   *slog.Logger
+	// Model is the agent's model, which a natural-language policy's judge
+	// asks; nil when unknown.
+	Model llm.Model
+	// Now is the host's clock.
+	Now func() time.Time
 }
 
 // GateBuilder builds the gate from the configuration. It runs at start and

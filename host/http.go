@@ -19,6 +19,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/info", s.only("GET", s.wrap(s.getInfo)))
 	mux.Handle("/openapi.json", s.only("GET", s.wrap(s.openAPI)))
 	mux.Handle("/ws", s.only("GET", s.wrap(s.serveWS)))
+	mux.Handle("/admin/trust", s.only("POST", s.wrap(s.adminTrust)))
 	mux.Handle("/docs", s.only("GET", http.HandlerFunc(s.docs)))
 	mux.Handle("/docs/", s.only("GET", http.HandlerFunc(s.docs)))
 	mux.Handle("/{$}", s.only("GET", http.RedirectHandler("/docs", http.StatusFound)))
@@ -92,6 +93,7 @@ func (s *Server) postInput(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(body, &in); err != nil {
 		return err
 	}
+	in.raw = body
 	prompt, err := in.prompt()
 	if err != nil {
 		return jsonError(err)

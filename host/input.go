@@ -27,6 +27,8 @@ type inputRequest struct {
 	From      string          `json:"from"`
 	Signature string          `json:"signature"`
 	Timestamp *float64        `json:"timestamp"`
+	// raw is the body as received, for the gate.
+	raw []byte
 }
 
 // fileInput is an uploaded file: a name for the agent's benefit and the
@@ -70,6 +72,9 @@ func (in *inputRequest) gateRequest(transport, method, path string, h http.Heade
 	}
 	if in.Timestamp != nil {
 		r.Timestamp = int64(*in.Timestamp)
+	}
+	if r.Signed() {
+		r.Body = in.raw
 	}
 	return r
 }

@@ -25,6 +25,7 @@ type settings struct {
 	store       store.Store
 	gate        Gate
 	gateBuilder GateBuilder
+	trust       trustOptions
 	needs       func(llm.ToolCall) bool
 	approveFor  time.Duration
 	ping        time.Duration
@@ -38,9 +39,12 @@ type settings struct {
 
 func ptr[T any](v T) *T { return &v }
 
-// WithTrust sets the trust level: "open", "careful" (default) or "strict".
+// WithTrust sets the trust level: "open", "careful" (default) or
+// "strict"; or a natural-language policy ("I trust requests that…"); or
+// the path of a policy file (markdown with YAML front matter). See
+// docs/trust.md.
 func WithTrust(level string) Option {
-	return func(s *settings) { s.code.Trust = &TrustSetting{Level: level} }
+	return func(s *settings) { s.code.Trust = trustSetting(level) }
 }
 
 // WithWhitelist lists addresses that are always accepted (signed callers).
@@ -120,8 +124,8 @@ func WithClock(now func() time.Time) Option { return func(s *settings) { s.now =
 // host does not close a store it was given.
 func WithStore(st store.Store) Option { return func(s *settings) { s.store = st } }
 
-// WithGate replaces the admission gate (default: LevelGate of the trust
-// level).
+// WithGate replaces the admission gate (default: the TrustGate built from
+// the trust settings; see WithGateBuilder).
 func WithGate(g Gate) Option { return func(s *settings) { s.gate = g } }
 
 // WithApproval makes the named tools wait for a person's approval before

@@ -184,25 +184,9 @@ func (s *Server) buildRuntime(cfg *Config) (*runtime, error) {
 		rt.approveFor = 10 * time.Minute
 	}
 	switch cfg.Trust {
-	case TrustOpen, TrustCareful, TrustStrict:
+	case TrustOpen, TrustCareful, TrustStrict, TrustCustom:
 	default:
-		return nil, fmt.Errorf("%w: trust %q: want open, careful or strict", ErrConfig, cfg.Trust)
-	}
-	if rt.gate == nil && s.set.gateBuilder != nil {
-		g, err := s.set.gateBuilder(GateEnv{Config: cfg, Store: s.st, Identity: s.id, Logger: s.log})
-		if err != nil {
-			return nil, fmt.Errorf("trust: %w", err)
-		}
-		rt.gate = g
-	}
-	if rt.gate == nil {
-		if cfg.TrustPolicy != nil {
-			return nil, errors.New("a trust policy mapping needs a policy gate (host.WithGate); with the built-in gate use a level: open, careful or strict")
-		}
-		rt.gate = LevelGate{Level: cfg.Trust}
-		if len(cfg.Whitelist.Addresses)+len(cfg.Blacklist.Addresses) > 0 || cfg.Whitelist.File != "" || cfg.Blacklist.File != "" {
-			s.log.Warn("whitelist and blacklist apply to signed callers, which this host's gate does not verify; they have no effect")
-		}
+		return nil, fmt.Errorf("%w: trust %q: want open, careful or strict, a policy mapping, a policy in words or a policy file", ErrConfig, cfg.Trust)
 	}
 	var over []agent.Option
 	if cfg.Model != "" {
@@ -233,6 +217,20 @@ func (s *Server) buildRuntime(cfg *Config) (*runtime, error) {
 	for _, t := range a.Tools() {
 		sp := t.Spec()
 		rt.toolDescs[sp.Name] = sp.Description
+	}
+	if rt.gate == nil {
+		build := s.set.gateBuilder
+		if build == nil {
+			build = s.trustGateBuilder
+		}
+		g, err := build(GateEnv{Config: cfg, Store: s.st, Identity: s.id, Logger: s.log, Model: a.Model(), Now: s.now})
+		if err != nil {
+			return nil, fmt.Errorf("trust: %w", err)
+		}
+		if g == nil {
+			return nil, errors.New("trust: the gate builder returned no gate")
+		}
+		rt.gate = g
 	}
 	return rt, nil
 }

@@ -49,11 +49,15 @@ type wsConn struct {
 	sessionID string
 	// pending is the client's copy of a new session from CONNECT, used by
 	// the first INPUT.
-	pending  *Session
-	sub      *subscriber
-	lastSent int64
-	starting bool
-	started  chan startResult
+	pending *Session
+	// resume continues the CONNECT or INPUT that got ONBOARD_REQUIRED once
+	// resumeFor (its signer) has onboarded.
+	resume    func(Caller) error
+	resumeFor string
+	sub       *subscriber
+	lastSent  int64
+	starting  bool
+	started   chan startResult
 }
 
 type startResult struct {
@@ -259,10 +263,17 @@ func (c *wsConn) handle(b []byte) error {
 		if errors.As(err, &fatal) {
 			return fatal.err
 		}
+		if errors.Is(err, errOnboardSent) {
+			return nil
+		}
 		return c.sendError(err)
 	}
 	return nil
 }
+
+// errOnboardSent stops a request whose caller was sent ONBOARD_REQUIRED;
+// the request resumes after ONBOARD_SUCCESS.
+var errOnboardSent = errors.New("onboarding required")
 
 // fatalError ends the connection (a write failed).
 type fatalError struct{ err error }
@@ -276,8 +287,10 @@ func fatal(err error) error {
 	return &fatalError{err}
 }
 
-// admit runs the gate for a frame; ONBOARD_REQUIRED is sent here.
-func (c *wsConn) admit(r *Request) (Caller, error) {
+// admit runs the gate for a frame. ONBOARD_REQUIRED is sent here, and
+// resume is kept to continue the request after ONBOARD_SUCCESS; the error
+// is then errOnboardSent.
+func (c *wsConn) admit(r *Request, resume func(Caller) error) (Caller, error) {
 	caller, err := c.s.current().gate.Admit(c.ctx, r)
 	var ob *OnboardRequired
 	if errors.As(err, &ob) {
@@ -285,7 +298,11 @@ func (c *wsConn) admit(r *Request) (Caller, error) {
 		if ob.PaymentAmount > 0 {
 			frame["payment_amount"] = ob.PaymentAmount
 		}
-		return caller, fatal(c.send(frame))
+		if err := c.send(frame); err != nil {
+			return caller, fatal(err)
+		}
+		c.resume, c.resumeFor = resume, ob.Identity
+		return caller, errOnboardSent
 	}
 	return caller, err
 }
@@ -295,10 +312,16 @@ func (c *wsConn) connect(b []byte) error {
 	if err := decodeJSON(b, &f); err != nil {
 		return err
 	}
-	caller, err := c.admit(f.request(c.info, "CONNECT"))
+	resume := func(caller Caller) error { return c.connectAs(caller, &f) }
+	caller, err := c.admit(f.request(c.info, "CONNECT", b), resume)
 	if err != nil {
 		return err
 	}
+	return c.connectAs(caller, &f)
+}
+
+// connectAs completes an admitted CONNECT.
+func (c *wsConn) connectAs(caller Caller, f *connectFrame) error {
 	if c.starting {
 		return ErrBusy
 	}
@@ -383,12 +406,18 @@ func (c *wsConn) input(b []byte) error {
 		return errorf(400, "field \"prompt\" is required and must not be empty")
 	}
 	if c.caller == nil || f.Signature != "" {
-		caller, err := c.admit(f.request(c.info, "INPUT"))
+		resume := func(caller Caller) error { return c.inputAs(&f) }
+		caller, err := c.admit(f.request(c.info, "INPUT", b), resume)
 		if err != nil {
 			return err
 		}
 		c.caller = &caller
 	}
+	return c.inputAs(&f)
+}
+
+// inputAs starts the run of an admitted INPUT as c.caller.
+func (c *wsConn) inputAs(f *inputFrame) error {
 	if c.starting {
 		return ErrBusy
 	}

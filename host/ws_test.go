@@ -425,7 +425,7 @@ func TestWSFramesAndErrors(t *testing.T) {
 		{`{"type":"APPROVAL_RESPONSE"}`, "bad_request", `"approved"`},
 		{`{"type":"APPROVAL_RESPONSE","approved":true,"scope":"forever"}`, "bad_request", `"scope"`},
 		{`{"type":"ASK_USER_RESPONSE","answer":5}`, "bad_request", `"answer"`},
-		{`{"type":"ONBOARD_SUBMIT","payload":{"invite_code":"x"}}`, "bad_request", "onboarding"},
+		{`{"type":"ONBOARD_SUBMIT","payload":{"invite_code":"x"}}`, "unauthorized", "signature required"},
 		{`{"type":"SESSION_STATUS","session_id":"nope"}`, "not_found", "not found"},
 	}
 	for _, c := range cases {

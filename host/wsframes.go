@@ -16,9 +16,12 @@ type envelope struct {
 	To        string          `json:"to"`
 }
 
-func (en *envelope) request(info ConnInfo, method string) *Request {
+func (en *envelope) request(info ConnInfo, method string, frame []byte) *Request {
 	r := &Request{Transport: info.Transport, Method: method, Path: "/ws", RemoteAddr: info.RemoteAddr,
 		From: en.From, Signature: en.Signature}
+	if en.Signature != "" || en.From != "" || len(en.Payload) > 0 {
+		r.Body = frame
+	}
 	if len(en.Payload) > 0 && string(en.Payload) != "null" {
 		r.Payload = en.Payload
 	}
@@ -117,10 +120,18 @@ func (c *wsConn) onboard(b []byte) error {
 	if !ok {
 		return errorf(400, "onboarding is not enabled on this host")
 	}
-	caller, msg, err := ob.Onboard(c.ctx, f.request(c.info, "ONBOARD_SUBMIT"))
+	caller, msg, err := ob.Onboard(c.ctx, f.request(c.info, "ONBOARD_SUBMIT", b))
 	if err != nil {
 		return err
 	}
 	c.caller = &caller
-	return fatal(c.send(map[string]any{"type": "ONBOARD_SUCCESS", "identity": caller.Address, "level": caller.Level, "message": msg}))
+	if err := c.send(map[string]any{"type": "ONBOARD_SUCCESS", "identity": caller.Address, "level": caller.Level, "message": msg}); err != nil {
+		return fatal(err)
+	}
+	// The request that asked for onboarding goes on as the new contact.
+	if resume := c.resume; resume != nil && c.resumeFor == caller.Address {
+		c.resume = nil
+		return resume(caller)
+	}
+	return nil
 }

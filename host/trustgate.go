@@ -1,0 +1,390 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/agenthost/agenthost/internal/store/sqlite"
+	"github.com/agenthost/agenthost/llm"
+	"github.com/agenthost/agenthost/trust"
+	"github.com/goccy/go-yaml"
+)
+
+// trustOptions are the trust settings only code can give.
+type trustOptions struct {
+	policy   *trust.Policy
+	judge    trust.Judge
+	judgeTTL time.Duration
+	// mem holds in-memory trust state for hosts whose store is not SQLite,
+	// kept across reloads.
+	memOnce sync.Once
+	mem     *memoryTrust
+}
+
+type memoryTrust struct {
+	ledger   *trust.MemoryLedger
+	contacts *trust.MemoryContacts
+	credits  *trust.MemoryCredits
+	history  *trust.MemoryHistory
+}
+
+// WithTrustPolicy sets the trust policy in code (it wins over the trust
+// level, host.yaml's trust key and WithTrust).
+func WithTrustPolicy(p *trust.Policy) Option { return func(s *settings) { s.trust.policy = p } }
+
+// WithJudge sets the judge of a policy whose default is "ask" (a
+// natural-language policy): any Go function (trust.JudgeFunc) or agent.
+// Without it the host asks the agent's model (trust.LLMJudge).
+func WithJudge(j trust.Judge) Option { return func(s *settings) { s.trust.judge = j } }
+
+// WithJudgeCacheTTL sets how long a judge's decision is reused for the same
+// caller at the same level (default 10 minutes; negative disables the
+// cache). host.yaml's trust mapping may set judge_cache_ttl in seconds.
+func WithJudgeCacheTTL(d time.Duration) Option { return func(s *settings) { s.trust.judgeTTL = d } }
+
+// TrustGate is the host's default gate. It verifies signed requests —
+// signature, timestamp window, recipient, payload digest of the session and
+// attachments, single use through a replay ledger in the host database —
+// and applies the trust policy: levels, whitelist and blacklist, stored
+// contacts, onboarding by invite code or payment, and the judge of a
+// natural-language policy. It implements Onboarder.
+type TrustGate struct {
+	self     string
+	verifier *trust.Verifier
+	anonAll  bool // anonymous callers may list sessions (trust open)
+	log      *slog.Logger
+	now      func() time.Time
+	cfg      trust.GateConfig
+	white    *listSource
+	black    *listSource
+	cache    *trust.CachedJudge
+	contacts trust.Contacts
+	credits  trust.Credits
+
+	mu       sync.Mutex
+	gate     atomic.Pointer[trust.Gate]
+	listErr  atomic.Pointer[string]
+	nextScan atomic.Int64
+}
+
+var _ Onboarder = (*TrustGate)(nil)
+
+// trustGateBuilder is the default GateBuilder.
+func (s *Server) trustGateBuilder(env GateEnv) (Gate, error) {
+	return newTrustGate(env, &s.set.trust)
+}
+
+// NewTrustGate builds the default gate from env: policy from the
+// configuration, stores in env.Store's database (SQLite), or in memory for
+// other stores. Use it in a GateBuilder to wrap the default gate.
+func NewTrustGate(env GateEnv) (*TrustGate, error) { return newTrustGate(env, &trustOptions{}) }
+
+func newTrustGate(env GateEnv, opts *trustOptions) (*TrustGate, error) {
+	if env.Config == nil || env.Identity == nil {
+		return nil, errors.New("trust gate: needs the configuration and the host identity")
+	}
+	g := &TrustGate{self: env.Identity.Address(), log: env.Logger, now: env.Now}
+	if g.log == nil {
+		g.log = slog.Default()
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	policy, judgeModel, ttl, err := policyOf(env.Config, opts)
+	if err != nil {
+		return nil, err
+	}
+	var ledger trust.Ledger
+	var history trust.HistoryStore
+	if st, ok := env.Store.(*sqlite.Store); ok {
+		t := st.Trust(g.now)
+		ledger, g.contacts, g.credits, history = t, t, t, t
+	} else {
+		opts.memOnce.Do(func() {
+			opts.mem = &memoryTrust{trust.NewMemoryLedger(g.now), trust.NewMemoryContacts(), trust.NewMemoryCredits(), trust.NewMemoryHistory()}
+		})
+		g.log.Warn("trust: the store is not SQLite; the replay ledger, contacts and credits are kept in memory and do not survive a restart")
+		ledger, g.contacts, g.credits, history = opts.mem.ledger, opts.mem.contacts, opts.mem.credits, opts.mem.history
+	}
+	g.verifier, err = trust.NewVerifier(trust.VerifierConfig{Address: g.self, Ledger: ledger, Now: g.now})
+	if err != nil {
+		return nil, err
+	}
+	g.cfg = trust.GateConfig{Policy: policy, Contacts: g.contacts, Credits: g.credits, Now: g.now, Logger: g.log, JudgeCacheTTL: -1}
+	if policy.Default == trust.ActionAsk || policy.Anonymous == trust.ActionAsk {
+		g.cfg.History = history
+		judge := opts.judge
+		if judge == nil {
+			m := env.Model
+			if judgeModel != "" {
+				if m, err = llm.Open(judgeModel); err != nil {
+					return nil, fmt.Errorf("trust: judge_model: %w", err)
+				}
+			}
+			if m != nil {
+				judge = trust.NewLLMJudge(m)
+			}
+		}
+		if judge != nil {
+			if opts.judgeTTL != 0 {
+				ttl = opts.judgeTTL
+			}
+			if ttl == 0 {
+				ttl = trust.DefaultJudgeCacheTTL
+			}
+			if ttl > 0 {
+				g.cache = trust.NewCachedJudge(judge, ttl, g.now)
+				judge = g.cache
+			}
+			g.cfg.Judge = judge
+		}
+	}
+	g.anonAll = policy.Name == trust.PresetOpen
+	g.white = newListSource("whitelist", env.Config.Whitelist)
+	g.black = newListSource("blacklist", env.Config.Blacklist)
+	if err := g.rebuild(true); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// policyOf resolves the policy: code, then host.yaml's mapping or text,
+// then the level's preset. The mapping may also hold judge_model and
+// judge_cache_ttl (seconds).
+func policyOf(cfg *Config, opts *trustOptions) (p *trust.Policy, judgeModel string, ttl time.Duration, err error) {
+	base := filepath.Dir(cfg.File)
+	switch {
+	case opts.policy != nil:
+		cp := *opts.policy
+		p = &cp
+		err = p.Validate()
+	case cfg.TrustPolicy != nil:
+		var m map[string]any
+		if err := yaml.Unmarshal(cfg.TrustPolicy, &m); err != nil {
+			return nil, "", 0, fmt.Errorf("%w: trust: %v", ErrConfig, err)
+		}
+		if v, ok := m["judge_model"]; ok {
+			judgeModel = fmt.Sprint(v)
+			delete(m, "judge_model")
+		}
+		if v, ok := m["judge_cache_ttl"]; ok {
+			n, ok := v.(uint64)
+			if !ok {
+				return nil, "", 0, fmt.Errorf("%w: trust: judge_cache_ttl: want a whole number of seconds", ErrConfig)
+			}
+			ttl = time.Duration(n) * time.Second
+			delete(m, "judge_cache_ttl")
+		}
+		p, err = trust.PolicyFromValue(m, base)
+	case cfg.TrustText != "":
+		p, err = trust.PolicyFromText(cfg.TrustText, base)
+	default:
+		var ok bool
+		if p, ok = trust.Preset(cfg.Trust); !ok {
+			err = fmt.Errorf("unknown trust level %q", cfg.Trust)
+		}
+	}
+	if err != nil {
+		return nil, "", 0, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	return p, judgeModel, ttl, nil
+}
+
+// listRescan is how often list files are checked for changes.
+const listRescan = 2 * time.Second
+
+// rebuild reloads changed list files and rebuilds the policy gate. An
+// unusable list fails closed: every request is refused until it is fixed.
+func (g *TrustGate) rebuild(force bool) error {
+	now := g.now()
+	if !force && now.UnixNano() < g.nextScan.Load() {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !force && now.UnixNano() < g.nextScan.Load() {
+		return nil
+	}
+	g.nextScan.Store(now.Add(listRescan).UnixNano())
+	wc, wl, werr := g.white.load(g.log)
+	bc, bl, berr := g.black.load(g.log)
+	if err := errors.Join(werr, berr); err != nil {
+		msg := "this agent's access lists are unavailable; refusing requests until they are fixed"
+		g.listErr.Store(&msg)
+		return nil
+	}
+	if wc || bc || g.gate.Load() == nil {
+		cfg := g.cfg
+		cfg.Whitelist, cfg.Blacklist = wl, bl
+		pg, err := trust.NewGate(cfg)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+		g.gate.Store(pg)
+	}
+	if g.listErr.Load() != nil {
+		g.log.Info("trust: access lists readable again; admitting requests by policy")
+	}
+	g.listErr.Store(nil)
+	return nil
+}
+
+// Address returns the address requests must be signed to.
+func (g *TrustGate) Address() string { return g.self }
+
+// Policy returns the policy in force. Do not modify it.
+func (g *TrustGate) Policy() *trust.Policy { return g.cfg.Policy }
+
+// denial is a gate refusal with a message fit for the caller.
+type denial struct {
+	kind error // ErrUnauthorized or ErrForbidden
+	msg  string
+}
+
+func (d *denial) Error() string        { return d.msg }
+func (d *denial) Is(target error) bool { return target == d.kind }
+
+func unauthorized(msg string) error { return &denial{kind: ErrUnauthorized, msg: msg} }
+func forbidden(msg string) error    { return &denial{kind: ErrForbidden, msg: msg} }
+
+// verify checks a request's signature; an unsigned request gives "" and no
+// error.
+func (g *TrustGate) verify(ctx context.Context, r *Request) (*trust.Verified, error) {
+	if !r.Signed() {
+		return nil, nil
+	}
+	var m *trust.Verified
+	var err error
+	switch {
+	case r.Body != nil:
+		m, err = g.verifier.Verify(ctx, r.Body)
+		if errors.Is(err, trust.ErrUnsigned) && r.Header.Get(trust.HeaderSignature) != "" {
+			return nil, unauthorized("signed headers cover only body-less requests; sign the body as a payload envelope")
+		}
+	case r.Payload != nil || r.Signature != "" || r.From != "":
+		// A Request built without its message: the envelope alone (no
+		// outer fields for a digest to cover).
+		raw, _ := json.Marshal(map[string]any{"payload": r.Payload, "from": r.From, "signature": r.Signature})
+		m, err = g.verifier.Verify(ctx, raw)
+	default:
+		m, err = g.verifier.VerifyHeaders(ctx, r.Header, r.Method, r.Path)
+	}
+	if err != nil {
+		if errors.Is(err, trust.ErrUnauthorized) {
+			return nil, unauthorized(err.Error())
+		}
+		g.log.Error("trust: verifying a signature", "err", err)
+		return nil, fmt.Errorf("trust: %w", err)
+	}
+	return m, nil
+}
+
+// Admit implements Gate.
+func (g *TrustGate) Admit(ctx context.Context, r *Request) (Caller, error) {
+	m, err := g.verify(ctx, r)
+	if err != nil {
+		return Caller{}, err
+	}
+	if err := g.rebuild(false); err != nil {
+		return Caller{}, err
+	}
+	if msg := g.listErr.Load(); msg != nil {
+		return Caller{}, forbidden(*msg)
+	}
+	var c trust.Caller
+	if m != nil {
+		c = trust.Caller{Address: m.From, Credentials: trust.CredentialsFromPayload(m.Payload)}
+	}
+	d, err := g.gate.Load().Decide(ctx, c)
+	if err != nil {
+		g.log.Error("trust: deciding", "err", err)
+		return Caller{}, fmt.Errorf("trust: %w", err)
+	}
+	if d.Promoted && g.cache != nil {
+		g.cache.Forget(c.Address)
+	}
+	switch d.Outcome {
+	case trust.OutcomeAllow:
+		return Caller{Address: c.Address, Level: string(d.Level),
+			SeesAll: c.Address == "" && g.anonAll || c.Address == g.self}, nil
+	case trust.OutcomeOnboard:
+		return Caller{}, &OnboardRequired{Identity: c.Address, Methods: d.Methods, PaymentAmount: float64(d.PaymentAmount), Reason: d.Reason}
+	}
+	if d.SignatureRequired {
+		msg := "signature required"
+		if d.Reason != "" {
+			msg += ": " + d.Reason
+		}
+		return Caller{}, unauthorized(msg)
+	}
+	return Caller{}, forbidden(d.Reason)
+}
+
+// Onboard implements Onboarder: a signed ONBOARD_SUBMIT with an invite
+// code or a payment makes its signer a contact.
+func (g *TrustGate) Onboard(ctx context.Context, r *Request) (Caller, string, error) {
+	m, err := g.verify(ctx, r)
+	if err != nil {
+		return Caller{}, "", err
+	}
+	if m == nil {
+		return Caller{}, "", unauthorized("signature required: sign ONBOARD_SUBMIT with the identity to onboard")
+	}
+	if err := g.rebuild(false); err != nil {
+		return Caller{}, "", err
+	}
+	if msg := g.listErr.Load(); msg != nil {
+		return Caller{}, "", forbidden(*msg)
+	}
+	level, err := g.gate.Load().Onboard(ctx, m.From, trust.CredentialsFromPayload(m.Payload))
+	if errors.Is(err, trust.ErrOnboardingFailed) {
+		return Caller{}, "", forbidden(err.Error())
+	}
+	if err != nil {
+		g.log.Error("trust: onboarding", "err", err)
+		return Caller{}, "", fmt.Errorf("trust: %w", err)
+	}
+	if g.cache != nil {
+		g.cache.Forget(m.From)
+	}
+	return Caller{Address: m.From, Level: string(level), SeesAll: m.From == g.self},
+		"welcome: you are now a " + string(level) + " of this agent", nil
+}
+
+// Admin verifies a signed admin operation (trust.SignAdmin: signed by the
+// host's own identity, addressed to it) and applies it. It returns the
+// operation and the address's effective level afterwards.
+func (g *TrustGate) Admin(ctx context.Context, raw []byte) (trust.AdminOp, trust.Level, error) {
+	op, err := g.verifier.VerifyAdmin(ctx, raw)
+	if err != nil {
+		if errors.Is(err, trust.ErrUnauthorized) {
+			return op, "", unauthorized(err.Error())
+		}
+		return op, "", fmt.Errorf("trust: %w", err)
+	}
+	if err := g.rebuild(false); err != nil {
+		return op, "", err
+	}
+	if msg := g.listErr.Load(); msg != nil {
+		return op, "", errorf(503, "%s", *msg)
+	}
+	level, err := g.gate.Load().Apply(ctx, op)
+	if err != nil {
+		if strings.Contains(err.Error(), "unblock it first") {
+			return op, "", errorf(409, "%s", err.Error())
+		}
+		return op, "", fmt.Errorf("trust: %w", err)
+	}
+	if g.cache != nil {
+		g.cache.Forget(op.Address)
+	}
+	return op, level, nil
+}
