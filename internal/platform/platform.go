@@ -73,6 +73,11 @@ type Config struct {
 	// SessionPage serves session pages once their capability checked;
 	// nil is the web UI's page (internal/web/session).
 	SessionPage http.Handler
+	// RuntimeTimeout bounds a call forwarded to a runtime (default 30 s).
+	RuntimeTimeout time.Duration
+	// MaxUploadFile and MaxUploadTotal override the seed's upload limits
+	// (50 MB per file, 100 MB per agent).
+	MaxUploadFile, MaxUploadTotal int64
 	// TokenTouchInterval throttles last-used writes per token. Default 1 min.
 	TokenTouchInterval time.Duration
 	// Now and NewID are the clock and id seams. Defaults time.Now, ids.New.
@@ -192,7 +197,8 @@ func build(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 		Store: st, Auth: auth.NewAuthenticator(st, cfg.Now, cfg.TokenTouchInterval, log),
 		Agents: mgr, Secrets: sec, Logger: log, Now: cfg.Now, NewID: cfg.NewID, BaseURL: s.BaseURL,
 		Capabilities: capability.New(key), FrameAncestors: cfg.FrameAncestors, SessionPage: cfg.SessionPage,
-		TempDir: filepath.Join(cfg.DataDir, "tmp"),
+		TempDir: filepath.Join(cfg.DataDir, "tmp"), RuntimeTimeout: cfg.RuntimeTimeout,
+		MaxUploadFile: cfg.MaxUploadFile, MaxUploadTotal: cfg.MaxUploadTotal,
 	})
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "tmp"), 0o700); err != nil {
 		return nil, fmt.Errorf("platform: %w", err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agenthost/agenthost/internal/platform"
 	"github.com/agenthost/agenthost/internal/platform/agents"
 	"github.com/agenthost/agenthost/internal/platform/platformtest"
 	"github.com/agenthost/agenthost/internal/platform/store"
@@ -19,7 +20,11 @@ import (
 	"github.com/agenthost/agenthost/internal/runtime/runtimetest"
 )
 
-func TestMain(m *testing.M) { os.Exit(runtimetest.Main(m)) }
+func TestMain(m *testing.M) {
+	code := runtimetest.Main(m)
+	platformtest.Cleanup()
+	os.Exit(code)
+}
 
 // rig is a platform with the real process driver running the fake
 // runtime.
@@ -42,10 +47,17 @@ func ports() agents.PortRange {
 // newRig starts a platform whose runtimes are the fake runtime with args.
 func newRig(t *testing.T, pg bool, cfg agents.Config, args ...string) *rig {
 	t.Helper()
-	r := &rig{t: t, opts: platformtest.Options{Postgres: pg, DataDir: t.TempDir(), Logs: &platformtest.Buffer{}}}
 	if cfg.Command == nil {
 		cfg.Command = append([]string{runtimetest.FakeRuntime(t)}, args...)
 	}
+	return newRigWith(t, pg, cfg, nil)
+}
+
+// newRigWith starts a platform running cfg.Command as its runtimes;
+// configure adjusts the platform's Config.
+func newRigWith(t *testing.T, pg bool, cfg agents.Config, configure func(*platform.Config)) *rig {
+	t.Helper()
+	r := &rig{t: t, opts: platformtest.Options{Postgres: pg, DataDir: t.TempDir(), Logs: &platformtest.Buffer{}, Configure: configure}}
 	if cfg.Ports == (agents.PortRange{}) {
 		cfg.Ports = ports()
 	}

@@ -42,6 +42,8 @@ type Options struct {
 	Agents agents.Config
 	// Logs receives the platform's logs; nil makes a new buffer.
 	Logs *Buffer
+	// Configure, when set, adjusts the platform's Config last.
+	Configure func(*platform.Config)
 }
 
 // Env is a running platform.
@@ -73,10 +75,14 @@ func Start(t testing.TB, o Options) *Env {
 		o.Logs = &Buffer{}
 	}
 	log := slog.New(slog.NewTextHandler(o.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := platform.New(platform.Config{
+	cfg := platform.Config{
 		DataDir: o.DataDir, Database: o.DSN, Driver: o.Driver, Logger: log, Agents: o.Agents,
 		Getenv: func(string) string { return "" },
-	})
+	}
+	if o.Configure != nil {
+		o.Configure(&cfg)
+	}
+	srv, err := platform.New(cfg)
 	if err != nil {
 		t.Fatalf("platform.New: %v", err)
 	}
