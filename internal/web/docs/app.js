@@ -12,7 +12,11 @@ const el = (tag, cls, text) => {
 
 // ---- tabs ----
 function showTab(name) {
-  document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t.dataset.tab === name));
+  document.querySelectorAll(".tab").forEach((t) => {
+    const on = t.dataset.tab === name;
+    t.classList.toggle("active", on);
+    if (on) t.setAttribute("aria-current", "page"); else t.removeAttribute("aria-current");
+  });
   $("chat").hidden = name !== "chat";
   $("reference").hidden = name !== "reference";
 }
@@ -36,9 +40,12 @@ async function loadInfo() {
   const ex = $("examples");
   ex.replaceChildren();
   (info.examples.length ? info.examples : ["Hello!", "use add on 2 and 3"]).forEach((p) => {
-    const li = el("li", "", p);
-    li.title = "Put this in the prompt box";
-    li.addEventListener("click", () => { $("prompt").value = p; $("prompt").focus(); });
+    const li = el("li");
+    const b = el("button", "", p);
+    b.type = "button";
+    b.title = "Put this in the prompt box";
+    b.addEventListener("click", () => { $("prompt").value = p; $("prompt").focus(); });
+    li.append(b);
     ex.append(li);
   });
   $("tools").replaceChildren(...(info.tools.length ? info.tools : ["(none)"]).map((t) => el("li", "", t)));
@@ -161,18 +168,11 @@ function handle(m) {
       toolResult(m.tool_id, m.name, m.status, m.result, m.timing_ms);
       break;
     case "approval_needed":
-      promptCard(`Allow ${m.tool}?`, m.description || "", JSON.stringify(m.arguments, null, 1), [
-        ["Allow once", () => send({ type: "APPROVAL_RESPONSE", approved: true, scope: "once" })],
-        ["Allow for this session", () => send({ type: "APPROVAL_RESPONSE", approved: true, scope: "session" })],
-        ["Deny", () => send({ type: "APPROVAL_RESPONSE", approved: false, feedback: window.prompt("Why? (optional, shown to the agent)") || "" })],
-      ]);
+      approvalCard(m);
       break;
-    case "ask_user": {
-      const opts = (m.options || []).map((o) => [o, () => send({ type: "ASK_USER_RESPONSE", answer: o })]);
-      opts.push(["Type an answer…", () => send({ type: "ASK_USER_RESPONSE", answer: window.prompt(m.text) || "" })]);
-      promptCard(m.text, "", "", opts);
+    case "ask_user":
+      askCard(m);
       break;
-    }
     case "session_sync":
       break;
     case "OUTPUT":
@@ -198,21 +198,81 @@ function handle(m) {
   }
 }
 
-function promptCard(title, desc, detail, buttons) {
-  const card = el("div", "prompt-card");
-  card.append(el("strong", "", title));
+// promptCard shows a question the agent waits on: title, details, extra
+// controls, and buttons; answering disables the whole card.
+function promptCard(kind, title, desc, detail, controls, buttons) {
+  const card = el("div", "prompt-card " + kind);
+  card.setAttribute("role", "group");
+  const h = el("strong", "", title);
+  h.id = "pc" + Math.random().toString(36).slice(2);
+  card.setAttribute("aria-labelledby", h.id);
+  card.append(h);
   if (desc) card.append(el("div", "muted", desc));
   if (detail) card.append(el("pre", "", detail));
+  controls.forEach((c) => card.append(c));
   const row = el("div", "buttons");
   for (const [label, fn] of buttons) {
     const b = el("button", "", label);
     b.type = "button";
-    b.addEventListener("click", () => { row.querySelectorAll("button").forEach((x) => (x.disabled = true)); b.classList.add("chosen"); fn(); });
+    b.addEventListener("click", () => {
+      if (fn() === false) return;
+      card.querySelectorAll("button, input").forEach((x) => (x.disabled = true));
+      b.classList.add("chosen");
+    });
     row.append(b);
   }
   card.append(row);
   $("messages").append(card);
   scroll();
+  row.querySelector("button").focus({ preventScroll: true });
+  return card;
+}
+
+function approvalCard(m) {
+  const why = el("input");
+  why.type = "text";
+  why.placeholder = "Reason (optional, shown to the agent)";
+  why.setAttribute("aria-label", "Reason for denying (optional)");
+  const row = el("div", "buttons");
+  row.append(why);
+  promptCard("approval", `Allow ${m.tool}?`, m.description || "", JSON.stringify(m.arguments, null, 1), [row], [
+    ["Allow once", () => send({ type: "APPROVAL_RESPONSE", approved: true, scope: "once" })],
+    ["Allow for this session", () => send({ type: "APPROVAL_RESPONSE", approved: true, scope: "session" })],
+    ["Deny", () => send({ type: "APPROVAL_RESPONSE", approved: false, feedback: why.value.trim() })],
+  ]);
+}
+
+function askCard(m) {
+  const opts = m.options || [];
+  const other = el("input");
+  other.type = "text";
+  other.placeholder = "Or type an answer";
+  other.setAttribute("aria-label", "Your own answer");
+  if (m.multi_select && opts.length) {
+    const fs = el("fieldset");
+    fs.append(el("legend", "visually-hidden", "Choose one or more"));
+    for (const o of opts) {
+      const lab = el("label");
+      const cb = el("input");
+      cb.type = "checkbox";
+      cb.value = o;
+      lab.append(cb, " " + o);
+      fs.append(lab);
+    }
+    promptCard("ask", m.text, "", "", [fs, other], [["Submit", () => {
+      const picked = [...fs.querySelectorAll("input:checked")].map((x) => x.value);
+      if (other.value.trim()) picked.push(other.value.trim());
+      if (!picked.length) return false;
+      send({ type: "ASK_USER_RESPONSE", answer: picked });
+    }]]);
+    return;
+  }
+  const buttons = opts.map((o) => [o, () => send({ type: "ASK_USER_RESPONSE", answer: o })]);
+  buttons.push(["Send answer", () => {
+    if (!other.value.trim()) { other.focus(); return false; }
+    send({ type: "ASK_USER_RESPONSE", answer: other.value.trim() });
+  }]);
+  promptCard("ask", m.text, "", "", [other], buttons);
 }
 
 // ---- composer ----
