@@ -238,3 +238,31 @@ func (r *rig) pid(id string) int {
 	}
 	return st.PID
 }
+
+type platformtestResponse = platformtest.Response
+
+// clientNoToken sends requests with only the given headers.
+type clientNoToken struct{ base string }
+
+func (c *clientNoToken) do(t *testing.T, method, path string, body any, header map[string]string) *platformtest.Response {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, c.base+path, rd)
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return &platformtest.Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
