@@ -1,0 +1,303 @@
+package host_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agenthost/agenthost/host"
+	"github.com/agenthost/agenthost/internal/store/sqlite"
+	"github.com/agenthost/agenthost/trust"
+)
+
+// TestTrustSignedInput covers the verification of signed POST /input over
+// a real connection: a good request, its replay, an expired timestamp, a
+// wrong recipient, a forged signature and tampering with what the payload
+// digest covers.
+func TestTrustSignedInput(t *testing.T) {
+	h := startTrustHost(t, t.TempDir())
+	alice := newIdentity(t)
+	now := time.Now()
+
+	good := signedInput(t, alice, h.Address(), now, map[string]any{"prompt": "hello"}, nil)
+	code, m := postRaw(t, h.URL, good)
+	wantStatus(t, code, 200, m)
+	code, m = postRaw(t, h.URL, good)
+	wantError(t, code, 401, m, "already used")
+
+	code, m = postRaw(t, h.URL, signedInput(t, alice, h.Address(), now.Add(-400*time.Second), map[string]any{"prompt": "hello"}, nil))
+	wantError(t, code, 401, m, "expired")
+	code, m = postRaw(t, h.URL, signedInput(t, alice, h.Address(), now.Add(400*time.Second), map[string]any{"prompt": "hello"}, nil))
+	wantError(t, code, 401, m, "expired")
+
+	other := newIdentity(t)
+	code, m = postRaw(t, h.URL, signedInput(t, alice, other.Address(), now, map[string]any{"prompt": "hello"}, nil))
+	wantError(t, code, 401, m, "wrong recipient")
+
+	// Forged: the prompt changed after signing; or signed by another key.
+	var forged map[string]any
+	json.Unmarshal(signedInput(t, alice, h.Address(), now, map[string]any{"prompt": "hello"}, nil), &forged)
+	forged["payload"].(map[string]any)["prompt"] = "transfer everything"
+	code, m = post(t, h.testHost(), forged)
+	wantError(t, code, 401, m, "invalid signature")
+	json.Unmarshal(signedInput(t, other, h.Address(), now, map[string]any{"prompt": "hi"}, nil), &forged)
+	forged["from"] = alice.Address()
+	code, m = post(t, h.testHost(), forged)
+	wantError(t, code, 401, m, "invalid signature")
+
+	// A digest binds the session and attachments to the signature.
+	file := []map[string]any{{"name": "a.txt", "data": "data:text/plain;base64,aGVsbG8="}}
+	fj, _ := json.Marshal(file)
+	digest, err := trust.BodyDigest(nil, nil, fj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := signedInput(t, alice, h.Address(), now, map[string]any{"prompt": "read the file", "digest": digest}, map[string]any{"files": file})
+	var tampered map[string]any
+	json.Unmarshal(body, &tampered)
+	tampered["files"] = []map[string]any{{"name": "a.txt", "data": "data:text/plain;base64,ZXZpbA=="}}
+	code, m = post(t, h.testHost(), tampered)
+	wantError(t, code, 401, m, "digest")
+	tampered["files"] = file
+	tampered["session"] = map[string]any{"session_id": "injected-session-0001", "messages": []any{}}
+	code, m = post(t, h.testHost(), tampered)
+	wantError(t, code, 401, m, "digest")
+	code, m = postRaw(t, h.URL, body)
+	wantStatus(t, code, 200, m)
+
+	// Malformed envelopes are 401 too, never 500.
+	code, m = post(t, h.testHost(), map[string]any{"payload": map[string]any{"prompt": "x"}, "from": alice.Address()})
+	wantError(t, code, 401, m)
+}
+
+// TestTrustSessionsPerCaller: signed callers list only their own sessions
+// and get 404 for another caller's; unsigned listing is 401 under careful.
+func TestTrustSessionsPerCaller(t *testing.T) {
+	h := startTrustHost(t, t.TempDir())
+	alice, bob := newIdentity(t), newIdentity(t)
+	code, m := postRaw(t, h.URL, signedInput(t, alice, h.Address(), time.Now(), map[string]any{"prompt": "My name is Alice"}, nil))
+	wantStatus(t, code, 200, m)
+	aid := m["session_id"].(string)
+	code, m = postRaw(t, h.URL, signedInput(t, bob, h.Address(), time.Now(), map[string]any{"prompt": "hi"}, nil))
+	wantStatus(t, code, 200, m)
+	bid := m["session_id"].(string)
+	code, m = post(t, h.testHost(), map[string]any{"prompt": "anonymous"})
+	wantStatus(t, code, 200, m)
+
+	code, m = signedGet(t, alice, h.URL, "/sessions")
+	wantStatus(t, code, 200, m)
+	list := m["sessions"].([]any)
+	if len(list) != 1 || list[0].(map[string]any)["session_id"] != aid {
+		t.Fatalf("alice lists %v", list)
+	}
+	code, m = signedGet(t, bob, h.URL, "/sessions/"+aid)
+	wantError(t, code, 404, m)
+	code, m = signedGet(t, bob, h.URL, "/sessions/"+bid)
+	wantStatus(t, code, 200, m)
+	code, m, _ = do(t, "GET", h.URL+"/sessions", nil)
+	wantError(t, code, 401, m, "signature required")
+	code, m, _ = do(t, "GET", h.URL+"/sessions/"+aid, nil)
+	wantError(t, code, 404, m)
+
+	// Bob naming alice's session gets a new one.
+	code, m = postRaw(t, h.URL, signedInput(t, bob, h.Address(), time.Now(), map[string]any{"prompt": "What is my name?"}, map[string]any{"session_id": aid}))
+	wantStatus(t, code, 200, m)
+	if m["session_id"] == aid || strings.Contains(m["result"].(string), "Alice") {
+		t.Fatalf("bob continued alice's session: %v", m)
+	}
+	// A signed GET with a bad signature is 401.
+	hd := trust.SignHeaders(alice, "GET", "/sessions", time.Now())
+	code, m, _ = do(t, "GET", h.URL+"/sessions/"+aid, nil, trust.HeaderFrom, alice.Address(),
+		trust.HeaderSignature, hd.Get(trust.HeaderSignature), trust.HeaderTimestamp, hd.Get(trust.HeaderTimestamp))
+	wantError(t, code, 401, m, "invalid signature")
+}
+
+// TestTrustLists: a blacklisted caller with a valid signature is refused,
+// whitelisted callers pass strict, patterns and comments work, the
+// blacklist wins, and an unreadable list fails closed with a log line.
+func TestTrustLists(t *testing.T) {
+	good, bad, stranger := newIdentity(t), newIdentity(t), newIdentity(t)
+	dir := t.TempDir()
+	listFile := filepath.Join(dir, "white.txt")
+	writeFile(t, listFile, "# partners\n"+good.Address()+"  # good one\n\n"+bad.Address()[:10]+"*\n")
+	var logs logBuffer
+	// Whitelist from a file (next to host.yaml), blacklist inline.
+	writeFile(t, filepath.Join(dir, ".co", "host.yaml"), "trust: strict\nwhitelist: ../white.txt\nblacklist:\n  - "+bad.Address()+"\n")
+	h := startTrustHost(t, dir, host.WithLogger(logs.logger()))
+	send := func(id *trust.Identity) (int, map[string]any) {
+		return postRaw(t, h.URL, signedInput(t, id, h.Address(), time.Now(), map[string]any{"prompt": "hi"}, nil))
+	}
+	code, m := send(good)
+	wantStatus(t, code, 200, m)
+	code, m = send(bad) // matches the whitelist pattern too: the blacklist wins
+	wantError(t, code, 403, m, "blocked")
+	if strings.Contains(m["error"].(string), bad.Address()[:10]) {
+		t.Fatalf("denial leaks the list: %v", m)
+	}
+	code, m = send(stranger)
+	wantError(t, code, 403, m)
+	code, m = post(t, h.testHost(), map[string]any{"prompt": "hi"})
+	wantError(t, code, 401, m, "signature required")
+
+	// The list file becomes unreadable: everyone is refused, and the log
+	// says why (naming the file, not its contents).
+	if err := os.Remove(listFile); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2100 * time.Millisecond) // lists are rechecked every 2 s
+	code, m = send(good)
+	wantError(t, code, 403, m, "access lists are unavailable")
+	if l := logs.String(); !strings.Contains(l, "access list unusable") || !strings.Contains(l, "white.txt") || strings.Contains(l, good.Address()) {
+		t.Fatalf("log: %s", l)
+	}
+	writeFile(t, listFile, good.Address()+"\n")
+	time.Sleep(2100 * time.Millisecond)
+	code, m = send(good)
+	wantStatus(t, code, 200, m)
+
+	// A malformed list at start fails closed too.
+	writeFile(t, listFile, "not-an-address\n")
+	h2 := startTrustHost(t, t.TempDir(), host.WithTrust("careful"), host.WithConfigFile(filepath.Join(dir, ".co", "host.yaml")))
+	code, m = post(t, h2.testHost(), map[string]any{"prompt": "hi"})
+	wantError(t, code, 403, m, "access lists")
+}
+
+// TestTrustOnboardingHTTP: invite code in the signed payload, payment from
+// the credits ledger, refusals for a wrong code, a low payment and too few
+// credits.
+func TestTrustOnboardingHTTP(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, ".co", "host.yaml"), "trust:\n  onboard:\n    invite_code: [BETA2024]\n    payment: 10\n  default: deny\n")
+	h := startTrustHost(t, dir)
+	ann, ben := newIdentity(t), newIdentity(t)
+	n := 0
+	send := func(id *trust.Identity, fields map[string]any) (int, map[string]any) {
+		n++ // same payload in the same second would be a replay
+		fields["prompt"] = "hi #" + strconv.Itoa(n)
+		return postRaw(t, h.URL, signedInput(t, id, h.Address(), time.Now(), fields, nil))
+	}
+	code, m := send(ann, map[string]any{})
+	wantError(t, code, 403, m, "onboarding required", "invite code")
+	code, m = send(ann, map[string]any{"invite_code": "WRONG"})
+	wantError(t, code, 403, m, "invalid invite code")
+	code, m = send(ann, map[string]any{"invite_code": "BETA2024"})
+	wantStatus(t, code, 200, m)
+	code, m = send(ann, map[string]any{}) // a contact now
+	wantStatus(t, code, 200, m)
+
+	code, m = send(ben, map[string]any{"payment": 5})
+	wantError(t, code, 403, m, "below the required amount")
+	code, m = send(ben, map[string]any{"payment": 10})
+	wantError(t, code, 403, m, "insufficient credits")
+	// The operator grants credits in the host's database (as `agenthost
+	// credits grant` does, from another connection).
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, ".co", sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tr := st.Trust(nil)
+	if _, err := tr.Grant(context.Background(), ben.Address(), 15); err != nil {
+		t.Fatal(err)
+	}
+	code, m = send(ben, map[string]any{"payment": 10})
+	wantStatus(t, code, 200, m)
+	if b, _ := tr.Balance(context.Background(), ben.Address()); b != 5 {
+		t.Fatalf("balance after paying 10 of 15 = %d", b)
+	}
+	if l, _ := tr.Level(context.Background(), ben.Address()); l != trust.LevelContact {
+		t.Fatalf("ben's stored level = %q", l)
+	}
+}
+
+// TestTrustOnboardingWS: ONBOARD_REQUIRED, a refused ONBOARD_SUBMIT, then
+// ONBOARD_SUCCESS, after which the pending CONNECT and INPUT go on.
+func TestTrustOnboardingWS(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, ".co", "host.yaml"), "trust:\n  onboard:\n    invite_code: [BETA2024]\n    payment: 3\n  default: deny\n")
+	h := startTrustHost(t, dir)
+	id := newIdentity(t)
+	w := dialTrustWS(t, h)
+	w.send(signedFrame(t, id, h.Address(), "CONNECT", nil, nil))
+	req := w.read()
+	methods, _ := json.Marshal(req["methods"])
+	if req["type"] != "ONBOARD_REQUIRED" || req["identity"] != id.Address() || string(methods) != `["invite_code","payment"]` || req["payment_amount"] != 3.0 {
+		t.Fatalf("want ONBOARD_REQUIRED, got %v", req)
+	}
+	w.send(signedFrame(t, id, h.Address(), "ONBOARD_SUBMIT", map[string]any{"invite_code": "nope"}, nil))
+	if e := w.read(); e["type"] != "ERROR" || e["code"] != "forbidden" || !strings.Contains(e["message"].(string), "invalid invite code") {
+		t.Fatalf("wrong code: %v", e)
+	}
+	w.send(signedFrame(t, id, h.Address(), "ONBOARD_SUBMIT", map[string]any{"payment": 3}, nil))
+	if e := w.read(); e["type"] != "ERROR" || !strings.Contains(e["message"].(string), "insufficient credits") {
+		t.Fatalf("payment without credits: %v", e)
+	}
+	w.send(map[string]any{"type": "ONBOARD_SUBMIT", "payload": map[string]any{"invite_code": "BETA2024"}})
+	if e := w.read(); e["type"] != "ERROR" || e["code"] != "unauthorized" {
+		t.Fatalf("unsigned submit: %v", e)
+	}
+	w.send(signedFrame(t, id, h.Address(), "ONBOARD_SUBMIT", map[string]any{"invite_code": "BETA2024"}, nil))
+	ok := w.read()
+	if ok["type"] != "ONBOARD_SUCCESS" || ok["identity"] != id.Address() || ok["level"] != "contact" {
+		t.Fatalf("want ONBOARD_SUCCESS, got %v", ok)
+	}
+	if c := w.read(); c["type"] != "CONNECTED" || c["status"] != "new" {
+		t.Fatalf("the pending CONNECT did not continue: %v", c)
+	}
+	w.send(map[string]any{"type": "INPUT", "prompt": "use add on 2 and 3"})
+	if out, _ := w.until("OUTPUT", "ERROR"); out["type"] != "OUTPUT" || !strings.Contains(out["result"].(string), "5") {
+		t.Fatalf("run after onboarding: %v", out)
+	}
+
+	// A signed INPUT without CONNECT, pending onboarding by payment.
+	payer := newIdentity(t)
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, ".co", sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	st.Trust(nil).Grant(context.Background(), payer.Address(), 3)
+	w2 := dialTrustWS(t, h)
+	w2.send(signedFrame(t, payer, h.Address(), "INPUT", nil, map[string]any{"prompt": "use add on 1 and 1"}))
+	if r := w2.read(); r["type"] != "ONBOARD_REQUIRED" {
+		t.Fatalf("want ONBOARD_REQUIRED, got %v", r)
+	}
+	w2.send(signedFrame(t, payer, h.Address(), "ONBOARD_SUBMIT", map[string]any{"payment": 3}, nil))
+	if r := w2.read(); r["type"] != "ONBOARD_SUCCESS" {
+		t.Fatalf("payment: %v", r)
+	}
+	if out, _ := w2.until("OUTPUT", "ERROR"); out["type"] != "OUTPUT" || !strings.Contains(out["result"].(string), "2") {
+		t.Fatalf("pending INPUT after onboarding: %v", out)
+	}
+}
+
+// TestTrustWSVerification: CONNECT frames are verified like POST bodies.
+func TestTrustWSVerification(t *testing.T) {
+	h := startTrustHost(t, t.TempDir())
+	id := newIdentity(t)
+	frame := signedFrame(t, id, h.Address(), "CONNECT", nil, nil)
+	w := dialTrustWS(t, h)
+	w.send(frame)
+	if c := w.read(); c["type"] != "CONNECTED" {
+		t.Fatalf("signed CONNECT: %v", c)
+	}
+	w.send(frame)
+	if e := w.read(); e["type"] != "ERROR" || e["code"] != "unauthorized" || !strings.Contains(e["message"].(string), "already used") {
+		t.Fatalf("replayed CONNECT: %v", e)
+	}
+	w.send(signedFrame(t, id, newIdentity(t).Address(), "CONNECT", nil, nil))
+	if e := w.read(); e["type"] != "ERROR" || !strings.Contains(e["message"].(string), "wrong recipient") {
+		t.Fatalf("CONNECT to another agent: %v", e)
+	}
+	forged := signedFrame(t, id, h.Address(), "CONNECT", nil, nil)
+	forged["from"] = newIdentity(t).Address()
+	w.send(forged)
+	if e := w.read(); e["type"] != "ERROR" || !strings.Contains(e["message"].(string), "invalid signature") {
+		t.Fatalf("forged CONNECT: %v", e)
+	}
+}
