@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 )
@@ -267,11 +269,36 @@ func (p *Page) Click(sel string) {
 	p.Run(chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
 }
 
-// Type focuses the element and types text (\n is Enter).
+// Type focuses the element and types text. A "\n" presses Enter as a
+// person does: a key down the page may cancel (to send a message) and a
+// key up, with no character typed after a cancelled key down.
 func (p *Page) Type(sel, text string) {
 	p.T.Helper()
-	p.Run(chromedp.SendKeys(chromedp.CSS(sel), text, chromedp.NodeVisible))
+	var steps []chromedp.Action[chromedp.Void]
+	for i, part := range strings.Split(text, "\n") {
+		if i > 0 {
+			steps = append(steps, enter)
+		}
+		if part != "" || i == 0 {
+			steps = append(steps, chromedp.SendKeys(chromedp.CSS(sel), part, chromedp.NodeVisible))
+		}
+	}
+	p.Run(steps...)
 }
+
+// enter presses Enter with no char event: chromedp's SendKeys("\n") types
+// a newline even when the page cancels the key down, which no browser does.
+var enter = chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+	for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeRawKeyDown, input.DispatchKeyEventTypeKeyUp} {
+		_, err := cdp.Call(ctx, t, input.DispatchKeyEvent, input.DispatchKeyEventParams{
+			Type: typ, Key: "Enter", Code: "Enter", WindowsVirtualKeyCode: 13, NativeVirtualKeyCode: 13,
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+})
 
 // SetValue sets an input's value directly (no key events).
 func (p *Page) SetValue(sel, value string) {

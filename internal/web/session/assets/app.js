@@ -108,8 +108,25 @@ const stream = new EventStream(queued, (st, wait) => {
     else refreshPending();
   } else if (st === "retrying") {
     setConn(`Reconnecting in ${Math.round(wait / 100) / 10} s…`, "bad");
+    probe();
   }
 });
+
+// probe asks why the event stream failed: without access there is no
+// point in retrying.
+async function probe() {
+  try {
+    await api("status");
+  } catch (e) {
+    if (e.status === 401 || e.status === 404) {
+      stream.close();
+      setConn("No access", "bad");
+      showAlert("This session link does not work (" + e.message + "). Ask for a new one.");
+    } else if (e.status) {
+      showAlert(e.message);
+    }
+  }
+}
 
 // ---- loading ----
 async function loadAll() {

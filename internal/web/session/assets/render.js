@@ -208,7 +208,7 @@ function showPending(kind, item, make) {
   if (box.querySelector(`.card.${kind}[data-id="${CSS.escape(item.id)}"]`)) return;
   const card = make();
   box.append(card);
-  const typing = document.activeElement && document.activeElement.id === "prompt" && $("prompt").value;
+  const typing = document.activeElement && document.activeElement.id === "prompt" && $("prompt").value.trim();
   if (!typing) {
     const first = card.querySelector("input[type=radio], input[type=checkbox], button");
     if (first) first.focus({ preventScroll: true });
