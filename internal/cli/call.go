@@ -3,128 +3,173 @@ package cli
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+
+	"github.com/agenthost/agenthost/client"
+	"github.com/agenthost/agenthost/trust"
 )
 
 func init() {
-	var session string
+	var (
+		session, relayURL, invite, keys string
+		unsigned                        bool
+	)
 	register(&Command{
 		Name:  "call",
-		Usage: "[--session ID] URL PROMPT",
+		Usage: "[--session ID] [--relay URL] [--invite CODE] [--unsigned] URL|ADDRESS PROMPT",
 		Short: "send a prompt to a hosted agent and stream the answer",
 		Long: `Connects to the agent at URL (http://localhost:8000, host:port or ws://…/ws),
-sends PROMPT and streams the answer, showing tool calls as they run. Tools
-that need approval and questions from the agent are asked on the terminal.
-The session id is printed at the end; pass it with --session to continue
-the conversation.`,
+or at ADDRESS (0x…) through a relay, sends PROMPT and streams the answer,
+showing tool calls as they run. Tools that need approval and questions from
+the agent are asked on the terminal. The session id is printed at the end;
+pass it with --session to continue the conversation.
+
+Requests are signed with your key: .co/keys/agent.key in this directory when
+it has one, else ~/.co/keys/agent.key (created on first use). An agent given
+by address is looked up on the relay (--relay, default $AGENTHOST_RELAY_URL):
+its announced endpoints are tried first, the relay carries the session
+otherwise. Agents that admit strangers after onboarding take --invite.`,
 		Flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&session, "session", "", "continue this session")
+			fs.StringVar(&relayURL, "relay", "", "relay for agents given by address (default $AGENTHOST_RELAY_URL)")
+			fs.StringVar(&invite, "invite", "", "invite code, if the agent asks strangers to onboard")
+			fs.StringVar(&keys, "keys", "", "directory holding keys/agent.key (default .co here, else ~/.co)")
+			fs.BoolVar(&unsigned, "unsigned", false, "send unsigned requests (an anonymous caller)")
 		},
 		Run: func(ctx context.Context, env *Env, args []string) error {
 			if len(args) < 2 {
-				return Usagef("want URL and PROMPT")
+				return Usagef("want URL or ADDRESS, and PROMPT")
 			}
-			return call(ctx, env, args[0], strings.Join(args[1:], " "), session)
+			opts := []client.Option{client.WithSession(session), client.WithInviteCode(invite)}
+			if r := relayURL; r != "" || env.Getenv(client.EnvRelayURL) != "" {
+				if r == "" {
+					r = env.Getenv(client.EnvRelayURL)
+				}
+				opts = append(opts, client.WithRelay(r))
+			}
+			if unsigned {
+				opts = append(opts, client.WithoutSigning())
+			} else {
+				id, err := callerKeys(env, keys)
+				if err != nil {
+					return err
+				}
+				opts = append(opts, client.WithKeys(id))
+			}
+			return call(ctx, env, args[0], strings.Join(args[1:], " "), opts)
 		},
 	})
 }
 
-func call(ctx context.Context, env *Env, url, prompt, session string) error {
-	conn, err := dialAgent(ctx, url)
+// callerKeys loads (or creates) the key `call` signs with: in dir when
+// given, else the project's .co when it holds a key, else ~/.co; without a
+// home directory, the project's .co.
+func callerKeys(env *Env, dir string) (*trust.Identity, error) {
+	if dir == "" {
+		local := filepath.Join(env.Dir, ".co")
+		dir = local
+		if _, err := os.Stat(filepath.Join(local, trust.KeyFile)); err != nil {
+			if home := env.Getenv("HOME"); home != "" {
+				dir = filepath.Join(home, ".co")
+			}
+		}
+	} else if !filepath.IsAbs(dir) {
+		dir = filepath.Join(env.Dir, dir)
+	}
+	id, created, err := trust.LoadOrCreateIdentity(dir)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("your key: %w", err)
 	}
-	defer conn.close()
-	if session != "" {
-		if err := conn.send(ctx, map[string]any{"type": "CONNECT", "session_id": session}); err != nil {
-			return err
-		}
-		f, err := conn.read(ctx)
-		if err != nil {
-			return err
-		}
-		if f["type"] == "ERROR" {
-			return fmt.Errorf("agent: %s", f.str("message"))
-		}
-		if f.str("session_id") != session {
-			fmt.Fprintf(env.Stderr, "(session %s is not available; a new one was started)\n", session)
-		}
+	if created {
+		fmt.Fprintf(env.Stderr, "created your identity %s (%s)\n", id.Address(), filepath.Join(dir, trust.KeyFile))
 	}
-	if err := conn.send(ctx, map[string]any{"type": "INPUT", "prompt": prompt}); err != nil {
-		return err
-	}
+	return id, nil
+}
+
+func call(ctx context.Context, env *Env, target, prompt string, opts []client.Option) error {
 	in := bufio.NewReader(env.Stdin)
-	streamed, midLine := false, false
+	midLine := false
 	newline := func() {
 		if midLine {
 			fmt.Fprintln(env.Stdout)
 			midLine = false
 		}
 	}
-	for {
-		f, err := conn.read(ctx)
-		if err != nil {
-			return fmt.Errorf("connection to the agent: %w", err)
-		}
-		switch f["type"] {
-		case "STREAM":
-			chunk := f.str("chunk")
-			fmt.Fprint(env.Stdout, chunk)
-			streamed, midLine = true, !strings.HasSuffix(chunk, "\n")
-		case "tool_call":
+	opts = append(opts,
+		client.WithQuestionHandler(func(_ context.Context, q client.Question) ([]string, error) {
 			newline()
-			args, _ := json.Marshal(f["args"])
-			fmt.Fprintf(env.Stderr, "→ %s %s\n", f.str("name"), args)
-		case "tool_result":
-			fmt.Fprintf(env.Stderr, "← %s %s: %s\n", f.str("name"), f.str("status"), clip(f.str("result"), 200))
-		case "approval_needed":
-			newline()
-			args, _ := json.Marshal(f["arguments"])
-			fmt.Fprintf(env.Stderr, "? allow %s %s — [y]es once, [s]ession, [N]o: ", f.str("tool"), args)
-			line, _ := in.ReadString('\n')
-			ans := map[string]any{"type": "APPROVAL_RESPONSE", "approved": false}
-			switch strings.ToLower(strings.TrimSpace(line)) {
-			case "y", "yes":
-				ans["approved"], ans["scope"] = true, "once"
-			case "s", "session":
-				ans["approved"], ans["scope"] = true, "session"
-			}
-			if err := conn.send(ctx, ans); err != nil {
-				return err
-			}
-		case "ask_user":
-			newline()
-			fmt.Fprintf(env.Stderr, "? %s", f.str("text"))
-			if opts, ok := f["options"].([]any); ok && len(opts) > 0 {
-				fmt.Fprintf(env.Stderr, " %v", opts)
+			fmt.Fprintf(env.Stderr, "? %s", q.Text)
+			if len(q.Options) > 0 {
+				fmt.Fprintf(env.Stderr, " %v", q.Options)
 			}
 			fmt.Fprint(env.Stderr, ": ")
 			line, _ := in.ReadString('\n')
-			if err := conn.send(ctx, map[string]any{"type": "ASK_USER_RESPONSE", "answer": strings.TrimSpace(line)}); err != nil {
-				return err
+			line = strings.TrimSpace(line)
+			if q.MultiSelect && strings.Contains(line, ",") {
+				parts := strings.Split(line, ",")
+				for i := range parts {
+					parts[i] = strings.TrimSpace(parts[i])
+				}
+				return parts, nil
 			}
-		case "PING":
-			if err := conn.send(ctx, map[string]any{"type": "PONG"}); err != nil {
-				return err
-			}
-		case "OUTPUT":
-			if !streamed {
-				fmt.Fprint(env.Stdout, f.str("result"))
-				midLine = true
-			}
+			return []string{line}, nil
+		}),
+		client.WithApprovalHandler(func(_ context.Context, a client.Approval) (client.Decision, error) {
 			newline()
-			fmt.Fprintf(env.Stderr, "session: %s\n", f.str("session_id"))
-			if f.str("status") == "interrupted" {
-				return errors.New("the run was interrupted")
+			fmt.Fprintf(env.Stderr, "? allow %s %s — [y]es once, [s]ession, [N]o: ", a.Tool, a.Arguments)
+			line, _ := in.ReadString('\n')
+			switch strings.ToLower(strings.TrimSpace(line)) {
+			case "y", "yes":
+				return client.Decision{Approved: true, Scope: "once"}, nil
+			case "s", "session":
+				return client.Decision{Approved: true, Scope: "session"}, nil
 			}
-			return nil
-		case "ERROR":
+			return client.Decision{Feedback: "the user said no"}, nil
+		}))
+	c, err := client.Connect(ctx, target, opts...)
+	if err != nil {
+		return err
+	}
+	if c.Relayed() {
+		fmt.Fprintf(env.Stderr, "(through the relay to %s)\n", c.Address())
+	}
+	streamed := false
+	res, err := c.Input(ctx, prompt, client.OnEvent(func(e client.Event) {
+		switch e.Type {
+		case client.EventStream:
+			fmt.Fprint(env.Stdout, e.Chunk)
+			streamed, midLine = true, !strings.HasSuffix(e.Chunk, "\n")
+		case client.EventToolCall:
 			newline()
-			return fmt.Errorf("agent: %s", f.str("message"))
+			fmt.Fprintf(env.Stderr, "→ %s %s\n", e.Name, e.Args)
+		case client.EventToolResult:
+			fmt.Fprintf(env.Stderr, "← %s %s: %s\n", e.Name, e.Status, clip(e.Result, 200))
+		}
+	}))
+	if res != nil {
+		if !streamed {
+			fmt.Fprint(env.Stdout, res.Result)
+			midLine = true
+		}
+		newline()
+		if session := c.SessionID(); session != "" {
+			fmt.Fprintf(env.Stderr, "session: %s\n", session)
 		}
 	}
+	if errors.Is(err, client.ErrInterrupted) {
+		return errors.New("the run was interrupted")
+	}
+	if err != nil {
+		newline()
+		var ce *client.Error
+		if errors.As(err, &ce) && ce.SessionID != "" && errors.Is(err, client.ErrConnectionLost) {
+			return fmt.Errorf("%w\nthe run may go on at the agent: continue with --session %s", err, ce.SessionID)
+		}
+	}
+	return err
 }

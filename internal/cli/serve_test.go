@@ -124,20 +124,3 @@ func TestServeBadConfig(t *testing.T) {
 		t.Fatalf("bad config: %d %s", code, errb)
 	}
 }
-
-func TestWSURL(t *testing.T) {
-	for in, want := range map[string]string{
-		"localhost:8000":         "ws://localhost:8000/ws",
-		"http://a.b:1":           "ws://a.b:1/ws",
-		"https://a.b":            "wss://a.b/ws",
-		"ws://a.b/custom":        "ws://a.b/custom",
-		"http://localhost:8000/": "ws://localhost:8000/ws",
-	} {
-		if got, err := wsURL(in); err != nil || got != want {
-			t.Errorf("wsURL(%q) = %q, %v; want %q", in, got, err, want)
-		}
-	}
-	if _, err := wsURL("ftp://x"); err == nil {
-		t.Error("ftp accepted")
-	}
-}

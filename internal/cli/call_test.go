@@ -1,0 +1,68 @@
+package cli
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agenthost/agenthost/agent"
+	"github.com/agenthost/agenthost/host"
+	"github.com/agenthost/agenthost/internal/demo"
+	"github.com/agenthost/agenthost/relay/relayserver"
+)
+
+// TestCallAndSearchThroughRelay: `agenthost agents search` finds an agent
+// that has no listener, and `agenthost call 0x…` reaches it through the
+// relay, signed with a key created on first use.
+func TestCallAndSearchThroughRelay(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r, err := relayserver.New(relayserver.Config{Addr: "127.0.0.1:0", Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Shutdown(context.Background())
+	dir := t.TempDir()
+	s, err := host.New(func() (*agent.Agent, error) { return demo.New("calculator", "offline/demo", "") },
+		host.WithDir(dir), host.WithConfigFile(""), host.WithLogger(quiet), host.WithRelayURL(r.URL()),
+		host.WithSummary("A calculator that adds numbers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	deadline := time.Now().Add(5 * time.Second)
+	for st, _, _ := s.RelayStatus(); !st.Announced; st, _, _ = s.RelayStatus() {
+		if time.Now().After(deadline) {
+			t.Fatal("the agent did not announce")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	code, out, errb := hostCmd(ctx, dir, "", "agents", "search", "adds", "numbers", "--relay", r.URL())
+	if code != 0 || !strings.Contains(out.String(), s.Address()) || !strings.Contains(out.String(), "online") ||
+		!strings.Contains(out.String(), "calculator") {
+		t.Fatalf("agents search: %d\n%s\n%s", code, out, errb)
+	}
+	keys := filepath.Join(t.TempDir(), "me")
+	code, out, errb = hostCmd(ctx, dir, "", "call", s.Address(), "use add on 2 and 3", "--relay", r.URL(), "--keys", keys)
+	if code != 0 || !strings.Contains(out.String(), "5") || !strings.Contains(errb.String(), "through the relay") ||
+		!strings.Contains(errb.String(), "→ add") || !strings.Contains(errb.String(), "created your identity 0x") {
+		t.Fatalf("call through the relay: %d\nstdout: %s\nstderr: %s", code, out, errb)
+	}
+	code, _, errb = hostCmd(ctx, dir, "", "call", "0x"+strings.Repeat("00", 32), "hi", "--relay", r.URL(), "--unsigned")
+	if code != 1 || !strings.Contains(errb.String(), "not known to the relay") {
+		t.Fatalf("unknown agent: %d %s", code, errb)
+	}
+	code, _, errb = hostCmd(ctx, dir, "", "agents", "list")
+	if code != 2 {
+		t.Fatalf("agents list: %d %s", code, errb)
+	}
+}
