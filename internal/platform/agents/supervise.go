@@ -220,6 +220,11 @@ func (m *Manager) reconcileOne(orgID, id string) {
 	default:
 		return
 	}
+	if a.Status == store.StatusProvisioning && a.InitialPrompt != "" {
+		// The create that was interrupted never delivered its initial
+		// prompt: deliver it once the runtime is up.
+		defer m.initialPromptAfterCrash(a.OrgID, id)
+	}
 	if h != nil {
 		if m.reattach(&a, h) {
 			return
@@ -282,5 +287,29 @@ func (m *Manager) reattach(a *store.Agent, h *runtime.Handle) bool {
 func (m *Manager) markError(a *store.Agent, msg string) {
 	if err := m.setRuntime(a, store.StatusError, msg); err != nil {
 		m.log.Error("recording agent error", "agent", a.ID, "err", err)
+	}
+}
+
+// initialPromptAfterCrash delivers the initial prompt of an agent whose
+// provisioning a dead platform process left unfinished, once the agent
+// is RUNNING, unless its runtime already has a session (the prompt got
+// there before the crash).
+func (m *Manager) initialPromptAfterCrash(orgID, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(m.ctx), 30*time.Second)
+	defer cancel()
+	a, err := m.st.GetAgent(ctx, orgID, id)
+	if err != nil || a.Status != store.StatusRunning {
+		return
+	}
+	c, err := m.Client(a)
+	if err != nil {
+		return
+	}
+	st, err := c.Status(ctx)
+	if err != nil || len(st.Sessions) > 0 {
+		return
+	}
+	if _, err := m.deliverInitialPrompt(ctx, a); err == nil {
+		m.log.Info("reconcile: delivered the initial prompt of an interrupted create", "agent", id)
 	}
 }
