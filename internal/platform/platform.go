@@ -68,7 +68,7 @@ type Config struct {
 	// Logger, Now and NewID are filled in by New.
 	Agents agents.Config
 	// FrameAncestors is who may embed session pages (CSP frame-ancestors
-	// source list). Default "*".
+	// source list). Default: $AGENTHOST_FRAME_ANCESTORS, else "*".
 	FrameAncestors string
 	// SessionPage serves session pages once their capability checked;
 	// nil is the web UI's page (internal/web/session).
@@ -186,6 +186,9 @@ func build(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	}
 	if cfg.SessionPage == nil {
 		cfg.SessionPage = session.Handler()
+	}
+	if cfg.FrameAncestors == "" {
+		cfg.FrameAncestors = strings.TrimSpace(cfg.Getenv("AGENTHOST_FRAME_ANCESTORS"))
 	}
 	ac.Store, ac.Secrets, ac.Box, ac.Driver, ac.Logger, ac.Now, ac.NewID = st, sec, box, cfg.Driver, log, cfg.Now, cfg.NewID
 	mgr, err := agents.New(ac)

@@ -98,7 +98,8 @@ type Config struct {
 	// StartTimeout a start or restart's (30 s → 503); StopTimeout is the
 	// graceful stop before a kill (3 s).
 	ProvisionTimeout, StartTimeout, StopTimeout time.Duration
-	// HealthInterval is the /health polling period (100 ms).
+	// HealthInterval is the /health polling period (20 ms: a runtime is
+	// usually up within a few hundred milliseconds).
 	HealthInterval time.Duration
 	// Restart is the crash policy (3 attempts, 1 s doubling to 30 s, reset
 	// after 5 min).
@@ -140,7 +141,7 @@ func (c *Config) setDefaults() error {
 	def(&c.ProvisionTimeout, 60*time.Second)
 	def(&c.StartTimeout, 30*time.Second)
 	def(&c.StopTimeout, 3*time.Second)
-	def(&c.HealthInterval, 100*time.Millisecond)
+	def(&c.HealthInterval, 20*time.Millisecond)
 	def(&c.Restart.Backoff, time.Second)
 	def(&c.Restart.MaxBackoff, 30*time.Second)
 	def(&c.Restart.ResetAfter, 5*time.Minute)

@@ -1,0 +1,78 @@
+package platformbench
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/agenthost/agenthost/internal/bench"
+)
+
+func init() {
+	bench.Register(bench.Scenario{Name: "platform/provision", Description: "POST /api/v1/agents to RUNNING with the process driver and the real runtime (p50/p99)", Run: benchProvision})
+	bench.Register(bench.Scenario{Name: "platform/idle-rss", Description: "resident memory of one idle agent runtime, and agents per GB", Run: benchIdle})
+	bench.Register(bench.Scenario{Name: "platform/messages", Description: "messages per second through the platform to runtimes with offline/demo", Run: benchMessages})
+}
+
+// rig starts a rig whose runtimes are this executable (agenthost).
+func rig() (*Rig, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return Start(exe)
+}
+
+func benchProvision(ctx context.Context, o bench.Options) ([]bench.Row, error) {
+	r, err := rig()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	n := 20
+	lat, err := r.ProvisionLatencies(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	note := fmt.Sprintf("%d agents, one at a time", n)
+	return []bench.Row{
+		{Scenario: "platform/provision", Metric: "create to RUNNING p50", Value: bench.Millis(Percentile(lat, 50)), Unit: "ms", Note: note},
+		{Scenario: "platform/provision", Metric: "create to RUNNING p99", Value: bench.Millis(Percentile(lat, 99)), Unit: "ms", Note: note},
+	}, nil
+}
+
+func benchIdle(ctx context.Context, o bench.Options) ([]bench.Row, error) {
+	r, err := rig()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	b, err := r.IdleRSS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return []bench.Row{
+		{Scenario: "platform/idle-rss", Metric: "idle runtime RSS", Value: float64(b) / (1 << 20), Unit: "MiB", Note: "after one offline/demo turn"},
+		{Scenario: "platform/idle-rss", Metric: "agents per GB", Value: float64(1<<30) / float64(b), Unit: "agents", Note: "1 GiB / idle RSS"},
+	}, nil
+}
+
+func benchMessages(ctx context.Context, o bench.Options) ([]bench.Row, error) {
+	r, err := rig()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	conc := min(o.Concurrency, 8)
+	res, err := r.MessageRate(ctx, conc, o.Duration)
+	if err != nil {
+		return nil, err
+	}
+	note := fmt.Sprintf("%d agents, send then poll until idle", conc)
+	return []bench.Row{
+		{Scenario: "platform/messages", Metric: "messages answered", Value: float64(res.Turns) / res.Elapsed.Seconds(), Unit: "msg/s", Note: note},
+		{Scenario: "platform/messages", Metric: "POST /messages p50", Value: bench.Millis(Percentile(res.Accept, 50)), Unit: "ms", Note: "answer of the send"},
+		{Scenario: "platform/messages", Metric: "send to idle p99", Value: bench.Millis(Percentile(res.Latency, 99)), Unit: "ms", Note: "the whole turn, polled every 5 ms"},
+	}, nil
+}
+
