@@ -75,4 +75,3 @@ func benchMessages(ctx context.Context, o bench.Options) ([]bench.Row, error) {
 		{Scenario: "platform/messages", Metric: "send to idle p99", Value: bench.Millis(Percentile(res.Latency, 99)), Unit: "ms", Note: "the whole turn, polled every 5 ms"},
 	}, nil
 }
-
