@@ -145,41 +145,59 @@ func (r *registry) lookup(addr string) (relay.AgentInfo, bool) {
 func (r *registry) search(query string, limit, offset int) relay.SearchResult {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	var hits []relay.AgentInfo
+	// Rank light records; build the answer only for the page shown.
+	type hit struct {
+		addr  string
+		rec   *agentRecord
+		score float64
+		seen  int64
+	}
+	var hits []hit
+	add := func(addr string, rec *agentRecord, score float64) {
+		seen := rec.lastSeen
+		if t := rec.conn.p.idleSince(); t.After(seen) {
+			seen = t
+		}
+		hits = append(hits, hit{addr, rec, score, seen.Unix()})
+	}
 	if strings.TrimSpace(query) == "" {
 		for addr, rec := range r.agents {
 			if rec.conn != nil {
-				hits = append(hits, r.info(addr, rec))
+				add(addr, rec, 0)
 			}
 		}
 	} else {
-		for addr, score := range r.idx.score(query) {
+		scores := r.idx.score(query)
+		hits = make([]hit, 0, len(scores))
+		for addr, score := range scores {
 			if rec := r.agents[addr]; rec != nil && rec.conn != nil && score > 0 {
-				in := r.info(addr, rec)
-				in.Score = score
-				hits = append(hits, in)
+				add(addr, rec, score)
 			}
 		}
 	}
-	slices.SortFunc(hits, func(a, b relay.AgentInfo) int {
+	slices.SortFunc(hits, func(a, b hit) int {
 		switch {
-		case a.Score != b.Score:
-			if a.Score > b.Score {
+		case a.score != b.score:
+			if a.score > b.score {
 				return -1
 			}
 			return 1
-		case a.LastSeen != b.LastSeen:
-			if a.LastSeen > b.LastSeen {
+		case a.seen != b.seen:
+			if a.seen > b.seen {
 				return -1
 			}
 			return 1
 		}
-		return strings.Compare(a.Address, b.Address)
+		return strings.Compare(a.addr, b.addr)
 	})
 	res := relay.SearchResult{Total: len(hits), Agents: []relay.AgentInfo{}}
 	if offset < len(hits) {
 		end := min(offset+limit, len(hits))
-		res.Agents = hits[offset:end]
+		for _, h := range hits[offset:end] {
+			in := r.info(h.addr, h.rec)
+			in.Score = h.score
+			res.Agents = append(res.Agents, in)
+		}
 		if end < len(hits) {
 			res.NextOffset = &end
 		}

@@ -14,6 +14,7 @@ import (
 type index struct {
 	docs     map[string]*doc
 	postings map[string]map[string]float64 // term → address → weighted frequency
+	tools    map[string]map[string]bool    // tool name (lower case, and squashed) → addresses
 	totalLen float64
 }
 
@@ -39,7 +40,7 @@ const (
 )
 
 func newIndex() *index {
-	return &index{docs: map[string]*doc{}, postings: map[string]map[string]float64{}}
+	return &index{docs: map[string]*doc{}, postings: map[string]map[string]float64{}, tools: map[string]map[string]bool{}}
 }
 
 // indexedProfile is the part of a profile the index reads. Tools may be
@@ -111,6 +112,14 @@ func (ix *index) put(addr, summary string, profile json.RawMessage) {
 		}
 		m[addr] = f
 	}
+	for name := range d.tools {
+		m := ix.tools[name]
+		if m == nil {
+			m = map[string]bool{}
+			ix.tools[name] = m
+		}
+		m[addr] = true
+	}
 }
 
 func (ix *index) remove(addr string) {
@@ -123,6 +132,14 @@ func (ix *index) remove(addr string) {
 			delete(m, addr)
 			if len(m) == 0 {
 				delete(ix.postings, t)
+			}
+		}
+	}
+	for name := range d.tools {
+		if m := ix.tools[name]; m != nil {
+			delete(m, addr)
+			if len(m) == 0 {
+				delete(ix.tools, name)
 			}
 		}
 	}
@@ -159,18 +176,14 @@ func (ix *index) score(query string) map[string]float64 {
 	// Exact tool names: each query word that is one, and the whole query.
 	words := strings.FieldsFunc(strings.ToLower(query), func(r rune) bool { return unicode.IsSpace(r) || r == ',' })
 	whole := squash(strings.ToLower(query))
-	for addr, d := range ix.docs {
-		bonus := 0.0
-		for _, w := range words {
-			if d.tools[w] {
-				bonus += toolHit
-			}
+	for _, w := range words {
+		for addr := range ix.tools[w] {
+			out[addr] += toolHit
 		}
-		if whole != "" && d.tools[whole] {
-			bonus += toolQueryHit
-		}
-		if bonus > 0 {
-			out[addr] += bonus
+	}
+	if whole != "" {
+		for addr := range ix.tools[whole] {
+			out[addr] += toolQueryHit
 		}
 	}
 	return out
