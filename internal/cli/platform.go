@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -35,13 +34,17 @@ type platformFlags struct {
 	node         string
 	org          string
 	label        string
+	// Docker driver (see image_platform.go).
+	image, memory string
+	cpus          float64
+	pids          int64
 }
 
 func init() {
 	var o platformFlags
 	register(&Command{
 		Name:  "platform",
-		Usage: "[--port N] [--data DIR] [--database postgres://...] [--driver process]\n       agenthost platform token create --org NAME --label LABEL\n       agenthost platform token list --org NAME\n       agenthost platform token revoke --org NAME TOKEN_ID",
+		Usage: "[--port N] [--data DIR] [--database postgres://...] [--driver process|docker [--image NAME]]\n       agenthost platform token create --org NAME --label LABEL\n       agenthost platform token list --org NAME\n       agenthost platform token revoke --org NAME TOKEN_ID",
 		Short: "run the multi-tenant agent platform (REST API of seed 003)",
 		Long: `Runs the platform: a control plane that provisions agents, each in its own
 runtime (agenthost serve --role coding, one process per agent with the
@@ -66,7 +69,7 @@ See docs/platform.md.`,
 			fs.StringVar(&o.host, "host", "", "address to listen on (default: all interfaces)")
 			fs.StringVar(&o.data, "data", platform.DefaultDataDir, "data directory")
 			fs.StringVar(&o.database, "database", "", "PostgreSQL DSN (postgres://...); default SQLite in the data directory")
-			fs.StringVar(&o.driver, "driver", "process", "runtime driver: process")
+			fs.StringVar(&o.driver, "driver", "process", "runtime driver: process or docker (see docs/docker.md)")
 			fs.StringVar(&o.publicURL, "public-url", "", "base URL clients reach the platform at (default http://localhost:PORT)")
 			fs.StringVar(&o.command, "runtime-command", "", `runtime argv, space-separated; {agentId} and {port} are replaced (default "<this binary> serve --role coding")`)
 			fs.StringVar(&o.ports, "ports", fmt.Sprintf("%d-%d", agents.DefaultPorts.Min, agents.DefaultPorts.Max), "loopback port range for runtimes")
@@ -76,6 +79,7 @@ See docs/platform.md.`,
 			fs.StringVar(&o.node, "node", "", "this replica's name among replicas sharing --database (default: hostname; \"local\" with SQLite)")
 			fs.StringVar(&o.org, "org", "", "organization (token commands)")
 			fs.StringVar(&o.label, "label", "", "token label (token create)")
+			dockerFlags(fs, &o)
 		},
 		Run: func(ctx context.Context, env *Env, args []string) error {
 			if !filepath.IsAbs(o.data) {
@@ -93,18 +97,18 @@ See docs/platform.md.`,
 }
 
 // newDriver makes the runtime driver named on the command line.
-func newDriver(name, dataDir string, log *slog.Logger) (runtime.Driver, io.Closer, error) {
-	switch name {
+func newDriver(o *platformFlags, log *slog.Logger) (runtime.Driver, io.Closer, error) {
+	switch o.driver {
 	case "process":
-		d, err := process.New(process.Options{Root: filepath.Join(dataDir, "runtimes"), Logger: log})
+		d, err := process.New(process.Options{Root: filepath.Join(o.data, "runtimes"), Logger: log})
 		if err != nil {
 			return nil, nil, err
 		}
 		return d, d, nil
 	case "docker":
-		return nil, nil, errors.New("--driver docker is not available yet; use --driver process")
+		return newDockerDriver(o, log)
 	}
-	return nil, nil, Usagef("unknown --driver %q (want process)", name)
+	return nil, nil, Usagef("unknown --driver %q (want process or docker)", o.driver)
 }
 
 func runPlatform(ctx context.Context, env *Env, o *platformFlags) error {
@@ -116,7 +120,7 @@ func runPlatform(ctx context.Context, env *Env, o *platformFlags) error {
 		return Usagef("--ports: %v", err)
 	}
 	log := slog.New(slog.NewTextHandler(env.Stderr, nil))
-	driver, closer, err := newDriver(o.driver, o.data, log)
+	driver, closer, err := newDriver(o, log)
 	if err != nil {
 		return err
 	}
