@@ -286,14 +286,17 @@ func (p *Page) Type(sel, text string) {
 	p.Run(steps...)
 }
 
-// enter presses Enter with no char event: chromedp's SendKeys("\n") types
-// a newline even when the page cancels the key down, which no browser does.
+// enter presses Enter as a keyboard does: one keyDown carrying the text,
+// so the browser fires keypress (and submits a form, or types a newline)
+// only when the page did not cancel the keydown. chromedp's SendKeys("\n")
+// sends a separate char event that types a newline even then.
 var enter = chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-	for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeRawKeyDown, input.DispatchKeyEventTypeKeyUp} {
-		_, err := cdp.Call(ctx, t, input.DispatchKeyEvent, input.DispatchKeyEventParams{
-			Type: typ, Key: "Enter", Code: "Enter", WindowsVirtualKeyCode: 13, NativeVirtualKeyCode: 13,
-		})
-		if err != nil {
+	for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeKeyDown, input.DispatchKeyEventTypeKeyUp} {
+		p := input.DispatchKeyEventParams{Type: typ, Key: "Enter", Code: "Enter", WindowsVirtualKeyCode: 13, NativeVirtualKeyCode: 13}
+		if typ == input.DispatchKeyEventTypeKeyDown {
+			p.Text, p.UnmodifiedText = "\r", "\r"
+		}
+		if _, err := cdp.Call(ctx, t, input.DispatchKeyEvent, p); err != nil {
 			return err
 		}
 	}
@@ -376,7 +379,7 @@ func (p *Page) screenshot(name string) (string, error) {
 	// passed; a screenshot still helps to see why.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(root.Ctx), 10*time.Second)
 	defer cancel()
-	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		return "", err
 	}
@@ -427,16 +430,27 @@ func (p *Page) Frame(urlPrefix string) *Page {
 	return f
 }
 
-// ClickButton clicks the button (or link) inside the first element matching
-// scope whose text is label.
+// ClickButton clicks the button (or link) inside the last element matching
+// scope whose text is label and which is enabled. A page that re-renders
+// between finding and clicking is retried.
 func (p *Page) ClickButton(scope, label string) {
 	p.T.Helper()
-	mark := fmt.Sprintf("bt%d", time.Now().UnixNano())
-	expr := fmt.Sprintf(`(() => { const s = [...document.querySelectorAll(%q)]; for (const root of s.reverse()) for (const b of root.querySelectorAll("button, a, [role=button]")) if (!b.disabled && b.textContent.trim() === %q) { b.dataset.bt = %q; return true; } return false; })()`, scope, label, mark)
-	if _, err := chromedp.Run(p.Ctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
-		p.fail("no button %q in %s: %v", label, scope, err)
+	for {
+		mark := fmt.Sprintf("bt%d", time.Now().UnixNano())
+		expr := fmt.Sprintf(`(() => { const s = [...document.querySelectorAll(%q)]; for (const root of s.reverse()) for (const b of root.querySelectorAll("button, a, [role=button]")) if (!b.disabled && b.textContent.trim() === %q) { b.dataset.bt = %q; return true; } return false; })()`, scope, label, mark)
+		if _, err := chromedp.Run(p.Ctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
+			p.fail("no button %q in %s: %v", label, scope, err)
+		}
+		ctx, cancel := context.WithTimeout(p.Ctx, 3*time.Second)
+		err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`[data-bt=%q]`, mark)), chromedp.NodeVisible))
+		cancel()
+		if err == nil {
+			return
+		}
+		if p.Ctx.Err() != nil {
+			p.fail("clicking %q in %s: %v", label, scope, err)
+		}
 	}
-	p.Click(fmt.Sprintf(`[data-bt=%q]`, mark))
 }
 
 // Focus focuses the first element matching sel.

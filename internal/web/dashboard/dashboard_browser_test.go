@@ -1,0 +1,258 @@
+package dashboard_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agenthost/agenthost/internal/platform/agents"
+	"github.com/agenthost/agenthost/internal/platform/platformtest"
+	"github.com/agenthost/agenthost/internal/runtime/process"
+	"github.com/agenthost/agenthost/internal/web/browsertest"
+)
+
+// The dashboard and the session page in a real browser against a real
+// platform whose agents are the real coding runtime (offline model).
+
+type platformEnv struct {
+	*platformtest.Env
+	token string
+}
+
+func startPlatform(t *testing.T, runtimes bool) *platformEnv {
+	t.Helper()
+	dir := t.TempDir()
+	logs := &platformtest.Buffer{}
+	o := platformtest.Options{DataDir: dir, Logs: logs}
+	if runtimes {
+		if testing.Short() {
+			t.Skip("builds and runs the real coding runtime")
+		}
+		d, err := process.New(process.Options{Root: dir + "/runtimes", Logger: slog.New(slog.NewTextHandler(logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			hs, _ := d.List(context.Background())
+			for _, h := range hs {
+				d.Destroy(context.Background(), h)
+			}
+			d.Close()
+		})
+		base := 31000 + (os.Getpid()%400)*20
+		o.Driver = d
+		o.Agents = agents.Config{
+			Command:          []string{platformtest.Agenthost(t), "serve", "--role", "coding"},
+			Ports:            agents.PortRange{Min: base, Max: base + 19},
+			ProvisionTimeout: 60 * time.Second,
+		}
+	}
+	env := platformtest.Start(t, o)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("platform logs:\n%s", logs.String())
+		}
+	})
+	return &platformEnv{Env: env, token: env.Token(t, "acme")}
+}
+
+func signIn(t *testing.T, p *browsertest.Page, env *platformEnv) {
+	t.Helper()
+	p.Navigate(env.URL + "/")
+	p.WaitVisible("#signin-token")
+	p.Type("#signin-token", env.token+"\n")
+	p.WaitVisible("#view-agents")
+}
+
+func TestDashboardCreateAgentAndSessionPage(t *testing.T) {
+	env := startPlatform(t, true)
+	p := browsertest.New(t, browsertest.Options{Timeout: 4 * time.Minute})
+	p.Allow(`401`) // the refused token below
+
+	// A wrong token is refused; the right one signs in.
+	p.Navigate(env.URL + "/")
+	p.Type("#signin-token", "ah_live_wrong\n")
+	p.WaitText("#error", "refused")
+	p.SetValue("#signin-token", "")
+	p.Type("#signin-token", env.token+"\n")
+	p.WaitText("#agents-list", "No agents yet")
+	if browsertest.Eval[string](p, `sessionStorage.getItem("agenthost.token")`) != env.token {
+		t.Fatal("token not kept in sessionStorage")
+	}
+	p.Screenshot("signed-in")
+
+	// Create an agent with an initial prompt: it appears RUNNING with a session.
+	p.Click("#create-agent summary")
+	p.Type("#ca-name", "docs-bot")
+	p.Type("#ca-model", "offline/demo")
+	p.Type("#ca-prompt", "Hello from the dashboard")
+	p.Click("#ca-submit")
+	p.WaitText(".card.agent h2", "docs-bot")
+	p.WaitText(".card.agent .pill", "RUNNING")
+	p.WaitText(".card.agent .sessions", "Open session")
+	p.WaitText("#flash", "created")
+	p.Screenshot("created")
+
+	// Stop, start and restart from the card.
+	p.ClickButton(".card.agent", "Stop")
+	p.WaitText(".card.agent .pill", "STOPPED")
+	p.ClickButton(".card.agent", "Start")
+	p.WaitText(".card.agent .pill", "RUNNING")
+	p.ClickButton(".card.agent", "Restart")
+	p.WaitText("#flash", "restarted")
+	p.WaitText(".card.agent .pill", "RUNNING")
+
+	// The session page: history with the initial prompt, a message, a
+	// permission, a question, an upload.
+	sessionURL := browsertest.Eval[string](p, `document.querySelector(".card.agent .sessions a").href`)
+	if !strings.Contains(sessionURL, "/session/") || !strings.Contains(sessionURL, "cap=") {
+		t.Fatalf("session link %q", sessionURL)
+	}
+	s := browsertest.New(t, browsertest.Options{Timeout: 4 * time.Minute})
+	s.Navigate(sessionURL)
+	s.WaitText("#conn", "Live")
+	s.WaitText(".msg.user", "Hello from the dashboard")
+	s.WaitText(".msg.assistant", "[offline demo model]")
+	waitIdle(s)
+	s.Type("#prompt", "tell me more\n")
+	s.WaitText(".msg.user", "tell me more")
+	waitIdle(s)
+	if n := browsertest.Eval[int](s, `document.querySelectorAll(".msg.assistant").length`); n < 2 {
+		t.Fatalf("%d assistant messages", n)
+	}
+	s.Screenshot("session")
+
+	s.Type("#prompt", `run bash {"command":"echo from-the-browser"}`+"\n")
+	s.WaitText(".card.permission", "Allow bash?")
+	s.Screenshot("permission")
+	s.ClickButton(".card.permission", "Allow once")
+	s.WaitText(".tool .output", "from-the-browser")
+	waitIdle(s)
+
+	s.Type("#prompt", `use question {"questions":[{"question":"How would you like me to implement this?","header":"Approach","options":[{"label":"Simple","description":"Quick"},{"label":"Full","description":"Complete"}],"multiSelect":false}]}`+"\n")
+	s.WaitText(".card.question", "How would you like me to implement this?")
+	s.Screenshot("question")
+	s.Click(`.card.question input[value="Full"]`)
+	s.ClickButton(".card.question", "Submit answer")
+	s.WaitFor(`!document.querySelector(".card.question")`)
+	s.WaitText(".tool .output", "Full")
+	waitIdle(s)
+
+	file := filepath.Join(t.TempDir(), "notes.txt")
+	os.WriteFile(file, []byte("uploaded from the session page\n"), 0o644)
+	s.Upload("#file", file)
+	s.WaitText("#uploads li", "notes.txt")
+	s.Type("#prompt", `run bash {"command":"cat uploads/notes.txt"}`+"\n")
+	s.ClickButton(".card.permission", "Allow once")
+	s.WaitText(".tool .output", "uploaded from the session page")
+	waitIdle(s)
+	s.Screenshot("upload")
+
+	// The same page inside an iframe on another site.
+	outer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, `<!doctype html><html><head><link rel="icon" href="data:,"><title>Customer app</title></head><body>
+<h1>Customer app</h1><iframe src=%q style="width:100%%;height:620px;border:1px solid #ccc"></iframe></body></html>`, sessionURL)
+	}))
+	t.Cleanup(outer.Close)
+	f := browsertest.New(t, browsertest.Options{Timeout: 3 * time.Minute})
+	f.Navigate(strings.Replace(outer.URL, "127.0.0.1", "localhost", 1))
+	frame := f.Frame(env.URL)
+	frame.WaitText("#conn", "Live")
+	frame.WaitText(".msg.user", "tell me more")
+	frame.Type("#prompt", "hello from the iframe\n")
+	frame.WaitText(".msg.user", "hello from the iframe")
+	waitIdle(frame)
+	f.Screenshot("iframe")
+
+	// Usage: per session, and the chart.
+	p.Click(`#nav a[data-view="usage"]`)
+	p.WaitText("#usage-agent", "docs-bot")
+	p.WaitVisible("#usage-total")
+	p.WaitVisible("svg.chart")
+	p.WaitText("#usage-sessions", "$")
+	p.Screenshot("usage")
+
+	// Delete asks once more, then removes the agent.
+	p.Click(`#nav a[data-view="agents"]`)
+	p.ClickButton(".card.agent", "Delete")
+	p.ClickButton(".card.agent", "Really delete?")
+	p.WaitText("#agents-list", "No agents yet")
+}
+
+func waitIdle(p *browsertest.Page) {
+	p.T.Helper()
+	p.WaitFor(`document.getElementById("busy").hidden && !document.querySelector(".streaming")`)
+}
+
+func TestDashboardScopesSecretsTokens(t *testing.T) {
+	env := startPlatform(t, false)
+	p := browsertest.New(t, browsertest.Options{Width: 375, Height: 800})
+	p.Allow(`/api/v1/tokens.*404|404.*tokens|status of 404`) // no token API
+	signIn(t, p, env)
+
+	// Scopes: create, rename, see in the agent form.
+	p.Click(`#nav a[data-view="scopes"]`)
+	p.Type("#sc-name", "production")
+	p.Type("#sc-desc", "Production environment\n")
+	p.WaitText("#scopes-list", "production")
+	p.ClickButton(`#scopes-list tr[data-id]`, "Edit")
+	p.SetValue(`#scopes-list input[maxlength="100"]`, "prod")
+	p.ClickButton("#scopes-list", "Save")
+	p.WaitText("#flash", "Scope prod saved")
+	p.WaitText("#scopes-list th", "prod")
+
+	// Secrets: org level and in the scope; values never shown.
+	p.Click(`#nav a[data-view="secrets"]`)
+	p.Type("#sec-key", "ORG_KEY")
+	p.Type("#sec-value", "org-secret-value\n")
+	p.WaitText("#secrets-list", "ORG_KEY")
+	p.Click(`#nav a[data-view="scopes"]`)
+	p.ClickButton("#scopes-list", "Secrets")
+	p.WaitText("#sec-where option:checked", "prod")
+	p.WaitText("#secrets-list", "No secrets")
+	p.Type("#sec-key", "DEPLOY_KEY")
+	p.Type("#sec-value", "scoped-secret-value\n")
+	p.WaitText("#secrets-list", "DEPLOY_KEY")
+	p.Type("#sec-key", "DEPLOY_KEY")
+	p.Type("#sec-value", "second-value\n")
+	p.WaitText("#flash", "Secret DEPLOY_KEY updated")
+	html := browsertest.Eval[string](p, `document.documentElement.outerHTML + JSON.stringify([...document.querySelectorAll("input")].map((i) => i.value))`)
+	for _, v := range []string{"org-secret-value", "scoped-secret-value", "second-value"} {
+		if strings.Contains(html, v) {
+			t.Fatalf("secret value %q is on the page", v)
+		}
+	}
+	p.Screenshot("secrets")
+	p.ClickButton(`#secrets-list tr[data-key="DEPLOY_KEY"]`, "Delete")
+	p.ClickButton(`#secrets-list tr[data-key="DEPLOY_KEY"]`, "Really delete?")
+	p.WaitText("#secrets-list", "No secrets")
+
+	// Tokens: this platform has no token API; the page says how instead.
+	p.Click(`#nav a[data-view="tokens"]`)
+	p.WaitText("#tokens-body", "agenthost platform token create")
+
+	// Phone width, keyboard focus.
+	if w := browsertest.Eval[int](p, `document.documentElement.scrollWidth`); w > 375 {
+		t.Errorf("page is %dpx wide at 375px", w)
+	}
+	p.Screenshot("phone")
+
+	// Delete the scope; sign out clears the token.
+	p.Click(`#nav a[data-view="scopes"]`)
+	p.ClickButton("#scopes-list", "Delete")
+	p.ClickButton("#scopes-list", "Really delete?")
+	p.WaitText("#scopes-list", "No scopes yet")
+	p.Click("#sign-out")
+	p.WaitVisible("#signin-token")
+	if browsertest.Eval[string](p, `sessionStorage.getItem("agenthost.token") || ""`) != "" {
+		t.Fatal("token still stored after sign-out")
+	}
+}
