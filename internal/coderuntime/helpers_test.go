@@ -27,7 +27,7 @@ type rig struct {
 
 // newRig starts a runtime in a temporary workspace; tweak adjusts its
 // configuration.
-func newRig(t *testing.T, tweak func(*Config)) *rig {
+func newRig(t testing.TB, tweak func(*Config)) *rig {
 	t.Helper()
 	cfg := Config{Workspace: t.TempDir(), Token: testToken, Model: "offline/demo",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Heartbeat: 200 * time.Millisecond}
@@ -37,7 +37,7 @@ func newRig(t *testing.T, tweak func(*Config)) *rig {
 	return startRig(t, cfg)
 }
 
-func startRig(t *testing.T, cfg Config) *rig {
+func startRig(t testing.TB, cfg Config) *rig {
 	t.Helper()
 	rt, err := New(cfg)
 	if err != nil {
@@ -56,14 +56,14 @@ func (rg *rig) stop() {
 	rg.srv.Close()
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
 }
 
 // eventually polls cond every 10ms for up to 10s.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
@@ -74,7 +74,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func (rg *rig) waitIdle(t *testing.T) {
+func (rg *rig) waitIdle(t testing.TB) {
 	t.Helper()
 	eventually(t, "the runtime to be idle", func() bool {
 		st, err := rg.c.RuntimeStatus(context.Background())
@@ -85,7 +85,7 @@ func (rg *rig) waitIdle(t *testing.T) {
 	})
 }
 
-func (rg *rig) send(t *testing.T, sessionID, text string) SendResult {
+func (rg *rig) send(t testing.TB, sessionID, text string) SendResult {
 	t.Helper()
 	res, err := rg.c.Send(ctxT(t), sessionID, text)
 	if err != nil {
@@ -97,7 +97,7 @@ func (rg *rig) send(t *testing.T, sessionID, text string) SendResult {
 	return res
 }
 
-func (rg *rig) history(t *testing.T, sessionID string) SessionHistory {
+func (rg *rig) history(t testing.TB, sessionID string) SessionHistory {
 	t.Helper()
 	h, err := rg.c.Messages(ctxT(t), sessionID)
 	if err != nil {
@@ -107,7 +107,7 @@ func (rg *rig) history(t *testing.T, sessionID string) SessionHistory {
 }
 
 // raw sends a request with the control token and returns status and body.
-func (rg *rig) raw(t *testing.T, method, path, body string) (int, map[string]any) {
+func (rg *rig) raw(t testing.TB, method, path, body string) (int, map[string]any) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -139,7 +139,7 @@ func apiStatus(err error) int {
 }
 
 // pendingPermission waits for exactly one pending permission.
-func (rg *rig) pendingPermission(t *testing.T) (p coding.Permission) {
+func (rg *rig) pendingPermission(t testing.TB) (p coding.Permission) {
 	t.Helper()
 	eventually(t, "a pending permission", func() bool {
 		ps, err := rg.c.Permissions(context.Background())

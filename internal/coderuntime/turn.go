@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/agenthost/agenthost/agent"
 	"github.com/agenthost/agenthost/internal/coding"
@@ -84,6 +86,9 @@ func (r *Runtime) work(s *session) {
 		}
 		ev.AgentBusy = ev.Busy || r.othersBusy(s)
 		err := r.st.write(func(w *writer) error {
+			if err := setPromptState(w, p.ID, promptDone); err != nil {
+				return err
+			}
 			if named != nil {
 				if _, err := w.exec(`UPDATE sessions SET title = ? WHERE id = ?`, *named, s.id); err != nil {
 					return err
@@ -146,19 +151,19 @@ func (r *Runtime) turn(ctx context.Context, s *session, p storedPrompt) *agent.R
 		},
 	})
 	var res *agent.Result
+	deltas := &deltaBuf{r: r, sessionID: s.id}
+	defer deltas.flush()
 	for ev := range r.ag.Run(ctx, s.conv, nil, agent.WithApprover(approve), agent.WithAsker(r.askQuestion(s.id))) {
 		switch ev.Type {
 		case agent.EventText:
-			r.record(s.id, func(w *writer) error {
-				return w.event(s.id, "message.delta", deltaEvent{SessionID: s.id, Text: ev.Text})
-			})
+			deltas.add(ev.Text)
 		case agent.EventMessage:
 			m := *ev.Message
 			for _, c := range m.ToolCalls() {
 				callMsg[c.ID] = m.ID
 			}
 			shown := r.shown(s.conv.Messages, m)
-			r.record(s.id, func(w *writer) error {
+			deltas.flushWith(func(w *writer) error {
 				if err := addMessage(w, s.id, m); err != nil {
 					return err
 				}
@@ -171,8 +176,64 @@ func (r *Runtime) turn(ctx context.Context, s *session, p storedPrompt) *agent.R
 	if res == nil {
 		res = &agent.Result{Status: agent.StatusFailed, Err: errors.New("the run ended without a result")}
 	}
-	r.record(s.id, func(w *writer) error { return setPromptState(w, p.ID, promptDone) })
 	return res
+}
+
+// deltaWindow is how long text deltas are gathered into one event, so a
+// fast model does not cost a transaction per word.
+const deltaWindow = 25 * time.Millisecond
+
+// deltaBuf gathers a turn's text deltas and stores them as one
+// message.delta event per window. flush stores what is gathered at once;
+// the turn calls it before storing a message, so deltas always come
+// before the message they belong to.
+type deltaBuf struct {
+	r         *Runtime
+	sessionID string
+	writeMu   sync.Mutex // held while taking and storing, so flushes keep their order
+	mu        sync.Mutex
+	text      strings.Builder
+	timer     *time.Timer
+}
+
+func (d *deltaBuf) add(text string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.text.WriteString(text)
+	if d.timer == nil {
+		d.timer = time.AfterFunc(deltaWindow, d.flush)
+	}
+}
+
+func (d *deltaBuf) flush() { d.flushWith(nil) }
+
+// flushWith stores the gathered text and, in the same transaction, what
+// also writes.
+func (d *deltaBuf) flushWith(also func(w *writer) error) {
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
+	d.mu.Lock()
+	text := d.text.String()
+	d.text.Reset()
+	if d.timer != nil {
+		d.timer.Stop()
+		d.timer = nil
+	}
+	d.mu.Unlock()
+	if text == "" && also == nil {
+		return
+	}
+	d.r.record(d.sessionID, func(w *writer) error {
+		if text != "" {
+			if err := w.event(d.sessionID, "message.delta", deltaEvent{SessionID: d.sessionID, Text: text}); err != nil {
+				return err
+			}
+		}
+		if also != nil {
+			return also(w)
+		}
+		return nil
+	})
 }
 
 // record writes what a turn produced, logging failures: the turn goes on.

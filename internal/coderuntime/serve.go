@@ -1,0 +1,107 @@
+package coderuntime
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/agenthost/agenthost/internal/coding"
+)
+
+// Settings are what `agenthost serve --role coding` reads from its
+// environment (docs/runtime-control.md), before flags override them.
+type Settings struct {
+	Config
+	// Port is AGENTHOST_PORT (default 8000).
+	Port int
+	// TokenGenerated is set when AGENTHOST_CONTROL_TOKEN was empty and a
+	// random token was made; Serve then prints it.
+	TokenGenerated bool
+}
+
+// FromEnv reads the runtime's settings from getenv; relative paths are
+// taken from dir, which is also the default workspace.
+func FromEnv(getenv func(string) string, dir string) (Settings, error) {
+	s := Settings{Port: 8000}
+	if p := getenv("AGENTHOST_PORT"); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || n > 65535 {
+			return s, fmt.Errorf("AGENTHOST_PORT=%q is not a port", p)
+		}
+		s.Port = n
+	}
+	abs := func(p string) string {
+		if p != "" && !filepath.IsAbs(p) {
+			return filepath.Join(dir, p)
+		}
+		return p
+	}
+	s.Workspace = abs(getenv("AGENTHOST_WORKSPACE"))
+	if s.Workspace == "" {
+		s.Workspace = dir
+	}
+	s.DataDir = abs(getenv("AGENTHOST_DATA_DIR"))
+	s.Model = getenv("AGENTHOST_MODEL")
+	s.HiddenPrompt = getenv("AGENTHOST_HIDDEN_PROMPT")
+	s.Token = getenv("AGENTHOST_CONTROL_TOKEN")
+	if s.Token == "" {
+		b := make([]byte, 24)
+		if _, err := rand.Read(b); err != nil {
+			return s, err
+		}
+		s.Token, s.TokenGenerated = hex.EncodeToString(b), true
+	}
+	rules, err := coding.ParseRules([]byte(getenv("AGENTHOST_PERMISSIONS")))
+	if err != nil {
+		return s, fmt.Errorf("AGENTHOST_PERMISSIONS: %w", err)
+	}
+	s.Rules = rules
+	return s, nil
+}
+
+// Serve runs a runtime on 127.0.0.1:s.Port until ctx ends, printing where
+// it listens to out once it accepts connections; then it closes the
+// runtime (ending turns and event streams) and shuts the server down.
+func Serve(ctx context.Context, s Settings, out io.Writer) error {
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	rt, err := New(s.Config)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)))
+	if err != nil {
+		rt.Close()
+		return err
+	}
+	srv := &http.Server{Handler: rt.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	fmt.Fprintf(out, "agenthost coding runtime listening on http://%s (workspace %s)\n", ln.Addr(), rt.Workspace())
+	if s.TokenGenerated {
+		fmt.Fprintf(out, "control token (AGENTHOST_CONTROL_TOKEN was not set): %s\n", s.Token)
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		rt.Close()
+		return err
+	}
+	cerr := rt.Close()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return cerr
+}
