@@ -303,10 +303,12 @@ var enter = chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 	return nil
 })
 
-// SetValue sets an input's value directly (no key events).
+// SetValue sets the value of the first input matching sel directly (no
+// key events; an input event follows).
 func (p *Page) SetValue(sel, value string) {
 	p.T.Helper()
-	p.Run(chromedp.SetValue(chromedp.CSS(sel), value, chromedp.NodeReady))
+	p.WaitFor(fmt.Sprintf(`document.querySelector(%q)`, sel))
+	Eval[bool](p, fmt.Sprintf(`(() => { const e = document.querySelector(%q); e.value = %q; e.dispatchEvent(new Event("input", { bubbles: true })); return true; })()`, sel, value))
 }
 
 // Upload sets the files of an <input type=file>.

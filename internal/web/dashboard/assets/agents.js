@@ -91,7 +91,7 @@ function agentCard(id) {
     if (key !== lastSessions) {
       lastSessions = key;
       sessions.replaceChildren(...list.map((s) => el("li", null,
-        el("a", { href: s.url, target: "_blank", rel: "noopener noreferrer" }, "Open session ", el("span", "sr-only", "(new tab) "), s.title || s.id),
+        el("a", { href: s.url, target: "_blank", rel: "noopener noreferrer" }, s.title || "Untitled session", el("span", "sr-only", " (opens the session page in a new tab)")),
         " ", el("span", "muted small mono", s.id))));
     }
   };

@@ -32,7 +32,7 @@ function costPoints(all) {
   for (const s of all.sessions || []) {
     for (const m of s.messages || []) {
       const i = m.info || {};
-      if (i.role !== "assistant" || !i.cost || !i.time) continue;
+      if (i.role !== "assistant" || i.cost === undefined || i.cost === null || !i.time) continue;
       pts.push({ t: (i.time.completed || i.time.created) * 1000, cost: i.cost, session: s.title || s.sessionId });
     }
   }
@@ -61,7 +61,7 @@ function costChart(pts) {
     return root;
   }
   const t0 = pts[0].t, t1 = Math.max(pts[pts.length - 1].t, t0 + 1000);
-  const ymax = total > 0 ? total * 1.1 : 1;
+  const ymax = total > 0 ? total * 1.1 : 0.01;
   const x = (t) => L + ((t - t0) / (t1 - t0)) * (W - L - R);
   const y = (c) => H - B - (c / ymax) * (H - T - B);
   let d = `M ${x(t0)} ${y(0)}`;

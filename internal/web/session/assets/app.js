@@ -186,11 +186,13 @@ async function sendMessage(text) {
   const bubble = el("div", { class: "msg user local queued", "data-text": text }, el("span", "visually-hidden", "You: "), text);
   log.append(bubble);
   scrollDown(true);
+  const wasBusy = state.busy;
+  setBusy(true);
   try {
     const r = await api("messages", { method: "POST", body: { message: text } });
     if (r.messageId && bubble.isConnected) bubble.dataset.id = r.messageId;
-    if (!state.busy) setBusy(true);
   } catch (e) {
+    if (!wasBusy) setBusy(false);
     bubble.remove();
     $("prompt").value = text;
     showAlert("Not sent: " + e.message);
