@@ -1,0 +1,76 @@
+package host_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/agenthost/agenthost/agent"
+	"github.com/agenthost/agenthost/host"
+	"github.com/agenthost/agenthost/internal/bench"
+	"github.com/agenthost/agenthost/trust"
+)
+
+// BenchmarkTrustInput is the cost of trust: POST /input per second through
+// the default trust gate (careful), unsigned beside signed requests that
+// are verified (signature, window, recipient) and recorded in the SQLite
+// replay ledger. Bodies are signed before the timer starts, one per
+// request, since each signature is single use.
+func BenchmarkTrustInput(b *testing.B) {
+	h, err := bench.StartHost(func() (*agent.Agent, error) { return agent.New("bench") }, host.WithWorkers(32), host.WithTrust("careful"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close()
+	caller, err := trust.NewIdentity()
+	if err != nil {
+		b.Fatal(err)
+	}
+	run := func(b *testing.B, body func(i int) []byte) {
+		bodies := make([][]byte, b.N)
+		for i := range bodies {
+			bodies[i] = body(i)
+		}
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+		var next atomic.Int64
+		b.SetParallelism(4)
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				i := next.Add(1) - 1
+				resp, err := client.Post(h.URL+"/input", "application/json", bytes.NewReader(bodies[i]))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					b.Errorf("status %d", resp.StatusCode)
+					return
+				}
+			}
+		})
+		b.StopTimer()
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+	}
+	b.Run("unsigned", func(b *testing.B) {
+		run(b, func(i int) []byte { return []byte(`{"prompt":"Translate hello to Spanish ` + strconv.Itoa(i) + `"}`) })
+	})
+	b.Run("signed", func(b *testing.B) {
+		now := time.Now()
+		run(b, func(i int) []byte {
+			env, err := trust.Sign(caller, trust.NewPayload(h.Server.Address(), now, map[string]any{"prompt": "Translate hello to Spanish " + strconv.Itoa(i) + "/" + strconv.Itoa(b.N)}))
+			if err != nil {
+				b.Fatal(err)
+			}
+			js, _ := json.Marshal(env)
+			return js
+		})
+	})
+}
