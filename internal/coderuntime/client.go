@@ -141,7 +141,7 @@ func (c *Client) Status(ctx context.Context) (agents.RuntimeStatus, error) {
 	}
 	out := agents.RuntimeStatus{Busy: st.Busy, Sessions: make([]agents.Session, len(st.Sessions))}
 	for i, s := range st.Sessions {
-		out.Sessions[i] = agents.Session{ID: s.ID, Title: s.Title}
+		out.Sessions[i] = agents.Session{ID: s.ID, Title: s.Title, Busy: s.Busy}
 	}
 	return out, nil
 }

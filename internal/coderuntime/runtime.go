@@ -91,7 +91,10 @@ type session struct {
 	running bool               // a worker goroutine is running turns
 	done    chan struct{}      // closed when that worker exits
 	cancel  context.CancelFunc // of the running turn
-	conv    *agent.Conversation
+	// turnDone is closed when the running turn has ended and been
+	// recorded; nil between turns.
+	turnDone chan struct{}
+	conv     *agent.Conversation
 }
 
 func (s *session) busy() bool { return s.running || len(s.queue) > 0 }
@@ -329,7 +332,8 @@ func (r *Runtime) AbortAll(ctx context.Context) ([]string, error) {
 }
 
 // abortLocked discards s's queue and cancels its turn; it returns the
-// channel closed when s's worker exits (nil when none runs). r.mu is held.
+// channel closed when that turn has ended, or when a worker about to
+// notice the empty queue exits (nil when none runs). r.mu is held.
 func (r *Runtime) abortLocked(s *session) chan struct{} {
 	if len(s.queue) > 0 {
 		err := r.st.write(func(w *writer) error {
@@ -344,7 +348,10 @@ func (r *Runtime) abortLocked(s *session) chan struct{} {
 	if s.cancel != nil {
 		s.cancel()
 	}
-	if s.running {
+	switch {
+	case s.turnDone != nil:
+		return s.turnDone
+	case s.running:
 		return s.done
 	}
 	return nil

@@ -56,8 +56,10 @@ const resultInterrupted = "interrupted"
 // empty or the runtime closes.
 func (r *Runtime) work(s *session) {
 	defer r.wg.Done()
+	r.mu.Lock()
 	for {
-		r.mu.Lock()
+		// Deciding to stop happens under the same lock as ending the last
+		// turn, so nobody sees an idle session still running.
 		if len(s.queue) == 0 || r.ctx.Err() != nil {
 			s.running = false
 			close(s.done)
@@ -68,6 +70,8 @@ func (r *Runtime) work(s *session) {
 		s.queue = s.queue[1:]
 		ctx, cancel := context.WithCancel(r.ctx)
 		s.cancel = cancel
+		turnDone := make(chan struct{})
+		s.turnDone = turnDone
 		r.mu.Unlock()
 
 		res := r.turn(ctx, s, p)
@@ -104,7 +108,8 @@ func (r *Runtime) work(s *session) {
 		} else if named != nil {
 			s.title = named
 		}
-		r.mu.Unlock()
+		s.turnDone = nil
+		close(turnDone)
 	}
 }
 
