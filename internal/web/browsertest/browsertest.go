@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -55,8 +56,9 @@ type Page struct {
 	mu      sync.Mutex
 	allowed []*regexp.Regexp
 	errs    []string
-	shots   int
 }
+
+var shots atomic.Int64
 
 // Chromium returns the browser to use, or "" when there is none.
 func Chromium() string {
@@ -373,10 +375,7 @@ func (p *Page) saveScreenshot(name string) {
 
 func (p *Page) screenshot(name string) (string, error) {
 	root := p.root()
-	root.mu.Lock()
-	root.shots++
-	n := root.shots
-	root.mu.Unlock()
+	n := shots.Add(1) // one sequence for all the pages of a test binary
 	// Frames are shot through their top page. The test's deadline may have
 	// passed; a screenshot still helps to see why.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(root.Ctx), 10*time.Second)
@@ -386,7 +385,7 @@ func (p *Page) screenshot(name string) (string, error) {
 		return "", err
 	}
 	dir := p.T.ArtifactDir()
-	path := filepath.Join(dir, fmt.Sprintf("%02d-%s.png", n, sanitize(name)))
+	path := filepath.Join(dir, fmt.Sprintf("%03d-%s.png", n, sanitize(name)))
 	if err := os.WriteFile(path, buf, 0o644); err != nil {
 		return "", err
 	}
