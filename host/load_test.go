@@ -25,10 +25,19 @@ func TestLoad(t *testing.T) {
 	h := startHost(t, "offline/demo", host.WithWorkers(16))
 	const n = 200
 	var errs atomic.Int64
-	var firstErr atomic.Value
+	// Errors differ in concrete type, so the first one is kept under a
+	// mutex rather than in an atomic.Value (which panics on mixed types).
+	var (
+		mu       sync.Mutex
+		firstErr error
+	)
 	fail := func(err error) {
 		errs.Add(1)
-		firstErr.CompareAndSwap(nil, err)
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		mu.Unlock()
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 60 * time.Second}
 	stop := make(chan struct{})
@@ -106,7 +115,9 @@ func TestLoad(t *testing.T) {
 	close(stop)
 	<-healthDone
 	if errs.Load() > 0 {
-		t.Fatalf("%d errors; first: %v", errs.Load(), firstErr.Load())
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("%d errors; first: %v", errs.Load(), firstErr)
 	}
 	if healthFails > 0 || len(health) == 0 {
 		t.Fatalf("/health failed %d times (%d answers)", healthFails, len(health))
