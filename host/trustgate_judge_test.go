@@ -5,11 +5,13 @@ import (
 	"errors"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/agenthost/agenthost/host"
+	"github.com/agenthost/agenthost/internal/fakellm"
 	"github.com/agenthost/agenthost/trust"
 )
 
@@ -166,4 +168,57 @@ func TestTrustRestart(t *testing.T) {
 	wantStatus(t, code, 200, m)
 	code, m = postRaw(t, h.URL, signedInput(t, newIdentity(t), addr, time.Now(), map[string]any{"prompt": "hi"}, nil))
 	wantError(t, code, 403, m, "onboarding required")
+}
+
+// TestTrustLLMJudge: a natural-language policy in host.yaml judged by a
+// model served by a local fake OpenAI-wire server: allow, deny, an
+// unreadable answer and a model error (both deny); the model sees the
+// caller and the policy, never the request text.
+func TestTrustLLMJudge(t *testing.T) {
+	srv := fakellm.NewOpenAI(t)
+	t.Setenv("OPENAI_BASE_URL", srv.URL())
+	t.Setenv("OPENAI_API_KEY", "test-key")
+	ann, ben, cal, dee := newIdentity(t), newIdentity(t), newIdentity(t), newIdentity(t)
+	srv.Handle(func(r fakellm.Request) fakellm.Reply {
+		facts := r.LastUserText()
+		switch {
+		case strings.Contains(facts, ann.Address()):
+			return fakellm.TextReply(`{"allow": true, "reason": "signed stranger, no bad history"}`)
+		case strings.Contains(facts, ben.Address()):
+			return fakellm.TextReply("```json\n{\"allow\": false, \"reason\": \"not a known contact\"}\n```")
+		case strings.Contains(facts, cal.Address()):
+			return fakellm.TextReply("Sure, why not.")
+		}
+		return fakellm.ErrorReply(400, "model overloaded")
+	})
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, ".co", "host.yaml"), "trust:\n  default: ask\n  judge_model: openai/judge-1\n  judge_cache_ttl: 60\n"+
+		"  policy: |\n    I trust signed callers who have not been refused before.\n")
+	h := startTrustHost(t, dir)
+	seq := 0
+	send := func(id *trust.Identity) (int, map[string]any) {
+		seq++
+		return postRaw(t, h.URL, signedInput(t, id, h.Address(), time.Now(), map[string]any{"prompt": "secret plan #" + strconv.Itoa(seq)}, nil))
+	}
+	code, m := send(ann)
+	wantStatus(t, code, 200, m)
+	code, m = send(ann) // cached
+	wantStatus(t, code, 200, m)
+	code, m = send(ben)
+	wantError(t, code, 403, m, "not a known contact")
+	code, m = send(cal)
+	wantError(t, code, 403, m, "could not be evaluated")
+	code, m = send(dee)
+	wantError(t, code, 403, m, "could not be evaluated")
+
+	reqs := srv.Requests()
+	if len(reqs) != 4 {
+		t.Fatalf("judge model called %d times, want 4 (one per caller)", len(reqs))
+	}
+	for _, r := range reqs {
+		if r.Model() != "judge-1" || strings.Contains(string(r.Raw), "secret plan") ||
+			!strings.Contains(string(r.Raw), "have not been refused before") {
+			t.Fatalf("judge request: model %q, body %s", r.Model(), r.Raw)
+		}
+	}
 }
