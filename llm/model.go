@@ -82,6 +82,17 @@ type APIError struct {
 	RetryAfter time.Duration
 }
 
+// Retryable reports whether the failure is of a kind that may pass on a
+// later attempt: rate limiting (429), timeouts and conflicts (408, 409),
+// or server errors (5xx, 529 overloaded included).
+func (e *APIError) Retryable() bool {
+	switch {
+	case e.StatusCode == 408, e.StatusCode == 409, e.StatusCode == 429, e.StatusCode >= 500:
+		return true
+	}
+	return false
+}
+
 func (e *APIError) Error() string {
 	if e.StatusCode == 0 {
 		return fmt.Sprintf("%s: %s", e.Provider, e.Message)
