@@ -47,8 +47,9 @@ type Client struct {
 	base    string          // http(s) base URL when direct, "" via the relay
 	relay   string          // relay base URL (ws/wss) when via the relay
 
-	mu      sync.Mutex // guards session
-	session string
+	mu        sync.Mutex // guards session and lastEvent
+	session   string
+	lastEvent int64 // id of the last event of the current run seen, for Resume
 }
 
 // Info is what an agent says about itself at GET /info.
@@ -274,7 +275,7 @@ func (c *Client) SessionID() string {
 // session).
 func (c *Client) SetSession(id string) {
 	c.mu.Lock()
-	c.session = id
+	c.session, c.lastEvent = id, 0
 	c.mu.Unlock()
 }
 

@@ -278,3 +278,48 @@ func TestDefaultKeysAreCreatedOnce(t *testing.T) {
 		t.Fatalf("keys differ: %v %v", c1.Identity(), c2.Identity())
 	}
 }
+
+// TestResumeAfterDisconnect: a client whose connection ends mid-run
+// resumes: the events it missed are replayed, then the run's answer.
+func TestResumeAfterDisconnect(t *testing.T) {
+	t.Setenv("AGENTHOST_OFFLINE_DELAY", "100ms")
+	s := newAgent(t, "offline/slow")
+	ctx := ctxFor(t, 30*time.Second)
+	c, err := client.Connect(ctx, serveAgent(t, s), client.WithKeys(newID(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	var first []client.Event
+	_, err = c.Input(runCtx, "Tell me a long story about the sea and the mountains please", client.OnEvent(func(e client.Event) {
+		first = append(first, e)
+		if e.Type == client.EventStream {
+			cancel() // the connection goes mid-stream
+		}
+	}))
+	if !errors.Is(err, context.Canceled) || c.SessionID() == "" {
+		t.Fatalf("cancelled run: %v (session %q)", err, c.SessionID())
+	}
+	var rest recorder
+	res, err := c.Resume(ctx, client.OnEvent(rest.on))
+	if err != nil || !strings.Contains(res.Result, "offline demo model") || res.SessionID != c.SessionID() {
+		t.Fatalf("Resume: %+v, %v", res, err)
+	}
+	seen := map[int64]bool{}
+	for _, e := range first {
+		seen[e.ID] = true
+	}
+	for _, e := range rest.events {
+		if e.ID != 0 && seen[e.ID] {
+			t.Fatalf("event %d replayed twice", e.ID)
+		}
+	}
+	if got := rest.streamed(); got == "" {
+		t.Fatalf("nothing streamed after resuming: %v", rest.types())
+	}
+	// Resuming a finished run gives its stored answer.
+	again, err := c.Resume(ctx)
+	if err != nil || again.Result != res.Result {
+		t.Fatalf("Resume of a finished run: %+v, %v", again, err)
+	}
+}

@@ -171,9 +171,10 @@ func (c *Client) Stream(ctx context.Context, prompt string, opts ...InputOption)
 
 // conn is one WebSocket to the agent (direct) or the relay.
 type conn struct {
-	c   *Client
-	ws  *websocket.Conn
-	sid string // the session, once known
+	c      *Client
+	ws     *websocket.Conn
+	sid    string // the session, once known
+	status string // CONNECTED's status: new, connected, running
 }
 
 // dial opens a WebSocket to the agent or, through the relay, to /ws/input.
@@ -330,7 +331,7 @@ func (k *conn) errorOf(f *frame) *Error {
 
 // open dials and establishes the session: CONNECT, onboarding when asked,
 // CONNECTED.
-func (c *Client) open(ctx context.Context, sessionID string) (*conn, error) {
+func (c *Client) open(ctx context.Context, sessionID string, lastMsgID int64) (*conn, error) {
 	k, err := c.dial(ctx)
 	if err != nil {
 		return nil, err
@@ -339,6 +340,9 @@ func (c *Client) open(ctx context.Context, sessionID string) (*conn, error) {
 		f := map[string]any{"type": "CONNECT"}
 		if sessionID != "" {
 			f["session_id"] = sessionID
+		}
+		if lastMsgID > 0 {
+			f["last_msg_id"] = strconv.FormatInt(lastMsgID, 10)
 		}
 		f, err := c.signed(f, nil)
 		if err != nil {
@@ -359,7 +363,7 @@ func (c *Client) open(ctx context.Context, sessionID string) (*conn, error) {
 		}
 		switch f.Type {
 		case "CONNECTED":
-			k.sid = f.Sess
+			k.sid, k.status = f.Sess, f.Status
 			return k, nil
 		case "ONBOARD_REQUIRED":
 			if onboarded {
@@ -425,11 +429,12 @@ func (k *conn) close() { k.ws.Close(websocket.StatusNormalClosure, "") }
 // run performs one Input; yield gets each event and may stop the run's
 // streaming by returning false.
 func (c *Client) run(ctx context.Context, prompt string, o inputOptions, yield func(Event) bool) (*Result, error) {
-	k, err := c.open(ctx, c.SessionID())
+	k, err := c.open(ctx, c.SessionID(), 0)
 	if err != nil {
 		return nil, err
 	}
 	defer k.ws.CloseNow()
+	c.setLast(k.sid, 0)
 	in := map[string]any{"type": "INPUT", "prompt": prompt}
 	if len(o.images) > 0 {
 		in["images"] = o.images
@@ -444,6 +449,60 @@ func (c *Client) run(ctx context.Context, prompt string, o inputOptions, yield f
 	if err := k.send(ctx, in); err != nil {
 		return nil, err
 	}
+	return c.follow(ctx, k, o, yield, false)
+}
+
+// Resume reattaches to the client's session after a lost connection
+// (ErrConnectionLost): the agent replays the events after the last one this
+// client saw, then streams the rest of the run, and Resume returns its
+// answer, as Input would have. A run that already ended gives its stored
+// answer.
+func (c *Client) Resume(ctx context.Context, opts ...InputOption) (*Result, error) {
+	var o inputOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	c.mu.Lock()
+	sid, last := c.session, c.lastEvent
+	c.mu.Unlock()
+	if sid == "" {
+		return nil, &Error{Kind: ErrBadRequest, Message: "no session to resume"}
+	}
+	k, err := c.open(ctx, sid, last)
+	if err != nil {
+		return nil, err
+	}
+	defer k.ws.CloseNow()
+	if k.sid != sid {
+		return nil, &Error{Kind: ErrNotFound, Message: "session " + sid, SessionID: sid}
+	}
+	if k.status != "running" {
+		// Whatever the run left is replayed before this is answered.
+		if err := k.send(ctx, map[string]any{"type": "SESSION_STATUS", "session_id": sid}); err != nil {
+			return nil, err
+		}
+	}
+	return c.follow(ctx, k, o, func(e Event) bool {
+		if o.onEvent != nil {
+			o.onEvent(e)
+		}
+		return true
+	}, true)
+}
+
+// setLast records the session and the last event seen, for Resume.
+func (c *Client) setLast(session string, id int64) {
+	c.mu.Lock()
+	if session != "" {
+		c.session = session
+	}
+	c.lastEvent = id
+	c.mu.Unlock()
+}
+
+// follow reads a run's frames until its OUTPUT. With status set, a
+// SESSION_STATUS frame (asked for by Resume) ends it too.
+func (c *Client) follow(ctx context.Context, k *conn, o inputOptions, yield func(Event) bool, status bool) (*Result, error) {
 	ask, approve := o.onQuestion, o.onApproval
 	if ask == nil {
 		ask = c.o.onQuestion
@@ -464,26 +523,42 @@ func (c *Client) run(ctx context.Context, prompt string, o inputOptions, yield f
 			return nil, k.errorOf(f)
 		case "ONBOARD_REQUIRED":
 			return nil, &Error{Kind: ErrOnboardRequired, Message: "the agent asked for onboarding again", SessionID: k.sid}
+		case "SESSION_STATUS":
+			if !status || f.Status == "running" || f.Status == "waiting_approval" {
+				continue
+			}
+			k.close()
+			res := &Result{SessionID: k.sid, Result: stringOf(f.Result), Session: f.Session, ChatItems: f.ChatItems}
+			switch f.Status {
+			case "done":
+				return res, nil
+			case "new":
+				return nil, &Error{Kind: ErrNotFound, Message: "session " + k.sid, SessionID: k.sid}
+			case "interrupted":
+				return res, &Error{Kind: ErrInterrupted, SessionID: k.sid}
+			}
+			return res, &Error{Kind: errors.New("run " + f.Status), Message: res.Result, SessionID: k.sid}
 		case "OUTPUT":
 			res := &Result{SessionID: f.Sess, Result: stringOf(f.Result), DurationMS: f.DurationMS, Session: f.Session, ChatItems: f.ChatItems}
 			if res.SessionID == "" {
 				res.SessionID = k.sid
 			}
-			c.SetSession(res.SessionID)
+			c.setLast(res.SessionID, 0)
 			k.close()
 			if f.Status == "interrupted" {
 				return res, &Error{Kind: ErrInterrupted, SessionID: res.SessionID}
 			}
-			if !yield(Event{Type: EventOutput, SessionID: res.SessionID, Result: res.Result, Raw: f.raw}) {
-				return res, nil
-			}
+			yield(Event{Type: EventOutput, SessionID: res.SessionID, Result: res.Result, Raw: f.raw})
 			return res, nil
 		default:
 			ev := f.event()
 			if ev.SessionID == "" {
 				ev.SessionID = k.sid
 			}
-			if ev.Type != EventOutput && !yield(ev) {
+			if ev.ID > 0 {
+				c.setLast("", ev.ID)
+			}
+			if !yield(ev) {
 				return nil, nil
 			}
 			switch f.Type {

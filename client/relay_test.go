@@ -190,12 +190,25 @@ func TestRelayRestart(t *testing.T) {
 
 	r2 := startRelay(t, addr)
 	restarted := time.Now()
-	waitFor(t, 5*time.Second, "the agent re-announced", announced(s))
+	waitFor(t, 5*time.Second, "the agent re-announced", func() bool {
+		ag, err := relay.LookupAgent(ctx, nil, r2.URL(), s.Address())
+		return err == nil && ag.Online
+	})
+	t.Logf("re-announced %s after the relay came back", time.Since(restarted).Round(time.Millisecond))
+	// The interrupted client picks its run up where it left off.
+	var rec recorder
+	res, err := c.Resume(ctx, client.OnEvent(rec.on))
+	if err != nil || res.Result == "" || res.SessionID != c.SessionID() {
+		t.Fatalf("Resume after the restart: %+v, %v", res, err)
+	}
+	if rec.find(client.EventStream) == nil && rec.find(client.EventOutput) == nil {
+		t.Fatalf("Resume replayed nothing: %v", rec.types())
+	}
 	c2, err := client.Connect(ctx, s.Address(), client.WithRelay(r2.URL()), client.WithKeys(newID(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := c2.Input(ctx, "use add on 20 and 22")
+	res, err = c2.Input(ctx, "use add on 20 and 22")
 	if err != nil || !strings.Contains(res.Result, "42") {
 		t.Fatalf("after the restart: %+v, %v", res, err)
 	}
