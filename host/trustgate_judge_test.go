@@ -222,3 +222,38 @@ func TestTrustLLMJudge(t *testing.T) {
 		}
 	}
 }
+
+// TestTrustPolicyFileAndText: a markdown policy file (front matter and
+// prose) and a prose `trust: |` in host.yaml reach the judge; /info says
+// the trust is custom.
+func TestTrustPolicyFileAndText(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	judge := trust.JudgeFunc(func(_ context.Context, in trust.JudgeInput) (bool, string, error) {
+		mu.Lock()
+		got = append(got, in.Policy)
+		mu.Unlock()
+		return true, "", nil
+	})
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, ".co", "policy.md"), "---\nonboard:\n  invite_code: [HELLO]\ndefault: ask\n---\nOnly callers from the partner program.\n")
+	writeFile(t, filepath.Join(dir, ".co", "host.yaml"), "trust: policy.md\n")
+	h := startTrustHost(t, dir, host.WithJudge(judge))
+	code, m := postRaw(t, h.URL, signedInput(t, newIdentity(t), h.Address(), time.Now(), map[string]any{"prompt": "hi"}, nil))
+	wantStatus(t, code, 200, m)
+	code, m, _ = do(t, "GET", h.URL+"/info", nil)
+	if code != 200 || m["trust"] != "custom" {
+		t.Fatalf("info: %d %v", code, m)
+	}
+
+	dir2 := t.TempDir()
+	writeFile(t, filepath.Join(dir2, ".co", "host.yaml"), "trust: |\n  I trust requests that\n  have valid signatures.\n")
+	h2 := startTrustHost(t, dir2, host.WithJudge(judge))
+	code, m = postRaw(t, h2.URL, signedInput(t, newIdentity(t), h2.Address(), time.Now(), map[string]any{"prompt": "hi"}, nil))
+	wantStatus(t, code, 200, m)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 || got[0] != "Only callers from the partner program." || got[1] != "I trust requests that\nhave valid signatures." {
+		t.Fatalf("judge saw policies %q", got)
+	}
+}
