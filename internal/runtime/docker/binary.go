@@ -29,6 +29,9 @@ type BinaryOptions struct {
 	Source string
 	// Ldflags are passed to go build (e.g. the version).
 	Ldflags string
+	// FromSource skips the running executable: always build (a test
+	// binary is no agenthost).
+	FromSource bool
 	// Progress receives what is going on; nil discards it.
 	Progress io.Writer
 }
@@ -57,7 +60,7 @@ func StaticBinary(ctx context.Context, opts BinaryOptions) (path string, cleanup
 		fmt.Fprintf(w, "binary: %s (given)\n", opts.Binary)
 		return opts.Binary, cleanup, nil
 	}
-	if exe, err := os.Executable(); err == nil && goruntime.GOOS == "linux" && CheckStatic(exe) == nil && ELFArch(exe) == opts.Arch {
+	if exe, err := os.Executable(); err == nil && !opts.FromSource && goruntime.GOOS == "linux" && CheckStatic(exe) == nil && ELFArch(exe) == opts.Arch {
 		fmt.Fprintf(w, "binary: %s (this agenthost, statically linked)\n", exe)
 		return exe, cleanup, nil
 	}
