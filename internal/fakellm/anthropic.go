@@ -77,6 +77,14 @@ func streamAnthropic(sw *sseWriter, req Request, r Reply, n int) {
 	if r.Hang {
 		return
 	}
+	if r.StreamError != "" {
+		typ := r.ErrorType
+		if typ == "" {
+			typ = "overloaded_error"
+		}
+		sw.event("error", map[string]any{"type": "error", "error": map[string]any{"type": typ, "message": r.StreamError}}, false)
+		return
+	}
 	sw.event("message_delta", map[string]any{"type": "message_delta",
 		"delta": map[string]any{"stop_reason": r.anthropicStop(), "stop_sequence": nil},
 		"usage": map[string]any{"output_tokens": r.Usage.Output}}, false)

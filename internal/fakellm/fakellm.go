@@ -82,6 +82,11 @@ type Reply struct {
 
 	// Delay is slept before every streamed chunk.
 	Delay time.Duration
+	// StreamError, when set, ends a streamed reply after its content with
+	// a provider-shaped error event (type ErrorType, default
+	// "overloaded_error" for Anthropic, "server_error" for OpenAI) instead
+	// of finishing normally: the failure of a stream already under way.
+	StreamError string
 	// Hang keeps a streamed reply open after its content, without
 	// finishing, until the client goes away: for cancellation tests.
 	Hang bool

@@ -65,6 +65,14 @@ func streamOpenAI(sw *sseWriter, req Request, r Reply, n int) {
 	if r.Hang {
 		return
 	}
+	if r.StreamError != "" {
+		typ := r.ErrorType
+		if typ == "" {
+			typ = "server_error"
+		}
+		sw.event("", map[string]any{"error": map[string]any{"message": r.StreamError, "type": typ, "param": nil, "code": nil}}, false)
+		return
+	}
 	sw.event("", chunk(map[string]any{}, r.openAIStop()), false)
 	if opts, _ := req.Body["stream_options"].(map[string]any); opts["include_usage"] == true {
 		sw.event("", map[string]any{

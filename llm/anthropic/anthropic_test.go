@@ -373,3 +373,31 @@ func TestNoAPIKey(t *testing.T) {
 		t.Errorf("New: err = %v, want ErrNoAPIKey", err)
 	}
 }
+
+// An error event inside a streamed reply (Anthropic's overloaded_error)
+// fails the call with a retryable APIError after the streamed text.
+func TestStreamFailure(t *testing.T) {
+	srv := fakellm.NewAnthropic(t)
+	srv.Push(fakellm.Reply{Chunks: []string{"half"}, StreamError: "Overloaded"})
+	_, deltas, err := generate(t, newModel(t, srv, nil), userReq("hi"))
+	var apiErr *llm.APIError
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 529 || !apiErr.Retryable() || !strings.Contains(apiErr.Message, "Overloaded") {
+		t.Fatalf("err = %#v", err)
+	}
+	if len(deltas) != 1 || deltas[0].Text != "half" {
+		t.Errorf("deltas = %+v", deltas)
+	}
+}
+
+func TestConnectionError(t *testing.T) {
+	srv := fakellm.NewAnthropic(t)
+	url := srv.URL()
+	srv.Close()
+	m, err := anthropic.New(anthropic.Config{Model: "x", BaseURL: url, APIKey: "k", MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := generate(t, m, userReq("hi")); err == nil || !strings.HasPrefix(err.Error(), "anthropic: ") {
+		t.Fatalf("err = %v", err)
+	}
+}

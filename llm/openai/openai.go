@@ -391,7 +391,21 @@ func (m *Model) wrapErr(ctx context.Context, err error) error {
 	}
 	var streamErr *ssestream.StreamError
 	if errors.As(err, &streamErr) {
-		return &llm.APIError{Provider: m.cfg.Provider, Message: streamErr.Message}
+		// An error event inside a 200 stream.
+		var ev struct {
+			Error struct {
+				Message string `json:"message"`
+				Type    string `json:"type"`
+			} `json:"error"`
+		}
+		msg := streamErr.Message
+		if json.Unmarshal(streamErr.Event.Data, &ev) == nil && ev.Error.Message != "" {
+			msg = ev.Error.Message
+			if ev.Error.Type != "" {
+				msg = ev.Error.Type + ": " + msg
+			}
+		}
+		return &llm.APIError{Provider: m.cfg.Provider, Message: "stream failed: " + msg}
 	}
 	return fmt.Errorf("%s: %w", m.cfg.Provider, err)
 }

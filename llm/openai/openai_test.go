@@ -524,3 +524,56 @@ func BenchmarkStreamDecode(b *testing.B) {
 		}
 	}
 }
+
+// An error event inside a streamed reply fails the call with an APIError
+// after the text already streamed.
+func TestStreamFailure(t *testing.T) {
+	srv := fakellm.NewOpenAI(t)
+	srv.Push(fakellm.Reply{Chunks: []string{"half"}, StreamError: "upstream died"})
+	_, deltas, err := generate(t, newModel(t, srv, nil), userReq("hi"))
+	var apiErr *llm.APIError
+	if !errors.As(err, &apiErr) || !strings.Contains(apiErr.Message, "server_error: upstream died") {
+		t.Fatalf("err = %v", err)
+	}
+	if len(deltas) != 1 || deltas[0].Text != "half" {
+		t.Errorf("deltas = %+v", deltas)
+	}
+}
+
+// A server that is not there fails with an error naming the provider.
+func TestConnectionError(t *testing.T) {
+	srv := fakellm.NewOpenAI(t)
+	url := srv.URL()
+	srv.Close()
+	m, err := openai.New(openai.Config{Provider: "ollama", Model: "x", BaseURL: url, KeyOptional: true, MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = generate(t, m, userReq("hi"))
+	if err == nil || !strings.HasPrefix(err.Error(), "ollama: ") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// One Model serves concurrent calls.
+func TestConcurrentGenerate(t *testing.T) {
+	srv := fakellm.NewOpenAI(t)
+	srv.Handle(func(r fakellm.Request) fakellm.Reply {
+		return fakellm.Reply{Chunks: []string{"echo ", r.LastUserText()}, Usage: fakellm.Usage{Input: 1, Output: 2}}
+	})
+	m := newModel(t, srv, nil)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			q := strings.Repeat("q", i+1)
+			resp, _, err := generate(t, m, userReq(q))
+			if err != nil || resp.Message.Text() != "echo "+q {
+				t.Errorf("call %d: %+v, %v", i, resp, err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(srv.Requests()); n != 8 {
+		t.Errorf("%d requests", n)
+	}
+}
