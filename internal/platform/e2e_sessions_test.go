@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agenthost/agenthost/internal/platform"
 )
@@ -190,4 +191,20 @@ func TestSessionCapabilities(t *testing.T) {
 	c.Do(t, "DELETE", "/api/v1/agents/"+id, nil).Want(t, 200)
 	a.inQuery = false
 	a.raw("GET", "/api/messages", nil).WantError(t, 404, "")
+}
+
+// TestEventsEndAtShutdown checks that an open event stream does not hold
+// the platform's shutdown up.
+func TestEventsEndAtShutdown(t *testing.T) {
+	r := newCodingRig(t, false, nil)
+	c := r.client("acme")
+	id, _ := c.create(map[string]any{"name": "a"})
+	events := openEvents(t, r.env.URL+"/api/v1/agents/"+id+"/events", map[string]string{"Authorization": "Bearer " + c.Token})
+	start := time.Now()
+	r.env.Stop(t)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("shutdown took %v with a stream open", took)
+	}
+	for range events { // drains and ends: the stream was closed
+	}
 }

@@ -15,11 +15,15 @@ type Control struct {
 	Token    string
 }
 
-// Control returns the control-API address of a RUNNING agent's runtime, or
-// ErrNotRunning.
+// Control returns the control-API address of a RUNNING agent's runtime:
+// ErrNotRunning for any other agent, ErrOtherNode when another platform
+// node runs it (its endpoint means nothing here).
 func (m *Manager) Control(a store.Agent) (Control, error) {
 	if a.Status != store.StatusRunning || len(a.Handle) == 0 {
 		return Control{}, fmt.Errorf("%w (status %s)", ErrNotRunning, a.Status)
+	}
+	if a.Node != m.cfg.Node {
+		return Control{}, fmt.Errorf("%w (%q; this is %q)", ErrOtherNode, a.Node, m.cfg.Node)
 	}
 	h, err := handleOf(a)
 	if err != nil {

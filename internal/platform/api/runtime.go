@@ -87,7 +87,11 @@ func (s *Server) callRuntime(ctx context.Context, a store.Agent, c controlCall) 
 		return nil, nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+ctl.Token)
-	req.Header.Set("Accept", "application/json")
+	if c.path == "/events" {
+		req.Header.Set("Accept", "text/event-stream")
+	} else {
+		req.Header.Set("Accept", "application/json")
+	}
 	if c.contentType != "" {
 		req.Header.Set("Content-Type", c.contentType)
 	}
