@@ -109,6 +109,11 @@ func TestDashboardCreateAgentAndSessionPage(t *testing.T) {
 	p.WaitText("#flash", "restarted")
 	p.WaitText(".card.agent .pill", "RUNNING")
 
+	// A second session, started from the card.
+	p.Type(".card.agent .new-session input", "a second session please\n")
+	p.WaitText("#flash", "started")
+	p.WaitFor(`document.querySelectorAll(".card.agent .sessions li").length === 2`)
+
 	// The session page: history with the initial prompt, a message, a
 	// permission, a question, an upload.
 	sessionURL := browsertest.Eval[string](p, `document.querySelector(".card.agent .sessions a").href`)
