@@ -78,6 +78,11 @@ type Config struct {
 	// MaxRetryDelay is the longest Retry-After the client waits for; a
 	// longer one fails the call at once. 0 means DefaultMaxRetryDelay.
 	MaxRetryDelay time.Duration
+	// NoCache turns off prompt caching. By default the system prompt and
+	// the conversation so far are marked as cache breakpoints
+	// (cache_control "ephemeral"), so each turn of an agent loop reads the
+	// previous turns from the cache.
+	NoCache bool
 	// HTTPClient is the client to use; default a plain http.Client.
 	HTTPClient *http.Client
 }
@@ -268,6 +273,20 @@ func (m *Model) params(req *llm.Request) (anthropic.MessageNewParams, error) {
 	}
 	if len(system) > 0 {
 		p.System = []anthropic.TextBlockParam{{Text: strings.Join(system, "\n\n")}}
+	}
+	if !m.cfg.NoCache {
+		// Two breakpoints: tools and system, and everything up to the
+		// newest block. Prefixes shorter than the model's minimum are
+		// simply not cached.
+		if len(p.System) > 0 {
+			p.System[0].CacheControl = anthropic.NewCacheControlEphemeralParam()
+		}
+		if n := len(p.Messages); n > 0 {
+			blocks := p.Messages[n-1].Content
+			if cc := blocks[len(blocks)-1].GetCacheControl(); cc != nil {
+				*cc = anthropic.NewCacheControlEphemeralParam()
+			}
+		}
 	}
 	for _, t := range req.Tools {
 		schema := anthropic.ToolInputSchemaParam{}

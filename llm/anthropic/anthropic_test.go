@@ -160,7 +160,7 @@ func TestToolRoundTripThroughAgent(t *testing.T) {
 	want := []string{
 		`{"role":"user","content":[{"type":"text","text":"weather in Paris?"}]}`,
 		`{"role":"assistant","content":[{"type":"text","text":"Checking."},{"type":"tool_use","id":"toolu_w","name":"get_weather","input":{"city":"Paris"}}]}`,
-		`{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_w","is_error":false,"content":[{"type":"text","text":"sunny"}]}]}`,
+		`{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_w","is_error":false,"content":[{"type":"text","text":"sunny"}],"cache_control":{"type":"ephemeral"}}]}`,
 	}
 	for i, w := range want {
 		if !jsonEqual(t, mustJSON(msgs[i]), w) {
@@ -327,7 +327,7 @@ func TestImages(t *testing.T) {
 	}
 	want := `[{"type":"text","text":"what is this?"},
 		{"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBORw0KGgo="}},
-		{"type":"image","source":{"type":"url","url":"https://example.com/cat.jpg"}}]`
+		{"type":"image","source":{"type":"url","url":"https://example.com/cat.jpg"},"cache_control":{"type":"ephemeral"}}]`
 	if got := mustJSON(srv.Requests()[0].Messages()[0]["content"]); !jsonEqual(t, got, want) {
 		t.Errorf("content = %s", got)
 	}
@@ -354,7 +354,7 @@ func TestConversationMapping(t *testing.T) {
 	}
 	r := srv.Requests()[0]
 	want := `[{"role":"user","content":[{"type":"text","text":"q1"},{"type":"text","text":"q2"}]},
-		{"role":"assistant","content":[{"type":"text","text":"a"}]}]`
+		{"role":"assistant","content":[{"type":"text","text":"a","cache_control":{"type":"ephemeral"}}]}]`
 	if got := mustJSON(r.Body["messages"]); !jsonEqual(t, got, want) {
 		t.Errorf("messages = %s", got)
 	}
@@ -399,5 +399,28 @@ func TestConnectionError(t *testing.T) {
 	}
 	if _, _, err := generate(t, m, userReq("hi")); err == nil || !strings.HasPrefix(err.Error(), "anthropic: ") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// Prompt caching marks the system prompt and the newest block, unless
+// turned off.
+func TestPromptCacheBreakpoints(t *testing.T) {
+	for _, noCache := range []bool{false, true} {
+		srv := fakellm.NewAnthropic(t)
+		srv.Push(fakellm.TextReply("ok"))
+		m := newModel(t, srv, func(c *anthropic.Config) { c.NoCache = noCache })
+		req := &llm.Request{System: "sys", Messages: []llm.Message{llm.UserText("one"), {Role: llm.RoleAssistant, Parts: []llm.Part{llm.TextPart("two")}}, llm.UserText("three")}}
+		if _, _, err := generate(t, m, req); err != nil {
+			t.Fatal(err)
+		}
+		raw := string(srv.Requests()[0].Raw)
+		n := strings.Count(raw, `"cache_control":{"type":"ephemeral"}`)
+		if want := map[bool]int{false: 2, true: 0}[noCache]; n != want {
+			t.Errorf("NoCache=%v: %d breakpoints, want %d: %s", noCache, n, want, raw)
+		}
+		if !noCache && !strings.Contains(raw, `"text":"three","cache_control":{"type":"ephemeral"}`) &&
+			!strings.Contains(raw, `"cache_control":{"type":"ephemeral"},"text":"three"`) {
+			t.Errorf("newest block not marked: %s", raw)
+		}
 	}
 }
