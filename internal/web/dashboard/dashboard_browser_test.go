@@ -136,9 +136,13 @@ func TestDashboardCreateAgentAndSessionPage(t *testing.T) {
 	s.Type("#prompt", `run bash {"command":"echo from-the-browser"}`+"\n")
 	s.WaitText(".card.permission", "Allow bash?")
 	s.Screenshot("permission")
+	// Waiting for the permission, the agent is busy on the dashboard.
+	p.WaitFor(`!document.querySelector(".card.agent .busy-pill").hidden`)
+	p.Screenshot("busy")
 	s.ClickButton(".card.permission", "Allow once")
 	s.WaitText(".tool .output", "from-the-browser")
 	waitIdle(s)
+	p.WaitFor(`document.querySelector(".card.agent .busy-pill").hidden`)
 
 	s.Type("#prompt", `use question {"questions":[{"question":"How would you like me to implement this?","header":"Approach","options":[{"label":"Simple","description":"Quick"},{"label":"Full","description":"Complete"}],"multiSelect":false}]}`+"\n")
 	s.WaitText(".card.question", "How would you like me to implement this?")

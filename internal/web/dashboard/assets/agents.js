@@ -20,7 +20,7 @@ function scopeName(id) {
 function agentCard(id) {
   const hid = nextId("agent");
   const status = el("span", "pill");
-  const busy = el("span", "pill warn", "busy");
+  const busy = el("span", "pill warn busy-pill", "busy");
   const name = el("h2", { id: hid, tabindex: "-1" });
   const meta = el("p", "muted small");
   const err = el("p", "error-text");
