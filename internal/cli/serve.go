@@ -12,11 +12,11 @@ import (
 
 func init() {
 	var port int
-	var config, coDir, model, trustLevel, role, workspace string
+	var config, coDir, model, trustLevel, role, workspace, relayURL, publicURL string
 	var reload bool
 	register(&Command{
 		Name:  "serve",
-		Usage: "[--port N] [--config FILE] [--co-dir DIR] [--model M] [--trust LEVEL] [--reload] | --role coding [--port N] [--workspace DIR] [--model M]",
+		Usage: "[--port N] [--config FILE] [--co-dir DIR] [--model M] [--trust LEVEL] [--relay-url URL] [--public-url URL] [--reload] | --role coding [--port N] [--workspace DIR] [--model M]",
 		Short: "host an agent: HTTP, WebSocket, SSE and the /docs page",
 		Long: `Hosts the agent configured in .co/host.yaml (see "agenthost init"): the demo
 agent with its tools, on the model from --model, host.yaml, $AGENTHOST_MODEL
@@ -37,6 +37,8 @@ AGENTHOST_MODEL and AGENTHOST_HIDDEN_PROMPT.`,
 			fs.StringVar(&model, "model", "", "model as provider/model (default from host.yaml, $AGENTHOST_MODEL or offline/demo)")
 			fs.StringVar(&trustLevel, "trust", "", "trust level: open, careful or strict (default from host.yaml, else careful)")
 			fs.BoolVar(&reload, "reload", false, "rebuild the agent when host.yaml or the prompt file changes")
+			fs.StringVar(&relayURL, "relay-url", "", "announce to this relay (ws://…; default relay_url from host.yaml, empty disables)")
+			fs.StringVar(&publicURL, "public-url", "", "the URL clients should use to reach this host directly (announced to the relay)")
 			fs.StringVar(&role, "role", "", `"coding": run the platform's coding runtime instead of a host`)
 			fs.StringVar(&workspace, "workspace", "", "with --role coding: the agent's workspace (default $AGENTHOST_WORKSPACE, else the working directory)")
 		},
@@ -67,6 +69,12 @@ AGENTHOST_MODEL and AGENTHOST_HIDDEN_PROMPT.`,
 			}
 			if trustLevel != "" {
 				opts = append(opts, host.WithTrust(trustLevel))
+			}
+			if relayURL != "" {
+				opts = append(opts, host.WithRelayURL(relayURL))
+			}
+			if publicURL != "" {
+				opts = append(opts, host.WithPublicURL(publicURL))
 			}
 			if reload {
 				opts = append(opts, host.WithReload(true))
