@@ -16,8 +16,10 @@
 //	// ... point the client at srv.URL() ...
 //	reqs := srv.Requests()
 //
-// A request that finds neither a queued reply nor a handler is answered
-// with HTTP 400 and fails the test.
+// To point a model at the server, use Registry (provider "fake"),
+// Provider with llm.Registry.SetProvider, or URL as OPENAI_BASE_URL /
+// ANTHROPIC_BASE_URL. A request that finds neither a queued reply nor a
+// handler is answered with HTTP 400 and fails the test.
 package fakellm
 
 import (
@@ -31,6 +33,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/agenthost/agenthost/llm"
 )
 
 // Protocol is the wire protocol a Server speaks.
@@ -249,6 +253,23 @@ func (s *Server) URL() string {
 		return s.srv.URL + "/v1"
 	}
 	return s.srv.URL
+}
+
+// Provider returns a provider configuration pointing at the server, with a
+// key, for llm.Registry.SetProvider.
+func (s *Server) Provider() llm.ProviderConfig {
+	return llm.ProviderConfig{Kind: string(s.protocol), BaseURL: s.URL(), APIKey: "fakellm-key"}
+}
+
+// Registry returns a fresh registry, blind to the environment, where the
+// provider "fake" is this server: agent.WithRegistry(srv.Registry()) with
+// agent.WithModel("fake/any-name"). The provider kinds must be compiled in
+// (importing agent does that).
+func (s *Server) Registry() *llm.Registry {
+	r := llm.NewRegistry()
+	r.Getenv = func(string) string { return "" }
+	r.SetProvider("fake", s.Provider())
+	return r
 }
 
 // Protocol returns the protocol the server speaks.

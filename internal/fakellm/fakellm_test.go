@@ -16,6 +16,9 @@ import (
 	"github.com/openai/openai-go/v3/option"
 
 	"github.com/agenthost/agenthost/internal/fakellm"
+	"github.com/agenthost/agenthost/llm"
+	_ "github.com/agenthost/agenthost/llm/anthropic"
+	_ "github.com/agenthost/agenthost/llm/openai"
 )
 
 func openaiClient(srv *fakellm.Server) openai.Client {
@@ -223,5 +226,25 @@ func TestHangUntilCancel(t *testing.T) {
 	}
 	if err := stream.Err(); !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
+	}
+}
+
+// Registry points a "fake/..." model at the server through the real
+// provider packages.
+func TestRegistry(t *testing.T) {
+	for _, newSrv := range []func(testing.TB) *fakellm.Server{fakellm.NewOpenAI, fakellm.NewAnthropic} {
+		srv := newSrv(t)
+		srv.Push(fakellm.TextReply("hi ", "there"))
+		m, err := srv.Registry().Open("fake/judge-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := m.Generate(context.Background(), &llm.Request{Messages: []llm.Message{llm.UserText("hello")}}, nil)
+		if err != nil || resp.Message.Text() != "hi there" {
+			t.Fatalf("%s: %+v, %v", srv.Protocol(), resp, err)
+		}
+		if r := srv.Requests()[0]; r.Model() != "judge-1" || r.LastUserText() != "hello" {
+			t.Errorf("%s: request %s", srv.Protocol(), r.Raw)
+		}
 	}
 }
