@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,5 +112,47 @@ func eventuallyGone(t *testing.T, c *client.Client, id string) {
 			t.Fatalf("container (%v) or volume (%v) of %s left after delete", cerr, verr, id)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestPlatformCrashToError: a container that keeps dying is restarted
+// with backoff, then the agent is ERROR with the runtime's last lines in
+// errorMsg.
+func TestPlatformCrashToError(t *testing.T) {
+	c := engine(t)
+	ensureTestImage(t, c)
+	t.Parallel()
+	dir := t.TempDir()
+	d := newDriver(t, c, dir)
+	env := platformtest.Start(t, platformtest.Options{
+		Driver: d, DataDir: dir,
+		Agents: agents.Config{
+			Command: []string{"fakeruntime", "-exit-code", "3", "-exit-after", "2s"}, Connect: agents.ConnectNone,
+			Ports: agents.PortRange{Min: 38000, Max: 38999}, ProvisionTimeout: 60 * time.Second, StartTimeout: 60 * time.Second,
+			Restart: agents.RestartPolicy{Attempts: 2, Backoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond},
+		},
+	})
+	t.Cleanup(func() {
+		hs, _ := d.List(context.Background())
+		for _, h := range hs {
+			d.Destroy(context.Background(), h)
+		}
+	})
+	api := env.Client(env.Token(t, "acme"))
+	id := api.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "crashy"}).Want(t, 200)["agentId"].(string)
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		st := api.Do(t, "GET", "/api/v1/agents/"+id, nil).Want(t, 200)
+		if st["status"] == "ERROR" {
+			msg, _ := st["errorMsg"].(string)
+			if !strings.Contains(msg, "exiting with code 3") || !strings.Contains(msg, "exit code 3") {
+				t.Errorf("errorMsg = %q, want the exit code and the runtime's last lines", msg)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agent not ERROR after repeated crashes: %v", st)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
