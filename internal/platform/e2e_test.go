@@ -30,7 +30,8 @@ func TestSeedFlows(t *testing.T) {
 			t.Fatalf("create = %v", created)
 		}
 		sid := sessions[0]["id"].(string)
-		if !strings.HasPrefix(sid, "ses_") || !strings.Contains(sessions[0]["url"].(string), "/a/"+id+"/session/"+sid+"?cap=") {
+		if mid, _ := sessions[0]["messageId"].(string); !strings.HasPrefix(sid, "ses_") || !strings.HasPrefix(mid, "msg_") ||
+			!strings.Contains(sessions[0]["url"].(string), "/a/"+id+"/session/"+sid+"?cap=") {
 			t.Fatalf("session = %v", sessions[0])
 		}
 
@@ -52,7 +53,7 @@ func TestSeedFlows(t *testing.T) {
 
 		// 4. The full conversation.
 		msgs := c.history(id, sid)
-		if len(msgs) < 4 || role(msgs[0]) != "user" || text(msgs[0]) != "Set up a Node.js Express project with TypeScript" {
+		if len(msgs) < 4 || role(msgs[0]) != "user" || text(msgs[0]) != "Set up a Node.js Express project with TypeScript" || msgs[0]["id"] != sessions[0]["messageId"] {
 			t.Fatalf("history = %v", msgs)
 		}
 		var users int

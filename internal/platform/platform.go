@@ -182,7 +182,7 @@ func build(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 
 	ac := cfg.Agents
 	if ac.Connect == nil {
-		ac.Connect = coderuntime.Connect
+		ac.Connect = connectCoding
 	}
 	if cfg.SessionPage == nil {
 		cfg.SessionPage = session.Handler()
@@ -302,4 +302,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = errors.Join(err, s.store.Close())
 	})
 	return err
+}
+
+// codingClient is the coding runtime's client with Prompt reporting the
+// id of the message it sent.
+type codingClient struct{ *coderuntime.Client }
+
+// Prompt implements agents.RuntimeClient.
+func (c codingClient) Prompt(ctx context.Context, sessionID, text string) (agents.Session, error) {
+	res, err := c.Send(ctx, sessionID, text)
+	if err != nil {
+		return agents.Session{}, err
+	}
+	return agents.Session{ID: res.SessionID, MessageID: res.MessageID}, nil
+}
+
+// connectCoding is the platform's default agents.Connector: the coding
+// runtime's control API (docs/runtime-control.md).
+func connectCoding(endpoint, controlToken string) agents.RuntimeClient {
+	return codingClient{coderuntime.NewClient(endpoint, controlToken)}
 }

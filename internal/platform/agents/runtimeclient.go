@@ -12,6 +12,9 @@ type Session struct {
 	// Busy: the session is generating (Status fills it when the runtime
 	// says; the seed's session objects do not show it).
 	Busy bool
+	// MessageID is the id of the message a Prompt sent, when the client
+	// knows it (the seed's Quick Start shows it in the create answer).
+	MessageID string
 }
 
 // RuntimeStatus is what the platform asks a running runtime for when it

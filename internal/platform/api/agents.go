@@ -14,6 +14,8 @@ type sessionJSON struct {
 	ID    string  `json:"id"`
 	Title *string `json:"title"`
 	URL   string  `json:"url"`
+	// MessageID is the initial prompt's message, in the create answer.
+	MessageID string `json:"messageId,omitempty"`
 }
 
 // agentJSON is an agent as GET /api/v1/agents/{id} shows it: the seed's
@@ -49,7 +51,7 @@ func (s *Server) agentURL(id string) string { return s.cfg.BaseURL() + "/a/" + i
 func (s *Server) sessionsJSON(agentID string, list []agents.Session) []sessionJSON {
 	out := make([]sessionJSON, len(list))
 	for i, x := range list {
-		out[i] = sessionJSON{ID: x.ID, Title: x.Title, URL: s.cfg.SessionURL(agentID, x.ID)}
+		out[i] = sessionJSON{ID: x.ID, Title: x.Title, URL: s.cfg.SessionURL(agentID, x.ID), MessageID: x.MessageID}
 	}
 	return out
 }
