@@ -146,19 +146,19 @@ func (r *registry) search(query string, limit, offset int) relay.SearchResult {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	// Rank light records; build the answer only for the page shown.
-	type hit struct {
+	type ranked struct {
 		addr  string
 		rec   *agentRecord
 		score float64
 		seen  int64
 	}
-	var hits []hit
+	var hits []ranked
 	add := func(addr string, rec *agentRecord, score float64) {
 		seen := rec.lastSeen
 		if t := rec.conn.p.idleSince(); t.After(seen) {
 			seen = t
 		}
-		hits = append(hits, hit{addr, rec, score, seen.Unix()})
+		hits = append(hits, ranked{addr, rec, score, seen.Unix()})
 	}
 	if strings.TrimSpace(query) == "" {
 		for addr, rec := range r.agents {
@@ -168,14 +168,14 @@ func (r *registry) search(query string, limit, offset int) relay.SearchResult {
 		}
 	} else {
 		scores := r.idx.score(query)
-		hits = make([]hit, 0, len(scores))
-		for addr, score := range scores {
-			if rec := r.agents[addr]; rec != nil && rec.conn != nil && score > 0 {
-				add(addr, rec, score)
+		hits = make([]ranked, 0, len(scores))
+		for _, h := range scores {
+			if rec := r.agents[h.addr]; rec != nil && rec.conn != nil && h.score > 0 {
+				add(h.addr, rec, h.score)
 			}
 		}
 	}
-	slices.SortFunc(hits, func(a, b hit) int {
+	slices.SortFunc(hits, func(a, b ranked) int {
 		switch {
 		case a.score != b.score:
 			if a.score > b.score {

@@ -12,18 +12,28 @@ import (
 // agents whose tool names a query names exactly. It is guarded by the
 // registry's lock.
 type index struct {
-	docs     map[string]*doc
-	postings map[string]map[string]float64 // term → address → weighted frequency
-	tools    map[string]map[string]bool    // tool name (lower case, and squashed) → addresses
+	ids      map[string]int32 // address → doc id
+	docs     []*doc           // by id; nil for a free id
+	free     []int32
+	postings map[string]map[int32]float64 // term → doc id → weighted frequency
+	tools    map[string]map[int32]bool    // tool name (lower case, and squashed) → doc ids
 	totalLen float64
+	n        int // docs indexed
 }
 
 type doc struct {
+	addr   string
 	length float64
 	terms  map[string]float64
 	// tools holds the agent's tool names, lower case, and squashed
 	// (separators removed) so "detect language" finds detect_language.
 	tools map[string]bool
+}
+
+// hit is an agent's relevance to a query.
+type hit struct {
+	addr  string
+	score float64
 }
 
 // Field weights: words in names (tools, alias, skills) say more about an
@@ -40,7 +50,7 @@ const (
 )
 
 func newIndex() *index {
-	return &index{docs: map[string]*doc{}, postings: map[string]map[string]float64{}, tools: map[string]map[string]bool{}}
+	return &index{ids: map[string]int32{}, postings: map[string]map[int32]float64{}, tools: map[string]map[int32]bool{}}
 }
 
 // indexedProfile is the part of a profile the index reads. Tools may be
@@ -76,7 +86,7 @@ func toolNames(raw []json.RawMessage) []string {
 // put indexes (or re-indexes) the agent at addr.
 func (ix *index) put(addr, summary string, profile json.RawMessage) {
 	ix.remove(addr)
-	d := &doc{terms: map[string]float64{}, tools: map[string]bool{}}
+	d := &doc{addr: addr, terms: map[string]float64{}, tools: map[string]bool{}}
 	add := func(text string, w float64) {
 		for _, t := range tokens(text) {
 			d.terms[t] += w
@@ -102,34 +112,44 @@ func (ix *index) put(addr, summary string, profile json.RawMessage) {
 		d.tools[low] = true
 		d.tools[squash(low)] = true
 	}
-	ix.docs[addr] = d
+	var id int32
+	if n := len(ix.free); n > 0 {
+		id, ix.free = ix.free[n-1], ix.free[:n-1]
+		ix.docs[id] = d
+	} else {
+		id = int32(len(ix.docs))
+		ix.docs = append(ix.docs, d)
+	}
+	ix.ids[addr] = id
+	ix.n++
 	ix.totalLen += d.length
 	for t, f := range d.terms {
 		m := ix.postings[t]
 		if m == nil {
-			m = map[string]float64{}
+			m = map[int32]float64{}
 			ix.postings[t] = m
 		}
-		m[addr] = f
+		m[id] = f
 	}
 	for name := range d.tools {
 		m := ix.tools[name]
 		if m == nil {
-			m = map[string]bool{}
+			m = map[int32]bool{}
 			ix.tools[name] = m
 		}
-		m[addr] = true
+		m[id] = true
 	}
 }
 
 func (ix *index) remove(addr string) {
-	d := ix.docs[addr]
-	if d == nil {
+	id, ok := ix.ids[addr]
+	if !ok {
 		return
 	}
+	d := ix.docs[id]
 	for t := range d.terms {
 		if m := ix.postings[t]; m != nil {
-			delete(m, addr)
+			delete(m, id)
 			if len(m) == 0 {
 				delete(ix.postings, t)
 			}
@@ -137,27 +157,38 @@ func (ix *index) remove(addr string) {
 	}
 	for name := range d.tools {
 		if m := ix.tools[name]; m != nil {
-			delete(m, addr)
+			delete(m, id)
 			if len(m) == 0 {
 				delete(ix.tools, name)
 			}
 		}
 	}
 	ix.totalLen -= d.length
-	delete(ix.docs, addr)
+	ix.n--
+	delete(ix.ids, addr)
+	ix.docs[id] = nil
+	ix.free = append(ix.free, id)
 }
 
-// score returns the relevance of every matching agent to query. An empty
-// query matches nothing; the caller lists instead.
-func (ix *index) score(query string) map[string]float64 {
-	out := map[string]float64{}
-	n := float64(len(ix.docs))
-	if n == 0 {
-		return out
+// score returns the agents matching query with their relevance, in no
+// particular order. An empty query matches nothing; the caller lists
+// instead. It only reads the index, so searches may run concurrently.
+func (ix *index) score(query string) []hit {
+	if ix.n == 0 {
+		return nil
 	}
+	n := float64(ix.n)
 	avg := ix.totalLen / n
 	if avg <= 0 {
 		avg = 1
+	}
+	scores := make([]float64, len(ix.docs))
+	var touched []int32
+	bump := func(id int32, v float64) {
+		if scores[id] == 0 {
+			touched = append(touched, id)
+		}
+		scores[id] += v
 	}
 	seen := map[string]bool{}
 	for _, t := range tokens(query) {
@@ -168,23 +199,27 @@ func (ix *index) score(query string) map[string]float64 {
 		post := ix.postings[t]
 		df := float64(len(post))
 		idf := math.Log(1 + (n-df+0.5)/(df+0.5))
-		for addr, f := range post {
-			d := ix.docs[addr]
-			out[addr] += idf * f * (bm25K1 + 1) / (f + bm25K1*(1-bm25B+bm25B*d.length/avg))
+		for id, f := range post {
+			d := ix.docs[id]
+			bump(id, idf*f*(bm25K1+1)/(f+bm25K1*(1-bm25B+bm25B*d.length/avg)))
 		}
 	}
 	// Exact tool names: each query word that is one, and the whole query.
 	words := strings.FieldsFunc(strings.ToLower(query), func(r rune) bool { return unicode.IsSpace(r) || r == ',' })
 	whole := squash(strings.ToLower(query))
 	for _, w := range words {
-		for addr := range ix.tools[w] {
-			out[addr] += toolHit
+		for id := range ix.tools[w] {
+			bump(id, toolHit)
 		}
 	}
 	if whole != "" {
-		for addr := range ix.tools[whole] {
-			out[addr] += toolQueryHit
+		for id := range ix.tools[whole] {
+			bump(id, toolQueryHit)
 		}
+	}
+	out := make([]hit, 0, len(touched))
+	for _, id := range touched {
+		out = append(out, hit{ix.docs[id].addr, scores[id]})
 	}
 	return out
 }
