@@ -73,10 +73,13 @@ func Chromium() string {
 	return ""
 }
 
-// Require skips the test when no browser is available, or fails it under
-// CI=true. It returns the browser's path.
+// Require skips the test under -short or when no browser is available
+// (then it fails under CI=true instead). It returns the browser's path.
 func Require(t testing.TB) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("browser test (-short runs no services)")
+	}
 	p := Chromium()
 	if p == "" {
 		msg := "no Chromium: set " + EnvChromium + " (scripts/service-chromium.sh installs it)"

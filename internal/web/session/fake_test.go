@@ -53,6 +53,13 @@ type fakeEvent struct {
 	data string
 }
 
+// setDelay sets the pause between streamed words.
+func (f *fakeAPI) setDelay(d time.Duration) {
+	f.mu.Lock()
+	f.delay = d
+	f.mu.Unlock()
+}
+
 func newFakeAPI(t *testing.T) *fakeAPI {
 	f := &fakeAPI{t: t, cap: "cap_secret-123", page: "/a/ag_1/session/ses_1", changed: make(chan struct{}),
 		streams: map[int]context.CancelFunc{}, perms: map[string]map[string]any{}, questions: map[string]map[string]any{},
@@ -259,6 +266,9 @@ func (f *fakeAPI) turn(ctx context.Context, userID, prompt string) {
 	f.emit("status", map[string]any{"sessionId": "ses_1", "busy": true, "agentBusy": true})
 	f.putMessage(msg(userID, "user", text(prompt)))
 	aid := userID + "_a"
+	f.mu.Lock()
+	delay := f.delay
+	f.mu.Unlock()
 	result, errMsg := "completed", ""
 	defer func() {
 		f.mu.Lock()
@@ -302,7 +312,7 @@ func (f *fakeAPI) turn(ctx context.Context, userID, prompt string) {
 			return
 		}
 		f.putMessage(msg(aid, "assistant", tool("bash", "call_1", "completed", map[string]any{"command": cmd}, "ran: "+cmd)))
-		stream("The command ran.", f.delay)
+		stream("The command ran.", delay)
 		f.putMessage(msg(aid+"2", "assistant", text("The command ran.")))
 	case prompt == "ask" || prompt == "ask many":
 		multi := prompt == "ask many"
@@ -329,7 +339,7 @@ func (f *fakeAPI) turn(ctx context.Context, userID, prompt string) {
 		f.putMessage(msg(aid, "assistant", text(strings.Repeat("word ", 200))))
 	default:
 		answer := "You said: " + prompt + ". That is all I know, friend."
-		if !stream(answer, f.delay) {
+		if !stream(answer, delay) {
 			return
 		}
 		f.putMessage(msg(aid, "assistant", text(answer)))

@@ -52,7 +52,7 @@ func waitIdle(p *browsertest.Page) {
 
 func TestSessionPageChat(t *testing.T) {
 	p, f := open(t)
-	f.delay = 60 * time.Millisecond
+	f.setDelay(60 * time.Millisecond)
 	watchStreaming(p)
 	send(p, "hello agent")
 	p.WaitText(".msg.user", "hello agent")
@@ -170,7 +170,7 @@ func TestSessionPagePermissionsQuestionsUploads(t *testing.T) {
 func TestSessionPageReconnect(t *testing.T) {
 	p, f := open(t)
 	p.Allow(`events`) // the browser logs the dropped stream
-	f.delay = 40 * time.Millisecond
+	f.setDelay(40 * time.Millisecond)
 	send(p, "first message before the drop")
 	p.WaitFor(`document.querySelector(".streaming")`)
 	f.dropStreams()
