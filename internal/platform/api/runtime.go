@@ -102,7 +102,8 @@ func (s *Server) callRuntime(ctx context.Context, a store.Agent, c controlCall) 
 	if err != nil {
 		cancel()
 		if ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled) {
-			return nil, nil, ctx.Err() // the client went away
+			// The client went away (or the platform is shutting down).
+			return nil, nil, &httpapi.Error{Status: http.StatusServiceUnavailable, Msg: "request cancelled", Err: err}
 		}
 		return nil, nil, &httpapi.Error{Status: http.StatusBadGateway, Msg: errNotResponding, Err: fmt.Errorf("agent %s: %w", a.ID, err)}
 	}
