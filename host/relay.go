@@ -32,6 +32,7 @@ import (
 
 // hostRelay is the announcer in force and what it announces.
 type hostRelay struct {
+	ctl       sync.Mutex // serializes startRelay (New, reloads); taken before mu
 	mu        sync.Mutex // guards the fields below; a leaf
 	url       string     // normalized relay URL of ann; "" when disabled
 	ann       *relay.Announcer
@@ -66,6 +67,8 @@ func (s *Server) RelayStatus() (st relay.Status, relayURL string, ok bool) {
 // startRelay starts (or moves, or stops) the announcer to match the
 // configuration in force. It is called by New and by Reload.
 func (s *Server) startRelay() {
+	s.relay.ctl.Lock()
+	defer s.relay.ctl.Unlock()
 	cfg := s.current().cfg
 	want := ""
 	if strings.TrimSpace(cfg.RelayURL) != "" {
