@@ -152,7 +152,12 @@ func (m *Manager) Create(ctx context.Context, orgID string, req CreateRequest) (
 		ControlToken: m.cfg.Box.Seal([]byte(newControlToken()), controlAAD(id)),
 		CreatedAt:    now, UpdatedAt: now,
 	}
+	// The agent's lock is taken before its record exists, so a reconcile
+	// running meanwhile (it sees a PROVISIONING agent that is not live yet)
+	// waits for this launch instead of starting a second runtime.
+	unlock := m.lock(id)
 	if err := m.st.CreateAgent(ctx, a, m.cfg.MaxAgentsPerOrg); err != nil {
+		unlock()
 		m.ports.Release(id)
 		switch {
 		case errors.Is(err, store.ErrLimit):
@@ -164,7 +169,6 @@ func (m *Manager) Create(ctx context.Context, orgID string, req CreateRequest) (
 	}
 	m.cfg.OnChange(Change{Agent: a})
 
-	unlock := m.lock(id)
 	opCtx, done := m.operation(id)
 	defer done()
 	in, err := m.launch(opCtx, &a, port, m.cfg.ProvisionTimeout)
