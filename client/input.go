@@ -540,6 +540,16 @@ func (c *Client) follow(ctx context.Context, k *conn, o inputOptions, yield func
 			return res, &Error{Kind: errors.New("run " + f.Status), Message: res.Result, SessionID: k.sid}
 		case "OUTPUT":
 			res := &Result{SessionID: f.Sess, Result: stringOf(f.Result), DurationMS: f.DurationMS, Session: f.Session, ChatItems: f.ChatItems}
+			// The session object names the agent's own id. Through a relay
+			// the top-level id is the relay's, which differs when the agent
+			// started a new session instead of the one named (another
+			// caller's, or gone).
+			var inner struct {
+				SessionID string `json:"session_id"`
+			}
+			if json.Unmarshal(f.Session, &inner) == nil && inner.SessionID != "" {
+				res.SessionID = inner.SessionID
+			}
 			if res.SessionID == "" {
 				res.SessionID = k.sid
 			}

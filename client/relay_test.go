@@ -89,6 +89,19 @@ func TestAgentReachableOnlyThroughRelay(t *testing.T) {
 	if _, err := other.Session(ctx, res.SessionID); !errors.Is(err, client.ErrNotFound) {
 		t.Fatalf("another caller's session through the relay: %v", err)
 	}
+	// Naming it does not continue it either.
+	other.SetSession(res.SessionID)
+	got, err := other.Input(ctx, "What is my name?")
+	if err != nil || strings.Contains(got.Result, "John") || got.SessionID == res.SessionID {
+		t.Fatalf("another caller naming the session through the relay: %+v, %v", got, err)
+	}
+	// and its own new session continues.
+	if _, err := other.Input(ctx, "My name is Eve"); err != nil {
+		t.Fatal(err)
+	}
+	if got2, err := other.Input(ctx, "What is my name?"); err != nil || got2.SessionID != got.SessionID || !strings.Contains(got2.Result, "Eve") {
+		t.Fatalf("the other caller's own session: %+v, %v (want session %s)", got2, err, got.SessionID)
+	}
 }
 
 // TestDirectEndpointFirst: an agent that announces a reachable endpoint is
