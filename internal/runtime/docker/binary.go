@@ -79,7 +79,14 @@ func StaticBinary(ctx context.Context, opts BinaryOptions) (path string, cleanup
 		args = append(args, "-ldflags", opts.Ldflags)
 	}
 	args = append(args, "./cmd/agenthost")
-	fmt.Fprintf(w, "binary: building a static agenthost for linux/%s from %s\n  CGO_ENABLED=0 GOOS=linux GOARCH=%s go %s\n", opts.Arch, root, opts.Arch, strings.Join(args, " "))
+	shown := make([]string, len(args))
+	for i, a := range args {
+		shown[i] = a
+		if strings.ContainsAny(a, " \t") {
+			shown[i] = "'" + a + "'"
+		}
+	}
+	fmt.Fprintf(w, "binary: building a static agenthost for linux/%s from %s\n  CGO_ENABLED=0 GOOS=linux GOARCH=%s go %s\n", opts.Arch, root, opts.Arch, strings.Join(shown, " "))
 	begin := time.Now()
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root

@@ -94,6 +94,7 @@ func BuildImage(ctx context.Context, c *client.Client, spec ImageSpec) (string, 
 // built image's id.
 func readBuildStream(r io.Reader, w io.Writer) (string, error) {
 	dec := json.NewDecoder(r)
+	w = &indenter{w: w, start: true}
 	var id string
 	for {
 		var m jsonstream.Message
@@ -117,15 +118,36 @@ func readBuildStream(r io.Reader, w io.Writer) (string, error) {
 			if sid, ok := strings.CutPrefix(strings.TrimSpace(s), "Successfully built "); ok && id == "" {
 				id = sid
 			}
-			io.WriteString(w, "  "+strings.TrimLeft(s, "\n"))
+			io.WriteString(w, s)
 		case m.Status != "":
-			fmt.Fprintf(w, "  %s\n", m.Status)
+			fmt.Fprintf(w, "%s\n", m.Status)
 		}
 	}
 	if id == "" {
 		return "", errors.New("docker: the engine reported no image id for the build")
 	}
 	return id, nil
+}
+
+// indenter indents every line written through it by two spaces.
+type indenter struct {
+	w     io.Writer
+	start bool
+}
+
+func (in *indenter) Write(p []byte) (int, error) {
+	var b []byte
+	for _, c := range p {
+		if in.start && c != '\n' {
+			b = append(b, ' ', ' ')
+		}
+		b = append(b, c)
+		in.start = c == '\n'
+	}
+	if _, err := in.w.Write(b); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // dockerfile is the build's recipe; the context holds rootfs/ (owned by

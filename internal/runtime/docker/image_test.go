@@ -77,3 +77,21 @@ func TestModuleRoot(t *testing.T) {
 		t.Error("moduleRoot found the module outside it")
 	}
 }
+
+func TestReadBuildStream(t *testing.T) {
+	in := `{"stream":"Step 1/2 : FROM scratch"}{"stream":"\n"}{"stream":" ---\u003e \n"}` +
+		`{"stream":"Step 2/2 : CMD [\"x\"]\n"}{"aux":{"ID":"sha256:abc"}}{"stream":"Successfully built abc\n"}`
+	var out strings.Builder
+	id, err := readBuildStream(strings.NewReader(in), &out)
+	if err != nil || id != "sha256:abc" {
+		t.Fatalf("readBuildStream = %q, %v", id, err)
+	}
+	want := "  Step 1/2 : FROM scratch\n   ---> \n  Step 2/2 : CMD [\"x\"]\n  Successfully built abc\n"
+	if out.String() != want {
+		t.Errorf("progress =\n%q\nwant\n%q", out.String(), want)
+	}
+	_, err = readBuildStream(strings.NewReader(`{"stream":"Step 1/1"}{"errorDetail":{"message":"no space left"},"error":"no space left"}`), &out)
+	if err == nil || !strings.Contains(err.Error(), "no space left") {
+		t.Errorf("build error: %v", err)
+	}
+}
