@@ -2,9 +2,11 @@ package host_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/agenthost/agenthost/agent"
 	"github.com/agenthost/agenthost/host"
 	"github.com/agenthost/agenthost/internal/bench"
+	"github.com/agenthost/agenthost/internal/store/sqlite"
 	"github.com/agenthost/agenthost/trust"
 )
 
@@ -72,5 +75,53 @@ func BenchmarkTrustInput(b *testing.B) {
 			js, _ := json.Marshal(env)
 			return js
 		})
+	})
+}
+
+// BenchmarkTrustGate is the gate alone, without HTTP or the agent run: an
+// unsigned request beside a signed one verified and recorded in the SQLite
+// replay ledger.
+func BenchmarkTrustGate(b *testing.B) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), sqlite.FileName))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	self, _ := trust.NewIdentity()
+	caller, _ := trust.NewIdentity()
+	g, err := host.NewTrustGate(host.GateEnv{Config: &host.Config{Trust: host.TrustCareful}, Store: st, Identity: self, Logger: quietLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	admit := func(b *testing.B, reqs []*host.Request) {
+		var next atomic.Int64
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				r := reqs[next.Add(1)-1]
+				if _, err := g.Admit(context.Background(), r); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+	}
+	b.Run("unsigned", func(b *testing.B) {
+		reqs := make([]*host.Request, b.N)
+		for i := range reqs {
+			reqs[i] = &host.Request{Transport: "http", Method: "POST", Path: "/input", Body: []byte(`{"prompt":"hi"}`)}
+		}
+		admit(b, reqs)
+	})
+	b.Run("signed", func(b *testing.B) {
+		reqs := make([]*host.Request, b.N)
+		now := time.Now()
+		for i := range reqs {
+			env, _ := trust.Sign(caller, trust.NewPayload(self.Address(), now, map[string]any{"prompt": "hi " + strconv.Itoa(i) + "/" + strconv.Itoa(b.N)}))
+			js, _ := json.Marshal(env)
+			reqs[i] = &host.Request{Transport: "http", Method: "POST", Path: "/input", Body: js, From: env.From, Signature: env.Signature}
+		}
+		admit(b, reqs)
 	})
 }
