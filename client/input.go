@@ -330,7 +330,8 @@ func (k *conn) errorOf(f *frame) *Error {
 }
 
 // open dials and establishes the session: CONNECT, onboarding when asked,
-// CONNECTED.
+// CONNECTED. lastMsgID ≥ 0 asks the agent to replay the session's events
+// after that one.
 func (c *Client) open(ctx context.Context, sessionID string, lastMsgID int64) (*conn, error) {
 	k, err := c.dial(ctx)
 	if err != nil {
@@ -341,7 +342,7 @@ func (c *Client) open(ctx context.Context, sessionID string, lastMsgID int64) (*
 		if sessionID != "" {
 			f["session_id"] = sessionID
 		}
-		if lastMsgID > 0 {
+		if lastMsgID >= 0 {
 			f["last_msg_id"] = strconv.FormatInt(lastMsgID, 10)
 		}
 		f, err := c.signed(f, nil)
@@ -429,7 +430,7 @@ func (k *conn) close() { k.ws.Close(websocket.StatusNormalClosure, "") }
 // run performs one Input; yield gets each event and may stop the run's
 // streaming by returning false.
 func (c *Client) run(ctx context.Context, prompt string, o inputOptions, yield func(Event) bool) (*Result, error) {
-	k, err := c.open(ctx, c.SessionID(), 0)
+	k, err := c.open(ctx, c.SessionID(), -1)
 	if err != nil {
 		return nil, err
 	}
@@ -454,7 +455,8 @@ func (c *Client) run(ctx context.Context, prompt string, o inputOptions, yield f
 
 // Resume reattaches to the client's session after a lost connection
 // (ErrConnectionLost): the agent replays the events after the last one this
-// client saw, then streams the rest of the run, and Resume returns its
+// client saw (all of them for a client that saw none, e.g. one made with
+// WithSession), then streams the rest of the run, and Resume returns its
 // answer, as Input would have. A run that already ended gives its stored
 // answer.
 func (c *Client) Resume(ctx context.Context, opts ...InputOption) (*Result, error) {

@@ -74,7 +74,7 @@ func (c *Client) Session(ctx context.Context, id string) (*SessionInfo, error) {
 
 // sessionOverWS asks for a session's status over a (relayed) WebSocket.
 func (c *Client) sessionOverWS(ctx context.Context, id string) (*SessionInfo, error) {
-	k, err := c.open(ctx, id, 0)
+	k, err := c.open(ctx, id, -1)
 	if err != nil {
 		return nil, err
 	}

@@ -17,11 +17,11 @@ import (
 func init() {
 	var (
 		session, relayURL, invite, keys string
-		unsigned                        bool
+		unsigned, resume                bool
 	)
 	register(&Command{
 		Name:  "call",
-		Usage: "[--session ID] [--relay URL] [--invite CODE] [--unsigned] URL|ADDRESS PROMPT",
+		Usage: "[--session ID] [--relay URL] [--invite CODE] [--unsigned] URL|ADDRESS PROMPT\n       agenthost call --resume --session ID URL|ADDRESS",
 		Short: "send a prompt to a hosted agent and stream the answer",
 		Long: `Connects to the agent at URL (http://localhost:8000, host:port or ws://…/ws),
 or at ADDRESS (0x…) through a relay, sends PROMPT and streams the answer,
@@ -33,16 +33,24 @@ Requests are signed with your key: .co/keys/agent.key in this directory when
 it has one, else ~/.co/keys/agent.key (created on first use). An agent given
 by address is looked up on the relay (--relay, default $AGENTHOST_RELAY_URL):
 its announced endpoints are tried first, the relay carries the session
-otherwise. Agents that admit strangers after onboarding take --invite.`,
+otherwise. Agents that admit strangers after onboarding take --invite.
+
+When the connection drops mid-run (the relay restarted, the network went),
+the run goes on at the agent: --resume --session ID picks it up, replaying
+what was missed, or prints its answer if it has finished.`,
 		Flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&session, "session", "", "continue this session")
 			fs.StringVar(&relayURL, "relay", "", "relay for agents given by address (default $AGENTHOST_RELAY_URL)")
 			fs.StringVar(&invite, "invite", "", "invite code, if the agent asks strangers to onboard")
 			fs.StringVar(&keys, "keys", "", "directory holding keys/agent.key (default .co here, else ~/.co)")
 			fs.BoolVar(&unsigned, "unsigned", false, "send unsigned requests (an anonymous caller)")
+			fs.BoolVar(&resume, "resume", false, "follow the run of --session to its end instead of sending a prompt")
 		},
 		Run: func(ctx context.Context, env *Env, args []string) error {
-			if len(args) < 2 {
+			switch {
+			case resume && (session == "" || len(args) != 1):
+				return Usagef("--resume wants --session ID and URL or ADDRESS, and no prompt")
+			case !resume && len(args) < 2:
 				return Usagef("want URL or ADDRESS, and PROMPT")
 			}
 			opts := []client.Option{client.WithSession(session), client.WithInviteCode(invite)}
@@ -61,7 +69,11 @@ otherwise. Agents that admit strangers after onboarding take --invite.`,
 				}
 				opts = append(opts, client.WithKeys(id))
 			}
-			return call(ctx, env, args[0], strings.Join(args[1:], " "), opts)
+			prompt := strings.Join(args[1:], " ")
+			if resume {
+				prompt = ""
+			}
+			return call(ctx, env, args[0], prompt, opts)
 		},
 	})
 }
@@ -91,6 +103,7 @@ func callerKeys(env *Env, dir string) (*trust.Identity, error) {
 	return id, nil
 }
 
+// call sends prompt, or resumes the client's session when prompt is "".
 func call(ctx context.Context, env *Env, target, prompt string, opts []client.Option) error {
 	in := bufio.NewReader(env.Stdin)
 	midLine := false
@@ -139,7 +152,13 @@ func call(ctx context.Context, env *Env, target, prompt string, opts []client.Op
 		fmt.Fprintf(env.Stderr, "(through the relay to %s)\n", c.Address())
 	}
 	streamed := false
-	res, err := c.Input(ctx, prompt, client.OnEvent(func(e client.Event) {
+	run := c.Input
+	if prompt == "" {
+		run = func(ctx context.Context, _ string, opts ...client.InputOption) (*client.Result, error) {
+			return c.Resume(ctx, opts...)
+		}
+	}
+	res, err := run(ctx, prompt, client.OnEvent(func(e client.Event) {
 		switch e.Type {
 		case client.EventStream:
 			fmt.Fprint(env.Stdout, e.Chunk)
@@ -168,7 +187,7 @@ func call(ctx context.Context, env *Env, target, prompt string, opts []client.Op
 		newline()
 		var ce *client.Error
 		if errors.As(err, &ce) && ce.SessionID != "" && errors.Is(err, client.ErrConnectionLost) {
-			return fmt.Errorf("%w\nthe run may go on at the agent: continue with --session %s", err, ce.SessionID)
+			return fmt.Errorf("%w\nthe run goes on at the agent; follow it with: agenthost call --resume --session %s %s", err, ce.SessionID, target)
 		}
 	}
 	return err

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,17 @@ func TestCallAndSearchThroughRelay(t *testing.T) {
 	if code != 0 || !strings.Contains(out.String(), "5") || !strings.Contains(errb.String(), "through the relay") ||
 		!strings.Contains(errb.String(), "→ add") || !strings.Contains(errb.String(), "created your identity 0x") {
 		t.Fatalf("call through the relay: %d\nstdout: %s\nstderr: %s", code, out, errb)
+	}
+	sid := regexp.MustCompile(`session: (\S+)`).FindStringSubmatch(errb.String())
+	if sid == nil {
+		t.Fatalf("no session id: %s", errb)
+	}
+	code, out, errb = hostCmd(ctx, dir, "", "call", "--resume", "--session", sid[1], s.Address(), "--relay", r.URL(), "--keys", keys)
+	if code != 0 || !strings.Contains(out.String(), "5") {
+		t.Fatalf("call --resume: %d\nstdout: %s\nstderr: %s", code, out, errb)
+	}
+	if code, _, _ = hostCmd(ctx, dir, "", "call", "--resume", s.Address(), "--relay", r.URL()); code != 2 {
+		t.Fatalf("--resume without --session: %d", code)
 	}
 	code, _, errb = hostCmd(ctx, dir, "", "call", "0x"+strings.Repeat("00", 32), "hi", "--relay", r.URL(), "--unsigned")
 	if code != 1 || !strings.Contains(errb.String(), "not known to the relay") {
