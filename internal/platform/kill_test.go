@@ -178,6 +178,9 @@ func TestKillPlatformMidProvisioning(t *testing.T) {
 			return st["status"] == "RUNNING" && len(maps(st["sessions"])) == 1
 		})
 		c.waitIdle(id)
+		if n := runtimeProcesses(t, id); n != 1 {
+			t.Fatalf("%d runtime processes for the agent after the restart, want 1", n)
+		}
 		sid := maps(st["sessions"])[0]["id"].(string)
 		msgs := c.history(id, sid)
 		if len(msgs) < 2 || text(msgs[0]) != "Hello after the crash" {
@@ -241,8 +244,39 @@ func TestKillPlatformMidConversation(t *testing.T) {
 		if role(msgs[len(msgs)-1]) != "assistant" {
 			t.Fatalf("the last acknowledged message was not answered: %v", msgs[len(msgs)-1])
 		}
+		if n := runtimeProcesses(t, id); n != 1 {
+			t.Fatalf("%d runtime processes for the agent after the restart, want 1", n)
+		}
 		if !strings.Contains(p.logs.String(), "re-attached runtime") {
 			t.Fatalf("the runtime was not re-attached:\n%s", p.logs.String())
 		}
 	})
+}
+
+// runtimeProcesses counts the live processes whose environment names the
+// agent: its runtime, and nothing else should have it.
+func runtimeProcesses(t *testing.T, agentID string) int {
+	t.Helper()
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Skip("no /proc")
+	}
+	n := 0
+	for _, d := range dirs {
+		env, err := os.ReadFile(filepath.Join("/proc", d.Name(), "environ"))
+		if err != nil {
+			continue
+		}
+		stat, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 && len(stat) > i+2 && stat[i+2] == 'Z' {
+			continue // a zombie is no runtime
+		}
+		for _, kv := range bytes.Split(env, []byte{0}) {
+			if string(kv) == "AGENTHOST_AGENT_ID="+agentID {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }
