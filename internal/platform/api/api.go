@@ -168,6 +168,10 @@ func (s *Server) routes() {
 	s.Handle("PUT /api/v1/secrets", s.putOrgSecret)
 	s.Handle("DELETE /api/v1/secrets/{key}", s.deleteOrgSecret)
 
+	s.Handle("GET /api/v1/tokens", s.listTokens)
+	s.Handle("POST /api/v1/tokens", s.createToken)
+	s.Handle("DELETE /api/v1/tokens/{tokenId}", s.revokeToken)
+
 	s.mux.HandleFunc("/api/v1/", s.noRoute)
 }
 
