@@ -301,3 +301,62 @@ func TestTrustWSVerification(t *testing.T) {
 		t.Fatalf("forged CONNECT: %v", e)
 	}
 }
+
+// TestTrustRelayedFrames: frames a relay feeds to ServeFrames are verified
+// like WebSocket frames, so a relayed caller is the signer and replays are
+// refused; a signed INPUT's digest covers its attachments.
+func TestTrustRelayedFrames(t *testing.T) {
+	h := startTrustHost(t, t.TempDir(), host.WithTrust("strict"))
+	id := newIdentity(t)
+	// Whitelist the caller through the host database, as `agenthost trust
+	// promote` does.
+	st, err := sqlite.Open(context.Background(), filepath.Join(h.dir, ".co", sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := trust.ApplyAdmin(context.Background(), st.Trust(nil), trust.AdminOp{Action: trust.AdminPromote, Address: id.Address()}); err != nil {
+		t.Fatal(err)
+	}
+	mc := &memConn{in: make(chan []byte, 4), out: make(chan []byte, 256), done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.ServeFrames(ctx, mc, host.ConnInfo{Transport: "relay"}) }()
+	defer func() { close(mc.done); cancel(); <-done }()
+	next := func(typs ...string) map[string]any {
+		for {
+			var m map[string]any
+			json.Unmarshal(<-mc.out, &m)
+			for _, typ := range typs {
+				if m["type"] == typ {
+					return m
+				}
+			}
+		}
+	}
+	send := func(v any) { b, _ := json.Marshal(v); mc.in <- b }
+
+	connect := signedFrame(t, id, h.Address(), "CONNECT", nil, nil)
+	send(connect)
+	if m := next("CONNECTED", "ERROR"); m["type"] != "CONNECTED" {
+		t.Fatalf("relayed signed CONNECT: %v", m)
+	}
+	send(connect)
+	if m := next("ERROR", "CONNECTED"); m["code"] != "unauthorized" {
+		t.Fatalf("relayed replay: %v", m)
+	}
+	imgs := []string{"data:image/png;base64,iVBORw0KGgo="}
+	ij, _ := json.Marshal(imgs)
+	digest, _ := trust.BodyDigest(nil, ij, nil)
+	in := signedFrame(t, id, h.Address(), "INPUT", map[string]any{"digest": digest}, map[string]any{"prompt": "use add on 2 and 2",
+		"images": []string{"data:image/png;base64,AAAAAAAAAAA="}})
+	send(in)
+	if m := next("ERROR", "OUTPUT"); m["type"] != "ERROR" || !strings.Contains(m["message"].(string), "digest") {
+		t.Fatalf("tampered images: %v", m)
+	}
+	in = signedFrame(t, id, h.Address(), "INPUT", map[string]any{"digest": digest, "n": 2}, map[string]any{"prompt": "use add on 2 and 2", "images": imgs})
+	send(in)
+	if m := next("ERROR", "OUTPUT"); m["type"] != "OUTPUT" {
+		t.Fatalf("signed INPUT with its images: %v", m)
+	}
+}
