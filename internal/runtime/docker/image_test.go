@@ -95,3 +95,37 @@ func TestReadBuildStream(t *testing.T) {
 		t.Errorf("build error: %v", err)
 	}
 }
+
+// TestEngineFromEnvironment: DOCKER_HOST chooses the engine, and the API
+// version is negotiated down to the engine's.
+func TestEngineFromEnvironment(t *testing.T) {
+	t.Setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
+	c, err := NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Ping(context.Background(), c)
+	c.Close()
+	if err == nil || !strings.Contains(err.Error(), "tcp://127.0.0.1:1") {
+		t.Errorf("Ping of an engine that is not there = %v, want an error naming DOCKER_HOST", err)
+	}
+	if os.Getenv("AGENTHOST_TEST_DOCKER") == "" && os.Getenv("CI") != "true" {
+		return
+	}
+	t.Setenv("DOCKER_HOST", "unix:///var/run/docker.sock")
+	c, err = NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := Ping(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	v, err := c.ServerVersion(context.Background(), client.ServerVersionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ClientVersion() != v.APIVersion && c.ClientVersion() != client.MaxAPIVersion {
+		t.Errorf("negotiated API %s with an engine of API %s", c.ClientVersion(), v.APIVersion)
+	}
+}
