@@ -449,3 +449,23 @@ func getJSON(t *testing.T, url string, v any) {
 		t.Fatal(err)
 	}
 }
+
+// TestNetworkRecreated: a runtimes' network removed behind the driver's
+// back is made again at the next Start.
+func TestNetworkRecreated(t *testing.T) {
+	c := engine(t)
+	ensureTestImage(t, c)
+	t.Parallel()
+	netName := fmt.Sprintf("agenthost-test-%d", os.Getpid())
+	d := newDriver(t, c, t.TempDir(), func(o *Options) { o.Network = netName })
+	t.Cleanup(func() { c.NetworkRemove(context.Background(), netName, client.NetworkRemoveOptions{}) })
+	s := spec(t)
+	h := start(t, d, s)
+	if err := d.Destroy(ctx(t), h); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.NetworkRemove(ctx(t), netName, client.NetworkRemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	healthy(t, start(t, d, s))
+}

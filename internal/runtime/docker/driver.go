@@ -15,6 +15,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
 	"github.com/agenthost/agenthost/internal/runtime"
@@ -58,14 +59,40 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (*runtime.Handle,
 	if err != nil {
 		return nil, err
 	}
+	id, err := d.createAndStart(ctx, spec, cfg, host, netcfg)
+	if isNetworkGone(err) {
+		// The network was removed behind the driver's back: make it again.
+		d.netOnce.Lock()
+		d.netOK = false
+		d.netOnce.Unlock()
+		if err = d.ensureNetwork(ctx); err == nil {
+			id, err = d.createAndStart(ctx, spec, cfg, host, netcfg)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(state{Container: id, Volume: VolumeName(spec.ID), Port: spec.Port})
+	if err != nil {
+		return nil, err
+	}
+	return &runtime.Handle{
+		ID: spec.ID, Driver: Name, State: raw,
+		Endpoint: "http://" + net.JoinHostPort(d.opts.EndpointHost, strconv.Itoa(spec.Port)),
+	}, nil
+}
+
+// createAndStart creates the runtime's container and starts it, removing
+// it when it does not start.
+func (d *Driver) createAndStart(ctx context.Context, spec runtime.Spec, cfg container.Config, host container.HostConfig, netcfg network.NetworkingConfig) (string, error) {
 	created, err := d.api.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Name: name, Config: &cfg, HostConfig: &host, NetworkingConfig: &netcfg,
+		Name: ContainerName(spec.ID), Config: &cfg, HostConfig: &host, NetworkingConfig: &netcfg,
 	})
 	if err != nil {
-		if cerrdefs.IsNotFound(err) {
-			return nil, fmt.Errorf("docker: runtime %s: image %s not found in the engine (it is never pulled): build it with `agenthost image build --tag %s`: %w", spec.ID, cfg.Image, cfg.Image, err)
+		if cerrdefs.IsNotFound(err) && !isNetworkGone(err) {
+			return "", fmt.Errorf("docker: runtime %s: image %s not found in the engine (it is never pulled): build it with `agenthost image build --tag %s`: %w", spec.ID, cfg.Image, cfg.Image, err)
 		}
-		return nil, fmt.Errorf("docker: runtime %s: creating its container: %w", spec.ID, err)
+		return "", fmt.Errorf("docker: runtime %s: creating its container: %w", spec.ID, err)
 	}
 	for _, w := range created.Warnings {
 		d.log.Warn("docker: container created with a warning", "runtime", spec.ID, "warning", w)
@@ -76,16 +103,14 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (*runtime.Handle,
 		if rerr := d.removeContainer(rmCtx, created.ID); rerr != nil {
 			d.log.Warn("docker: removing a container that failed to start", "runtime", spec.ID, "err", rerr)
 		}
-		return nil, fmt.Errorf("docker: runtime %s: starting its container: %w", spec.ID, err)
+		return "", fmt.Errorf("docker: runtime %s: starting its container: %w", spec.ID, err)
 	}
-	raw, err := json.Marshal(state{Container: created.ID, Volume: VolumeName(spec.ID), Port: spec.Port})
-	if err != nil {
-		return nil, err
-	}
-	return &runtime.Handle{
-		ID: spec.ID, Driver: Name, State: raw,
-		Endpoint: "http://" + net.JoinHostPort(d.opts.EndpointHost, strconv.Itoa(spec.Port)),
-	}, nil
+	return created.ID, nil
+}
+
+// isNetworkGone reports an engine error about a missing network.
+func isNetworkGone(err error) bool {
+	return err != nil && cerrdefs.IsNotFound(err) && strings.Contains(err.Error(), "network")
 }
 
 // Wait blocks until the runtime's container is no longer running.
