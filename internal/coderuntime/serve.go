@@ -23,6 +23,11 @@ type Settings struct {
 	Config
 	// Port is AGENTHOST_PORT (default 8000).
 	Port int
+	// Host is AGENTHOST_HOST, the address to listen on (default
+	// 127.0.0.1). The Docker driver sets 0.0.0.0: inside a container the
+	// published port reaches the container's interface, not its loopback;
+	// the engine still publishes it on the host's loopback only.
+	Host string
 	// TokenGenerated is set when AGENTHOST_CONTROL_TOKEN was empty and a
 	// random token was made; Serve then prints it.
 	TokenGenerated bool
@@ -51,6 +56,7 @@ func FromEnv(getenv func(string) string, dir string) (Settings, error) {
 	}
 	s.DataDir = abs(getenv("AGENTHOST_DATA_DIR"))
 	s.Model = getenv("AGENTHOST_MODEL")
+	s.Host = getenv("AGENTHOST_HOST")
 	s.HiddenPrompt = getenv("AGENTHOST_HIDDEN_PROMPT")
 	s.Token = getenv("AGENTHOST_CONTROL_TOKEN")
 	if s.Token == "" {
@@ -68,7 +74,7 @@ func FromEnv(getenv func(string) string, dir string) (Settings, error) {
 	return s, nil
 }
 
-// Serve runs a runtime on 127.0.0.1:s.Port until ctx ends, printing where
+// Serve runs a runtime on s.Host:s.Port (127.0.0.1 unless set) until ctx ends, printing where
 // it listens to out once it accepts connections; then it closes the
 // runtime (ending turns and event streams) and shuts the server down.
 func Serve(ctx context.Context, s Settings, out io.Writer) error {
@@ -79,7 +85,11 @@ func Serve(ctx context.Context, s Settings, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)))
+	listenHost := s.Host
+	if listenHost == "" {
+		listenHost = "127.0.0.1"
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(listenHost, strconv.Itoa(s.Port)))
 	if err != nil {
 		rt.Close()
 		return err
