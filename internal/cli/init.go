@@ -35,7 +35,15 @@ model: offline/demo
 # system_prompt: prompt.md
 
 # Who may talk to the agent: open (everyone), careful (unsigned callers
-# accepted as strangers), strict (valid signatures only).
+# accepted as strangers), strict (valid signatures only) — or a policy
+# (docs/trust.md): a mapping, prose judged by the model, or a policy file:
+#   trust:
+#     allow: [whitelisted, contact]
+#     deny: [blocked]
+#     onboard: {invite_code: [BETA2026], payment: 10}
+#     default: deny          # or allow, or ask (the model judges the prose)
+#   trust: "I trust requests from agents that have paid before."
+#   trust: policy.md         # YAML front matter + natural-language body
 trust: careful
 # Addresses always accepted / always refused: a list, or a file with one
 # address per line.

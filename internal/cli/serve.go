@@ -35,7 +35,7 @@ AGENTHOST_MODEL and AGENTHOST_HIDDEN_PROMPT.`,
 			fs.StringVar(&config, "config", "", "host.yaml to read (default <co-dir>/host.yaml)")
 			fs.StringVar(&coDir, "co-dir", "", "data directory: keys, sessions, uploads (default .co)")
 			fs.StringVar(&model, "model", "", "model as provider/model (default from host.yaml, $AGENTHOST_MODEL or offline/demo)")
-			fs.StringVar(&trustLevel, "trust", "", "trust level: open, careful or strict (default from host.yaml, else careful)")
+			fs.StringVar(&trustLevel, "trust", "", "trust: open, careful, strict, a policy file, or policy prose (default from host.yaml, else careful; see docs/trust.md)")
 			fs.BoolVar(&reload, "reload", false, "rebuild the agent when host.yaml or the prompt file changes")
 			fs.StringVar(&relayURL, "relay-url", "", "announce to this relay (ws://…; default relay_url from host.yaml, empty disables)")
 			fs.StringVar(&publicURL, "public-url", "", "the URL clients should use to reach this host directly (announced to the relay)")
