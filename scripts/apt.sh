@@ -6,7 +6,7 @@ apt_install() {
       echo "need root to install $*" >&2; return 1; fi
   else SUDO=; fi
   if [ ! -f /tmp/.agenthost-apt-updated ]; then
-    $SUDO apt-get update -qq >&2 && touch /tmp/.agenthost-apt-updated
+    $SUDO apt-get update -qq >&2 3>&- && touch /tmp/.agenthost-apt-updated
   fi
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >&2 3>&- </dev/null
 }

@@ -4,6 +4,8 @@
 set -eu
 # Only the export lines go to the real stdout (fd 3); everything the tools
 # print (apt, pg_ctlcluster "Removed stale pid file", ...) goes to stderr.
+# Anything that may leave a daemon behind runs with fd 3 closed: a daemon
+# holding it would keep `make test`'s $(services.sh) waiting forever.
 exec 3>&1 1>&2
 . "$(dirname "$0")/apt.sh"
 if docker info >/dev/null 2>&1; then echo "export AGENTHOST_TEST_DOCKER=1" >&3; exit 0; fi
@@ -13,7 +15,7 @@ if ! command -v dockerd >/dev/null; then
 fi
 if ! docker info >/dev/null 2>&1; then
   echo "starting dockerd" >&2
-  nohup dockerd >/tmp/agenthost-dockerd.log 2>&1 &
+  nohup dockerd >/tmp/agenthost-dockerd.log 2>&1 3>&- </dev/null &
   for _ in $(seq 1 120); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
 fi
 docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /tmp/agenthost-dockerd.log" >&2; tail -5 /tmp/agenthost-dockerd.log >&2; exit 1; }

@@ -4,6 +4,8 @@
 set -eu
 # Only the export lines go to the real stdout (fd 3); everything the tools
 # print (apt, pg_ctlcluster "Removed stale pid file", ...) goes to stderr.
+# Anything that may leave a daemon behind runs with fd 3 closed: a daemon
+# holding it would keep `make test`'s $(services.sh) waiting forever.
 exec 3>&1 1>&2
 . "$(dirname "$0")/apt.sh"
 if [ -n "${AGENTHOST_TEST_POSTGRES:-}" ]; then
@@ -15,9 +17,9 @@ if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
 fi
 ver=$(ls /usr/lib/postgresql | sort -n | tail -1)
 if ! pg_lsclusters -h 2>/dev/null | grep -q "^$ver main"; then
-  pg_createcluster "$ver" main >&2
+  pg_createcluster "$ver" main >&2 3>&-
 fi
-pg_ctlcluster "$ver" main start 2>/dev/null || true
+pg_ctlcluster "$ver" main start >&2 2>/dev/null 3>&- </dev/null || true
 for _ in $(seq 1 50); do
   pg_isready -q -h 127.0.0.1 && break; sleep 0.2
 done
