@@ -109,9 +109,10 @@ func StaticBinary(ctx context.Context, opts BinaryOptions) (path string, cleanup
 // ticker prints msg every period until stopped, so a long step shows it
 // is alive.
 func ticker(w io.Writer, msg string, period time.Duration) (stop func()) {
-	done := make(chan struct{})
+	done, exited := make(chan struct{}), make(chan struct{})
 	begin := time.Now()
 	go func() {
+		defer close(exited)
 		t := time.NewTicker(period)
 		defer t.Stop()
 		for {
@@ -123,7 +124,9 @@ func ticker(w io.Writer, msg string, period time.Duration) (stop func()) {
 			}
 		}
 	}()
-	return func() { close(done) }
+	// stop waits for the goroutine, so no line is written to w after it
+	// returns (the caller goes on writing to w).
+	return func() { close(done); <-exited }
 }
 
 // moduleRoot finds the directory of the agenthost module's go.mod at or
