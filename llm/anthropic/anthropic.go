@@ -18,9 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -143,7 +141,7 @@ func New(cfg Config) (*Model, error) {
 func capRetryAfter(max time.Duration) option.Middleware {
 	return func(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
 		res, err := next(req)
-		if err == nil && res != nil && res.StatusCode >= 400 && retryAfter(res.Header) > max {
+		if err == nil && res != nil && res.StatusCode >= 400 && llm.RetryAfter(res.Header) > max {
 			res.Header.Set("X-Should-Retry", "false")
 		}
 		return res, err
@@ -379,7 +377,7 @@ func (m *Model) wrapErr(ctx context.Context, err error) error {
 	if errors.As(err, &apiErr) {
 		e := &llm.APIError{Provider: m.cfg.Provider, StatusCode: apiErr.StatusCode, Message: errorMessage(apiErr.RawJSON())}
 		if apiErr.Response != nil {
-			e.RetryAfter = retryAfter(apiErr.Response.Header)
+			e.RetryAfter = llm.RetryAfter(apiErr.Response.Header)
 		}
 		if e.StatusCode == 0 || (apiErr.Response != nil && apiErr.Response.StatusCode == http.StatusOK) {
 			// An error event inside a 200 stream (overloaded_error, say).
@@ -424,35 +422,4 @@ func streamErrorStatus(typ string) int {
 		return http.StatusInternalServerError
 	}
 	return 0
-}
-
-// retryAfter reads Retry-After-Ms or Retry-After (seconds or an HTTP date).
-func retryAfter(h http.Header) time.Duration {
-	if d, ok := number(h.Get("Retry-After-Ms"), time.Millisecond); ok {
-		return d
-	}
-	v := h.Get("Retry-After")
-	if d, ok := number(v, time.Second); ok {
-		return d
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0)
-	}
-	return 0
-}
-
-// number parses a non-negative count of units, saturating instead of
-// overflowing.
-func number(v string, unit time.Duration) (time.Duration, bool) {
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || math.IsNaN(f) {
-		return 0, false
-	}
-	switch {
-	case f <= 0:
-		return 0, true
-	case f >= float64(math.MaxInt64)/float64(unit):
-		return math.MaxInt64, true
-	}
-	return time.Duration(f * float64(unit)), true
 }

@@ -21,9 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -385,7 +383,7 @@ func (m *Model) wrapErr(ctx context.Context, err error) error {
 			e.Message = http.StatusText(apiErr.StatusCode)
 		}
 		if apiErr.Response != nil {
-			e.RetryAfter = retryAfter(apiErr.Response.Header)
+			e.RetryAfter = llm.RetryAfter(apiErr.Response.Header)
 		}
 		return e
 	}
@@ -408,37 +406,6 @@ func (m *Model) wrapErr(ctx context.Context, err error) error {
 		return &llm.APIError{Provider: m.cfg.Provider, Message: "stream failed: " + msg}
 	}
 	return fmt.Errorf("%s: %w", m.cfg.Provider, err)
-}
-
-// retryAfter reads Retry-After-Ms or Retry-After (seconds or an HTTP date).
-func retryAfter(h http.Header) time.Duration {
-	if d, ok := number(h.Get("Retry-After-Ms"), time.Millisecond); ok {
-		return d
-	}
-	v := h.Get("Retry-After")
-	if d, ok := number(v, time.Second); ok {
-		return d
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0)
-	}
-	return 0
-}
-
-// number parses a non-negative count of units, saturating instead of
-// overflowing.
-func number(v string, unit time.Duration) (time.Duration, bool) {
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || math.IsNaN(f) {
-		return 0, false
-	}
-	switch {
-	case f <= 0:
-		return 0, true
-	case f >= float64(math.MaxInt64)/float64(unit):
-		return math.MaxInt64, true
-	}
-	return time.Duration(f * float64(unit)), true
 }
 
 func truncate(s string, n int) string {

@@ -1,9 +1,11 @@
-package openai
+package llm_test
 
 import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/agenthost/agenthost/llm"
 )
 
 func TestRetryAfter(t *testing.T) {
@@ -22,12 +24,12 @@ func TestRetryAfter(t *testing.T) {
 		{"huge", http.Header{"Retry-After": {"1e300"}}, time.Duration(1<<63 - 1)},
 	}
 	for _, tc := range tests {
-		if got := retryAfter(tc.h); got != tc.want {
+		if got := llm.RetryAfter(tc.h); got != tc.want {
 			t.Errorf("%s: retryAfter = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 	future := time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)
-	if got := retryAfter(http.Header{"Retry-After": {future}}); got < 59*time.Minute || got > time.Hour {
+	if got := llm.RetryAfter(http.Header{"Retry-After": {future}}); got < 59*time.Minute || got > time.Hour {
 		t.Errorf("date an hour ahead: %v", got)
 	}
 }
@@ -42,8 +44,8 @@ func FuzzRetryAfter(f *testing.F) {
 		h := http.Header{}
 		h.Set("Retry-After", ra)
 		h.Set("Retry-After-Ms", ms)
-		if d := retryAfter(h); d < 0 {
-			t.Errorf("retryAfter(%q, %q) = %v", ra, ms, d)
+		if d := llm.RetryAfter(h); d < 0 {
+			t.Errorf("llm.RetryAfter(%q, %q) = %v", ra, ms, d)
 		}
 	})
 }
