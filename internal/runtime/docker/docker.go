@@ -62,6 +62,8 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
+
+	"github.com/agenthost/agenthost/internal/runtime"
 )
 
 // Name is the driver's name, as it appears in handles.
@@ -168,7 +170,7 @@ type Driver struct {
 	netOK   bool
 
 	mu    sync.Mutex
-	locks map[string]*idLock
+	locks runtime.IDLocks // serialize Start and Destroy of one runtime id
 }
 
 // New returns a driver. It does not contact the engine; Ping does.
@@ -204,7 +206,7 @@ func New(opts Options) (*Driver, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	d := &Driver{opts: opts, api: opts.Client, log: opts.Logger, locks: map[string]*idLock{}}
+	d := &Driver{opts: opts, api: opts.Client, log: opts.Logger}
 	if d.api == nil {
 		c, err := NewClient()
 		if err != nil {
@@ -266,30 +268,4 @@ func (r Resources) or(def Resources) Resources {
 		r.PidsLimit = def.PidsLimit
 	}
 	return r
-}
-
-// idLock serializes Start and Destroy of one runtime id.
-type idLock struct {
-	mu   sync.Mutex
-	refs int
-}
-
-func (d *Driver) lock(id string) func() {
-	d.mu.Lock()
-	l := d.locks[id]
-	if l == nil {
-		l = &idLock{}
-		d.locks[id] = l
-	}
-	l.refs++
-	d.mu.Unlock()
-	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
-		d.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(d.locks, id)
-		}
-		d.mu.Unlock()
-	}
 }

@@ -33,7 +33,7 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (*runtime.Handle,
 	if err := validate(spec); err != nil {
 		return nil, err
 	}
-	defer d.lock(spec.ID)()
+	defer d.locks.Lock(spec.ID)()
 	if err := d.ensureNetwork(ctx); err != nil {
 		return nil, err
 	}
@@ -224,7 +224,7 @@ func (d *Driver) Destroy(ctx context.Context, h *runtime.Handle) error {
 	if err := checkHandle(h); err != nil {
 		return err
 	}
-	defer d.lock(h.ID)()
+	defer d.locks.Lock(h.ID)()
 	st := decodeState(h)
 	var errs []error
 	// The handle's container, and whatever container now has the runtime's
@@ -367,7 +367,7 @@ func (d *Driver) Recover(ctx context.Context, h *runtime.Handle) error {
 	if c.State != nil && (c.State.Running || c.State.Restarting) {
 		return nil
 	}
-	defer d.lock(h.ID)()
+	defer d.locks.Lock(h.ID)()
 	if err := d.removeContainer(ctx, c.ID); err != nil {
 		d.log.Warn("docker: removing the stopped container of a recovered runtime", "runtime", h.ID, "err", err)
 	}

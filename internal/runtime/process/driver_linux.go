@@ -31,7 +31,7 @@ type Driver struct {
 
 	mu     sync.Mutex
 	insts  map[string]*instance // by runtime id: the current or last run
-	locks  map[string]*idLock
+	locks  runtime.IDLocks      // serialize Start, Destroy and re-attachment of one runtime
 	closed chan struct{}
 	wg     sync.WaitGroup // rotateLoop and watchRecovered goroutines
 }
@@ -87,7 +87,6 @@ func New(opts Options) (*Driver, error) {
 		bootID:   readBootID(),
 		usePidfd: true,
 		insts:    map[string]*instance{},
-		locks:    map[string]*idLock{},
 		closed:   make(chan struct{}),
 	}
 	d.wg.Add(1)
@@ -134,7 +133,7 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (*runtime.Handle,
 	if err != nil {
 		return nil, fmt.Errorf("process: start %s: %w", spec.ID, err)
 	}
-	unlock := d.lockID(spec.ID)
+	unlock := d.locks.Lock(spec.ID)
 	defer unlock()
 	if d.isClosed() {
 		return nil, errClosed
@@ -314,7 +313,7 @@ func (d *Driver) Destroy(ctx context.Context, h *runtime.Handle) error {
 	if err := checkHandle(h); err != nil {
 		return err
 	}
-	unlock := d.lockID(h.ID)
+	unlock := d.locks.Lock(h.ID)
 	defer unlock()
 	var runs []*instance
 	d.mu.Lock()
@@ -413,7 +412,7 @@ func (d *Driver) get(h *runtime.Handle) (*instance, error) {
 	if in != nil && in.st.sameRun(st) {
 		return in, nil
 	}
-	unlock := d.lockID(h.ID)
+	unlock := d.locks.Lock(h.ID)
 	defer unlock()
 	return d.getLocked(h.ID, st)
 }
@@ -514,32 +513,5 @@ func (d *Driver) rotateLoop() {
 				d.log.Warn("log rotation failed", "runtime", in.id, "err", err)
 			}
 		}
-	}
-}
-
-// idLock serializes Start, Destroy and re-attachment of one runtime.
-type idLock struct {
-	mu   sync.Mutex
-	refs int
-}
-
-// lockID locks id and returns the unlock function.
-func (d *Driver) lockID(id string) (unlock func()) {
-	d.mu.Lock()
-	l := d.locks[id]
-	if l == nil {
-		l = &idLock{}
-		d.locks[id] = l
-	}
-	l.refs++
-	d.mu.Unlock()
-	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
-		d.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(d.locks, id)
-		}
-		d.mu.Unlock()
 	}
 }
