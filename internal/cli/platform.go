@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,6 +27,7 @@ type platformFlags struct {
 	database     string
 	driver       string
 	publicURL    string
+	advertiseURL string
 	command      string
 	ports        string
 	maxAgents    int
@@ -54,7 +56,11 @@ State lives in the data directory (./.agenthost by default): the SQLite
 database, the master key that encrypts secrets (unless AGENTHOST_MASTER_KEY
 is set) and the runtimes' workspaces. With --database postgres://... the
 state is in PostgreSQL, shared by several platform replicas; give each
-replica the same AGENTHOST_MASTER_KEY and its own --node.
+replica the same AGENTHOST_MASTER_KEY and its own --node. Any replica
+serves any agent: a request for an agent whose runtime another replica
+runs is forwarded to that replica's --advertise-url, which replicas on
+other hosts must set (the default, http://127.0.0.1:PORT, only reaches
+replicas on the same host).
 
 API tokens are managed from the command line, against the same --data or
 --database:
@@ -76,6 +82,7 @@ See docs/platform.md.`,
 			fs.IntVar(&o.maxAgents, "max-agents", 50, "agents per organization (0: no limit)")
 			fs.IntVar(&o.maxRunning, "max-running", 100, "runtimes running at once on this node (0: no limit)")
 			fs.StringVar(&o.defaultModel, "default-model", "offline/demo", "model of agents created without one")
+			fs.StringVar(&o.advertiseURL, "advertise-url", "", "base URL the other replicas reach this one at, to forward requests for its agents (default http://127.0.0.1:PORT when --host is empty or loopback; set it when replicas run on several hosts)")
 			fs.StringVar(&o.node, "node", "", "this replica's name among replicas sharing --database (default: hostname; \"local\" with SQLite)")
 			fs.StringVar(&o.org, "org", "", "organization (token commands)")
 			fs.StringVar(&o.label, "label", "", "token label (token create)")
@@ -119,6 +126,11 @@ func runPlatform(ctx context.Context, env *Env, o *platformFlags) error {
 	if err != nil {
 		return Usagef("--ports: %v", err)
 	}
+	if o.advertiseURL != "" {
+		if u, err := url.Parse(o.advertiseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return Usagef("--advertise-url: want an http:// or https:// base URL, got %q", o.advertiseURL)
+		}
+	}
 	log := slog.New(slog.NewTextHandler(env.Stderr, nil))
 	driver, closer, err := newDriver(o, log)
 	if err != nil {
@@ -134,7 +146,7 @@ func runPlatform(ctx context.Context, env *Env, o *platformFlags) error {
 		o.publicURL = platform.URLFor(ln.Addr())
 	}
 	srv, err := platform.New(platform.Config{
-		DataDir: o.data, Database: o.database, Driver: driver, PublicURL: o.publicURL,
+		DataDir: o.data, Database: o.database, Driver: driver, PublicURL: o.publicURL, AdvertiseURL: o.advertiseURL,
 		Getenv: env.Getenv, Logger: log,
 		Agents: agents.Config{
 			Node: o.node, Command: strings.Fields(o.command), DefaultModel: o.defaultModel,

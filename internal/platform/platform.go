@@ -59,6 +59,12 @@ type Config struct {
 	// PublicURL is the base URL clients reach the platform at, used in the
 	// agent and session URLs it returns. Default: from the listener.
 	PublicURL string
+	// AdvertiseURL is the base URL the other replicas sharing the store
+	// reach this node at, to forward requests for the agents whose
+	// runtimes it runs. Default: AdvertiseURLFor the listener (loopback
+	// when it listens on all interfaces, so replicas on other hosts need
+	// it set).
+	AdvertiseURL string
 	// Getenv reads the environment (AGENTHOST_MASTER_KEY). Default
 	// os.Getenv.
 	Getenv func(string) string
@@ -199,7 +205,7 @@ func build(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	s.api = api.New(api.Config{
 		Store: st, Auth: auth.NewAuthenticator(st, cfg.Now, cfg.TokenTouchInterval, log),
 		Agents: mgr, Secrets: sec, Logger: log, Now: cfg.Now, NewID: cfg.NewID, BaseURL: s.BaseURL,
-		Capabilities: capability.New(key), FrameAncestors: cfg.FrameAncestors, SessionPage: cfg.SessionPage,
+		Capabilities: capability.New(key), ForwardKey: api.ForwardKey(key), FrameAncestors: cfg.FrameAncestors, SessionPage: cfg.SessionPage,
 		TempDir: filepath.Join(cfg.DataDir, "tmp"), RuntimeTimeout: cfg.RuntimeTimeout,
 		MaxUploadFile: cfg.MaxUploadFile, MaxUploadTotal: cfg.MaxUploadTotal,
 	})
@@ -249,6 +255,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.served = true
 	s.mu.Unlock()
+	adv := strings.TrimSuffix(s.cfg.AdvertiseURL, "/")
+	if adv == "" {
+		adv = AdvertiseURLFor(ln.Addr())
+	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := s.store.PutNode(pctx, s.agents.Node(), adv, s.cfg.Now())
+	cancel()
+	if err != nil {
+		return fmt.Errorf("platform: recording this node's URL: %w", err)
+	}
+	s.log.Info("platform node", "node", s.agents.Node(), "advertise", adv)
 	go func() {
 		defer close(s.reconciled)
 		if err := s.agents.Reconcile(ctx); err != nil {
@@ -261,7 +278,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.Shutdown(sctx)
 	})
 	defer stop()
-	err := s.http.Serve(ln)
+	err = s.http.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -277,6 +294,20 @@ func URLFor(a net.Addr) string {
 	}
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
 		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// AdvertiseURLFor is the default advertised URL of a listener: its own
+// address, with an unspecified or loopback host as 127.0.0.1 (reachable
+// by replicas on the same host only).
+func AdvertiseURLFor(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return "http://" + a.String()
+	}
+	if ip := net.ParseIP(host); host == "" || host == "localhost" || ip != nil && (ip.IsUnspecified() || ip.IsLoopback()) {
+		host = "127.0.0.1"
 	}
 	return "http://" + net.JoinHostPort(host, port)
 }

@@ -35,3 +35,6 @@ func (m *Manager) Control(a store.Agent) (Control, error) {
 	}
 	return Control{Endpoint: strings.TrimSuffix(h.Endpoint, "/"), Token: string(tok)}, nil
 }
+
+// Node is the name of this platform node among the replicas.
+func (m *Manager) Node() string { return m.cfg.Node }

@@ -45,6 +45,9 @@ func (s *Server) viaToken(h targetHandler) HandlerFunc {
 		if err := running(a); err != nil {
 			return err
 		}
+		if done, err := s.forward(w, r, a); done {
+			return err
+		}
 		return h(w, r, target{agent: a})
 	}
 }

@@ -112,6 +112,9 @@ func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return missing("agent", err)
 	}
+	if done, err := s.forwardOr(w, r, a, true); done { // its node knows busy and sessions
+		return err
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StatusTimeout)
 	defer cancel()
 	st, err := s.cfg.Agents.RuntimeStatus(ctx, a)
@@ -139,6 +142,9 @@ func (s *Server) deleteAgent(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) startAgent(w http.ResponseWriter, r *http.Request) error {
+	if done, err := s.forwardLifecycle(w, r); done {
+		return err
+	}
 	a, started, err := s.cfg.Agents.Start(r.Context(), orgID(r), r.PathValue("agentId"))
 	if err != nil {
 		return missing("agent", err)
@@ -148,6 +154,9 @@ func (s *Server) startAgent(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) stopAgent(w http.ResponseWriter, r *http.Request) error {
+	if done, err := s.forwardLifecycle(w, r); done {
+		return err
+	}
 	a, stopped, err := s.cfg.Agents.Stop(r.Context(), orgID(r), r.PathValue("agentId"))
 	if err != nil {
 		return missing("agent", err)
@@ -157,10 +166,25 @@ func (s *Server) stopAgent(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) restartAgent(w http.ResponseWriter, r *http.Request) error {
+	if done, err := s.forwardLifecycle(w, r); done {
+		return err
+	}
 	a, err := s.cfg.Agents.Restart(r.Context(), orgID(r), r.PathValue("agentId"))
 	if err != nil {
 		return missing("agent", err)
 	}
 	httpapi.Write(w, http.StatusOK, map[string]any{"agentId": a.ID, "status": a.Status, "restarted": true})
 	return nil
+}
+
+// forwardLifecycle sends a start, stop or restart of a runtime another
+// node runs to that node: only the node that launched it can stop it.
+// (Delete is not forwarded: it works from any node, even when the owner is
+// down, and the owner destroys the orphaned runtime.)
+func (s *Server) forwardLifecycle(w http.ResponseWriter, r *http.Request) (bool, error) {
+	a, err := s.agentOf(r)
+	if err != nil {
+		return true, err
+	}
+	return s.forward(w, r, a)
 }

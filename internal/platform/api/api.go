@@ -61,6 +61,13 @@ type Config struct {
 	MaxUploadFile, MaxUploadTotal int64
 	// TempDir spools uploads while they are checked. Default os.TempDir().
 	TempDir string
+	// ForwardKey signs the requests this node forwards to the node that
+	// runs an agent's runtime (see ForwardKey); nil disables forwarding
+	// (such requests are 503).
+	ForwardKey []byte
+	// ForwardTransport carries forwarded requests. Default: a transport
+	// without proxy.
+	ForwardTransport http.RoundTripper
 }
 
 // Server is the API's http.Handler.
@@ -71,6 +78,8 @@ type Server struct {
 	h   http.Handler
 	// runtimeHTTP calls runtimes' control APIs.
 	runtimeHTTP *http.Client
+	// forwardHTTP carries requests forwarded to other nodes.
+	forwardHTTP http.RoundTripper
 	// streams ends with CloseStreams: event streams stop at shutdown.
 	streams      context.Context
 	closeStreams context.CancelFunc
@@ -99,6 +108,9 @@ func New(cfg Config) *Server {
 		t.Proxy = nil // runtimes are on loopback
 		cfg.RuntimeTransport = t
 	}
+	if cfg.ForwardTransport == nil {
+		cfg.ForwardTransport = forwardingTransport()
+	}
 	if cfg.FrameAncestors == "" {
 		cfg.FrameAncestors = "*"
 	}
@@ -111,7 +123,7 @@ func New(cfg Config) *Server {
 	if cfg.MaxUploadTotal <= 0 {
 		cfg.MaxUploadTotal = MaxUploadTotal
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), runtimeHTTP: &http.Client{Transport: cfg.RuntimeTransport}}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), runtimeHTTP: &http.Client{Transport: cfg.RuntimeTransport}, forwardHTTP: cfg.ForwardTransport}
 	s.streams, s.closeStreams = context.WithCancel(context.Background())
 	if cfg.SessionURL == nil {
 		s.cfg.SessionURL = s.SessionURL

@@ -64,6 +64,9 @@ func (s *Server) viaCapability(w http.ResponseWriter, r *http.Request, h targetH
 	if err := running(t.agent); err != nil {
 		return err
 	}
+	if done, err := s.forward(w, r, t.agent); done {
+		return err
+	}
 	return h(w, r, t)
 }
 

@@ -225,6 +225,12 @@ type Store interface {
 	// facts (the master key's check value).
 	InitMeta(ctx context.Context, name, value string) (string, error)
 
+	// PutNode records (or replaces) the internal base URL at which a
+	// platform node serves requests forwarded by the other replicas.
+	PutNode(ctx context.Context, name, url string, at time.Time) error
+	// NodeURL is the URL a node last recorded; ErrNotFound when none.
+	NodeURL(ctx context.Context, name string) (string, error)
+
 	// Close releases the store's connections.
 	Close() error
 }

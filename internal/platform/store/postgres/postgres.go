@@ -83,6 +83,12 @@ CREATE TABLE meta (
 );
 `, `
 ALTER TABLE agents ADD COLUMN upload_bytes BIGINT NOT NULL DEFAULT 0;
+`, `
+CREATE TABLE nodes (
+	name       TEXT PRIMARY KEY,
+	url        TEXT NOT NULL,
+	updated_at BIGINT NOT NULL
+);
 `}
 
 // migrateLock is the advisory lock key that serializes migrations between

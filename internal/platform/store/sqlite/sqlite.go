@@ -82,6 +82,12 @@ CREATE TABLE meta (
 );
 `, `
 ALTER TABLE agents ADD COLUMN upload_bytes INTEGER NOT NULL DEFAULT 0;
+`, `
+CREATE TABLE nodes (
+	name       TEXT PRIMARY KEY,
+	url        TEXT NOT NULL,
+	updated_at INTEGER NOT NULL
+);
 `}
 
 // Dialect is SQLite's sqlstore.Dialect.

@@ -212,3 +212,17 @@ func (s *Store) InitMeta(ctx context.Context, name, value string) (string, error
 	err := s.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE name = $1`, name).Scan(&v)
 	return v, err
 }
+
+// PutNode implements store.Store.
+func (s *Store) PutNode(ctx context.Context, name, url string, at time.Time) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO nodes (name, url, updated_at) VALUES ($1, $2, $3)
+ON CONFLICT (name) DO UPDATE SET url = excluded.url, updated_at = excluded.updated_at`, name, url, ms(at))
+	return err
+}
+
+// NodeURL implements store.Store.
+func (s *Store) NodeURL(ctx context.Context, name string) (string, error) {
+	var u string
+	err := s.db.QueryRowContext(ctx, `SELECT url FROM nodes WHERE name = $1`, name).Scan(&u)
+	return u, notFound(err, "node")
+}

@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UploadBytes", testUploadBytes},
 		{"Isolation", testIsolation},
 		{"Meta", testMeta},
+		{"Nodes", testNodes},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -483,6 +484,22 @@ func testMeta(t *testing.T, s store.Store) {
 	v, err = s.InitMeta(ctx(), "k", "second")
 	if err != nil || v != "first" {
 		t.Fatalf("InitMeta again = %q, %v; the first value must stay", v, err)
+	}
+}
+
+func testNodes(t *testing.T, s store.Store) {
+	n := id("node")
+	if _, err := s.NodeURL(ctx(), n); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("NodeURL of an unknown node: %v, want ErrNotFound", err)
+	}
+	if err := s.PutNode(ctx(), n, "http://10.0.0.1:8080", t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutNode(ctx(), n, "http://10.0.0.2:8080", t0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := s.NodeURL(ctx(), n); err != nil || u != "http://10.0.0.2:8080" {
+		t.Fatalf("NodeURL = %q, %v; want the last URL put", u, err)
 	}
 }
 
