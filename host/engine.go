@@ -184,8 +184,10 @@ func (e *engine) sessionFor(ctx context.Context, caller Caller, id string, clien
 			cp := *use
 			cp.SessionID = id
 			return &cp, &ss, newer, nil
-		case err == nil:
-			id = "" // not yours (or gone): a new session, never the other's
+		case err == nil, errors.Is(err, store.ErrExpired):
+			// Not yours, or expired (even after the sweeper removed it): a
+			// new session under a fresh id, never the other's or the old.
+			id = ""
 		case errors.Is(err, store.ErrNotFound):
 			// Unknown ids are kept when well formed and not in use by
 			// another caller (a new session this caller connected to).

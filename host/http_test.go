@@ -280,7 +280,10 @@ func TestExpiry(t *testing.T) {
 	clock.Advance(2 * time.Minute)
 	code, g, _ = do(t, "GET", h.URL+"/sessions/"+id, nil)
 	wantError(t, code, 404, g)
-	// The expired session cannot be continued: a new one starts.
+	// The expired session cannot be continued, also once the sweeper (every
+	// 20ms here) has deleted it: its id stays reserved, and a new session
+	// starts under a fresh one.
+	time.Sleep(100 * time.Millisecond)
 	_, b := post(t, h, map[string]any{"prompt": "hello", "session_id": id})
 	if b["session_id"] == id {
 		t.Fatal("expired session continued")

@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -86,7 +87,10 @@ type Store interface {
 	// UpdateSession replaces the stored session with the same id;
 	// ErrNotFound if there is none.
 	UpdateSession(ctx context.Context, s Session) error
-	// GetSession returns ErrNotFound for an unknown id.
+	// GetSession returns ErrNotFound for an unknown id, and ErrExpired
+	// (which is also ErrNotFound) for the id of a session DeleteExpired
+	// removed: such an id stays reserved, so nobody can start a new
+	// session under it.
 	GetSession(ctx context.Context, id string) (Session, error)
 	// ListSessions returns sessions newest first.
 	ListSessions(ctx context.Context, opts ListOptions) ([]Session, error)
@@ -101,7 +105,9 @@ type Store interface {
 	// start-up, when no run of its own can be in progress.
 	InterruptRunning(ctx context.Context, now, expires time.Time) (int, error)
 	// DeleteExpired deletes finished sessions whose Expires is at or
-	// before now, with their events. Running sessions are never deleted.
+	// before now, with their events, and remembers their ids (see
+	// GetSession) for ExpiredIDRetention. Running sessions are never
+	// deleted.
 	DeleteExpired(ctx context.Context, now time.Time) (int, error)
 	// Close releases the store.
 	Close() error
@@ -111,4 +117,11 @@ type Store interface {
 var (
 	ErrNotFound = errors.New("session not found")
 	ErrExists   = errors.New("session already exists")
+	// ErrExpired wraps ErrNotFound: the session existed and expired.
+	ErrExpired = fmt.Errorf("session expired: %w", ErrNotFound)
 )
+
+// ExpiredIDRetention is how long the id of an expired session stays
+// reserved after its content is deleted. Ids are random, so this only has
+// to outlast any client still holding one.
+const ExpiredIDRetention = 30 * 24 * time.Hour

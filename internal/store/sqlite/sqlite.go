@@ -57,6 +57,12 @@ var Migrations = []string{
 	// 2: trust — the replay ledger, stored caller levels, the credits
 	// ledger and per-caller request counts (see trust.go).
 	trustSchema,
+	// 3: ids of expired sessions, reserved after their content is deleted.
+	`CREATE TABLE expired_sessions (
+		id         TEXT PRIMARY KEY,
+		expired_ms INTEGER NOT NULL
+	);
+	CREATE INDEX expired_sessions_time ON expired_sessions(expired_ms);`,
 }
 
 // maxBatch bounds how many queued writes share one transaction.
@@ -268,6 +274,13 @@ func scanSession(row interface{ Scan(...any) error }) (store.Session, error) {
 func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error) {
 	ss, err := scanSession(s.db.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
+		var one int
+		switch err := s.db.QueryRowContext(ctx, `SELECT 1 FROM expired_sessions WHERE id = ?`, id).Scan(&one); {
+		case err == nil:
+			return ss, fmt.Errorf("session %s: %w", id, store.ErrExpired)
+		case !errors.Is(err, sql.ErrNoRows):
+			return ss, fmt.Errorf("get session: %w", err)
+		}
 		return ss, fmt.Errorf("session %s: %w", id, store.ErrNotFound)
 	}
 	if err != nil {
@@ -384,6 +397,12 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 		args := []any{ms(now), string(store.StatusDone), string(store.StatusFailed), string(store.StatusInterrupted)}
 		if _, err := tx.Exec(`DELETE FROM session_events WHERE session_id IN (`+expired+`)`, args...); err != nil {
 			return fmt.Errorf("delete expired events: %w", err)
+		}
+		if _, err := tx.Exec(`INSERT OR IGNORE INTO expired_sessions (id, expired_ms) SELECT id, expires_ms FROM sessions WHERE id IN (`+expired+`)`, args...); err != nil {
+			return fmt.Errorf("reserve expired ids: %w", err)
+		}
+		if _, err := tx.Exec(`DELETE FROM expired_sessions WHERE expired_ms <= ?`, ms(now.Add(-store.ExpiredIDRetention))); err != nil {
+			return fmt.Errorf("forget old expired ids: %w", err)
 		}
 		res, err := tx.Exec(`DELETE FROM sessions WHERE id IN (`+expired+`)`, args...)
 		if err != nil {

@@ -290,8 +290,11 @@ func testDeleteExpired(t *testing.T, s store.Store) {
 	if n != 1 {
 		t.Fatalf("deleted %d, want 1", n)
 	}
-	if _, err := s.GetSession(ctx, old.ID); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("expired session still there: %v", err)
+	if _, err := s.GetSession(ctx, old.ID); !errors.Is(err, store.ErrNotFound) || !errors.Is(err, store.ErrExpired) {
+		t.Fatalf("expired session: %v, want ErrExpired (an ErrNotFound)", err)
+	}
+	if _, err := s.GetSession(ctx, "never-was"); !errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrExpired) {
+		t.Fatalf("unknown session: %v, want ErrNotFound only", err)
 	}
 	if evs, _ := s.Events(ctx, old.ID, 0, 0); len(evs) != 0 {
 		t.Fatalf("expired session's events still there: %d", len(evs))
@@ -300,5 +303,12 @@ func testDeleteExpired(t *testing.T, s store.Store) {
 		if _, err := s.GetSession(ctx, id); err != nil {
 			t.Fatalf("session %s: %v", id, err)
 		}
+	}
+	// The reservation itself ends after ExpiredIDRetention.
+	if _, err := s.DeleteExpired(ctx, old.Expires.Add(store.ExpiredIDRetention+time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetSession(ctx, old.ID); errors.Is(err, store.ErrExpired) || !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("expired id after its retention: %v, want plain ErrNotFound", err)
 	}
 }
