@@ -143,9 +143,12 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (*runtime.Handle,
 	}
 
 	dir := d.dir(spec.ID)
-	ws, tmp := filepath.Join(dir, "workspace"), filepath.Join(dir, "tmp")
+	ws, tmp, data := filepath.Join(dir, "workspace"), filepath.Join(dir, "tmp"), filepath.Join(dir, "data")
 	if err := os.MkdirAll(ws, 0o700); err != nil {
 		return nil, fmt.Errorf("process: start %s: workspace: %w", spec.ID, err)
+	}
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return nil, fmt.Errorf("process: start %s: data: %w", spec.ID, err)
 	}
 	if err := os.RemoveAll(tmp); err != nil {
 		return nil, fmt.Errorf("process: start %s: tmp: %w", spec.ID, err)
@@ -169,7 +172,7 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (*runtime.Handle,
 	cmd := &exec.Cmd{
 		Path:        path,
 		Args:        spec.Command,
-		Env:         d.environ(spec, ws, tmp),
+		Env:         d.environ(spec, ws, tmp, data),
 		Dir:         ws,
 		Stdout:      logf,
 		Stderr:      logf,
@@ -238,11 +241,12 @@ func (d *Driver) checkNotRunning(id string) error {
 }
 
 // environ builds the runtime's environment from nothing.
-func (d *Driver) environ(spec runtime.Spec, ws, tmp string) []string {
+func (d *Driver) environ(spec runtime.Spec, ws, tmp, data string) []string {
 	env := map[string]string{"PATH": d.opts.Path, "HOME": ws, "LANG": "C.UTF-8", "TMPDIR": tmp}
 	maps.Copy(env, spec.Env)
 	env["AGENTHOST_PORT"] = strconv.Itoa(spec.Port)
 	env["AGENTHOST_WORKSPACE"] = ws
+	env["AGENTHOST_DATA_DIR"] = data
 	env["AGENTHOST_RUNTIME_ID"] = spec.ID
 	out := make([]string, 0, len(env))
 	for _, k := range slices.Sorted(maps.Keys(env)) {

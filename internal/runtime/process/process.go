@@ -8,13 +8,17 @@
 //	workspace/      the runtime's files, its working directory and HOME; kept
 //	                across stop and start, removed by Destroy
 //	tmp/            its TMPDIR, emptied at every start
+//	data/           its own state (AGENTHOST_DATA_DIR: the coding runtime's
+//	                session database), outside the workspace so the agent's
+//	                tools cannot read or rewrite it
 //	runtime.log     stdout and stderr, capped (see Options.MaxLogBytes)
 //	runtime.log.1   the previous MaxLogBytes of the log
 //	state.json      the handle of the last run, for List and for Start's guard
 //
 // The environment is built from nothing, never inherited: PATH, HOME (the
 // workspace), LANG, TMPDIR, then Spec.Env (which may override those four),
-// then AGENTHOST_PORT, AGENTHOST_WORKSPACE and AGENTHOST_RUNTIME_ID, which
+// then AGENTHOST_PORT, AGENTHOST_WORKSPACE, AGENTHOST_DATA_DIR and
+// AGENTHOST_RUNTIME_ID, which
 // Spec.Env cannot override. No secret of the platform's or of another
 // runtime's reaches a runtime.
 //

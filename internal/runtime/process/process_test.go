@@ -104,6 +104,7 @@ func TestEnvironmentExact(t *testing.T) {
 		"LANG":                 "fr_FR.UTF-8",
 		"AGENTHOST_RUNTIME_ID": "spoofed",
 		"AGENTHOST_PORT":       "1",
+		"AGENTHOST_DATA_DIR":   "/elsewhere",
 	}
 	h := start(t, d, spec)
 	healthy(t, h)
@@ -116,6 +117,7 @@ func TestEnvironmentExact(t *testing.T) {
 		"ANTHROPIC_API_KEY":    "sk-x",
 		"AGENTHOST_PORT":       strconv.Itoa(spec.Port), // but not the driver's own
 		"AGENTHOST_WORKSPACE":  ws,
+		"AGENTHOST_DATA_DIR":   filepath.Join(root, "env", "data"),
 		"AGENTHOST_RUNTIME_ID": "env",
 	}
 	if got := runtimetest.Env(t, h); !maps.Equal(got, want) {

@@ -174,7 +174,12 @@ func testScopes(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	wantErr(t, s.CreateScope(ctx(), store.Scope{ID: id("scope"), OrgID: o.ID, Name: "production", CreatedAt: t0, UpdatedAt: t0}), store.ErrConflict, "duplicate scope")
-	staging := mustScope(t, s, o.ID, "staging")
+	// Created a second later: ListScopes orders by creation time, and ids
+	// from the shared counter do not sort as numbers ("scope10" < "scope8").
+	staging := store.Scope{ID: id("scope"), OrgID: o.ID, Name: "staging", CreatedAt: t0.Add(time.Second), UpdatedAt: t0.Add(time.Second)}
+	if err := s.CreateScope(ctx(), staging); err != nil {
+		t.Fatal(err)
+	}
 
 	mustAgent(t, s, o.ID, prod.ID)
 	mustAgent(t, s, o.ID, prod.ID)
