@@ -11,6 +11,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/agenthost/agenthost/internal/platform/httpapi"
 )
 
 // Upload limits of seed 003.
@@ -89,7 +91,7 @@ func (rt *Runtime) postFile(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, res)
+		httpapi.Write(w, http.StatusOK, res)
 		return nil
 	}
 }

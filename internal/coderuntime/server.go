@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/internal/coding"
+	"github.com/agenthost/agenthost/internal/platform/httpapi"
 )
 
 // maxBody bounds JSON request bodies.
@@ -37,13 +38,13 @@ type handler func(w http.ResponseWriter, r *http.Request) error
 func (rt *Runtime) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		httpapi.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	route := func(pattern string, h handler) {
 		mux.Handle(pattern, rt.auth(h))
 	}
 	route("GET /control/status", func(w http.ResponseWriter, r *http.Request) error {
-		writeJSON(w, http.StatusOK, rt.Status())
+		httpapi.Write(w, http.StatusOK, rt.Status())
 		return nil
 	})
 	route("GET /control/messages", rt.getMessages)
@@ -53,7 +54,7 @@ func (rt *Runtime) Handler() http.Handler {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, u)
+		httpapi.Write(w, http.StatusOK, u)
 		return nil
 	})
 	route("POST /control/abort", rt.postAbort)
@@ -63,7 +64,7 @@ func (rt *Runtime) Handler() http.Handler {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, PermissionList{Permissions: ps})
+		httpapi.Write(w, http.StatusOK, PermissionList{Permissions: ps})
 		return nil
 	})
 	route("POST /control/permissions/{id}", rt.postPermission)
@@ -73,7 +74,7 @@ func (rt *Runtime) Handler() http.Handler {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, QuestionList{Questions: qs})
+		httpapi.Write(w, http.StatusOK, QuestionList{Questions: qs})
 		return nil
 	})
 	route("POST /control/questions/{id}", rt.postQuestion)
@@ -83,7 +84,7 @@ func (rt *Runtime) Handler() http.Handler {
 		return errorf(http.StatusNotFound, "no route %s %s", r.Method, r.URL.Path)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not found")
+		httpapi.WriteError(w, http.StatusNotFound, "not found")
 	})
 	return mux
 }
@@ -95,7 +96,7 @@ func (rt *Runtime) auth(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := []byte(r.Header.Get("Authorization"))
 		if subtle.ConstantTimeCompare(got, want) != 1 {
-			writeError(w, http.StatusUnauthorized, "invalid or missing control token")
+			httpapi.WriteError(w, http.StatusUnauthorized, "invalid or missing control token")
 			return
 		}
 		if err := h(w, r); err != nil {
@@ -108,40 +109,23 @@ func (rt *Runtime) serveError(w http.ResponseWriter, r *http.Request, err error)
 	var he *httpError
 	switch {
 	case errors.As(err, &he):
-		writeError(w, he.status, he.msg)
+		httpapi.WriteError(w, he.status, he.msg)
 	case errors.Is(err, ErrNotFound):
-		writeError(w, http.StatusNotFound, "session not found")
+		httpapi.WriteError(w, http.StatusNotFound, "session not found")
 	case errors.Is(err, ErrUnknownRequest):
-		writeError(w, http.StatusNotFound, err.Error())
+		httpapi.WriteError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, ErrAnswered):
-		writeError(w, http.StatusConflict, err.Error())
+		httpapi.WriteError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, ErrBadReply):
-		writeError(w, http.StatusBadRequest, err.Error())
+		httpapi.WriteError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, errClosed):
-		writeError(w, http.StatusServiceUnavailable, err.Error())
+		httpapi.WriteError(w, http.StatusServiceUnavailable, err.Error())
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
-		writeError(w, http.StatusServiceUnavailable, "the request was cancelled")
+		httpapi.WriteError(w, http.StatusServiceUnavailable, "the request was cancelled")
 	default:
 		rt.log.Error("control API", "method", r.Method, "path", r.URL.Path, "err", err)
-		writeError(w, http.StatusInternalServerError, "internal error")
+		httpapi.WriteError(w, http.StatusInternalServerError, "internal error")
 	}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
 }
 
 // readJSON decodes a JSON object body into v. An empty body is allowed
@@ -180,14 +164,14 @@ func (rt *Runtime) getMessages(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, h)
+		httpapi.Write(w, http.StatusOK, h)
 		return nil
 	}
 	all, err := rt.AllHistory()
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, all)
+	httpapi.Write(w, http.StatusOK, all)
 	return nil
 }
 
@@ -203,7 +187,7 @@ func (rt *Runtime) postMessage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, res)
+	httpapi.Write(w, http.StatusOK, res)
 	return nil
 }
 
@@ -220,14 +204,14 @@ func (rt *Runtime) postAbort(w http.ResponseWriter, r *http.Request) error {
 		if err := rt.Abort(ctx, req.SessionID); err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"sessionId": req.SessionID, "aborted": true})
+		httpapi.Write(w, http.StatusOK, map[string]any{"sessionId": req.SessionID, "aborted": true})
 		return nil
 	}
 	ids, err := rt.AbortAll(ctx)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"aborted": ids})
+	httpapi.Write(w, http.StatusOK, map[string]any{"aborted": ids})
 	return nil
 }
 
@@ -239,7 +223,7 @@ func (rt *Runtime) postPermission(w http.ResponseWriter, r *http.Request) error 
 	if err := rt.ReplyPermission(r.PathValue("id"), rep); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, PermissionReplied{Replied: true, Reply: rep.Reply})
+	httpapi.Write(w, http.StatusOK, PermissionReplied{Replied: true, Reply: rep.Reply})
 	return nil
 }
 
@@ -260,7 +244,7 @@ func (rt *Runtime) postQuestion(w http.ResponseWriter, r *http.Request) error {
 	if err := rt.ReplyQuestion(r.PathValue("id"), answers); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]bool{"replied": true})
+	httpapi.Write(w, http.StatusOK, map[string]bool{"replied": true})
 	return nil
 }
 
