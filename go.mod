@@ -20,6 +20,7 @@ require (
 	github.com/openai/openai-go/v3 v3.96.0
 	golang.org/x/sys v0.49.0
 	modernc.org/sqlite v1.61.1
+	mvdan.cc/sh/v3 v3.14.1
 )
 
 require (
