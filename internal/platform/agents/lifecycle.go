@@ -229,6 +229,9 @@ func (m *Manager) running(a *store.Agent, in *instance) error {
 // Start starts a STOPPED agent; started is false when it was already
 // RUNNING.
 func (m *Manager) Start(ctx context.Context, orgID, id string) (a store.Agent, started bool, err error) {
+	if a, err := m.refuseProvisioning(ctx, orgID, id, "started"); err != nil {
+		return a, false, err
+	}
 	unlock := m.lock(id)
 	defer unlock()
 	if a, err = m.st.GetAgent(ctx, orgID, id); err != nil {
@@ -243,6 +246,21 @@ func (m *Manager) Start(ctx context.Context, orgID, id string) (a store.Agent, s
 	}
 	err = m.startLocked(&a)
 	return a, err == nil, err
+}
+
+// refuseProvisioning answers at once for an agent that is being
+// provisioned, instead of queueing behind the create that holds its lock
+// for up to ProvisionTimeout. The check under the lock still decides for
+// every other state.
+func (m *Manager) refuseProvisioning(ctx context.Context, orgID, id, verb string) (store.Agent, error) {
+	a, err := m.st.GetAgent(ctx, orgID, id)
+	if err != nil {
+		return a, err
+	}
+	if a.Status == store.StatusProvisioning {
+		return a, fmt.Errorf("%w: the agent is PROVISIONING; it can be %s once it is RUNNING or STOPPED", ErrState, verb)
+	}
+	return a, nil
 }
 
 // startLocked starts a's runtime and waits up to StartTimeout for it.
@@ -274,6 +292,9 @@ func (m *Manager) startLocked(a *store.Agent) error {
 // Stop stops a RUNNING agent (gracefully for StopTimeout, then killed);
 // stopped is false when it was already STOPPED.
 func (m *Manager) Stop(ctx context.Context, orgID, id string) (a store.Agent, stopped bool, err error) {
+	if a, err := m.refuseProvisioning(ctx, orgID, id, "stopped"); err != nil {
+		return a, false, err
+	}
 	unlock := m.lock(id)
 	defer unlock()
 	if a, err = m.st.GetAgent(ctx, orgID, id); err != nil {
@@ -339,6 +360,9 @@ func (m *Manager) forget(id string, in *instance) {
 // Restart stops a RUNNING agent and starts it again, or starts a STOPPED
 // one.
 func (m *Manager) Restart(ctx context.Context, orgID, id string) (store.Agent, error) {
+	if a, err := m.refuseProvisioning(ctx, orgID, id, "restarted"); err != nil {
+		return a, err
+	}
 	unlock := m.lock(id)
 	defer unlock()
 	a, err := m.st.GetAgent(ctx, orgID, id)

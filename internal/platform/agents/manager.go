@@ -184,16 +184,12 @@ type Manager struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	locks runtime.IDLocks // serializes lifecycle operations on one agent within this process
+
 	mu      sync.Mutex
-	locks   map[string]*agentLock
 	live    map[string]*instance          // runtimes this process runs, by agent
 	pending map[string]context.CancelFunc // in-flight launches, cancelled by Delete
 	closed  bool
-}
-
-type agentLock struct {
-	mu   sync.Mutex
-	refs int
 }
 
 // New returns a Manager. Call Reconcile once the platform starts, and
@@ -206,30 +202,12 @@ func New(cfg Config) (*Manager, error) {
 	return &Manager{
 		cfg: cfg, st: cfg.Store, log: cfg.Logger, ports: NewPortPool(cfg.Ports, cfg.ProbePort),
 		ctx: ctx, cancel: cancel,
-		locks: map[string]*agentLock{}, live: map[string]*instance{}, pending: map[string]context.CancelFunc{},
+		live: map[string]*instance{}, pending: map[string]context.CancelFunc{},
 	}, nil
 }
 
 // lock serializes lifecycle operations on one agent within this process.
-func (m *Manager) lock(id string) (unlock func()) {
-	m.mu.Lock()
-	l := m.locks[id]
-	if l == nil {
-		l = &agentLock{}
-		m.locks[id] = l
-	}
-	l.refs++
-	m.mu.Unlock()
-	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
-		m.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(m.locks, id)
-		}
-		m.mu.Unlock()
-	}
-}
+func (m *Manager) lock(id string) (unlock func()) { return m.locks.Lock(id) }
 
 // track runs fn in a goroutine Close waits for; it returns false (and
 // runs nothing) once the Manager is closing.
