@@ -21,6 +21,16 @@ const (
 	maxModelLen  = 200
 )
 
+// CheckModel checks that a model name has the form provider/model; field
+// names the request field in the error.
+func CheckModel(field, name string) error {
+	provider, model, ok := strings.Cut(name, "/")
+	if !ok || provider == "" || model == "" || len(name) > maxModelLen || strings.ContainsAny(name, " \t\r\n") {
+		return &InvalidError{field, `must be "provider/model", e.g. anthropic/claude-sonnet-4-6`}
+	}
+	return nil
+}
+
 // CreateRequest is what POST /api/v1/agents asks for.
 type CreateRequest struct {
 	Name          string
@@ -40,9 +50,8 @@ func (r *CreateRequest) validate() error {
 		return &InvalidError{"name", fmt.Sprintf("must be 1-%d characters (got %d)", MaxNameLen, n)}
 	}
 	if r.Model != "" {
-		provider, model, ok := strings.Cut(r.Model, "/")
-		if !ok || provider == "" || model == "" || len(r.Model) > maxModelLen || strings.ContainsAny(r.Model, " \t\r\n") {
-			return &InvalidError{"model", `must be "provider/model", e.g. anthropic/claude-sonnet-4-6`}
+		if err := CheckModel("model", r.Model); err != nil {
+			return err
 		}
 	}
 	if len(r.InitialPrompt) > MaxPromptLen {
@@ -136,6 +145,13 @@ func (m *Manager) Create(ctx context.Context, orgID string, req CreateRequest) (
 		return store.Agent{}, nil, err
 	}
 	model := req.Model
+	if model == "" {
+		org, err := m.st.OrgByID(ctx, orgID)
+		if err != nil {
+			return store.Agent{}, nil, err
+		}
+		model = org.DefaultModel
+	}
 	if model == "" {
 		model = m.cfg.DefaultModel
 	}

@@ -206,6 +206,10 @@ func New(cfg Config) (*Manager, error) {
 	}, nil
 }
 
+// DefaultModel is the platform-wide model of agents created without one
+// in organizations that set no default of their own.
+func (m *Manager) DefaultModel() string { return m.cfg.DefaultModel }
+
 // lock serializes lifecycle operations on one agent within this process.
 func (m *Manager) lock(id string) (unlock func()) { return m.locks.Lock(id) }
 

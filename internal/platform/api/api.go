@@ -180,6 +180,9 @@ func (s *Server) routes() {
 	s.Handle("PUT /api/v1/secrets", s.putOrgSecret)
 	s.Handle("DELETE /api/v1/secrets/{key}", s.deleteOrgSecret)
 
+	s.Handle("GET /api/v1/org", s.getOrg)
+	s.Handle("PATCH /api/v1/org", s.patchOrg)
+
 	s.Handle("GET /api/v1/tokens", s.listTokens)
 	s.Handle("POST /api/v1/tokens", s.createToken)
 	s.Handle("DELETE /api/v1/tokens/{tokenId}", s.revokeToken)
