@@ -67,8 +67,13 @@ package process
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
+
+	"github.com/agenthost/agenthost/internal/runtime"
 )
 
 // Name is the driver's name, as it appears in handles.
@@ -101,11 +106,84 @@ type Options struct {
 	// list of directories, not a secret, and what lets a coding agent's bash
 	// tool find the operator's tools — or a standard one when unset.
 	Path string
+	// UIDs is the range runtime uids and gids are allocated from when the
+	// platform runs as root: one per runtime, monotonically, never reused
+	// under this Root. Its first uid is kept for New's sandbox check. Give
+	// each platform on a host its own range. Default DefaultUIDs. Ignored
+	// when the platform is not root: runtimes then run as its user.
+	UIDs UIDRange
+	// Resources are the limits of runtimes whose Spec.Resources leave a
+	// field zero; zero fields here take DefaultResources.
+	Resources runtime.Resources
+	// CgroupParent is the cgroup (a path in the cgroup hierarchy, such as
+	// /agenthost) under which runtimes' cgroups are made. Default: the
+	// platform's own cgroup.
+	CgroupParent string
+	// InsecureNoSandbox starts the driver even where runtimes cannot be
+	// isolated (no bubblewrap, no user namespaces, no cgroups, a root
+	// runtime users cannot reach): whatever is missing is skipped with a
+	// warning, and runtimes get AGENTHOST_SANDBOX=none, so their tools run
+	// unsandboxed. For one trusted user on a development machine only.
+	InsecureNoSandbox bool
+	// Bwrap is the bubblewrap executable New checks. Default: "bwrap" on
+	// Path.
+	Bwrap string
 	// Logger receives the driver's own events. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock for StartedAt and ExitedAt. Default time.Now.
 	Now func() time.Time
 }
+
+// UIDRange is an inclusive range of uids.
+type UIDRange struct{ First, Last uint32 }
+
+// DefaultUIDs is where runtime uids come from by default: far above the
+// uids of people and system services, and of the subordinate ranges that
+// useradd hands out (100000 onwards, 65536 each).
+var DefaultUIDs = UIDRange{First: 2000000, Last: 2999999}
+
+// ParseUIDRange parses "FIRST-LAST".
+func ParseUIDRange(s string) (UIDRange, error) {
+	a, b, ok := strings.Cut(s, "-")
+	first, err1 := strconv.ParseUint(strings.TrimSpace(a), 10, 32)
+	last, err2 := strconv.ParseUint(strings.TrimSpace(b), 10, 32)
+	if !ok || err1 != nil || err2 != nil || first < 1000 || last < first+1 || last >= 1<<32-1 {
+		return UIDRange{}, fmt.Errorf("uid range %q: want FIRST-LAST with 1000 <= FIRST < LAST < 4294967295", s)
+	}
+	return UIDRange{First: uint32(first), Last: uint32(last)}, nil
+}
+
+// String formats r as ParseUIDRange reads it.
+func (r UIDRange) String() string { return fmt.Sprintf("%d-%d", r.First, r.Last) }
+
+// DefaultResources are the limits of a runtime whose spec and options
+// leave them zero: 1 GiB of memory, one CPU, 512 processes and threads,
+// 1024 open files per process.
+var DefaultResources = runtime.Resources{MemoryBytes: 1 << 30, NanoCPUs: 1e9, PidsLimit: 512, NofileLimit: 1024}
+
+// orDefault fills r's zero fields from def.
+func orDefault(r, def runtime.Resources) runtime.Resources {
+	if r.MemoryBytes <= 0 {
+		r.MemoryBytes = def.MemoryBytes
+	}
+	if r.NanoCPUs <= 0 {
+		r.NanoCPUs = def.NanoCPUs
+	}
+	if r.PidsLimit <= 0 {
+		r.PidsLimit = def.PidsLimit
+	}
+	if r.NofileLimit <= 0 {
+		r.NofileLimit = def.NofileLimit
+	}
+	return r
+}
+
+// Sandbox values of AGENTHOST_SANDBOX, which tells a runtime how to run
+// its tools.
+const (
+	SandboxBwrap = "bwrap"
+	SandboxNone  = "none"
+)
 
 const (
 	defaultMaxLogBytes      = 1 << 20

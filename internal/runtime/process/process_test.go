@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"maps"
@@ -28,10 +29,13 @@ func TestMain(m *testing.M) { os.Exit(runtimetest.Main(m)) }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// newDriver returns a driver over root, closed when the test ends.
+// newDriver returns a driver over root, closed when the test ends. Its
+// runtimes get uids from a range of root's own, and root's temporary
+// ancestors are made traversable, as a platform's data directory must be.
 func newDriver(t testing.TB, root string, mod ...func(*Options)) *Driver {
 	t.Helper()
-	opts := Options{Root: root, Logger: quiet, PollInterval: 50 * time.Millisecond}
+	traversable(t, root)
+	opts := Options{Root: root, Logger: quiet, PollInterval: 50 * time.Millisecond, UIDs: testUIDs(root)}
 	for _, m := range mod {
 		m(&opts)
 	}
@@ -41,6 +45,28 @@ func newDriver(t testing.TB, root string, mod ...func(*Options)) *Driver {
 	}
 	t.Cleanup(func() { d.Close() })
 	return d
+}
+
+// testUIDs is a range of 100 uids that depends on root only, so that
+// drivers sharing a root agree and tests running at once rarely share uids.
+func testUIDs(root string) UIDRange {
+	h := fnv.New32a()
+	h.Write([]byte(root))
+	first := 3_000_000 + (h.Sum32()%100_000)*100
+	return UIDRange{First: first, Last: first + 99}
+}
+
+// traversable makes the directories on the way to dir under the
+// temporary directory traversable by other users (t.TempDir makes them
+// 0700, which no runtime uid could pass).
+func traversable(t testing.TB, dir string) {
+	t.Helper()
+	tmp := filepath.Clean(os.TempDir()) + string(filepath.Separator)
+	for p := filepath.Clean(dir); strings.HasPrefix(p, tmp); p = filepath.Dir(p) {
+		if err := os.Chmod(p, 0o711); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
 }
 
 func harness(usePidfd bool) runtimetest.Harness {
@@ -105,6 +131,7 @@ func TestEnvironmentExact(t *testing.T) {
 		"AGENTHOST_RUNTIME_ID": "spoofed",
 		"AGENTHOST_PORT":       "1",
 		"AGENTHOST_DATA_DIR":   "/elsewhere",
+		"AGENTHOST_SANDBOX":    "none",
 	}
 	h := start(t, d, spec)
 	healthy(t, h)
@@ -119,6 +146,7 @@ func TestEnvironmentExact(t *testing.T) {
 		"AGENTHOST_WORKSPACE":  ws,
 		"AGENTHOST_DATA_DIR":   filepath.Join(root, "env", "data"),
 		"AGENTHOST_RUNTIME_ID": "env",
+		"AGENTHOST_SANDBOX":    "bwrap",
 	}
 	if got := runtimetest.Env(t, h); !maps.Equal(got, want) {
 		t.Errorf("environment:\n got %v\nwant %v", got, want)
@@ -463,7 +491,8 @@ func TestLogRotation(t *testing.T) {
 func TestCloseLeavesRuntimesRunning(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
-	d1, err := New(Options{Root: root, Logger: quiet})
+	traversable(t, root)
+	d1, err := New(Options{Root: root, Logger: quiet, UIDs: testUIDs(root)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -515,7 +544,8 @@ func BenchmarkStartHealthy(b *testing.B) {
 func TestNoGoroutineLeak(t *testing.T) {
 	before := goruntime.NumGoroutine()
 	root := t.TempDir()
-	d1, err := New(Options{Root: root, Logger: quiet})
+	traversable(t, root)
+	d1, err := New(Options{Root: root, Logger: quiet, UIDs: testUIDs(root)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -524,7 +554,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	healthy(t, h)
-	d2, err := New(Options{Root: root, Logger: quiet})
+	d2, err := New(Options{Root: root, Logger: quiet, UIDs: testUIDs(root)})
 	if err != nil {
 		t.Fatal(err)
 	}
