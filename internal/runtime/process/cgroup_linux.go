@@ -46,6 +46,10 @@ type cgroupBase struct {
 	parentV2 string
 }
 
+// v1Controllers are the controllers of cgroup v1 (what else a v1 mount's
+// options say is not one: xattr, noprefix, name=...).
+var v1Controllers = []string{"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "net_prio", "blkio", "perf_event", "hugetlb", "pids", "rdma", "misc"}
+
 // mountInfo is one cgroup mount from /proc/self/mountinfo.
 type mountInfo struct {
 	root, point string
@@ -72,7 +76,7 @@ func parseMountInfo(b []byte) []mountInfo {
 			m.v2 = true
 		case "cgroup":
 			for _, o := range strings.Split(g[2], ",") {
-				if o != "rw" && o != "ro" && !strings.Contains(o, "=") {
+				if slices.Contains(v1Controllers, o) {
 					m.controllers = append(m.controllers, o)
 				}
 			}
@@ -194,10 +198,8 @@ func (b *cgroupBase) create(name string, res runtime.Resources) (*cgroupState, e
 	if err := st.destroy(); err != nil {
 		return nil, fmt.Errorf("leftover cgroup: %w", err)
 	}
-	if b.v2 {
-		if err := b.enableV2(); err != nil {
-			return nil, err
-		}
+	if err := b.enable(); err != nil {
+		return nil, err
 	}
 	for _, d := range st.Dirs {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -225,9 +227,18 @@ func (b *cgroupBase) of(name string) *cgroupState {
 	return st
 }
 
-// enableV2 enables the controllers for the base's children: in the
-// parent's subtree_control (for the base) and in the base's own.
-func (b *cgroupBase) enableV2() error {
+// enable makes the base, with the controllers enabled for its children
+// (cgroup v2: in the parent's subtree_control, for the base, and in the
+// base's own).
+func (b *cgroupBase) enable() error {
+	if !b.v2 {
+		for _, d := range b.dirs {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	want := "+memory +pids +cpu"
 	err := writeCgroup(b.parentV2, "cgroup.subtree_control", want)
 	if errors.Is(err, unix.EBUSY) {

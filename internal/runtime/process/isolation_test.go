@@ -4,17 +4,22 @@ package process
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/agenthost/agenthost/internal/runtime"
+	"github.com/agenthost/agenthost/internal/runtime/runtimetest"
 )
 
 // probe asks a fake runtime to do something on its own behalf and returns
@@ -41,7 +46,11 @@ func probeJSON(t *testing.T, h *runtime.Handle, path string, query url.Values, v
 	}
 }
 
-type who struct{ UID, GID, PID int }
+type who struct {
+	UID, GID, PID int
+	Groups        []int
+	CapEff        string
+}
 
 func idOf(t *testing.T, h *runtime.Handle) who {
 	t.Helper()
@@ -172,4 +181,270 @@ func TestMemoryLimitKillsTheRuntime(t *testing.T) {
 		t.Errorf("Wait = %+v (%v), want 137 and \"killed: memory limit 64 MiB reached\"", res, res.Err)
 	}
 	healthy(t, hc)
+}
+
+// owner returns path's uid, gid and permission bits.
+func owner(t *testing.T, path string) (uint32, uint32, os.FileMode) {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	return st.Uid, st.Gid, fi.Mode().Perm()
+}
+
+// TestIdentities: every runtime has its own uid, kept across stop and
+// start, never given again (not after Destroy, not by a later driver on
+// the same root); what is the runtime's is its own and 0700, what is the
+// platform's stays root's.
+func TestIdentities(t *testing.T) {
+	needRoot(t)
+	t.Parallel()
+	root := traversableDir(t)
+	d := newDriver(t, root)
+	r := testUIDs(root)
+	spec := fakeSpec(t, "one")
+	h := start(t, d, spec)
+	healthy(t, h)
+	first := idOf(t, h)
+	if first.UID != int(r.First)+1 || first.GID != first.UID {
+		t.Errorf("first runtime: %+v, want uid and gid %d (the range's first is kept for the check)", first, r.First+1)
+	}
+	if len(first.Groups) != 0 || strings.Trim(first.CapEff, "0") != "" {
+		t.Errorf("runtime's groups %v, capabilities %s: want none", first.Groups, first.CapEff)
+	}
+	wantMode := func(path string, uid uint32, mode os.FileMode) {
+		t.Helper()
+		u, g, m := owner(t, path)
+		if u != uid || g != uid || m != mode {
+			t.Errorf("%s: owner %d:%d mode %04o, want %d:%d %04o", path, u, g, m, uid, uid, mode)
+		}
+	}
+	dir := filepath.Join(root, "one")
+	wantMode(root, 0, 0o711)
+	wantMode(dir, 0, 0o711)
+	for _, sub := range []string{"workspace", "tmp", "data"} {
+		wantMode(filepath.Join(dir, sub), uint32(first.UID), 0o700)
+	}
+	for _, f := range []string{stateName, logName, identityName} {
+		wantMode(filepath.Join(dir, f), 0, 0o600)
+	}
+	wantMode(filepath.Join(root, uidsName), 0, 0o600)
+	// The runtime runs a copy of its binary that every runtime uid can
+	// run (the fake runtime itself lives in a 0700 temporary directory).
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", first.PID))
+	if err != nil || filepath.Dir(exe) != filepath.Join(root, binName) {
+		t.Errorf("runtime's executable = %q, %v; want a copy in %s", exe, err, filepath.Join(root, binName))
+	} else {
+		wantMode(exe, 0, 0o755)
+	}
+
+	if err := d.Stop(ctx(t), h, 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	h = start(t, d, spec)
+	healthy(t, h)
+	if again := idOf(t, h); again.UID != first.UID {
+		t.Errorf("after stop and start: uid %d, want %d", again.UID, first.UID)
+	}
+	if err := d.Destroy(ctx(t), h); err != nil {
+		t.Fatal(err)
+	}
+	h = start(t, d, spec)
+	healthy(t, h)
+	reborn := idOf(t, h)
+	other := start(t, newDriver(t, root), fakeSpec(t, "two"))
+	healthy(t, other)
+	two := idOf(t, other)
+	if reborn.UID != first.UID+1 || two.UID != first.UID+2 {
+		t.Errorf("after Destroy: uid %d, and a later driver's runtime %d; want %d and %d (never reused)", reborn.UID, two.UID, first.UID+1, first.UID+2)
+	}
+}
+
+// TestUIDRangeUsedUp: a range with room for one runtime refuses a second
+// with a message that says what to do.
+func TestUIDRangeUsedUp(t *testing.T) {
+	needRoot(t)
+	t.Parallel()
+	root := traversableDir(t)
+	r := testUIDs(root)
+	d := newDriver(t, root, func(o *Options) { o.UIDs = UIDRange{r.First, r.First + 1} })
+	start(t, d, fakeSpec(t, "a"))
+	if h, err := d.Start(ctx(t), fakeSpec(t, "b")); err == nil || !strings.Contains(err.Error(), "--runtime-uids") {
+		if h != nil {
+			d.Destroy(ctx(t), h)
+		}
+		t.Fatalf("Start past the range = %v, want a refusal naming --runtime-uids", err)
+	}
+}
+
+// TestLimits: the runtime is in a cgroup with its spec's limits (or the
+// driver's defaults), and they hold.
+func TestLimits(t *testing.T) {
+	t.Parallel()
+	root := traversableDir(t)
+	d := newDriver(t, root, func(o *Options) { o.Resources = runtime.Resources{MemoryBytes: 300 << 20} })
+	spec := fakeSpec(t, "limited")
+	spec.Resources = runtime.Resources{NanoCPUs: 5e8, PidsLimit: 48, NofileLimit: 200}
+	h := start(t, d, spec)
+	healthy(t, h)
+	var st state
+	if err := json.Unmarshal(h.State, &st); err != nil || st.Cgroup == nil {
+		t.Fatalf("state %s: no cgroup (%v)", h.State, err)
+	}
+	pid := idOf(t, h).PID
+	own, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range st.Cgroup.Dirs {
+		if !inCgroup(own, dir) {
+			t.Errorf("runtime is not in %s: %s", dir, own)
+		}
+	}
+	read := func(dir, file string) string {
+		b, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	if st.Cgroup.V2 {
+		dir := st.Cgroup.Dirs[0]
+		for file, want := range map[string]string{"memory.max": "314572800", "pids.max": "48", "cpu.max": "50000 100000"} {
+			if got := read(dir, file); got != want {
+				t.Errorf("%s = %q, want %q", file, got, want)
+			}
+		}
+	} else {
+		mem, pids, cpu := st.Cgroup.Dirs[0], st.Cgroup.Dirs[1], st.Cgroup.Dirs[2]
+		for _, c := range []struct{ dir, file, want string }{
+			{mem, "memory.limit_in_bytes", "314572800"}, // the driver's default
+			{pids, "pids.max", "48"},
+			{cpu, "cpu.cfs_quota_us", "50000"},
+			{cpu, "cpu.cfs_period_us", "100000"},
+		} {
+			if got := read(c.dir, c.file); got != c.want {
+				t.Errorf("%s = %q, want %q", c.file, got, c.want)
+			}
+		}
+	}
+	var files struct {
+		Opened int
+		Error  string
+	}
+	probeJSON(t, h, "/files", url.Values{"n": {"1000"}}, &files)
+	if files.Opened >= 200 || files.Error == "" {
+		t.Errorf("/files = %+v, want fewer than 200 open files and an error", files)
+	}
+	if err := d.Destroy(ctx(t), h); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range st.Cgroup.Dirs {
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("cgroup %s survived Destroy: %v", dir, err)
+		}
+	}
+}
+
+// TestLeftoverCgroup: a cgroup left by a platform that crashed, with a
+// process still in it, neither blocks the next start nor survives it.
+func TestLeftoverCgroup(t *testing.T) {
+	t.Parallel()
+	root := traversableDir(t)
+	d := newDriver(t, root)
+	cg := d.iso.cgroups.of("crashed")
+	if err := d.iso.cgroups.enable(); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range cg.Dirs {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { cg.destroy() })
+	stray := exec.Command("sleep", "600")
+	if err := stray.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer stray.Process.Kill()
+	exited := make(chan struct{})
+	go func() { stray.Wait(); close(exited) }()
+	if err := cg.add(stray.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	h := start(t, d, fakeSpec(t, "crashed"))
+	healthy(t, h)
+	<-exited // killed by Start, or the test times out
+}
+
+// TestFailClosed: New refuses a machine where runtimes cannot be
+// isolated, saying what is missing and how to get it; with
+// InsecureNoSandbox it starts anyway and tells runtimes so.
+func TestFailClosed(t *testing.T) {
+	t.Parallel()
+	tools := traversableDir(t)
+	failing := filepath.Join(tools, "bwrap")
+	script := "#!/bin/sh\necho 'bwrap: No permissions to create a new namespace' >&2\nexit 1\n"
+	if err := os.WriteFile(failing, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		root bool // needs root
+		mod  func(t *testing.T, o *Options)
+		want []string
+	}{
+		{"no bwrap", false, func(t *testing.T, o *Options) { o.Bwrap = "/nonexistent/bwrap" },
+			[]string{"bubblewrap", "not installed", "apt-get install bubblewrap"}},
+		{"bwrap without user namespaces", false, func(t *testing.T, o *Options) { o.Bwrap = failing },
+			[]string{"cannot create user, pid and network namespaces", "No permissions to create a new namespace", "user namespaces"}},
+		{"no cgroups", false, func(t *testing.T, o *Options) { o.CgroupParent = "/cgroup.procs" },
+			[]string{"cgroups", "not usable", "Delegate=yes"}},
+		{"root unreachable", true, func(t *testing.T, o *Options) {
+			hidden := filepath.Join(t.TempDir(), "private") // as /root is
+			if err := os.Mkdir(hidden, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			o.Root = filepath.Join(hidden, "runtimes")
+		}, []string{"cannot traverse", "chmod o+x", "--data"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.root {
+				needRoot(t)
+			}
+			opts := Options{Root: filepath.Join(traversableDir(t), "runtimes"), Logger: quiet}
+			tc.mod(t, &opts)
+			opts.UIDs = testUIDs(opts.Root)
+			d, err := New(opts)
+			if err == nil {
+				d.Close()
+				t.Fatal("New succeeded")
+			}
+			if !errors.Is(err, ErrNotIsolated) {
+				t.Errorf("err = %v, want ErrNotIsolated", err)
+			}
+			for _, w := range append(tc.want, "--insecure-no-sandbox") {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+			opts.InsecureNoSandbox = true
+			d, err = New(opts)
+			if err != nil {
+				t.Fatalf("with InsecureNoSandbox: %v", err)
+			}
+			t.Cleanup(func() { d.Close() })
+			if d.Sandbox() != SandboxNone {
+				t.Errorf("Sandbox() = %q, want %q", d.Sandbox(), SandboxNone)
+			}
+			h := start(t, d, fakeSpec(t, "insecure"))
+			healthy(t, h)
+			if env := runtimetest.Env(t, h); env["AGENTHOST_SANDBOX"] != SandboxNone {
+				t.Errorf("AGENTHOST_SANDBOX = %q, want %q", env["AGENTHOST_SANDBOX"], SandboxNone)
+			}
+		})
+	}
 }

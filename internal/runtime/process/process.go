@@ -1,9 +1,46 @@
 // Package process is the runtime driver that runs each runtime as a child
-// process of the platform: the embedded default, with nothing to install.
+// process of the platform: the embedded default, with nothing to install
+// beyond bubblewrap.
+//
+// # What isolates a runtime
+//
+// A runtime is the agent loop (`agenthost serve --role coding`: our own
+// code, holding the model keys and the control token); its tools (bash and
+// everything it starts) are hostile, and the runtime runs each of them in
+// a bubblewrap sandbox of its own (internal/sandbox). This driver is the
+// layer around the runtime:
+//
+//   - Identity. When the platform runs as root, each runtime runs under a
+//     uid and gid of its own, allocated from Options.UIDs (default
+//     2000000-2999999) in order, recorded in <root>/.uids and in the
+//     runtime's identity.json, kept across stop and start and never given
+//     again under the same root, not even after Destroy. A runtime has no
+//     supplementary groups and no capabilities. So a runtime cannot read
+//     another runtime's files or its /proc/<pid>/environ, cannot read the
+//     platform's files (the root and the platform's data directory are
+//     0711: traversable, not listable; the master key and the database
+//     0600), and cannot signal the platform or another runtime. Run by an
+//     ordinary user, runtimes run as that user: the tool sandbox's user
+//     namespaces keep tools apart, not this driver.
+//   - Limits. Each runtime has a cgroup (v2, or v1's memory, pids and cpu
+//     hierarchies) under the platform's own cgroup (or
+//     Options.CgroupParent), with Spec.Resources' memory, CPU and process
+//     limits (zero fields: Options.Resources, then DefaultResources), and
+//     its open files capped by prlimit, soft and hard. When the kernel
+//     kills the runtime at its memory limit, its exit says so
+//     (runtime.ErrMemoryLimit, "killed: memory limit 512 MiB reached");
+//     the other runtimes are unaffected.
+//   - Fail closed. New checks that bubblewrap can make user, pid and
+//     network namespaces with a /proc of their own as a runtime uid, that
+//     cgroups can be made, and that runtime uids can reach the root, and
+//     fails with ErrNotIsolated, saying what is missing and how to get it,
+//     unless Options.InsecureNoSandbox: then it keeps what works, warns
+//     about the rest, and runtimes get AGENTHOST_SANDBOX=none.
 //
 // # What a runtime gets
 //
-// Each runtime has a directory <root>/<id>/ holding:
+// Each runtime has a directory <root>/<id>/ (the platform's, 0711)
+// holding:
 //
 //	workspace/      the runtime's files, its working directory and HOME; kept
 //	                across stop and start, removed by Destroy
@@ -14,13 +51,20 @@
 //	runtime.log     stdout and stderr, capped (see Options.MaxLogBytes)
 //	runtime.log.1   the previous MaxLogBytes of the log
 //	state.json      the handle of the last run, for List and for Start's guard
+//	identity.json   the runtime's uid and gid (as root)
+//
+// workspace/, tmp/ and data/ are the runtime's uid's, mode 0700; the rest
+// is the platform's, 0600, so a runtime cannot rewrite the records the
+// platform acts on. The runtime's executable is run from a copy in
+// <root>/.bin (mode 0755, named by its content's hash), since the binary
+// the platform was given may be where runtime uids cannot reach it.
 //
 // The environment is built from nothing, never inherited: PATH, HOME (the
 // workspace), LANG, TMPDIR, then Spec.Env (which may override those four),
-// then AGENTHOST_PORT, AGENTHOST_WORKSPACE, AGENTHOST_DATA_DIR and
-// AGENTHOST_RUNTIME_ID, which
-// Spec.Env cannot override. No secret of the platform's or of another
-// runtime's reaches a runtime.
+// then AGENTHOST_PORT, AGENTHOST_WORKSPACE, AGENTHOST_DATA_DIR,
+// AGENTHOST_RUNTIME_ID and AGENTHOST_SANDBOX, which Spec.Env cannot
+// override. No variable of the platform's own environment reaches a
+// runtime, and with runtime uids no secret of another runtime's does.
 //
 // # Process tree
 //
@@ -29,9 +73,12 @@
 // the process groups its bash tool makes for each command. Stop sends
 // SIGTERM to the runtime's process group, waits for the runtime to exit up
 // to the timeout, then sends SIGKILL; when the runtime has exited, whatever
-// is left in its session is killed. A process that calls setsid itself
-// escapes; the Docker driver, which kills a whole container, does not have
-// that hole.
+// is left in its session and its cgroup is killed, and the cgroup removed:
+// a process that left the session (setsid) does not leave the cgroup. A
+// leftover cgroup of the same runtime (a platform that crashed) is emptied
+// and made afresh at the next start. On cgroup v2 the runtime is born in
+// its cgroup (CLONE_INTO_CGROUP); on v1 it is moved into it as soon as
+// it has started.
 //
 // # Platform restarts
 //
@@ -55,14 +102,6 @@
 // with KillMode=process (or mixed) so that restarting the service does not
 // kill the runtimes; run it under an init (docker --init, tini) when it is
 // PID 1 of a container, so that orphans are reaped.
-//
-// # Resources
-//
-// The process driver does not enforce Spec.Resources. RLIMIT_AS is no
-// memory limit for Go programs, which reserve far more address space than
-// they use (an idle fake runtime maps 1.6 GB and touches 7 MB), RLIMIT_NPROC
-// counts every process of the user, and cgroups need privileges or a
-// delegated hierarchy. Use the Docker driver where limits matter.
 package process
 
 import (

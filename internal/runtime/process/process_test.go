@@ -79,7 +79,16 @@ func harness(usePidfd bool) runtimetest.Harness {
 		Command: func(t *testing.T, args ...string) []string {
 			return append([]string{runtimetest.FakeRuntime(t)}, args...)
 		},
+		NotIsolated: notIsolated(),
 	}
+}
+
+// notIsolated says why runtimes share a uid here, or "" when they do not.
+func notIsolated() string {
+	if os.Geteuid() == 0 || os.Getenv("CI") == "true" {
+		return ""
+	}
+	return "not root: the runtimes run as this user, kept apart by the tool sandbox only"
 }
 
 func TestConformance(t *testing.T) { runtimetest.Run(t, harness(true)) }
@@ -210,9 +219,9 @@ func TestStartRejectsBadSpecs(t *testing.T) {
 
 // spawnGrandchild asks the fake runtime to start a child in a process
 // group of its own, as the coding bash tool does.
-func spawnGrandchild(t *testing.T, h *runtime.Handle) int {
+func spawnGrandchild(t *testing.T, h *runtime.Handle, query string) int {
 	t.Helper()
-	resp, err := http.Get(h.Endpoint + "/spawn")
+	resp, err := http.Get(h.Endpoint + "/spawn" + query)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,14 +252,15 @@ func waitGone(t *testing.T, pid int) {
 }
 
 // TestNothingOutlivesTheRuntime: processes the runtime put in process
-// groups of their own die with it, however it ends.
+// groups or sessions of their own die with it, however it ends.
 func TestNothingOutlivesTheRuntime(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
+	type ending = struct {
 		name string
 		args []string
 		end  func(t *testing.T, d *Driver, h *runtime.Handle)
-	}{
+	}
+	tests := []ending{
 		{"stop", nil, func(t *testing.T, d *Driver, h *runtime.Handle) {
 			if err := d.Stop(ctx(t), h, 3*time.Second); err != nil {
 				t.Fatal(err)
@@ -274,15 +284,17 @@ func TestNothingOutlivesTheRuntime(t *testing.T) {
 		}},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			d := newDriver(t, t.TempDir())
-			h := start(t, d, fakeSpec(t, "tree", tc.args...))
-			healthy(t, h)
-			pid := spawnGrandchild(t, h)
-			tc.end(t, d, h)
-			waitGone(t, pid)
-		})
+		for _, query := range []string{"", "?setsid=1"} {
+			t.Run(tc.name+query, func(t *testing.T) {
+				t.Parallel()
+				d := newDriver(t, t.TempDir())
+				h := start(t, d, fakeSpec(t, "tree", tc.args...))
+				healthy(t, h)
+				pid := spawnGrandchild(t, h, query)
+				tc.end(t, d, h)
+				waitGone(t, pid)
+			})
+		}
 	}
 }
 

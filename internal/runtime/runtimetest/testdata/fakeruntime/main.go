@@ -10,12 +10,14 @@
 //	GET /spawn         starts a child in a process group of its own (as the
 //	                   coding bash tool does) and returns its pid
 //	GET /log?bytes=N   writes about N bytes of numbered lines to stdout
-//	GET /id            its uid, gid and pid
+//	GET /id            its uid, gid, pid, supplementary groups and effective
+//	                   capabilities (hex, from /proc/self/status)
 //	GET /read?path=P   the file P, or 403 with the error
 //	GET /list?path=P   the names in directory P, or 403 with the error
 //	GET /signal?pid=N  sends signal 0 to N: 200 when allowed, 403 otherwise
 //	GET /alloc?mb=N    allocates and touches N MiB and keeps them
 //	GET /fork?n=N      starts up to N sleeping children; says how many started
+//	                   (they are killed with the runtime)
 //	GET /files?n=N     opens up to N files; says how many opened
 //	GET /spawn?setsid=1  the /spawn child calls setsid (leaves the session)
 //
@@ -163,7 +165,16 @@ func routes(starts string) http.Handler {
 		writeJSON(w, map[string]int{"written": written})
 	})
 	mux.HandleFunc("GET /id", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, map[string]int{"uid": os.Getuid(), "gid": os.Getgid(), "pid": os.Getpid()})
+		groups, _ := os.Getgroups()
+		caps := ""
+		if b, err := os.ReadFile("/proc/self/status"); err == nil {
+			for _, line := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+					caps = strings.TrimSpace(v)
+				}
+			}
+		}
+		writeJSON(w, map[string]any{"uid": os.Getuid(), "gid": os.Getgid(), "pid": os.Getpid(), "groups": groups, "capEff": caps})
 	})
 	mux.HandleFunc("GET /read", func(w http.ResponseWriter, r *http.Request) {
 		b, err := os.ReadFile(r.URL.Query().Get("path"))
@@ -209,13 +220,20 @@ func routes(starts string) http.Handler {
 	})
 	mux.HandleFunc("GET /fork", func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
-		exe, err := os.Executable()
+		// Children that are one thread each (sleep, where there is one),
+		// and nobody waiting for them: a goroutine blocked in wait4 may
+		// take a thread of its own, which the limit counts too.
+		argv := []string{"sleep", "600"}
+		p, err := exec.LookPath("sleep")
+		if err != nil {
+			p, err = os.Executable()
+			argv = []string{p, "-child"}
+		}
 		started := 0
 		for err == nil && started < n {
-			cmd := exec.Command(exe, "-child")
+			cmd := exec.Command(p, argv[1:]...)
 			if err = cmd.Start(); err == nil {
 				started++
-				go cmd.Wait()
 			}
 		}
 		msg := ""
