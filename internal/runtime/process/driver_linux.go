@@ -64,7 +64,9 @@ func New(opts Options) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("process: root: %w", err)
 	}
-	if err := os.MkdirAll(root, 0o700); err != nil {
+	// Directories made on the way are traversable by the runtime users
+	// that will need to pass them (a new data directory included).
+	if err := os.MkdirAll(root, 0o711); err != nil {
 		return nil, fmt.Errorf("process: root: %w", err)
 	}
 	if opts.MaxLogBytes <= 0 {
