@@ -185,6 +185,11 @@ func runPlatform(ctx context.Context, env *Env, o *platformFlags) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(env.Stderr, nil))
+	// Before the driver, which checks that runtime users can reach its
+	// root inside it (a data directory from an older agenthost is 0700).
+	if err := platform.PrepareDataDir(o.data); err != nil {
+		return err
+	}
 	driver, closer, err := newDriver(o, res, log)
 	if err != nil {
 		return err

@@ -102,6 +102,10 @@ func TestPlatformServes(t *testing.T) {
 
 func testPlatformServes(t *testing.T, insecure bool) {
 	dir := traversableDir(t)
+	// A data directory as an older agenthost left it.
+	if err := os.Mkdir(filepath.Join(dir, ".agenthost"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out, errb syncBuf

@@ -126,6 +126,21 @@ func OpenStore(ctx context.Context, dataDir, dsn string) (store.Store, error) {
 	return sqlite.Open(ctx, filepath.Join(dataDir, DatabaseFile))
 }
 
+// PrepareDataDir makes the data directory (mode 0711) or sets an
+// existing one's mode to 0711: traversable, not listable, so that runtimes
+// under uids of their own reach their directories below it and nothing
+// else (its files are 0600). Call it before making a process driver whose
+// root is inside it, as New does.
+func PrepareDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return fmt.Errorf("platform: data directory: %w", err)
+	}
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return fmt.Errorf("platform: data directory: %w", err)
+	}
+	return nil
+}
+
 // New opens the store, loads the master key and builds the server. The
 // runtimes of an earlier platform process are reconciled when Serve starts.
 func New(cfg Config) (*Server, error) {
@@ -158,13 +173,8 @@ func New(cfg Config) (*Server, error) {
 			cfg.Agents.Node, _ = os.Hostname()
 		}
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("platform: data directory: %w", err)
-	}
-	// Traversable, not listable: runtimes under uids of their own reach
-	// their directories below it, and nothing else (its files are 0600).
-	if err := os.Chmod(cfg.DataDir, 0o711); err != nil {
-		return nil, fmt.Errorf("platform: data directory: %w", err)
+	if err := PrepareDataDir(cfg.DataDir); err != nil {
+		return nil, err
 	}
 	if cfg.InsecureNoSandbox {
 		cfg.Logger.Warn("INSECURE: the sandbox is disabled (--insecure-no-sandbox): every agent's tools run unsandboxed and can read what the runtimes' user can; for one trusted user on a development machine only")
