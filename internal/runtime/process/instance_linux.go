@@ -160,6 +160,11 @@ func (d *Driver) watchChild(in *instance, cmd *exec.Cmd) {
 	res := exitResult(cmd.Wait(), cmd.ProcessState)
 	if ooms > 0 && res.ExitCode == 128+int(syscall.SIGKILL) && !in.killed.Load() {
 		res.Err = memoryLimitError{limit: in.st.Cgroup.MemoryBytes}
+		// In the log too, so Inspect's last lines say it.
+		if f, err := os.OpenFile(d.logPath(in.id), os.O_WRONLY|os.O_APPEND, 0); err == nil {
+			fmt.Fprintf(f, "agenthost: runtime %s %v\n", in.id, res.Err)
+			f.Close()
+		}
 	}
 	d.removeCgroup(in)
 	d.log.Info("runtime exited", "runtime", in.id, "pid", in.st.PID, "exit_code", res.ExitCode, "err", res.Err)

@@ -180,6 +180,10 @@ func TestMemoryLimitKillsTheRuntime(t *testing.T) {
 	if res.ExitCode != 137 || res.Err == nil || !strings.Contains(res.Err.Error(), "memory limit 64 MiB reached") {
 		t.Errorf("Wait = %+v (%v), want 137 and \"killed: memory limit 64 MiB reached\"", res, res.Err)
 	}
+	st, err := d.Inspect(ctx(t), hh)
+	if err != nil || st.ExitCode != 137 || !strings.Contains(strings.Join(st.Logs, "\n"), "killed: memory limit 64 MiB reached") {
+		t.Errorf("Inspect = %+v, %v; want exit 137 and the reason in the last lines", st, err)
+	}
 	healthy(t, hc)
 }
 

@@ -28,8 +28,9 @@
 //     limits (zero fields: Options.Resources, then DefaultResources), and
 //     its open files capped by prlimit, soft and hard. When the kernel
 //     kills the runtime at its memory limit, its exit says so
-//     (runtime.ErrMemoryLimit, "killed: memory limit 512 MiB reached");
-//     the other runtimes are unaffected.
+//     (runtime.ErrMemoryLimit, "killed: memory limit 512 MiB reached"), and
+//     so does the last line of its log that Inspect returns; the other
+//     runtimes are unaffected.
 //   - Fail closed. New checks that bubblewrap can make user, pid and
 //     network namespaces with a /proc of their own as a runtime uid, that
 //     cgroups can be made, and that runtime uids can reach the root, and
