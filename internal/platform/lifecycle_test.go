@@ -52,6 +52,9 @@ func TestLifecycle(t *testing.T) {
 		if strings.Contains(string(r.agent(id).ControlToken), env[agents.EnvControlToken]) {
 			t.Fatal("the control token is stored in clear")
 		}
+		if env[agents.EnvToolEnv] != "ANTHROPIC_API_KEY" {
+			t.Fatalf("%s = %q, want the scope's secrets' names only", agents.EnvToolEnv, env[agents.EnvToolEnv])
+		}
 
 		stop := c.Do(t, "POST", "/api/v1/agents/"+id+"/stop", nil).Want(t, 200)
 		if stop["status"] != "STOPPED" || stop["stopped"] != true || stop["agentId"] != id {
@@ -86,8 +89,8 @@ func TestLifecycle(t *testing.T) {
 		if n := r.starts(id); n != 3 {
 			t.Fatalf("%d starts after restart, want 3", n)
 		}
-		if r.runtimeEnv(id)["LATER"] != "x" {
-			t.Fatal("restart did not pick up the new secret")
+		if env := r.runtimeEnv(id); env["LATER"] != "x" || env[agents.EnvToolEnv] != "ANTHROPIC_API_KEY,LATER" {
+			t.Fatalf("restart did not pick up the new secret: LATER=%q, %s=%q", env["LATER"], agents.EnvToolEnv, env[agents.EnvToolEnv])
 		}
 		// Restart of a STOPPED agent starts it.
 		c.Do(t, "POST", "/api/v1/agents/"+id+"/stop", nil).Want(t, 200)

@@ -92,6 +92,16 @@ type Config struct {
 	MaxRunning int
 	// Ports is the loopback port range for runtimes. Default DefaultPorts.
 	Ports PortRange
+	// Resources are every runtime's limits (Spec.Resources); zero fields
+	// take the driver's defaults. A non-zero NofileLimit also reaches the
+	// runtime as AGENTHOST_NOFILE_LIMIT, for its tools.
+	Resources runtime.Resources
+	// DiskBytes caps each workspace (AGENTHOST_DISK_LIMIT, enforced by the
+	// runtime); 0 leaves the runtime's default.
+	DiskBytes int64
+	// EgressAllow lists the hosts, addresses and CIDRs the tools may reach
+	// beyond the public internet (AGENTHOST_EGRESS_ALLOW).
+	EgressAllow []string
 	// ProbePort reports whether a port is free; nil probes 127.0.0.1.
 	ProbePort func(int) bool
 	// ProvisionTimeout bounds a new agent's wait for health (60 s → 504);

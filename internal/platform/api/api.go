@@ -68,6 +68,9 @@ type Config struct {
 	// ForwardTransport carries forwarded requests. Default: a transport
 	// without proxy.
 	ForwardTransport http.RoundTripper
+	// SandboxDisabled makes /health say "sandbox": "disabled" (the
+	// platform runs with --insecure-no-sandbox) instead of "enabled".
+	SandboxDisabled bool
 }
 
 // Server is the API's http.Handler.
@@ -130,8 +133,12 @@ func New(cfg Config) *Server {
 	}
 	s.routes()
 	root := http.NewServeMux()
+	sandbox := "enabled"
+	if cfg.SandboxDisabled {
+		sandbox = "disabled"
+	}
 	root.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		httpapi.Write(w, http.StatusOK, map[string]string{"status": "ok"})
+		httpapi.Write(w, http.StatusOK, map[string]string{"status": "ok", "sandbox": sandbox})
 	})
 	root.Handle("/api/v1/", s.authenticate(s.mux))
 	s.sessionRoutes(root)
