@@ -1,7 +1,9 @@
 package host
 
 import (
+	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -30,7 +32,7 @@ func FuzzDecodeInput(f *testing.F) {
 	f.Add([]byte(`{"prompt": 5}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var in inputRequest
-		if err := decodeJSON(body, &in); err != nil {
+		if err := decodeBody(body, &in); err != nil {
 			if _, ok := err.(*httpError); !ok {
 				t.Fatalf("error %T is not an httpError", err)
 			}
@@ -44,5 +46,72 @@ func FuzzDecodeInput(f *testing.F) {
 		attachments(cfg, in.Images, in.Files)
 		var f struct{}
 		_ = json.Unmarshal(body, &f)
+	})
+}
+
+// FuzzKeyCollision: a body checkKeys accepts decodes to the same values
+// through encoding/json (which matches names without regard to case and
+// lets the last repeat win) as through an exact, case-sensitive reading of
+// its members, at the body and payload level and in file entries: what the
+// signature and the digest saw is what the host uses.
+func FuzzKeyCollision(f *testing.F) {
+	f.Add([]byte(`{"payload":{"prompt":"hi","timestamp":1},"from":"0x1","signature":"ab","PAYLOAD":{"prompt":"evil"}}`))
+	f.Add([]byte(`{"prompt":"a","images":["x"],"Images":["y"]}`))
+	f.Add([]byte(`{"prompt":"a","files":[{"name":"a","data":"x","NAME":"b"}]}`))
+	f.Add([]byte(`{"prompt":"a","\u017fession":{"messages":[]}}`))
+	f.Add([]byte(`{"prompt":"a","prompt":"b"}`))
+	f.Add([]byte(`{"prompt":"ok","colour":"red","session":{"messages":[{"role":"user","content":"x","args":{"Name":1,"name":2}}]}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if checkKeys(body) != nil {
+			return
+		}
+		var in inputRequest
+		if json.Unmarshal(body, &in) != nil {
+			return
+		}
+		var exact map[string]json.RawMessage
+		if json.Unmarshal(body, &exact) != nil {
+			return
+		}
+		same := func(name string, got any) {
+			raw, ok := exact[name]
+			var want any
+			if ok {
+				if json.Unmarshal(raw, &want) != nil {
+					return
+				}
+			}
+			gb, _ := json.Marshal(got)
+			var g any
+			json.Unmarshal(gb, &g)
+			wb, _ := json.Marshal(want)
+			if !ok || string(raw) == "null" {
+				// Absent: the decoded field must be empty too.
+				if s := string(gb); s != "null" && s != "[]" && s != `""` && s != "{}" {
+					t.Fatalf("%s absent from %q but decoded as %s", name, body, gb)
+				}
+				return
+			}
+			if name == "session" {
+				return // decoded into a richer type; presence is what matters
+			}
+			gb2, _ := json.Marshal(g)
+			if !bytes.Equal(gb2, wb) && !strings.Contains(name, "payload") {
+				t.Fatalf("%s: decoded %s, exact member %s (body %q)", name, gb2, wb, body)
+			}
+		}
+		same("prompt", in.Prompt)
+		same("images", in.Images)
+		same("from", in.From)
+		same("signature", in.Signature)
+		if raw, ok := exact["payload"]; ok && !bytes.Equal(bytes.TrimSpace(raw), bytes.TrimSpace(in.Payload)) {
+			t.Fatalf("payload: decoded %s, exact member %s", in.Payload, raw)
+		}
+		if _, ok := exact["session"]; !ok && in.Session != nil {
+			t.Fatalf("session absent from %q but decoded", body)
+		}
+		if _, ok := exact["files"]; !ok && len(in.Files) > 0 {
+			t.Fatalf("files absent from %q but decoded", body)
+		}
 	})
 }

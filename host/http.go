@@ -1,6 +1,7 @@
 package host
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -90,13 +91,17 @@ func (s *Server) postInput(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var in inputRequest
-	if err := decodeJSON(body, &in); err != nil {
+	if err := decodeBody(body, &in); err != nil {
 		return err
 	}
 	in.raw = body
 	prompt, err := in.prompt()
 	if err != nil {
-		return jsonError(err)
+		var fe *fieldError
+		if errors.As(err, &fe) {
+			return jsonError(err)
+		}
+		return err
 	}
 	caller, err := rt.gate.Admit(r.Context(), in.gateRequest("http", r.Method, r.URL.Path, r.Header, r.RemoteAddr))
 	if err != nil {

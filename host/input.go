@@ -46,21 +46,39 @@ type signedPayload struct {
 	To        string `json:"to"`
 }
 
-// prompt returns the request's prompt, from the payload in the signed form.
+// signed reports whether the request claims a signature; the gate then
+// verifies it, and the prompt comes from the signed payload only.
+func (in *inputRequest) signed() bool {
+	return in.Signature != "" || (len(in.Payload) > 0 && string(in.Payload) != "null")
+}
+
+// prompt returns the request's prompt: in the signed form the payload's,
+// and nothing else (a top-level prompt beside it must be the same text).
 func (in *inputRequest) prompt() (string, error) {
-	if len(in.Payload) > 0 && string(in.Payload) != "null" {
-		var p signedPayload
-		if err := json.Unmarshal(in.Payload, &p); err != nil {
-			return "", &fieldError{field: "payload", msg: "must be an object with a prompt"}
-		}
-		if p.Prompt != "" {
-			return p.Prompt, nil
-		}
+	if in.signed() {
+		return signedPrompt(in.Payload, in.Prompt)
 	}
 	if in.Prompt == nil || strings.TrimSpace(*in.Prompt) == "" {
 		return "", &fieldError{field: "prompt", msg: "is required and must not be empty"}
 	}
 	return *in.Prompt, nil
+}
+
+// signedPrompt is the prompt of a signed request or frame: payload.prompt,
+// required; an unsigned top-level prompt beside it must say the same, so
+// nobody on the way can make a signed request run other words.
+func signedPrompt(payload json.RawMessage, outer *string) (string, error) {
+	var p signedPayload
+	if len(payload) == 0 || json.Unmarshal(payload, &p) != nil {
+		return "", &fieldError{field: "payload", msg: "must be an object with a prompt"}
+	}
+	if strings.TrimSpace(p.Prompt) == "" {
+		return "", &fieldError{field: "payload.prompt", msg: "is required in a signed request: sign the prompt"}
+	}
+	if outer != nil && *outer != p.Prompt {
+		return "", unauthorized("the prompt differs from the signed payload's; send the signed prompt only")
+	}
+	return p.Prompt, nil
 }
 
 // gateRequest is what the gate sees of an input.

@@ -263,7 +263,7 @@ func TestTrustOnboardingWS(t *testing.T) {
 	defer st.Close()
 	st.Trust(nil).Grant(context.Background(), payer.Address(), 3)
 	w2 := dialTrustWS(t, h)
-	w2.send(signedFrame(t, payer, h.Address(), "INPUT", nil, map[string]any{"prompt": "use add on 1 and 1"}))
+	w2.send(signedFrame(t, payer, h.Address(), "INPUT", map[string]any{"prompt": "use add on 1 and 1"}, nil))
 	if r := w2.read(); r["type"] != "ONBOARD_REQUIRED" {
 		t.Fatalf("want ONBOARD_REQUIRED, got %v", r)
 	}
@@ -348,13 +348,13 @@ func TestTrustRelayedFrames(t *testing.T) {
 	imgs := []string{"data:image/png;base64,iVBORw0KGgo="}
 	ij, _ := json.Marshal(imgs)
 	digest, _ := trust.BodyDigest(nil, ij, nil)
-	in := signedFrame(t, id, h.Address(), "INPUT", map[string]any{"digest": digest}, map[string]any{"prompt": "use add on 2 and 2",
+	in := signedFrame(t, id, h.Address(), "INPUT", map[string]any{"digest": digest, "prompt": "use add on 2 and 2"}, map[string]any{
 		"images": []string{"data:image/png;base64,AAAAAAAAAAA="}})
 	send(in)
 	if m := next("ERROR", "OUTPUT"); m["type"] != "ERROR" || !strings.Contains(m["message"].(string), "digest") {
 		t.Fatalf("tampered images: %v", m)
 	}
-	in = signedFrame(t, id, h.Address(), "INPUT", map[string]any{"digest": digest, "n": 2}, map[string]any{"prompt": "use add on 2 and 2", "images": imgs})
+	in = signedFrame(t, id, h.Address(), "INPUT", map[string]any{"digest": digest, "n": 2, "prompt": "use add on 2 and 2"}, map[string]any{"images": imgs})
 	send(in)
 	if m := next("ERROR", "OUTPUT"); m["type"] != "OUTPUT" {
 		t.Fatalf("signed INPUT with its images: %v", m)

@@ -309,7 +309,7 @@ func (c *wsConn) admit(r *Request, resume func(Caller) error) (Caller, error) {
 
 func (c *wsConn) connect(b []byte) error {
 	var f connectFrame
-	if err := decodeJSON(b, &f); err != nil {
+	if err := decodeBody(b, &f); err != nil {
 		return err
 	}
 	resume := func(caller Caller) error { return c.connectAs(caller, &f) }
@@ -399,11 +399,24 @@ func parseMsgID(raw json.RawMessage) int64 {
 
 func (c *wsConn) input(b []byte) error {
 	var f inputFrame
-	if err := decodeJSON(b, &f); err != nil {
+	if err := decodeBody(b, &f); err != nil {
 		return err
 	}
-	if f.Prompt == nil || *f.Prompt == "" {
-		return errorf(400, "field \"prompt\" is required and must not be empty")
+	if f.Signature != "" || (len(f.Payload) > 0 && string(f.Payload) != "null") {
+		p, err := signedPrompt(f.Payload, f.Prompt)
+		var fe *fieldError
+		if errors.As(err, &fe) {
+			return jsonError(err)
+		}
+		if err != nil {
+			return err
+		}
+		f.prompt = p
+	} else {
+		if f.Prompt == nil || *f.Prompt == "" {
+			return errorf(400, "field \"prompt\" is required and must not be empty")
+		}
+		f.prompt = *f.Prompt
 	}
 	if c.caller == nil || f.Signature != "" {
 		resume := func(caller Caller) error { return c.inputAs(&f) }
@@ -426,7 +439,7 @@ func (c *wsConn) inputAs(f *inputFrame) error {
 	if err != nil {
 		return err
 	}
-	in := runInput{caller: *c.caller, sessionID: c.sessionID, session: c.pending, prompt: *f.Prompt, parts: parts, interactive: true}
+	in := runInput{caller: *c.caller, sessionID: c.sessionID, session: c.pending, prompt: f.prompt, parts: parts, interactive: true}
 	if f.SessionID != "" || f.Session != nil {
 		in.sessionID, in.session = f.SessionID, f.Session
 	}
@@ -465,7 +478,7 @@ func (c *wsConn) onStarted(r startResult) error {
 
 func (c *wsConn) status(b []byte) error {
 	var f statusFrame
-	if err := decodeJSON(b, &f); err != nil {
+	if err := decodeBody(b, &f); err != nil {
 		return err
 	}
 	id := f.SessionID
@@ -503,7 +516,7 @@ func (c *wsConn) callerOrAnon() Caller {
 
 func (c *wsConn) interrupt(b []byte) error {
 	var f bareFrame
-	if err := decodeJSON(b, &f); err != nil {
+	if err := decodeBody(b, &f); err != nil {
 		return err
 	}
 	if c.sessionID == "" || !c.s.eng.interrupt(c.sessionID, c.callerOrAnon()) {

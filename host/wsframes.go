@@ -48,6 +48,8 @@ type inputFrame struct {
 	SessionID string      `json:"session_id"`
 	Session   *Session    `json:"session"`
 	envelope
+	// prompt is what runs: the signed payload's prompt when signed.
+	prompt string
 }
 
 type statusFrame struct {
@@ -77,7 +79,7 @@ type bareFrame struct {
 
 func (c *wsConn) approval(b []byte) error {
 	var f approvalFrame
-	if err := decodeJSON(b, &f); err != nil {
+	if err := decodeBody(b, &f); err != nil {
 		return err
 	}
 	if f.Approved == nil {
@@ -91,7 +93,7 @@ func (c *wsConn) approval(b []byte) error {
 
 func (c *wsConn) askAnswer(b []byte) error {
 	var f askFrame
-	if err := decodeJSON(b, &f); err != nil {
+	if err := decodeBody(b, &f); err != nil {
 		return err
 	}
 	var one string
@@ -113,7 +115,7 @@ func (c *wsConn) onboard(b []byte) error {
 		Type string `json:"type"`
 		envelope
 	}
-	if err := decodeJSON(b, &f); err != nil {
+	if err := decodeBody(b, &f); err != nil {
 		return err
 	}
 	ob, ok := c.s.current().gate.(Onboarder)
