@@ -112,7 +112,7 @@ func (c *Client) get(ctx context.Context, path string, dst any) error {
 		return fmt.Errorf("client: %w", err)
 	}
 	if c.id != nil {
-		for k, v := range trust.SignHeaders(c.id, http.MethodGet, req.URL.EscapedPath(), c.o.now()) {
+		for k, v := range trust.SignHeaders(c.id, http.MethodGet, req.URL.EscapedPath(), c.address, c.o.now()) {
 			req.Header[k] = v
 		}
 	}

@@ -62,9 +62,13 @@ type Caller struct {
 	// Level is the caller's standing: "stranger", "contact",
 	// "whitelisted"...
 	Level string
-	// SeesAll lets the caller list every session (an anonymous caller
-	// under trust "open", or the host's own admin identity).
+	// SeesAll lets the caller see and list every session: the host's own
+	// admin identity only.
 	SeesAll bool
+	// ListsAnonymous lets an anonymous caller list the anonymous sessions
+	// (trust "open", the seed's curl example). It never shows a signed
+	// caller's sessions.
+	ListsAnonymous bool
 }
 
 // Gate admits or refuses requests. Errors wrap ErrUnauthorized (401: no or
@@ -120,7 +124,7 @@ type LevelGate struct{ Level string }
 func (g LevelGate) Admit(_ context.Context, r *Request) (Caller, error) {
 	switch g.Level {
 	case TrustOpen:
-		return Caller{Level: "stranger", SeesAll: true}, nil
+		return Caller{Level: "stranger", ListsAnonymous: true}, nil
 	case TrustCareful, "":
 		return Caller{Level: "stranger"}, nil
 	case TrustStrict:

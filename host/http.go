@@ -50,10 +50,16 @@ func (s *Server) limitBodies(h http.Handler) http.Handler {
 		limit = 1 << 20
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Browsers on other origins may call the API: it carries no
-		// ambient credentials (callers sign requests instead of cookies).
+		// Pages of other origins may not drive the agent (origins.go).
 		hd := w.Header()
-		hd.Set("Access-Control-Allow-Origin", "*")
+		hd.Add("Vary", "Origin")
+		if !originAllowed(r, s.current().cfg.AllowedOrigins) {
+			s.writeError(w, r, errOrigin(r))
+			return
+		}
+		if o := r.Header.Get("Origin"); o != "" {
+			hd.Set("Access-Control-Allow-Origin", o)
+		}
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			hd.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
 			hd.Set("Access-Control-Allow-Headers", "Content-Type, Accept, Last-Event-ID, X-Co-From, X-Co-Signature, X-Co-Timestamp")
@@ -203,7 +209,7 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if caller.Address == "" && !caller.SeesAll {
+	if caller.Address == "" && !caller.SeesAll && !caller.ListsAnonymous {
 		return errorf(http.StatusUnauthorized, "signature required to list sessions (unsigned listing is allowed only under trust open)")
 	}
 	list, err := s.eng.st.ListSessions(r.Context(), store.ListOptions{Owner: caller.Address, All: caller.SeesAll})

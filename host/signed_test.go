@@ -246,7 +246,7 @@ func mustJSON(v any) string {
 
 // signHeadersFor signs a body-less request for the agent to.
 func signHeadersFor(id *trust.Identity, method, path, to string) http.Header {
-	return trust.SignHeaders(id, method, path, time.Now())
+	return trust.SignHeaders(id, method, path, to, time.Now())
 }
 
 // getWithHeaders sends a GET with the given headers.

@@ -320,7 +320,7 @@ func (g *TrustGate) Admit(ctx context.Context, r *Request) (Caller, error) {
 	}
 	switch d.Outcome {
 	case trust.OutcomeAllow:
-		return Caller{Address: c.Address, Level: string(d.Level), SeesAll: c.Address == "" && g.anonAll}, nil
+		return Caller{Address: c.Address, Level: string(d.Level), ListsAnonymous: c.Address == "" && g.anonAll}, nil
 	case trust.OutcomeOnboard:
 		return Caller{}, &OnboardRequired{Identity: c.Address, Methods: d.Methods, PaymentAmount: float64(d.PaymentAmount), Reason: d.Reason}
 	}

@@ -111,8 +111,8 @@ func TestTrustSessionsPerCaller(t *testing.T) {
 		t.Fatalf("bob continued alice's session: %v", m)
 	}
 	// A signed GET with a bad signature is 401.
-	hd := trust.SignHeaders(alice, "GET", "/sessions", time.Now())
-	code, m, _ = do(t, "GET", h.URL+"/sessions/"+aid, nil, trust.HeaderFrom, alice.Address(),
+	hd := trust.SignHeaders(alice, "GET", "/sessions", h.Address(), time.Now())
+	code, m, _ = do(t, "GET", h.URL+"/sessions/"+aid, nil, trust.HeaderFrom, alice.Address(), trust.HeaderTo, h.Address(),
 		trust.HeaderSignature, hd.Get(trust.HeaderSignature), trust.HeaderTimestamp, hd.Get(trust.HeaderTimestamp))
 	wantError(t, code, 401, m, "invalid signature")
 }

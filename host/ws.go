@@ -331,7 +331,7 @@ func (c *wsConn) connectAs(caller Caller, f *connectFrame) error {
 		c.sub = nil
 	}
 	c.lastSent = 0
-	sess, stored, newer, err := c.s.eng.sessionFor(c.ctx, caller, f.SessionID, f.Session)
+	sess, stored, newer, err := c.s.eng.sessionFor(c.ctx, caller, f.SessionID, f.Session, false)
 	if err != nil {
 		return err
 	}
@@ -443,6 +443,11 @@ func (c *wsConn) inputAs(f *inputFrame) error {
 	if f.SessionID != "" || f.Session != nil {
 		in.sessionID, in.session = f.SessionID, f.Session
 	}
+	named := in.sessionID
+	if named == "" && in.session != nil {
+		named = in.session.SessionID
+	}
+	in.issued = named != "" && named == c.sessionID
 	// The connection's subscriber already follows its session; a run in
 	// another session gets a new one, attached by start before the run's
 	// first event (and never touched by this goroutine until then).

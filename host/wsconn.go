@@ -33,10 +33,13 @@ func (w websocketConn) Close(reason string) error {
 	return w.c.Close(websocket.StatusNormalClosure, reason)
 }
 
-// serveWS upgrades GET /ws and runs the protocol on it. Any origin may
-// connect: the API carries no ambient credentials (callers sign
-// requests), so cross-origin pages are as welcome as other clients.
+// serveWS upgrades GET /ws and runs the protocol on it. Browser origins
+// are checked like HTTP requests' (origins.go) before the upgrade.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) error {
+	if !originAllowed(r, s.current().cfg.AllowedOrigins) {
+		return errOrigin(r)
+	}
+	// The origin was checked above, with the host's own rules.
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		return nil // Accept has answered the client
