@@ -266,3 +266,25 @@ func (w *wsClient) sendRaw(b []byte) {
 		w.t.Fatal(err)
 	}
 }
+
+// boundFrame is a frame signed and bound to the connection whose CONNECTED
+// is connected: payload {type, conn: nonce, seq, …fields}.
+func boundFrame(t testing.TB, id *trust.Identity, to string, connected map[string]any, seq int, typ string, fields, outer map[string]any) map[string]any {
+	t.Helper()
+	nonce, _ := connected["nonce"].(string)
+	if nonce == "" {
+		t.Fatalf("CONNECTED without a nonce: %v", connected)
+	}
+	p := map[string]any{"type": typ, "conn": nonce, "seq": seq}
+	for k, v := range fields {
+		p[k] = v
+	}
+	m := signedFrame(t, id, to, typ, p, nil)
+	for k, v := range fields {
+		m[k] = v // the reference fields beside it, as clients send them
+	}
+	for k, v := range outer {
+		m[k] = v
+	}
+	return m
+}

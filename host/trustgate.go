@@ -62,6 +62,11 @@ func WithJudgeCacheTTL(d time.Duration) Option { return func(s *settings) { s.tr
 type TrustGate struct {
 	self     string
 	verifier *trust.Verifier
+	// lenient accepts payloads without "to"; used for an ONBOARD_SUBMIT
+	// whose signer already signed this connection's addressed CONNECT (the
+	// reference clients send their onboarding unaddressed).
+	lenient  *trust.Verifier
+	legacy   bool
 	anonAll  bool // anonymous callers may list sessions (trust open)
 	log      *slog.Logger
 	now      func() time.Time
@@ -117,7 +122,12 @@ func newTrustGate(env GateEnv, opts *trustOptions) (*TrustGate, error) {
 		g.log.Warn("trust: the store is not SQLite; the replay ledger, contacts and credits are kept in memory and do not survive a restart")
 		ledger, g.contacts, g.credits, history = opts.mem.ledger, opts.mem.contacts, opts.mem.credits, opts.mem.history
 	}
-	g.verifier, err = trust.NewVerifier(trust.VerifierConfig{Address: g.self, Ledger: ledger, Now: g.now})
+	g.legacy = env.Config.LegacySignatures
+	g.verifier, err = trust.NewVerifier(trust.VerifierConfig{Address: g.self, Ledger: ledger, Now: g.now, RequireRecipient: !g.legacy})
+	if err != nil {
+		return nil, err
+	}
+	g.lenient, err = trust.NewVerifier(trust.VerifierConfig{Address: g.self, Ledger: ledger, Now: g.now})
 	if err != nil {
 		return nil, err
 	}
@@ -266,9 +276,13 @@ func (g *TrustGate) verify(ctx context.Context, r *Request) (*trust.Verified, er
 	}
 	var m *trust.Verified
 	var err error
+	v := g.verifier
+	if r.Method == "ONBOARD_SUBMIT" && r.ConnSigner != "" && !g.legacy {
+		v = g.lenient
+	}
 	switch {
 	case r.Body != nil:
-		m, err = g.verifier.Verify(ctx, r.Body)
+		m, err = v.Verify(ctx, r.Body)
 		if errors.Is(err, trust.ErrUnsigned) && r.Header.Get(trust.HeaderSignature) != "" {
 			return nil, unauthorized("signed headers cover only body-less requests; sign the body as a payload envelope")
 		}
@@ -276,9 +290,15 @@ func (g *TrustGate) verify(ctx context.Context, r *Request) (*trust.Verified, er
 		// A Request built without its message: the envelope alone (no
 		// outer fields for a digest to cover).
 		raw, _ := json.Marshal(map[string]any{"payload": r.Payload, "from": r.From, "signature": r.Signature})
-		m, err = g.verifier.Verify(ctx, raw)
+		m, err = v.Verify(ctx, raw)
 	default:
-		m, err = g.verifier.VerifyHeaders(ctx, r.Header, r.Method, r.Path)
+		m, err = v.VerifyHeaders(ctx, r.Header, r.Method, r.Path)
+	}
+	if err == nil && v == g.lenient && m.To == "" && m.From != r.ConnSigner {
+		err = fmt.Errorf("%w: payload.to required (only the signer of this connection's CONNECT may onboard without it)", trust.ErrWrongRecipient)
+	}
+	if err == nil && r.NeedsDigest && m.Digest == "" && !g.legacy {
+		err = fmt.Errorf("%w: payload.digest required: sign the session, images and files with trust.BodyDigest", trust.ErrDigestMismatch)
 	}
 	if err != nil {
 		if errors.Is(err, trust.ErrUnauthorized) {
@@ -302,14 +322,56 @@ func (g *TrustGate) Admit(ctx context.Context, r *Request) (Caller, error) {
 	if msg := g.listErr.Load(); msg != nil {
 		return Caller{}, forbidden(*msg)
 	}
+	if m == nil && r.Connection != nil && r.Connection.Address != "" {
+		return g.admitUnsignedFrame(ctx, r)
+	}
 	var c trust.Caller
 	if m != nil {
 		if m.From == g.self {
 			// The host's own key: the operator, admitted and seeing all.
-			return Caller{Address: m.From, Level: LevelAdmin, SeesAll: true}, nil
+			return Caller{Address: m.From, Level: LevelAdmin, SeesAll: true, Payload: m.Payload}, nil
 		}
 		c = trust.Caller{Address: m.From, Credentials: trust.CredentialsFromPayload(m.Payload)}
 	}
+	caller, err := g.decide(ctx, c)
+	if m != nil {
+		caller.Payload = m.Payload
+	}
+	return caller, err
+}
+
+// admitUnsignedFrame decides an unsigned frame on a connection a signed
+// CONNECT opened (the reference TypeScript client signs CONNECT only).
+// Where the policy admits anonymous callers (open, careful) the frame goes
+// on as the connection's signer, whose standing is decided again (a caller
+// blocked since is refused); where it does not (strict), every frame must
+// be signed.
+func (g *TrustGate) admitUnsignedFrame(ctx context.Context, r *Request) (Caller, error) {
+	conn := *r.Connection
+	if conn.Level == LevelAdmin {
+		return Caller{}, unauthorized("signature required: the operator's frames must each be signed")
+	}
+	d, err := g.gate.Load().Decide(ctx, trust.Caller{})
+	if err != nil {
+		g.log.Error("trust: deciding", "err", err)
+		return Caller{}, fmt.Errorf("trust: %w", err)
+	}
+	if d.Outcome != trust.OutcomeAllow {
+		return Caller{}, unauthorized("signature required: this agent's trust policy needs every frame signed (sign each frame with the connection's nonce and the next seq; see docs/trust.md)")
+	}
+	c, err := g.decide(ctx, trust.Caller{Address: conn.Address})
+	if err != nil {
+		var ob *OnboardRequired
+		if errors.As(err, &ob) {
+			return Caller{}, forbidden(ob.Error())
+		}
+		return Caller{}, err
+	}
+	return c, nil
+}
+
+// decide applies the policy to a verified (or anonymous) caller.
+func (g *TrustGate) decide(ctx context.Context, c trust.Caller) (Caller, error) {
 	d, err := g.gate.Load().Decide(ctx, c)
 	if err != nil {
 		g.log.Error("trust: deciding", "err", err)
@@ -361,7 +423,7 @@ func (g *TrustGate) Onboard(ctx context.Context, r *Request) (Caller, string, er
 	if g.cache != nil {
 		g.cache.Forget(m.From)
 	}
-	return Caller{Address: m.From, Level: string(level), SeesAll: m.From == g.self},
+	return Caller{Address: m.From, Level: string(level), SeesAll: m.From == g.self, Payload: m.Payload},
 		"welcome: you are now a " + string(level) + " of this agent", nil
 }
 

@@ -246,10 +246,17 @@ func TestTrustOnboardingWS(t *testing.T) {
 	if ok["type"] != "ONBOARD_SUCCESS" || ok["identity"] != id.Address() || ok["level"] != "contact" {
 		t.Fatalf("want ONBOARD_SUCCESS, got %v", ok)
 	}
-	if c := w.read(); c["type"] != "CONNECTED" || c["status"] != "new" {
+	c := w.read()
+	if c["type"] != "CONNECTED" || c["status"] != "new" {
 		t.Fatalf("the pending CONNECT did not continue: %v", c)
 	}
+	// The policy refuses anonymous callers: frames after CONNECT are
+	// signed and bound to the connection.
 	w.send(map[string]any{"type": "INPUT", "prompt": "use add on 2 and 3"})
+	if e := w.read(); e["type"] != "ERROR" || e["code"] != "unauthorized" {
+		t.Fatalf("unsigned INPUT under a policy that refuses anonymous callers: %v", e)
+	}
+	w.send(boundFrame(t, id, h.Address(), c, 1, "INPUT", map[string]any{"prompt": "use add on 2 and 3"}, nil))
 	if out, _ := w.until("OUTPUT", "ERROR"); out["type"] != "OUTPUT" || !strings.Contains(out["result"].(string), "5") {
 		t.Fatalf("run after onboarding: %v", out)
 	}
