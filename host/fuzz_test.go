@@ -115,3 +115,58 @@ func FuzzKeyCollision(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFrameBinding: checkBinding accepts a signed frame's payload only
+// when it names this connection's nonce, a seq after the last accepted one
+// and (if any) the frame's own type; the accepted seq only grows; and on a
+// connection that declared signed frames a state-changing frame without a
+// binding is refused.
+func FuzzFrameBinding(f *testing.F) {
+	const nonce = "00112233445566778899aabbccddeeff"
+	f.Add([]byte(`{"type":"INPUT","conn":"`+nonce+`","seq":1,"prompt":"hi"}`), "INPUT", int64(0), true, "0xa", "0xa")
+	f.Add([]byte(`{"type":"INPUT","conn":"`+nonce+`","seq":1}`), "INPUT", int64(1), true, "0xa", "0xa")
+	f.Add([]byte(`{"type":"APPROVAL_RESPONSE","conn":"`+nonce+`","seq":9}`), "INPUT", int64(0), false, "0xa", "0xa")
+	f.Add([]byte(`{"prompt":"hi"}`), "APPROVAL_RESPONSE", int64(0), true, "0xa", "0xa")
+	f.Add([]byte(`{"conn":"other","seq":5,"type":"INPUT"}`), "INPUT", int64(0), false, "0xa", "0xb")
+	f.Add([]byte(`{"conn":"`+nonce+`","seq":"5","type":"INPUT"}`), "INPUT", int64(0), false, "0xa", "0xa")
+	f.Fuzz(func(t *testing.T, payload []byte, typ string, last int64, bound bool, signer, from string) {
+		c := &wsConn{nonce: nonce, seq: last, bound: bound, signer: signer}
+		err := c.checkBinding(typ, Caller{Address: from, Payload: payload})
+		var bp struct {
+			Type string          `json:"type"`
+			Conn string          `json:"conn"`
+			Seq  json.RawMessage `json:"seq"`
+		}
+		decoded := json.Unmarshal(payload, &bp) == nil
+		if err != nil {
+			if c.seq != last {
+				t.Fatalf("refused frame moved seq from %d to %d", last, c.seq)
+			}
+			return
+		}
+		if !decoded {
+			t.Fatalf("accepted an undecodable payload %q", payload)
+		}
+		if bp.Type != "" && bp.Type != typ {
+			t.Fatalf("accepted a %q payload for a %q frame", bp.Type, typ)
+		}
+		if bp.Conn == "" {
+			if bound && stateChanging[typ] && typ != "CONNECT" {
+				t.Fatalf("bound connection accepted an unbound %s: %q", typ, payload)
+			}
+			if c.seq != last {
+				t.Fatal("an unbound frame moved seq")
+			}
+			return
+		}
+		if bp.Conn != nonce || bp.Type == "" {
+			t.Fatalf("accepted conn %q type %q", bp.Conn, bp.Type)
+		}
+		if c.seq <= last {
+			t.Fatalf("accepted seq %d not after %d", c.seq, last)
+		}
+		if signer != "" && from != signer && typ != "CONNECT" {
+			t.Fatalf("accepted a frame signed by %q on %q's connection", from, signer)
+		}
+	})
+}
