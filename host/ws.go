@@ -1,6 +1,8 @@
 package host
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"context"
 	"encoding/json"
 	"errors"
@@ -542,9 +544,14 @@ func (c *wsConn) status(b []byte) error {
 	if err := decodeBody(b, &f); err != nil {
 		return err
 	}
-	caller, _, err := c.admitFrame("SESSION_STATUS", b, &f.envelope, false, nil)
+	caller, payload, err := c.admitFrame("SESSION_STATUS", b, &f.envelope, false, nil)
 	if err != nil {
 		return err
+	}
+	if payload != nil {
+		// A signed SESSION_STATUS names its session in the payload.
+		f = statusFrame{}
+		json.Unmarshal(payload, &f)
 	}
 	id := f.SessionID
 	if f.Session != nil && f.Session.SessionID != "" {
@@ -562,7 +569,7 @@ func (c *wsConn) status(b []byte) error {
 		}
 	}
 	if errors.Is(err, store.ErrNotFound) && id == c.sessionID {
-		return fatal(c.send(map[string]any{"type": "SESSION_STATUS", "session_id": id, "status": "new"}))
+		return c.sendStatus(map[string]any{"type": "SESSION_STATUS", "session_id": id, "status": "new"}, id, "new", "")
 	}
 	if err != nil {
 		return err
@@ -571,8 +578,22 @@ func (c *wsConn) status(b []byte) error {
 	if err != nil {
 		return err
 	}
-	return fatal(c.send(map[string]any{"type": "SESSION_STATUS", "session_id": v.SessionID, "status": v.Status,
-		"result": v.Result, "session": v.Session, "chat_items": v.ChatItems}))
+	return c.sendStatus(map[string]any{"type": "SESSION_STATUS", "session_id": v.SessionID, "status": v.Status,
+		"result": v.Result, "session": v.Session, "chat_items": v.ChatItems}, v.SessionID, v.Status, v.Result)
+}
+
+// sendStatus sends a SESSION_STATUS answer signed by the host (wsbind.go).
+func (c *wsConn) sendStatus(reply map[string]any, id, status, result string) error {
+	b, err := json.Marshal(reply)
+	if err != nil {
+		return fmt.Errorf("encoding frame: %w", err)
+	}
+	sum := sha256.Sum256([]byte(result))
+	b, err = c.hostSigned(b, "SESSION_STATUS", map[string]any{"session_id": id, "status": status, "result_sha256": hex.EncodeToString(sum[:])})
+	if err != nil {
+		return err
+	}
+	return fatal(c.write(b))
 }
 
 func (c *wsConn) callerOrAnon() Caller {
