@@ -260,6 +260,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, in runInput) e
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	rc.SetWriteDeadline(time.Time{})
+	rc.SetReadDeadline(time.Time{})
 	rc.Flush()
 	every := s.set.heartbeat
 	if every <= 0 {

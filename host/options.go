@@ -34,6 +34,7 @@ type settings struct {
 	sweep       time.Duration
 	banner      io.Writer
 	maxBody     int64
+	timeouts    Timeouts
 	relayOpts   []relay.AnnouncerOption
 }
 

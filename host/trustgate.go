@@ -147,6 +147,8 @@ func newTrustGate(env GateEnv, opts *trustOptions) (*TrustGate, error) {
 			}
 		}
 		if judge != nil {
+			// Bounded per caller and overall; cache hits cost nothing.
+			judge = trust.NewRateLimitedJudge(judge, g.now)
 			if opts.judgeTTL != 0 {
 				ttl = opts.judgeTTL
 			}

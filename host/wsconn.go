@@ -39,6 +39,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) error {
 	if !originAllowed(r, s.current().cfg.AllowedOrigins) {
 		return errOrigin(r)
 	}
+	liftReadDeadline(w)
 	// The origin was checked above, with the host's own rules.
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
