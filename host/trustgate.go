@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -76,6 +78,11 @@ type TrustGate struct {
 	cache    *trust.CachedJudge
 	contacts trust.Contacts
 	credits  trust.Credits
+
+	// Invite codes and payments offered, per address and per client IP:
+	// codes cannot be guessed at speed.
+	offersByAddr *trust.KeyedLimiter
+	offersByIP   *trust.KeyedLimiter
 
 	mu       sync.Mutex
 	gate     atomic.Pointer[trust.Gate]
@@ -163,6 +170,8 @@ func newTrustGate(env GateEnv, opts *trustOptions) (*TrustGate, error) {
 		}
 	}
 	g.anonAll = policy.Name == trust.PresetOpen
+	g.offersByAddr = trust.NewKeyedLimiter(OnboardAttemptsPerAddress, OnboardAttemptWindow, OnboardAttemptsPerAddress, g.now)
+	g.offersByIP = trust.NewKeyedLimiter(OnboardAttemptsPerIP, OnboardAttemptWindow, OnboardAttemptsPerIP, g.now)
 	g.white = newListSource("whitelist", env.Config.Whitelist)
 	g.black = newListSource("blacklist", env.Config.Blacklist)
 	if err := g.rebuild(true); err != nil {
@@ -211,6 +220,38 @@ func policyOf(cfg *Config, opts *trustOptions) (p *trust.Policy, judgeModel stri
 		return nil, "", 0, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	return p, judgeModel, ttl, nil
+}
+
+// Onboarding attempts (invite codes, payments) accepted per window.
+const (
+	OnboardAttemptsPerAddress = 5
+	OnboardAttemptsPerIP      = 20
+	OnboardAttemptWindow      = 10 * time.Minute
+)
+
+// allowOffer rate-limits an onboarding attempt by its signer and IP.
+func (g *TrustGate) allowOffer(addr, remote string) error {
+	ok := g.offersByAddr.Allow(addr)
+	if ip := hostOf(remote); ip != "" && !g.offersByIP.Allow(ip) {
+		ok = false
+	}
+	if !ok {
+		return &httpError{status: http.StatusTooManyRequests, retryAfter: int(OnboardAttemptWindow / time.Second),
+			msg: fmt.Sprintf("too many onboarding attempts; at most %d per %s per identity and %d per address", OnboardAttemptsPerAddress, OnboardAttemptWindow, OnboardAttemptsPerIP)}
+	}
+	return nil
+}
+
+// hostOf is the IP of a "host:port" remote address ("" if none).
+func hostOf(remote string) string {
+	if remote == "" {
+		return ""
+	}
+	h, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return remote
+	}
+	return h
 }
 
 // listRescan is how often list files are checked for changes.
@@ -334,6 +375,11 @@ func (g *TrustGate) Admit(ctx context.Context, r *Request) (Caller, error) {
 			return Caller{Address: m.From, Level: LevelAdmin, SeesAll: true, Payload: m.Payload}, nil
 		}
 		c = trust.Caller{Address: m.From, Credentials: trust.CredentialsFromPayload(m.Payload)}
+		if c.Credentials.Present() {
+			if err := g.allowOffer(c.Address, r.RemoteAddr); err != nil {
+				return Caller{}, err
+			}
+		}
 	}
 	caller, err := g.decide(ctx, c)
 	if m != nil {
@@ -407,6 +453,9 @@ func (g *TrustGate) Onboard(ctx context.Context, r *Request) (Caller, string, er
 	}
 	if m == nil {
 		return Caller{}, "", unauthorized("signature required: sign ONBOARD_SUBMIT with the identity to onboard")
+	}
+	if err := g.allowOffer(m.From, r.RemoteAddr); err != nil {
+		return Caller{}, "", err
 	}
 	if err := g.rebuild(false); err != nil {
 		return Caller{}, "", err

@@ -187,7 +187,7 @@ func (c *wsConn) write(b []byte) error {
 func (c *wsConn) sendError(err error) error {
 	status, msg, _ := classify(err)
 	code := map[int]string{400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-		409: "session_busy", 413: "too_large", 503: "unavailable"}[status]
+		409: "session_busy", 413: "too_large", 429: "rate_limited", 503: "unavailable"}[status]
 	if code == "" {
 		code = "internal"
 	}
