@@ -92,8 +92,16 @@ type inputResponse struct {
 
 func (s *Server) postInput(w http.ResponseWriter, r *http.Request) error {
 	rt := s.current()
-	body, err := readBody(w, r, maxInputBody(rt.cfg))
+	limit := maxInputBody(rt.cfg)
+	if !s.preAdmit(r, "http") {
+		limit = PreAdmitLimit
+	}
+	body, err := readBody(w, r, limit)
 	if err != nil {
+		var he *httpError
+		if limit == PreAdmitLimit && errors.As(err, &he) && he.status == http.StatusRequestEntityTooLarge {
+			return errorf(http.StatusRequestEntityTooLarge, "request body is larger than %s, the limit until this agent admits you; sign the request headers (X-Co-From, X-Co-To, X-Co-Timestamp, X-Co-Signature) to send more", sizeString(PreAdmitLimit))
+		}
 		return err
 	}
 	var in inputRequest

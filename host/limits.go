@@ -48,6 +48,20 @@ func (t Timeouts) withDefaults() Timeouts {
 	return t
 }
 
+// PreAdmitLimit is the largest body or frame the host reads from a caller
+// its gate has not admitted (under strict: anyone who has not signed yet).
+// It holds a signed prompt and a session; attachments wait for admission.
+const PreAdmitLimit = 1 << 20
+
+// preAdmit asks the gate whether this connection's caller is admitted
+// before its body or first frame is read: as anonymous, or by signed
+// headers (X-Co-*). The answer only decides how much the host reads.
+func (s *Server) preAdmit(r *http.Request, transport string) bool {
+	_, err := s.current().gate.Admit(r.Context(), &Request{Transport: transport, Method: r.Method, Path: r.URL.Path,
+		Header: r.Header, RemoteAddr: r.RemoteAddr})
+	return err == nil
+}
+
 // liftReadDeadline lets a long-lived stream (WebSocket, SSE) outlive the
 // server's read timeout.
 func liftReadDeadline(w http.ResponseWriter) {

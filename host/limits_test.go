@@ -2,6 +2,7 @@ package host_test
 
 import (
 	"context"
+	"github.com/coder/websocket"
 	"net"
 	"strconv"
 	"strings"
@@ -208,4 +209,32 @@ func errorsAs(err error, target *net.Error) bool {
 		*target = ne
 	}
 	return ok
+}
+
+// TestSmallLimitUntilAdmitted: before the gate admits a caller, the host
+// reads at most a small body or frame; admitted callers get the upload
+// limits. On the old code a strict host read a 2 MB unsigned body (and
+// WebSocket frame) whole before refusing it with 401.
+func TestSmallLimitUntilAdmitted(t *testing.T) {
+	big := strings.Repeat("x", 2<<20)
+	strict := startTrustHost(t, t.TempDir(), host.WithTrust("strict"))
+	code, m := post(t, strict.testHost(), map[string]any{"prompt": big})
+	wantError(t, code, 413, m, "admits")
+	w := dialTrustWS(t, strict)
+	// The host stops reading at the limit and closes (1009): the write may
+	// already fail, else the read tells.
+	if err := w.c.Write(w.ctx, websocket.MessageText, []byte(`{"type":"INPUT","prompt":"`+big+`"}`)); err == nil {
+		if _, _, err := w.c.Read(w.ctx); websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
+			t.Fatalf("a 2 MB frame before admission: %v", err)
+		}
+	}
+	// Under careful anonymous callers are admitted: the upload limits apply.
+	careful := startTrustHost(t, t.TempDir())
+	code, m = post(t, careful.testHost(), map[string]any{"prompt": "hi", "images": []string{"data:image/png;base64," + strings.Repeat("A", 2<<20)}})
+	wantStatus(t, code, 200, m)
+	w = dialTrustWS(t, careful)
+	w.send(map[string]any{"type": "INPUT", "prompt": "hi", "images": []string{"data:image/png;base64," + strings.Repeat("A", 2<<20)}})
+	if m, _ := w.until("OUTPUT", "ERROR"); m["type"] != "OUTPUT" {
+		t.Fatalf("a 2 MB image from an admitted caller: %v", m)
+	}
 }

@@ -66,6 +66,7 @@ type wsConn struct {
 	signer string // verified signer of the last CONNECT, admitted or onboarding
 	bound  bool   // a CONNECT declared signed frames
 	seq    int64  // the last bound frame's seq
+	raised bool   // the frame size limit was raised after admission
 }
 
 type startResult struct {

@@ -63,6 +63,18 @@ func (en *envelope) signed() bool {
 	return en.Signature != "" || en.From != "" || (len(en.Payload) > 0 && string(en.Payload) != "null")
 }
 
+// readLimiter is a FrameConn whose frame size limit can change: small
+// until the gate admits the caller, the upload limits after.
+type readLimiter interface{ SetReadLimit(n int64) }
+
+// admitted raises the connection's frame limit once a caller is admitted.
+func (c *wsConn) admitted() {
+	if rl, ok := c.fc.(readLimiter); ok && !c.raised {
+		c.raised = true
+		rl.SetReadLimit(maxInputBody(c.s.current().cfg))
+	}
+}
+
 // admitFrame runs the gate for one client frame of type typ and checks its
 // binding. It returns the caller the frame acts as and, for a signed frame
 // the gate verified, the verified payload to take the frame's fields from.
@@ -80,6 +92,7 @@ func (c *wsConn) admitFrame(typ string, b []byte, env *envelope, needsDigest boo
 		if c.caller != nil && caller.Address != c.caller.Address {
 			caller = *c.caller
 		}
+		c.admitted()
 		return caller, nil, nil
 	}
 	r := env.request(c.info, typ, b)
@@ -91,6 +104,7 @@ func (c *wsConn) admitFrame(typ string, b []byte, env *envelope, needsDigest boo
 	if err := c.checkBinding(typ, caller); err != nil {
 		return Caller{}, nil, err
 	}
+	c.admitted()
 	return caller, caller.Payload, nil
 }
 

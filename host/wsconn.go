@@ -22,6 +22,9 @@ func (w websocketConn) ReadFrame(ctx context.Context) ([]byte, error) {
 	return b, nil
 }
 
+// SetReadLimit bounds the next frames' size (readLimiter).
+func (w websocketConn) SetReadLimit(n int64) { w.c.SetReadLimit(n) }
+
 func (w websocketConn) WriteFrame(ctx context.Context, b []byte) error {
 	return w.c.Write(ctx, websocket.MessageText, b)
 }
@@ -45,7 +48,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return nil // Accept has answered the client
 	}
-	conn.SetReadLimit(maxInputBody(s.current().cfg))
+	full := maxInputBody(s.current().cfg)
+	if s.preAdmit(r, "ws") {
+		conn.SetReadLimit(full)
+	} else {
+		conn.SetReadLimit(PreAdmitLimit) // raised once a frame is admitted
+	}
 	defer conn.CloseNow()
 	err = s.ServeFrames(r.Context(), websocketConn{conn}, ConnInfo{Transport: "ws", RemoteAddr: r.RemoteAddr, Header: r.Header})
 	if err != nil && websocket.CloseStatus(err) == -1 && !errors.Is(err, context.Canceled) {
