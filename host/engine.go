@@ -409,6 +409,7 @@ func (e *engine) sweep(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
+		sweepUploads(e.srv.current().cfg, e.now(), e.log)
 		if n, err := e.st.DeleteExpired(ctx, e.now()); err != nil && ctx.Err() == nil {
 			e.log.Warn("deleting expired sessions", "err", err)
 		} else if n > 0 {

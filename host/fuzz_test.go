@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzParseConfig: any bytes give a config or an ErrConfig, never a panic.
@@ -43,7 +44,7 @@ func FuzzDecodeInput(f *testing.F) {
 			t.Fatal("empty prompt accepted")
 		}
 		cfg := &Config{MaxFileSizeMB: 0.001, MaxFilesPerRequest: 2, CoDir: t.TempDir()}
-		attachments(cfg, in.Images, in.Files)
+		attachments(cfg, in.Images, in.Files, uploadOwner{}, time.Now)
 		var f struct{}
 		_ = json.Unmarshal(body, &f)
 	})

@@ -121,7 +121,7 @@ func (s *Server) postInput(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	parts, err := attachments(rt.cfg, in.Images, in.Files)
+	parts, err := attachments(rt.cfg, in.Images, in.Files, uploadOwner{caller: caller, remote: r.RemoteAddr}, s.now)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/agenthost/agenthost/llm"
@@ -105,10 +106,11 @@ func maxInputBody(cfg *Config) int64 {
 }
 
 // attachments checks the images and files against the limits, saves the
-// files under <co_dir>/uploads with generated names, and returns the parts
-// to add to the user's message: the images, and a note per file telling
-// the agent where it is.
-func attachments(cfg *Config, images []string, files []fileInput) ([]llm.Part, error) {
+// files under <co_dir>/uploads/<caller>/ with generated names (within the
+// caller's quota, uploads.go), and returns the parts to add to the user's
+// message: the images, and a note per file telling the agent where it is.
+// It runs only for admitted requests.
+func attachments(cfg *Config, images []string, files []fileInput, owner uploadOwner, now func() time.Time) ([]llm.Part, error) {
 	if n := len(images) + len(files); n > cfg.MaxFilesPerRequest {
 		return nil, errorf(http.StatusBadRequest, "too many attachments: %d files and images; the limit is %d per request", n, cfg.MaxFilesPerRequest)
 	}
@@ -156,15 +158,27 @@ func attachments(cfg *Config, images []string, files []fileInput) ([]llm.Part, e
 	if len(ok) == 0 {
 		return parts, nil
 	}
-	dir := filepath.Join(cfg.CoDir, "uploads")
+	dir := filepath.Join(cfg.CoDir, "uploads", owner.dir())
+	var total int64
+	for _, f := range ok {
+		total += int64(len(f.data))
+	}
+	unlock := lockUploads(dir)
+	defer unlock()
+	if err := checkQuota(cfg, dir, total); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("uploads: %w", err)
 	}
+	at := now()
 	for _, f := range ok {
 		path := filepath.Join(dir, uploadName(f.name))
 		if err := os.WriteFile(path, f.data, 0o600); err != nil {
 			return nil, fmt.Errorf("saving upload: %w", err)
 		}
+		// The host's clock dates the upload, for its expiry.
+		os.Chtimes(path, at, at)
 		note := fmt.Sprintf("[The user attached the file %q (%d bytes", clipString(f.name, 120), len(f.data))
 		if f.mt != "" {
 			note += ", " + f.mt

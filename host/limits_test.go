@@ -4,6 +4,8 @@ import (
 	"context"
 	"github.com/coder/websocket"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -236,5 +238,25 @@ func TestSmallLimitUntilAdmitted(t *testing.T) {
 	w.send(map[string]any{"type": "INPUT", "prompt": "hi", "images": []string{"data:image/png;base64," + strings.Repeat("A", 2<<20)}})
 	if m, _ := w.until("OUTPUT", "ERROR"); m["type"] != "OUTPUT" {
 		t.Fatalf("a 2 MB image from an admitted caller: %v", m)
+	}
+}
+
+// TestUploadsOnlyAfterAdmission: files of a frame the gate refuses are
+// never written. On the old code an unsigned INPUT after a signed CONNECT
+// under strict was not asked about and its files were saved.
+func TestUploadsOnlyAfterAdmission(t *testing.T) {
+	alice := newIdentity(t)
+	h := startTrustHost(t, t.TempDir(), host.WithTrust("strict"), host.WithWhitelist(alice.Address()))
+	w := dialTrustWS(t, h)
+	w.send(signedFrame(t, alice, h.Address(), "CONNECT", nil, nil))
+	w.read()
+	w.send(map[string]any{"type": "INPUT", "prompt": "read it", "files": []map[string]any{{"name": "x.txt", "data": "data:text/plain;base64,aGVsbG8="}}})
+	if m, _ := w.until("OUTPUT", "ERROR"); m["type"] != "ERROR" {
+		t.Fatalf("refused frame ran: %v", m["type"])
+	}
+	code, m := post(t, h.testHost(), map[string]any{"prompt": "read it", "files": []map[string]any{{"name": "x.txt", "data": "data:text/plain;base64,aGVsbG8="}}})
+	wantStatus(t, code, 401, m)
+	if _, err := os.Stat(filepath.Join(h.dir, ".co", "uploads")); !os.IsNotExist(err) {
+		t.Fatalf("uploads written for refused requests: %v", err)
 	}
 }

@@ -494,7 +494,7 @@ func (c *wsConn) inputAs(f *inputFrame) error {
 		return ErrBusy
 	}
 	rt := c.s.current()
-	parts, err := attachments(rt.cfg, f.Images, f.Files)
+	parts, err := attachments(rt.cfg, f.Images, f.Files, uploadOwner{caller: *c.caller, remote: c.info.RemoteAddr}, c.s.now)
 	if err != nil {
 		return err
 	}
