@@ -1,6 +1,7 @@
 package host
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"sync"
@@ -57,9 +58,20 @@ const PreAdmitLimit = 1 << 20
 // before its body or first frame is read: as anonymous, or by signed
 // headers (X-Co-*). The answer only decides how much the host reads.
 func (s *Server) preAdmit(r *http.Request, transport string) bool {
-	_, err := s.current().gate.Admit(r.Context(), &Request{Transport: transport, Method: r.Method, Path: r.URL.Path,
-		Header: r.Header, RemoteAddr: r.RemoteAddr})
+	req := &Request{Transport: transport, Method: r.Method, Path: r.URL.Path, Header: r.Header, RemoteAddr: r.RemoteAddr}
+	g := s.current().gate
+	if p, ok := g.(preAdmitter); ok {
+		return p.PreAdmit(r.Context(), req)
+	}
+	_, err := g.Admit(r.Context(), req)
 	return err == nil
+}
+
+// preAdmitter is a gate that can tell, cheaply and without side effects
+// such as a judge's call, whether a request's caller is admitted before
+// its body is read.
+type preAdmitter interface {
+	PreAdmit(ctx context.Context, r *Request) bool
 }
 
 // liftReadDeadline lets a long-lived stream (WebSocket, SSE) outlive the

@@ -399,10 +399,13 @@ func (g *TrustGate) admitUnsignedFrame(ctx context.Context, r *Request) (Caller,
 	if conn.Level == LevelAdmin {
 		return Caller{}, unauthorized("signature required: the operator's frames must each be signed")
 	}
-	d, err := g.gate.Load().Decide(ctx, trust.Caller{})
-	if err != nil {
-		g.log.Error("trust: deciding", "err", err)
-		return Caller{}, fmt.Errorf("trust: %w", err)
+	d := g.cfg.Policy.Evaluate("", trust.LevelAnonymous)
+	if d.Outcome == trust.OutcomeAsk {
+		var err error
+		if d, err = g.gate.Load().Decide(ctx, trust.Caller{}); err != nil {
+			g.log.Error("trust: deciding", "err", err)
+			return Caller{}, fmt.Errorf("trust: %w", err)
+		}
 	}
 	if d.Outcome != trust.OutcomeAllow {
 		return Caller{}, unauthorized("signature required: this agent's trust policy needs every frame signed (sign each frame with the connection's nonce and the next seq; see docs/trust.md)")
@@ -416,6 +419,20 @@ func (g *TrustGate) admitUnsignedFrame(ctx context.Context, r *Request) (Caller,
 		return Caller{}, err
 	}
 	return c, nil
+}
+
+// PreAdmit implements preAdmitter: before a body or first frame is read,
+// a caller is admitted if the policy admits anonymous callers outright
+// (no judge is asked for this), or by signed headers (X-Co-*).
+func (g *TrustGate) PreAdmit(ctx context.Context, r *Request) bool {
+	if r.Header != nil && r.Header.Get(trust.HeaderSignature) != "" {
+		_, err := g.Admit(ctx, r)
+		return err == nil
+	}
+	if g.listErr.Load() != nil {
+		return false
+	}
+	return g.cfg.Policy.Evaluate("", trust.LevelAnonymous).Outcome == trust.OutcomeAllow
 }
 
 // decide applies the policy to a verified (or anonymous) caller.
