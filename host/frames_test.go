@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agenthost/agenthost/host"
 	"github.com/agenthost/agenthost/trust"
@@ -137,5 +138,46 @@ func checkSignedOutput(t testing.TB, agent, client string, connected, out map[st
 	sum = sha256.Sum256([]byte("rewritten"))
 	if p.ResultSHA256 == hex.EncodeToString(sum[:]) {
 		t.Fatal("hash covers nothing")
+	}
+}
+
+// TestUnaddressedOnboarding: the reference clients sign ONBOARD_SUBMIT
+// without "to"; the host accepts that only from the key that signed the
+// connection's addressed CONNECT, and refuses other unaddressed payloads.
+func TestUnaddressedOnboarding(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir+"/.co/host.yaml", "trust:\n  onboard:\n    invite_code: [BETA2024]\n  default: deny\n")
+	h := startTrustHost(t, dir)
+	alice, mallory := newIdentity(t), newIdentity(t)
+	unaddressed := func(id *trust.Identity, typ string, fields map[string]any) map[string]any {
+		env, err := trust.Sign(id, trust.NewPayload("", time.Now(), fields))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return map[string]any{"type": typ, "payload": env.Payload, "from": env.From, "signature": env.Signature}
+	}
+	// Without an addressed CONNECT by the same key: refused.
+	w := dialTrustWS(t, h)
+	w.send(unaddressed(mallory, "ONBOARD_SUBMIT", map[string]any{"invite_code": "BETA2024"}))
+	if m := w.read(); m["type"] != "ERROR" || m["code"] != "unauthorized" {
+		t.Fatalf("unaddressed submit without CONNECT: %v", m)
+	}
+	w.send(unaddressed(mallory, "CONNECT", map[string]any{"x": 1}))
+	if m := w.read(); m["type"] != "ERROR" || !strings.Contains(m["message"].(string), "to") {
+		t.Fatalf("unaddressed CONNECT: %v", m)
+	}
+	// The reference client's shape: addressed CONNECT, unaddressed submit.
+	w = dialTrustWS(t, h)
+	w.send(signedFrame(t, alice, h.Address(), "CONNECT", nil, nil))
+	if m := w.read(); m["type"] != "ONBOARD_REQUIRED" {
+		t.Fatalf("CONNECT: %v", m)
+	}
+	w.send(unaddressed(mallory, "ONBOARD_SUBMIT", map[string]any{"invite_code": "BETA2024"}))
+	if m := w.read(); m["type"] != "ERROR" || m["code"] != "unauthorized" {
+		t.Fatalf("another key's unaddressed submit: %v", m)
+	}
+	w.send(unaddressed(alice, "ONBOARD_SUBMIT", map[string]any{"invite_code": "BETA2024"}))
+	if m := w.read(); m["type"] != "ONBOARD_SUCCESS" {
+		t.Fatalf("the CONNECT signer's unaddressed submit: %v", m)
 	}
 }

@@ -260,3 +260,21 @@ func TestUploadsOnlyAfterAdmission(t *testing.T) {
 		t.Fatalf("uploads written for refused requests: %v", err)
 	}
 }
+
+// TestSignedHeadersLiftThePreAdmitLimit: under strict, a caller that signs
+// the request headers is admitted before its body is read, so its large
+// signed body is read whole.
+func TestSignedHeadersLiftThePreAdmitLimit(t *testing.T) {
+	alice := newIdentity(t)
+	h := startTrustHost(t, t.TempDir(), host.WithTrust("strict"), host.WithWhitelist(alice.Address()))
+	body := signedInput(t, alice, h.Address(), time.Now(), map[string]any{"prompt": strings.Repeat("y", 2<<20)}, nil)
+	code, m := postRaw(t, h.URL, body)
+	wantError(t, code, 413, m, "admits")
+	hd := trust.SignHeaders(alice, "POST", "/input", h.Address(), time.Now())
+	var kv []string
+	for k := range hd {
+		kv = append(kv, k, hd.Get(k))
+	}
+	code, m, _ = do(t, "POST", h.URL+"/input", body, kv...)
+	wantStatus(t, code, 200, m)
+}
