@@ -163,6 +163,8 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, kind string) (p 
 	if !s.admit(w, ip) {
 		return nil, nil, false
 	}
+	// A WebSocket lives past the HTTP read timeout.
+	http.NewResponseController(w).SetReadDeadline(time.Time{})
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		s.limits.release(ip)

@@ -2,6 +2,7 @@ package relayserver
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -104,4 +105,49 @@ func TestRelaySessionOwner(t *testing.T) {
 	}
 	_ = context.Background
 	_ = strings.Contains
+}
+
+// TestRelayHTTPTimeouts: idle keep-alive connections and stalled requests
+// are closed, while WebSocket sessions outlive the read timeout. On the old
+// code a stalled request body held its connection (no read timeout).
+func TestRelayHTTPTimeouts(t *testing.T) {
+	checkGoroutines(t)
+	s := startRelay(t, func(c *Config) {
+		c.HTTPReadHeaderTimeout, c.HTTPReadTimeout, c.HTTPIdleTimeout = 200*time.Millisecond, 300*time.Millisecond, 200*time.Millisecond
+	})
+	addr := strings.TrimPrefix(httpURL(s), "http://")
+	closed := func(req string) bool {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write([]byte(req))
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 4096)
+		for {
+			if _, err := c.Read(buf); err != nil {
+				ne, ok := err.(net.Error)
+				return !(ok && ne.Timeout())
+			}
+		}
+	}
+	if !closed("GET /health HTTP/1.1\r\nHost: x\r\n\r\n") {
+		t.Error("idle keep-alive connection left open")
+	}
+	if !closed("POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{") {
+		t.Error("stalled request left open")
+	}
+	// A relayed session outlives the read timeout: an echo after it.
+	agent := identity(t, 1)
+	runAnnouncer(t, s.URL(), agent, relay.AnnounceInfo{}, echoHandler)
+	cl := newClient(t, s)
+	cl.send(map[string]any{"type": "PING", "to": agent.Address(), "n": 1})
+	cl.read()
+	timer := time.NewTimer(500 * time.Millisecond)
+	<-timer.C // past the read timeout on purpose: the point of the test
+	cl.send(map[string]any{"type": "PING", "n": 2})
+	if m := cl.read(); m["n"] != float64(2) {
+		t.Fatalf("after the read timeout: %v", m)
+	}
 }

@@ -59,6 +59,10 @@ type Config struct {
 	// SilenceTimeout drops an agent that sent nothing for this long, and
 	// forgets a disconnected one after it (default 120 s).
 	SilenceTimeout time.Duration
+	// HTTPTimeouts bound the relay's HTTP server: reading headers (default
+	// 10 s), reading a whole request (30 s; WebSocket connections lift it
+	// once upgraded) and keep-alive idleness (2 minutes).
+	HTTPReadHeaderTimeout, HTTPReadTimeout, HTTPIdleTimeout time.Duration
 	// IdleTimeout closes a client session with no frames either way for
 	// this long (default 5 min).
 	IdleTimeout time.Duration
@@ -141,6 +145,9 @@ func (c *Config) setDefaults() {
 	defD(&c.FirstFrameTimeout, 30*time.Second)
 	defD(&c.SilenceTimeout, 120*time.Second)
 	defD(&c.IdleTimeout, 5*time.Minute)
+	defD(&c.HTTPReadHeaderTimeout, 10*time.Second)
+	defD(&c.HTTPReadTimeout, 30*time.Second)
+	defD(&c.HTTPIdleTimeout, 2*time.Minute)
 	defD(&c.ClockSkew, relay.DefaultClockSkew)
 	defD(&c.RestartSlack, 30*time.Second)
 	def(&c.MaxConnsPerIP, 256)
@@ -264,8 +271,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.listener = ln
 	s.httpSrv = &http.Server{
 		Handler:           s.mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: s.cfg.HTTPReadHeaderTimeout,
+		ReadTimeout:       s.cfg.HTTPReadTimeout,
+		IdleTimeout:       s.cfg.HTTPIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	srv := s.httpSrv
