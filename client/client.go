@@ -46,6 +46,8 @@ type Client struct {
 	info    *Info           // the agent's /info, when reached directly
 	base    string          // http(s) base URL when direct, "" via the relay
 	relay   string          // relay base URL (ws/wss) when via the relay
+	// verifier checks the agent's signatures on its answers.
+	verifier *trust.Verifier
 
 	mu        sync.Mutex // guards session and lastEvent
 	session   string
@@ -161,7 +163,7 @@ func Connect(ctx context.Context, target string, opts ...Option) (*Client, error
 		if err := c.resolve(ctx, target); err != nil {
 			return nil, err
 		}
-		return c, nil
+		return c, c.newVerifier()
 	}
 	base, err := httpBase(target)
 	if err != nil {
@@ -172,7 +174,25 @@ func Connect(ctx context.Context, target string, opts ...Option) (*Client, error
 		return nil, fmt.Errorf("%w: %s: %w", ErrOffline, base, err)
 	}
 	c.base, c.info, c.address = base, info, strings.ToLower(info.Address)
-	return c, nil
+	return c, c.newVerifier()
+}
+
+// newVerifier prepares the check of the agent's signed answers: addressed
+// to this client's identity (or, unsigned, to nobody).
+func (c *Client) newVerifier() error {
+	if c.address == "" {
+		return nil
+	}
+	self := c.address
+	if c.id != nil {
+		self = c.id.Address()
+	}
+	v, err := trust.NewVerifier(trust.VerifierConfig{Address: self, Now: c.o.now})
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	c.verifier = v
+	return nil
 }
 
 // loadKeys returns the identity to sign with.

@@ -41,6 +41,10 @@ var (
 	// ErrUnsupported: the operation is not possible over this
 	// connection (e.g. listing sessions through a relay).
 	ErrUnsupported = errors.New("not supported over this connection")
+	// ErrTampered: an answer did not come signed by the agent for this
+	// connection, or does not match its signature: something between the
+	// client and the agent (a relay, a ws:// hop) changed or made it.
+	ErrTampered = errors.New("answer not signed by the agent")
 )
 
 // Error is an error reported by the agent or the relay, or the loss of the

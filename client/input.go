@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -175,6 +176,12 @@ type conn struct {
 	ws     *websocket.Conn
 	sid    string // the session, once known
 	status string // CONNECTED's status: new, connected, running
+	// Frame binding (docs/trust.md): the nonce of the agent's signed
+	// CONNECTED, the seq of the last frame sent, and the signature of this
+	// connection's CONNECT.
+	nonce       string
+	seq         int64
+	connectSigs map[string]bool // sha256 of the CONNECTs this connection sent
 }
 
 // dial opens a WebSocket to the agent or, through the relay, to /ws/input.
@@ -218,6 +225,74 @@ func (c *Client) signed(frame, payload map[string]any) (map[string]any, error) {
 	return frame, nil
 }
 
+// bound signs a frame of type typ bound to the connection: payload (what
+// the frame does) plus the frame's type, the connection's nonce and the
+// next seq, so the agent knows it comes from this connection's signer and
+// was neither replayed nor made up on the way. The payload's fields are
+// also set beside it, as the reference protocol has them.
+func (k *conn) bound(typ string, payload map[string]any, outer map[string]any) (map[string]any, error) {
+	frame := map[string]any{"type": typ}
+	for key, v := range payload {
+		frame[key] = v
+	}
+	for key, v := range outer {
+		frame[key] = v
+	}
+	if k.c.id == nil {
+		if k.c.address != "" {
+			frame["to"] = k.c.address
+		}
+		return frame, nil
+	}
+	p := map[string]any{"type": typ}
+	for key, v := range payload {
+		p[key] = v
+	}
+	if k.nonce != "" {
+		k.seq++
+		p["conn"], p["seq"] = k.nonce, k.seq
+	}
+	return k.c.signed(frame, p)
+}
+
+// verifyAnswer checks the agent's signature on a CONNECTED or OUTPUT frame
+// and returns its signed payload. A client that signs requires it; an
+// unsigned client checks it when present.
+func (k *conn) verifyAnswer(f *frame) (map[string]any, error) {
+	c := k.c
+	if c.address == "" || c.verifier == nil {
+		return nil, nil // an agent that told us no address: nothing to check against
+	}
+	tampered := func(msg string) error {
+		return &Error{Kind: ErrTampered, Message: msg, SessionID: k.sid}
+	}
+	var probe struct {
+		Signature string `json:"signature"`
+	}
+	json.Unmarshal(f.raw, &probe)
+	if probe.Signature == "" {
+		if c.id == nil {
+			return nil, nil
+		}
+		return nil, tampered(fmt.Sprintf("%s from %s carries no signature of the agent", f.Type, c.address))
+	}
+	m, err := c.verifier.Verify(context.Background(), f.raw)
+	if err != nil {
+		return nil, tampered(fmt.Sprintf("%s: %v", f.Type, err))
+	}
+	if m.From != c.address {
+		return nil, tampered(fmt.Sprintf("%s is signed by %s, not by the agent %s", f.Type, m.From, c.address))
+	}
+	var p map[string]any
+	if err := json.Unmarshal(m.Payload, &p); err != nil || p["type"] != f.Type {
+		return nil, tampered(fmt.Sprintf("%s: the signed payload is for another frame", f.Type))
+	}
+	if c.id != nil && p["to"] != c.id.Address() {
+		return nil, tampered(fmt.Sprintf("%s was signed for another caller", f.Type))
+	}
+	return p, nil
+}
+
 func (k *conn) send(ctx context.Context, v map[string]any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -259,6 +334,8 @@ type frame struct {
 	Description string          `json:"description"`
 	// ONBOARD_REQUIRED
 	Methods []string `json:"methods"`
+	// CONNECTED
+	Nonce string `json:"nonce"`
 }
 
 func (k *conn) read(ctx context.Context) (*frame, error) {
@@ -339,15 +416,25 @@ func (c *Client) open(ctx context.Context, sessionID string, lastMsgID int64) (*
 	}
 	connect := func() error {
 		f := map[string]any{"type": "CONNECT"}
+		// The signed payload says the same, and that every frame of this
+		// connection will be signed and bound to it.
+		p := map[string]any{"signed_frames": true}
 		if sessionID != "" {
-			f["session_id"] = sessionID
+			f["session_id"], p["session_id"] = sessionID, sessionID
 		}
 		if lastMsgID >= 0 {
 			f["last_msg_id"] = strconv.FormatInt(lastMsgID, 10)
+			p["last_msg_id"] = f["last_msg_id"]
 		}
-		f, err := c.signed(f, nil)
+		f, err := c.signed(f, p)
 		if err != nil {
 			return err
+		}
+		if sig, _ := f["signature"].(string); sig != "" {
+			if k.connectSigs == nil {
+				k.connectSigs = map[string]bool{}
+			}
+			k.connectSigs[sha256Hex(sig)] = true
 		}
 		return k.send(ctx, f)
 	}
@@ -364,7 +451,20 @@ func (c *Client) open(ctx context.Context, sessionID string, lastMsgID int64) (*
 		}
 		switch f.Type {
 		case "CONNECTED":
-			k.sid, k.status = f.Sess, f.Status
+			p, err := k.verifyAnswer(f)
+			if err == nil && p != nil {
+				switch {
+				case p["nonce"] != f.Nonce || f.Nonce == "":
+					err = &Error{Kind: ErrTampered, Message: "CONNECTED: the nonce differs from the signed one"}
+				case k.connectSigs != nil && !k.connectSigs[fmt.Sprint(p["connect"])]:
+					err = &Error{Kind: ErrTampered, Message: "CONNECTED answers another CONNECT"}
+				}
+			}
+			if err != nil {
+				k.close()
+				return nil, err
+			}
+			k.sid, k.status, k.nonce = f.Sess, f.Status, f.Nonce
 			return k, nil
 		case "ONBOARD_REQUIRED":
 			if onboarded {
@@ -398,7 +498,7 @@ func (c *Client) onboard(ctx context.Context, k *conn, req *frame) error {
 	if c.id == nil {
 		return &Error{Kind: ErrOnboardRequired, Message: "onboarding needs a signing key"}
 	}
-	f, err := c.signed(map[string]any{"type": "ONBOARD_SUBMIT"}, map[string]any{"invite_code": c.o.invite})
+	f, err := k.bound("ONBOARD_SUBMIT", map[string]any{"invite_code": c.o.invite}, nil)
 	if err != nil {
 		return err
 	}
@@ -436,14 +536,25 @@ func (c *Client) run(ctx context.Context, prompt string, o inputOptions, yield f
 	}
 	defer k.ws.CloseNow()
 	c.setLast(k.sid, 0)
-	in := map[string]any{"type": "INPUT", "prompt": prompt}
+	outer := map[string]any{}
+	var ij, fj json.RawMessage
 	if len(o.images) > 0 {
-		in["images"] = o.images
+		outer["images"] = o.images
+		ij, _ = json.Marshal(o.images)
 	}
 	if len(o.files) > 0 {
-		in["files"] = o.files
+		outer["files"] = o.files
+		fj, _ = json.Marshal(o.files)
 	}
-	in, err = c.signed(in, map[string]any{"prompt": prompt})
+	p := map[string]any{"prompt": prompt}
+	if len(outer) > 0 {
+		d, err := trust.BodyDigest(nil, ij, fj)
+		if err != nil {
+			return nil, fmt.Errorf("client: %w", err)
+		}
+		p["digest"] = d
+	}
+	in, err := k.bound("INPUT", p, outer)
 	if err != nil {
 		return nil, err
 	}
@@ -480,7 +591,11 @@ func (c *Client) Resume(ctx context.Context, opts ...InputOption) (*Result, erro
 	}
 	if k.status != "running" {
 		// Whatever the run left is replayed before this is answered.
-		if err := k.send(ctx, map[string]any{"type": "SESSION_STATUS", "session_id": sid}); err != nil {
+		f, err := k.bound("SESSION_STATUS", map[string]any{"session_id": sid}, nil)
+		if err != nil {
+			return nil, err
+		}
+		if err := k.send(ctx, f); err != nil {
 			return nil, err
 		}
 	}
@@ -529,6 +644,9 @@ func (c *Client) follow(ctx context.Context, k *conn, o inputOptions, yield func
 			if !status || f.Status == "running" || f.Status == "waiting_approval" {
 				continue
 			}
+			if err := k.checkResult(f); err != nil {
+				return nil, err
+			}
 			k.close()
 			res := &Result{SessionID: k.sid, Result: stringOf(f.Result), Session: f.Session, ChatItems: f.ChatItems}
 			switch f.Status {
@@ -541,6 +659,9 @@ func (c *Client) follow(ctx context.Context, k *conn, o inputOptions, yield func
 			}
 			return res, &Error{Kind: errors.New("run " + f.Status), Message: res.Result, SessionID: k.sid}
 		case "OUTPUT":
+			if err := k.checkResult(f); err != nil {
+				return nil, err
+			}
 			res := &Result{SessionID: f.Sess, Result: stringOf(f.Result), DurationMS: f.DurationMS, Session: f.Session, ChatItems: f.ChatItems}
 			// The session object names the agent's own id. Through a relay
 			// the top-level id is the relay's, which differs when the agent
@@ -602,7 +723,11 @@ func (c *Client) answerQuestion(ctx context.Context, k *conn, f *frame, ask Ques
 	case len(ans) > 0:
 		v = ans
 	}
-	return k.send(ctx, map[string]any{"type": "ASK_USER_RESPONSE", "answer": v})
+	msg, err := k.bound("ASK_USER_RESPONSE", map[string]any{"answer": v}, nil)
+	if err != nil {
+		return err
+	}
+	return k.send(ctx, msg)
 }
 
 func (c *Client) answerApproval(ctx context.Context, k *conn, f *frame, approve ApprovalFunc) error {
@@ -614,17 +739,42 @@ func (c *Client) answerApproval(ctx context.Context, k *conn, f *frame, approve 
 			return fmt.Errorf("client: deciding an approval: %w", err)
 		}
 	}
-	msg := map[string]any{"type": "APPROVAL_RESPONSE", "approved": d.Approved}
+	p := map[string]any{"approved": d.Approved}
 	if d.Approved {
-		msg["scope"] = "once"
+		p["scope"] = "once"
 		if d.Scope == "session" {
-			msg["scope"] = "session"
+			p["scope"] = "session"
 		}
 	}
 	if d.Feedback != "" {
-		msg["feedback"] = d.Feedback
+		p["feedback"] = d.Feedback
+	}
+	msg, err := k.bound("APPROVAL_RESPONSE", p, nil)
+	if err != nil {
+		return err
 	}
 	return k.send(ctx, msg)
+}
+
+// checkResult verifies the agent's signature on an OUTPUT or
+// SESSION_STATUS: for this connection, over this very result.
+func (k *conn) checkResult(f *frame) error {
+	p, err := k.verifyAnswer(f)
+	if err != nil || p == nil {
+		return err
+	}
+	if k.nonce != "" && p["nonce"] != k.nonce {
+		return &Error{Kind: ErrTampered, Message: f.Type + " was signed for another connection", SessionID: k.sid}
+	}
+	if p["result_sha256"] != sha256Hex(stringOf(f.Result)) {
+		return &Error{Kind: ErrTampered, Message: f.Type + ": the result differs from the one the agent signed", SessionID: k.sid}
+	}
+	return nil
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
 }
 
 // event decodes the common fields of an event frame.

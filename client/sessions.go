@@ -79,7 +79,11 @@ func (c *Client) sessionOverWS(ctx context.Context, id string) (*SessionInfo, er
 		return nil, err
 	}
 	defer k.ws.CloseNow()
-	if err := k.send(ctx, map[string]any{"type": "SESSION_STATUS", "session_id": id, "session": map[string]any{"session_id": id}}); err != nil {
+	msg, err := k.bound("SESSION_STATUS", map[string]any{"session_id": id}, map[string]any{"session": map[string]any{"session_id": id}})
+	if err != nil {
+		return nil, err
+	}
+	if err := k.send(ctx, msg); err != nil {
 		return nil, err
 	}
 	for {
@@ -89,6 +93,9 @@ func (c *Client) sessionOverWS(ctx context.Context, id string) (*SessionInfo, er
 		}
 		switch f.Type {
 		case "SESSION_STATUS":
+			if err := k.checkResult(f); err != nil {
+				return nil, err
+			}
 			k.close()
 			if f.Status == "new" || f.Sess != id {
 				return nil, &Error{Kind: ErrNotFound, Message: "session " + id}
@@ -112,7 +119,7 @@ func (c *Client) get(ctx context.Context, path string, dst any) error {
 		return fmt.Errorf("client: %w", err)
 	}
 	if c.id != nil {
-		for k, v := range trust.SignHeaders(c.id, http.MethodGet, req.URL.EscapedPath(), c.o.now()) {
+		for k, v := range trust.SignHeaders(c.id, http.MethodGet, req.URL.EscapedPath(), c.address, c.o.now()) {
 			req.Header[k] = v
 		}
 	}

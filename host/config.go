@@ -75,7 +75,27 @@ type Config struct {
 	SystemPromptFile string
 	// File is the host.yaml that was read, "" if none.
 	File string
+	// LegacySignatures accepts signed requests of older clients: payloads
+	// without "to" (which another agent could replay here) and signed
+	// inputs whose session or attachments no payload digest covers. Off by
+	// default.
+	LegacySignatures bool
+	// AllowedOrigins are the browser origins (scheme://host[:port], "*"
+	// wildcards in the host or port) whose pages may call the API and open
+	// WebSockets, besides the host's own pages and loopback origins.
+	AllowedOrigins []string
+	// MaxConnsPerIP bounds one client address's open connections.
+	MaxConnsPerIP int
+	// UploadQuotaMB bounds the files one caller keeps in the uploads
+	// directory at a time.
+	UploadQuotaMB float64
 }
+
+// Defaults of the limits.
+const (
+	DefaultMaxConnsPerIP = 64
+	DefaultUploadQuotaMB = 100
+)
 
 // AccessList is a whitelist or blacklist: addresses given inline, or a file
 // of them (one per line, # comments).
@@ -188,6 +208,10 @@ type fileConfig struct {
 	MaxFilesPerRequest *int          `yaml:"max_files_per_request"`
 	Model              *string       `yaml:"model"`
 	SystemPrompt       *string       `yaml:"system_prompt"`
+	LegacySignatures   *bool         `yaml:"legacy_signatures"`
+	AllowedOrigins     *[]string     `yaml:"allowed_origins"`
+	MaxConnsPerIP      *int          `yaml:"max_connections_per_ip"`
+	UploadQuotaMB      *float64      `yaml:"upload_quota_mb"`
 }
 
 // configError is an error at a line of host.yaml.
@@ -357,7 +381,7 @@ func (fc *fileConfig) validate() *configError {
 	for _, c := range []struct {
 		key string
 		v   *int
-	}{{"workers", fc.Workers}, {"queue", fc.Queue}, {"result_ttl", fc.ResultTTL}, {"max_files_per_request", fc.MaxFilesPerRequest}} {
+	}{{"workers", fc.Workers}, {"queue", fc.Queue}, {"result_ttl", fc.ResultTTL}, {"max_files_per_request", fc.MaxFilesPerRequest}, {"max_connections_per_ip", fc.MaxConnsPerIP}} {
 		if err := pos(c.key, c.v); err != nil {
 			return err
 		}
@@ -367,6 +391,16 @@ func (fc *fileConfig) validate() *configError {
 	}
 	if fc.MaxFileSize != nil && *fc.MaxFileSize <= 0 {
 		return &configError{key: "max_file_size", msg: fmt.Sprintf("must be positive, got %v", *fc.MaxFileSize)}
+	}
+	if fc.UploadQuotaMB != nil && *fc.UploadQuotaMB <= 0 {
+		return &configError{key: "upload_quota_mb", msg: fmt.Sprintf("must be positive, got %v", *fc.UploadQuotaMB)}
+	}
+	if fc.AllowedOrigins != nil {
+		for _, o := range *fc.AllowedOrigins {
+			if _, err := parseOriginPattern(o); err != nil {
+				return &configError{key: "allowed_origins", msg: err.Error()}
+			}
+		}
 	}
 	if fc.Examples != nil && len(*fc.Examples) > 20 {
 		return &configError{key: "examples", msg: fmt.Sprintf("at most 20 examples, got %d", len(*fc.Examples))}
@@ -464,6 +498,17 @@ func (fc *fileConfig) resolve(cfg *Config, dir string) (*Config, error) {
 	cfg.PublicURL = str(fc.PublicURL, "")
 	if fc.Reload != nil {
 		cfg.Reload = *fc.Reload
+	}
+	if fc.LegacySignatures != nil {
+		cfg.LegacySignatures = *fc.LegacySignatures
+	}
+	if fc.AllowedOrigins != nil {
+		cfg.AllowedOrigins = *fc.AllowedOrigins
+	}
+	cfg.MaxConnsPerIP = num(fc.MaxConnsPerIP, DefaultMaxConnsPerIP)
+	cfg.UploadQuotaMB = DefaultUploadQuotaMB
+	if fc.UploadQuotaMB != nil {
+		cfg.UploadQuotaMB = *fc.UploadQuotaMB
 	}
 	cfg.CoDir = str(fc.CoDir, DefaultCoDir)
 	if !filepath.IsAbs(cfg.CoDir) {

@@ -150,11 +150,12 @@ func TestDocsBrowserApprovalAskUpload(t *testing.T) {
 	waitIdle(p)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		entries, _ := os.ReadDir(filepath.Join(h.dir, ".co", "uploads"))
+		// Uploads are kept per caller: <co_dir>/uploads/<caller>/<file>.
+		entries, _ := filepath.Glob(filepath.Join(h.dir, ".co", "uploads", "*", "*"))
 		found := false
 		for _, e := range entries {
-			b, _ := os.ReadFile(filepath.Join(h.dir, ".co", "uploads", e.Name()))
-			found = found || (strings.HasSuffix(e.Name(), "notes.txt") && string(b) == "hello from the browser")
+			b, _ := os.ReadFile(e)
+			found = found || (strings.HasSuffix(e, "notes.txt") && string(b) == "hello from the browser")
 		}
 		if found {
 			break

@@ -2,6 +2,9 @@ package host
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -102,6 +105,9 @@ type engine struct {
 	stopAll context.CancelCauseFunc
 	runs    sync.WaitGroup
 
+	idKeyOnce sync.Once
+	idKey     []byte
+
 	mu     sync.Mutex
 	live   map[string]*liveSession
 	closed bool // no run starts once set (under mu)
@@ -161,11 +167,15 @@ func (e *engine) liveSession(id string) *liveSession {
 var validID = regexp.MustCompile(`^[A-Za-z0-9_-]{16,128}$`)
 
 // sessionFor finds the session a request continues, applying the
-// ownership and merge rules: a session of another caller, an expired one
-// or an unknown id yield a new session (a client-proposed unknown id is
-// kept when it is well formed). The returned stored session is nil for a
-// new session.
-func (e *engine) sessionFor(ctx context.Context, caller Caller, id string, client *Session) (sess *Session, stored *store.Session, serverNewer bool, err error) {
+// ownership and merge rules. The caller's own live session is continued.
+// Any other id it names — another caller's, an expired one, or one that
+// does not exist — gets the same answer, so the answer tells nothing about
+// which ids exist: a new session (or the caller's session started earlier
+// under that name) whose id is derived from the caller and the name
+// (derivedID). Only an id this host issued to the caller on this
+// connection (issued: CONNECTED's id of a session not yet stored) is kept
+// as it is. The returned stored session is nil for a new session.
+func (e *engine) sessionFor(ctx context.Context, caller Caller, id string, client *Session, issued bool) (sess *Session, stored *store.Session, serverNewer bool, err error) {
 	if id == "" && client != nil {
 		id = client.SessionID
 	}
@@ -173,29 +183,25 @@ func (e *engine) sessionFor(ctx context.Context, caller Caller, id string, clien
 		ss, err := e.st.GetSession(ctx, id)
 		switch {
 		case err == nil && ss.Owner == caller.Address && !e.expired(ss):
-			var server Session
-			if len(ss.State) > 0 {
-				if err := json.Unmarshal(ss.State, &server); err != nil {
-					return nil, nil, false, fmt.Errorf("session %s: stored state: %w", id, err)
-				}
-			}
-			server.SessionID = id
-			use, newer := merge(client, &server)
-			cp := *use
-			cp.SessionID = id
-			return &cp, &ss, newer, nil
-		case err == nil, errors.Is(err, store.ErrExpired):
-			// Not yours, or expired (even after the sweeper removed it): a
-			// new session under a fresh id, never the other's or the old.
-			id = ""
-		case errors.Is(err, store.ErrNotFound):
-			// Unknown ids are kept when well formed and not in use by
-			// another caller (a new session this caller connected to).
-			if !validID.MatchString(id) || !e.liveOwnedBy(id, caller.Address) {
-				id = ""
-			}
+			return e.continueSession(id, ss, client)
+		case err == nil, errors.Is(err, store.ErrExpired), errors.Is(err, store.ErrNotFound):
 		default:
 			return nil, nil, false, err
+		}
+		if issued && errors.Is(err, store.ErrNotFound) && validID.MatchString(id) && e.liveOwnedBy(id, caller.Address) {
+			// The id CONNECTED gave this caller for its new session.
+		} else {
+			id = e.derivedID(caller.Address, id)
+			ss, err := e.st.GetSession(ctx, id)
+			switch {
+			case err == nil && ss.Owner == caller.Address && !e.expired(ss):
+				return e.continueSession(id, ss, client)
+			case errors.Is(err, store.ErrNotFound) && e.liveOwnedBy(id, caller.Address):
+			case err == nil, errors.Is(err, store.ErrExpired), errors.Is(err, store.ErrNotFound):
+				id = ""
+			default:
+				return nil, nil, false, err
+			}
 		}
 	}
 	if id == "" {
@@ -206,6 +212,41 @@ func (e *engine) sessionFor(ctx context.Context, caller Caller, id string, clien
 		s.Messages, s.Turn, s.Iteration, s.Updated = client.Messages, client.Turn, client.Iteration, client.Updated
 	}
 	return s, nil, false, nil
+}
+
+// continueSession merges the client's copy into the caller's stored
+// session.
+func (e *engine) continueSession(id string, ss store.Session, client *Session) (*Session, *store.Session, bool, error) {
+	var server Session
+	if len(ss.State) > 0 {
+		if err := json.Unmarshal(ss.State, &server); err != nil {
+			return nil, nil, false, fmt.Errorf("session %s: stored state: %w", id, err)
+		}
+	}
+	server.SessionID = id
+	use, newer := merge(client, &server)
+	cp := *use
+	cp.SessionID = id
+	return &cp, &ss, newer, nil
+}
+
+// derivedID is the id of the session a caller gets when it names an id
+// that is not its own: the same for the same caller and name (so a client
+// that names its relay session id again finds the session it started),
+// different for every caller, and unguessable without the host's key.
+func (e *engine) derivedID(owner, named string) string {
+	e.idKeyOnce.Do(func() {
+		// An Ed25519 signature is deterministic: only the holder of the
+		// host's key can compute this secret.
+		sum := sha256.Sum256(e.srv.id.Sign([]byte("agenthost/session-ids/v1")))
+		e.idKey = sum[:]
+	})
+	m := hmac.New(sha256.New, e.idKey)
+	m.Write([]byte(owner))
+	m.Write([]byte{0})
+	m.Write([]byte(named))
+	h := hex.EncodeToString(m.Sum(nil))[:32]
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
 func (e *engine) expired(ss store.Session) bool {
@@ -368,6 +409,7 @@ func (e *engine) sweep(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
+		sweepUploads(e.srv.current().cfg, e.now(), e.log)
 		if n, err := e.st.DeleteExpired(ctx, e.now()); err != nil && ctx.Err() == nil {
 			e.log.Warn("deleting expired sessions", "err", err)
 		} else if n > 0 {

@@ -47,6 +47,18 @@ type Request struct {
 	// WebSocket frame), which a verifier needs to check a payload digest
 	// of the session and attachments beside the payload; nil for GETs.
 	Body []byte
+	// NeedsDigest: the request carries a session, images or files that a
+	// signed payload must cover with its digest (POST /input, INPUT).
+	NeedsDigest bool
+	// Connection is, for a frame on a WebSocket or relayed connection
+	// whose CONNECT was admitted, the caller it admitted. An unsigned frame
+	// on such a connection asks the gate whether that caller may go on
+	// without signing each frame (open and careful: yes; strict: no); a
+	// gate that admits it answers with this caller.
+	Connection *Caller
+	// ConnSigner is the verified signer of this connection's CONNECT,
+	// admitted or not (it may be onboarding).
+	ConnSigner string
 }
 
 // Signed reports whether the request carries a signature to verify.
@@ -62,9 +74,17 @@ type Caller struct {
 	// Level is the caller's standing: "stranger", "contact",
 	// "whitelisted"...
 	Level string
-	// SeesAll lets the caller list every session (an anonymous caller
-	// under trust "open", or the host's own admin identity).
+	// SeesAll lets the caller see and list every session: the host's own
+	// admin identity only.
 	SeesAll bool
+	// ListsAnonymous lets an anonymous caller list the anonymous sessions
+	// (trust "open", the seed's curl example). It never shows a signed
+	// caller's sessions.
+	ListsAnonymous bool
+	// Payload is the signed payload the gate verified, byte for byte; nil
+	// for unsigned requests and gates that verify nothing. The host takes
+	// what it runs (prompt, answers, frame binding) from it.
+	Payload json.RawMessage
 }
 
 // Gate admits or refuses requests. Errors wrap ErrUnauthorized (401: no or
@@ -120,7 +140,7 @@ type LevelGate struct{ Level string }
 func (g LevelGate) Admit(_ context.Context, r *Request) (Caller, error) {
 	switch g.Level {
 	case TrustOpen:
-		return Caller{Level: "stranger", SeesAll: true}, nil
+		return Caller{Level: "stranger", ListsAnonymous: true}, nil
 	case TrustCareful, "":
 		return Caller{Level: "stranger"}, nil
 	case TrustStrict:

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -49,10 +50,16 @@ func (s *Server) limitBodies(h http.Handler) http.Handler {
 		limit = 1 << 20
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Browsers on other origins may call the API: it carries no
-		// ambient credentials (callers sign requests instead of cookies).
+		// Pages of other origins may not drive the agent (origins.go).
 		hd := w.Header()
-		hd.Set("Access-Control-Allow-Origin", "*")
+		hd.Add("Vary", "Origin")
+		if !originAllowed(r, s.current().cfg.AllowedOrigins) {
+			s.writeError(w, r, errOrigin(r))
+			return
+		}
+		if o := r.Header.Get("Origin"); o != "" {
+			hd.Set("Access-Control-Allow-Origin", o)
+		}
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			hd.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
 			hd.Set("Access-Control-Allow-Headers", "Content-Type, Accept, Last-Event-ID, X-Co-From, X-Co-Signature, X-Co-Timestamp")
@@ -85,24 +92,36 @@ type inputResponse struct {
 
 func (s *Server) postInput(w http.ResponseWriter, r *http.Request) error {
 	rt := s.current()
-	body, err := readBody(w, r, maxInputBody(rt.cfg))
+	limit := maxInputBody(rt.cfg)
+	if !s.preAdmit(r, "http") {
+		limit = PreAdmitLimit
+	}
+	body, err := readBody(w, r, limit)
 	if err != nil {
+		var he *httpError
+		if limit == PreAdmitLimit && errors.As(err, &he) && he.status == http.StatusRequestEntityTooLarge {
+			return errorf(http.StatusRequestEntityTooLarge, "request body is larger than %s, the limit until this agent admits you; sign the request headers (X-Co-From, X-Co-To, X-Co-Timestamp, X-Co-Signature) to send more", sizeString(PreAdmitLimit))
+		}
 		return err
 	}
 	var in inputRequest
-	if err := decodeJSON(body, &in); err != nil {
+	if err := decodeBody(body, &in); err != nil {
 		return err
 	}
 	in.raw = body
 	prompt, err := in.prompt()
 	if err != nil {
-		return jsonError(err)
+		var fe *fieldError
+		if errors.As(err, &fe) {
+			return jsonError(err)
+		}
+		return err
 	}
 	caller, err := rt.gate.Admit(r.Context(), in.gateRequest("http", r.Method, r.URL.Path, r.Header, r.RemoteAddr))
 	if err != nil {
 		return err
 	}
-	parts, err := attachments(rt.cfg, in.Images, in.Files)
+	parts, err := attachments(rt.cfg, in.Images, in.Files, uploadOwner{caller: caller, remote: r.RemoteAddr}, s.now)
 	if err != nil {
 		return err
 	}
@@ -198,7 +217,7 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if caller.Address == "" && !caller.SeesAll {
+	if caller.Address == "" && !caller.SeesAll && !caller.ListsAnonymous {
 		return errorf(http.StatusUnauthorized, "signature required to list sessions (unsigned listing is allowed only under trust open)")
 	}
 	list, err := s.eng.st.ListSessions(r.Context(), store.ListOptions{Owner: caller.Address, All: caller.SeesAll})
@@ -249,6 +268,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, in runInput) e
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	rc.SetWriteDeadline(time.Time{})
+	rc.SetReadDeadline(time.Time{})
 	rc.Flush()
 	every := s.set.heartbeat
 	if every <= 0 {

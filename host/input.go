@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/agenthost/agenthost/llm"
@@ -46,21 +47,39 @@ type signedPayload struct {
 	To        string `json:"to"`
 }
 
-// prompt returns the request's prompt, from the payload in the signed form.
+// signed reports whether the request claims a signature; the gate then
+// verifies it, and the prompt comes from the signed payload only.
+func (in *inputRequest) signed() bool {
+	return in.Signature != "" || (len(in.Payload) > 0 && string(in.Payload) != "null")
+}
+
+// prompt returns the request's prompt: in the signed form the payload's,
+// and nothing else (a top-level prompt beside it must be the same text).
 func (in *inputRequest) prompt() (string, error) {
-	if len(in.Payload) > 0 && string(in.Payload) != "null" {
-		var p signedPayload
-		if err := json.Unmarshal(in.Payload, &p); err != nil {
-			return "", &fieldError{field: "payload", msg: "must be an object with a prompt"}
-		}
-		if p.Prompt != "" {
-			return p.Prompt, nil
-		}
+	if in.signed() {
+		return signedPrompt(in.Payload, in.Prompt)
 	}
 	if in.Prompt == nil || strings.TrimSpace(*in.Prompt) == "" {
 		return "", &fieldError{field: "prompt", msg: "is required and must not be empty"}
 	}
 	return *in.Prompt, nil
+}
+
+// signedPrompt is the prompt of a signed request or frame: payload.prompt,
+// required; an unsigned top-level prompt beside it must say the same, so
+// nobody on the way can make a signed request run other words.
+func signedPrompt(payload json.RawMessage, outer *string) (string, error) {
+	var p signedPayload
+	if len(payload) == 0 || json.Unmarshal(payload, &p) != nil {
+		return "", &fieldError{field: "payload", msg: "must be an object with a prompt"}
+	}
+	if strings.TrimSpace(p.Prompt) == "" {
+		return "", &fieldError{field: "payload.prompt", msg: "is required in a signed request: sign the prompt"}
+	}
+	if outer != nil && *outer != p.Prompt {
+		return "", unauthorized("the prompt differs from the signed payload's; send the signed prompt only")
+	}
+	return p.Prompt, nil
 }
 
 // gateRequest is what the gate sees of an input.
@@ -87,10 +106,11 @@ func maxInputBody(cfg *Config) int64 {
 }
 
 // attachments checks the images and files against the limits, saves the
-// files under <co_dir>/uploads with generated names, and returns the parts
-// to add to the user's message: the images, and a note per file telling
-// the agent where it is.
-func attachments(cfg *Config, images []string, files []fileInput) ([]llm.Part, error) {
+// files under <co_dir>/uploads/<caller>/ with generated names (within the
+// caller's quota, uploads.go), and returns the parts to add to the user's
+// message: the images, and a note per file telling the agent where it is.
+// It runs only for admitted requests.
+func attachments(cfg *Config, images []string, files []fileInput, owner uploadOwner, now func() time.Time) ([]llm.Part, error) {
 	if n := len(images) + len(files); n > cfg.MaxFilesPerRequest {
 		return nil, errorf(http.StatusBadRequest, "too many attachments: %d files and images; the limit is %d per request", n, cfg.MaxFilesPerRequest)
 	}
@@ -138,15 +158,27 @@ func attachments(cfg *Config, images []string, files []fileInput) ([]llm.Part, e
 	if len(ok) == 0 {
 		return parts, nil
 	}
-	dir := filepath.Join(cfg.CoDir, "uploads")
+	dir := filepath.Join(cfg.CoDir, "uploads", owner.dir())
+	var total int64
+	for _, f := range ok {
+		total += int64(len(f.data))
+	}
+	unlock := lockUploads(dir)
+	defer unlock()
+	if err := checkQuota(cfg, dir, total); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("uploads: %w", err)
 	}
+	at := now()
 	for _, f := range ok {
 		path := filepath.Join(dir, uploadName(f.name))
 		if err := os.WriteFile(path, f.data, 0o600); err != nil {
 			return nil, fmt.Errorf("saving upload: %w", err)
 		}
+		// The host's clock dates the upload, for its expiry.
+		os.Chtimes(path, at, at)
 		note := fmt.Sprintf("[The user attached the file %q (%d bytes", clipString(f.name, 120), len(f.data))
 		if f.mt != "" {
 			note += ", " + f.mt

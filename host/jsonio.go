@@ -1,7 +1,6 @@
 package host
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -124,23 +123,6 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		return nil, &httpError{status: http.StatusBadRequest, msg: "reading the request body failed", err: err}
 	}
 	return b, nil
-}
-
-// decodeJSON decodes one JSON object strictly into v: unknown fields,
-// wrong types and malformed JSON are 400 errors naming the field.
-func decodeJSON(b []byte, v any) error {
-	if len(bytes.TrimSpace(b)) == 0 {
-		return errorf(http.StatusBadRequest, "request body is empty; send a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
-	}
-	if dec.More() {
-		return errorf(http.StatusBadRequest, "request body holds more than one JSON value")
-	}
-	return nil
 }
 
 // jsonError translates encoding/json errors into messages naming fields.

@@ -34,6 +34,7 @@ type settings struct {
 	sweep       time.Duration
 	banner      io.Writer
 	maxBody     int64
+	timeouts    Timeouts
 	relayOpts   []relay.AnnouncerOption
 }
 
@@ -163,6 +164,27 @@ func WithSweepInterval(d time.Duration) Option { return func(s *settings) { s.sw
 // WithBannerOutput sets where Serve prints its banner (default stderr);
 // io.Discard silences it.
 func WithBannerOutput(w io.Writer) Option { return func(s *settings) { s.banner = w } }
+
+// WithLegacySignatures accepts signed requests of older clients: payloads
+// without "to" and signed inputs whose session or attachments no digest
+// covers (host.yaml legacy_signatures). See docs/trust.md for what that
+// gives up.
+func WithLegacySignatures(on bool) Option { return func(s *settings) { s.code.LegacySignatures = &on } }
+
+// WithAllowedOrigins lists browser origins ("https://app.example.com",
+// "http://*.example.com:8080") whose pages may call the API, besides the
+// host's own pages and loopback origins (host.yaml allowed_origins).
+func WithAllowedOrigins(origins ...string) Option {
+	return func(s *settings) { s.code.AllowedOrigins = ptr(slices.Clone(origins)) }
+}
+
+// WithMaxConnsPerIP bounds one client address's open connections (default
+// 64; host.yaml max_connections_per_ip).
+func WithMaxConnsPerIP(n int) Option { return func(s *settings) { s.code.MaxConnsPerIP = &n } }
+
+// WithUploadQuota bounds the megabytes of files one caller keeps uploaded
+// at a time (default 100; host.yaml upload_quota_mb).
+func WithUploadQuota(mb float64) Option { return func(s *settings) { s.code.UploadQuotaMB = &mb } }
 
 // WithMaxBodyBytes bounds request bodies other than POST /input, whose
 // bound follows from the upload limits (default 1 MiB).

@@ -23,6 +23,9 @@ type runInput struct {
 	// interactive runs have someone to approve tools and answer
 	// questions (a WebSocket client); others refuse such calls.
 	interactive bool
+	// issued: sessionID is the id CONNECTED gave this caller for a new
+	// session on this connection (see engine.sessionFor).
+	issued bool
 }
 
 // outcome is how a run ended, as transports report it.
@@ -91,7 +94,7 @@ func (e *engine) start(ctx context.Context, in runInput, sub *subscriber) (*runH
 	if e.closing.Load() {
 		return nil, ErrShuttingDown
 	}
-	sess, stored, newer, err := e.sessionFor(ctx, in.caller, in.sessionID, in.session)
+	sess, stored, newer, err := e.sessionFor(ctx, in.caller, in.sessionID, in.session, in.issued)
 	if err != nil {
 		return nil, err
 	}

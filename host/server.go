@@ -311,14 +311,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // serveUntil serves on ln until ctx ends (then shuts down) or a reload
 // asks for another port, which it returns without stopping the host.
 func (s *Server) serveUntil(ctx context.Context, ln net.Listener) (newPort int, err error) {
-	hs := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	to := s.set.timeouts.withDefaults()
+	hs := &http.Server{Handler: s.handler, ReadHeaderTimeout: to.ReadHeader, ReadTimeout: to.Read, IdleTimeout: to.Idle,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	s.srvMu.Lock()
 	s.srvs = append(s.srvs, hs)
 	s.srvMu.Unlock()
 	s.relayListening(ln.Addr())
 	defer s.relayStopped(ln.Addr())
+	capped := newCapListener(ln, func() int { return s.current().cfg.MaxConnsPerIP })
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- hs.Serve(capped) }()
 	select {
 	case err := <-errc:
 		if errors.Is(err, http.ErrServerClosed) {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -62,6 +64,11 @@ func WithJudgeCacheTTL(d time.Duration) Option { return func(s *settings) { s.tr
 type TrustGate struct {
 	self     string
 	verifier *trust.Verifier
+	// lenient accepts payloads without "to"; used for an ONBOARD_SUBMIT
+	// whose signer already signed this connection's addressed CONNECT (the
+	// reference clients send their onboarding unaddressed).
+	lenient  *trust.Verifier
+	legacy   bool
 	anonAll  bool // anonymous callers may list sessions (trust open)
 	log      *slog.Logger
 	now      func() time.Time
@@ -71,6 +78,11 @@ type TrustGate struct {
 	cache    *trust.CachedJudge
 	contacts trust.Contacts
 	credits  trust.Credits
+
+	// Invite codes and payments offered, per address and per client IP:
+	// codes cannot be guessed at speed.
+	offersByAddr *trust.KeyedLimiter
+	offersByIP   *trust.KeyedLimiter
 
 	mu       sync.Mutex
 	gate     atomic.Pointer[trust.Gate]
@@ -117,7 +129,12 @@ func newTrustGate(env GateEnv, opts *trustOptions) (*TrustGate, error) {
 		g.log.Warn("trust: the store is not SQLite; the replay ledger, contacts and credits are kept in memory and do not survive a restart")
 		ledger, g.contacts, g.credits, history = opts.mem.ledger, opts.mem.contacts, opts.mem.credits, opts.mem.history
 	}
-	g.verifier, err = trust.NewVerifier(trust.VerifierConfig{Address: g.self, Ledger: ledger, Now: g.now})
+	g.legacy = env.Config.LegacySignatures
+	g.verifier, err = trust.NewVerifier(trust.VerifierConfig{Address: g.self, Ledger: ledger, Now: g.now, RequireRecipient: !g.legacy})
+	if err != nil {
+		return nil, err
+	}
+	g.lenient, err = trust.NewVerifier(trust.VerifierConfig{Address: g.self, Ledger: ledger, Now: g.now})
 	if err != nil {
 		return nil, err
 	}
@@ -137,6 +154,8 @@ func newTrustGate(env GateEnv, opts *trustOptions) (*TrustGate, error) {
 			}
 		}
 		if judge != nil {
+			// Bounded per caller and overall; cache hits cost nothing.
+			judge = trust.NewRateLimitedJudge(judge, g.now)
 			if opts.judgeTTL != 0 {
 				ttl = opts.judgeTTL
 			}
@@ -151,6 +170,8 @@ func newTrustGate(env GateEnv, opts *trustOptions) (*TrustGate, error) {
 		}
 	}
 	g.anonAll = policy.Name == trust.PresetOpen
+	g.offersByAddr = trust.NewKeyedLimiter(OnboardAttemptsPerAddress, OnboardAttemptWindow, OnboardAttemptsPerAddress, g.now)
+	g.offersByIP = trust.NewKeyedLimiter(OnboardAttemptsPerIP, OnboardAttemptWindow, OnboardAttemptsPerIP, g.now)
 	g.white = newListSource("whitelist", env.Config.Whitelist)
 	g.black = newListSource("blacklist", env.Config.Blacklist)
 	if err := g.rebuild(true); err != nil {
@@ -199,6 +220,38 @@ func policyOf(cfg *Config, opts *trustOptions) (p *trust.Policy, judgeModel stri
 		return nil, "", 0, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	return p, judgeModel, ttl, nil
+}
+
+// Onboarding attempts (invite codes, payments) accepted per window.
+const (
+	OnboardAttemptsPerAddress = 5
+	OnboardAttemptsPerIP      = 20
+	OnboardAttemptWindow      = 10 * time.Minute
+)
+
+// allowOffer rate-limits an onboarding attempt by its signer and IP.
+func (g *TrustGate) allowOffer(addr, remote string) error {
+	ok := g.offersByAddr.Allow(addr)
+	if ip := hostOf(remote); ip != "" && !g.offersByIP.Allow(ip) {
+		ok = false
+	}
+	if !ok {
+		return &httpError{status: http.StatusTooManyRequests, retryAfter: int(OnboardAttemptWindow / time.Second),
+			msg: fmt.Sprintf("too many onboarding attempts; at most %d per %s per identity and %d per address", OnboardAttemptsPerAddress, OnboardAttemptWindow, OnboardAttemptsPerIP)}
+	}
+	return nil
+}
+
+// hostOf is the IP of a "host:port" remote address ("" if none).
+func hostOf(remote string) string {
+	if remote == "" {
+		return ""
+	}
+	h, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return remote
+	}
+	return h
 }
 
 // listRescan is how often list files are checked for changes.
@@ -266,9 +319,13 @@ func (g *TrustGate) verify(ctx context.Context, r *Request) (*trust.Verified, er
 	}
 	var m *trust.Verified
 	var err error
+	v := g.verifier
+	if r.Method == "ONBOARD_SUBMIT" && r.ConnSigner != "" && !g.legacy {
+		v = g.lenient
+	}
 	switch {
 	case r.Body != nil:
-		m, err = g.verifier.Verify(ctx, r.Body)
+		m, err = v.Verify(ctx, r.Body)
 		if errors.Is(err, trust.ErrUnsigned) && r.Header.Get(trust.HeaderSignature) != "" {
 			return nil, unauthorized("signed headers cover only body-less requests; sign the body as a payload envelope")
 		}
@@ -276,9 +333,15 @@ func (g *TrustGate) verify(ctx context.Context, r *Request) (*trust.Verified, er
 		// A Request built without its message: the envelope alone (no
 		// outer fields for a digest to cover).
 		raw, _ := json.Marshal(map[string]any{"payload": r.Payload, "from": r.From, "signature": r.Signature})
-		m, err = g.verifier.Verify(ctx, raw)
+		m, err = v.Verify(ctx, raw)
 	default:
-		m, err = g.verifier.VerifyHeaders(ctx, r.Header, r.Method, r.Path)
+		m, err = v.VerifyHeaders(ctx, r.Header, r.Method, r.Path)
+	}
+	if err == nil && v == g.lenient && m.To == "" && m.From != r.ConnSigner {
+		err = fmt.Errorf("%w: payload.to required (only the signer of this connection's CONNECT may onboard without it)", trust.ErrWrongRecipient)
+	}
+	if err == nil && r.NeedsDigest && m.Digest == "" && !g.legacy {
+		err = fmt.Errorf("%w: payload.digest required: sign the session, images and files with trust.BodyDigest", trust.ErrDigestMismatch)
 	}
 	if err != nil {
 		if errors.Is(err, trust.ErrUnauthorized) {
@@ -302,14 +365,78 @@ func (g *TrustGate) Admit(ctx context.Context, r *Request) (Caller, error) {
 	if msg := g.listErr.Load(); msg != nil {
 		return Caller{}, forbidden(*msg)
 	}
+	if m == nil && r.Connection != nil && r.Connection.Address != "" {
+		return g.admitUnsignedFrame(ctx, r)
+	}
 	var c trust.Caller
 	if m != nil {
 		if m.From == g.self {
 			// The host's own key: the operator, admitted and seeing all.
-			return Caller{Address: m.From, Level: LevelAdmin, SeesAll: true}, nil
+			return Caller{Address: m.From, Level: LevelAdmin, SeesAll: true, Payload: m.Payload}, nil
 		}
 		c = trust.Caller{Address: m.From, Credentials: trust.CredentialsFromPayload(m.Payload)}
+		if c.Credentials.Present() {
+			if err := g.allowOffer(c.Address, r.RemoteAddr); err != nil {
+				return Caller{}, err
+			}
+		}
 	}
+	caller, err := g.decide(ctx, c)
+	if m != nil {
+		caller.Payload = m.Payload
+	}
+	return caller, err
+}
+
+// admitUnsignedFrame decides an unsigned frame on a connection a signed
+// CONNECT opened (the reference TypeScript client signs CONNECT only).
+// Where the policy admits anonymous callers (open, careful) the frame goes
+// on as the connection's signer, whose standing is decided again (a caller
+// blocked since is refused); where it does not (strict), every frame must
+// be signed.
+func (g *TrustGate) admitUnsignedFrame(ctx context.Context, r *Request) (Caller, error) {
+	conn := *r.Connection
+	if conn.Level == LevelAdmin {
+		return Caller{}, unauthorized("signature required: the operator's frames must each be signed")
+	}
+	d := g.cfg.Policy.Evaluate("", trust.LevelAnonymous)
+	if d.Outcome == trust.OutcomeAsk {
+		var err error
+		if d, err = g.gate.Load().Decide(ctx, trust.Caller{}); err != nil {
+			g.log.Error("trust: deciding", "err", err)
+			return Caller{}, fmt.Errorf("trust: %w", err)
+		}
+	}
+	if d.Outcome != trust.OutcomeAllow {
+		return Caller{}, unauthorized("signature required: this agent's trust policy needs every frame signed (sign each frame with the connection's nonce and the next seq; see docs/trust.md)")
+	}
+	c, err := g.decide(ctx, trust.Caller{Address: conn.Address})
+	if err != nil {
+		var ob *OnboardRequired
+		if errors.As(err, &ob) {
+			return Caller{}, forbidden(ob.Error())
+		}
+		return Caller{}, err
+	}
+	return c, nil
+}
+
+// PreAdmit implements preAdmitter: before a body or first frame is read,
+// a caller is admitted if the policy admits anonymous callers outright
+// (no judge is asked for this), or by signed headers (X-Co-*).
+func (g *TrustGate) PreAdmit(ctx context.Context, r *Request) bool {
+	if r.Header != nil && r.Header.Get(trust.HeaderSignature) != "" {
+		_, err := g.Admit(ctx, r)
+		return err == nil
+	}
+	if g.listErr.Load() != nil {
+		return false
+	}
+	return g.cfg.Policy.Evaluate("", trust.LevelAnonymous).Outcome == trust.OutcomeAllow
+}
+
+// decide applies the policy to a verified (or anonymous) caller.
+func (g *TrustGate) decide(ctx context.Context, c trust.Caller) (Caller, error) {
 	d, err := g.gate.Load().Decide(ctx, c)
 	if err != nil {
 		g.log.Error("trust: deciding", "err", err)
@@ -320,7 +447,7 @@ func (g *TrustGate) Admit(ctx context.Context, r *Request) (Caller, error) {
 	}
 	switch d.Outcome {
 	case trust.OutcomeAllow:
-		return Caller{Address: c.Address, Level: string(d.Level), SeesAll: c.Address == "" && g.anonAll}, nil
+		return Caller{Address: c.Address, Level: string(d.Level), ListsAnonymous: c.Address == "" && g.anonAll}, nil
 	case trust.OutcomeOnboard:
 		return Caller{}, &OnboardRequired{Identity: c.Address, Methods: d.Methods, PaymentAmount: float64(d.PaymentAmount), Reason: d.Reason}
 	}
@@ -344,6 +471,9 @@ func (g *TrustGate) Onboard(ctx context.Context, r *Request) (Caller, string, er
 	if m == nil {
 		return Caller{}, "", unauthorized("signature required: sign ONBOARD_SUBMIT with the identity to onboard")
 	}
+	if err := g.allowOffer(m.From, r.RemoteAddr); err != nil {
+		return Caller{}, "", err
+	}
 	if err := g.rebuild(false); err != nil {
 		return Caller{}, "", err
 	}
@@ -361,7 +491,7 @@ func (g *TrustGate) Onboard(ctx context.Context, r *Request) (Caller, string, er
 	if g.cache != nil {
 		g.cache.Forget(m.From)
 	}
-	return Caller{Address: m.From, Level: string(level), SeesAll: m.From == g.self},
+	return Caller{Address: m.From, Level: string(level), SeesAll: m.From == g.self, Payload: m.Payload},
 		"welcome: you are now a " + string(level) + " of this agent", nil
 }
 

@@ -87,9 +87,12 @@ func postRaw(t testing.TB, url string, body []byte) (int, map[string]any) {
 // signedGet sends a GET signed with X-Co-* headers.
 func signedGet(t testing.TB, id *trust.Identity, base, path string) (int, map[string]any) {
 	t.Helper()
-	h := trust.SignHeaders(id, "GET", path, time.Now())
-	code, m, _ := do(t, "GET", base+path, nil, trust.HeaderFrom, h.Get(trust.HeaderFrom),
-		trust.HeaderSignature, h.Get(trust.HeaderSignature), trust.HeaderTimestamp, h.Get(trust.HeaderTimestamp))
+	h := trust.SignHeaders(id, "GET", path, hostAddress(t, base), time.Now())
+	var kv []string
+	for k := range h {
+		kv = append(kv, k, h.Get(k))
+	}
+	code, m, _ := do(t, "GET", base+path, nil, kv...)
 	return code, m
 }
 
@@ -131,3 +134,13 @@ func (l *logBuffer) String() string {
 }
 
 func (l *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
+
+// hostAddress asks the host at base for its address (GET /info).
+func hostAddress(t testing.TB, base string) string {
+	t.Helper()
+	code, m, _ := do(t, "GET", base+"/info", nil)
+	if code != 200 {
+		t.Fatalf("GET /info: %d %v", code, m)
+	}
+	return m["address"].(string)
+}

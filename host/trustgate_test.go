@@ -111,8 +111,8 @@ func TestTrustSessionsPerCaller(t *testing.T) {
 		t.Fatalf("bob continued alice's session: %v", m)
 	}
 	// A signed GET with a bad signature is 401.
-	hd := trust.SignHeaders(alice, "GET", "/sessions", time.Now())
-	code, m, _ = do(t, "GET", h.URL+"/sessions/"+aid, nil, trust.HeaderFrom, alice.Address(),
+	hd := trust.SignHeaders(alice, "GET", "/sessions", h.Address(), time.Now())
+	code, m, _ = do(t, "GET", h.URL+"/sessions/"+aid, nil, trust.HeaderFrom, alice.Address(), trust.HeaderTo, h.Address(),
 		trust.HeaderSignature, hd.Get(trust.HeaderSignature), trust.HeaderTimestamp, hd.Get(trust.HeaderTimestamp))
 	wantError(t, code, 401, m, "invalid signature")
 }
@@ -246,10 +246,17 @@ func TestTrustOnboardingWS(t *testing.T) {
 	if ok["type"] != "ONBOARD_SUCCESS" || ok["identity"] != id.Address() || ok["level"] != "contact" {
 		t.Fatalf("want ONBOARD_SUCCESS, got %v", ok)
 	}
-	if c := w.read(); c["type"] != "CONNECTED" || c["status"] != "new" {
+	c := w.read()
+	if c["type"] != "CONNECTED" || c["status"] != "new" {
 		t.Fatalf("the pending CONNECT did not continue: %v", c)
 	}
+	// The policy refuses anonymous callers: frames after CONNECT are
+	// signed and bound to the connection.
 	w.send(map[string]any{"type": "INPUT", "prompt": "use add on 2 and 3"})
+	if e := w.read(); e["type"] != "ERROR" || e["code"] != "unauthorized" {
+		t.Fatalf("unsigned INPUT under a policy that refuses anonymous callers: %v", e)
+	}
+	w.send(boundFrame(t, id, h.Address(), c, 1, "INPUT", map[string]any{"prompt": "use add on 2 and 3"}, nil))
 	if out, _ := w.until("OUTPUT", "ERROR"); out["type"] != "OUTPUT" || !strings.Contains(out["result"].(string), "5") {
 		t.Fatalf("run after onboarding: %v", out)
 	}
@@ -263,7 +270,7 @@ func TestTrustOnboardingWS(t *testing.T) {
 	defer st.Close()
 	st.Trust(nil).Grant(context.Background(), payer.Address(), 3)
 	w2 := dialTrustWS(t, h)
-	w2.send(signedFrame(t, payer, h.Address(), "INPUT", nil, map[string]any{"prompt": "use add on 1 and 1"}))
+	w2.send(signedFrame(t, payer, h.Address(), "INPUT", map[string]any{"prompt": "use add on 1 and 1"}, nil))
 	if r := w2.read(); r["type"] != "ONBOARD_REQUIRED" {
 		t.Fatalf("want ONBOARD_REQUIRED, got %v", r)
 	}
@@ -348,13 +355,13 @@ func TestTrustRelayedFrames(t *testing.T) {
 	imgs := []string{"data:image/png;base64,iVBORw0KGgo="}
 	ij, _ := json.Marshal(imgs)
 	digest, _ := trust.BodyDigest(nil, ij, nil)
-	in := signedFrame(t, id, h.Address(), "INPUT", map[string]any{"digest": digest}, map[string]any{"prompt": "use add on 2 and 2",
+	in := signedFrame(t, id, h.Address(), "INPUT", map[string]any{"digest": digest, "prompt": "use add on 2 and 2"}, map[string]any{
 		"images": []string{"data:image/png;base64,AAAAAAAAAAA="}})
 	send(in)
 	if m := next("ERROR", "OUTPUT"); m["type"] != "ERROR" || !strings.Contains(m["message"].(string), "digest") {
 		t.Fatalf("tampered images: %v", m)
 	}
-	in = signedFrame(t, id, h.Address(), "INPUT", map[string]any{"digest": digest, "n": 2}, map[string]any{"prompt": "use add on 2 and 2", "images": imgs})
+	in = signedFrame(t, id, h.Address(), "INPUT", map[string]any{"digest": digest, "n": 2, "prompt": "use add on 2 and 2"}, map[string]any{"images": imgs})
 	send(in)
 	if m := next("ERROR", "OUTPUT"); m["type"] != "OUTPUT" {
 		t.Fatalf("signed INPUT with its images: %v", m)

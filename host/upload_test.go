@@ -36,7 +36,12 @@ func TestUploads(t *testing.T) {
 	if user["images"] != 1.0 {
 		t.Fatalf("image not attached: %v", user)
 	}
-	uploads := filepath.Join(h.dir, ".co", "uploads")
+	// One directory per caller (here an anonymous caller's, by IP).
+	owners, err := os.ReadDir(filepath.Join(h.dir, ".co", "uploads"))
+	if err != nil || len(owners) != 1 || !owners[0].IsDir() {
+		t.Fatalf("uploads: %v %v", owners, err)
+	}
+	uploads := filepath.Join(h.dir, ".co", "uploads", owners[0].Name())
 	entries, err := os.ReadDir(uploads)
 	if err != nil || len(entries) != 2 {
 		t.Fatalf("uploads: %v %v", entries, err)

@@ -2,6 +2,8 @@ package host
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,6 +60,13 @@ type wsConn struct {
 	lastSent  int64
 	starting  bool
 	started   chan startResult
+
+	// Frame binding (wsbind.go).
+	nonce  string // sent in CONNECTED; bound frames carry it
+	signer string // verified signer of the last CONNECT, admitted or onboarding
+	bound  bool   // a CONNECT declared signed frames
+	seq    int64  // the last bound frame's seq
+	raised bool   // the frame size limit was raised after admission
 }
 
 type startResult struct {
@@ -71,7 +80,7 @@ type startResult struct {
 // each websocket, exported so the relay can serve relayed clients.
 func (s *Server) ServeFrames(ctx context.Context, fc FrameConn, info ConnInfo) error {
 	ctx, cancel := context.WithCancel(ctx)
-	c := &wsConn{s: s, fc: fc, info: info, ctx: ctx, started: make(chan startResult, 1)}
+	c := &wsConn{s: s, fc: fc, info: info, ctx: ctx, started: make(chan startResult, 1), nonce: newNonce()}
 	defer func() {
 		cancel()
 		if c.starting {
@@ -187,7 +196,7 @@ func (c *wsConn) write(b []byte) error {
 func (c *wsConn) sendError(err error) error {
 	status, msg, _ := classify(err)
 	code := map[int]string{400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-		409: "session_busy", 413: "too_large", 503: "unavailable"}[status]
+		409: "session_busy", 413: "too_large", 429: "rate_limited", 503: "unavailable"}[status]
 	if code == "" {
 		code = "internal"
 	}
@@ -202,7 +211,15 @@ func (c *wsConn) sendEvent(ev event) error {
 		return nil
 	}
 	c.lastSent = ev.ID
-	return c.write(ev.frame())
+	b := ev.frame()
+	if ev.Type == "OUTPUT" {
+		signed, err := c.signOutput(ev, b)
+		if err != nil {
+			return err
+		}
+		b = signed
+	}
+	return c.write(b)
 }
 
 // resubscribe catches up a subscriber that fell behind from the store.
@@ -312,6 +329,9 @@ func (c *wsConn) admit(r *Request, resume func(Caller) error) (Caller, error) {
 			return caller, fatal(err)
 		}
 		c.resume, c.resumeFor = resume, ob.Identity
+		if r.Method == "CONNECT" {
+			c.signer = ob.Identity
+		}
 		return caller, errOnboardSent
 	}
 	return caller, err
@@ -319,34 +339,56 @@ func (c *wsConn) admit(r *Request, resume func(Caller) error) (Caller, error) {
 
 func (c *wsConn) connect(b []byte) error {
 	var f connectFrame
-	if err := decodeJSON(b, &f); err != nil {
+	if err := decodeBody(b, &f); err != nil {
 		return err
 	}
-	resume := func(caller Caller) error { return c.connectAs(caller, &f) }
-	caller, err := c.admit(f.request(c.info, "CONNECT", b), resume)
+	var cp *connectPayload
+	if f.envelope.signed() && len(f.Payload) > 0 {
+		// Applied only once the gate verified these very bytes (directly,
+		// or before asking for onboarding).
+		cp = &connectPayload{}
+		if err := json.Unmarshal(f.Payload, cp); err != nil {
+			cp = nil
+		}
+	}
+	resume := func(caller Caller) error { return c.connectAs(caller, &f, cp) }
+	caller, _, err := c.admitFrame("CONNECT", b, &f.envelope, false, resume)
 	if err != nil {
 		return err
 	}
-	return c.connectAs(caller, &f)
+	return c.connectAs(caller, &f, cp)
 }
 
-// connectAs completes an admitted CONNECT.
-func (c *wsConn) connectAs(caller Caller, f *connectFrame) error {
+// connectAs completes an admitted CONNECT. cp is its signed payload.
+func (c *wsConn) connectAs(caller Caller, f *connectFrame, cp *connectPayload) error {
 	if err := c.awaitStart(); err != nil {
 		return err
 	}
 	c.caller = &caller
+	c.signer = caller.Address
+	if cp != nil && caller.Address != "" {
+		// What a signed CONNECT says comes from its payload.
+		if cp.SignedFrames {
+			c.bound = true
+		}
+		if cp.SessionID != nil {
+			f.SessionID = *cp.SessionID
+		}
+		if len(cp.LastMsgID) > 0 {
+			f.LastMsgID = cp.LastMsgID
+		}
+	}
 	if c.sub != nil {
 		c.s.eng.unsubscribe(c.sub.ls, c.sub)
 		c.sub = nil
 	}
 	c.lastSent = 0
-	sess, stored, newer, err := c.s.eng.sessionFor(c.ctx, caller, f.SessionID, f.Session)
+	sess, stored, newer, err := c.s.eng.sessionFor(c.ctx, caller, f.SessionID, f.Session, false)
 	if err != nil {
 		return err
 	}
 	c.sessionID = sess.SessionID
-	reply := map[string]any{"type": "CONNECTED", "session_id": sess.SessionID}
+	reply := map[string]any{"type": "CONNECTED", "session_id": sess.SessionID, "nonce": c.nonce}
 	after := int64(1<<62 - 1)
 	if stored == nil {
 		reply["status"] = "new"
@@ -373,7 +415,18 @@ func (c *wsConn) connectAs(caller Caller, f *connectFrame) error {
 			after = parseMsgID(f.LastMsgID)
 		}
 	}
-	if err := c.send(reply); err != nil {
+	frame, err := json.Marshal(reply)
+	if err != nil {
+		return fmt.Errorf("encoding frame: %w", err)
+	}
+	fields := map[string]any{"session_id": sess.SessionID, "status": reply["status"]}
+	if f.Signature != "" {
+		fields["connect"] = signatureDigest(f.Signature)
+	}
+	if frame, err = c.hostSigned(frame, "CONNECTED", fields); err != nil {
+		return err
+	}
+	if err := c.write(frame); err != nil {
 		return fatal(err)
 	}
 	if after < 1<<62-1 {
@@ -409,20 +462,39 @@ func parseMsgID(raw json.RawMessage) int64 {
 
 func (c *wsConn) input(b []byte) error {
 	var f inputFrame
-	if err := decodeJSON(b, &f); err != nil {
+	if err := decodeBody(b, &f); err != nil {
 		return err
 	}
-	if f.Prompt == nil || *f.Prompt == "" {
-		return errorf(400, "field \"prompt\" is required and must not be empty")
-	}
-	if c.caller == nil || f.Signature != "" {
-		resume := func(caller Caller) error { return c.inputAs(&f) }
-		caller, err := c.admit(f.request(c.info, "INPUT", b), resume)
+	if f.envelope.signed() {
+		p, err := signedPrompt(f.Payload, f.Prompt)
+		var fe *fieldError
+		if errors.As(err, &fe) {
+			return jsonError(err)
+		}
 		if err != nil {
 			return err
 		}
-		c.caller = &caller
+		f.prompt = p
+		// A signed INPUT names its session in its payload, if at all: the
+		// top-level session_id is the relay's to rewrite.
+		var sp struct {
+			SessionID string `json:"session_id"`
+		}
+		json.Unmarshal(f.Payload, &sp)
+		f.SessionID = sp.SessionID
+	} else {
+		if f.Prompt == nil || *f.Prompt == "" {
+			return errorf(400, "field \"prompt\" is required and must not be empty")
+		}
+		f.prompt = *f.Prompt
 	}
+	needsDigest := f.Session != nil || len(f.Images) > 0 || len(f.Files) > 0
+	resume := func(caller Caller) error { c.caller = &caller; return c.inputAs(&f) }
+	caller, _, err := c.admitFrame("INPUT", b, &f.envelope, needsDigest, resume)
+	if err != nil {
+		return err
+	}
+	c.caller = &caller
 	return c.inputAs(&f)
 }
 
@@ -432,14 +504,19 @@ func (c *wsConn) inputAs(f *inputFrame) error {
 		return err
 	}
 	rt := c.s.current()
-	parts, err := attachments(rt.cfg, f.Images, f.Files)
+	parts, err := attachments(rt.cfg, f.Images, f.Files, uploadOwner{caller: *c.caller, remote: c.info.RemoteAddr}, c.s.now)
 	if err != nil {
 		return err
 	}
-	in := runInput{caller: *c.caller, sessionID: c.sessionID, session: c.pending, prompt: *f.Prompt, parts: parts, interactive: true}
+	in := runInput{caller: *c.caller, sessionID: c.sessionID, session: c.pending, prompt: f.prompt, parts: parts, interactive: true}
 	if f.SessionID != "" || f.Session != nil {
 		in.sessionID, in.session = f.SessionID, f.Session
 	}
+	named := in.sessionID
+	if named == "" && in.session != nil {
+		named = in.session.SessionID
+	}
+	in.issued = named != "" && named == c.sessionID
 	// The connection's subscriber already follows its session; a run in
 	// another session gets a new one, attached by start before the run's
 	// first event (and never touched by this goroutine until then).
@@ -491,8 +568,17 @@ func (c *wsConn) onStarted(r startResult) error {
 
 func (c *wsConn) status(b []byte) error {
 	var f statusFrame
-	if err := decodeJSON(b, &f); err != nil {
+	if err := decodeBody(b, &f); err != nil {
 		return err
+	}
+	caller, payload, err := c.admitFrame("SESSION_STATUS", b, &f.envelope, false, nil)
+	if err != nil {
+		return err
+	}
+	if payload != nil {
+		// A signed SESSION_STATUS names its session in the payload.
+		f = statusFrame{}
+		json.Unmarshal(payload, &f)
 	}
 	id := f.SessionID
 	if f.Session != nil && f.Session.SessionID != "" {
@@ -501,13 +587,16 @@ func (c *wsConn) status(b []byte) error {
 	if id == "" {
 		id = c.sessionID
 	}
-	caller := Caller{}
-	if c.caller != nil {
-		caller = *c.caller
-	}
 	ss, err := c.s.eng.getSession(c.ctx, caller, id)
+	if errors.Is(err, store.ErrNotFound) && id != c.sessionID {
+		// The session this caller started by naming id (engine.sessionFor).
+		ss, err = c.s.eng.getSession(c.ctx, caller, c.s.eng.derivedID(caller.Address, id))
+		if err == nil && ss.Owner != caller.Address {
+			err = fmt.Errorf("session %s: %w", id, store.ErrNotFound)
+		}
+	}
 	if errors.Is(err, store.ErrNotFound) && id == c.sessionID {
-		return fatal(c.send(map[string]any{"type": "SESSION_STATUS", "session_id": id, "status": "new"}))
+		return c.sendStatus(map[string]any{"type": "SESSION_STATUS", "session_id": id, "status": "new"}, id, "new", "")
 	}
 	if err != nil {
 		return err
@@ -516,8 +605,22 @@ func (c *wsConn) status(b []byte) error {
 	if err != nil {
 		return err
 	}
-	return fatal(c.send(map[string]any{"type": "SESSION_STATUS", "session_id": v.SessionID, "status": v.Status,
-		"result": v.Result, "session": v.Session, "chat_items": v.ChatItems}))
+	return c.sendStatus(map[string]any{"type": "SESSION_STATUS", "session_id": v.SessionID, "status": v.Status,
+		"result": v.Result, "session": v.Session, "chat_items": v.ChatItems}, v.SessionID, v.Status, v.Result)
+}
+
+// sendStatus sends a SESSION_STATUS answer signed by the host (wsbind.go).
+func (c *wsConn) sendStatus(reply map[string]any, id, status, result string) error {
+	b, err := json.Marshal(reply)
+	if err != nil {
+		return fmt.Errorf("encoding frame: %w", err)
+	}
+	sum := sha256.Sum256([]byte(result))
+	b, err = c.hostSigned(b, "SESSION_STATUS", map[string]any{"session_id": id, "status": status, "result_sha256": hex.EncodeToString(sum[:])})
+	if err != nil {
+		return err
+	}
+	return fatal(c.write(b))
 }
 
 func (c *wsConn) callerOrAnon() Caller {
@@ -528,11 +631,18 @@ func (c *wsConn) callerOrAnon() Caller {
 }
 
 func (c *wsConn) interrupt(b []byte) error {
-	var f bareFrame
-	if err := decodeJSON(b, &f); err != nil {
+	var f struct {
+		Type string `json:"type"`
+		envelope
+	}
+	if err := decodeBody(b, &f); err != nil {
 		return err
 	}
-	if c.sessionID == "" || !c.s.eng.interrupt(c.sessionID, c.callerOrAnon()) {
+	caller, _, err := c.admitFrame("INTERRUPT", b, &f.envelope, false, nil)
+	if err != nil {
+		return err
+	}
+	if c.sessionID == "" || !c.s.eng.interrupt(c.sessionID, caller) {
 		return c.send(map[string]any{"type": "ERROR", "message": "nothing is running in this session", "code": "not_running"})
 	}
 	return nil

@@ -422,7 +422,7 @@ func TestWSFramesAndErrors(t *testing.T) {
 		{`{"prompt":"x"}`, "bad_request", "no type"},
 		{`{"type":"INPUT"}`, "bad_request", `"prompt"`},
 		{`{"type":"INPUT","prompt":7}`, "bad_request", `"prompt"`},
-		{`{"type":"INPUT","prompt":"x","bogus":1}`, "bad_request", `unknown field "bogus"`},
+		{`{"type":"INPUT","prompt":"x","PROMPT":"y"}`, "bad_request", `"PROMPT"`},
 		{`{"type":"APPROVAL_RESPONSE"}`, "bad_request", `"approved"`},
 		{`{"type":"APPROVAL_RESPONSE","approved":true,"scope":"forever"}`, "bad_request", `"scope"`},
 		{`{"type":"ASK_USER_RESPONSE","answer":5}`, "bad_request", `"answer"`},

@@ -22,6 +22,9 @@ func (w websocketConn) ReadFrame(ctx context.Context) ([]byte, error) {
 	return b, nil
 }
 
+// SetReadLimit bounds the next frames' size (readLimiter).
+func (w websocketConn) SetReadLimit(n int64) { w.c.SetReadLimit(n) }
+
 func (w websocketConn) WriteFrame(ctx context.Context, b []byte) error {
 	return w.c.Write(ctx, websocket.MessageText, b)
 }
@@ -33,15 +36,24 @@ func (w websocketConn) Close(reason string) error {
 	return w.c.Close(websocket.StatusNormalClosure, reason)
 }
 
-// serveWS upgrades GET /ws and runs the protocol on it. Any origin may
-// connect: the API carries no ambient credentials (callers sign
-// requests), so cross-origin pages are as welcome as other clients.
+// serveWS upgrades GET /ws and runs the protocol on it. Browser origins
+// are checked like HTTP requests' (origins.go) before the upgrade.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) error {
+	if !originAllowed(r, s.current().cfg.AllowedOrigins) {
+		return errOrigin(r)
+	}
+	liftReadDeadline(w)
+	// The origin was checked above, with the host's own rules.
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		return nil // Accept has answered the client
 	}
-	conn.SetReadLimit(maxInputBody(s.current().cfg))
+	full := maxInputBody(s.current().cfg)
+	if s.preAdmit(r, "ws") {
+		conn.SetReadLimit(full)
+	} else {
+		conn.SetReadLimit(PreAdmitLimit) // raised once a frame is admitted
+	}
 	defer conn.CloseNow()
 	err = s.ServeFrames(r.Context(), websocketConn{conn}, ConnInfo{Transport: "ws", RemoteAddr: r.RemoteAddr, Header: r.Header})
 	if err != nil && websocket.CloseStatus(err) == -1 && !errors.Is(err, context.Canceled) {

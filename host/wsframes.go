@@ -48,6 +48,8 @@ type inputFrame struct {
 	SessionID string      `json:"session_id"`
 	Session   *Session    `json:"session"`
 	envelope
+	// prompt is what runs: the signed payload's prompt when signed.
+	prompt string
 }
 
 type statusFrame struct {
@@ -56,6 +58,7 @@ type statusFrame struct {
 	Session   *struct {
 		SessionID string `json:"session_id"`
 	} `json:"session"`
+	envelope
 }
 
 type approvalFrame struct {
@@ -63,11 +66,13 @@ type approvalFrame struct {
 	Approved *bool  `json:"approved"`
 	Scope    string `json:"scope"`
 	Feedback string `json:"feedback"`
+	envelope
 }
 
 type askFrame struct {
 	Type   string          `json:"type"`
 	Answer json.RawMessage `json:"answer"`
+	envelope
 }
 
 type bareFrame struct {
@@ -75,10 +80,24 @@ type bareFrame struct {
 	Ts   any    `json:"ts"`
 }
 
+// A signed answer is taken from its verified payload alone: whatever the
+// frame says beside it is what the relay or anyone on the way could have
+// written.
+
 func (c *wsConn) approval(b []byte) error {
 	var f approvalFrame
-	if err := decodeJSON(b, &f); err != nil {
+	if err := decodeBody(b, &f); err != nil {
 		return err
+	}
+	caller, payload, err := c.admitFrame("APPROVAL_RESPONSE", b, &f.envelope, false, nil)
+	if err != nil {
+		return err
+	}
+	if payload != nil {
+		f = approvalFrame{}
+		if err := json.Unmarshal(payload, &f); err != nil {
+			return errorf(400, "payload: %v", err)
+		}
 	}
 	if f.Approved == nil {
 		return errorf(400, "field \"approved\" is required (true or false)")
@@ -86,13 +105,23 @@ func (c *wsConn) approval(b []byte) error {
 	if f.Scope != "" && f.Scope != "once" && f.Scope != "session" {
 		return errorf(400, "field \"scope\" must be \"once\" or \"session\"")
 	}
-	return c.s.eng.answer(c.sessionID, c.callerOrAnon(), answer{approval: &approvalResponse{Approved: *f.Approved, Scope: f.Scope, Feedback: f.Feedback}})
+	return c.s.eng.answer(c.sessionID, caller, answer{approval: &approvalResponse{Approved: *f.Approved, Scope: f.Scope, Feedback: f.Feedback}})
 }
 
 func (c *wsConn) askAnswer(b []byte) error {
 	var f askFrame
-	if err := decodeJSON(b, &f); err != nil {
+	if err := decodeBody(b, &f); err != nil {
 		return err
+	}
+	caller, payload, err := c.admitFrame("ASK_USER_RESPONSE", b, &f.envelope, false, nil)
+	if err != nil {
+		return err
+	}
+	if payload != nil {
+		f = askFrame{}
+		if err := json.Unmarshal(payload, &f); err != nil {
+			return errorf(400, "payload: %v", err)
+		}
 	}
 	var one string
 	var many []string
@@ -103,7 +132,7 @@ func (c *wsConn) askAnswer(b []byte) error {
 	default:
 		return errorf(400, "field \"answer\" must be a string or a list of strings")
 	}
-	return c.s.eng.answer(c.sessionID, c.callerOrAnon(), answer{ask: many})
+	return c.s.eng.answer(c.sessionID, caller, answer{ask: many})
 }
 
 // onboard handles ONBOARD_SUBMIT through the gate, when the gate can
@@ -113,15 +142,23 @@ func (c *wsConn) onboard(b []byte) error {
 		Type string `json:"type"`
 		envelope
 	}
-	if err := decodeJSON(b, &f); err != nil {
+	if err := decodeBody(b, &f); err != nil {
 		return err
 	}
 	ob, ok := c.s.current().gate.(Onboarder)
 	if !ok {
 		return errorf(400, "onboarding is not enabled on this host")
 	}
-	caller, msg, err := ob.Onboard(c.ctx, f.request(c.info, "ONBOARD_SUBMIT", b))
+	if c.bound && !f.envelope.signed() {
+		return unauthorized("signature required: sign ONBOARD_SUBMIT with the connection's nonce and the next seq")
+	}
+	r := f.request(c.info, "ONBOARD_SUBMIT", b)
+	r.ConnSigner = c.signer
+	caller, msg, err := ob.Onboard(c.ctx, r)
 	if err != nil {
+		return err
+	}
+	if err := c.checkBinding("ONBOARD_SUBMIT", caller); err != nil {
 		return err
 	}
 	c.caller = &caller

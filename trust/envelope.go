@@ -2,6 +2,7 @@ package trust
 
 import (
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -153,34 +154,51 @@ const (
 	HeaderFrom      = "X-Co-From"
 	HeaderSignature = "X-Co-Signature"
 	HeaderTimestamp = "X-Co-Timestamp"
+	// HeaderTo names the agent the request is for; required, so headers a
+	// client made for one agent are refused by every other.
+	HeaderTo = "X-Co-To"
+	// HeaderNonce makes two requests signed in the same second distinct
+	// (each signed request is accepted once).
+	HeaderNonce = "X-Co-Nonce"
 )
 
-// SignHeaders returns the headers that sign a GET (or any body-less request):
-// the signature covers the canonical JSON of {"method", "path", "timestamp"}
-// with the method in upper case and the path without its query.
-func SignHeaders(id *Identity, method, path string, now time.Time) http.Header {
+// SignHeaders returns the headers that sign a GET (or any body-less request)
+// for the agent whose address is to: the signature covers the canonical JSON
+// of {"method", "nonce", "path", "timestamp", "to"} with the method in upper
+// case, the path without its query and a fresh random nonce. The agent
+// accepts them once.
+func SignHeaders(id *Identity, method, path, to string, now time.Time) http.Header {
+	var n [12]byte
+	rand.Read(n[:])
+	nonce := hex.EncodeToString(n[:])
 	ts := now.Unix()
-	msg := headerPayload(method, path, strconv.FormatInt(ts, 10))
+	msg := headerPayload(method, path, strconv.FormatInt(ts, 10), to, nonce)
 	c, _ := encodeForm(nil, msg, FormPython) // cannot fail: a known form
-	h := make(http.Header, 3)
+	h := make(http.Header, 5)
 	h.Set(HeaderFrom, id.Address())
 	h.Set(HeaderSignature, hex.EncodeToString(id.Sign(c)))
 	h.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
+	h.Set(HeaderTo, to)
+	h.Set(HeaderNonce, nonce)
 	return h
 }
 
-// headerPayload builds {"method","path","timestamp"} as a parsed value; ts is
-// an integer literal.
-func headerPayload(method, path, ts string) *jvalue {
-	return &jvalue{
-		kind: jObject,
-		keys: []string{"method", "path", "timestamp"},
-		vals: []*jvalue{
-			{kind: jString, s: strings.ToUpper(method)},
-			{kind: jString, s: path},
-			{kind: jNumber, s: ts},
-		},
+// headerPayload builds {"method","nonce"?,"path","timestamp","to"} as a
+// parsed value; ts is an integer literal, an empty nonce is left out.
+func headerPayload(method, path, ts, to, nonce string) *jvalue {
+	v := &jvalue{kind: jObject}
+	add := func(k string, val *jvalue) {
+		v.keys = append(v.keys, k)
+		v.vals = append(v.vals, val)
 	}
+	add("method", &jvalue{kind: jString, s: strings.ToUpper(method)})
+	if nonce != "" {
+		add("nonce", &jvalue{kind: jString, s: nonce})
+	}
+	add("path", &jvalue{kind: jString, s: path})
+	add("timestamp", &jvalue{kind: jNumber, s: ts})
+	add("to", &jvalue{kind: jString, s: to})
+	return v
 }
 
 // DigestPrefix starts every body digest.

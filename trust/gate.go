@@ -197,6 +197,9 @@ func (g *Gate) ask(ctx context.Context, addr string, level Level) Decision {
 	allow, reason, err := g.judge.Judge(ctx, in)
 	d.Judged = true
 	switch {
+	case errors.As(err, new(*errJudgeBusy)):
+		g.log.Info("trust: judge rate limit; refusing", "caller", callerName(addr))
+		g.deny(&d, err.Error())
 	case err != nil:
 		g.log.Error("trust: judge failed; refusing", "caller", callerName(addr), "err", err)
 		g.deny(&d, "this agent's trust policy could not be evaluated")

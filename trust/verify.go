@@ -131,11 +131,6 @@ type VerifierConfig struct {
 	// RequireDigest rejects signed messages that carry session, images or
 	// files without a payload "digest" covering them.
 	RequireDigest bool
-	// SingleUseHeaders makes signed GET headers single use too. Off by
-	// default: a client polling a session may sign the same path twice in
-	// one second, which Ed25519 makes byte-identical, and a replayed GET
-	// reads only what the captured one could.
-	SingleUseHeaders bool
 }
 
 // Verifier checks signed messages addressed to one agent: signature (any of
@@ -228,17 +223,27 @@ func (v *Verifier) Verify(ctx context.Context, raw []byte) (*Verified, error) {
 }
 
 // VerifyHeaders checks a signed body-less request (GET /sessions…): the
-// X-Co-From, X-Co-Signature and X-Co-Timestamp headers, the signature being
-// over the canonical JSON of {"method", "path", "timestamp"}. path is the
-// request's URL path without the query (r.URL.Path). A request with none of
-// the headers is ErrUnsigned; with some of them, ErrMalformed.
+// X-Co-From, X-Co-Signature, X-Co-Timestamp and X-Co-To headers (and
+// X-Co-Nonce when sent), the signature being over the canonical JSON of
+// {"method", "nonce"?, "path", "timestamp", "to"}. path is the request's URL
+// path without the query (r.URL.Path). X-Co-To must be this agent, so
+// headers made for another agent are refused, and each signed request is
+// accepted once. A request with none of the headers is ErrUnsigned; with
+// some of them, ErrMalformed.
 func (v *Verifier) VerifyHeaders(ctx context.Context, h http.Header, method, path string) (*Verified, error) {
 	from, sigText, tsText := h.Get(HeaderFrom), h.Get(HeaderSignature), h.Get(HeaderTimestamp)
 	if from == "" && sigText == "" && tsText == "" {
 		return nil, ErrUnsigned
 	}
 	if from == "" || sigText == "" || tsText == "" {
-		return nil, fmt.Errorf("%w: a signed request needs %s, %s and %s", ErrMalformed, HeaderFrom, HeaderSignature, HeaderTimestamp)
+		return nil, fmt.Errorf("%w: a signed request needs %s, %s, %s and %s", ErrMalformed, HeaderFrom, HeaderSignature, HeaderTimestamp, HeaderTo)
+	}
+	to := strings.TrimSpace(h.Get(HeaderTo))
+	if to == "" {
+		return nil, fmt.Errorf("%w: %s required: sign the request for this agent (%s)", ErrWrongRecipient, HeaderTo, v.self)
+	}
+	if !strings.EqualFold(to, v.self) {
+		return nil, fmt.Errorf("%w: this agent is %s", ErrWrongRecipient, v.self)
 	}
 	pub, err := ParseAddress(strings.TrimSpace(from))
 	if err != nil {
@@ -257,16 +262,18 @@ func (v *Verifier) VerifyHeaders(ctx context.Context, h http.Header, method, pat
 	if err != nil {
 		return nil, err
 	}
-	payload := headerPayload(method, path, tsLit)
+	nonce := h.Get(HeaderNonce)
+	if len(nonce) > 128 {
+		return nil, fmt.Errorf("%w: %s is longer than 128 characters", ErrMalformed, HeaderNonce)
+	}
+	payload := headerPayload(method, path, tsLit, to, nonce)
 	form, canon, err := checkSignature(pub, sig, payload, nil)
 	if err != nil {
 		return nil, err
 	}
-	m := &Verified{From: AddressOf(pub), Timestamp: ts, Form: form}
-	if v.cfg.SingleUseHeaders {
-		if err := v.once(ctx, "headers", m.From, canon, ts); err != nil {
-			return nil, err
-		}
+	m := &Verified{From: AddressOf(pub), Timestamp: ts, Form: form, To: to}
+	if err := v.once(ctx, "headers", m.From, canon, ts); err != nil {
+		return nil, err
 	}
 	m.Payload = canon
 	return m, nil

@@ -277,32 +277,42 @@ func TestSignRoundTrip(t *testing.T) {
 
 func TestVerifyHeaders(t *testing.T) {
 	ctx := context.Background()
-	host, alice := testIdentity(t, 100), testIdentity(t, 1)
-	newV := func(single bool) *Verifier {
-		v, _ := NewVerifier(VerifierConfig{Address: host.Address(), Now: func() time.Time { return t0 }, SingleUseHeaders: single})
+	host, alice, other := testIdentity(t, 100), testIdentity(t, 1), testIdentity(t, 2)
+	newV := func() *Verifier {
+		v, _ := NewVerifier(VerifierConfig{Address: host.Address(), Now: func() time.Time { return t0 }})
 		return v
 	}
-	h := SignHeaders(alice, "get", "/sessions/abc", t0)
-	// The signed bytes are exactly what the Python client signs.
+	h := SignHeaders(alice, "get", "/sessions/abc", host.Address(), t0)
+	// The signed bytes are the canonical form of the five fields.
 	sig, _ := hex.DecodeString(h.Get(HeaderSignature))
-	if !ed25519.Verify(alice.PublicKey(), []byte(`{"method":"GET","path":"/sessions/abc","timestamp":1700000000}`), sig) {
-		t.Fatal("header signature is not over the reference canonical form")
+	want := `{"method":"GET","nonce":"` + h.Get(HeaderNonce) + `","path":"/sessions/abc","timestamp":1700000000,"to":"` + host.Address() + `"}`
+	if !ed25519.Verify(alice.PublicKey(), []byte(want), sig) {
+		t.Fatal("header signature is not over the canonical form")
 	}
-	v := newV(false)
-	for range 2 { // not single use by default
-		m, err := v.VerifyHeaders(ctx, h, "GET", "/sessions/abc")
-		if err != nil || m.From != alice.Address() {
-			t.Fatalf("VerifyHeaders = %+v, %v", m, err)
-		}
+	v := newV()
+	m, err := v.VerifyHeaders(ctx, h, "GET", "/sessions/abc")
+	if err != nil || m.From != alice.Address() || m.To != host.Address() {
+		t.Fatalf("VerifyHeaders = %+v, %v", m, err)
 	}
-	v = newV(true)
-	if _, err := v.VerifyHeaders(ctx, h, "GET", "/sessions/abc"); err != nil {
-		t.Fatal(err)
-	}
+	// Single use, always.
 	if _, err := v.VerifyHeaders(ctx, h, "GET", "/sessions/abc"); !errors.Is(err, ErrReplay) {
-		t.Fatalf("single-use replay: %v", err)
+		t.Fatalf("replay: %v", err)
 	}
-	v = newV(false)
+	// Made for another agent, or naming none: refused.
+	forOther := SignHeaders(alice, "GET", "/sessions", other.Address(), t0)
+	if _, err := newV().VerifyHeaders(ctx, forOther, "GET", "/sessions"); !errors.Is(err, ErrWrongRecipient) {
+		t.Errorf("other recipient: %v", err)
+	}
+	forOther.Set(HeaderTo, host.Address())
+	if _, err := newV().VerifyHeaders(ctx, forOther, "GET", "/sessions"); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("recipient header rewritten: %v", err)
+	}
+	noTo := SignHeaders(alice, "GET", "/sessions", host.Address(), t0)
+	noTo.Del(HeaderTo)
+	if _, err := newV().VerifyHeaders(ctx, noTo, "GET", "/sessions"); !errors.Is(err, ErrWrongRecipient) {
+		t.Errorf("no recipient: %v", err)
+	}
+	v = newV()
 	if _, err := v.VerifyHeaders(ctx, h, "GET", "/sessions/other"); !errors.Is(err, ErrBadSignature) {
 		t.Errorf("other path: %v", err)
 	}
@@ -317,7 +327,7 @@ func TestVerifyHeaders(t *testing.T) {
 	if _, err := v.VerifyHeaders(ctx, partial, "GET", "/sessions/abc"); !errors.Is(err, ErrMalformed) {
 		t.Errorf("partial headers: %v", err)
 	}
-	old := SignHeaders(alice, "GET", "/sessions", t0.Add(-10*time.Minute))
+	old := SignHeaders(alice, "GET", "/sessions", host.Address(), t0.Add(-10*time.Minute))
 	if _, err := v.VerifyHeaders(ctx, old, "GET", "/sessions"); !errors.Is(err, ErrExpired) {
 		t.Errorf("old headers: %v", err)
 	}
@@ -326,12 +336,13 @@ func TestVerifyHeaders(t *testing.T) {
 	if _, err := v.VerifyHeaders(ctx, bad, "GET", "/sessions/abc"); !errors.Is(err, ErrMalformed) {
 		t.Errorf("bad timestamp: %v", err)
 	}
-	// A decoded non-ASCII path, signed by a Python client (escaped) or a JS one (UTF-8).
-	uh := SignHeaders(alice, "GET", "/sessions/café", t0)
+	// A decoded non-ASCII path, signed escaped (Python) or as UTF-8 (JS).
+	uh := SignHeaders(alice, "GET", "/sessions/café", host.Address(), t0)
 	if _, err := v.VerifyHeaders(ctx, uh, "GET", "/sessions/café"); err != nil {
 		t.Errorf("non-ASCII path: %v", err)
 	}
-	js := []byte(`{"method":"GET","path":"/sessions/café","timestamp":1700000000}`)
+	uh.Del(HeaderNonce)
+	js := []byte(`{"method":"GET","path":"/sessions/café","timestamp":1700000000,"to":"` + host.Address() + `"}`)
 	uh.Set(HeaderSignature, hex.EncodeToString(alice.Sign(js)))
 	if m, err := v.VerifyHeaders(ctx, uh, "GET", "/sessions/café"); err != nil || m.Form != FormPythonUTF8 {
 		t.Errorf("UTF-8 signed path: %v", err)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/agenthost/agenthost/relay/relayserver"
@@ -15,13 +16,13 @@ import (
 func init() {
 	var (
 		port, maxConnsPerIP, maxSessions, maxAgents int
-		host                                        string
+		host, trustedProxies                        string
 		maxFrameMB                                  float64
 		trustProxy, debug                           bool
 	)
 	register(&Command{
 		Name:  "relay",
-		Usage: "[--port N] [--host ADDR] [--max-frame-mb N] [--trust-proxy]",
+		Usage: "[--port N] [--host ADDR] [--max-frame-mb N] [--trust-proxy] [--trusted-proxies CIDRS]",
 		Short: "run a relay: reach agents behind NAT, and discover them",
 		Long: `Runs an agenthost relay. Agents behind NAT keep one WebSocket open to
 ws://HOST:PORT/ws/announce (set relay_url in their host.yaml); clients reach
@@ -40,7 +41,8 @@ See docs/relay.md.`,
 			fs.IntVar(&maxConnsPerIP, "max-conns-per-ip", 256, "concurrent connections from one IP")
 			fs.IntVar(&maxSessions, "max-sessions-per-agent", 1024, "concurrent client sessions to one agent")
 			fs.IntVar(&maxAgents, "max-agents", 100000, "agents the relay remembers")
-			fs.BoolVar(&trustProxy, "trust-proxy", false, "take client IPs from X-Forwarded-For (only behind a proxy that sets it)")
+			fs.BoolVar(&trustProxy, "trust-proxy", false, "take client IPs from X-Forwarded-For: the right-most hop not a trusted proxy (only behind a proxy that appends to it)")
+			fs.StringVar(&trustedProxies, "trusted-proxies", "", "comma-separated IPs/CIDRs of the proxies in front of the relay (implies --trust-proxy; default: the direct peer only)")
 			fs.BoolVar(&debug, "debug", false, "log every refused ANNOUNCE and dropped peer (frame types and sizes only)")
 		},
 		Run: func(ctx context.Context, env *Env, args []string) error {
@@ -65,6 +67,7 @@ See docs/relay.md.`,
 				MaxSessionsPerAgent: maxSessions,
 				MaxAgents:           maxAgents,
 				TrustProxy:          trustProxy,
+				TrustedProxies:      splitList(trustedProxies),
 				Logger:              log,
 			})
 			if err != nil {
@@ -85,4 +88,15 @@ See docs/relay.md.`,
 			return nil
 		},
 	})
+}
+
+// splitList splits a comma-separated flag value, dropping empty entries.
+func splitList(v string) []string {
+	var out []string
+	for _, e := range strings.Split(v, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
 }

@@ -44,6 +44,9 @@ type clientConn struct {
 	p      *peer
 	agent  *agentConn
 	frames syncBucket
+	// signer is the verified signer of the first frame, "" if unsigned:
+	// only it may resume this session while it is live.
+	signer string
 }
 
 func (ac *agentConn) address() string {
@@ -64,6 +67,9 @@ func (ac *agentConn) addSession(cs *clientConn) (old *clientConn, err error) {
 		return nil, errAgentGone
 	case ac.sessions[cs.id] == nil && len(ac.sessions) >= ac.s.cfg.MaxSessionsPerAgent:
 		return nil, errSessionLimit
+	case ac.sessions[cs.id] != nil && (cs.signer == "" || ac.sessions[cs.id].signer != cs.signer):
+		// A live session is resumed only by the signer that opened it.
+		return nil, errSessionConflict
 	}
 	old = ac.sessions[cs.id]
 	ac.sessions[cs.id] = cs
@@ -74,8 +80,9 @@ func (ac *agentConn) addSession(cs *clientConn) (old *clientConn, err error) {
 }
 
 var (
-	errAgentGone    = errors.New("agent disconnected")
-	errSessionLimit = errors.New("agent session limit reached")
+	errAgentGone       = errors.New("agent disconnected")
+	errSessionLimit    = errors.New("agent session limit reached")
+	errSessionConflict = errors.New("session in use by another client")
 )
 
 func (ac *agentConn) session(id string) *clientConn {
@@ -152,10 +159,12 @@ func (s *Server) admit(w http.ResponseWriter, ip string) bool {
 // accept upgrades the request and registers the connection with the
 // server. The caller must call the returned release when done.
 func (s *Server) accept(w http.ResponseWriter, r *http.Request, kind string) (p *peer, release func(), ok bool) {
-	ip := clientIP(r, s.cfg.TrustProxy)
+	ip := clientIP(r, s.proxies)
 	if !s.admit(w, ip) {
 		return nil, nil, false
 	}
+	// A WebSocket lives past the HTTP read timeout.
+	http.NewResponseController(w).SetReadDeadline(time.Time{})
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		s.limits.release(ip)
@@ -391,10 +400,14 @@ func (s *Server) handleInput(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cs.id, cs.agent = sessionID(h), ac
+	cs.signer = s.signerOf(frame, addr)
 	old, err := ac.addSession(cs)
 	switch {
 	case errors.Is(err, errAgentGone):
 		refuse("agent_offline", fmt.Sprintf("agent %s is offline: it is not connected to this relay", addr))
+		return
+	case errors.Is(err, errSessionConflict):
+		refuse("session_conflict", "session "+cs.id+" is in use by another connection; only the identity that opened it may resume it while it is open (sign the first frame), or start a new session")
 		return
 	case err != nil:
 		refuse("session_limit", fmt.Sprintf("agent %s has too many sessions; retry later", addr))
@@ -461,6 +474,22 @@ func (cs *clientConn) toAgent(frame []byte) bool {
 	s.metrics.forwarded.inc("to_agent")
 	s.metrics.forwardedBytes.add("to_agent", int64(len(stamped)))
 	return true
+}
+
+// signerOf verifies a client's first frame and returns its signer, or ""
+// when it is unsigned, badly signed, addressed to another agent or a
+// replay of a first frame this relay saw: only a verified signer owns a
+// session (the agent checks the signature again, with its own ledger).
+func (s *Server) signerOf(frame []byte, agent string) string {
+	v, err := trust.NewVerifier(trust.VerifierConfig{Address: agent, Ledger: s.replay, Now: s.now, Window: s.cfg.ClockSkew})
+	if err != nil {
+		return ""
+	}
+	m, err := v.Verify(s.ctx, frame)
+	if err != nil {
+		return ""
+	}
+	return m.From
 }
 
 // sessionID picks the relay session id for a client's first frame: the

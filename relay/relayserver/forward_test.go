@@ -102,8 +102,9 @@ func TestSessionIDs(t *testing.T) {
 		}
 	}
 
+	owner := identity(t, 9)
 	a := newClient(t, s)
-	a.send(map[string]any{"type": "CONNECT", "to": id.Address(), "session_id": "my-session-1"})
+	a.send(signedConnect(t, owner, id.Address(), "my-session-1"))
 	if m := a.read(); m["session_id"] != "my-session-1" {
 		t.Errorf("named session: %v", m)
 	}
@@ -124,9 +125,11 @@ func TestSessionIDs(t *testing.T) {
 	}
 	next()
 
-	// Take-over of my-session-1.
+	// Take-over of my-session-1 by the identity that opened it.
 	a2 := newClient(t, s)
-	a2.send(map[string]any{"type": "CONNECT", "to": id.Address(), "session_id": "my-session-1", "n": 2})
+	second := signedConnect(t, owner, id.Address(), "my-session-1")
+	second["n"] = 2
+	a2.send(second)
 	if m := a.read(); m["type"] != relay.TypeError || !strings.Contains(m["message"].(string), "taken over") {
 		t.Errorf("old connection told %v", m)
 	}

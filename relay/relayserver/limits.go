@@ -1,6 +1,7 @@
 package relayserver
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -155,20 +156,84 @@ func (l *ipLimits) sweep(now time.Time) {
 	}
 }
 
-// clientIP returns the caller's IP: the first X-Forwarded-For entry when
-// the relay runs behind a trusted proxy, else the peer address.
-func clientIP(r *http.Request, trustProxy bool) string {
-	if trustProxy {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			first, _, _ := strings.Cut(xff, ",")
-			if ip := net.ParseIP(strings.TrimSpace(first)); ip != nil {
-				return ip.String()
+// proxies is who may tell the relay a client's address in
+// X-Forwarded-For.
+type proxies struct {
+	on   bool         // honour X-Forwarded-For at all
+	nets []*net.IPNet // trusted proxies; empty: only the direct peer
+}
+
+// newProxies builds the trusted proxies: IPs or CIDRs. With none listed
+// and on set, the direct peer alone is trusted (a relay behind one proxy).
+func newProxies(on bool, list []string) (proxies, error) {
+	p := proxies{on: on || len(list) > 0}
+	for _, e := range list {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		if !strings.Contains(e, "/") {
+			ip := net.ParseIP(e)
+			if ip == nil {
+				return p, fmt.Errorf("trusted proxy %q is not an IP address or CIDR", e)
 			}
+			bits := 128
+			if ip.To4() != nil {
+				ip, bits = ip.To4(), 32
+			}
+			p.nets = append(p.nets, &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)})
+			continue
+		}
+		_, n, err := net.ParseCIDR(e)
+		if err != nil {
+			return p, fmt.Errorf("trusted proxy %q is not an IP address or CIDR", e)
+		}
+		p.nets = append(p.nets, n)
+	}
+	return p, nil
+}
+
+func (p proxies) trusted(ip net.IP, peer bool) bool {
+	if len(p.nets) == 0 {
+		return peer
+	}
+	for _, n := range p.nets {
+		if n.Contains(ip) {
+			return true
 		}
 	}
+	return false
+}
+
+// clientIP returns the caller's IP. Behind trusted proxies it is the
+// right-most X-Forwarded-For hop that is not a trusted proxy: each proxy
+// appends the address it saw, so hops right of the client are proxies the
+// operator runs, and everything left of it is whatever the client wrote.
+func clientIP(r *http.Request, p proxies) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	cur := net.ParseIP(host)
+	if !p.on || cur == nil || !p.trusted(cur, true) {
+		return host
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		for _, h := range strings.Split(v, ",") {
+			hops = append(hops, strings.TrimSpace(h))
+		}
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		ip := net.ParseIP(hops[i])
+		if ip == nil {
+			// A hop no proxy of ours wrote: stop at the last one we trust.
+			return cur.String()
+		}
+		cur = ip
+		if !p.trusted(ip, false) {
+			return ip.String()
+		}
+	}
+	return cur.String()
 }

@@ -68,7 +68,12 @@ func TestRelayRestart(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // the relay is down for a while
 	restarted := startRelay(t, func(c *Config) { c.Addr = addr })
 	began := time.Now()
-	waitFor(t, "re-announced", func() bool { info, ok := restarted.reg.lookup(id.Address()); return ok && info.Online })
+	// Online at the relay, and the announcer has read ANNOUNCE_OK (which
+	// the relay sends just after registering it).
+	waitFor(t, "re-announced", func() bool {
+		info, ok := restarted.reg.lookup(id.Address())
+		return ok && info.Online && a.Status().Announced
+	})
 	if d := time.Since(began); d > 3*time.Second {
 		t.Errorf("re-announce took %s", d)
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/agenthost/agenthost/relay"
+	"github.com/agenthost/agenthost/trust"
 )
 
 // Config configures a relay. The zero value of every field means its
@@ -58,6 +59,10 @@ type Config struct {
 	// SilenceTimeout drops an agent that sent nothing for this long, and
 	// forgets a disconnected one after it (default 120 s).
 	SilenceTimeout time.Duration
+	// HTTPTimeouts bound the relay's HTTP server: reading headers (default
+	// 10 s), reading a whole request (30 s; WebSocket connections lift it
+	// once upgraded) and keep-alive idleness (2 minutes).
+	HTTPReadHeaderTimeout, HTTPReadTimeout, HTTPIdleTimeout time.Duration
 	// IdleTimeout closes a client session with no frames either way for
 	// this long (default 5 min).
 	IdleTimeout time.Duration
@@ -93,9 +98,14 @@ type Config struct {
 	AnnounceBurst int
 	// MaxAgents bounds the agents the relay remembers (default 100000).
 	MaxAgents int
-	// TrustProxy takes the client IP from X-Forwarded-For; set it only
-	// behind a proxy that sets that header.
+	// TrustProxy takes the client IP from X-Forwarded-For: the right-most
+	// hop that is not a trusted proxy. Set it only behind a proxy that
+	// appends to that header. With TrustedProxies empty, the direct peer
+	// is the one trusted proxy.
 	TrustProxy bool
+	// TrustedProxies lists the proxies (IP addresses or CIDRs) whose
+	// X-Forwarded-For hops are believed; setting it implies TrustProxy.
+	TrustedProxies []string
 	// SweepInterval is how often timeouts are checked (default 1 s).
 	SweepInterval time.Duration
 	// Logger receives connection events (default slog.Default()).
@@ -135,6 +145,9 @@ func (c *Config) setDefaults() {
 	defD(&c.FirstFrameTimeout, 30*time.Second)
 	defD(&c.SilenceTimeout, 120*time.Second)
 	defD(&c.IdleTimeout, 5*time.Minute)
+	defD(&c.HTTPReadHeaderTimeout, 10*time.Second)
+	defD(&c.HTTPReadTimeout, 30*time.Second)
+	defD(&c.HTTPIdleTimeout, 2*time.Minute)
 	defD(&c.ClockSkew, relay.DefaultClockSkew)
 	defD(&c.RestartSlack, 30*time.Second)
 	def(&c.MaxConnsPerIP, 256)
@@ -162,6 +175,10 @@ func (c *Config) setDefaults() {
 // Server is a relay. Create it with New, serve it with Start (or mount
 // Handler in your own server), and stop it with Shutdown.
 type Server struct {
+	proxies proxies
+	// replay remembers the signed first frames that opened sessions, so a
+	// captured one cannot claim a session again.
+	replay  *trust.MemoryLedger
 	cfg     Config
 	log     *slog.Logger
 	now     func() time.Time
@@ -192,8 +209,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxFrameSize < relay.MaxAnnounceSize {
 		return nil, fmt.Errorf("relayserver: MaxFrameSize %d is below the ANNOUNCE limit %d", cfg.MaxFrameSize, relay.MaxAnnounceSize)
 	}
+	px, err := newProxies(cfg.TrustProxy, cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("relayserver: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
+		proxies: px,
+		replay:  trust.NewMemoryLedger(cfg.Now),
 		cfg:     cfg,
 		log:     cfg.Logger,
 		now:     cfg.Now,
@@ -248,8 +271,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.listener = ln
 	s.httpSrv = &http.Server{
 		Handler:           s.mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: s.cfg.HTTPReadHeaderTimeout,
+		ReadTimeout:       s.cfg.HTTPReadTimeout,
+		IdleTimeout:       s.cfg.HTTPIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	srv := s.httpSrv

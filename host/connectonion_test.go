@@ -1,0 +1,125 @@
+package host_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agenthost/agenthost/host"
+	"github.com/agenthost/agenthost/relay"
+	"github.com/agenthost/agenthost/relay/relayserver"
+)
+
+// connectonionDir is where scripts/service-connectonion.sh installed the
+// reference TypeScript client; a missing one skips, or fails under CI.
+func connectonionDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("AGENTHOST_TEST_CONNECTONION")
+	if dir == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("AGENTHOST_TEST_CONNECTONION is not set: run scripts/service-connectonion.sh (make test does)")
+		}
+		t.Skip("the reference TypeScript client is not installed: run scripts/service-connectonion.sh")
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Fatalf("node: %v", err)
+	}
+	return dir
+}
+
+// runConnectonion runs testdata/connectonion/roundtrip.js in a fresh
+// directory (the client makes its own key) and returns its JSON line.
+func runConnectonion(t *testing.T, dir, mode, url, address string) map[string]any {
+	t.Helper()
+	script, err := filepath.Abs("testdata/connectonion/roundtrip.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", script, mode, url, address)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(dir, "node_modules"))
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("connectonion %s: %v\n%s%s", mode, err, out.String(), errb.String())
+	}
+	var m map[string]any
+	line := strings.TrimSpace(out.String())
+	if i := strings.LastIndexByte(line, '\n'); i >= 0 {
+		line = line[i+1:]
+	}
+	if err := json.Unmarshal([]byte(line), &m); err != nil {
+		t.Fatalf("connectonion output %q: %v (stderr %s)", out.String(), err, errb.String())
+	}
+	return m
+}
+
+// TestConnectonionClient: the reference TypeScript client (npm
+// "connectonion", which signs CONNECT only) completes a two-turn
+// conversation with an agenthost agent under trust open and careful,
+// directly and through an agenthost relay, with only the URL changed.
+func TestConnectonionClient(t *testing.T) {
+	dir := connectonionDir(t)
+	for _, level := range []string{"open", "careful"} {
+		t.Run(level+"/direct", func(t *testing.T) {
+			h := startTrustHost(t, t.TempDir(), host.WithTrust(level))
+			m := runConnectonion(t, dir, "direct", h.URL, h.Address())
+			checkRoundTrip(t, m)
+		})
+		t.Run(level+"/relay", func(t *testing.T) {
+			r, err := relayserver.New(relayserver.Config{Addr: "127.0.0.1:0", Logger: quietLogger()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				r.Shutdown(ctx)
+			})
+			d := t.TempDir()
+			s, err := host.New(factory("offline/demo"), host.WithDir(d), host.WithCoDir(d+"/.co"), host.WithLogger(quietLogger()),
+				host.WithPingInterval(time.Hour), host.WithTrust(level), host.WithRelayURL(r.URL()),
+				host.WithRelayOptions(relay.WithBackoff([]time.Duration{50 * time.Millisecond}, 0, time.Second)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts := httptest.NewServer(s.Handler())
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				s.Shutdown(ctx)
+				ts.Close()
+			})
+			deadline := time.Now().Add(20 * time.Second)
+			for st, _, _ := s.RelayStatus(); !st.Announced; st, _, _ = s.RelayStatus() {
+				if time.Now().After(deadline) {
+					t.Fatal("the agent did not announce on the relay")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			m := runConnectonion(t, dir, "relay", r.URL(), s.Address())
+			checkRoundTrip(t, m)
+		})
+	}
+}
+
+func checkRoundTrip(t *testing.T, m map[string]any) {
+	t.Helper()
+	first, _ := m["first"].(string)
+	second, _ := m["second"].(string)
+	if first == "" || !strings.Contains(second, "John") || m["session"] == nil {
+		t.Fatalf("round trip: %v", m)
+	}
+}
