@@ -528,7 +528,7 @@ func TestWSInputRightAfterOutput(t *testing.T) {
 			defer wg.Done()
 			w := dialWS(t, h)
 			w.send(map[string]any{"type": "INPUT", "prompt": "hello"})
-			for i := range 60 {
+			for i := range 25 {
 				m, _ := w.until("OUTPUT", "ERROR")
 				if m["type"] == "ERROR" {
 					t.Errorf("client %d: INPUT %d sent the instant OUTPUT arrived was refused: %v", c, i, m)
