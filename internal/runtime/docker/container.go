@@ -128,7 +128,7 @@ func env(spec runtime.Spec) []string {
 
 // createOptions builds the container of spec: everything the package
 // documentation promises about isolation is here.
-func (d *Driver) createOptions(spec runtime.Spec) (container.Config, container.HostConfig, network.NetworkingConfig, error) {
+func (d *Driver) createOptions(spec runtime.Spec, netID string) (container.Config, container.HostConfig, network.NetworkingConfig, error) {
 	port, ok := network.PortFrom(uint16(spec.Port), network.TCP)
 	if !ok {
 		return container.Config{}, container.HostConfig{}, network.NetworkingConfig{}, fmt.Errorf("docker: runtime %s: bad port %d", spec.ID, spec.Port)
@@ -153,7 +153,7 @@ func (d *Driver) createOptions(spec runtime.Spec) (container.Config, container.H
 	}
 	init := true
 	host := container.HostConfig{
-		NetworkMode: container.NetworkMode(d.opts.Network),
+		NetworkMode: container.NetworkMode(netID),
 		PortBindings: network.PortMap{port: {{
 			HostIP: d.opts.PublishIP, HostPort: strconv.Itoa(spec.Port),
 		}}},

@@ -166,8 +166,8 @@ type Driver struct {
 	ownsAPI bool
 	log     *slog.Logger
 
-	netOnce sync.Mutex
-	netOK   bool
+	netMu sync.Mutex
+	netID string // the runtimes' network, once EnsureNetwork found it
 
 	mu    sync.Mutex
 	locks runtime.IDLocks // serialize Start and Destroy of one runtime id

@@ -122,13 +122,18 @@ func ctx(t testing.TB) context.Context {
 // dir, so tests never list each other's runtimes.
 func newDriver(t testing.TB, c *client.Client, dir string, mod ...func(*Options)) *Driver {
 	t.Helper()
+	sum := sha256.Sum256([]byte(dir))
 	opts := Options{
 		Image: testImage, Client: c, Logger: quiet, OrphanGrace: -1,
-		Scope: fmt.Sprintf("test-%x", sha256.Sum256([]byte(dir))),
+		Scope: fmt.Sprintf("test-%x", sum),
+		// A network per test, so no test depends on (or races another
+		// test binary for) a network the engine may already have.
+		Network: fmt.Sprintf("agenthost-test-%x", sum[:8]),
 	}
 	for _, m := range mod {
 		m(&opts)
 	}
+	t.Cleanup(func() { removeNetworks(t, c, opts.Network) })
 	d, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -223,8 +228,19 @@ func TestContainerSettings(t *testing.T) {
 	if !slices.ContainsFunc(hc.SecurityOpt, func(s string) bool { return strings.HasPrefix(s, "no-new-privileges") }) {
 		t.Errorf("SecurityOpt = %v, want no-new-privileges", hc.SecurityOpt)
 	}
-	if hc.NetworkMode.IsHost() || string(hc.NetworkMode) != DefaultNetwork {
-		t.Errorf("NetworkMode = %s, want %s", hc.NetworkMode, DefaultNetwork)
+	netID, err := d.EnsureNetwork(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hc.NetworkMode.IsHost() || string(hc.NetworkMode) != netID || len(in.Container.NetworkSettings.Networks) != 1 || in.Container.NetworkSettings.Networks[d.opts.Network] == nil {
+		t.Errorf("NetworkMode = %s, networks %v; want only %s (%s)", hc.NetworkMode, in.Container.NetworkSettings.Networks, d.opts.Network, shortID(netID))
+	}
+	netIn, err := c.NetworkInspect(ctx(t), netID, client.NetworkInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if netIn.Network.Options["com.docker.network.bridge.enable_icc"] != "false" || netIn.Network.Internal {
+		t.Errorf("network options = %v, internal %v: want inter-container traffic off, egress on", netIn.Network.Options, netIn.Network.Internal)
 	}
 	for port, bs := range hc.PortBindings {
 		for _, b := range bs {
@@ -456,16 +472,13 @@ func TestNetworkRecreated(t *testing.T) {
 	c := engine(t)
 	ensureTestImage(t, c)
 	t.Parallel()
-	netName := fmt.Sprintf("agenthost-test-%d", os.Getpid())
+	netName := uniqueNetwork(t, c)
 	d := newDriver(t, c, t.TempDir(), func(o *Options) { o.Network = netName })
-	t.Cleanup(func() { c.NetworkRemove(context.Background(), netName, client.NetworkRemoveOptions{}) })
 	s := spec(t)
 	h := start(t, d, s)
 	if err := d.Destroy(ctx(t), h); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.NetworkRemove(ctx(t), netName, client.NetworkRemoveOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	removeNetworks(t, c, netName)
 	healthy(t, start(t, d, s))
 }

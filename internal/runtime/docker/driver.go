@@ -34,7 +34,8 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (*runtime.Handle,
 		return nil, err
 	}
 	defer d.locks.Lock(spec.ID)()
-	if err := d.ensureNetwork(ctx); err != nil {
+	netID, err := d.EnsureNetwork(ctx)
+	if err != nil {
 		return nil, err
 	}
 	name := ContainerName(spec.ID)
@@ -55,17 +56,17 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (*runtime.Handle,
 	if _, err := d.api.VolumeCreate(ctx, client.VolumeCreateOptions{Name: VolumeName(spec.ID), Labels: labels}); err != nil {
 		return nil, fmt.Errorf("docker: runtime %s: creating its workspace volume: %w", spec.ID, err)
 	}
-	cfg, host, netcfg, err := d.createOptions(spec)
+	cfg, host, netcfg, err := d.createOptions(spec, netID)
 	if err != nil {
 		return nil, err
 	}
 	id, err := d.createAndStart(ctx, spec, cfg, host, netcfg)
 	if isNetworkGone(err) {
-		// The network was removed behind the driver's back: make it again.
-		d.netOnce.Lock()
-		d.netOK = false
-		d.netOnce.Unlock()
-		if err = d.ensureNetwork(ctx); err == nil {
+		// The network was removed behind the driver's back (or by another
+		// driver healing duplicates): find or make it again.
+		d.forgetNetwork(netID)
+		if netID, err = d.EnsureNetwork(ctx); err == nil {
+			host.NetworkMode = container.NetworkMode(netID)
 			id, err = d.createAndStart(ctx, spec, cfg, host, netcfg)
 		}
 	}
@@ -415,39 +416,6 @@ func (d *Driver) List(ctx context.Context) ([]*runtime.Handle, error) {
 		out = append(out, &runtime.Handle{ID: id, Driver: Name, State: raw})
 	}
 	return out, nil
-}
-
-// ensureNetwork creates the runtimes' network when it is missing.
-func (d *Driver) ensureNetwork(ctx context.Context) error {
-	d.netOnce.Lock()
-	defer d.netOnce.Unlock()
-	if d.netOK {
-		return nil
-	}
-	name := d.opts.Network
-	switch name {
-	case "bridge", "none", "default":
-		d.netOK = true
-		return nil
-	}
-	if _, err := d.api.NetworkInspect(ctx, name, client.NetworkInspectOptions{}); err == nil {
-		d.netOK = true
-		return nil
-	} else if !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("docker: network %s: %w", name, err)
-	}
-	_, err := d.api.NetworkCreate(ctx, name, client.NetworkCreateOptions{
-		Driver: "bridge",
-		// Runtimes cannot reach each other; the host reaches each at its
-		// published port.
-		Options: map[string]string{"com.docker.network.bridge.enable_icc": "false"},
-		Labels:  map[string]string{LabelManaged: "true"},
-	})
-	if err != nil && !cerrdefs.IsConflict(err) && !strings.Contains(err.Error(), "already exists") {
-		return fmt.Errorf("docker: creating network %s: %w", name, err)
-	}
-	d.netOK = true
-	return nil
 }
 
 func parseTime(s string) time.Time {
