@@ -46,6 +46,8 @@ type Resources struct {
 	MemoryBytes int64
 	NanoCPUs    int64
 	PidsLimit   int64
+	// NoFile caps open files per process of the runtime (RLIMIT_NOFILE).
+	NoFile int64
 }
 
 // Handle is a started runtime. State is opaque to the caller, which

@@ -96,14 +96,17 @@ const DefaultImage = "agenthost-runtime:latest"
 const DefaultNetwork = "agenthost-runtimes"
 
 // DefaultResources are the limits of a runtime whose spec and options set
-// none: 1 GiB of memory, one CPU, 512 processes.
-var DefaultResources = Resources{MemoryBytes: 1 << 30, NanoCPUs: 1e9, PidsLimit: 512}
+// none: 1 GiB of memory, one CPU, 512 processes, 4096 open files per
+// process.
+var DefaultResources = Resources{MemoryBytes: 1 << 30, NanoCPUs: 1e9, PidsLimit: 512, NoFile: 4096}
 
 // Resources are a container's limits; zero fields take DefaultResources.
 type Resources struct {
 	MemoryBytes int64
 	NanoCPUs    int64
 	PidsLimit   int64
+	// NoFile is the container's RLIMIT_NOFILE (soft and hard).
+	NoFile int64
 }
 
 // Options configures a Driver. The zero value works against the local
@@ -168,6 +171,9 @@ type Driver struct {
 
 	netMu sync.Mutex
 	netID string // the runtimes' network, once EnsureNetwork found it
+
+	secMu  sync.Mutex
+	secOpt []string // the containers' SecurityOpt, once securityOptions made it
 
 	mu    sync.Mutex
 	locks runtime.IDLocks // serialize Start and Destroy of one runtime id
@@ -266,6 +272,9 @@ func (r Resources) or(def Resources) Resources {
 	}
 	if r.PidsLimit <= 0 {
 		r.PidsLimit = def.PidsLimit
+	}
+	if r.NoFile <= 0 {
+		r.NoFile = def.NoFile
 	}
 	return r
 }

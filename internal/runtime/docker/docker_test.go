@@ -205,10 +205,11 @@ func TestContainerSettings(t *testing.T) {
 	ensureTestImage(t, c)
 	t.Parallel()
 	d := newDriver(t, c, t.TempDir(), func(o *Options) {
-		o.Resources = Resources{MemoryBytes: 256 << 20, NanoCPUs: 5e8, PidsLimit: 64}
+		o.Resources = Resources{MemoryBytes: 256 << 20, NanoCPUs: 5e8, PidsLimit: 64, NoFile: 1024}
 	})
 	s := spec(t)
 	s.Resources.PidsLimit = 32 // the spec's limit wins over the options'
+	s.Resources.NoFile = 512
 	h := start(t, d, s)
 	healthy(t, h)
 	if want := fmt.Sprintf("http://127.0.0.1:%d", s.Port); h.Endpoint != want {
@@ -225,8 +226,27 @@ func TestContainerSettings(t *testing.T) {
 	if !slices.Contains(hc.CapDrop, "ALL") || len(hc.CapAdd) > 0 || hc.Privileged {
 		t.Errorf("CapDrop = %v, CapAdd = %v, Privileged = %v: want every capability dropped", hc.CapDrop, hc.CapAdd, hc.Privileged)
 	}
-	if !slices.ContainsFunc(hc.SecurityOpt, func(s string) bool { return strings.HasPrefix(s, "no-new-privileges") }) {
-		t.Errorf("SecurityOpt = %v, want no-new-privileges", hc.SecurityOpt)
+	if !slices.Contains(hc.SecurityOpt, "no-new-privileges:true") {
+		t.Errorf("SecurityOpt = %.200q, want no-new-privileges", hc.SecurityOpt)
+	}
+	profile, err := SeccompProfile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(hc.SecurityOpt, "seccomp="+string(profile)) {
+		t.Errorf("SecurityOpt = %.200q, want the driver's seccomp profile", hc.SecurityOpt)
+	}
+	if slices.ContainsFunc(hc.SecurityOpt, func(s string) bool { return s == "seccomp=unconfined" || s == "label=disable" }) {
+		t.Errorf("SecurityOpt = %.200q: a confinement is off", hc.SecurityOpt)
+	}
+	if hc.MaskedPaths == nil || len(hc.MaskedPaths) != 0 || hc.ReadonlyPaths == nil || len(hc.ReadonlyPaths) != 0 {
+		t.Errorf("MaskedPaths = %v, ReadonlyPaths = %v: want systempaths=unconfined (both empty) so bubblewrap can mount /proc", hc.MaskedPaths, hc.ReadonlyPaths)
+	}
+	if len(hc.Ulimits) != 1 || hc.Ulimits[0].Name != "nofile" || hc.Ulimits[0].Hard != 512 || hc.Ulimits[0].Soft != 512 {
+		t.Errorf("Ulimits = %v, want nofile 512", hc.Ulimits)
+	}
+	if hc.UsernsMode != "" || hc.PidMode != "" || hc.IpcMode.IsHost() || hc.UTSMode.IsHost() {
+		t.Errorf("namespaces shared with the host: userns %q pid %q ipc %q uts %q", hc.UsernsMode, hc.PidMode, hc.IpcMode, hc.UTSMode)
 	}
 	netID, err := d.EnsureNetwork(ctx(t))
 	if err != nil {
@@ -281,7 +301,7 @@ func TestContainerSettings(t *testing.T) {
 		}
 	}
 	env := runtimetest.Env(t, h)
-	if env["ANTHROPIC_API_KEY"] != "sk-test" || env["AGENTHOST_WORKSPACE"] != Workspace || env[EnvHost] != "0.0.0.0" {
+	if env["ANTHROPIC_API_KEY"] != "sk-test" || env["AGENTHOST_WORKSPACE"] != Workspace || env[EnvHost] != "0.0.0.0" || env["AGENTHOST_DATA_DIR"] != DataDir {
 		t.Errorf("environment: %v", env)
 	}
 	top, err := c.ContainerTop(ctx(t), in.Container.ID, client.ContainerTopOptions{Arguments: []string{"-o", "pid,uid,comm"}})

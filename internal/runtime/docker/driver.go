@@ -53,10 +53,16 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (*runtime.Handle,
 	}
 	labels := d.labels(spec)
 	delete(labels, LabelPort)
-	if _, err := d.api.VolumeCreate(ctx, client.VolumeCreateOptions{Name: VolumeName(spec.ID), Labels: labels}); err != nil {
-		return nil, fmt.Errorf("docker: runtime %s: creating its workspace volume: %w", spec.ID, err)
+	for _, v := range []struct{ name, what string }{{VolumeName(spec.ID), "workspace"}, {DataVolumeName(spec.ID), "data"}} {
+		if _, err := d.api.VolumeCreate(ctx, client.VolumeCreateOptions{Name: v.name, Labels: labels}); err != nil {
+			return nil, fmt.Errorf("docker: runtime %s: creating its %s volume: %w", spec.ID, v.what, err)
+		}
 	}
-	cfg, host, netcfg, err := d.createOptions(spec, netID)
+	secOpt, err := d.securityOptions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cfg, host, netcfg, err := d.createOptions(spec, netID, secOpt)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +79,7 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (*runtime.Handle,
 	if err != nil {
 		return nil, err
 	}
-	raw, err := json.Marshal(state{Container: id, Volume: VolumeName(spec.ID), Port: spec.Port})
+	raw, err := json.Marshal(state{Container: id, Volume: VolumeName(spec.ID), Data: DataVolumeName(spec.ID), Port: spec.Port})
 	if err != nil {
 		return nil, err
 	}
@@ -235,8 +241,10 @@ func (d *Driver) Destroy(ctx context.Context, h *runtime.Handle) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := d.removeVolume(ctx, st.Volume); err != nil {
-		errs = append(errs, err)
+	for _, v := range []string{st.Volume, st.Data} {
+		if err := d.removeVolume(ctx, v); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("docker: destroying runtime %s: %w", h.ID, err)
@@ -395,7 +403,7 @@ func (d *Driver) List(ctx context.Context) ([]*runtime.Handle, error) {
 		}
 		seen[id] = true
 		port, _ := strconv.Atoi(c.Labels[LabelPort])
-		raw, _ := json.Marshal(state{Container: c.ID, Volume: VolumeName(id), Port: port})
+		raw, _ := json.Marshal(state{Container: c.ID, Volume: VolumeName(id), Data: DataVolumeName(id), Port: port})
 		h := &runtime.Handle{ID: id, Driver: Name, State: raw}
 		if port > 0 {
 			h.Endpoint = "http://" + net.JoinHostPort(d.opts.EndpointHost, strconv.Itoa(port))
@@ -412,10 +420,50 @@ func (d *Driver) List(ctx context.Context) ([]*runtime.Handle, error) {
 			continue
 		}
 		seen[id] = true
-		raw, _ := json.Marshal(state{Container: ContainerName(id), Volume: v.Name})
+		raw, _ := json.Marshal(state{Container: ContainerName(id), Volume: VolumeName(id), Data: DataVolumeName(id)})
 		out = append(out, &runtime.Handle{ID: id, Driver: Name, State: raw})
 	}
 	return out, nil
+}
+
+// securityOptions returns the containers' SecurityOpt, made once:
+// no-new-privileges; the seccomp profile (Docker's default plus what
+// bubblewrap needs, SeccompProfile); and, when the engine confines
+// containers with AppArmor, apparmor=unconfined, since Docker's AppArmor
+// profile forbids the mounts bubblewrap makes.
+func (d *Driver) securityOptions(ctx context.Context) ([]string, error) {
+	d.secMu.Lock()
+	defer d.secMu.Unlock()
+	if d.secOpt != nil {
+		return d.secOpt, nil
+	}
+	profile, err := SeccompProfile()
+	if err != nil {
+		return nil, err
+	}
+	info, err := d.api.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("docker: engine info: %w", err)
+	}
+	opts := []string{"no-new-privileges:true", "seccomp=" + string(profile)}
+	if engineHasAppArmor(info.Info.SecurityOptions) {
+		opts = append(opts, "apparmor=unconfined")
+	}
+	d.secOpt = opts
+	return opts, nil
+}
+
+// engineHasAppArmor reads the engine's security options ("name=apparmor",
+// "name=seccomp,profile=default", ...).
+func engineHasAppArmor(secOpts []string) bool {
+	for _, o := range secOpts {
+		for _, kv := range strings.Split(o, ",") {
+			if kv == "name=apparmor" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func parseTime(s string) time.Time {
