@@ -150,6 +150,11 @@ func (d *Driver) createOptions(spec runtime.Spec, netID string, secOpt []string)
 	}
 	r := spec.Resources
 	res := Resources{r.MemoryBytes, r.NanoCPUs, r.PidsLimit, r.NoFile}.or(d.opts.Resources)
+	// The tools' own open-files limit (set by the runtime) cannot exceed
+	// the container's.
+	if n, err := strconv.ParseInt(spec.Env["AGENTHOST_NOFILE_LIMIT"], 10, 64); err == nil && n > res.NoFile {
+		res.NoFile = n
+	}
 	stopTimeout := 3
 	cfg := container.Config{
 		Image:        image,
