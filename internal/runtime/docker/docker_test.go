@@ -29,7 +29,37 @@ func TestMain(m *testing.M) {
 	if fakeImage.dir != "" {
 		os.RemoveAll(fakeImage.dir)
 	}
+	removeBuiltImages()
 	os.Exit(code)
+}
+
+// builtImages are the tags the tests built; TestMain removes them (the
+// base stays: it is a cache, and scripts/service-docker.sh makes it).
+var builtImages struct {
+	sync.Mutex
+	tags []string
+}
+
+func builtImage(tag string) {
+	builtImages.Lock()
+	defer builtImages.Unlock()
+	builtImages.tags = append(builtImages.tags, tag)
+}
+
+func removeBuiltImages() {
+	builtImages.Lock()
+	defer builtImages.Unlock()
+	if len(builtImages.tags) == 0 {
+		return
+	}
+	c, err := NewClient()
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	for _, tag := range builtImages.tags {
+		c.ImageRemove(context.Background(), tag, client.ImageRemoveOptions{Force: true})
+	}
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -106,6 +136,7 @@ func ensureTestImage(t testing.TB, c *client.Client) {
 		Tag: testImage, Binary: fakeRuntimeBinary(t), BinaryName: "fakeruntime",
 		Cmd: []string{"fakeruntime"}, Progress: &progress,
 	})
+	builtImage(testImage)
 	if err != nil {
 		t.Fatalf("building %s: %v\n%s", testImage, err, progress.String())
 	}

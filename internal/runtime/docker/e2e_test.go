@@ -39,6 +39,7 @@ func buildRuntimeImage(t *testing.T, c *client.Client) {
 		t.Fatalf("%v\n%s", err, progress.String())
 	}
 	defer cleanup()
+	builtImage(e2eImage)
 	if _, err := BuildImage(bctx, c, ImageSpec{Tag: e2eImage, Base: base, Binary: bin, Progress: &progress}); err != nil {
 		t.Fatalf("%v\n%s", err, progress.String())
 	}

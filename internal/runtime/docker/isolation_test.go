@@ -77,6 +77,7 @@ func ensureDebianTestImage(t *testing.T, c *client.Client) {
 	}); err != nil {
 		t.Fatalf("building %s: %v\n%s", debianTestImage, err, progress.String())
 	}
+	builtImage(debianTestImage)
 	debianOnce.done = true
 }
 
@@ -151,6 +152,8 @@ func TestIsolationInContainer(t *testing.T) {
 		{"data directory is not in the workspace", []string{"bash", "-c", "test ! -e /workspace/.agenthost && mountpoint -q " + DataDir + " && mountpoint -q /workspace && echo separate"}, "separate"},
 		{"workspace owned by the runtime's user", []string{"stat", "-c", "%u", Workspace}, fmt.Sprint(UID)},
 		{"open files limit", []string{"bash", "-c", "ulimit -n"}, "2048"},
+		{"/proc/sys not writable", []string{"bash", "-c", "(echo agenthost-probe > /proc/sys/kernel/hostname) 2>/dev/null && echo writable || echo refused"}, "refused"},
+		{"/proc/sysrq-trigger not writable", []string{"bash", "-c", "(echo h > /proc/sysrq-trigger) 2>/dev/null && echo writable || echo refused"}, "refused"},
 		{"read-only root", []string{"bash", "-c", "touch /usr/probe 2>/dev/null && echo writable || echo read-only"}, "read-only"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
