@@ -204,7 +204,14 @@ func (d *Driver) createOptions(spec runtime.Spec, netID string, secOpt []string)
 			Ulimits:    []*container.Ulimit{{Name: "nofile", Soft: res.NoFile, Hard: res.NoFile}},
 		},
 	}
-	return cfg, host, network.NetworkingConfig{}, nil
+	// The endpoint names the network by id too: the engine looks the
+	// network up again when the container starts, by name unless told
+	// its id, and a name can be ambiguous (see EnsureNetwork).
+	netcfg := network.NetworkingConfig{}
+	if !container.NetworkMode(netID).IsDefault() && !container.NetworkMode(netID).IsBridge() && !container.NetworkMode(netID).IsNone() {
+		netcfg.EndpointsConfig = map[string]*network.EndpointSettings{netID: {NetworkID: netID}}
+	}
+	return cfg, host, netcfg, nil
 }
 
 // exitResult turns a container's exit into the runtime's convention.

@@ -72,8 +72,9 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (*runtime.Handle,
 		// driver healing duplicates): find or make it again.
 		d.forgetNetwork(netID)
 		if netID, err = d.EnsureNetwork(ctx); err == nil {
-			host.NetworkMode = container.NetworkMode(netID)
-			id, err = d.createAndStart(ctx, spec, cfg, host, netcfg)
+			if cfg, host, netcfg, err = d.createOptions(spec, netID, secOpt); err == nil {
+				id, err = d.createAndStart(ctx, spec, cfg, host, netcfg)
+			}
 		}
 	}
 	if err != nil {

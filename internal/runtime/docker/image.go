@@ -265,7 +265,8 @@ func buildContext(spec ImageSpec) ([]byte, error) {
 }
 
 // CheckStatic reports whether path is a statically linked Linux ELF
-// executable, which is all a FROM scratch image can run.
+// executable: what a FROM scratch image can run, and what runs on any
+// base whatever its C library.
 func CheckStatic(path string) error {
 	f, err := elf.Open(path)
 	if err != nil {
@@ -274,7 +275,7 @@ func CheckStatic(path string) error {
 	defer f.Close()
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
-			return fmt.Errorf("docker: image: %s is dynamically linked; a FROM scratch image needs a static binary (build it with CGO_ENABLED=0)", path)
+			return fmt.Errorf("docker: image: %s is dynamically linked; the runtime image needs a static binary (build it with CGO_ENABLED=0)", path)
 		}
 	}
 	return nil

@@ -136,10 +136,13 @@ func TestIsolationInContainer(t *testing.T) {
 		{"no bounding capabilities", []string{"grep", "^CapBnd:", "/proc/self/status"}, "CapBnd:\t0000000000000000"},
 		{"no_new_privs", []string{"grep", "^NoNewPrivs:", "/proc/self/status"}, "NoNewPrivs:\t1"},
 		{"seccomp filter", []string{"grep", "^Seccomp:", "/proc/self/status"}, "Seccomp:\t2"},
-		{"bubblewrap sandbox", []string{"bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true"}, ""},
-		{"bubblewrap sees only its own processes", []string{"bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev",
-			"bash", "-c", "n=0; for p in /proc/[0-9]*/comm; do c=$(cat $p 2>/dev/null); case $c in fakeruntime|docker-init) echo seen $c;; esac; n=$((n+1)); done; echo processes $n; echo done"}, "done"},
-		{"bubblewrap uid inside", []string{"bwrap", "--unshare-all", "--uid", "1000", "--gid", "1000", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "id", "-u"}, "1000"},
+		// bwrap --die-with-parent dies with its parent; under docker exec
+		// that is runc, which exits once the process runs, so bwrap runs
+		// under a shell that waits for it (as under the agent loop).
+		{"bubblewrap sandbox", underShell(bwrapAll + " true"), ""},
+		{"bubblewrap sees only its own processes", underShell(bwrapAll + ` bash -c 'for p in /proc/[0-9]*/comm; do c=$(cat $p 2>/dev/null); case $c in fakeruntime|docker-init) echo seen $c;; esac; done; echo done'`), "done"},
+		{"bubblewrap uid inside", underShell("bwrap --unshare-all --die-with-parent --uid 1000 --gid 1000 --ro-bind / / --proc /proc --dev /dev id -u"), "1000"},
+		{"bubblewrap network: loopback only", underShell(bwrapAll + ` bash -c 'echo ifs: $(tail -n +3 /proc/net/dev | cut -d: -f1)'`), "ifs: lo"},
 		{"bash", []string{"bash", "-c", "echo ok"}, "ok"},
 		{"git", []string{"git", "--version"}, ""},
 		{"curl", []string{"curl", "--version"}, ""},
@@ -216,6 +219,14 @@ func TestDataVolume(t *testing.T) {
 	if _, err := c.VolumeInspect(ctx(t), DataVolumeName(s.ID), client.VolumeInspectOptions{}); err == nil {
 		t.Error("data volume left after Destroy of a bare handle")
 	}
+}
+
+// bwrapAll is the sandbox the brief names: every namespace, a fresh /proc.
+const bwrapAll = "bwrap --unshare-all --die-with-parent --ro-bind / / --proc /proc --dev /dev"
+
+// underShell runs a command line under bash, which waits for it.
+func underShell(cmdline string) []string {
+	return []string{"bash", "-c", cmdline + "; exit $?"}
 }
 
 func hasLine(out, want string) bool {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	"github.com/agenthost/agenthost/internal/runtime"
@@ -202,5 +203,53 @@ func TestNetworkInUseKept(t *testing.T) {
 	// The first runtime was not disturbed.
 	if st, err := d1.Inspect(ctx(t), h1); err != nil || st.State != runtime.StateRunning {
 		t.Errorf("first runtime: %v, %v", st.State, err)
+	}
+}
+
+// TestNetworkAmbiguousName: while the engine has two networks of the
+// runtimes' network name that cannot be removed (here an operator's, in
+// use, beside the driver's), containers still start: the engine is given
+// the network's id, never its ambiguous name.
+func TestNetworkAmbiguousName(t *testing.T) {
+	c := engine(t)
+	ensureTestImage(t, c)
+	t.Parallel()
+	netName := uniqueNetwork(t, c)
+	// An operator's network of that name, with a container on it.
+	op, err := c.NetworkCreate(ctx(t), netName, client.NetworkCreateOptions{Driver: "bridge"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := spec(t)
+	created, err := c.ContainerCreate(ctx(t), client.ContainerCreateOptions{
+		Name: ContainerName(s.ID), Config: &container.Config{Image: testImage, Cmd: []string{"fakeruntime"}, Env: []string{"AGENTHOST_PORT=8000"}},
+		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(op.ID)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.ContainerRemove(context.Background(), created.ID, client.ContainerRemoveOptions{Force: true}) })
+	if _, err := c.ContainerStart(ctx(t), created.ID, client.ContainerStartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The driver's own network of the same name.
+	ours, err := c.NetworkCreate(ctx(t), netName, client.NetworkCreateOptions{
+		Driver: "bridge", Labels: map[string]string{LabelManaged: "true", LabelNetwork: netName},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDriver(t, c, t.TempDir(), func(o *Options) { o.Network = netName })
+	h := start(t, d, spec(t))
+	healthy(t, h)
+	in, err := c.ContainerInspect(ctx(t), decodeState(h).Container, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ep := in.Container.NetworkSettings.Networks[netName]; ep == nil || ep.NetworkID != ours.ID {
+		t.Errorf("the runtime is on %+v, want the driver's network %s", in.Container.NetworkSettings.Networks, shortID(ours.ID))
+	}
+	if got := networksNamed(t, c, netName); len(got) != 2 {
+		t.Errorf("%d networks named %s, want 2 (the operator's is never removed)", len(got), netName)
 	}
 }
