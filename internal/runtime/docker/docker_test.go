@@ -210,6 +210,7 @@ func spec(t testing.TB, args ...string) runtime.Spec {
 // start starts s on d and destroys the runtime when the test ends.
 func start(t *testing.T, d *Driver, s runtime.Spec) *runtime.Handle {
 	t.Helper()
+	destroyAtEnd(t, d, s.ID)
 	h, err := d.Start(ctx(t), s)
 	if err != nil {
 		t.Fatalf("Start: %v", err)
@@ -220,6 +221,16 @@ func start(t *testing.T, d *Driver, s runtime.Spec) *runtime.Handle {
 		d.Destroy(c, h)
 	})
 	return h
+}
+
+// destroyAtEnd removes runtime id's container and volumes when the test
+// ends, whether or not its Start succeeded.
+func destroyAtEnd(t *testing.T, d *Driver, id string) {
+	t.Cleanup(func() {
+		c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		d.Destroy(c, &runtime.Handle{ID: id, Driver: Name})
+	})
 }
 
 func healthy(t *testing.T, h *runtime.Handle) {

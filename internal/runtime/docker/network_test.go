@@ -79,6 +79,7 @@ func TestNetworkRace(t *testing.T) {
 	for i := range drivers {
 		drivers[i] = newDriver(t, c, t.TempDir(), func(o *Options) { o.Network = netName })
 		specs[i] = spec(t)
+		destroyAtEnd(t, drivers[i], specs[i].ID)
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, n)
@@ -221,6 +222,7 @@ func TestNetworkAmbiguousName(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := spec(t)
+	destroyAtEnd(t, newDriver(t, c, t.TempDir()), s.ID)
 	created, err := c.ContainerCreate(ctx(t), client.ContainerCreateOptions{
 		Name: ContainerName(s.ID), Config: &container.Config{Image: testImage, Cmd: []string{"fakeruntime"}, Env: []string{"AGENTHOST_PORT=8000"}},
 		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(op.ID)},
@@ -228,7 +230,9 @@ func TestNetworkAmbiguousName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.ContainerRemove(context.Background(), created.ID, client.ContainerRemoveOptions{Force: true}) })
+	t.Cleanup(func() {
+		c.ContainerRemove(context.Background(), created.ID, client.ContainerRemoveOptions{Force: true})
+	})
 	if _, err := c.ContainerStart(ctx(t), created.ID, client.ContainerStartOptions{}); err != nil {
 		t.Fatal(err)
 	}
