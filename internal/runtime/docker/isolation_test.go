@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -321,14 +322,9 @@ func TestNetworkReach(t *testing.T) {
 	}
 }
 
-// serveCanary answers every connection with a fixed HTTP response.
+// serveCanary answers every request with "host-canary" until ln closes.
 func serveCanary(ln net.Listener) {
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		conn.Write([]byte("HTTP/1.0 200 OK\r\n\r\nhost-canary\n"))
-		conn.Close()
-	}
+	http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "host-canary\n")
+	}))
 }
