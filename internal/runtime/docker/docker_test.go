@@ -505,11 +505,20 @@ func TestCrashLogs(t *testing.T) {
 	h := start(t, d, spec(t, "-exit-code", "7", "-exit-after", "100ms"))
 	res, err := d.Wait(ctx(t), h)
 	if err != nil || res.ExitCode != 7 || res.Err != nil {
-		t.Fatalf("Wait = %+v, %v; want exit code 7", res, err)
+		st, _ := d.Inspect(ctx(t), h)
+		t.Fatalf("Wait = %+v, %v; want exit code 7; last lines %q", res, err, st.Logs)
 	}
-	st, err := d.Inspect(ctx(t), h)
-	if err != nil {
-		t.Fatal(err)
+	// The engine collects a container's output asynchronously: its last
+	// line can reach the log a moment after the exit.
+	var st runtime.Status
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		st, err = d.Inspect(ctx(t), h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(strings.Join(st.Logs, "\n"), "exiting with code 7") || time.Now().After(deadline) {
+			break
+		}
 	}
 	if st.State != runtime.StateExited || st.ExitCode != 7 || len(st.Logs) != 2 || !strings.Contains(strings.Join(st.Logs, "\n"), "exiting with code 7") {
 		t.Errorf("Inspect = %+v, want exited 7 with the last 2 lines", st)
