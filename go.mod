@@ -22,6 +22,7 @@ require (
 	github.com/opencontainers/runtime-spec v1.2.1
 	golang.org/x/sys v0.49.0
 	modernc.org/sqlite v1.61.1
+	mvdan.cc/sh/v3 v3.14.1
 )
 
 require (

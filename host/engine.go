@@ -355,9 +355,9 @@ func (e *engine) answer(id string, caller Caller, a answer) error {
 		return errNotWaiting
 	}
 	ls.mu.Lock()
-	r := ls.run
+	r, owner := ls.run, ls.owner
 	ls.mu.Unlock()
-	if r == nil || ls.owner != caller.Address {
+	if r == nil || owner != caller.Address {
 		return errNotWaiting
 	}
 	return r.deliver(a)

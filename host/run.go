@@ -185,11 +185,15 @@ func (e *engine) start(ctx context.Context, in runInput, sub *subscriber) (*runH
 	go func() {
 		defer e.runs.Done()
 		defer cancel(nil)
-		h.out = e.execute(runCtx, ls, run, row, sess, input, in)
+		out, finish := e.execute(runCtx, ls, run, row, sess, input, in)
+		h.out = out
 		<-e.slots
 		ls.mu.Lock()
 		ls.run = nil
 		ls.mu.Unlock()
+		// OUTPUT (or ERROR) goes out only now: a client that answers it at
+		// once, as the seed's app.js does, finds the session free.
+		finish()
 		e.release(ls)
 		close(h.done)
 	}()
@@ -197,8 +201,10 @@ func (e *engine) start(ctx context.Context, in runInput, sub *subscriber) (*runH
 }
 
 // execute runs the agent on a fresh instance from the factory and records
-// every step.
-func (e *engine) execute(ctx context.Context, ls *liveSession, run *activeRun, row store.Session, sess *Session, input *llm.Message, in runInput) outcome {
+// every step. The run's last event (OUTPUT or ERROR) is left to finish,
+// which the caller calls once the session's run slot is free; finish also
+// waits until every event is delivered.
+func (e *engine) execute(ctx context.Context, ls *liveSession, run *activeRun, row store.Session, sess *Session, input *llm.Message, in runInput) (outcome, func()) {
 	rt := e.srv.current()
 	start := e.now()
 	conv := agent.Conversation{Messages: sess.Messages[:len(sess.Messages)-1]}
@@ -206,7 +212,6 @@ func (e *engine) execute(ctx context.Context, ls *liveSession, run *activeRun, r
 	var res *agent.Result
 
 	pub := e.newPublisher(ls)
-	defer pub.close()
 	emit := func(typ string, fields map[string]any) {
 		fields["type"] = typ
 		fields["session_id"] = ls.id
@@ -312,12 +317,17 @@ func (e *engine) execute(ctx context.Context, ls *liveSession, run *activeRun, r
 			msg = "run failed: " + out.Err.Error()
 		}
 		e.log.Warn("run failed", "session", ls.id, "err", out.Err)
-		emit("ERROR", map[string]any{"message": msg, "code": "run_failed"})
-		return out
+		return out, func() {
+			emit("ERROR", map[string]any{"message": msg, "code": "run_failed"})
+			pub.close()
+		}
 	}
-	emit("OUTPUT", map[string]any{"result": out.Result, "duration_ms": out.Duration.Milliseconds(),
-		"status": string(out.Status), "session": sess, "chat_items": chatItems(sess.Messages)})
-	return out
+	final := map[string]any{"result": out.Result, "duration_ms": out.Duration.Milliseconds(),
+		"status": string(out.Status), "session": sess, "chat_items": chatItems(sess.Messages)}
+	return out, func() {
+		emit("OUTPUT", final)
+		pub.close()
+	}
 }
 
 // rawArgs keeps valid JSON arguments as they are and wraps anything else

@@ -74,6 +74,14 @@ func (s *Server) ServeFrames(ctx context.Context, fc FrameConn, info ConnInfo) e
 	c := &wsConn{s: s, fc: fc, info: info, ctx: ctx, started: make(chan startResult, 1)}
 	defer func() {
 		cancel()
+		if c.starting {
+			// The client left while a run was being admitted: its start
+			// still reports, and a subscriber it attached must be let go,
+			// or the session stays live forever.
+			if r := <-c.started; r.sub != nil && r.sub != c.sub {
+				s.eng.unsubscribe(r.sub.ls, r.sub)
+			}
+		}
 		if c.sub != nil {
 			s.eng.unsubscribe(c.sub.ls, c.sub)
 		}
@@ -200,7 +208,9 @@ func (c *wsConn) sendEvent(ev event) error {
 // resubscribe catches up a subscriber that fell behind from the store.
 func (c *wsConn) resubscribe() error {
 	ls := c.sub.ls
+	ls.mu.Lock()
 	owner := ls.owner
+	ls.mu.Unlock()
 	c.s.eng.unsubscribe(ls, c.sub)
 	c.sub = newSubscriber()
 	return c.attach(c.sessionID, owner, c.lastSent)
@@ -322,8 +332,8 @@ func (c *wsConn) connect(b []byte) error {
 
 // connectAs completes an admitted CONNECT.
 func (c *wsConn) connectAs(caller Caller, f *connectFrame) error {
-	if c.starting {
-		return ErrBusy
+	if err := c.awaitStart(); err != nil {
+		return err
 	}
 	c.caller = &caller
 	if c.sub != nil {
@@ -418,8 +428,8 @@ func (c *wsConn) input(b []byte) error {
 
 // inputAs starts the run of an admitted INPUT as c.caller.
 func (c *wsConn) inputAs(f *inputFrame) error {
-	if c.starting {
-		return ErrBusy
+	if err := c.awaitStart(); err != nil {
+		return err
 	}
 	rt := c.s.current()
 	parts, err := attachments(rt.cfg, f.Images, f.Files)
@@ -443,6 +453,22 @@ func (c *wsConn) inputAs(f *inputFrame) error {
 		c.started <- startResult{h: h, sub: sub, err: err}
 	}()
 	return nil
+}
+
+// awaitStart settles a start still in flight before the next frame acts
+// on the connection's session: a fast run can deliver its OUTPUT before the
+// loop has seen that its start returned, and a client answering that
+// OUTPUT at once must not be refused as busy.
+func (c *wsConn) awaitStart() error {
+	if !c.starting {
+		return nil
+	}
+	select {
+	case r := <-c.started:
+		return c.onStarted(r)
+	case <-c.ctx.Done():
+		return c.ctx.Err()
+	}
 }
 
 // onStarted adopts a started run's session and subscriber.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -513,4 +514,48 @@ func TestGateBuilder(t *testing.T) {
 	// The built gate is in force: strict, but addrGate admits everyone.
 	code, m := post(t, h, map[string]any{"prompt": "hi"})
 	wantStatus(t, code, 200, m)
+}
+
+// A client that answers OUTPUT at once — as the seed's app.js does — must
+// never find the session busy: the run slot is free before OUTPUT is sent.
+// Several such clients at once make the window easy to hit.
+func TestWSInputRightAfterOutput(t *testing.T) {
+	h := startHost(t, "offline/demo")
+	var wg sync.WaitGroup
+	for c := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := dialWS(t, h)
+			w.send(map[string]any{"type": "INPUT", "prompt": "hello"})
+			for i := range 60 {
+				m, _ := w.until("OUTPUT", "ERROR")
+				if m["type"] == "ERROR" {
+					t.Errorf("client %d: INPUT %d sent the instant OUTPUT arrived was refused: %v", c, i, m)
+					return
+				}
+				w.send(map[string]any{"type": "INPUT", "prompt": fmt.Sprintf("message %d", i)})
+			}
+			w.until("OUTPUT")
+		}()
+	}
+	wg.Wait()
+}
+
+// A client that leaves while its INPUT is still being admitted leaves no
+// live session behind once the run has ended.
+func TestWSLeaveDuringStart(t *testing.T) {
+	h := startHost(t, "offline/demo")
+	for i := range 50 {
+		w := dialWS(t, h)
+		w.send(map[string]any{"type": "INPUT", "prompt": fmt.Sprintf("hello %d", i)})
+		w.c.CloseNow()
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for host.LiveSessions(h.Server) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions still live after every client left and every run ended", host.LiveSessions(h.Server))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

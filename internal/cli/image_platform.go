@@ -10,8 +10,6 @@ import (
 	"log/slog"
 	"time"
 
-	units "github.com/docker/go-units"
-
 	"github.com/agenthost/agenthost/internal/runtime"
 	"github.com/agenthost/agenthost/internal/runtime/docker"
 )
@@ -22,27 +20,17 @@ const dockerCommand = "agenthost serve --role coding"
 // dockerFlags declares the Docker driver's flags of `agenthost platform`.
 func dockerFlags(fs *flag.FlagSet, o *platformFlags) {
 	fs.StringVar(&o.image, "image", docker.DefaultImage, "runtime image (--driver docker; build it with `agenthost image build`)")
-	fs.StringVar(&o.memory, "runtime-memory", "1g", "memory limit of each runtime (--driver docker)")
-	fs.Float64Var(&o.cpus, "runtime-cpus", 1, "CPU limit of each runtime (--driver docker)")
-	fs.Int64Var(&o.pids, "runtime-pids", 512, "process limit of each runtime (--driver docker)")
 }
 
 // newDockerDriver makes the Docker driver from the platform's flags and
 // checks that the engine answers and has the image.
-func newDockerDriver(o *platformFlags, log *slog.Logger) (runtime.Driver, io.Closer, error) {
-	mem, err := units.RAMInBytes(o.memory)
-	if err != nil || mem <= 0 {
-		return nil, nil, Usagef("--runtime-memory %q: want a size such as 512m or 2g", o.memory)
-	}
-	if o.cpus <= 0 || o.pids <= 0 {
-		return nil, nil, Usagef("--runtime-cpus and --runtime-pids must be positive")
-	}
+func newDockerDriver(o *platformFlags, res runtime.Resources, log *slog.Logger) (runtime.Driver, io.Closer, error) {
 	if o.command == "" {
 		o.command = dockerCommand
 	}
 	d, err := docker.New(docker.Options{
 		Image:     o.image,
-		Resources: docker.Resources{MemoryBytes: mem, NanoCPUs: int64(o.cpus * 1e9), PidsLimit: o.pids},
+		Resources: docker.Resources{MemoryBytes: res.MemoryBytes, NanoCPUs: res.NanoCPUs, PidsLimit: res.PidsLimit, NofileLimit: res.NofileLimit},
 		Scope:     dockerScope(o),
 		Logger:    log,
 	})

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 
+	units "github.com/docker/go-units"
+
 	"github.com/agenthost/agenthost/internal/platform"
 	"github.com/agenthost/agenthost/internal/platform/agents"
 	"github.com/agenthost/agenthost/internal/runtime"
@@ -37,9 +39,14 @@ type platformFlags struct {
 	org          string
 	label        string
 	// Docker driver (see image_platform.go).
-	image, memory string
-	cpus          float64
-	pids          int64
+	image string
+	// Runtimes' limits and isolation, both drivers.
+	memory, disk string
+	cpus         float64
+	pids, nofile int64
+	uids         string
+	insecure     bool
+	egressAllow  string
 }
 
 func init() {
@@ -86,6 +93,14 @@ See docs/platform.md.`,
 			fs.StringVar(&o.node, "node", "", "this replica's name among replicas sharing --database (default: hostname; \"local\" with SQLite)")
 			fs.StringVar(&o.org, "org", "", "organization (token commands)")
 			fs.StringVar(&o.label, "label", "", "token label (token create)")
+			fs.StringVar(&o.memory, "runtime-memory", "1g", "memory limit of each runtime, its tools included")
+			fs.Float64Var(&o.cpus, "runtime-cpus", 1, "CPU limit of each runtime, in CPUs")
+			fs.Int64Var(&o.pids, "runtime-pids", 512, "limit on the processes and threads of each runtime")
+			fs.Int64Var(&o.nofile, "runtime-nofile", 1024, "limit on the open files of each process of a runtime")
+			fs.StringVar(&o.disk, "runtime-disk", "10g", "size limit of each agent's workspace")
+			fs.StringVar(&o.uids, "runtime-uids", process.DefaultUIDs.String(), "uids (and gids) for the runtimes when the platform runs as root: one per runtime, never reused (--driver process)")
+			fs.StringVar(&o.egressAllow, "egress-allow", "", "comma-separated hosts, addresses and CIDRs the agents' tools may reach beyond the public internet (loopback, link-local and private ranges are refused otherwise)")
+			fs.BoolVar(&o.insecure, "insecure-no-sandbox", false, "start even where runtimes cannot be isolated, and run the agents' tools without a sandbox: for one trusted user on a development machine only")
 			dockerFlags(fs, &o)
 		},
 		Run: func(ctx context.Context, env *Env, args []string) error {
@@ -103,17 +118,51 @@ See docs/platform.md.`,
 	})
 }
 
+// runtimeLimits reads the runtimes' limits from the flags.
+func runtimeLimits(o *platformFlags) (res runtime.Resources, disk int64, err error) {
+	mem, err := units.RAMInBytes(o.memory)
+	if err != nil || mem <= 0 {
+		return res, 0, Usagef("--runtime-memory %q: want a size such as 512m or 2g", o.memory)
+	}
+	disk, err = units.RAMInBytes(o.disk)
+	if err != nil || disk <= 0 {
+		return res, 0, Usagef("--runtime-disk %q: want a size such as 500m or 10g", o.disk)
+	}
+	if o.cpus <= 0 || o.pids <= 0 || o.nofile <= 0 {
+		return res, 0, Usagef("--runtime-cpus, --runtime-pids and --runtime-nofile must be positive")
+	}
+	return runtime.Resources{MemoryBytes: mem, NanoCPUs: int64(o.cpus * 1e9), PidsLimit: o.pids, NofileLimit: o.nofile}, disk, nil
+}
+
+// egressAllow splits --egress-allow.
+func egressAllow(o *platformFlags) []string {
+	var out []string
+	for _, s := range strings.Split(o.egressAllow, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // newDriver makes the runtime driver named on the command line.
-func newDriver(o *platformFlags, log *slog.Logger) (runtime.Driver, io.Closer, error) {
+func newDriver(o *platformFlags, res runtime.Resources, log *slog.Logger) (runtime.Driver, io.Closer, error) {
 	switch o.driver {
 	case "process":
-		d, err := process.New(process.Options{Root: filepath.Join(o.data, "runtimes"), Logger: log})
+		uids, err := process.ParseUIDRange(o.uids)
+		if err != nil {
+			return nil, nil, Usagef("--runtime-uids: %v", err)
+		}
+		d, err := process.New(process.Options{
+			Root: filepath.Join(o.data, "runtimes"), Logger: log,
+			UIDs: uids, Resources: res, InsecureNoSandbox: o.insecure,
+		})
 		if err != nil {
 			return nil, nil, err
 		}
 		return d, d, nil
 	case "docker":
-		return newDockerDriver(o, log)
+		return newDockerDriver(o, res, log)
 	}
 	return nil, nil, Usagef("unknown --driver %q (want process or docker)", o.driver)
 }
@@ -131,8 +180,17 @@ func runPlatform(ctx context.Context, env *Env, o *platformFlags) error {
 			return Usagef("--advertise-url: want an http:// or https:// base URL, got %q", o.advertiseURL)
 		}
 	}
+	res, disk, err := runtimeLimits(o)
+	if err != nil {
+		return err
+	}
 	log := slog.New(slog.NewTextHandler(env.Stderr, nil))
-	driver, closer, err := newDriver(o, log)
+	// Before the driver, which checks that runtime users can reach its
+	// root inside it (a data directory from an older agenthost is 0700).
+	if err := platform.PrepareDataDir(o.data); err != nil {
+		return err
+	}
+	driver, closer, err := newDriver(o, res, log)
 	if err != nil {
 		return err
 	}
@@ -147,10 +205,11 @@ func runPlatform(ctx context.Context, env *Env, o *platformFlags) error {
 	}
 	srv, err := platform.New(platform.Config{
 		DataDir: o.data, Database: o.database, Driver: driver, PublicURL: o.publicURL, AdvertiseURL: o.advertiseURL,
-		Getenv: env.Getenv, Logger: log,
+		Getenv: env.Getenv, Logger: log, InsecureNoSandbox: o.insecure,
 		Agents: agents.Config{
 			Node: o.node, Command: strings.Fields(o.command), DefaultModel: o.defaultModel,
 			MaxAgentsPerOrg: o.maxAgents, MaxRunning: o.maxRunning, Ports: ports,
+			Resources: res, DiskBytes: disk, EgressAllow: egressAllow(o),
 		},
 	})
 	if err != nil {
@@ -168,9 +227,15 @@ func printPlatformBanner(w io.Writer, base string, o *platformFlags) {
 	if o.database != "" {
 		store, where = "PostgreSQL", "--database '<the same DSN>'"
 	}
+	sandbox := "each tool call in a bubblewrap sandbox; limits per runtime: " +
+		fmt.Sprintf("%s memory, %g CPU, %d processes, %d open files, %s disk", o.memory, o.cpus, o.pids, o.nofile, o.disk)
+	if o.insecure {
+		sandbox = "DISABLED (--insecure-no-sandbox): the agents' tools run unsandboxed; for one trusted user only"
+	}
 	fmt.Fprintf(w, `agenthost platform listening on %[1]s
   state:    %[2]s
   runtimes: %[3]s driver, loopback ports %[4]s
+  sandbox:  %[6]s
 
 Next:
   1. Create an API token (shown once):
@@ -181,5 +246,5 @@ Next:
          -d '{"name": "my-agent"}'
   3. Check it:  curl -H "Authorization: Bearer $TOKEN" %[1]s/api/v1/agents
 
-`, base, store, o.driver, o.ports, where)
+`, base, store, o.driver, o.ports, where, sandbox)
 }

@@ -3,7 +3,10 @@ package cli
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -76,15 +79,44 @@ func TestPlatformTokenCommands(t *testing.T) {
 	}
 }
 
-func TestPlatformServes(t *testing.T) {
+// traversableDir is a temporary directory runtime users can traverse, as
+// the data directory of a platform run as root must be.
+func traversableDir(t *testing.T) string {
+	t.Helper()
 	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestPlatformServes(t *testing.T) {
+	for _, insecure := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sandboxed", true: "insecure"}[insecure], func(t *testing.T) {
+			testPlatformServes(t, insecure)
+		})
+	}
+}
+
+func testPlatformServes(t *testing.T, insecure bool) {
+	dir := traversableDir(t)
+	// A data directory as an older agenthost left it.
+	if err := os.Mkdir(filepath.Join(dir, ".agenthost"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out, errb syncBuf
 	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }, Dir: dir}
 	done := make(chan int, 1)
+	args := []string{"platform", "--port", "0", "--host", "127.0.0.1", "--ports", "26000-26009", "--runtime-uids", "2900000-2900099"}
+	if insecure {
+		args = append(args, "--insecure-no-sandbox")
+	}
 	go func() {
-		done <- Run(ctx, env, []string{"platform", "--port", "0", "--host", "127.0.0.1", "--ports", "26000-26009"})
+		done <- Run(ctx, env, args)
 	}()
 	urlRE := regexp.MustCompile(`listening on (http://127\.0\.0\.1:\d+)`)
 	var base string
@@ -96,16 +128,29 @@ func TestPlatformServes(t *testing.T) {
 			t.Fatalf("no banner: %q %q", out.String(), errb.String())
 		}
 	}
-	for _, want := range []string{"token create --org", "/api/v1/agents", "SQLite"} {
+	banner := []string{"token create --org", "/api/v1/agents", "SQLite", "sandbox:  each tool call in a bubblewrap sandbox", "1g memory, 1 CPU, 512 processes, 1024 open files, 10g disk"}
+	health := `"sandbox":"enabled"`
+	if insecure {
+		banner = []string{"sandbox:  DISABLED (--insecure-no-sandbox)"}
+		health = `"sandbox":"disabled"`
+	}
+	for _, want := range banner {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("banner lacks %q: %s", want, out.String())
 		}
+	}
+	if warned := strings.Contains(errb.String(), "level=WARN msg=\"INSECURE"); warned != insecure {
+		t.Errorf("insecure %v, warned %v: %s", insecure, warned, errb.String())
 	}
 	resp, err := http.Get(base + "/health")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("health: %v %v", resp, err)
 	}
+	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if !strings.Contains(string(b), health) {
+		t.Errorf("health = %s, want %s", b, health)
+	}
 	_, tokOut, _ := runCLI(context.Background(), dir, "platform", "token", "create", "--org", "acme", "--label", "l")
 	req, _ := http.NewRequest("GET", base+"/api/v1/agents", nil)
 	req.Header.Set("Authorization", "Bearer "+tokenRE.FindString(tokOut))
@@ -122,5 +167,26 @@ func TestPlatformServes(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("platform did not stop")
+	}
+}
+
+// TestPlatformLimitFlags: the runtimes' limit and isolation flags are
+// checked before anything starts.
+func TestPlatformLimitFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--runtime-memory", "lots"}, "--runtime-memory"},
+		{[]string{"--runtime-disk", "-1"}, "--runtime-disk"},
+		{[]string{"--runtime-nofile", "0"}, "--runtime-nofile"},
+		{[]string{"--runtime-cpus", "0"}, "--runtime-cpus"},
+		{[]string{"--runtime-uids", "0-10"}, "--runtime-uids"},
+		{[]string{"--runtime-uids", "5000"}, "--runtime-uids"},
+	} {
+		code, _, stderr := runCLI(context.Background(), t.TempDir(), append([]string{"platform", "--port", "0"}, tc.args...)...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d %q, want usage naming %s", tc.args, code, stderr, tc.want)
+		}
 	}
 }

@@ -137,6 +137,9 @@ func NewApprover(cfg ApproverConfig) agent.Approver {
 			}
 		}
 		act, rule := cfg.Rules.Evaluate(req.Permission, req.Patterns...)
+		if act == Allow && req.MustAsk {
+			act = Ask
+		}
 		switch act {
 		case Allow:
 			return agent.Decision{Allow: true}, nil
@@ -166,7 +169,7 @@ func NewApprover(cfg ApproverConfig) agent.Approver {
 		if err := reply.Validate(); err != nil {
 			return agent.Decision{}, fmt.Errorf("permission %s: %w", p.ID, err)
 		}
-		if reply.Reply == ReplyAlways {
+		if reply.Reply == ReplyAlways && !req.MustAsk {
 			added := cfg.Rules.Remember(req.Permission, req.Patterns...)
 			if cfg.OnRemember != nil && len(added) > 0 {
 				cfg.OnRemember(added)

@@ -50,11 +50,14 @@ func bashTool(w *Workspace, opts Options) agent.Tool {
 			if a.Workdir != "" {
 				md["workdir"] = a.Workdir
 			}
-			patterns := splitCommand(cmd)
-			if len(patterns) == 0 {
-				patterns = []string{cmd}
+			sh := analyzeShell(cmd)
+			if sh.Opaque {
+				md["unanalysed"] = "this command runs code the permission rules cannot see (eval, source, a computed command name, or a line that does not parse), so it is always asked about"
 			}
-			return Request{Permission: "bash", Patterns: patterns, Metadata: md}, nil
+			if len(sh.Patterns) == 0 {
+				sh.Patterns = []string{cmd}
+			}
+			return Request{Permission: "bash", Patterns: sh.Patterns, Metadata: md, MustAsk: sh.Opaque}, nil
 		})
 }
 
@@ -185,102 +188,4 @@ func (h *headTail) String() string {
 	}
 	return strings.ToValidUTF8(fmt.Sprintf("%s\n[... output truncated: %d of %d bytes not shown ...]\n%s",
 		h.head, dropped, h.total, tail), "\uFFFD")
-}
-
-// splitCommand returns the simple commands of a shell command line, so
-// that a rule is checked against each: "git status && rm -rf x" is two
-// commands, and "git *" allowing the first must not allow the second.
-// Commands inside $(...), <(...), >(...) and backquotes count too. It
-// understands quoting and escapes but is no shell parser; anything odd
-// yields a fragment that no allow rule matches, so the person is asked.
-func splitCommand(s string) []string {
-	var out []string
-	var cur strings.Builder
-	emit := func() {
-		if t := strings.TrimSpace(cur.String()); t != "" {
-			out = append(out, t)
-		}
-		cur.Reset()
-	}
-	inSingle, inDouble := false, false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		var next, prev byte
-		if i+1 < len(s) {
-			next = s[i+1]
-		}
-		if i > 0 {
-			prev = s[i-1]
-		}
-		switch {
-		case inSingle:
-			cur.WriteByte(c)
-			inSingle = c != '\''
-		case c == '\\' && next != 0:
-			cur.WriteByte(c)
-			cur.WriteByte(next)
-			i++
-		case c == '\'' && !inDouble:
-			inSingle = true
-			cur.WriteByte(c)
-		case c == '"':
-			inDouble = !inDouble
-			cur.WriteByte(c)
-		case (c == '$' || c == '<' || c == '>') && next == '(' && (c == '$' || !inDouble):
-			end := closingParen(s, i+1)
-			inner := s[i+2 : end]
-			if c == '$' && strings.HasPrefix(inner, "(") {
-				inner = "" // $((arithmetic))
-			}
-			out = append(out, splitCommand(inner)...)
-			cur.WriteString(s[i:min(end+1, len(s))])
-			i = end
-		case c == '`':
-			end := strings.IndexByte(s[i+1:], '`')
-			if end < 0 {
-				end = len(s) - i - 1
-			}
-			out = append(out, splitCommand(s[i+1:i+1+end])...)
-			cur.WriteString(s[i:min(i+2+end, len(s))])
-			i += 1 + end
-		case inDouble:
-			cur.WriteByte(c)
-		case c == '&' && (prev == '>' || prev == '<' || next == '>'):
-			cur.WriteByte(c) // a redirection such as 2>&1 or &>file
-		case c == ';' || c == '&' || c == '|' || c == '\n' || c == '(' || c == ')':
-			emit()
-		default:
-			cur.WriteByte(c)
-		}
-	}
-	emit()
-	return out
-}
-
-// closingParen returns the index of the parenthesis closing the one at
-// open, or len(s)-ish when it is missing; quotes inside are respected.
-func closingParen(s string, open int) int {
-	depth := 0
-	inSingle, inDouble := false, false
-	for i := open; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case inSingle:
-			inSingle = c != '\''
-		case c == '\\':
-			i++
-		case c == '\'' && !inDouble:
-			inSingle = true
-		case c == '"':
-			inDouble = !inDouble
-		case inDouble:
-		case c == '(':
-			depth++
-		case c == ')':
-			if depth--; depth == 0 {
-				return i
-			}
-		}
-	}
-	return len(s)
 }

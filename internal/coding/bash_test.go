@@ -2,6 +2,7 @@ package coding
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -199,43 +200,72 @@ func waitGone(t *testing.T, pid int) {
 	t.Fatalf("child %d still running", pid)
 }
 
-func TestSplitCommand(t *testing.T) {
+func TestAnalyzeShell(t *testing.T) {
 	tests := []struct {
-		cmd  string
-		want []string
+		cmd    string
+		want   []string
+		opaque bool
 	}{
-		{"git status", []string{"git status"}},
-		{"  ls -la  ", []string{"ls -la"}},
-		{"git status && rm -rf x", []string{"git status", "rm -rf x"}},
-		{"a; b || c | d & e", []string{"a", "b", "c", "d", "e"}},
-		{"make\ngo test ./...", []string{"make", "go test ./..."}},
-		{"go test ./... 2>&1 | tail -5", []string{"go test ./... 2>&1", "tail -5"}},
-		{"cmd &> log", []string{"cmd &> log"}},
-		{`echo "a; b && c"`, []string{`echo "a; b && c"`}},
-		{`echo 'a | b'`, []string{`echo 'a | b'`}},
-		{`echo a\;b`, []string{`echo a\;b`}},
-		{"echo $(rm -rf /)", []string{"rm -rf /", "echo $(rm -rf /)"}},
-		{`echo "$(curl x | sh)"`, []string{"curl x", "sh", `echo "$(curl x | sh)"`}},
-		{"echo `whoami`", []string{"whoami", "echo `whoami`"}},
-		{"diff <(ls a) <(ls b)", []string{"ls a", "ls b", "diff <(ls a) <(ls b)"}},
-		{"echo $((1+2))", []string{"echo $((1+2))"}},
-		{"(cd src && make)", []string{"cd src", "make"}},
-		{"echo $(unclosed", []string{"unclosed", "echo $(unclosed"}},
-		{"echo `unclosed", []string{"unclosed", "echo `unclosed"}},
-		{"", nil},
+		{"git status", []string{"git status"}, false},
+		{"  ls -la  ", []string{"ls -la"}, false},
+		{"git status && rm -rf x", []string{"git status", "rm -rf x"}, false},
+		{"a; b || c | d & e", []string{"a", "b", "c", "d", "e"}, false},
+		{"make\ngo test ./...", []string{"make", "go test ./..."}, false},
+		{"go test ./... 2>&1 | tail -5", []string{"go test ./... 2>&1", "tail -5"}, false},
+		{"cmd &> log", []string{"cmd &>log"}, false},
+		{`echo "a; b && c"`, []string{"echo a; b && c"}, false},
+		{`echo 'a | b'`, []string{"echo a | b"}, false},
+		{`echo a\;b`, []string{"echo a;b"}, false},
+		{"echo $(rm -rf /)", []string{"echo $(rm -rf /)", "rm -rf /"}, false},
+		{`echo "$(curl x | sh)"`, []string{`echo "$(curl x | sh)"`, "curl x", "sh"}, false},
+		{"echo `whoami`", []string{"echo $(whoami)", "whoami"}, false},
+		{"diff <(ls a) <(ls b)", []string{"diff <(ls a) <(ls b)", "ls a", "ls b"}, false},
+		{"echo $((1+2))", []string{"echo $((1 + 2))"}, false},
+		{"(cd src && make)", []string{"cd src", "make"}, false},
+		{"", nil, false},
+		// ANSI-C quoting: the old splitter saw one git command here.
+		{`git $'\'' ; rm -rf ~`, []string{"git '", "rm -rf ~"}, false},
+		{`r''m -rf x`, []string{"rm -rf x"}, false},
+		{`$'rm' -rf x`, []string{"rm -rf x"}, false},
+		{`"rm" -rf x`, []string{"rm -rf x"}, false},
+		// Bodies of compound commands are commands of their own.
+		{"if true; then rm -rf x; fi", []string{"true", "rm -rf x"}, false},
+		{"for f in a b; do rm $f; done", []string{"rm $f"}, false},
+		{"while read l; do echo $l; done < in", []string{"read l", "echo $l"}, false},
+		{"f() { rm -rf x; }; f", []string{"rm -rf x", "f"}, false},
+		{"case $x in a) rm y;; esac", []string{"rm y"}, false},
+		{"[[ -n $(id) ]] && ls", []string{"id", "ls"}, false},
+		// Settings that change what runs are part of the pattern.
+		{"GIT_SSH_COMMAND='rm -rf ~' git fetch", []string{"GIT_SSH_COMMAND=rm -rf ~ git fetch"}, false},
+		{"export PATH=.:$PATH; git status", []string{"export PATH=.:$PATH", "git status"}, false},
+		// Wrappers: the wrapped command is matched too.
+		{"nohup rm -rf x", []string{"nohup rm -rf x", "rm -rf x"}, false},
+		{"env A=1 rm -rf x", []string{"env A=1 rm -rf x", "rm -rf x"}, false},
+		{"timeout 5 rm x", []string{"timeout 5 rm x", "rm x"}, false},
+		{"bash -c 'rm -rf x; ls'", []string{"bash -c rm -rf x; ls", "rm -rf x", "ls"}, false},
+		// What the parser cannot see always asks.
+		{"eval \"$X\"", []string{`eval "$X"`}, true},
+		{"$CMD -rf x", []string{"$CMD -rf x"}, true},
+		{"$(echo rm) -rf x", []string{"$(echo rm) -rf x", "echo rm"}, true},
+		{"source ./setup.sh", []string{"source ./setup.sh"}, true},
+		{"bash -c \"$S\"", []string{`bash -c "$S"`}, true},
+		{"bash script.sh", []string{"bash script.sh"}, true},
+		{"echo $(unclosed", []string{"echo $(unclosed"}, true},
+		{"echo `unclosed", []string{"echo `unclosed"}, true},
 	}
 	for _, tc := range tests {
-		got := splitCommand(tc.cmd)
-		if strings.Join(got, "\x00") != strings.Join(tc.want, "\x00") {
-			t.Errorf("splitCommand(%q) = %q, want %q", tc.cmd, got, tc.want)
+		got := analyzeShell(tc.cmd)
+		if strings.Join(got.Patterns, "\x00") != strings.Join(tc.want, "\x00") || got.Opaque != tc.opaque {
+			t.Errorf("analyzeShell(%q) = %q opaque=%v, want %q opaque=%v", tc.cmd, got.Patterns, got.Opaque, tc.want, tc.opaque)
 		}
 	}
 }
 
 // Rules see each simple command: an allowed prefix does not carry a
-// chained or substituted command through.
+// chained, substituted or nested command through, and lines the parser
+// cannot see through are asked about even under a matching allow rule.
 func TestCompoundCommandRules(t *testing.T) {
-	rules, err := NewRules(Rule{"bash", "git *", Allow}, Rule{"bash", "rm *", Deny}, Rule{"bash", "ls *", Allow})
+	rules, err := NewRules(Rule{"bash", "git *", Allow}, Rule{"bash", "rm *", Deny}, Rule{"bash", "ls *", Allow}, Rule{"bash", "echo *", Allow})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,22 +279,54 @@ func TestCompoundCommandRules(t *testing.T) {
 		{"git log $(rm -rf ~)", Deny},
 		{"ls; rm x", Deny},
 		{"git commit -m 'a; rm -rf /'", Allow},
+		{`git $'\'' ; rm -rf ~`, Deny},
+		{`git $'\'' ; curl evil`, Ask},
+		{"if true; then rm -rf x; fi", Deny},
+		{"for f in *; do curl $f; done", Ask},
+		{`"rm" -rf x`, Deny},
+		{"nohup rm -rf x", Deny},
+		{"echo hi | bash", Ask},
+		{"eval 'git status'", Ask},
+		{"git $(curl x)", Ask},
+		{"$G status", Ask},
 	}
+	ctx := context.Background()
+	w, _ := newWorkspace(t)
+	tool := bashTool(w, Options{}.withDefaults()).(Requester)
 	for _, tc := range tests {
-		if got, _ := rules.Evaluate("bash", splitCommand(tc.cmd)...); got != tc.want {
-			t.Errorf("%q: %s, want %s", tc.cmd, got, tc.want)
+		args, _ := json.Marshal(bashArgs{Command: tc.cmd})
+		req, ok := tool.PermissionRequest(ctx, args)
+		if !ok {
+			t.Fatalf("%q: no request", tc.cmd)
+		}
+		got, _ := rules.Evaluate("bash", req.Patterns...)
+		if got == Allow && req.MustAsk {
+			got = Ask
+		}
+		if got != tc.want {
+			t.Errorf("%q: %s (patterns %q, must ask %v), want %s", tc.cmd, got, req.Patterns, req.MustAsk, tc.want)
 		}
 	}
 }
 
-func FuzzSplitCommand(f *testing.F) {
-	for _, s := range []string{"a && b", "echo $(x `y` $(z))", `"'$(`, "a\\", "$((", "<(>(", "`"} {
+func FuzzAnalyzeShell(f *testing.F) {
+	for _, s := range []string{"a && b", "echo $(x `y` $(z))", `"'$(`, "a\\", "$((", "<(>(", "`", `git $'\'' ; rm`, "if a; then b; fi", "bash -c 'bash -c \"x\"'"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		for _, part := range splitCommand(s) {
+		got := analyzeShell(s)
+		for _, part := range got.Patterns {
 			if part == "" || part != strings.TrimSpace(part) {
-				t.Fatalf("splitCommand(%q) has fragment %q", s, part)
+				t.Fatalf("analyzeShell(%q) has pattern %q", s, part)
+			}
+		}
+		if strings.TrimSpace(s) != "" && len(got.Patterns) == 0 && !got.Opaque {
+			// A line with no simple command (only assignments, arithmetic,
+			// comments) has nothing to match; make sure it really runs none.
+			for _, word := range []string{"$(", "`", "<(", ">("} {
+				if strings.Contains(s, word) {
+					t.Fatalf("analyzeShell(%q): no pattern for a line with a substitution", s)
+				}
 			}
 		}
 	})

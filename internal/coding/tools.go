@@ -125,6 +125,11 @@ type Request struct {
 	Patterns []string
 	// Metadata helps the person decide: a diff preview, a description.
 	Metadata map[string]any
+	// MustAsk is set for calls whose effect the patterns cannot capture
+	// (a shell line with eval or a computed command name): allow rules do
+	// not apply to them, deny rules still do, and an "always" reply is
+	// taken as "once" because there is nothing safe to remember.
+	MustAsk bool
 }
 
 // Requester is a tool that can describe a call before it runs. ok is false

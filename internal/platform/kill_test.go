@@ -67,7 +67,7 @@ func freePort(t *testing.T) int {
 // issues a token for org "acme".
 func newPlatformProc(t *testing.T, pg bool, runtimeCommand string) (*platformProc, string) {
 	t.Helper()
-	dir := t.TempDir()
+	dir := dataDir(t)
 	p := &platformProc{t: t, port: freePort(t), dataDir: dir, logs: &syncBuffer{}}
 	p.url = fmt.Sprintf("http://127.0.0.1:%d", p.port)
 	rp := ports()

@@ -52,6 +52,9 @@ func TestLifecycle(t *testing.T) {
 		if strings.Contains(string(r.agent(id).ControlToken), env[agents.EnvControlToken]) {
 			t.Fatal("the control token is stored in clear")
 		}
+		if env[agents.EnvToolEnv] != "ANTHROPIC_API_KEY" {
+			t.Fatalf("%s = %q, want the scope's secrets' names only", agents.EnvToolEnv, env[agents.EnvToolEnv])
+		}
 
 		stop := c.Do(t, "POST", "/api/v1/agents/"+id+"/stop", nil).Want(t, 200)
 		if stop["status"] != "STOPPED" || stop["stopped"] != true || stop["agentId"] != id {
@@ -86,8 +89,8 @@ func TestLifecycle(t *testing.T) {
 		if n := r.starts(id); n != 3 {
 			t.Fatalf("%d starts after restart, want 3", n)
 		}
-		if r.runtimeEnv(id)["LATER"] != "x" {
-			t.Fatal("restart did not pick up the new secret")
+		if env := r.runtimeEnv(id); env["LATER"] != "x" || env[agents.EnvToolEnv] != "ANTHROPIC_API_KEY,LATER" {
+			t.Fatalf("restart did not pick up the new secret: LATER=%q, %s=%q", env["LATER"], agents.EnvToolEnv, env[agents.EnvToolEnv])
 		}
 		// Restart of a STOPPED agent starts it.
 		c.Do(t, "POST", "/api/v1/agents/"+id+"/stop", nil).Want(t, 200)
@@ -145,9 +148,14 @@ func TestRunningCap(t *testing.T) {
 func TestProvisionTimeout(t *testing.T) {
 	r := newRig(t, false, agents.Config{Command: []string{"/bin/sleep", "300"}, ProvisionTimeout: time.Second})
 	c := r.env.Client(r.env.Token(t, "acme"))
-	c.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "slow"}).WantError(t, 504, "did not answer /health within 1s")
+	failed := c.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "slow"})
+	failed.WantError(t, 504, "did not answer /health within 1s", "agentId", "status")
 	a := c.Do(t, "GET", "/api/v1/agents", nil).Want(t, 200)["agents"].([]any)[0].(map[string]any)
 	id := a["agentId"].(string)
+	// The caller learns which agent was left behind, to delete it.
+	if body := failed.JSON(t); body["agentId"] != id || body["status"] != "ERROR" {
+		t.Fatalf("504 body = %v, want agentId %s and status ERROR", body, id)
+	}
 	if a["status"] != "ERROR" || !strings.Contains(a["errorMsg"].(string), "timed out") {
 		t.Fatalf("agent = %v", a)
 	}
@@ -162,8 +170,12 @@ func TestProvisionTimeout(t *testing.T) {
 func TestStartFailure(t *testing.T) {
 	r := newRig(t, false, agents.Config{}, "-exit-code", "3", "-exit-after", "0s", "-ignore-term")
 	c := r.env.Client(r.env.Token(t, "acme"))
-	c.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "broken"}).WantError(t, 503, "exited")
+	failed := c.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "broken"})
+	failed.WantError(t, 503, "exited", "agentId", "status")
 	a := c.Do(t, "GET", "/api/v1/agents", nil).Want(t, 200)["agents"].([]any)[0].(map[string]any)
+	if body := failed.JSON(t); body["agentId"] != a["agentId"] || body["status"] != "ERROR" {
+		t.Fatalf("503 body = %v, want the ERROR agent's id %v", body, a["agentId"])
+	}
 	if a["status"] != "ERROR" || !strings.Contains(a["errorMsg"].(string), "fakeruntime: exiting with code 3") {
 		t.Fatalf("errorMsg must quote the runtime's last output: %v", a)
 	}
@@ -360,4 +372,32 @@ func TestOtherNode(t *testing.T) {
 	c.Do(t, "POST", "/api/v1/agents/"+id+"/restart", nil).WantError(t, 503, "another platform node")
 	set("local")
 	c.Do(t, "POST", "/api/v1/agents/"+id+"/stop", nil).Want(t, 200)
+}
+
+// TestLifecycleWhileProvisioning: start, stop and restart of an agent that
+// is still PROVISIONING answer 400 at once, while the create goes on.
+func TestLifecycleWhileProvisioning(t *testing.T) {
+	r := newRig(t, false, agents.Config{Command: []string{"/bin/sleep", "300"}, ProvisionTimeout: time.Minute})
+	c := r.env.Client(r.env.Token(t, "acme"))
+	done := make(chan *platformtest.Response, 1)
+	go func() { done <- c.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "slow"}) }()
+	var id string
+	eventually(t, "the PROVISIONING agent", func() bool {
+		list := c.Do(t, "GET", "/api/v1/agents", nil).Want(t, 200)["agents"].([]any)
+		if len(list) == 1 && list[0].(map[string]any)["status"] == "PROVISIONING" {
+			id = list[0].(map[string]any)["agentId"].(string)
+			return true
+		}
+		return false
+	})
+	for _, op := range []string{"start", "stop", "restart"} {
+		c.Do(t, "POST", "/api/v1/agents/"+id+"/"+op, nil).WantError(t, 400, "PROVISIONING")
+		select {
+		case <-done:
+			t.Fatalf("%s waited for the create to end", op)
+		default:
+		}
+	}
+	c.Do(t, "DELETE", "/api/v1/agents/"+id, nil).Want(t, 200)
+	<-done
 }

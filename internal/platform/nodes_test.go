@@ -41,7 +41,7 @@ func TestReplicasForward(t *testing.T) {
 	}
 	cmd := []string{platformtest.Agenthost(t), "serve", "--role", "coding"}
 	a := newRigWith(t, true, agents.Config{Command: cmd}, node("node-a"))
-	b := &rig{t: t, opts: platformtest.Options{Postgres: true, DSN: a.env.DSN, DataDir: t.TempDir(), Logs: &platformtest.Buffer{}, Configure: node("node-b")}}
+	b := &rig{t: t, opts: platformtest.Options{Postgres: true, DSN: a.env.DSN, DataDir: dataDir(t), Logs: &platformtest.Buffer{}, Configure: node("node-b")}}
 	b.opts.Agents = agents.Config{Command: cmd, Ports: ports(), ProvisionTimeout: 20 * time.Second}
 	b.driver = b.newDriver()
 	b.start()

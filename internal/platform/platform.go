@@ -86,6 +86,10 @@ type Config struct {
 	MaxUploadFile, MaxUploadTotal int64
 	// TokenTouchInterval throttles last-used writes per token. Default 1 min.
 	TokenTouchInterval time.Duration
+	// InsecureNoSandbox says that the agents' tools run without the
+	// sandbox (`agenthost platform --insecure-no-sandbox`): the platform
+	// warns at start and /health says "sandbox": "disabled".
+	InsecureNoSandbox bool
 	// Now and NewID are the clock and id seams. Defaults time.Now, ids.New.
 	Now   func() time.Time
 	NewID func() string
@@ -122,6 +126,21 @@ func OpenStore(ctx context.Context, dataDir, dsn string) (store.Store, error) {
 	return sqlite.Open(ctx, filepath.Join(dataDir, DatabaseFile))
 }
 
+// PrepareDataDir makes the data directory (mode 0711) or sets an
+// existing one's mode to 0711: traversable, not listable, so that runtimes
+// under uids of their own reach their directories below it and nothing
+// else (its files are 0600). Call it before making a process driver whose
+// root is inside it, as New does.
+func PrepareDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return fmt.Errorf("platform: data directory: %w", err)
+	}
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return fmt.Errorf("platform: data directory: %w", err)
+	}
+	return nil
+}
+
 // New opens the store, loads the master key and builds the server. The
 // runtimes of an earlier platform process are reconciled when Serve starts.
 func New(cfg Config) (*Server, error) {
@@ -154,8 +173,11 @@ func New(cfg Config) (*Server, error) {
 			cfg.Agents.Node, _ = os.Hostname()
 		}
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("platform: data directory: %w", err)
+	if err := PrepareDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if cfg.InsecureNoSandbox {
+		cfg.Logger.Warn("INSECURE: the sandbox is disabled (--insecure-no-sandbox): every agent's tools run unsandboxed and can read what the runtimes' user can; for one trusted user on a development machine only")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -206,7 +228,7 @@ func build(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 		Store: st, Auth: auth.NewAuthenticator(st, cfg.Now, cfg.TokenTouchInterval, log),
 		Agents: mgr, Secrets: sec, Logger: log, Now: cfg.Now, NewID: cfg.NewID, BaseURL: s.BaseURL,
 		Capabilities: capability.New(key), ForwardKey: api.ForwardKey(key), FrameAncestors: cfg.FrameAncestors, SessionPage: cfg.SessionPage,
-		TempDir: filepath.Join(cfg.DataDir, "tmp"), RuntimeTimeout: cfg.RuntimeTimeout,
+		TempDir: filepath.Join(cfg.DataDir, "tmp"), RuntimeTimeout: cfg.RuntimeTimeout, SandboxDisabled: cfg.InsecureNoSandbox,
 		MaxUploadFile: cfg.MaxUploadFile, MaxUploadTotal: cfg.MaxUploadTotal,
 	})
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "tmp"), 0o700); err != nil {

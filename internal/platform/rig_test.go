@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -44,6 +45,19 @@ func ports() agents.PortRange {
 	return agents.PortRange{Min: base, Max: base + 19}
 }
 
+// dataDir is a fresh data directory that runtime users can traverse, as
+// a platform run as root needs (t.TempDir's parent is 0700).
+func dataDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
 // newRig starts a platform whose runtimes are the fake runtime with args.
 func newRig(t *testing.T, pg bool, cfg agents.Config, args ...string) *rig {
 	t.Helper()
@@ -57,7 +71,7 @@ func newRig(t *testing.T, pg bool, cfg agents.Config, args ...string) *rig {
 // configure adjusts the platform's Config.
 func newRigWith(t *testing.T, pg bool, cfg agents.Config, configure func(*platform.Config)) *rig {
 	t.Helper()
-	r := &rig{t: t, opts: platformtest.Options{Postgres: pg, DataDir: t.TempDir(), Logs: &platformtest.Buffer{}, Configure: configure}}
+	r := &rig{t: t, opts: platformtest.Options{Postgres: pg, DataDir: dataDir(t), Logs: &platformtest.Buffer{}, Configure: configure}}
 	if cfg.Ports == (agents.PortRange{}) {
 		cfg.Ports = ports()
 	}

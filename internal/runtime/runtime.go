@@ -41,14 +41,24 @@ type Spec struct {
 	Resources Resources
 }
 
-// Resources are limits a driver may enforce.
+// Resources are limits a driver enforces on a runtime; zero fields take
+// the driver's defaults.
 type Resources struct {
+	// MemoryBytes caps the memory of the runtime and everything it starts.
 	MemoryBytes int64
-	NanoCPUs    int64
-	PidsLimit   int64
-	// NoFile caps open files per process of the runtime (RLIMIT_NOFILE).
-	NoFile int64
+	// NanoCPUs caps CPU time, in billionths of a CPU (1e9: one CPU).
+	NanoCPUs int64
+	// PidsLimit caps the processes and threads of the runtime and its
+	// children together.
+	PidsLimit int64
+	// NofileLimit caps the open files of each process (RLIMIT_NOFILE).
+	NofileLimit int64
 }
+
+// ErrMemoryLimit is matched (errors.Is) by the ExitResult.Err of a runtime
+// the kernel killed because it reached its memory limit; the error's text
+// says which limit.
+var ErrMemoryLimit = errors.New("memory limit reached")
 
 // Handle is a started runtime. State is opaque to the caller, which
 // persists the whole Handle as JSON.

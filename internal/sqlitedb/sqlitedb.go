@@ -19,10 +19,28 @@ import (
 )
 
 // Open opens (creating if needed) the database at path. The parent
-// directory is created with mode 0700.
+// directory is created with mode 0700, and the database file is made
+// 0600 (SQLite makes its -wal and -shm files with the database's mode),
+// so that it stays private in a directory others may traverse.
 func Open(path string) (*sql.DB, error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("open %s: %w", path, err)
+		}
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	err = f.Chmod(0o600)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	for _, side := range []string{"-wal", "-shm"} {
+		if err := os.Chmod(path+side, 0o600); err != nil && !os.IsNotExist(err) {
 			return nil, fmt.Errorf("open %s: %w", path, err)
 		}
 	}

@@ -2,7 +2,9 @@ package sqlitedb
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -45,5 +47,33 @@ func TestOpenMigrate(t *testing.T) {
 	db.QueryRow("PRAGMA user_version").Scan(&v)
 	if v != 2 {
 		t.Fatalf("user_version = %d after failed migration, want 2", v)
+	}
+}
+
+// TestFilesPrivate: the database and its WAL files are 0600 whatever the
+// umask, and a database made readable before is made private again.
+func TestFilesPrivate(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	path := filepath.Join(t.TempDir(), "x.db")
+	for range 2 {
+		db, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec("CREATE TABLE IF NOT EXISTS a (x INTEGER); INSERT INTO a VALUES (1)"); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s: mode %04o, want 0600", p, fi.Mode().Perm())
+			}
+		}
+		db.Close()
+		os.Chmod(path, 0o644) // as an older agenthost left it
 	}
 }

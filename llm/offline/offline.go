@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -160,16 +161,29 @@ func (m *Model) toolCalls(req *llm.Request) []llm.ToolCall {
 	}
 	var hits []hit
 	for _, t := range req.Tools {
-		if pos := wordIndex(prompt, t.Name); pos >= 0 {
+		for _, pos := range wordIndexes(prompt, t.Name) {
 			hits = append(hits, hit{pos, t})
 		}
 	}
 	// Call tools in the order the user named them.
-	for i := 1; i < len(hits); i++ {
-		for j := i; j > 0 && hits[j].pos < hits[j-1].pos; j-- {
-			hits[j], hits[j-1] = hits[j-1], hits[j]
+	slices.SortStableFunc(hits, func(a, b hit) int { return a.pos - b.pos })
+	// Each tool is called once, where it is first named outside another
+	// tool's JSON arguments ("use bash {"command": "grep x"}" calls bash
+	// only).
+	kept := hits[:0]
+	skipUntil := 0
+	called := map[string]bool{}
+	for _, h := range hits {
+		if h.pos < skipUntil || called[h.spec.Name] {
+			continue
+		}
+		called[h.spec.Name] = true
+		kept = append(kept, h)
+		if end := jsonEnd(prompt, h.pos+len(h.spec.Name)); end > 0 {
+			skipUntil = end
 		}
 	}
+	hits = kept
 	turn := 0
 	for _, msg := range req.Messages {
 		if msg.Role == llm.RoleAssistant {
@@ -191,18 +205,39 @@ func (m *Model) toolCalls(req *llm.Request) []llm.ToolCall {
 	return calls
 }
 
-// wordIndex finds name in s as a whole word, case-insensitively.
-func wordIndex(s, name string) int {
+// jsonEnd returns where a JSON object that starts s[from:] (after spaces
+// and a colon) ends, or 0 when none does.
+func jsonEnd(s string, from int) int {
+	rest := strings.TrimLeft(s[from:], " \t\n:")
+	if !strings.HasPrefix(rest, "{") {
+		return 0
+	}
+	start := len(s) - len(rest)
+	dec := json.NewDecoder(strings.NewReader(rest))
+	var obj map[string]any
+	if dec.Decode(&obj) != nil {
+		return 0
+	}
+	return start + int(dec.InputOffset())
+}
+
+// wordIndexes finds name in s as a whole word, case-insensitively, and
+// returns every position.
+func wordIndexes(s, name string) []int {
+	var out []int
 	ls, ln := strings.ToLower(s), strings.ToLower(name)
+	if ln == "" {
+		return nil
+	}
 	for off := 0; ; {
 		i := strings.Index(ls[off:], ln)
 		if i < 0 {
-			return -1
+			return out
 		}
 		i += off
 		end := i + len(ln)
 		if (i == 0 || !isWord(rune(ls[i-1]))) && (end == len(ls) || !isWord(rune(ls[end]))) {
-			return i
+			out = append(out, i)
 		}
 		off = i + 1
 	}
@@ -246,9 +281,12 @@ func deriveArgs(schema json.RawMessage, seg, prompt string) json.RawMessage {
 			strs = []string{trimFiller(rest)}
 		}
 	}
-	nums := numbers.FindAllString(seg, -1)
+	// Numbers inside quoted text belong to that text ("`sleep 2`" is no
+	// timeout of 2); only the prompt's other numbers fill number fields.
+	nums := numbers.FindAllString(unquoted(seg), -1)
+	fromPrompt := false
 	if len(nums) == 0 {
-		nums = numbers.FindAllString(prompt, -1)
+		nums, fromPrompt = numbers.FindAllString(unquoted(prompt), -1), true
 	}
 	args := map[string]any{}
 	// Required properties first, in schema order, then optional ones only
@@ -271,7 +309,7 @@ func deriveArgs(schema json.RawMessage, seg, prompt string) json.RawMessage {
 				args[name] = ""
 			}
 		case "integer", "number":
-			if len(nums) > 0 {
+			if len(nums) > 0 && (i < required || !fromPrompt) {
 				f, _ := strconv.ParseFloat(nums[0], 64)
 				nums = nums[1:]
 				if typ == "integer" {
@@ -321,6 +359,14 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// unquoted is s without its quoted parts.
+func unquoted(s string) string {
+	for _, re := range []*regexp.Regexp{backticks, dquotes, squotes} {
+		s = re.ReplaceAllString(s, " ")
+	}
+	return s
 }
 
 func quoted(s string) []string {

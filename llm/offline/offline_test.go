@@ -44,6 +44,12 @@ func TestToolCallsFromPrompt(t *testing.T) {
 		{`use echo "one" then add 4 and 5`, []llm.ToolSpec{addSpec, echoSpec}, []string{`echo {"text":"one"}`, `add {"a":4,"b":5}`}},
 		{"use the echo tool to say hello there", []llm.ToolSpec{echoSpec}, []string{`echo {"text":"say hello there"}`}},
 		{"use echoes", []llm.ToolSpec{echoSpec}, nil}, // whole words only
+		// Tool names inside another tool's JSON arguments are arguments.
+		{`use bash {"command": "echo hi | add"}`, []llm.ToolSpec{bashSpec, echoSpec, addSpec}, []string{`bash {"command":"echo hi | add"}`}},
+		{`use bash {"command": "echo 1"} then echo "x"`, []llm.ToolSpec{bashSpec, echoSpec}, []string{`bash {"command":"echo 1"}`, `echo {"text":"x"}`}},
+		// Numbers inside the command are no timeout.
+		{"run bash `sleep 2`", []llm.ToolSpec{bashSpec}, []string{`bash {"command":"sleep 2"}`}},
+		{"run bash `sleep 2` with timeout 5000", []llm.ToolSpec{bashSpec}, []string{`bash {"command":"sleep 2","timeout":5000}`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.prompt, func(t *testing.T) {

@@ -26,6 +26,16 @@ const (
 	EnvModel        = "AGENTHOST_MODEL"
 	EnvControlToken = "AGENTHOST_CONTROL_TOKEN"
 	EnvHiddenPrompt = "AGENTHOST_HIDDEN_PROMPT"
+	// EnvToolEnv names, comma-separated, the variables the runtime hands
+	// to its tools: the organisation's secrets, and nothing else of its
+	// environment (not the control token, not the operator's model keys).
+	EnvToolEnv = "AGENTHOST_TOOL_ENV"
+	// EnvEgressAllow is Config.EgressAllow, comma-separated.
+	EnvEgressAllow = "AGENTHOST_EGRESS_ALLOW"
+	// EnvDiskLimit is Config.DiskBytes; EnvNofileLimit is
+	// Config.Resources.NofileLimit.
+	EnvDiskLimit   = "AGENTHOST_DISK_LIMIT"
+	EnvNofileLimit = "AGENTHOST_NOFILE_LIMIT"
 )
 
 // Labels tie a runtime to its agent, organization and platform node, so a
@@ -87,10 +97,21 @@ func (m *Manager) spec(ctx context.Context, a store.Agent, port int) (runtime.Sp
 	if err != nil {
 		return runtime.Spec{}, fmt.Errorf("agent %s: resolving secrets: %w", a.ID, err)
 	}
-	m.log.Debug("runtime environment", "agent", a.ID, "secrets", secrets.Keys(env))
+	keys := secrets.Keys(env)
+	m.log.Debug("runtime environment", "agent", a.ID, "secrets", keys)
 	tok, err := m.cfg.Box.Open(a.ControlToken, controlAAD(a.ID))
 	if err != nil {
 		return runtime.Spec{}, fmt.Errorf("agent %s: control token: %w", a.ID, err)
+	}
+	env[EnvToolEnv] = strings.Join(keys, ",")
+	if len(m.cfg.EgressAllow) > 0 {
+		env[EnvEgressAllow] = strings.Join(m.cfg.EgressAllow, ",")
+	}
+	if m.cfg.DiskBytes > 0 {
+		env[EnvDiskLimit] = strconv.FormatInt(m.cfg.DiskBytes, 10)
+	}
+	if n := m.cfg.Resources.NofileLimit; n > 0 {
+		env[EnvNofileLimit] = strconv.FormatInt(n, 10)
 	}
 	env[EnvAgentID] = a.ID
 	env[EnvModel] = a.Model
@@ -101,11 +122,12 @@ func (m *Manager) spec(ctx context.Context, a store.Agent, port int) (runtime.Sp
 		delete(env, EnvHiddenPrompt)
 	}
 	return runtime.Spec{
-		ID:      a.ID,
-		Labels:  map[string]string{LabelAgent: a.ID, LabelOrg: a.OrgID, LabelNode: m.cfg.Node},
-		Port:    port,
-		Command: m.command(a, port),
-		Env:     env,
+		ID:        a.ID,
+		Labels:    map[string]string{LabelAgent: a.ID, LabelOrg: a.OrgID, LabelNode: m.cfg.Node},
+		Port:      port,
+		Command:   m.command(a, port),
+		Env:       env,
+		Resources: m.cfg.Resources,
 	}, nil
 }
 

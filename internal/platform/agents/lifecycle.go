@@ -21,6 +21,16 @@ const (
 	maxModelLen  = 200
 )
 
+// CheckModel checks that a model name has the form provider/model; field
+// names the request field in the error.
+func CheckModel(field, name string) error {
+	provider, model, ok := strings.Cut(name, "/")
+	if !ok || provider == "" || model == "" || len(name) > maxModelLen || strings.ContainsAny(name, " \t\r\n") {
+		return &InvalidError{field, `must be "provider/model", e.g. anthropic/claude-sonnet-4-6`}
+	}
+	return nil
+}
+
 // CreateRequest is what POST /api/v1/agents asks for.
 type CreateRequest struct {
 	Name          string
@@ -40,9 +50,8 @@ func (r *CreateRequest) validate() error {
 		return &InvalidError{"name", fmt.Sprintf("must be 1-%d characters (got %d)", MaxNameLen, n)}
 	}
 	if r.Model != "" {
-		provider, model, ok := strings.Cut(r.Model, "/")
-		if !ok || provider == "" || model == "" || len(r.Model) > maxModelLen || strings.ContainsAny(r.Model, " \t\r\n") {
-			return &InvalidError{"model", `must be "provider/model", e.g. anthropic/claude-sonnet-4-6`}
+		if err := CheckModel("model", r.Model); err != nil {
+			return err
 		}
 	}
 	if len(r.InitialPrompt) > MaxPromptLen {
@@ -137,6 +146,13 @@ func (m *Manager) Create(ctx context.Context, orgID string, req CreateRequest) (
 	}
 	model := req.Model
 	if model == "" {
+		org, err := m.st.OrgByID(ctx, orgID)
+		if err != nil {
+			return store.Agent{}, nil, err
+		}
+		model = org.DefaultModel
+	}
+	if model == "" {
 		model = m.cfg.DefaultModel
 	}
 	id := m.cfg.NewID()
@@ -229,6 +245,9 @@ func (m *Manager) running(a *store.Agent, in *instance) error {
 // Start starts a STOPPED agent; started is false when it was already
 // RUNNING.
 func (m *Manager) Start(ctx context.Context, orgID, id string) (a store.Agent, started bool, err error) {
+	if a, err := m.refuseProvisioning(ctx, orgID, id, "started"); err != nil {
+		return a, false, err
+	}
 	unlock := m.lock(id)
 	defer unlock()
 	if a, err = m.st.GetAgent(ctx, orgID, id); err != nil {
@@ -243,6 +262,21 @@ func (m *Manager) Start(ctx context.Context, orgID, id string) (a store.Agent, s
 	}
 	err = m.startLocked(&a)
 	return a, err == nil, err
+}
+
+// refuseProvisioning answers at once for an agent that is being
+// provisioned, instead of queueing behind the create that holds its lock
+// for up to ProvisionTimeout. The check under the lock still decides for
+// every other state.
+func (m *Manager) refuseProvisioning(ctx context.Context, orgID, id, verb string) (store.Agent, error) {
+	a, err := m.st.GetAgent(ctx, orgID, id)
+	if err != nil {
+		return a, err
+	}
+	if a.Status == store.StatusProvisioning {
+		return a, fmt.Errorf("%w: the agent is PROVISIONING; it can be %s once it is RUNNING or STOPPED", ErrState, verb)
+	}
+	return a, nil
 }
 
 // startLocked starts a's runtime and waits up to StartTimeout for it.
@@ -274,6 +308,9 @@ func (m *Manager) startLocked(a *store.Agent) error {
 // Stop stops a RUNNING agent (gracefully for StopTimeout, then killed);
 // stopped is false when it was already STOPPED.
 func (m *Manager) Stop(ctx context.Context, orgID, id string) (a store.Agent, stopped bool, err error) {
+	if a, err := m.refuseProvisioning(ctx, orgID, id, "stopped"); err != nil {
+		return a, false, err
+	}
 	unlock := m.lock(id)
 	defer unlock()
 	if a, err = m.st.GetAgent(ctx, orgID, id); err != nil {
@@ -339,6 +376,9 @@ func (m *Manager) forget(id string, in *instance) {
 // Restart stops a RUNNING agent and starts it again, or starts a STOPPED
 // one.
 func (m *Manager) Restart(ctx context.Context, orgID, id string) (store.Agent, error) {
+	if a, err := m.refuseProvisioning(ctx, orgID, id, "restarted"); err != nil {
+		return a, err
+	}
 	unlock := m.lock(id)
 	defer unlock()
 	a, err := m.st.GetAgent(ctx, orgID, id)

@@ -92,6 +92,16 @@ type Config struct {
 	MaxRunning int
 	// Ports is the loopback port range for runtimes. Default DefaultPorts.
 	Ports PortRange
+	// Resources are every runtime's limits (Spec.Resources); zero fields
+	// take the driver's defaults. A non-zero NofileLimit also reaches the
+	// runtime as AGENTHOST_NOFILE_LIMIT, for its tools.
+	Resources runtime.Resources
+	// DiskBytes caps each workspace (AGENTHOST_DISK_LIMIT, enforced by the
+	// runtime); 0 leaves the runtime's default.
+	DiskBytes int64
+	// EgressAllow lists the hosts, addresses and CIDRs the tools may reach
+	// beyond the public internet (AGENTHOST_EGRESS_ALLOW).
+	EgressAllow []string
 	// ProbePort reports whether a port is free; nil probes 127.0.0.1.
 	ProbePort func(int) bool
 	// ProvisionTimeout bounds a new agent's wait for health (60 s → 504);
@@ -184,16 +194,12 @@ type Manager struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	locks runtime.IDLocks // serializes lifecycle operations on one agent within this process
+
 	mu      sync.Mutex
-	locks   map[string]*agentLock
 	live    map[string]*instance          // runtimes this process runs, by agent
 	pending map[string]context.CancelFunc // in-flight launches, cancelled by Delete
 	closed  bool
-}
-
-type agentLock struct {
-	mu   sync.Mutex
-	refs int
 }
 
 // New returns a Manager. Call Reconcile once the platform starts, and
@@ -206,30 +212,16 @@ func New(cfg Config) (*Manager, error) {
 	return &Manager{
 		cfg: cfg, st: cfg.Store, log: cfg.Logger, ports: NewPortPool(cfg.Ports, cfg.ProbePort),
 		ctx: ctx, cancel: cancel,
-		locks: map[string]*agentLock{}, live: map[string]*instance{}, pending: map[string]context.CancelFunc{},
+		live: map[string]*instance{}, pending: map[string]context.CancelFunc{},
 	}, nil
 }
 
+// DefaultModel is the platform-wide model of agents created without one
+// in organizations that set no default of their own.
+func (m *Manager) DefaultModel() string { return m.cfg.DefaultModel }
+
 // lock serializes lifecycle operations on one agent within this process.
-func (m *Manager) lock(id string) (unlock func()) {
-	m.mu.Lock()
-	l := m.locks[id]
-	if l == nil {
-		l = &agentLock{}
-		m.locks[id] = l
-	}
-	l.refs++
-	m.mu.Unlock()
-	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
-		m.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(m.locks, id)
-		}
-		m.mu.Unlock()
-	}
-}
+func (m *Manager) lock(id string) (unlock func()) { return m.locks.Lock(id) }
 
 // track runs fn in a goroutine Close waits for; it returns false (and
 // runs nothing) once the Manager is closing.

@@ -95,6 +95,14 @@ func (s *Server) createAgent(w http.ResponseWriter, r *http.Request) error {
 	if errors.Is(err, store.ErrNotFound) {
 		return &httpapi.Error{Status: http.StatusNotFound, Msg: "agent was deleted while it was being provisioned", Err: err}
 	}
+	if err != nil && a.ID != "" && (errors.Is(err, agents.ErrStartFailed) || errors.Is(err, agents.ErrProvisionTimeout)) {
+		// The agent exists (ERROR) although its runtime did not come up:
+		// say which, so the caller can inspect or delete it.
+		status, msg := classify(err)
+		s.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "agent", a.ID, "err", err)
+		httpapi.Write(w, status, map[string]any{"error": msg, "agentId": a.ID, "status": string(a.Status)})
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -52,7 +52,7 @@ func TestFailedStart(t *testing.T) {
 		c := env.Client(env.Token(t, "acme"))
 		scope := c.Do(t, "POST", "/api/v1/scopes", map[string]any{"name": "production"}).Want(t, 201)["id"].(string)
 		c.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "my-agent", "scope": "production", "model": "anthropic/claude-sonnet-4-6"}).
-			WantError(t, 503, "runtime failed to start")
+			WantError(t, 503, "runtime failed to start", "agentId", "status")
 		list := c.Do(t, "GET", "/api/v1/agents", nil).Want(t, 200)["agents"].([]any)
 		if len(list) != 1 {
 			t.Fatalf("agents = %v", list)
@@ -89,11 +89,11 @@ func TestFailedStart(t *testing.T) {
 func TestAgentLimit(t *testing.T) {
 	env := platformtest.Start(t, platformtest.Options{Agents: agents.Config{MaxAgentsPerOrg: 1}})
 	c := env.Client(env.Token(t, "acme"))
-	c.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "one"}).WantError(t, 503, "")
+	c.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "one"}).WantError(t, 503, "", "agentId", "status")
 	c.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "two"}).WantError(t, 429, "agent limit reached")
 	// The limit is per organization.
 	other := env.Client(env.Token(t, "other"))
-	other.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "one"}).WantError(t, 503, "runtime failed to start")
+	other.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "one"}).WantError(t, 503, "runtime failed to start", "agentId", "status")
 }
 
 func TestNoPorts(t *testing.T) {
@@ -121,7 +121,7 @@ func TestIsolation(t *testing.T) {
 		scope := theirs.Do(t, "POST", "/api/v1/scopes", map[string]any{"name": "production"}).Want(t, 201)["id"].(string)
 		theirs.Do(t, "PUT", "/api/v1/scopes/"+scope+"/secrets", map[string]any{"key": "K", "value": "v"}).Want(t, 201)
 		theirs.Do(t, "PUT", "/api/v1/secrets", map[string]any{"key": "ORG", "value": "v"}).Want(t, 201)
-		theirs.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "a"}).WantError(t, 503, "")
+		theirs.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "a"}).WantError(t, 503, "", "agentId", "status")
 		agent := theirs.Do(t, "GET", "/api/v1/agents", nil).Want(t, 200)["agents"].([]any)[0].(map[string]any)["agentId"].(string)
 
 		for _, r := range []struct{ method, path, want string }{

@@ -68,6 +68,9 @@ type Config struct {
 	// ForwardTransport carries forwarded requests. Default: a transport
 	// without proxy.
 	ForwardTransport http.RoundTripper
+	// SandboxDisabled makes /health say "sandbox": "disabled" (the
+	// platform runs with --insecure-no-sandbox) instead of "enabled".
+	SandboxDisabled bool
 }
 
 // Server is the API's http.Handler.
@@ -130,8 +133,12 @@ func New(cfg Config) *Server {
 	}
 	s.routes()
 	root := http.NewServeMux()
+	sandbox := "enabled"
+	if cfg.SandboxDisabled {
+		sandbox = "disabled"
+	}
 	root.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		httpapi.Write(w, http.StatusOK, map[string]string{"status": "ok"})
+		httpapi.Write(w, http.StatusOK, map[string]string{"status": "ok", "sandbox": sandbox})
 	})
 	root.Handle("/api/v1/", s.authenticate(s.mux))
 	s.sessionRoutes(root)
@@ -179,6 +186,9 @@ func (s *Server) routes() {
 	s.Handle("GET /api/v1/secrets", s.listOrgSecrets)
 	s.Handle("PUT /api/v1/secrets", s.putOrgSecret)
 	s.Handle("DELETE /api/v1/secrets/{key}", s.deleteOrgSecret)
+
+	s.Handle("GET /api/v1/org", s.getOrg)
+	s.Handle("PATCH /api/v1/org", s.patchOrg)
 
 	s.Handle("GET /api/v1/tokens", s.listTokens)
 	s.Handle("POST /api/v1/tokens", s.createToken)

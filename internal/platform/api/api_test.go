@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agenthost/agenthost/internal/platform"
 	"github.com/agenthost/agenthost/internal/platform/auth"
 	"github.com/agenthost/agenthost/internal/platform/platformtest"
 )
@@ -34,11 +35,19 @@ func wantTS(t *testing.T, v any, what string) {
 	}
 }
 
+// TestHealth: /health answers, and says whether the agents' tools are
+// sandboxed; with --insecure-no-sandbox the platform also warns in its log.
 func TestHealth(t *testing.T) {
-	env := platformtest.Start(t, platformtest.Options{})
-	m := env.Client("").Do(t, "GET", "/health", nil).Want(t, 200)
-	if m["status"] != "ok" {
-		t.Fatalf("health = %v", m)
+	for _, insecure := range []bool{false, true} {
+		env := platformtest.Start(t, platformtest.Options{Configure: func(c *platform.Config) { c.InsecureNoSandbox = insecure }})
+		m := env.Client("").Do(t, "GET", "/health", nil).Want(t, 200)
+		want := map[bool]string{false: "enabled", true: "disabled"}[insecure]
+		if m["status"] != "ok" || m["sandbox"] != want {
+			t.Errorf("insecure %v: health = %v, want sandbox %q", insecure, m, want)
+		}
+		if warned := strings.Contains(env.Logs.String(), "level=WARN msg=\"INSECURE: the sandbox is disabled"); warned != insecure {
+			t.Errorf("insecure %v: warning logged %v:\n%s", insecure, warned, env.Logs.String())
+		}
 	}
 }
 

@@ -110,6 +110,11 @@ func TestSecrets(t *testing.T) {
 			do("PUT", "/api/v1/secrets", bad).WantError(t, 400, "")
 		}
 		do("PUT", "/api/v1/secrets", map[string]any{"key": "lower", "value": "v"}).WantError(t, 400, "key: must match ^[A-Z0-9_]+$")
+		// Names that change how the tools' programs load or run (issue 11).
+		for _, k := range []string{"LD_PRELOAD", "PATH", "BASH_ENV", "PYTHONSTARTUP", "NODE_OPTIONS", "GIT_SSH_COMMAND", "HTTPS_PROXY", "AGENTHOST_CONTROL_TOKEN"} {
+			do("PUT", "/api/v1/secrets", map[string]any{"key": k, "value": "v"}).WantError(t, 400, "key: "+k+" is reserved: ")
+			do("PUT", "/api/v1/scopes/"+must(t, do("POST", "/api/v1/scopes", map[string]any{"name": "s-" + k}).Want(t, 201)["id"])+"/secrets", map[string]any{"key": k, "value": "v"}).WantError(t, 400, "key: "+k+" is reserved: ")
+		}
 		do("PUT", "/api/v1/secrets", map[string]any{"key": "K"}).WantError(t, 400, "value: is required")
 		do("PUT", "/api/v1/secrets", map[string]any{"key": "K", "value": 5}).WantError(t, 400, `field "value" must be a string`)
 		do("PUT", "/api/v1/secrets", map[string]any{"key": "K", "value": strings.Repeat("v", 64<<10+1)}).WantError(t, 400, "value: is longer")
@@ -206,4 +211,14 @@ func TestAtRest(t *testing.T) {
 			}
 		}
 	})
+}
+
+// must returns v as a string, failing the test when it is not one.
+func must(t *testing.T, v any) string {
+	t.Helper()
+	s, ok := v.(string)
+	if !ok {
+		t.Fatalf("%v is not a string", v)
+	}
+	return s
 }

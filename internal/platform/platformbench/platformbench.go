@@ -52,6 +52,11 @@ func Start(binary string) (*Rig, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Runtimes under uids of their own (a root platform) must traverse it.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
 	r := &Rig{dir: dir, done: make(chan error, 1), http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	r.driver, err = process.New(process.Options{Root: filepath.Join(dir, "runtimes"), Logger: quiet})

@@ -44,6 +44,12 @@ func BuildAgenthost() (string, error) {
 		if bin.err != nil {
 			return
 		}
+		// Runtimes run under uids of their own when the tests run as
+		// root, and some run the binary by this path (a runtime command
+		// that wraps it in a script).
+		if bin.err = os.Chmod(bin.dir, 0o755); bin.err != nil {
+			return
+		}
 		bin.path = filepath.Join(bin.dir, "agenthost")
 		cmd := exec.Command("go", "build", "-o", bin.path, "github.com/agenthost/agenthost/cmd/agenthost")
 		if out, err := cmd.CombinedOutput(); err != nil {

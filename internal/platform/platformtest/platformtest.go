@@ -214,12 +214,17 @@ func (r *Response) Want(t testing.TB, want int) map[string]any {
 
 // WantError checks an error response: its status, the JSON error body and
 // (when not empty) a substring of the message.
-func (r *Response) WantError(t testing.TB, status int, contains string) {
+func (r *Response) WantError(t testing.TB, status int, contains string, extra ...string) {
 	t.Helper()
 	m := r.Want(t, status)
 	msg, ok := m["error"].(string)
-	if !ok || len(m) != 1 || msg == "" {
-		t.Fatalf("error body %s: want exactly {\"error\": \"...\"}", r.Body)
+	if !ok || len(m) != 1+len(extra) || msg == "" {
+		t.Fatalf("error body %s: want exactly {\"error\": \"...\"} and the fields %q", r.Body, extra)
+	}
+	for _, k := range extra {
+		if _, ok := m[k]; !ok {
+			t.Fatalf("error body %s: no field %q", r.Body, k)
+		}
 	}
 	if contains != "" && !strings.Contains(msg, contains) {
 		t.Fatalf("error %q does not contain %q", msg, contains)

@@ -25,7 +25,8 @@ var ErrInvalid = errors.New("invalid secret")
 var keyRE = regexp.MustCompile(`^[A-Z0-9_]+$`)
 
 // CheckKey reports whether key may name a secret: uppercase letters,
-// digits and underscores, as environment variables are written.
+// digits and underscores, as environment variables are written, and not a
+// reserved name (see Reserved).
 func CheckKey(key string) error {
 	switch {
 	case key == "":
@@ -35,7 +36,7 @@ func CheckKey(key string) error {
 	case !keyRE.MatchString(key):
 		return fmt.Errorf("%w: key must match ^[A-Z0-9_]+$ (uppercase letters, digits and underscores)", ErrInvalid)
 	}
-	return nil
+	return checkReserved(key)
 }
 
 // CheckValue reports whether value may be stored.
@@ -125,7 +126,8 @@ func (s *Service) Delete(ctx context.Context, orgID, scopeID, key string) error 
 
 // Env is the environment an agent's runtime starts with: the secrets of its
 // scope when it has one, otherwise the organization's org-level secrets.
-// The two never mix, as the seed specifies.
+// The two never mix, as the seed specifies. Secrets under reserved names
+// (stored before those names were refused) are left out.
 func (s *Service) Env(ctx context.Context, orgID, scopeID string) (map[string]string, error) {
 	list, err := s.st.ListSecrets(ctx, orgID, scopeID)
 	if err != nil {
@@ -133,6 +135,9 @@ func (s *Service) Env(ctx context.Context, orgID, scopeID string) (map[string]st
 	}
 	env := make(map[string]string, len(list))
 	for _, x := range list {
+		if _, reserved := Reserved(x.Key); reserved {
+			continue
+		}
 		v, err := s.box.Open(x.Ciphertext, aad(orgID, x.Key))
 		if err != nil {
 			return nil, fmt.Errorf("secret %s: %w", x.Key, err)

@@ -34,6 +34,9 @@ type Org struct {
 	ID        string
 	Name      string
 	CreatedAt time.Time
+	// DefaultModel is the model of the organization's agents created
+	// without one; empty falls back to the platform's default.
+	DefaultModel string
 }
 
 // Token is an API token as stored: only the SHA-256 of its secret part, so
@@ -154,6 +157,9 @@ type Store interface {
 	OrgByName(ctx context.Context, name string) (Org, error)
 	// OrgByID finds an organization by id.
 	OrgByID(ctx context.Context, id string) (Org, error)
+	// SetOrgDefaultModel sets (or, with "", clears) the organization's
+	// default model; ErrNotFound for an unknown id.
+	SetOrgDefaultModel(ctx context.Context, id, model string) error
 
 	// CreateToken inserts a token; its org must exist.
 	CreateToken(ctx context.Context, t Token) error

@@ -149,11 +149,11 @@ func (d *Driver) createOptions(spec runtime.Spec, netID string, secOpt []string)
 		image = d.opts.Image
 	}
 	r := spec.Resources
-	res := Resources{r.MemoryBytes, r.NanoCPUs, r.PidsLimit, r.NoFile}.or(d.opts.Resources)
+	res := Resources{r.MemoryBytes, r.NanoCPUs, r.PidsLimit, r.NofileLimit}.or(d.opts.Resources)
 	// The tools' own open-files limit (set by the runtime) cannot exceed
 	// the container's.
-	if n, err := strconv.ParseInt(spec.Env["AGENTHOST_NOFILE_LIMIT"], 10, 64); err == nil && n > res.NoFile {
-		res.NoFile = n
+	if n, err := strconv.ParseInt(spec.Env["AGENTHOST_NOFILE_LIMIT"], 10, 64); err == nil && n > res.NofileLimit {
+		res.NofileLimit = n
 	}
 	stopTimeout := 3
 	cfg := container.Config{
@@ -201,7 +201,7 @@ func (d *Driver) createOptions(spec runtime.Spec, netID string, secOpt []string)
 			MemorySwap: res.MemoryBytes, // no swap beyond the limit
 			NanoCPUs:   res.NanoCPUs,
 			PidsLimit:  &res.PidsLimit,
-			Ulimits:    []*container.Ulimit{{Name: "nofile", Soft: res.NoFile, Hard: res.NoFile}},
+			Ulimits:    []*container.Ulimit{{Name: "nofile", Soft: res.NofileLimit, Hard: res.NofileLimit}},
 		},
 	}
 	// The endpoint names the network by id too: the engine looks the

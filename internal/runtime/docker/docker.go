@@ -120,15 +120,15 @@ const DefaultNetwork = "agenthost-runtimes"
 // DefaultResources are the limits of a runtime whose spec and options set
 // none: 1 GiB of memory, one CPU, 512 processes, 4096 open files per
 // process.
-var DefaultResources = Resources{MemoryBytes: 1 << 30, NanoCPUs: 1e9, PidsLimit: 512, NoFile: 4096}
+var DefaultResources = Resources{MemoryBytes: 1 << 30, NanoCPUs: 1e9, PidsLimit: 512, NofileLimit: 4096}
 
 // Resources are a container's limits; zero fields take DefaultResources.
 type Resources struct {
 	MemoryBytes int64
 	NanoCPUs    int64
 	PidsLimit   int64
-	// NoFile is the container's RLIMIT_NOFILE (soft and hard).
-	NoFile int64
+	// NofileLimit is the container's RLIMIT_NOFILE (soft and hard).
+	NofileLimit int64
 }
 
 // Options configures a Driver. The zero value works against the local
@@ -295,8 +295,8 @@ func (r Resources) or(def Resources) Resources {
 	if r.PidsLimit <= 0 {
 		r.PidsLimit = def.PidsLimit
 	}
-	if r.NoFile <= 0 {
-		r.NoFile = def.NoFile
+	if r.NofileLimit <= 0 {
+		r.NofileLimit = def.NofileLimit
 	}
 	return r
 }

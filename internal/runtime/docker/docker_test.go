@@ -247,11 +247,11 @@ func TestContainerSettings(t *testing.T) {
 	ensureTestImage(t, c)
 	t.Parallel()
 	d := newDriver(t, c, t.TempDir(), func(o *Options) {
-		o.Resources = Resources{MemoryBytes: 256 << 20, NanoCPUs: 5e8, PidsLimit: 64, NoFile: 1024}
+		o.Resources = Resources{MemoryBytes: 256 << 20, NanoCPUs: 5e8, PidsLimit: 64, NofileLimit: 1024}
 	})
 	s := spec(t)
 	s.Resources.PidsLimit = 32 // the spec's limit wins over the options'
-	s.Resources.NoFile = 512
+	s.Resources.NofileLimit = 512
 	h := start(t, d, s)
 	healthy(t, h)
 	if want := fmt.Sprintf("http://127.0.0.1:%d", s.Port); h.Endpoint != want {

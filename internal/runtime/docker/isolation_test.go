@@ -119,7 +119,7 @@ func TestIsolationInContainer(t *testing.T) {
 	t.Parallel()
 	d := newDriver(t, c, t.TempDir(), func(o *Options) {
 		o.Image = debianTestImage
-		o.Resources = Resources{NoFile: 2048}
+		o.Resources = Resources{NofileLimit: 2048}
 	})
 	s := spec(t)
 	s.Command = nil // the image's CMD

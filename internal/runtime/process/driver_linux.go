@@ -4,6 +4,8 @@ package process
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,9 +16,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/agenthost/agenthost/internal/runtime"
 )
@@ -28,6 +33,9 @@ type Driver struct {
 	log      *slog.Logger
 	bootID   string
 	usePidfd bool // false: watch re-attached runtimes by polling /proc
+	rootHash string
+	iso      isolation
+	exes     *executables
 
 	mu     sync.Mutex
 	insts  map[string]*instance // by runtime id: the current or last run
@@ -44,7 +52,10 @@ var (
 var errClosed = errors.New("process: driver closed")
 
 // New returns a driver keeping its runtimes under opts.Root, which it
-// creates if needed.
+// creates if needed. It first checks that this machine can isolate
+// runtimes (see the package documentation) and fails, wrapping
+// ErrNotIsolated and saying what is missing and how to get it, when it
+// cannot, unless opts.InsecureNoSandbox.
 func New(opts Options) (*Driver, error) {
 	if opts.Root == "" {
 		return nil, errors.New("process: Options.Root is required")
@@ -53,7 +64,9 @@ func New(opts Options) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("process: root: %w", err)
 	}
-	if err := os.MkdirAll(root, 0o700); err != nil {
+	// Directories made on the way are traversable by the runtime users
+	// that will need to pass them (a new data directory included).
+	if err := os.MkdirAll(root, 0o711); err != nil {
 		return nil, fmt.Errorf("process: root: %w", err)
 	}
 	if opts.MaxLogBytes <= 0 {
@@ -80,15 +93,43 @@ func New(opts Options) (*Driver, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.UIDs == (UIDRange{}) {
+		opts.UIDs = DefaultUIDs
+	}
+	if opts.UIDs.Last <= opts.UIDs.First {
+		return nil, fmt.Errorf("process: uid range %s: want at least two uids", opts.UIDs)
+	}
+	if opts.Bwrap == "" {
+		opts.Bwrap = "bwrap"
+	}
+	opts.Resources = orDefault(opts.Resources, DefaultResources)
+	sum := sha256.Sum256([]byte(root))
 	d := &Driver{
 		opts:     opts,
 		root:     root,
 		log:      opts.Logger.With("driver", Name),
 		bootID:   readBootID(),
 		usePidfd: true,
+		rootHash: hex.EncodeToString(sum[:6]),
+		exes:     &executables{dir: filepath.Join(root, binName), known: map[fileKey]string{}},
 		insts:    map[string]*instance{},
 		closed:   make(chan struct{}),
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := d.setUp(ctx); err != nil {
+		return nil, err
+	}
+	if d.iso.ids != nil {
+		// Runtime users traverse the root to their own directory; they
+		// cannot list it.
+		if err := os.Chmod(root, 0o711); err != nil {
+			return nil, fmt.Errorf("process: root: %w", err)
+		}
+		d.exes.prune(d.exesInUse(), d.now())
+	}
+	d.log.Info("process driver ready", "root", root, "sandbox", d.iso.sandbox,
+		"runtime_uids", d.iso.ids != nil, "cgroups", d.iso.cgroups != nil)
 	d.wg.Add(1)
 	go d.rotateLoop()
 	return d, nil
@@ -110,7 +151,28 @@ func (d *Driver) Close() error {
 	}
 	d.mu.Unlock()
 	d.wg.Wait()
+	if d.iso.cgroups != nil {
+		d.iso.cgroups.remove() // only if no runtime's cgroup is left
+	}
 	return nil
+}
+
+// Sandbox is what runtimes get in AGENTHOST_SANDBOX: SandboxBwrap, or
+// SandboxNone under Options.InsecureNoSandbox.
+func (d *Driver) Sandbox() string { return d.iso.sandbox }
+
+// exesInUse lists the executables the recorded runs use.
+func (d *Driver) exesInUse() map[string]bool {
+	used := map[string]bool{}
+	ents, _ := os.ReadDir(d.root)
+	for _, e := range ents {
+		if h, err := readHandleFile(d.dir(e.Name())); err == nil {
+			if st, err := decodeState(h); err == nil && st.Exe != "" {
+				used[st.Exe] = true
+			}
+		}
+	}
+	return used
 }
 
 func (d *Driver) now() time.Time           { return d.opts.Now() }
@@ -144,23 +206,41 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (*runtime.Handle,
 
 	dir := d.dir(spec.ID)
 	ws, tmp, data := filepath.Join(dir, "workspace"), filepath.Join(dir, "tmp"), filepath.Join(dir, "data")
-	if err := os.MkdirAll(ws, 0o700); err != nil {
-		return nil, fmt.Errorf("process: start %s: workspace: %w", spec.ID, err)
+	var ident *identity
+	if d.iso.ids != nil {
+		// The runtime's directory stays the platform's (its state and log
+		// are the platform's records); what is inside it is the runtime's.
+		if err := os.MkdirAll(dir, 0o711); err != nil {
+			return nil, fmt.Errorf("process: start %s: %w", spec.ID, err)
+		}
+		if err := os.Chmod(dir, 0o711); err != nil {
+			return nil, fmt.Errorf("process: start %s: %w", spec.ID, err)
+		}
+		id, err := d.iso.ids.of(spec.ID)
+		if err != nil {
+			return nil, fmt.Errorf("process: start %s: %w", spec.ID, err)
+		}
+		ident = &id
+		if path, err = d.exes.copyOf(path); err != nil {
+			return nil, fmt.Errorf("process: start %s: %w", spec.ID, err)
+		}
 	}
-	if err := os.MkdirAll(data, 0o700); err != nil {
-		return nil, fmt.Errorf("process: start %s: data: %w", spec.ID, err)
+	if err := d.makeDirs(ident, ws, data, tmp); err != nil {
+		return nil, fmt.Errorf("process: start %s: %w", spec.ID, err)
 	}
-	if err := os.RemoveAll(tmp); err != nil {
-		return nil, fmt.Errorf("process: start %s: tmp: %w", spec.ID, err)
-	}
-	if err := os.Mkdir(tmp, 0o700); err != nil {
-		return nil, fmt.Errorf("process: start %s: tmp: %w", spec.ID, err)
+	res := orDefault(spec.Resources, d.opts.Resources)
+	var cg *cgroupState
+	if d.iso.cgroups != nil {
+		if cg, err = d.iso.cgroups.create(spec.ID, res); err != nil {
+			return nil, fmt.Errorf("process: start %s: cgroup: %w", spec.ID, err)
+		}
 	}
 	if err := rotateLog(d.logPath(spec.ID), d.opts.MaxLogBytes); err != nil {
 		d.log.Warn("log rotation failed", "runtime", spec.ID, "err", err)
 	}
 	logf, err := os.OpenFile(d.logPath(spec.ID), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
+		d.dropCgroup(spec.ID, cg)
 		return nil, fmt.Errorf("process: start %s: log: %w", spec.ID, err)
 	}
 	startedAt := d.now()
@@ -178,9 +258,27 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (*runtime.Handle,
 		Stderr:      logf,
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
-	err = cmd.Start()
+	if ident != nil {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: ident.UID, Gid: ident.GID, Groups: []uint32{}}
+	}
+	var cgdir *os.File
+	if cg != nil && cg.V2 {
+		// Born in its cgroup (clone3 CLONE_INTO_CGROUP): not one fork
+		// escapes the limits.
+		if cgdir, err = os.Open(cg.Dirs[0]); err != nil {
+			logf.Close()
+			d.dropCgroup(spec.ID, cg)
+			return nil, fmt.Errorf("process: start %s: cgroup: %w", spec.ID, err)
+		}
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(cgdir.Fd())
+	}
+	err = startCmd(cmd)
 	logf.Close()
+	if cgdir != nil {
+		cgdir.Close()
+	}
 	if err != nil {
+		d.dropCgroup(spec.ID, cg)
 		return nil, fmt.Errorf("process: start %s: %w", spec.ID, err)
 	}
 	pid := cmd.Process.Pid
@@ -189,12 +287,19 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (*runtime.Handle,
 	if err == nil && ps.session != pid {
 		err = fmt.Errorf("session %d, want %d", ps.session, pid)
 	}
+	if err == nil {
+		err = d.limitChild(ctx, pid, ident, cg, res)
+	}
 	if err != nil {
 		syscall.Kill(-pid, syscall.SIGKILL)
 		cmd.Wait()
+		d.dropCgroup(spec.ID, cg)
 		return nil, fmt.Errorf("process: start %s: %w", spec.ID, err)
 	}
-	st := state{PID: pid, PGID: pid, SID: pid, StartTicks: ps.startTicks, BootID: d.bootID, Port: spec.Port, StartedAt: startedAt}
+	st := state{PID: pid, PGID: pid, SID: pid, StartTicks: ps.startTicks, BootID: d.bootID, Port: spec.Port, StartedAt: startedAt, Cgroup: cg, Exe: path}
+	if ident != nil {
+		st.UID = ident.UID
+	}
 	raw, err := json.Marshal(st)
 	if err != nil {
 		panic(err) // plain struct
@@ -240,6 +345,91 @@ func (d *Driver) checkNotRunning(id string) error {
 	return fmt.Errorf("process: runtime %s is still running (pid %d) from an earlier platform process; recover or destroy it", id, st.PID)
 }
 
+// startCmd starts cmd, retrying while its executable is busy: a copy just
+// written to <root>/.bin is ETXTBSY for as long as a child forked
+// meanwhile elsewhere in the process holds the write descriptor, which it
+// does until its own exec (golang.org/issue/22315).
+func startCmd(cmd *exec.Cmd) error {
+	for i := 0; ; i++ {
+		c := *cmd
+		err := c.Start()
+		if err == nil || !errors.Is(err, syscall.ETXTBSY) || i == 50 {
+			*cmd = c
+			return err
+		}
+		time.Sleep(time.Duration(i+1) * time.Millisecond)
+	}
+}
+
+// makeDirs makes the runtime's directories: its own (ident's, mode 0700)
+// when runtimes have their own uids. tmp starts empty.
+func (d *Driver) makeDirs(ident *identity, ws, data, tmp string) error {
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("tmp: %w", err)
+	}
+	for _, dir := range []string{ws, data, tmp} {
+		var err error
+		if ident != nil {
+			err = ownDir(dir, *ident)
+		} else {
+			err = os.MkdirAll(dir, 0o700)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", filepath.Base(dir), err)
+		}
+	}
+	return nil
+}
+
+// limitChild puts a just started runtime under its limits: into its
+// cgroup (cgroup v1: the runtime has not started anything yet, it is
+// still starting), and its open files capped with prlimit, soft and hard,
+// so neither it nor its children can raise them.
+func (d *Driver) limitChild(ctx context.Context, pid int, ident *identity, cg *cgroupState, res runtime.Resources) error {
+	if cg != nil && !cg.V2 {
+		if err := cg.add(pid); err != nil {
+			return fmt.Errorf("cgroup: %w", err)
+		}
+	}
+	if res.NofileLimit <= 0 {
+		return nil
+	}
+	lim := unix.Rlimit{Cur: uint64(res.NofileLimit), Max: uint64(res.NofileLimit)}
+	err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &lim, nil)
+	if errors.Is(err, unix.EPERM) && ident != nil && d.iso.prlimit != "" {
+		// A root without CAP_SYS_RESOURCE (some containers) may not set
+		// another user's limits; that user may lower its own.
+		err = d.prlimitAs(ctx, pid, *ident, res.NofileLimit)
+	}
+	if err != nil {
+		return fmt.Errorf("prlimit nofile: %w", err)
+	}
+	return nil
+}
+
+// prlimitAs runs util-linux's prlimit as ident to lower pid's open-files
+// limit.
+func (d *Driver) prlimitAs(ctx context.Context, pid int, ident identity, n int64) error {
+	v := strconv.FormatInt(n, 10)
+	cmd := exec.CommandContext(ctx, d.iso.prlimit, "--pid", strconv.Itoa(pid), "--nofile="+v+":"+v)
+	cmd.Dir, cmd.Env = "/", []string{}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: ident.UID, Gid: ident.GID, Groups: []uint32{}}}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: %w: %s", d.iso.prlimit, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// dropCgroup removes the cgroup of a start that failed.
+func (d *Driver) dropCgroup(id string, cg *cgroupState) {
+	if cg == nil {
+		return
+	}
+	if err := cg.destroy(); err != nil {
+		d.log.Warn("cannot remove a runtime's cgroup", "runtime", id, "err", err)
+	}
+}
+
 // environ builds the runtime's environment from nothing.
 func (d *Driver) environ(spec runtime.Spec, ws, tmp, data string) []string {
 	env := map[string]string{"PATH": d.opts.Path, "HOME": ws, "LANG": "C.UTF-8", "TMPDIR": tmp}
@@ -248,6 +438,7 @@ func (d *Driver) environ(spec runtime.Spec, ws, tmp, data string) []string {
 	env["AGENTHOST_WORKSPACE"] = ws
 	env["AGENTHOST_DATA_DIR"] = data
 	env["AGENTHOST_RUNTIME_ID"] = spec.ID
+	env["AGENTHOST_SANDBOX"] = d.iso.sandbox
 	out := make([]string, 0, len(env))
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		out = append(out, k+"="+env[k])
@@ -338,6 +529,22 @@ func (d *Driver) Destroy(ctx context.Context, h *runtime.Handle) error {
 	}
 	for _, in := range runs {
 		if err := d.stop(ctx, in, 0); err != nil {
+			return fmt.Errorf("process: destroy %s: %w", h.ID, err)
+		}
+	}
+	// The cgroups of the runs recorded, and where this driver would put
+	// one: nothing of the runtime's is left running.
+	var cgs []*cgroupState
+	for _, hh := range handles {
+		if st, err := decodeState(hh); err == nil && st.Cgroup != nil {
+			cgs = append(cgs, st.Cgroup)
+		}
+	}
+	if b := d.iso.cgroups; b != nil {
+		cgs = append(cgs, b.of(h.ID))
+	}
+	for _, cg := range cgs {
+		if err := cg.destroy(); err != nil {
 			return fmt.Errorf("process: destroy %s: %w", h.ID, err)
 		}
 	}

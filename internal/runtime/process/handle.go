@@ -25,6 +25,22 @@ type state struct {
 	BootID     string    `json:"boot_id,omitempty"`
 	Port       int       `json:"port"`
 	StartedAt  time.Time `json:"started_at"`
+	// UID is the runtime's uid; zero when it runs as the platform's user.
+	UID uint32 `json:"uid,omitempty"`
+	// Cgroup is the runtime's cgroup, nil when it has none.
+	Cgroup *cgroupState `json:"cgroup,omitempty"`
+	// Exe is the executable run (the copy in <root>/.bin when runtimes
+	// have their own uids).
+	Exe string `json:"exe,omitempty"`
+}
+
+// cgroupState is a runtime's cgroup as its handle records it, so that a
+// platform started later can kill and remove it.
+type cgroupState struct {
+	V2   bool     `json:"v2,omitempty"`
+	Dirs []string `json:"dirs"`
+	// MemoryBytes is the memory limit, for the message of an OOM kill.
+	MemoryBytes int64 `json:"memory_bytes,omitempty"`
 }
 
 // sameRun reports whether s and o name the same process.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,6 +25,9 @@ type instance struct {
 	recovered bool
 	pidfd     *os.File
 	done      chan struct{} // closed once the run has ended and been cleaned up
+	// killed is set when the driver sends SIGKILL, so that an OOM kill in
+	// the runtime's cgroup is not taken for the cause of that death.
+	killed atomic.Bool
 
 	mu       sync.Mutex
 	exited   bool
@@ -96,17 +100,50 @@ func (in *instance) signal(sig syscall.Signal) error {
 	return nil
 }
 
-// kill sends SIGKILL to everything in the runtime's session.
+// kill sends SIGKILL to everything in the runtime's session and cgroup.
 func (in *instance) kill() error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if !in.aliveLocked() {
 		return nil
 	}
+	in.killed.Store(true)
 	if err := killSession(in.st.SID); err != nil {
 		return fmt.Errorf("process: kill runtime %s: %w", in.id, err)
 	}
+	if cg := in.st.Cgroup; cg != nil {
+		if err := cg.kill(); err != nil {
+			return fmt.Errorf("process: kill runtime %s: %w", in.id, err)
+		}
+	}
 	return nil
+}
+
+// cleanUp kills what the ended run left in its cgroup, says whether the
+// OOM killer was at work there, and removes the cgroup.
+func (d *Driver) cleanUp(in *instance) (oomKills uint64) {
+	cg := in.st.Cgroup
+	if cg == nil {
+		return 0
+	}
+	if err := cg.kill(); err != nil {
+		d.log.Warn("runtime left processes behind", "runtime", in.id, "err", err)
+	}
+	oomKills = cg.oomKills()
+	if oomKills > 0 {
+		d.log.Warn("the kernel killed processes of the runtime at its memory limit", "runtime", in.id,
+			"oom_kills", oomKills, "memory_limit", formatBytes(cg.MemoryBytes))
+	}
+	return oomKills
+}
+
+// removeCgroup removes the ended run's cgroup.
+func (d *Driver) removeCgroup(in *instance) {
+	if cg := in.st.Cgroup; cg != nil {
+		if err := cg.destroy(); err != nil {
+			d.log.Warn("cannot remove the runtime's cgroup", "runtime", in.id, "err", err)
+		}
+	}
 }
 
 // watchChild waits for a runtime the driver started, kills what it left
@@ -119,8 +156,18 @@ func (d *Driver) watchChild(in *instance, cmd *exec.Cmd) {
 			d.log.Warn("runtime left processes behind", "runtime", in.id, "err", kerr)
 		}
 	}
+	ooms := d.cleanUp(in)
 	res := exitResult(cmd.Wait(), cmd.ProcessState)
-	d.log.Info("runtime exited", "runtime", in.id, "pid", in.st.PID, "exit_code", res.ExitCode)
+	if ooms > 0 && res.ExitCode == 128+int(syscall.SIGKILL) && !in.killed.Load() {
+		res.Err = memoryLimitError{limit: in.st.Cgroup.MemoryBytes}
+		// In the log too, so Inspect's last lines say it.
+		if f, err := os.OpenFile(d.logPath(in.id), os.O_WRONLY|os.O_APPEND, 0); err == nil {
+			fmt.Fprintf(f, "agenthost: runtime %s %v\n", in.id, res.Err)
+			f.Close()
+		}
+	}
+	d.removeCgroup(in)
+	d.log.Info("runtime exited", "runtime", in.id, "pid", in.st.PID, "exit_code", res.ExitCode, "err", res.Err)
 	in.finishLocked(res, d.now())
 }
 
@@ -156,6 +203,8 @@ func (d *Driver) watchRecovered(in *instance) {
 			d.log.Warn("runtime left processes behind", "runtime", in.id, "err", kerr)
 		}
 	}
+	d.cleanUp(in)
+	d.removeCgroup(in)
 	d.log.Info("re-attached runtime exited", "runtime", in.id, "pid", in.st.PID)
 	in.finishLocked(runtime.ExitResult{ExitCode: -1, Err: ErrExitUnknown}, d.now())
 }

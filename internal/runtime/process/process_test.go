@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"maps"
@@ -28,10 +29,13 @@ func TestMain(m *testing.M) { os.Exit(runtimetest.Main(m)) }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// newDriver returns a driver over root, closed when the test ends.
+// newDriver returns a driver over root, closed when the test ends. Its
+// runtimes get uids from a range of root's own, and root's temporary
+// ancestors are made traversable, as a platform's data directory must be.
 func newDriver(t testing.TB, root string, mod ...func(*Options)) *Driver {
 	t.Helper()
-	opts := Options{Root: root, Logger: quiet, PollInterval: 50 * time.Millisecond}
+	traversable(t, root)
+	opts := Options{Root: root, Logger: quiet, PollInterval: 50 * time.Millisecond, UIDs: testUIDs(root)}
 	for _, m := range mod {
 		m(&opts)
 	}
@@ -41,6 +45,28 @@ func newDriver(t testing.TB, root string, mod ...func(*Options)) *Driver {
 	}
 	t.Cleanup(func() { d.Close() })
 	return d
+}
+
+// testUIDs is a range of 100 uids that depends on root only, so that
+// drivers sharing a root agree and tests running at once rarely share uids.
+func testUIDs(root string) UIDRange {
+	h := fnv.New32a()
+	h.Write([]byte(root))
+	first := 3_000_000 + (h.Sum32()%100_000)*100
+	return UIDRange{First: first, Last: first + 99}
+}
+
+// traversable makes the directories on the way to dir under the
+// temporary directory traversable by other users (t.TempDir makes them
+// 0700, which no runtime uid could pass).
+func traversable(t testing.TB, dir string) {
+	t.Helper()
+	tmp := filepath.Clean(os.TempDir()) + string(filepath.Separator)
+	for p := filepath.Clean(dir); strings.HasPrefix(p, tmp); p = filepath.Dir(p) {
+		if err := os.Chmod(p, 0o711); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
 }
 
 func harness(usePidfd bool) runtimetest.Harness {
@@ -53,7 +79,16 @@ func harness(usePidfd bool) runtimetest.Harness {
 		Command: func(t *testing.T, args ...string) []string {
 			return append([]string{runtimetest.FakeRuntime(t)}, args...)
 		},
+		NotIsolated: notIsolated(),
 	}
+}
+
+// notIsolated says why runtimes share a uid here, or "" when they do not.
+func notIsolated() string {
+	if os.Geteuid() == 0 || os.Getenv("CI") == "true" {
+		return ""
+	}
+	return "not root: the runtimes run as this user, kept apart by the tool sandbox only"
 }
 
 func TestConformance(t *testing.T) { runtimetest.Run(t, harness(true)) }
@@ -105,6 +140,7 @@ func TestEnvironmentExact(t *testing.T) {
 		"AGENTHOST_RUNTIME_ID": "spoofed",
 		"AGENTHOST_PORT":       "1",
 		"AGENTHOST_DATA_DIR":   "/elsewhere",
+		"AGENTHOST_SANDBOX":    "none",
 	}
 	h := start(t, d, spec)
 	healthy(t, h)
@@ -119,6 +155,7 @@ func TestEnvironmentExact(t *testing.T) {
 		"AGENTHOST_WORKSPACE":  ws,
 		"AGENTHOST_DATA_DIR":   filepath.Join(root, "env", "data"),
 		"AGENTHOST_RUNTIME_ID": "env",
+		"AGENTHOST_SANDBOX":    "bwrap",
 	}
 	if got := runtimetest.Env(t, h); !maps.Equal(got, want) {
 		t.Errorf("environment:\n got %v\nwant %v", got, want)
@@ -182,9 +219,9 @@ func TestStartRejectsBadSpecs(t *testing.T) {
 
 // spawnGrandchild asks the fake runtime to start a child in a process
 // group of its own, as the coding bash tool does.
-func spawnGrandchild(t *testing.T, h *runtime.Handle) int {
+func spawnGrandchild(t *testing.T, h *runtime.Handle, query string) int {
 	t.Helper()
-	resp, err := http.Get(h.Endpoint + "/spawn")
+	resp, err := http.Get(h.Endpoint + "/spawn" + query)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,14 +252,15 @@ func waitGone(t *testing.T, pid int) {
 }
 
 // TestNothingOutlivesTheRuntime: processes the runtime put in process
-// groups of their own die with it, however it ends.
+// groups or sessions of their own die with it, however it ends.
 func TestNothingOutlivesTheRuntime(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
+	type ending = struct {
 		name string
 		args []string
 		end  func(t *testing.T, d *Driver, h *runtime.Handle)
-	}{
+	}
+	tests := []ending{
 		{"stop", nil, func(t *testing.T, d *Driver, h *runtime.Handle) {
 			if err := d.Stop(ctx(t), h, 3*time.Second); err != nil {
 				t.Fatal(err)
@@ -246,15 +284,17 @@ func TestNothingOutlivesTheRuntime(t *testing.T) {
 		}},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			d := newDriver(t, t.TempDir())
-			h := start(t, d, fakeSpec(t, "tree", tc.args...))
-			healthy(t, h)
-			pid := spawnGrandchild(t, h)
-			tc.end(t, d, h)
-			waitGone(t, pid)
-		})
+		for _, query := range []string{"", "?setsid=1"} {
+			t.Run(tc.name+query, func(t *testing.T) {
+				t.Parallel()
+				d := newDriver(t, t.TempDir())
+				h := start(t, d, fakeSpec(t, "tree", tc.args...))
+				healthy(t, h)
+				pid := spawnGrandchild(t, h, query)
+				tc.end(t, d, h)
+				waitGone(t, pid)
+			})
+		}
 	}
 }
 
@@ -463,7 +503,8 @@ func TestLogRotation(t *testing.T) {
 func TestCloseLeavesRuntimesRunning(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
-	d1, err := New(Options{Root: root, Logger: quiet})
+	traversable(t, root)
+	d1, err := New(Options{Root: root, Logger: quiet, UIDs: testUIDs(root)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -515,7 +556,8 @@ func BenchmarkStartHealthy(b *testing.B) {
 func TestNoGoroutineLeak(t *testing.T) {
 	before := goruntime.NumGoroutine()
 	root := t.TempDir()
-	d1, err := New(Options{Root: root, Logger: quiet})
+	traversable(t, root)
+	d1, err := New(Options{Root: root, Logger: quiet, UIDs: testUIDs(root)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -524,7 +566,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	healthy(t, h)
-	d2, err := New(Options{Root: root, Logger: quiet})
+	d2, err := New(Options{Root: root, Logger: quiet, UIDs: testUIDs(root)})
 	if err != nil {
 		t.Fatal(err)
 	}

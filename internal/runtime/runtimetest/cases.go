@@ -3,6 +3,12 @@ package runtimetest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -328,4 +334,93 @@ func testConcurrent(t *testing.T, s *suite) {
 		})
 	}
 	wg.Wait()
+}
+
+// probe asks a fake runtime to act on its own behalf (read a file, signal
+// a process), as a hostile tool in that runtime would; it returns the
+// answer's status and body.
+func probe(t *testing.T, h *runtime.Handle, path string, q url.Values) (int, string) {
+	t.Helper()
+	resp, err := client.Get(h.Endpoint + path + "?" + q.Encode())
+	if err != nil {
+		t.Fatalf("GET %s%s: %v", h.Endpoint, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// testIsolation: one runtime reads neither another's workspace nor its
+// environment, and cannot signal it or the platform.
+func testIsolation(t *testing.T, s *suite) {
+	if s.h.NotIsolated != "" {
+		t.Skip(s.h.NotIsolated)
+	}
+	a, b := s.spec(t), s.spec(t)
+	secret := "secret-of-b-" + b.ID
+	b.Env = map[string]string{"ORG_B_TOKEN": secret}
+	ha, hb := s.start(t, s.d, a), s.start(t, s.d, b)
+	healthy(t, ha)
+	healthy(t, hb)
+	envB := Env(t, hb)
+	var idB struct{ PID int }
+	getJSON(t, hb.Endpoint+"/id", &idB)
+	canary := path.Join(envB["AGENTHOST_WORKSPACE"], "canary.txt")
+	if code, body := probe(t, ha, "/read", url.Values{"path": {canary}}); code == http.StatusOK && body == b.ID {
+		t.Errorf("runtime a read runtime b's workspace (%s)", canary)
+	}
+	for _, p := range []string{fmt.Sprintf("/proc/%d/environ", idB.PID), fmt.Sprintf("/proc/%d/environ", os.Getpid())} {
+		if code, body := probe(t, ha, "/read", url.Values{"path": {p}}); code == http.StatusOK && (strings.Contains(body, secret) || strings.Contains(body, s.secret)) {
+			t.Errorf("runtime a read a secret in %s", p)
+		}
+	}
+	if code, _ := probe(t, ha, "/signal", url.Values{"pid": {strconv.Itoa(os.Getpid())}}); code == http.StatusOK {
+		t.Errorf("runtime a may signal the platform (pid %d)", os.Getpid())
+	}
+	// The control: a runtime still reads its own workspace.
+	envA := Env(t, ha)
+	own := path.Join(envA["AGENTHOST_WORKSPACE"], "canary.txt")
+	if code, body := probe(t, ha, "/read", url.Values{"path": {own}}); code != http.StatusOK || body != a.ID {
+		t.Errorf("runtime a cannot read its own workspace: %d %q", code, body)
+	}
+}
+
+// testMemoryLimit: a runtime over its memory limit is killed, its exit
+// says so (runtime.ErrMemoryLimit, with the limit in the text), and a
+// runtime beside it is unaffected.
+func testMemoryLimit(t *testing.T, s *suite) {
+	hog, calm := s.spec(t), s.spec(t)
+	hog.Resources.MemoryBytes = 96 << 20
+	hh, hc := s.start(t, s.d, hog), s.start(t, s.d, calm)
+	healthy(t, hh)
+	healthy(t, hc)
+	// The answer is lost with the runtime.
+	if resp, err := client.Get(hh.Endpoint + "/alloc?mb=1024"); err == nil {
+		resp.Body.Close()
+	}
+	res := wait(t, s.d, hh)
+	if res.ExitCode != 137 || !errors.Is(res.Err, runtime.ErrMemoryLimit) || !strings.Contains(res.Err.Error(), "96 MiB") {
+		t.Errorf("Wait = %+v, want 137 and an error matching runtime.ErrMemoryLimit that names 96 MiB", res)
+	}
+	healthy(t, hc)
+	if st := inspect(t, s.d, hc); st.State != runtime.StateRunning {
+		t.Errorf("the other runtime is %s", st.State)
+	}
+}
+
+// testPidsLimit: a runtime cannot start more processes than its limit.
+func testPidsLimit(t *testing.T, s *suite) {
+	spec := s.spec(t)
+	spec.Resources.PidsLimit = 64
+	h := s.start(t, s.d, spec)
+	healthy(t, h)
+	var v struct {
+		Started int
+		Error   string
+	}
+	getJSON(t, h.Endpoint+"/fork?n=200", &v)
+	if v.Started >= 64 || v.Error == "" {
+		t.Errorf("/fork = %+v, want fewer than 64 processes started and an error", v)
+	}
+	healthy(t, h)
 }

@@ -3,7 +3,9 @@
 // from a container: the runtime answers on its endpoint with the
 // environment it was given and nothing else, keeps its workspace across
 // stop and start, is killed when it ignores SIGTERM, reports its exit code,
-// and survives a restart of the platform through Recover.
+// survives a restart of the platform through Recover, cannot reach
+// another runtime or the platform, and is held to its memory and process
+// limits.
 //
 // The runtime under test is a real program, testdata/fakeruntime (see
 // FakeRuntime), standing in for `agenthost serve`.
@@ -37,6 +39,11 @@ type Harness struct {
 	Command func(t *testing.T, args ...string) []string
 	// Image is Spec.Image, for container drivers.
 	Image string
+	// NotIsolated, when set, says why this driver does not itself keep
+	// runtimes from each other and from the platform (the process driver
+	// run by an ordinary user, whose runtimes share that user and rely on
+	// the tool sandbox), and skips the cases that attack across runtimes.
+	NotIsolated string
 }
 
 // Run runs the suite; every subtest runs in parallel with its own driver
@@ -66,6 +73,9 @@ func Run(t *testing.T, h Harness) {
 		{"RecoverGone", testRecoverGone},
 		{"RecoverThenExit", testRecoverThenExit},
 		{"Concurrent", testConcurrent},
+		{"Isolation", testIsolation},
+		{"MemoryLimit", testMemoryLimit},
+		{"PidsLimit", testPidsLimit},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -35,6 +35,11 @@ func startPlatform(t *testing.T, runtimes bool) *platformEnv {
 		if testing.Short() {
 			t.Skip("builds and runs the real coding runtime")
 		}
+		// Runtimes run under uids of their own as root: they must
+		// traverse the data directory's parent (t.TempDir makes it 0700).
+		if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
+			t.Fatal(err)
+		}
 		d, err := process.New(process.Options{Root: dir + "/runtimes", Logger: slog.New(slog.NewTextHandler(logs, nil))})
 		if err != nil {
 			t.Fatal(err)

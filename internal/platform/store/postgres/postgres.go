@@ -89,6 +89,8 @@ CREATE TABLE nodes (
 	url        TEXT NOT NULL,
 	updated_at BIGINT NOT NULL
 );
+`, `
+ALTER TABLE orgs ADD COLUMN default_model TEXT NOT NULL DEFAULT '';
 `}
 
 // migrateLock is the advisory lock key that serializes migrations between

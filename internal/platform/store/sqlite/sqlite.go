@@ -88,6 +88,8 @@ CREATE TABLE nodes (
 	url        TEXT NOT NULL,
 	updated_at INTEGER NOT NULL
 );
+`, `
+ALTER TABLE orgs ADD COLUMN default_model TEXT NOT NULL DEFAULT '';
 `}
 
 // Dialect is SQLite's sqlstore.Dialect.

@@ -119,18 +119,32 @@ func (s *Store) CreateOrg(ctx context.Context, o store.Org) error {
 
 // OrgByName implements store.Store.
 func (s *Store) OrgByName(ctx context.Context, name string) (store.Org, error) {
-	return s.org(ctx, `SELECT id, name, created_at FROM orgs WHERE name = $1`, name)
+	return s.org(ctx, `SELECT id, name, created_at, default_model FROM orgs WHERE name = $1`, name)
 }
 
 // OrgByID implements store.Store.
 func (s *Store) OrgByID(ctx context.Context, id string) (store.Org, error) {
-	return s.org(ctx, `SELECT id, name, created_at FROM orgs WHERE id = $1`, id)
+	return s.org(ctx, `SELECT id, name, created_at, default_model FROM orgs WHERE id = $1`, id)
+}
+
+// SetOrgDefaultModel implements store.Store.
+func (s *Store) SetOrgDefaultModel(ctx context.Context, id, model string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE orgs SET default_model = $1 WHERE id = $2`, model, id)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return fmt.Errorf("organization %s: %w", id, store.ErrNotFound)
+	}
+	return nil
 }
 
 func (s *Store) org(ctx context.Context, q, arg string) (store.Org, error) {
 	var o store.Org
 	var created int64
-	err := s.db.QueryRowContext(ctx, q, arg).Scan(&o.ID, &o.Name, &created)
+	err := s.db.QueryRowContext(ctx, q, arg).Scan(&o.ID, &o.Name, &created, &o.DefaultModel)
 	if err != nil {
 		return store.Org{}, notFound(err, "organization")
 	}

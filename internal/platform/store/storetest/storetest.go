@@ -122,6 +122,23 @@ func testOrgs(t *testing.T, s store.Store) {
 	wantErr(t, err, store.ErrNotFound, "OrgByName missing")
 	_, err = s.OrgByID(ctx(), "nope")
 	wantErr(t, err, store.ErrNotFound, "OrgByID missing")
+
+	if err := s.SetOrgDefaultModel(ctx(), o.ID, "openai/gpt-4o-mini"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.OrgByID(ctx(), o.ID); got.DefaultModel != "openai/gpt-4o-mini" {
+		t.Fatalf("DefaultModel = %q after set", got.DefaultModel)
+	}
+	if got, _ := s.OrgByName(ctx(), o.Name); got.DefaultModel != "openai/gpt-4o-mini" {
+		t.Fatalf("OrgByName: DefaultModel = %q after set", got.DefaultModel)
+	}
+	if err := s.SetOrgDefaultModel(ctx(), o.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.OrgByID(ctx(), o.ID); got.DefaultModel != "" {
+		t.Fatalf("DefaultModel = %q after clearing", got.DefaultModel)
+	}
+	wantErr(t, s.SetOrgDefaultModel(ctx(), "nope", "x/y"), store.ErrNotFound, "SetOrgDefaultModel missing")
 }
 
 func testTokens(t *testing.T, s store.Store) {

@@ -10,6 +10,19 @@
 //	GET /spawn         starts a child in a process group of its own (as the
 //	                   coding bash tool does) and returns its pid
 //	GET /log?bytes=N   writes about N bytes of numbered lines to stdout
+//	GET /id            its uid, gid, pid, supplementary groups and effective
+//	                   capabilities (hex, from /proc/self/status)
+//	GET /read?path=P   the file P, or 403 with the error
+//	GET /list?path=P   the names in directory P, or 403 with the error
+//	GET /signal?pid=N  sends signal 0 to N: 200 when allowed, 403 otherwise
+//	GET /alloc?mb=N    allocates and touches N MiB and keeps them
+//	GET /fork?n=N      starts up to N sleeping children; says how many started
+//	                   (they are killed with the runtime)
+//	GET /files?n=N     opens up to N files; says how many opened
+//	GET /spawn?setsid=1  the /spawn child calls setsid (leaves the session)
+//
+// At start it writes its AGENTHOST_RUNTIME_ID to canary.txt in its
+// workspace, so that a test can tell one runtime's files from another's.
 //
 // Flags: -ignore-term keeps running on SIGTERM; -exit-code N with
 // -exit-after D exits on its own with code N after D.
@@ -58,6 +71,9 @@ func main() {
 	}
 	fmt.Fprintf(f, "start pid=%d\n", os.Getpid())
 	f.Close()
+	if err := os.WriteFile(filepath.Join(ws, "canary.txt"), []byte(os.Getenv("AGENTHOST_RUNTIME_ID")), 0o600); err != nil {
+		fail("workspace: %v", err)
+	}
 
 	if *exitCode >= 0 {
 		go func() {
@@ -129,6 +145,9 @@ func routes(starts string) http.Handler {
 		}
 		cmd := exec.Command(exe, "-child")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if r.URL.Query().Get("setsid") == "1" {
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		}
 		if err := cmd.Start(); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -145,8 +164,108 @@ func routes(starts string) http.Handler {
 		}
 		writeJSON(w, map[string]int{"written": written})
 	})
+	mux.HandleFunc("GET /id", func(w http.ResponseWriter, r *http.Request) {
+		groups, _ := os.Getgroups()
+		caps := ""
+		if b, err := os.ReadFile("/proc/self/status"); err == nil {
+			for _, line := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+					caps = strings.TrimSpace(v)
+				}
+			}
+		}
+		writeJSON(w, map[string]any{"uid": os.Getuid(), "gid": os.Getgid(), "pid": os.Getpid(), "groups": groups, "capEff": caps})
+	})
+	mux.HandleFunc("GET /read", func(w http.ResponseWriter, r *http.Request) {
+		b, err := os.ReadFile(r.URL.Query().Get("path"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusForbidden)
+			return
+		}
+		w.Write(b)
+	})
+	mux.HandleFunc("GET /list", func(w http.ResponseWriter, r *http.Request) {
+		ents, err := os.ReadDir(r.URL.Query().Get("path"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusForbidden)
+			return
+		}
+		names := []string{}
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		writeJSON(w, names)
+	})
+	mux.HandleFunc("GET /signal", func(w http.ResponseWriter, r *http.Request) {
+		pid, err := strconv.Atoi(r.URL.Query().Get("pid"))
+		if err == nil {
+			err = syscall.Kill(pid, 0)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusForbidden)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /alloc", func(w http.ResponseWriter, r *http.Request) {
+		mb, _ := strconv.Atoi(r.URL.Query().Get("mb"))
+		for range mb {
+			b := make([]byte, 1<<20)
+			for i := 0; i < len(b); i += 4096 {
+				b[i] = 1
+			}
+			hoard = append(hoard, b)
+		}
+		writeJSON(w, map[string]int{"mb": len(hoard)})
+	})
+	mux.HandleFunc("GET /fork", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		// Children that are one thread each (sleep, where there is one),
+		// and nobody waiting for them: a goroutine blocked in wait4 may
+		// take a thread of its own, which the limit counts too.
+		argv := []string{"sleep", "600"}
+		p, err := exec.LookPath("sleep")
+		if err != nil {
+			p, err = os.Executable()
+			argv = []string{p, "-child"}
+		}
+		started := 0
+		for err == nil && started < n {
+			cmd := exec.Command(p, argv[1:]...)
+			if err = cmd.Start(); err == nil {
+				started++
+			}
+		}
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		}
+		writeJSON(w, map[string]any{"started": started, "error": msg})
+	})
+	mux.HandleFunc("GET /files", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		var files []*os.File
+		defer func() {
+			for _, f := range files {
+				f.Close()
+			}
+		}()
+		msg := ""
+		for len(files) < n {
+			f, err := os.Open(os.DevNull)
+			if err != nil {
+				msg = err.Error()
+				break
+			}
+			files = append(files, f)
+		}
+		writeJSON(w, map[string]any{"opened": len(files), "error": msg})
+	})
 	return mux
 }
+
+// hoard keeps what /alloc allocated.
+var hoard [][]byte
 
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
