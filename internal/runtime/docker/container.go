@@ -214,14 +214,32 @@ func (d *Driver) createOptions(spec runtime.Spec, netID string, secOpt []string)
 	return cfg, host, netcfg, nil
 }
 
-// exitResult turns a container's exit into the runtime's convention.
-func exitResult(code int, oomKilled bool) runtime.ExitResult {
+// exitResult turns a container's exit into the runtime's convention; a
+// container the kernel killed at its memory limit (of limit bytes) matches
+// runtime.ErrMemoryLimit.
+func exitResult(code int, oomKilled bool, limit int64) runtime.ExitResult {
 	res := runtime.ExitResult{ExitCode: code}
 	switch {
 	case oomKilled:
-		res.Err = fmt.Errorf("docker: killed for exceeding its memory limit (exit code %d)", code)
+		res.Err = fmt.Errorf("docker: killed: %w: %s (exit code %d)", runtime.ErrMemoryLimit, memorySize(limit), code)
 	case code > 128 && code <= 128+64:
 		res.Err = fmt.Errorf("docker: killed by signal %d", code-128)
 	}
 	return res
+}
+
+// memorySize writes a memory limit in the largest binary unit that
+// divides it ("96 MiB").
+func memorySize(n int64) string {
+	switch {
+	case n <= 0:
+		return "unknown"
+	case n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }

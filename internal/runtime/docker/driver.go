@@ -142,11 +142,14 @@ func (d *Driver) Wait(ctx context.Context, h *runtime.Handle) (runtime.ExitResul
 		}
 		return runtime.ExitResult{}, fmt.Errorf("docker: runtime %s: waiting for its container: %w", h.ID, err)
 	case r := <-w.Result:
-		oom := false
+		oom, limit := false, int64(0)
 		if in, err := d.api.ContainerInspect(ctx, st.Container, client.ContainerInspectOptions{}); err == nil && in.Container.State != nil {
 			oom = in.Container.State.OOMKilled
+			if in.Container.HostConfig != nil {
+				limit = in.Container.HostConfig.Memory
+			}
 		}
-		res := exitResult(int(r.StatusCode), oom)
+		res := exitResult(int(r.StatusCode), oom, limit)
 		if r.Error != nil && r.Error.Message != "" && res.Err == nil {
 			res.Err = fmt.Errorf("docker: %s", r.Error.Message)
 		}

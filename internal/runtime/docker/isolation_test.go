@@ -3,6 +3,7 @@ package docker
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -327,4 +328,30 @@ func serveCanary(ln net.Listener) {
 	http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "host-canary\n")
 	}))
+}
+
+func TestExitResult(t *testing.T) {
+	for _, tc := range []struct {
+		code  int
+		oom   bool
+		limit int64
+		want  string
+		isOOM bool
+	}{
+		{0, false, 0, "", false},
+		{7, false, 0, "", false},
+		{137, true, 96 << 20, "docker: killed: memory limit reached: 96 MiB (exit code 137)", true},
+		{137, true, 2 << 30, "docker: killed: memory limit reached: 2 GiB (exit code 137)", true},
+		{137, false, 0, "docker: killed by signal 9", false},
+		{143, false, 0, "docker: killed by signal 15", false},
+	} {
+		res := exitResult(tc.code, tc.oom, tc.limit)
+		got := ""
+		if res.Err != nil {
+			got = res.Err.Error()
+		}
+		if res.ExitCode != tc.code || got != tc.want || errors.Is(res.Err, runtime.ErrMemoryLimit) != tc.isOOM {
+			t.Errorf("exitResult(%d, %v, %d) = %d %q", tc.code, tc.oom, tc.limit, res.ExitCode, got)
+		}
+	}
 }
