@@ -221,12 +221,22 @@ func exitResult(code int, oomKilled bool, limit int64) runtime.ExitResult {
 	res := runtime.ExitResult{ExitCode: code}
 	switch {
 	case oomKilled:
-		res.Err = fmt.Errorf("docker: killed: %w: %s (exit code %d)", runtime.ErrMemoryLimit, memorySize(limit), code)
+		res.Err = fmt.Errorf("docker: %w", memoryLimitError{limit})
 	case code > 128 && code <= 128+64:
 		res.Err = fmt.Errorf("docker: killed by signal %d", code-128)
 	}
 	return res
 }
+
+// memoryLimitError is the ExitResult.Err of a container the kernel killed
+// at its memory limit; it words it as the process driver does.
+type memoryLimitError struct{ limit int64 }
+
+func (e memoryLimitError) Error() string {
+	return "killed: memory limit " + memorySize(e.limit) + " reached"
+}
+
+func (e memoryLimitError) Is(target error) bool { return target == runtime.ErrMemoryLimit }
 
 // memorySize writes a memory limit in the largest binary unit that
 // divides it ("96 MiB").

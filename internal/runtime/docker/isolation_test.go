@@ -340,8 +340,8 @@ func TestExitResult(t *testing.T) {
 	}{
 		{0, false, 0, "", false},
 		{7, false, 0, "", false},
-		{137, true, 96 << 20, "docker: killed: memory limit reached: 96 MiB (exit code 137)", true},
-		{137, true, 2 << 30, "docker: killed: memory limit reached: 2 GiB (exit code 137)", true},
+		{137, true, 96 << 20, "docker: killed: memory limit 96 MiB reached", true},
+		{137, true, 2 << 30, "docker: killed: memory limit 2 GiB reached", true},
 		{137, false, 0, "docker: killed by signal 9", false},
 		{143, false, 0, "docker: killed by signal 15", false},
 	} {
