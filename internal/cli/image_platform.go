@@ -30,7 +30,7 @@ func newDockerDriver(o *platformFlags, res runtime.Resources, log *slog.Logger) 
 	}
 	d, err := docker.New(docker.Options{
 		Image:     o.image,
-		Resources: docker.Resources{MemoryBytes: res.MemoryBytes, NanoCPUs: res.NanoCPUs, PidsLimit: res.PidsLimit},
+		Resources: docker.Resources{MemoryBytes: res.MemoryBytes, NanoCPUs: res.NanoCPUs, PidsLimit: res.PidsLimit, NofileLimit: res.NofileLimit},
 		Scope:     dockerScope(o),
 		Logger:    log,
 	})

@@ -2,9 +2,11 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -70,14 +72,47 @@ func TestImageBuild(t *testing.T) {
 		t.Errorf("dynamic --binary: exit %d %q", code, stderr)
 	}
 
-	const tag = "agenthost-clitest:latest"
-	code, out, stderr := runCLI(ctx, dir, "image", "build", "--binary", "agenthost", "--tag", tag)
-	if code != 0 || !strings.Contains(out, "Built "+tag) || !strings.Contains(out, "Step") || !strings.Contains(out, "--driver docker --image "+tag) {
+	code, _, stderr = runCLI(ctx, dir, "image", "build", "--binary", "agenthost", "--base", "agenthost-no-such-base:never", "--tag", "agenthost-clitest:never")
+	if code != 1 || !strings.Contains(stderr, "never pulled") {
+		t.Errorf("missing --base: exit %d %q", code, stderr)
+	}
+
+	// FROM scratch: no tools, said so.
+	tag := fmt.Sprintf("agenthost-clitest-%d:scratch", os.Getpid())
+	code, out, stderr := runCLI(ctx, dir, "image", "build", "--binary", "agenthost", "--base", "scratch", "--tag", tag)
+	if code != 0 || !strings.Contains(out, "Built "+tag) || !strings.Contains(out, "Step") || !strings.Contains(out, "bash tool fails") || !strings.Contains(out, "--driver docker --image "+tag) {
+		t.Fatalf("image build --base scratch = %d\n%s\n%s", code, out, stderr)
+	}
+	t.Cleanup(func(tag string) func() {
+		return func() { c.ImageRemove(context.Background(), tag, client.ImageRemoveOptions{Force: true}) }
+	}(tag))
+	in, err := c.ImageInspect(ctx, tag)
+	if err != nil || in.Config.User != "10001:10001" || in.Config.Labels[docker.LabelImageBase] != "scratch" {
+		t.Fatalf("built image: %v, %+v", err, in.Config)
+	}
+
+	// The default: on the Debian base, made when missing (scripts/service-docker.sh
+	// makes it before the suite, so here it is found).
+	if _, err := exec.LookPath("mmdebstrap"); err != nil && os.Getenv("CI") != "true" {
+		if id, _ := docker.FindBase(ctx, c, docker.BaseSpec{}); id == "" {
+			t.Skip("no base image and no mmdebstrap: run ./scripts/service-docker.sh")
+		}
+	}
+	code, out, stderr = runCLI(ctx, dir, "image", "base")
+	baseTag := docker.BaseSpec{}.Tag()
+	if code != 0 || !strings.Contains(out, "Base image: "+baseTag) {
+		t.Fatalf("image base = %d\n%s\n%s", code, out, stderr)
+	}
+	tag = fmt.Sprintf("agenthost-clitest-%d:debian", os.Getpid())
+	code, out, stderr = runCLI(ctx, dir, "image", "build", "--binary", "agenthost", "--tag", tag)
+	if code != 0 || !strings.Contains(out, "base image: "+baseTag+" (cached") || !strings.Contains(out, "Built "+tag) {
 		t.Fatalf("image build = %d\n%s\n%s", code, out, stderr)
 	}
-	t.Cleanup(func() { c.ImageRemove(context.Background(), tag, client.ImageRemoveOptions{Force: true}) })
-	in, err := c.ImageInspect(ctx, tag)
-	if err != nil || in.Config.User != "10001:10001" {
+	t.Cleanup(func(tag string) func() {
+		return func() { c.ImageRemove(context.Background(), tag, client.ImageRemoveOptions{Force: true}) }
+	}(tag))
+	in, err = c.ImageInspect(ctx, tag)
+	if err != nil || in.Config.User != "10001:10001" || in.Config.Labels[docker.LabelImageBase] != baseTag || !slices.Contains(in.Config.Env, "AGENTHOST_DATA_DIR="+docker.DataDir) {
 		t.Fatalf("built image: %v, %+v", err, in.Config)
 	}
 

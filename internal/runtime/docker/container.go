@@ -23,7 +23,10 @@ type state struct {
 	// another, so a stale handle never acts on a newer run.
 	Container string `json:"container"`
 	Volume    string `json:"volume"`
-	Port      int    `json:"port"`
+	// Data is the agent loop's data volume (older handles have none:
+	// DataVolumeName then).
+	Data string `json:"data,omitempty"`
+	Port int    `json:"port"`
 }
 
 // idPattern keeps ids valid in container and volume names.
@@ -41,6 +44,10 @@ func ContainerName(id string) string { return "agenthost-" + id }
 
 // VolumeName is the name of runtime id's workspace volume.
 func VolumeName(id string) string { return "agenthost-" + id + "-workspace" }
+
+// DataVolumeName is the name of runtime id's data volume (DataDir): the
+// agent loop's database, out of the workspace its tools write to.
+func DataVolumeName(id string) string { return "agenthost-" + id + "-data" }
 
 // validate rejects specs the driver cannot run. Errors never quote
 // environment values: they are secrets.
@@ -88,6 +95,9 @@ func decodeState(h *runtime.Handle) state {
 	if st.Volume == "" {
 		st.Volume = VolumeName(h.ID)
 	}
+	if st.Data == "" {
+		st.Data = DataVolumeName(h.ID)
+	}
 	return st
 }
 
@@ -118,6 +128,7 @@ func env(spec runtime.Spec) []string {
 	m["AGENTHOST_PORT"] = strconv.Itoa(spec.Port)
 	m[EnvHost] = "0.0.0.0"
 	m["AGENTHOST_WORKSPACE"] = Workspace
+	m["AGENTHOST_DATA_DIR"] = DataDir
 	m["AGENTHOST_RUNTIME_ID"] = spec.ID
 	out := make([]string, 0, len(m))
 	for _, k := range slices.Sorted(maps.Keys(m)) {
@@ -128,7 +139,7 @@ func env(spec runtime.Spec) []string {
 
 // createOptions builds the container of spec: everything the package
 // documentation promises about isolation is here.
-func (d *Driver) createOptions(spec runtime.Spec) (container.Config, container.HostConfig, network.NetworkingConfig, error) {
+func (d *Driver) createOptions(spec runtime.Spec, netID string, secOpt []string) (container.Config, container.HostConfig, network.NetworkingConfig, error) {
 	port, ok := network.PortFrom(uint16(spec.Port), network.TCP)
 	if !ok {
 		return container.Config{}, container.HostConfig{}, network.NetworkingConfig{}, fmt.Errorf("docker: runtime %s: bad port %d", spec.ID, spec.Port)
@@ -137,7 +148,13 @@ func (d *Driver) createOptions(spec runtime.Spec) (container.Config, container.H
 	if image == "" {
 		image = d.opts.Image
 	}
-	res := Resources{spec.Resources.MemoryBytes, spec.Resources.NanoCPUs, spec.Resources.PidsLimit}.or(d.opts.Resources)
+	r := spec.Resources
+	res := Resources{r.MemoryBytes, r.NanoCPUs, r.PidsLimit, r.NofileLimit}.or(d.opts.Resources)
+	// The tools' own open-files limit (set by the runtime) cannot exceed
+	// the container's.
+	if n, err := strconv.ParseInt(spec.Env["AGENTHOST_NOFILE_LIMIT"], 10, 64); err == nil && n > res.NofileLimit {
+		res.NofileLimit = n
+	}
 	stopTimeout := 3
 	cfg := container.Config{
 		Image:        image,
@@ -153,19 +170,29 @@ func (d *Driver) createOptions(spec runtime.Spec) (container.Config, container.H
 	}
 	init := true
 	host := container.HostConfig{
-		NetworkMode: container.NetworkMode(d.opts.Network),
+		NetworkMode: container.NetworkMode(netID),
 		PortBindings: network.PortMap{port: {{
 			HostIP: d.opts.PublishIP, HostPort: strconv.Itoa(spec.Port),
 		}}},
 		RestartPolicy:  container.RestartPolicy{Name: container.RestartPolicyDisabled},
 		ReadonlyRootfs: true,
 		CapDrop:        []string{"ALL"},
-		SecurityOpt:    []string{"no-new-privileges:true"},
-		Init:           &init,
-		Tmpfs:          map[string]string{"/tmp": fmt.Sprintf("rw,nosuid,nodev,size=%d,mode=1777", d.opts.TmpSize)},
-		Mounts: []mount.Mount{{
-			Type: mount.TypeVolume, Source: VolumeName(spec.ID), Target: Workspace,
-		}},
+		// no-new-privileges, the seccomp profile, AppArmor (see
+		// securityOptions).
+		SecurityOpt: secOpt,
+		// systempaths=unconfined: bubblewrap mounts a fresh /proc for the
+		// tools' PID namespace, which the kernel refuses while parts of
+		// the container's /proc are covered (Docker's masked and
+		// read-only paths). The agent loop runs without capabilities as
+		// a non-root uid, so it can write none of them.
+		MaskedPaths:   []string{},
+		ReadonlyPaths: []string{},
+		Init:          &init,
+		Tmpfs:         map[string]string{"/tmp": fmt.Sprintf("rw,nosuid,nodev,size=%d,mode=1777", d.opts.TmpSize)},
+		Mounts: []mount.Mount{
+			{Type: mount.TypeVolume, Source: VolumeName(spec.ID), Target: Workspace},
+			{Type: mount.TypeVolume, Source: DataVolumeName(spec.ID), Target: DataDir},
+		},
 		LogConfig: container.LogConfig{Type: "json-file", Config: map[string]string{
 			"max-size": logMaxSize, "max-file": logMaxFiles,
 		}},
@@ -174,19 +201,55 @@ func (d *Driver) createOptions(spec runtime.Spec) (container.Config, container.H
 			MemorySwap: res.MemoryBytes, // no swap beyond the limit
 			NanoCPUs:   res.NanoCPUs,
 			PidsLimit:  &res.PidsLimit,
+			Ulimits:    []*container.Ulimit{{Name: "nofile", Soft: res.NofileLimit, Hard: res.NofileLimit}},
 		},
 	}
-	return cfg, host, network.NetworkingConfig{}, nil
+	// The endpoint names the network by id too: the engine looks the
+	// network up again when the container starts, by name unless told
+	// its id, and a name can be ambiguous (see EnsureNetwork).
+	netcfg := network.NetworkingConfig{}
+	if !container.NetworkMode(netID).IsDefault() && !container.NetworkMode(netID).IsBridge() && !container.NetworkMode(netID).IsNone() {
+		netcfg.EndpointsConfig = map[string]*network.EndpointSettings{netID: {NetworkID: netID}}
+	}
+	return cfg, host, netcfg, nil
 }
 
-// exitResult turns a container's exit into the runtime's convention.
-func exitResult(code int, oomKilled bool) runtime.ExitResult {
+// exitResult turns a container's exit into the runtime's convention; a
+// container the kernel killed at its memory limit (of limit bytes) matches
+// runtime.ErrMemoryLimit.
+func exitResult(code int, oomKilled bool, limit int64) runtime.ExitResult {
 	res := runtime.ExitResult{ExitCode: code}
 	switch {
 	case oomKilled:
-		res.Err = fmt.Errorf("docker: killed for exceeding its memory limit (exit code %d)", code)
+		res.Err = fmt.Errorf("docker: %w", memoryLimitError{limit})
 	case code > 128 && code <= 128+64:
 		res.Err = fmt.Errorf("docker: killed by signal %d", code-128)
 	}
 	return res
+}
+
+// memoryLimitError is the ExitResult.Err of a container the kernel killed
+// at its memory limit; it words it as the process driver does.
+type memoryLimitError struct{ limit int64 }
+
+func (e memoryLimitError) Error() string {
+	return "killed: memory limit " + memorySize(e.limit) + " reached"
+}
+
+func (e memoryLimitError) Is(target error) bool { return target == runtime.ErrMemoryLimit }
+
+// memorySize writes a memory limit in the largest binary unit that
+// divides it ("96 MiB").
+func memorySize(n int64) string {
+	switch {
+	case n <= 0:
+		return "unknown"
+	case n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }

@@ -15,29 +15,51 @@
 //	volume     agenthost-ID-workspace  mounted at /workspace; outlives the
 //	                                   container (stop, start, restart), removed
 //	                                   by Destroy
+//	volume     agenthost-ID-data       mounted at /var/lib/agenthost
+//	                                   (AGENTHOST_DATA_DIR: the agent loop's
+//	                                   database), likewise kept; out of the
+//	                                   workspace the agent's tools write to
 //
-// Both carry the labels agenthost.managed=true (ours), agenthost.runtime=ID,
+// All carry the labels agenthost.managed=true (ours), agenthost.runtime=ID,
 // agenthost.scope (Options.Scope) and the spec's labels (the platform's
 // agent, organization and node).
 //
-// The container is locked down: read-only root filesystem except /workspace
-// and a tmpfs /tmp, every capability dropped, no-new-privileges, Docker's
-// init as PID 1 (it forwards signals and reaps the orphans of the runtime's
-// bash tool), memory, CPU and pids limits, bounded json-file logs, no
-// restart policy (the platform supervises), and a bridge network of its own
-// (Options.Network, created with inter-container traffic disabled) — never
-// the host's network. The runtime's port is published on 127.0.0.1 only, at
-// the same number on the host as inside; the platform reaches the runtime
-// there.
+// The container is locked down: the image's non-root user (10001), every
+// capability dropped, no-new-privileges, a read-only root filesystem except
+// the two volumes and a tmpfs /tmp, Docker's init as PID 1 (it forwards
+// signals and reaps the orphans of the runtime's bash tool), memory, CPU,
+// pids and open-files limits, bounded json-file logs, no restart policy
+// (the platform supervises), and a bridge network of its own
+// (Options.Network, created with inter-container traffic disabled, found by
+// label and id: see EnsureNetwork) — never the host's network. The runtime's
+// port is published on 127.0.0.1 only, at the same number on the host as
+// inside; the platform reaches the runtime there.
+//
+// So that the runtime can run its tools in a bubblewrap sandbox inside the
+// container (user, PID and network namespaces, a fresh /proc), the seccomp
+// profile is Docker's default plus the system calls bubblewrap needs
+// (SeccompProfile), Docker's masked and read-only /proc paths are off
+// (systempaths=unconfined; the kernel refuses a new /proc while they
+// cover parts of the old one), and, where the engine uses AppArmor, its
+// profile is off (it forbids those mounts).
 //
 // The environment is the image's, then Spec.Env, then the driver's own, which
 // Spec.Env cannot override: AGENTHOST_PORT, AGENTHOST_HOST=0.0.0.0 (inside a
 // container the runtime must listen on all its interfaces: its loopback is
 // not reachable from the published port), AGENTHOST_WORKSPACE=/workspace,
-// AGENTHOST_RUNTIME_ID, HOME=/workspace and TMPDIR=/tmp. Secrets are part of
-// the container's configuration, so anyone who may talk to the engine can
-// read them (docker inspect): the engine's socket is as sensitive as the
-// platform's master key.
+// AGENTHOST_DATA_DIR=/var/lib/agenthost, AGENTHOST_RUNTIME_ID,
+// HOME=/workspace and TMPDIR=/tmp. Secrets are part of the container's
+// configuration, so anyone who may talk to the engine can read them
+// (docker inspect): the engine's socket is as sensitive as the platform's
+// master key.
+//
+// # The image
+//
+// `agenthost image build` (BuildImage) makes the runtime image: a base with
+// the tools a coding agent uses plus the static agenthost binary. The
+// default base is built on this machine from Debian's packages by
+// mmdebstrap (BuildBase, EnsureBase) and kept in the engine under a tag and
+// label derived from its recipe, so it is built once.
 //
 // # Platform restarts
 //
@@ -96,14 +118,17 @@ const DefaultImage = "agenthost-runtime:latest"
 const DefaultNetwork = "agenthost-runtimes"
 
 // DefaultResources are the limits of a runtime whose spec and options set
-// none: 1 GiB of memory, one CPU, 512 processes.
-var DefaultResources = Resources{MemoryBytes: 1 << 30, NanoCPUs: 1e9, PidsLimit: 512}
+// none: 1 GiB of memory, one CPU, 512 processes, 4096 open files per
+// process.
+var DefaultResources = Resources{MemoryBytes: 1 << 30, NanoCPUs: 1e9, PidsLimit: 512, NofileLimit: 4096}
 
 // Resources are a container's limits; zero fields take DefaultResources.
 type Resources struct {
 	MemoryBytes int64
 	NanoCPUs    int64
 	PidsLimit   int64
+	// NofileLimit is the container's RLIMIT_NOFILE (soft and hard).
+	NofileLimit int64
 }
 
 // Options configures a Driver. The zero value works against the local
@@ -166,8 +191,11 @@ type Driver struct {
 	ownsAPI bool
 	log     *slog.Logger
 
-	netOnce sync.Mutex
-	netOK   bool
+	netMu sync.Mutex
+	netID string // the runtimes' network, once EnsureNetwork found it
+
+	secMu  sync.Mutex
+	secOpt []string // the containers' SecurityOpt, once securityOptions made it
 
 	mu    sync.Mutex
 	locks runtime.IDLocks // serialize Start and Destroy of one runtime id
@@ -266,6 +294,9 @@ func (r Resources) or(def Resources) Resources {
 	}
 	if r.PidsLimit <= 0 {
 		r.PidsLimit = def.PidsLimit
+	}
+	if r.NofileLimit <= 0 {
+		r.NofileLimit = def.NofileLimit
 	}
 	return r
 }

@@ -29,7 +29,37 @@ func TestMain(m *testing.M) {
 	if fakeImage.dir != "" {
 		os.RemoveAll(fakeImage.dir)
 	}
+	removeBuiltImages()
 	os.Exit(code)
+}
+
+// builtImages are the tags the tests built; TestMain removes them (the
+// base stays: it is a cache, and scripts/service-docker.sh makes it).
+var builtImages struct {
+	sync.Mutex
+	tags []string
+}
+
+func builtImage(tag string) {
+	builtImages.Lock()
+	defer builtImages.Unlock()
+	builtImages.tags = append(builtImages.tags, tag)
+}
+
+func removeBuiltImages() {
+	builtImages.Lock()
+	defer builtImages.Unlock()
+	if len(builtImages.tags) == 0 {
+		return
+	}
+	c, err := NewClient()
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	for _, tag := range builtImages.tags {
+		c.ImageRemove(context.Background(), tag, client.ImageRemoveOptions{Force: true})
+	}
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -106,6 +136,7 @@ func ensureTestImage(t testing.TB, c *client.Client) {
 		Tag: testImage, Binary: fakeRuntimeBinary(t), BinaryName: "fakeruntime",
 		Cmd: []string{"fakeruntime"}, Progress: &progress,
 	})
+	builtImage(testImage)
 	if err != nil {
 		t.Fatalf("building %s: %v\n%s", testImage, err, progress.String())
 	}
@@ -122,13 +153,18 @@ func ctx(t testing.TB) context.Context {
 // dir, so tests never list each other's runtimes.
 func newDriver(t testing.TB, c *client.Client, dir string, mod ...func(*Options)) *Driver {
 	t.Helper()
+	sum := sha256.Sum256([]byte(dir))
 	opts := Options{
 		Image: testImage, Client: c, Logger: quiet, OrphanGrace: -1,
-		Scope: fmt.Sprintf("test-%x", sha256.Sum256([]byte(dir))),
+		Scope: fmt.Sprintf("test-%x", sum),
+		// A network per test, so no test depends on (or races another
+		// test binary for) a network the engine may already have.
+		Network: fmt.Sprintf("agenthost-test-%x", sum[:8]),
 	}
 	for _, m := range mod {
 		m(&opts)
 	}
+	t.Cleanup(func() { removeNetworks(t, c, opts.Network) })
 	d, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -174,6 +210,7 @@ func spec(t testing.TB, args ...string) runtime.Spec {
 // start starts s on d and destroys the runtime when the test ends.
 func start(t *testing.T, d *Driver, s runtime.Spec) *runtime.Handle {
 	t.Helper()
+	destroyAtEnd(t, d, s.ID)
 	h, err := d.Start(ctx(t), s)
 	if err != nil {
 		t.Fatalf("Start: %v", err)
@@ -184,6 +221,16 @@ func start(t *testing.T, d *Driver, s runtime.Spec) *runtime.Handle {
 		d.Destroy(c, h)
 	})
 	return h
+}
+
+// destroyAtEnd removes runtime id's container and volumes when the test
+// ends, whether or not its Start succeeded.
+func destroyAtEnd(t *testing.T, d *Driver, id string) {
+	t.Cleanup(func() {
+		c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		d.Destroy(c, &runtime.Handle{ID: id, Driver: Name})
+	})
 }
 
 func healthy(t *testing.T, h *runtime.Handle) {
@@ -200,10 +247,11 @@ func TestContainerSettings(t *testing.T) {
 	ensureTestImage(t, c)
 	t.Parallel()
 	d := newDriver(t, c, t.TempDir(), func(o *Options) {
-		o.Resources = Resources{MemoryBytes: 256 << 20, NanoCPUs: 5e8, PidsLimit: 64}
+		o.Resources = Resources{MemoryBytes: 256 << 20, NanoCPUs: 5e8, PidsLimit: 64, NofileLimit: 1024}
 	})
 	s := spec(t)
 	s.Resources.PidsLimit = 32 // the spec's limit wins over the options'
+	s.Resources.NofileLimit = 512
 	h := start(t, d, s)
 	healthy(t, h)
 	if want := fmt.Sprintf("http://127.0.0.1:%d", s.Port); h.Endpoint != want {
@@ -220,11 +268,41 @@ func TestContainerSettings(t *testing.T) {
 	if !slices.Contains(hc.CapDrop, "ALL") || len(hc.CapAdd) > 0 || hc.Privileged {
 		t.Errorf("CapDrop = %v, CapAdd = %v, Privileged = %v: want every capability dropped", hc.CapDrop, hc.CapAdd, hc.Privileged)
 	}
-	if !slices.ContainsFunc(hc.SecurityOpt, func(s string) bool { return strings.HasPrefix(s, "no-new-privileges") }) {
-		t.Errorf("SecurityOpt = %v, want no-new-privileges", hc.SecurityOpt)
+	if !slices.Contains(hc.SecurityOpt, "no-new-privileges:true") {
+		t.Errorf("SecurityOpt = %.200q, want no-new-privileges", hc.SecurityOpt)
 	}
-	if hc.NetworkMode.IsHost() || string(hc.NetworkMode) != DefaultNetwork {
-		t.Errorf("NetworkMode = %s, want %s", hc.NetworkMode, DefaultNetwork)
+	profile, err := SeccompProfile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(hc.SecurityOpt, "seccomp="+string(profile)) {
+		t.Errorf("SecurityOpt = %.200q, want the driver's seccomp profile", hc.SecurityOpt)
+	}
+	if slices.ContainsFunc(hc.SecurityOpt, func(s string) bool { return s == "seccomp=unconfined" || s == "label=disable" }) {
+		t.Errorf("SecurityOpt = %.200q: a confinement is off", hc.SecurityOpt)
+	}
+	if hc.MaskedPaths == nil || len(hc.MaskedPaths) != 0 || hc.ReadonlyPaths == nil || len(hc.ReadonlyPaths) != 0 {
+		t.Errorf("MaskedPaths = %v, ReadonlyPaths = %v: want systempaths=unconfined (both empty) so bubblewrap can mount /proc", hc.MaskedPaths, hc.ReadonlyPaths)
+	}
+	if len(hc.Ulimits) != 1 || hc.Ulimits[0].Name != "nofile" || hc.Ulimits[0].Hard != 512 || hc.Ulimits[0].Soft != 512 {
+		t.Errorf("Ulimits = %v, want nofile 512", hc.Ulimits)
+	}
+	if hc.UsernsMode != "" || hc.PidMode != "" || hc.IpcMode.IsHost() || hc.UTSMode.IsHost() {
+		t.Errorf("namespaces shared with the host: userns %q pid %q ipc %q uts %q", hc.UsernsMode, hc.PidMode, hc.IpcMode, hc.UTSMode)
+	}
+	netID, err := d.EnsureNetwork(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hc.NetworkMode.IsHost() || string(hc.NetworkMode) != netID || len(in.Container.NetworkSettings.Networks) != 1 || in.Container.NetworkSettings.Networks[d.opts.Network] == nil {
+		t.Errorf("NetworkMode = %s, networks %v; want only %s (%s)", hc.NetworkMode, in.Container.NetworkSettings.Networks, d.opts.Network, shortID(netID))
+	}
+	netIn, err := c.NetworkInspect(ctx(t), netID, client.NetworkInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if netIn.Network.Options["com.docker.network.bridge.enable_icc"] != "false" || netIn.Network.Internal {
+		t.Errorf("network options = %v, internal %v: want inter-container traffic off, egress on", netIn.Network.Options, netIn.Network.Internal)
 	}
 	for port, bs := range hc.PortBindings {
 		for _, b := range bs {
@@ -265,7 +343,7 @@ func TestContainerSettings(t *testing.T) {
 		}
 	}
 	env := runtimetest.Env(t, h)
-	if env["ANTHROPIC_API_KEY"] != "sk-test" || env["AGENTHOST_WORKSPACE"] != Workspace || env[EnvHost] != "0.0.0.0" {
+	if env["ANTHROPIC_API_KEY"] != "sk-test" || env["AGENTHOST_WORKSPACE"] != Workspace || env[EnvHost] != "0.0.0.0" || env["AGENTHOST_DATA_DIR"] != DataDir {
 		t.Errorf("environment: %v", env)
 	}
 	top, err := c.ContainerTop(ctx(t), in.Container.ID, client.ContainerTopOptions{Arguments: []string{"-o", "pid,uid,comm"}})
@@ -427,11 +505,20 @@ func TestCrashLogs(t *testing.T) {
 	h := start(t, d, spec(t, "-exit-code", "7", "-exit-after", "100ms"))
 	res, err := d.Wait(ctx(t), h)
 	if err != nil || res.ExitCode != 7 || res.Err != nil {
-		t.Fatalf("Wait = %+v, %v; want exit code 7", res, err)
+		st, _ := d.Inspect(ctx(t), h)
+		t.Fatalf("Wait = %+v, %v; want exit code 7; last lines %q", res, err, st.Logs)
 	}
-	st, err := d.Inspect(ctx(t), h)
-	if err != nil {
-		t.Fatal(err)
+	// The engine collects a container's output asynchronously: its last
+	// line can reach the log a moment after the exit.
+	var st runtime.Status
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		st, err = d.Inspect(ctx(t), h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(strings.Join(st.Logs, "\n"), "exiting with code 7") || time.Now().After(deadline) {
+			break
+		}
 	}
 	if st.State != runtime.StateExited || st.ExitCode != 7 || len(st.Logs) != 2 || !strings.Contains(strings.Join(st.Logs, "\n"), "exiting with code 7") {
 		t.Errorf("Inspect = %+v, want exited 7 with the last 2 lines", st)
@@ -456,16 +543,13 @@ func TestNetworkRecreated(t *testing.T) {
 	c := engine(t)
 	ensureTestImage(t, c)
 	t.Parallel()
-	netName := fmt.Sprintf("agenthost-test-%d", os.Getpid())
+	netName := uniqueNetwork(t, c)
 	d := newDriver(t, c, t.TempDir(), func(o *Options) { o.Network = netName })
-	t.Cleanup(func() { c.NetworkRemove(context.Background(), netName, client.NetworkRemoveOptions{}) })
 	s := spec(t)
 	h := start(t, d, s)
 	if err := d.Destroy(ctx(t), h); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.NetworkRemove(ctx(t), netName, client.NetworkRemoveOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	removeNetworks(t, c, netName)
 	healthy(t, start(t, d, s))
 }

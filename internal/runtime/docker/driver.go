@@ -34,7 +34,8 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (*runtime.Handle,
 		return nil, err
 	}
 	defer d.locks.Lock(spec.ID)()
-	if err := d.ensureNetwork(ctx); err != nil {
+	netID, err := d.EnsureNetwork(ctx)
+	if err != nil {
 		return nil, err
 	}
 	name := ContainerName(spec.ID)
@@ -52,27 +53,34 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (*runtime.Handle,
 	}
 	labels := d.labels(spec)
 	delete(labels, LabelPort)
-	if _, err := d.api.VolumeCreate(ctx, client.VolumeCreateOptions{Name: VolumeName(spec.ID), Labels: labels}); err != nil {
-		return nil, fmt.Errorf("docker: runtime %s: creating its workspace volume: %w", spec.ID, err)
+	for _, v := range []struct{ name, what string }{{VolumeName(spec.ID), "workspace"}, {DataVolumeName(spec.ID), "data"}} {
+		if _, err := d.api.VolumeCreate(ctx, client.VolumeCreateOptions{Name: v.name, Labels: labels}); err != nil {
+			return nil, fmt.Errorf("docker: runtime %s: creating its %s volume: %w", spec.ID, v.what, err)
+		}
 	}
-	cfg, host, netcfg, err := d.createOptions(spec)
+	secOpt, err := d.securityOptions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cfg, host, netcfg, err := d.createOptions(spec, netID, secOpt)
 	if err != nil {
 		return nil, err
 	}
 	id, err := d.createAndStart(ctx, spec, cfg, host, netcfg)
 	if isNetworkGone(err) {
-		// The network was removed behind the driver's back: make it again.
-		d.netOnce.Lock()
-		d.netOK = false
-		d.netOnce.Unlock()
-		if err = d.ensureNetwork(ctx); err == nil {
-			id, err = d.createAndStart(ctx, spec, cfg, host, netcfg)
+		// The network was removed behind the driver's back (or by another
+		// driver healing duplicates): find or make it again.
+		d.forgetNetwork(netID)
+		if netID, err = d.EnsureNetwork(ctx); err == nil {
+			if cfg, host, netcfg, err = d.createOptions(spec, netID, secOpt); err == nil {
+				id, err = d.createAndStart(ctx, spec, cfg, host, netcfg)
+			}
 		}
 	}
 	if err != nil {
 		return nil, err
 	}
-	raw, err := json.Marshal(state{Container: id, Volume: VolumeName(spec.ID), Port: spec.Port})
+	raw, err := json.Marshal(state{Container: id, Volume: VolumeName(spec.ID), Data: DataVolumeName(spec.ID), Port: spec.Port})
 	if err != nil {
 		return nil, err
 	}
@@ -134,11 +142,14 @@ func (d *Driver) Wait(ctx context.Context, h *runtime.Handle) (runtime.ExitResul
 		}
 		return runtime.ExitResult{}, fmt.Errorf("docker: runtime %s: waiting for its container: %w", h.ID, err)
 	case r := <-w.Result:
-		oom := false
+		oom, limit := false, int64(0)
 		if in, err := d.api.ContainerInspect(ctx, st.Container, client.ContainerInspectOptions{}); err == nil && in.Container.State != nil {
 			oom = in.Container.State.OOMKilled
+			if in.Container.HostConfig != nil {
+				limit = in.Container.HostConfig.Memory
+			}
 		}
-		res := exitResult(int(r.StatusCode), oom)
+		res := exitResult(int(r.StatusCode), oom, limit)
 		if r.Error != nil && r.Error.Message != "" && res.Err == nil {
 			res.Err = fmt.Errorf("docker: %s", r.Error.Message)
 		}
@@ -234,8 +245,10 @@ func (d *Driver) Destroy(ctx context.Context, h *runtime.Handle) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := d.removeVolume(ctx, st.Volume); err != nil {
-		errs = append(errs, err)
+	for _, v := range []string{st.Volume, st.Data} {
+		if err := d.removeVolume(ctx, v); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("docker: destroying runtime %s: %w", h.ID, err)
@@ -394,7 +407,7 @@ func (d *Driver) List(ctx context.Context) ([]*runtime.Handle, error) {
 		}
 		seen[id] = true
 		port, _ := strconv.Atoi(c.Labels[LabelPort])
-		raw, _ := json.Marshal(state{Container: c.ID, Volume: VolumeName(id), Port: port})
+		raw, _ := json.Marshal(state{Container: c.ID, Volume: VolumeName(id), Data: DataVolumeName(id), Port: port})
 		h := &runtime.Handle{ID: id, Driver: Name, State: raw}
 		if port > 0 {
 			h.Endpoint = "http://" + net.JoinHostPort(d.opts.EndpointHost, strconv.Itoa(port))
@@ -411,43 +424,50 @@ func (d *Driver) List(ctx context.Context) ([]*runtime.Handle, error) {
 			continue
 		}
 		seen[id] = true
-		raw, _ := json.Marshal(state{Container: ContainerName(id), Volume: v.Name})
+		raw, _ := json.Marshal(state{Container: ContainerName(id), Volume: VolumeName(id), Data: DataVolumeName(id)})
 		out = append(out, &runtime.Handle{ID: id, Driver: Name, State: raw})
 	}
 	return out, nil
 }
 
-// ensureNetwork creates the runtimes' network when it is missing.
-func (d *Driver) ensureNetwork(ctx context.Context) error {
-	d.netOnce.Lock()
-	defer d.netOnce.Unlock()
-	if d.netOK {
-		return nil
+// securityOptions returns the containers' SecurityOpt, made once:
+// no-new-privileges; the seccomp profile (Docker's default plus what
+// bubblewrap needs, SeccompProfile); and, when the engine confines
+// containers with AppArmor, apparmor=unconfined, since Docker's AppArmor
+// profile forbids the mounts bubblewrap makes.
+func (d *Driver) securityOptions(ctx context.Context) ([]string, error) {
+	d.secMu.Lock()
+	defer d.secMu.Unlock()
+	if d.secOpt != nil {
+		return d.secOpt, nil
 	}
-	name := d.opts.Network
-	switch name {
-	case "bridge", "none", "default":
-		d.netOK = true
-		return nil
+	profile, err := SeccompProfile()
+	if err != nil {
+		return nil, err
 	}
-	if _, err := d.api.NetworkInspect(ctx, name, client.NetworkInspectOptions{}); err == nil {
-		d.netOK = true
-		return nil
-	} else if !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("docker: network %s: %w", name, err)
+	info, err := d.api.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("docker: engine info: %w", err)
 	}
-	_, err := d.api.NetworkCreate(ctx, name, client.NetworkCreateOptions{
-		Driver: "bridge",
-		// Runtimes cannot reach each other; the host reaches each at its
-		// published port.
-		Options: map[string]string{"com.docker.network.bridge.enable_icc": "false"},
-		Labels:  map[string]string{LabelManaged: "true"},
-	})
-	if err != nil && !cerrdefs.IsConflict(err) && !strings.Contains(err.Error(), "already exists") {
-		return fmt.Errorf("docker: creating network %s: %w", name, err)
+	opts := []string{"no-new-privileges:true", "seccomp=" + string(profile)}
+	if engineHasAppArmor(info.Info.SecurityOptions) {
+		opts = append(opts, "apparmor=unconfined")
 	}
-	d.netOK = true
-	return nil
+	d.secOpt = opts
+	return opts, nil
+}
+
+// engineHasAppArmor reads the engine's security options ("name=apparmor",
+// "name=seccomp,profile=default", ...).
+func engineHasAppArmor(secOpts []string) bool {
+	for _, o := range secOpts {
+		for _, kv := range strings.Split(o, ",") {
+			if kv == "name=apparmor" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func parseTime(s string) time.Time {

@@ -22,9 +22,10 @@ const e2eEnv = "AGENTHOST_TEST_DOCKER_E2E"
 const e2eImage = "agenthost-runtime-e2e:latest"
 
 // buildRuntimeImage builds e2eImage as `agenthost image build` does: a
-// static agenthost from this module, FROM scratch.
+// static agenthost from this module on the Debian base.
 func buildRuntimeImage(t *testing.T, c *client.Client) {
 	t.Helper()
+	base := baseImage(t, c)
 	v, err := c.ServerVersion(ctx(t), client.ServerVersionOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +39,8 @@ func buildRuntimeImage(t *testing.T, c *client.Client) {
 		t.Fatalf("%v\n%s", err, progress.String())
 	}
 	defer cleanup()
-	if _, err := BuildImage(bctx, c, ImageSpec{Tag: e2eImage, Binary: bin, Progress: &progress}); err != nil {
+	builtImage(e2eImage)
+	if _, err := BuildImage(bctx, c, ImageSpec{Tag: e2eImage, Base: base, Binary: bin, Progress: &progress}); err != nil {
 		t.Fatalf("%v\n%s", err, progress.String())
 	}
 }
@@ -46,9 +48,10 @@ func buildRuntimeImage(t *testing.T, c *client.Client) {
 // TestSeedFlowDocker runs the seed's flow through the platform with the
 // Docker driver and the real coding runtime (offline/demo) in the image
 // `agenthost image build` makes: create with an initial prompt →
-// RUNNING, a follow-up message, the history, stop and start keeping it
-// (the session database is on the workspace volume), delete removing
-// container and volume.
+// RUNNING, a follow-up message, an approved bash call running in the
+// container, the history, stop and start keeping it
+// (the session database is on the data volume), delete removing
+// container and volumes.
 func TestSeedFlowDocker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the static agenthost and its image")
@@ -96,6 +99,20 @@ func TestSeedFlowDocker(t *testing.T) {
 		t.Fatalf("send = %v", sent)
 	}
 	waitIdle(t, api, id)
+
+	// The agent's bash tool works in the container: a call approved once
+	// runs (the image has a shell; with a FROM scratch image it failed
+	// with exec: "bash": executable file not found).
+	api.Do(t, "POST", "/api/v1/agents/"+id+"/messages", map[string]any{"sessionId": sid, "message": `use bash {"command": "echo ok from $(id -u)"}`}).Want(t, 200)
+	perm := pendingPermission(t, api, id)
+	if perm["permission"] != "bash" {
+		t.Fatalf("permission = %v", perm)
+	}
+	api.Do(t, "POST", "/api/v1/agents/"+id+"/permissions/"+perm["id"].(string)+"/reply", map[string]any{"reply": "once"}).Want(t, 200)
+	waitIdle(t, api, id)
+	if out := toolOutput(history(t, api, id, sid)); !strings.Contains(out, fmt.Sprintf("ok from %d", UID)) {
+		t.Fatalf("bash in the container: want \"ok from %d\" in the tool output, got %q", UID, out)
+	}
 	before := history(t, api, id, sid)
 	if len(before) < 4 {
 		t.Fatalf("history = %v", before)
@@ -141,4 +158,38 @@ func history(t *testing.T, api *platformtest.Client, id, sid string) []any {
 	got := api.Do(t, "GET", fmt.Sprintf("/api/v1/agents/%s/messages?sessionId=%s", id, sid), nil).Want(t, 200)
 	msgs, _ := got["messages"].([]any)
 	return msgs
+}
+
+// pendingPermission waits for the agent's one pending permission.
+func pendingPermission(t *testing.T, api *platformtest.Client, id string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		got := api.Do(t, "GET", "/api/v1/agents/"+id+"/permissions", nil).Want(t, 200)
+		if l, _ := got["permissions"].([]any); len(l) > 0 {
+			p, _ := l[0].(map[string]any)
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no permission asked: %v", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// toolOutput joins the tool outputs of a history's messages.
+func toolOutput(msgs []any) string {
+	var b strings.Builder
+	for _, m := range msgs {
+		mm, _ := m.(map[string]any)
+		info, _ := mm["info"].(map[string]any)
+		parts, _ := info["parts"].([]any)
+		for _, p := range parts {
+			pm, _ := p.(map[string]any)
+			if st, ok := pm["state"].(map[string]any); ok {
+				fmt.Fprintf(&b, "%v\n", st["output"])
+			}
+		}
+	}
+	return b.String()
 }

@@ -3,6 +3,7 @@ package docker
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"context"
 	"debug/elf"
 	"encoding/json"
@@ -28,6 +29,10 @@ const (
 	UID, GID = 10001, 10001
 	// LabelImage marks images built by BuildImage.
 	LabelImage = "agenthost.image"
+	// LabelImageBase names the image a runtime image was built on.
+	LabelImageBase = "agenthost.image.base"
+	// ImagePath is the runtime image's PATH.
+	ImagePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 )
 
 // ImageSpec describes an image BuildImage makes.
@@ -44,13 +49,20 @@ type ImageSpec struct {
 	// Cmd is the image's default command. Default
 	// ["agenthost", "serve", "--role", "coding"].
 	Cmd []string
+	// Base is the image to build on: the Debian base (EnsureBase) or an
+	// operator's. Empty builds FROM scratch, with the CA bundle and a
+	// passwd of its own: enough for a static runtime that runs no tools
+	// (the tests' fake runtime), not for a coding agent, whose bash tool
+	// needs a shell.
+	Base string
 	// Progress receives the build's progress lines; nil discards them.
 	Progress io.Writer
 }
 
-// BuildImage builds spec's image FROM scratch through the engine's build
-// API, with the context made in memory (no Dockerfile on disk, no
-// registry), and returns the image id.
+// BuildImage builds spec's image on spec.Base (or FROM scratch) through
+// the engine's build API, with the context made in memory (no Dockerfile
+// on disk, no registry, nothing run inside a container), and returns the
+// image id.
 func BuildImage(ctx context.Context, c *client.Client, spec ImageSpec) (string, error) {
 	if spec.Tag == "" {
 		spec.Tag = DefaultImage
@@ -81,7 +93,7 @@ func BuildImage(ctx context.Context, c *client.Client, spec ImageSpec) (string, 
 		Dockerfile:  "Dockerfile",
 		Remove:      true,
 		ForceRemove: true,
-		Labels:      map[string]string{LabelImage: "runtime"},
+		Labels:      map[string]string{LabelImage: "runtime", LabelImageBase: cmp.Or(spec.Base, "scratch")},
 	})
 	if err != nil {
 		return "", fmt.Errorf("docker: image build: %w", err)
@@ -150,15 +162,29 @@ func (in *indenter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// dockerfile is the build's recipe; the context holds rootfs/ (owned by
-// root) and workspace/ (owned by the runtime's user, so that a new volume
-// mounted there starts with the same owner).
-const dockerfile = `FROM scratch
+// scratchDockerfile is the recipe without a base; the context holds
+// rootfs/ (owned by root), and workspace/ and data/ (owned by the
+// runtime's user, so that new volumes mounted there start with the same
+// owner).
+const scratchDockerfile = `FROM scratch
 COPY rootfs/ /
-COPY --chown=%[1]d:%[2]d workspace/ /workspace/
+COPY --chown=%[1]d:%[2]d workspace/ %[6]s/
+COPY --chown=%[1]d:%[2]d data/ %[7]s/
 USER %[1]d:%[2]d
-ENV PATH=%[3]s HOME=/workspace TMPDIR=/tmp AGENTHOST_WORKSPACE=/workspace SSL_CERT_FILE=%[4]s
-WORKDIR /workspace
+ENV PATH=%[3]s HOME=%[6]s TMPDIR=/tmp AGENTHOST_WORKSPACE=%[6]s AGENTHOST_DATA_DIR=%[7]s SSL_CERT_FILE=%[4]s
+WORKDIR %[6]s
+CMD %[5]s
+`
+
+// baseDockerfile is the recipe on a base image, which brings its own
+// users, certificates and tools.
+const baseDockerfile = `FROM %[8]s
+COPY rootfs/ /
+COPY --chown=%[1]d:%[2]d workspace/ %[6]s/
+COPY --chown=%[1]d:%[2]d data/ %[7]s/
+USER %[1]d:%[2]d
+ENV PATH=%[3]s HOME=%[6]s TMPDIR=/tmp LANG=C.UTF-8 AGENTHOST_WORKSPACE=%[6]s AGENTHOST_DATA_DIR=%[7]s
+WORKDIR %[6]s
 CMD %[5]s
 `
 
@@ -168,9 +194,11 @@ func buildContext(spec ImageSpec) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker: image: reading the binary: %w", err)
 	}
-	certs, err := os.ReadFile(spec.CACerts)
-	if err != nil {
-		return nil, fmt.Errorf("docker: image: reading CA certificates (install ca-certificates, or pass another bundle): %w", err)
+	var certs []byte
+	if spec.Base == "" {
+		if certs, err = os.ReadFile(spec.CACerts); err != nil {
+			return nil, fmt.Errorf("docker: image: reading CA certificates (install ca-certificates, or pass another bundle): %w", err)
+		}
 	}
 	cmd, err := json.Marshal(spec.Cmd)
 	if err != nil {
@@ -192,27 +220,39 @@ func buildContext(spec ImageSpec) ([]byte, error) {
 		_, err := tw.Write(data)
 		return err
 	}
+	recipe, path := scratchDockerfile, BinDir
+	if spec.Base != "" {
+		recipe, path = baseDockerfile, ImagePath
+	}
 	steps := []func() error{
 		func() error {
-			return file("Dockerfile", 0o644, fmt.Appendf(nil, dockerfile, UID, GID, BinDir, CACertsPath, cmd))
+			return file("Dockerfile", 0o644, fmt.Appendf(nil, recipe, UID, GID, path, CACertsPath, cmd, Workspace, DataDir, spec.Base))
 		},
 		func() error { return dir("rootfs", 0o755) },
-		func() error { return dir("rootfs/etc", 0o755) },
-		func() error { return file("rootfs/etc/passwd", 0o644, []byte(passwd)) },
-		func() error { return file("rootfs/etc/group", 0o644, []byte(group)) },
-		func() error { return dir("rootfs/etc/ssl", 0o755) },
-		func() error { return dir("rootfs/etc/ssl/certs", 0o755) },
-		func() error { return file("rootfs"+CACertsPath, 0o644, certs) },
-		func() error { return dir("rootfs/tmp", 0o1777) },
+	}
+	if spec.Base == "" {
+		steps = append(steps,
+			func() error { return dir("rootfs/etc", 0o755) },
+			func() error { return file("rootfs/etc/passwd", 0o644, []byte(passwd)) },
+			func() error { return file("rootfs/etc/group", 0o644, []byte(group)) },
+			func() error { return dir("rootfs/etc/ssl", 0o755) },
+			func() error { return dir("rootfs/etc/ssl/certs", 0o755) },
+			func() error { return file("rootfs"+CACertsPath, 0o644, certs) },
+			func() error { return dir("rootfs/tmp", 0o1777) },
+		)
+	}
+	steps = append(steps,
 		func() error { return dir("rootfs/usr", 0o755) },
 		func() error { return dir("rootfs/usr/local", 0o755) },
 		func() error { return dir("rootfs"+BinDir, 0o755) },
 		func() error { return file("rootfs"+BinDir+"/"+spec.BinaryName, 0o755, bin) },
-		func() error { return dir("workspace", 0o755) },
-		// COPY of a directory copies its content: a file keeps /workspace
+		// COPY of a directory copies its content: a file keeps each
 		// from being an empty (and root-owned) directory.
+		func() error { return dir("workspace", 0o755) },
 		func() error { return file("workspace/.agenthost-workspace", 0o644, nil) },
-	}
+		func() error { return dir("data", 0o700) },
+		func() error { return file("data/.agenthost-data", 0o600, nil) },
+	)
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return nil, err
@@ -225,7 +265,8 @@ func buildContext(spec ImageSpec) ([]byte, error) {
 }
 
 // CheckStatic reports whether path is a statically linked Linux ELF
-// executable, which is all a FROM scratch image can run.
+// executable: what a FROM scratch image can run, and what runs on any
+// base whatever its C library.
 func CheckStatic(path string) error {
 	f, err := elf.Open(path)
 	if err != nil {
@@ -234,7 +275,7 @@ func CheckStatic(path string) error {
 	defer f.Close()
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
-			return fmt.Errorf("docker: image: %s is dynamically linked; a FROM scratch image needs a static binary (build it with CGO_ENABLED=0)", path)
+			return fmt.Errorf("docker: image: %s is dynamically linked; the runtime image needs a static binary (build it with CGO_ENABLED=0)", path)
 		}
 	}
 	return nil
