@@ -1,0 +1,711 @@
+// Package sandbox runs the coding agent's shell commands inside
+// bubblewrap, one sandbox per session, out of reach of the agent loop that
+// starts them.
+//
+// A sandbox sees the system's programs read-only (/usr and the merged-/usr
+// links, a curated read-only part of /etc with generated passwd, group and
+// hosts), the workspace read-write at /workspace (its working directory
+// and HOME), a private /tmp and /dev/shm, its own /proc and a minimal
+// /dev; nothing else of the host: not the runtime's data directory or
+// database, not other workspaces, not the operator's home. It has its own
+// user (uid 1000 "agent", no capabilities, no_new_privs, no further user
+// namespaces), pid, network, IPC, UTS and (where possible) cgroup
+// namespaces. Its only network is its own loopback: a forwarder on
+// 127.0.0.1:3128, named by the proxy variables, relays to the egress proxy
+// of the agent loop (internal/egress), which applies the egress policy.
+// Commands get an environment built from nothing plus the variables the
+// operator names in AGENTHOST_TOOL_ENV.
+//
+// Inside, the first process is this program's init (InitCommand), which
+// sets RLIMIT_NOFILE, RLIMIT_FSIZE (the workspace's disk limit) and
+// RLIMIT_CORE 0, raises its oom_score_adj, installs a seccomp filter
+// compiled from Docker's default profile on all its threads, starts the
+// forwarder, and then runs the commands the Manager sends it over a
+// socket pair, each in its own process group with its output on a pipe
+// passed along. The sandbox outlives a command, so a server started in the
+// background is still there for the session's next command; it ends when
+// the session has been idle for Config.IdleTimeout, when the runtime closes
+// it, or when the agent loop exits. Hostile commands can kill the init;
+// the command that was running then fails saying so, and the next one
+// starts a fresh sandbox.
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Defaults of Config.
+const (
+	DefaultDiskLimit   = 10 << 30
+	DefaultNoFile      = 1024
+	DefaultIdleTimeout = 15 * time.Minute
+)
+
+// Timings of the protocol with the init.
+const (
+	// startTimeout bounds a sandbox's start until its init is ready.
+	startTimeout = 15 * time.Second
+	// killWait is how long a killed command may take to be reported
+	// before its whole sandbox is killed.
+	killWait = 5 * time.Second
+	// pipeGrace is how long a finished command's background children may
+	// keep its output open before reading stops.
+	pipeGrace = time.Second
+)
+
+var (
+	// ErrDied is wrapped when a sandbox ends under a running command: its
+	// init died or was killed (hostile code can do that). The next command
+	// of the session starts a fresh sandbox.
+	ErrDied = errors.New("the sandbox ended while the command ran (its init process died or was killed): background processes and /tmp are gone; the next command starts a fresh sandbox")
+	// ErrClosed is returned once the Manager is closed.
+	ErrClosed = errors.New("the sandbox manager is closed")
+)
+
+// Config configures a Manager.
+type Config struct {
+	// Workspace is the host directory mounted at /workspace.
+	Workspace string
+	// ProxySocket is the egress proxy's unix socket on the host; empty
+	// leaves the sandbox without any network beyond its loopback.
+	ProxySocket string
+	// ToolEnv are NAME=value pairs added to the commands' environment
+	// (the variables AGENTHOST_TOOL_ENV names).
+	ToolEnv []string
+	// DiskLimit is the workspace's size cap in bytes, also the largest
+	// file a command may write (RLIMIT_FSIZE) and the size of /tmp
+	// (default 10 GiB).
+	DiskLimit int64
+	// NoFile is RLIMIT_NOFILE of every command (default 1024).
+	NoFile uint64
+	// IdleTimeout closes a session's sandbox after that long without a
+	// command (default 15 minutes).
+	IdleTimeout time.Duration
+	// Now is the clock of the idle timeout (default time.Now).
+	Now func() time.Time
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Binary is the program run as the sandbox's init (default: this
+	// executable, which must call RunInitIfAsked first thing).
+	Binary string
+	// Bwrap is the bubblewrap binary (default: bwrap from PATH).
+	Bwrap string
+}
+
+// Command is one shell command to run in a session's sandbox.
+type Command struct {
+	// Script is run with bash -c.
+	Script string
+	// Dir is the working directory inside the sandbox (default
+	// /workspace).
+	Dir string
+	// Env is added to the sandbox's environment for this command.
+	Env []string
+	// Output receives stdout and stderr, combined.
+	Output io.Writer
+}
+
+// Result is how a command ended.
+type Result struct {
+	// Code is the exit code when the command exited.
+	Code int
+	// Signal is the signal that killed it, or 0.
+	Signal syscall.Signal
+	// OutputHeld is set when background processes kept the output open
+	// past a short grace after the command ended; later output is lost.
+	OutputHeld bool
+	// Note says why the command ran in a fresh sandbox when the session
+	// had one before that is gone ("" otherwise).
+	Note string
+}
+
+// noteDied is the note of a command that replaces a sandbox that died.
+const noteDied = "the session's previous sandbox had ended (its init process died or was killed): background processes and /tmp are gone"
+
+// Manager owns the sandboxes of one runtime, one per session.
+type Manager struct {
+	cfg       Config
+	log       *slog.Logger
+	workspace string // real path
+	binary    string
+	bwrap     string
+	env       []string
+
+	mu     sync.Mutex
+	boxes  map[string]*box
+	notes  map[string]string // session → why its old sandbox is gone
+	closed bool
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+// New returns a Manager; sandboxes start on a session's first command. It
+// does not probe bubblewrap (see Probe).
+func New(cfg Config) (*Manager, error) {
+	if cfg.DiskLimit <= 0 {
+		cfg.DiskLimit = DefaultDiskLimit
+	}
+	if cfg.NoFile == 0 {
+		cfg.NoFile = DefaultNoFile
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	ws, err := realDir(cfg.Workspace)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: workspace: %w", err)
+	}
+	bin := cfg.Binary
+	if bin == "" {
+		if bin, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("sandbox: finding this program for the init: %w", err)
+		}
+	}
+	bwrap := cfg.Bwrap
+	if bwrap == "" {
+		if bwrap, err = exec.LookPath("bwrap"); err != nil {
+			return nil, fmt.Errorf("sandbox: %w", Probe(context.Background()))
+		}
+	}
+	env := append(append([]string(nil), baseEnv...), cfg.ToolEnv...)
+	if cfg.ProxySocket != "" {
+		env = append(env, proxyEnv...)
+	}
+	m := &Manager{cfg: cfg, log: cfg.Logger, workspace: ws, binary: bin, bwrap: bwrap, env: env,
+		boxes: map[string]*box{}, notes: map[string]string{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go m.sweeper()
+	return m, nil
+}
+
+// sweeper calls Sweep a few times per idle timeout until Close.
+func (m *Manager) sweeper() {
+	defer close(m.done)
+	period := min(max(m.cfg.IdleTimeout/4, time.Second), time.Minute)
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+			m.Sweep()
+		}
+	}
+}
+
+// Sweep closes the sandboxes idle for at least the idle timeout (by
+// Config.Now) and returns how many it closed.
+func (m *Manager) Sweep() int {
+	now := m.cfg.Now()
+	var victims []*box
+	m.mu.Lock()
+	for s, b := range m.boxes {
+		if b.retireIfIdle(now, m.cfg.IdleTimeout) {
+			delete(m.boxes, s)
+			m.notes[s] = fmt.Sprintf("the session's previous sandbox was closed after %s without a command: background processes and /tmp are gone", m.cfg.IdleTimeout)
+			victims = append(victims, b)
+		}
+	}
+	m.mu.Unlock()
+	for _, b := range victims {
+		b.close()
+	}
+	return len(victims)
+}
+
+// Sessions returns the sessions that have a live sandbox.
+func (m *Manager) Sessions() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for s, b := range m.boxes {
+		if !b.isDead() {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// CloseSession ends a session's sandbox, if any, with everything running
+// in it.
+func (m *Manager) CloseSession(session string) {
+	m.mu.Lock()
+	b := m.boxes[session]
+	delete(m.boxes, session)
+	delete(m.notes, session)
+	m.mu.Unlock()
+	if b != nil {
+		b.close()
+	}
+}
+
+// CloseAll ends every sandbox (abort of all sessions); new commands start
+// new ones.
+func (m *Manager) CloseAll() {
+	m.mu.Lock()
+	boxes := m.boxes
+	m.boxes = map[string]*box{}
+	m.mu.Unlock()
+	for _, b := range boxes {
+		b.close()
+	}
+}
+
+// Close ends every sandbox and refuses further commands.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	m.mu.Unlock()
+	close(m.stop)
+	<-m.done
+	m.CloseAll()
+	return nil
+}
+
+// Run runs c in the session's sandbox, starting the sandbox when the
+// session has none. When ctx ends the command's process group is killed
+// and Run returns how it ended; background processes of a command that
+// ended by itself stay. A sandbox that dies under the command yields an
+// error wrapping ErrDied.
+func (m *Manager) Run(ctx context.Context, session string, c Command) (Result, error) {
+	if len(c.Script) > MaxScript {
+		return Result{}, fmt.Errorf("the command is %d bytes; at most %d fit in bash -c: write it to a file and run that", len(c.Script), MaxScript)
+	}
+	if c.Dir == "" {
+		c.Dir = Workspace
+	}
+	if c.Output == nil {
+		c.Output = io.Discard
+	}
+	for {
+		b, note, err := m.box(ctx, session)
+		if err != nil {
+			return Result{}, err
+		}
+		id, ch, ok := b.register(m.cfg.Now())
+		if !ok {
+			continue // retired by Sweep meanwhile: take a fresh one
+		}
+		res, err := b.run(ctx, id, ch, c)
+		b.unregister(id, m.cfg.Now())
+		res.Note = note
+		if errors.Is(err, ErrDied) {
+			m.forget(session, b, noteDied)
+		}
+		return res, err
+	}
+}
+
+// box returns the session's live sandbox, starting one when needed, and
+// the note to give when it replaces one that is gone.
+func (m *Manager) box(ctx context.Context, session string) (*box, string, error) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, "", ErrClosed
+	}
+	b := m.boxes[session]
+	if b != nil && b.isDead() {
+		delete(m.boxes, session)
+		if b.unexpected() {
+			m.notes[session] = noteDied
+		}
+		b = nil
+	}
+	if b != nil {
+		m.mu.Unlock()
+		<-b.ready
+		if b.startErr != nil {
+			return nil, "", b.startErr
+		}
+		return b, "", nil
+	}
+	b = newBox(m, session)
+	m.boxes[session] = b
+	note := m.notes[session]
+	delete(m.notes, session)
+	m.mu.Unlock()
+	if err := b.start(ctx); err != nil {
+		m.forget(session, b, note)
+		return nil, "", err
+	}
+	return b, note, nil
+}
+
+// forget removes b from the session if it is still the session's sandbox,
+// keeping note for the next one.
+func (m *Manager) forget(session string, b *box, note string) {
+	m.mu.Lock()
+	if m.boxes[session] == b {
+		delete(m.boxes, session)
+		if note != "" {
+			m.notes[session] = note
+		}
+	}
+	m.mu.Unlock()
+}
+
+// box is one running sandbox.
+type box struct {
+	m       *Manager
+	session string
+
+	ready    chan struct{} // closed when started or failed to start
+	startErr error
+
+	cmd    *exec.Cmd
+	conn   *net.UnixConn
+	stderr *capBuf
+	exited chan struct{} // closed when bwrap has been waited for
+	sendMu sync.Mutex
+
+	mu       sync.Mutex
+	pending  map[uint64]chan message
+	nextID   uint64
+	running  int
+	lastUsed time.Time
+	retired  bool // closed on purpose (idle, session or manager closed)
+
+	dieOnce sync.Once
+	dead    chan struct{} // closed when the sandbox is gone
+}
+
+func newBox(m *Manager, session string) *box {
+	return &box{m: m, session: session, ready: make(chan struct{}), exited: make(chan struct{}),
+		dead: make(chan struct{}), pending: map[uint64]chan message{}, stderr: &capBuf{limit: 8 << 10},
+		lastUsed: m.cfg.Now()}
+}
+
+// start launches bwrap and waits until the init is ready.
+func (b *box) start(ctx context.Context) (err error) {
+	defer func() {
+		b.startErr = err
+		close(b.ready)
+	}()
+	parent, child, err := socketPair()
+	if err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	files := []*os.File{child}
+	defer func() { closeAll(files) }()
+	for _, content := range []string{passwdFile, groupFile, hostsFile} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			parent.Close()
+			return fmt.Errorf("sandbox: %w", err)
+		}
+		_, err = io.WriteString(w, content)
+		w.Close()
+		files = append(files, r)
+		if err != nil {
+			parent.Close()
+			return fmt.Errorf("sandbox: %w", err)
+		}
+	}
+	cmd := exec.Command(b.m.bwrap, b.m.bwrapArgs([3]int{4, 5, 6})...)
+	cmd.ExtraFiles = files
+	cmd.Env = b.m.env
+	cmd.Stdout, cmd.Stderr = b.stderr, b.stderr
+	// Its own process group: a ^C meant for the runtime is not for it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		parent.Close()
+		return fmt.Errorf("sandbox: starting bwrap: %w", err)
+	}
+	b.cmd = cmd
+	go func() {
+		_ = cmd.Wait()
+		close(b.exited)
+	}()
+	conn, err := fileConn(parent)
+	if err != nil {
+		b.die(err)
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	b.conn = conn
+	readyc := make(chan error, 1)
+	go b.read(readyc)
+	timer := time.NewTimer(startTimeout)
+	defer timer.Stop()
+	select {
+	case err = <-readyc:
+	case <-ctx.Done():
+		err = context.Cause(ctx)
+	case <-timer.C:
+		err = fmt.Errorf("the init was not ready after %s", startTimeout)
+	}
+	if err != nil {
+		b.closeNow()
+		if msg := bytes.TrimSpace(b.stderr.Bytes()); len(msg) > 0 {
+			err = fmt.Errorf("%w; bwrap said: %s", err, msg)
+		}
+		return fmt.Errorf("sandbox: starting: %w", err)
+	}
+	b.m.log.Debug("sandbox started", "session", b.session, "pid", cmd.Process.Pid)
+	return nil
+}
+
+// read delivers the init's messages until the connection ends; the first
+// must be ready (or fatal), reported on readyc.
+func (b *box) read(readyc chan<- error) {
+	r := newReceiver(b.conn)
+	ready := false
+	var cause error
+	for {
+		msg, files, err := r.recv()
+		closeAll(files) // the init has no business sending descriptors
+		if errors.Is(err, errBadPacket) {
+			continue
+		}
+		if err != nil {
+			cause = err
+			break
+		}
+		if !ready {
+			switch msg.Op {
+			case opReady:
+				ready = true
+				readyc <- nil
+			case opFatal:
+				cause = fmt.Errorf("the init failed: %s", msg.Error)
+			default:
+				cause = fmt.Errorf("unexpected %q before ready", msg.Op)
+			}
+			if cause != nil {
+				break
+			}
+			continue
+		}
+		if msg.Op != opStarted && msg.Op != opExit {
+			continue
+		}
+		b.mu.Lock()
+		ch := b.pending[msg.ID]
+		b.mu.Unlock()
+		if ch != nil {
+			select {
+			case ch <- msg:
+			default: // a flood of forged messages: drop
+			}
+		}
+	}
+	if !ready {
+		if cause == nil || errors.Is(cause, net.ErrClosed) || errors.Is(cause, io.EOF) {
+			cause = errors.New("bwrap exited before the init was ready")
+		}
+		readyc <- cause
+	}
+	b.die(cause)
+}
+
+// die makes sure bwrap and everything in the sandbox are gone, then marks
+// the box dead.
+func (b *box) die(cause error) {
+	b.dieOnce.Do(func() {
+		if b.cmd != nil && b.cmd.Process != nil {
+			// bwrap's --die-with-parent takes the sandbox down with it.
+			_ = b.cmd.Process.Kill()
+			select {
+			case <-b.exited:
+			case <-time.After(killWait):
+				b.m.log.Warn("bwrap did not exit after SIGKILL", "session", b.session, "pid", b.cmd.Process.Pid)
+			}
+		}
+		if b.conn != nil {
+			b.conn.Close()
+		}
+		if !b.isRetired() {
+			b.m.log.Warn("sandbox ended", "session", b.session, "cause", cause, "stderr", string(bytes.TrimSpace(b.stderr.Bytes())))
+		}
+		close(b.dead)
+	})
+}
+
+// close ends the sandbox on purpose and waits until it is gone.
+func (b *box) close() {
+	<-b.ready
+	b.closeNow()
+}
+
+// closeNow is close for a box that is not starting elsewhere.
+func (b *box) closeNow() {
+	b.mu.Lock()
+	b.retired = true
+	b.mu.Unlock()
+	if b.conn != nil {
+		b.conn.Close() // the init sees EOF, kills its commands and exits
+	}
+	b.die(errors.New("closed"))
+}
+
+func (b *box) isDead() bool {
+	select {
+	case <-b.dead:
+		return true
+	default:
+		return false
+	}
+}
+
+func (b *box) isRetired() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.retired
+}
+
+// unexpected reports whether a dead box died by itself.
+func (b *box) unexpected() bool { return b.isDead() && !b.isRetired() }
+
+// register reserves an id for a command; false when the box is being
+// retired.
+func (b *box) register(now time.Time) (uint64, chan message, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.retired {
+		return 0, nil, false
+	}
+	b.nextID++
+	ch := make(chan message, 4)
+	b.pending[b.nextID] = ch
+	b.running++
+	b.lastUsed = now
+	return b.nextID, ch, true
+}
+
+func (b *box) unregister(id uint64, now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.pending, id)
+	b.running--
+	b.lastUsed = now
+}
+
+// retireIfIdle marks the box retired when no command runs and none has
+// for at least idle; the caller then closes it.
+func (b *box) retireIfIdle(now time.Time, idle time.Duration) bool {
+	select {
+	case <-b.ready:
+	default:
+		return false // still starting
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.retired || b.running > 0 || now.Sub(b.lastUsed) < idle {
+		return false
+	}
+	b.retired = true
+	return true
+}
+
+func (b *box) send(m message, files ...*os.File) error {
+	b.sendMu.Lock()
+	defer b.sendMu.Unlock()
+	return send(b.conn, m, files...)
+}
+
+// run sends the command and waits for its end and its output.
+func (b *box) run(ctx context.Context, id uint64, ch chan message, c Command) (Result, error) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return Result{}, fmt.Errorf("sandbox: %w", err)
+	}
+	err = b.send(message{Op: opRun, ID: id, Script: c.Script, Dir: c.Dir, Env: c.Env}, pw)
+	pw.Close()
+	if err != nil {
+		pr.Close()
+		b.die(err)
+		return Result{}, fmt.Errorf("sandbox: sending the command: %w", ErrDied)
+	}
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		_, _ = io.Copy(c.Output, pr)
+	}()
+	var res Result
+	var runErr error
+	done := ctx.Done()
+	var killTimer <-chan time.Time
+wait:
+	for {
+		select {
+		case msg := <-ch:
+			if msg.Op != opExit {
+				continue
+			}
+			if msg.Error != "" {
+				runErr = fmt.Errorf("starting the command: %s", msg.Error)
+			}
+			res.Code, res.Signal = msg.Code, syscall.Signal(msg.Signal)
+			break wait
+		case <-done:
+			done = nil
+			if err := b.send(message{Op: opKill, ID: id}); err != nil {
+				b.die(err)
+			}
+			t := time.NewTimer(killWait)
+			defer t.Stop()
+			killTimer = t.C
+		case <-killTimer:
+			// The init did not report the kill: it is gone or not ours.
+			b.m.log.Warn("a killed command was not reported; killing its sandbox", "session", b.session)
+			b.die(errors.New("kill not acknowledged"))
+		case <-b.dead:
+			runErr = ErrDied
+			break wait
+		}
+	}
+	t := time.NewTimer(pipeGrace)
+	select {
+	case <-copied:
+	case <-t.C:
+		_ = pr.SetReadDeadline(time.Now())
+		<-copied
+		res.OutputHeld = true
+	}
+	t.Stop()
+	pr.Close()
+	return res, runErr
+}
+
+// capBuf keeps the first limit bytes written to it.
+type capBuf struct {
+	mu    sync.Mutex
+	limit int
+	b     bytes.Buffer
+}
+
+func (c *capBuf) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if room := c.limit - c.b.Len(); room > 0 {
+		c.b.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
+}
+
+func (c *capBuf) Bytes() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return bytes.Clone(c.b.Bytes())
+}
