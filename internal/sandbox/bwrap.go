@@ -140,6 +140,9 @@ func (m *Manager) bwrapArgs(dataFD [3]int) []string {
 		"--perms", "0644", "--ro-bind-data", itoa(uint64(dataFD[2])), "/etc/hosts",
 		"--bind", m.workspace, Workspace,
 	)
+	for _, h := range m.hide {
+		a = append(a, "--tmpfs", h, "--remount-ro", h)
+	}
 	if f.size {
 		a = append(a, "--size", itoa(uint64(m.cfg.DiskLimit)))
 	}

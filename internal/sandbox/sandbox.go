@@ -40,6 +40,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -80,6 +82,10 @@ type Config struct {
 	// ProxySocket is the egress proxy's unix socket on the host; empty
 	// leaves the sandbox without any network beyond its loopback.
 	ProxySocket string
+	// Hide are directories inside the workspace that commands must not
+	// see (a data directory kept in the workspace); each is covered by an
+	// empty read-only directory.
+	Hide []string
 	// ToolEnv are NAME=value pairs added to the commands' environment
 	// (the variables AGENTHOST_TOOL_ENV names).
 	ToolEnv []string
@@ -141,6 +147,7 @@ type Manager struct {
 	binary    string
 	bwrap     string
 	env       []string
+	hide      []string // paths inside the sandbox
 
 	mu     sync.Mutex
 	boxes  map[string]*box
@@ -184,11 +191,23 @@ func New(cfg Config) (*Manager, error) {
 			return nil, fmt.Errorf("sandbox: %w", Probe(context.Background()))
 		}
 	}
+	var hide []string
+	for _, h := range cfg.Hide {
+		real, err := realDir(h)
+		if err != nil {
+			continue // nothing there to hide
+		}
+		rel, err := filepath.Rel(ws, real)
+		if err != nil || !filepath.IsLocal(rel) {
+			return nil, fmt.Errorf("sandbox: %s to hide is not inside the workspace %s", h, ws)
+		}
+		hide = append(hide, path.Join(Workspace, filepath.ToSlash(rel)))
+	}
 	env := append(append([]string(nil), baseEnv...), cfg.ToolEnv...)
 	if cfg.ProxySocket != "" {
 		env = append(env, proxyEnv...)
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger, workspace: ws, binary: bin, bwrap: bwrap, env: env,
+	m := &Manager{cfg: cfg, log: cfg.Logger, workspace: ws, binary: bin, bwrap: bwrap, env: env, hide: hide,
 		boxes: map[string]*box{}, notes: map[string]string{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go m.sweeper()
 	return m, nil
