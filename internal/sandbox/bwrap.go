@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -259,6 +260,9 @@ func Pass(getenv func(string) string, names []string) []string {
 	}
 	return out
 }
+
+// itoa formats a number for bwrap's and the init's arguments.
+func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
 
 // realDir resolves dir to an absolute path without symlinks.
 func realDir(dir string) (string, error) {

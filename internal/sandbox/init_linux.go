@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -231,6 +230,3 @@ func (in *initProc) start(m message, out *os.File) {
 		in.reply(res)
 	}()
 }
-
-// itoa is strconv.Itoa for uint64 flags.
-func itoa(n uint64) string { return strconv.FormatUint(n, 10) }

@@ -46,20 +46,6 @@ const MaxScript = 128 << 10
 // errBadPacket is returned for a packet that is not a message.
 var errBadPacket = errors.New("malformed packet")
 
-// socketPair returns two connected SOCK_SEQPACKET unix sockets, close on
-// exec, as files.
-func socketPair() (a, b *os.File, err error) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, nil, fmt.Errorf("socketpair: %w", err)
-	}
-	for _, fd := range fds {
-		_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, maxPacket)
-		_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, maxPacket)
-	}
-	return os.NewFile(uintptr(fds[0]), "sandbox-control"), os.NewFile(uintptr(fds[1]), "sandbox-control"), nil
-}
-
 // fileConn turns a socket file into a *net.UnixConn (and closes f).
 func fileConn(f *os.File) (*net.UnixConn, error) {
 	defer f.Close()
