@@ -186,6 +186,9 @@ func TestAdversarial(t *testing.T) {
 		{"mount a tmpfs", "mkdir -p /tmp/m && mount -t tmpfs none /tmp/m"},
 		{"chroot", "chroot / true"},
 		{"become root", "test $(id -u) = 0"},
+		{"open the init's control socket", "readlink /proc/2/fd/3 || exec 5<>/proc/2/fd/3"},
+		{"read the init's environment", "cat /proc/2/environ"},
+		{"trace the init", "cat /proc/2/maps"},
 		{"have capabilities", "grep -q '^CapEff:.*[1-9a-f]' /proc/self/status"},
 	}
 	for _, a := range attempts {
@@ -258,6 +261,12 @@ func TestProxyAllowed(t *testing.T) {
 	}
 	if out := mustRun(t, m, "s", "curl -sSfk --max-time 10 --noproxy '' https://127.0.0.1:"+tlsPort+"/"); out != "tls-canary" {
 		t.Errorf("https (CONNECT): %q", out)
+	}
+	// Local servers are reached directly, without the proxy.
+	if out := mustRun(t, m, "s", `python3 -m http.server 8765 --bind 127.0.0.1 >/dev/null 2>&1 &
+for i in $(seq 100); do curl -sf -o /dev/null http://localhost:8765/ && break; sleep 0.05; done
+curl -sSf -o /dev/null -w '%{http_code}' http://localhost:8765/`); out != "200" {
+		t.Errorf("local server: %q", out)
 	}
 	// Without a proxy socket there is no way out at all.
 	m2 := newManager(t, Config{})
@@ -448,6 +457,10 @@ func TestFileSizeLimit(t *testing.T) {
 	fi, err := os.Stat(filepath.Join(ws, "big"))
 	if err != nil || fi.Size() > 1<<20 {
 		t.Errorf("file: %v %v", fi, err)
+	}
+	// /tmp is no larger than the limit either.
+	if out := mustRun(t, m, "s", "df -B1 --output=size /tmp | tail -1"); strings.TrimSpace(out) != "1048576" {
+		t.Errorf("/tmp size: %q", out)
 	}
 }
 
