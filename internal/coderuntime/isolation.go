@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,7 +23,6 @@ const (
 type isolation struct {
 	proxy     *egress.Server
 	sandboxes *sandbox.Manager
-	sockDir   string // a temporary directory holding the proxy socket, if one was made
 }
 
 // isolate sets cfg.Tools up for the isolation cfg asks for: the egress
@@ -65,14 +63,6 @@ func isolate(cfg *Config, ws string, log *slog.Logger) (*isolation, error) {
 	}
 	iso := &isolation{}
 	sock := filepath.Join(cfg.DataDir, "egress.sock")
-	if len(sock) > 100 {
-		// Unix socket paths are short; a deep data directory gets one
-		// in the temporary directory instead.
-		if iso.sockDir, err = os.MkdirTemp("", "agenthost-egress-"); err != nil {
-			return nil, fmt.Errorf("egress proxy: %w", err)
-		}
-		sock = filepath.Join(iso.sockDir, "egress.sock")
-	}
 	ln, err := egress.ListenUnix(sock)
 	if err != nil {
 		iso.close()
@@ -109,9 +99,6 @@ func (iso *isolation) close() {
 	}
 	if iso.proxy != nil {
 		iso.proxy.Close()
-	}
-	if iso.sockDir != "" {
-		os.RemoveAll(iso.sockDir)
 	}
 }
 

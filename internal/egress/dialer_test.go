@@ -283,3 +283,36 @@ func TestProxy(t *testing.T) {
 		}
 	})
 }
+
+// TestListenUnixLongPath: a socket deeper than unix paths allow still
+// listens, and its file goes with Close.
+func TestListenUnixLongPath(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), strings.Repeat("d", 60), strings.Repeat("e", 60))
+	sock := filepath.Join(dir, "egress.sock")
+	ln, err := ListenUnix(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			io.WriteString(c, "hi")
+			c.Close()
+		}
+	}()
+	d, _ := os.Open(dir)
+	defer d.Close()
+	c, err := net.Dial("unix", fmt.Sprintf("/proc/self/fd/%d/egress.sock", d.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(c)
+	c.Close()
+	if string(b) != "hi" {
+		t.Fatalf("read %q", b)
+	}
+	ln.Close()
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Fatalf("socket file left: %v", err)
+	}
+}

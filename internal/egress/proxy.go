@@ -184,10 +184,9 @@ const maxSocketPath = 107
 
 // ListenUnix listens on a unix socket at path, replacing a stale socket
 // file left by an earlier run, readable and writable by the owner only.
+// A path longer than unix sockets allow is bound through its directory's
+// descriptor (/proc/self/fd/N/name), so deep data directories work.
 func ListenUnix(path string) (net.Listener, error) {
-	if len(path) > maxSocketPath {
-		return nil, fmt.Errorf("egress: socket path %s is %d bytes; unix sockets allow %d", path, len(path), maxSocketPath)
-	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&os.ModeSocket == 0 {
 			return nil, fmt.Errorf("egress: %s exists and is not a socket", path)
@@ -196,18 +195,48 @@ func ListenUnix(path string) (net.Listener, error) {
 			return nil, fmt.Errorf("egress: removing stale socket: %w", err)
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("egress: %w", err)
 	}
-	ln, err := net.Listen("unix", path)
+	bind := path
+	if len(path) > maxSocketPath {
+		d, err := os.Open(dir)
+		if err != nil {
+			return nil, fmt.Errorf("egress: %w", err)
+		}
+		defer d.Close()
+		bind = fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), filepath.Base(path))
+		if len(bind) > maxSocketPath {
+			return nil, fmt.Errorf("egress: socket name %s is too long", filepath.Base(path))
+		}
+	}
+	ln, err := net.Listen("unix", bind)
 	if err != nil {
 		return nil, fmt.Errorf("egress: %w", err)
+	}
+	if ul, ok := ln.(*net.UnixListener); ok {
+		ul.SetUnlinkOnClose(false)
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("egress: %w", err)
 	}
-	return ln, nil
+	return &unlinkListener{Listener: ln, path: path}, nil
+}
+
+// unlinkListener removes its socket file when closed (the net package
+// would remove the name it was bound with, which may be a /proc path).
+type unlinkListener struct {
+	net.Listener
+	path string
+	once sync.Once
+}
+
+func (l *unlinkListener) Close() error {
+	err := l.Listener.Close()
+	l.once.Do(func() { os.Remove(l.path) })
+	return err
 }
 
 // Server is a Proxy served on a listener.

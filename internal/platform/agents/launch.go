@@ -26,6 +26,9 @@ const (
 	EnvModel        = "AGENTHOST_MODEL"
 	EnvControlToken = "AGENTHOST_CONTROL_TOKEN"
 	EnvHiddenPrompt = "AGENTHOST_HIDDEN_PROMPT"
+	// EnvToolEnv names the secrets the runtime hands to the agent's tools;
+	// nothing else of its environment reaches them.
+	EnvToolEnv = "AGENTHOST_TOOL_ENV"
 )
 
 // Labels tie a runtime to its agent, organization and platform node, so a
@@ -88,6 +91,12 @@ func (m *Manager) spec(ctx context.Context, a store.Agent, port int) (runtime.Sp
 		return runtime.Spec{}, fmt.Errorf("agent %s: resolving secrets: %w", a.ID, err)
 	}
 	m.log.Debug("runtime environment", "agent", a.ID, "secrets", secrets.Keys(env))
+	var toolEnv []string
+	for _, k := range secrets.Keys(env) {
+		if !strings.HasPrefix(k, "AGENTHOST_") {
+			toolEnv = append(toolEnv, k)
+		}
+	}
 	tok, err := m.cfg.Box.Open(a.ControlToken, controlAAD(a.ID))
 	if err != nil {
 		return runtime.Spec{}, fmt.Errorf("agent %s: control token: %w", a.ID, err)
@@ -95,6 +104,7 @@ func (m *Manager) spec(ctx context.Context, a store.Agent, port int) (runtime.Sp
 	env[EnvAgentID] = a.ID
 	env[EnvModel] = a.Model
 	env[EnvControlToken] = string(tok)
+	env[EnvToolEnv] = strings.Join(toolEnv, ",")
 	if a.HiddenPrompt != "" {
 		env[EnvHiddenPrompt] = a.HiddenPrompt
 	} else {
