@@ -23,6 +23,7 @@ const (
 type isolation struct {
 	proxy     *egress.Server
 	sandboxes *sandbox.Manager
+	probe     chan error // the sandbox probe's verdict, while it runs beside the rest of New
 }
 
 // isolate sets cfg.Tools up for the isolation cfg asks for: the egress
@@ -58,10 +59,10 @@ func isolate(cfg *Config, ws string, log *slog.Logger) (*isolation, error) {
 	default:
 		return nil, fmt.Errorf("AGENTHOST_SANDBOX=%q: use bwrap or none", cfg.Sandbox)
 	}
-	if err := sandbox.Probe(context.Background()); err != nil {
-		return nil, fmt.Errorf("%w (the platform's --insecure-no-sandbox runs tools without a sandbox, for a single trusted user only)", err)
-	}
-	iso := &isolation{}
+	// Probing takes a bwrap run; it goes on while the runtime opens its
+	// database, and check waits for it.
+	iso := &isolation{probe: make(chan error, 1)}
+	go func() { iso.probe <- sandbox.Probe(context.Background()) }()
 	sock := filepath.Join(cfg.DataDir, "egress.sock")
 	ln, err := egress.ListenUnix(sock)
 	if err != nil {
@@ -83,6 +84,20 @@ func isolate(cfg *Config, ws string, log *slog.Logger) (*isolation, error) {
 	return iso, nil
 }
 
+// check waits for the sandbox probe and returns its failure, saying what
+// is missing.
+func (iso *isolation) check() error {
+	if iso.probe == nil {
+		return nil
+	}
+	if err := <-iso.probe; err != nil {
+		iso.probe <- err
+		return fmt.Errorf("%w (the platform's --insecure-no-sandbox runs tools without a sandbox, for a single trusted user only)", err)
+	}
+	iso.probe <- nil
+	return nil
+}
+
 // closeAll ends every sandbox (abort of all sessions).
 func (iso *isolation) closeAll() {
 	if iso != nil && iso.sandboxes != nil {
@@ -93,6 +108,10 @@ func (iso *isolation) closeAll() {
 func (iso *isolation) close() {
 	if iso == nil {
 		return
+	}
+	if iso.probe != nil {
+		<-iso.probe // not to leave the probe's bwrap behind
+		iso.probe <- nil
 	}
 	if iso.sandboxes != nil {
 		iso.sandboxes.Close()

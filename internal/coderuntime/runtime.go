@@ -194,6 +194,10 @@ func New(cfg Config) (*Runtime, error) {
 		st.close()
 		return nil, fmt.Errorf("coderuntime: %w", err)
 	}
+	if err := iso.check(); err != nil {
+		st.close()
+		return nil, fmt.Errorf("coderuntime: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Runtime{cfg: cfg, log: cfg.Logger, st: st, ag: ag, tools: tools, rules: rules, ws: ws, iso: iso,
 		ctx: ctx, cancel: cancel, sessions: map[string]*session{}, waiters: map[string]chan any{}}

@@ -620,3 +620,13 @@ func BenchmarkRun(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkProbe is what a runtime's start pays to check the sandbox.
+func BenchmarkProbe(b *testing.B) {
+	needBwrap(b)
+	for b.Loop() {
+		if err := Probe(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
