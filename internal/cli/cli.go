@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/agenthost/agenthost/internal/sandbox"
 )
 
 // Command is one subcommand.
@@ -60,6 +62,8 @@ func register(c *Command) {
 // Main runs the agenthost command with args (without the program name) and
 // returns the exit code.
 func Main(args []string) int {
+	// The tool sandbox's init is this binary, started inside bubblewrap.
+	sandbox.RunInitIfAsked()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	wd, _ := os.Getwd()

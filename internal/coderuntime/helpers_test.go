@@ -29,7 +29,7 @@ type rig struct {
 // configuration.
 func newRig(t testing.TB, tweak func(*Config)) *rig {
 	t.Helper()
-	cfg := Config{Workspace: t.TempDir(), Token: testToken, Model: "offline/demo",
+	cfg := Config{Workspace: t.TempDir(), Token: testToken, Model: "offline/demo", Sandbox: testSandbox,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Heartbeat: 200 * time.Millisecond}
 	if tweak != nil {
 		tweak(&cfg)

@@ -43,9 +43,26 @@ type Config struct {
 	Token string
 	// Rules are permission rules on top of coding.DefaultRules.
 	Rules []coding.Rule
-	// Tools tunes the coding tools. A nil BaseEnv becomes this process's
-	// environment without AGENTHOST_CONTROL_TOKEN.
+	// Tools tunes the coding tools; New adds the sandbox, the egress
+	// policy and the disk limit below. Their environment is built from
+	// nothing plus ToolEnv, never this process's.
 	Tools coding.Options
+	// Sandbox is AGENTHOST_SANDBOX: "bwrap" (the default) runs the tools
+	// in bubblewrap, one sandbox per session, and New fails when that is
+	// not possible here; "none" runs them as this process's user, with a
+	// loud warning.
+	Sandbox string
+	// ToolEnv are the NAME=value pairs handed to tools (the variables
+	// AGENTHOST_TOOL_ENV names).
+	ToolEnv []string
+	// EgressAllow is AGENTHOST_EGRESS_ALLOW: CIDRs, IPs and host names the
+	// tools may reach beyond the public internet.
+	EgressAllow string
+	// DiskLimit is AGENTHOST_DISK_LIMIT, the workspace's size cap in bytes
+	// (default 10 GiB); NoFile is AGENTHOST_NOFILE_LIMIT, open files per
+	// tool process (default 1024).
+	DiskLimit int64
+	NoFile    uint64
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// MaxUploadFile and MaxUploadTotal override the seed's upload limits
@@ -67,6 +84,7 @@ type Runtime struct {
 	tools []agent.Tool
 	rules *coding.Rules
 	ws    string
+	iso   *isolation
 
 	uploadMu sync.Mutex // serialises uploads, so the total stays right
 
@@ -140,18 +158,21 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.DataDir == "" {
 		cfg.DataDir = filepath.Join(ws, ".agenthost")
 	}
-	if cfg.Tools.BaseEnv == nil {
-		for _, kv := range os.Environ() {
-			if !strings.HasPrefix(kv, "AGENTHOST_CONTROL_TOKEN=") {
-				cfg.Tools.BaseEnv = append(cfg.Tools.BaseEnv, kv)
-			}
-		}
+	iso, err := isolate(&cfg, ws, cfg.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("coderuntime: %w", err)
 	}
+	ok := false
+	defer func() {
+		if !ok {
+			iso.close()
+		}
+	}()
 	tools, err := coding.Tools(ws, cfg.Tools)
 	if err != nil {
 		return nil, err
 	}
-	sys := coding.SystemPrompt(ws)
+	sys := coding.SystemPrompt(coding.WorkspacePath)
 	if h := strings.TrimSpace(cfg.HiddenPrompt); h != "" {
 		sys += "\n\n" + h
 	}
@@ -173,8 +194,12 @@ func New(cfg Config) (*Runtime, error) {
 		st.close()
 		return nil, fmt.Errorf("coderuntime: %w", err)
 	}
+	if err := iso.check(); err != nil {
+		st.close()
+		return nil, fmt.Errorf("coderuntime: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &Runtime{cfg: cfg, log: cfg.Logger, st: st, ag: ag, tools: tools, rules: rules, ws: ws,
+	r := &Runtime{cfg: cfg, log: cfg.Logger, st: st, ag: ag, tools: tools, rules: rules, ws: ws, iso: iso,
 		ctx: ctx, cancel: cancel, sessions: map[string]*session{}, waiters: map[string]chan any{}}
 	if err := r.recover(); err != nil {
 		cancel()
@@ -188,6 +213,7 @@ func New(cfg Config) (*Runtime, error) {
 		}
 	}
 	r.mu.Unlock()
+	ok = true
 	return r, nil
 }
 
@@ -207,6 +233,7 @@ func (r *Runtime) Close() error {
 	r.mu.Unlock()
 	r.cancel()
 	r.wg.Wait()
+	r.iso.close()
 	return r.st.close()
 }
 
@@ -328,6 +355,8 @@ func (r *Runtime) AbortAll(ctx context.Context) ([]string, error) {
 			return ids, err
 		}
 	}
+	// The sessions' sandboxes go too, with what runs in the background.
+	r.iso.closeAll()
 	return ids, nil
 }
 

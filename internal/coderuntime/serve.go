@@ -71,6 +71,9 @@ func FromEnv(getenv func(string) string, dir string) (Settings, error) {
 		return s, fmt.Errorf("AGENTHOST_PERMISSIONS: %w", err)
 	}
 	s.Rules = rules
+	if err := isolationFromEnv(getenv, &s); err != nil {
+		return s, err
+	}
 	return s, nil
 }
 
@@ -98,6 +101,9 @@ func Serve(ctx context.Context, s Settings, out io.Writer) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	fmt.Fprintf(out, "agenthost coding runtime listening on http://%s (workspace %s)\n", ln.Addr(), rt.Workspace())
+	if rt.cfg.Sandbox == SandboxNone {
+		fmt.Fprintln(out, "WARNING: INSECURE: AGENTHOST_SANDBOX=none: the agent's tools run without a sandbox, with this runtime's rights")
+	}
 	if s.TokenGenerated {
 		fmt.Fprintf(out, "control token (AGENTHOST_CONTROL_TOKEN was not set): %s\n", s.Token)
 	}

@@ -158,6 +158,8 @@ func (r *Runtime) turn(ctx context.Context, s *session, p storedPrompt) *agent.R
 	var res *agent.Result
 	deltas := &deltaBuf{r: r, sessionID: s.id}
 	defer deltas.flush()
+	// The tools run in this session's sandbox.
+	ctx = coding.WithSession(ctx, s.id)
 	for ev := range r.ag.Run(ctx, s.conv, nil, agent.WithApprover(approve), agent.WithAsker(r.askQuestion(s.id))) {
 		switch ev.Type {
 		case agent.EventText:

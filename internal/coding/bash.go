@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/agent"
+	"github.com/agenthost/agenthost/internal/sandbox"
 )
 
 // pipeGrace is how long a finished command's background children may keep
@@ -83,12 +86,85 @@ func runBash(ctx context.Context, w *Workspace, opts Options, a bashArgs) (strin
 
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// kctx ends early, with a cause, when the disk watcher kills.
+	kctx, kill := context.WithCancelCause(cctx)
+	defer kill(nil)
 	out := &headTail{limit: opts.OutputLimit}
-	cmd := exec.CommandContext(cctx, "bash", "-c", a.Command)
+	stopWatch := w.disk.watch(kill)
+	start := time.Now()
+	var res bashResult
+	if opts.Sandbox != nil {
+		res, err = runSandboxed(kctx, opts, path.Join(WorkspacePath, rel), a.Command, out)
+	} else {
+		res, err = runOnHost(kctx, w, opts, dir, a.Command, out)
+	}
+	stopWatch()
+	// A quick command that filled the disk between two checks is caught
+	// here, for the writes that follow.
+	w.disk.measureLater()
+
+	var sb strings.Builder
+	if res.note != "" {
+		fmt.Fprintf(&sb, "[note: %s]\n", res.note)
+	}
+	sb.WriteString(out.String())
+	if sb.Len() > 0 && !strings.HasSuffix(sb.String(), "\n") {
+		sb.WriteByte('\n')
+	}
+	switch {
+	case ctx.Err() != nil:
+		return sb.String() + "[aborted: the command and its child processes were killed]", fmt.Errorf("command aborted: %w", context.Cause(ctx))
+	case errors.Is(context.Cause(kctx), errDiskLimit):
+		fmt.Fprintf(&sb, "[killed: the workspace exceeds its disk limit of %s]", formatBytes(w.disk.limit))
+		return sb.String(), nil
+	case errors.Is(cctx.Err(), context.DeadlineExceeded):
+		fmt.Fprintf(&sb, "[timed out after %s: the command and its child processes were killed]", time.Since(start).Round(time.Millisecond))
+		return sb.String(), nil
+	case errors.Is(err, sandbox.ErrDied):
+		fmt.Fprintf(&sb, "[failed: %v]", err)
+		return sb.String(), err
+	case err != nil:
+		return "", fmt.Errorf("running bash: %w", err)
+	}
+	switch {
+	case res.signal != 0:
+		fmt.Fprintf(&sb, "[killed by signal %s]", res.signal)
+	default:
+		fmt.Fprintf(&sb, "[exit code %d]", res.code)
+	}
+	if res.held {
+		sb.WriteString(" [background processes still hold the output; their further output is not shown]")
+	}
+	if w.disk != nil && w.disk.knownOver() {
+		fmt.Fprintf(&sb, "\n[the workspace exceeds its disk limit of %s: writes are refused until files are deleted]", formatBytes(w.disk.limit))
+	}
+	return sb.String(), nil
+}
+
+// bashResult is how a command ended.
+type bashResult struct {
+	code   int
+	signal syscall.Signal
+	held   bool   // background processes kept the output open
+	note   string // why the command ran in a fresh sandbox
+}
+
+// runSandboxed runs command in the session's sandbox, in dir (a path
+// inside the sandbox).
+func runSandboxed(ctx context.Context, opts Options, dir, command string, out io.Writer) (bashResult, error) {
+	env := append(slices.Clone(commandEnv), opts.Env...)
+	r, err := opts.Sandbox.Run(ctx, SessionFrom(ctx), sandbox.Command{Script: command, Dir: dir, Env: env, Output: out})
+	return bashResult{code: r.Code, signal: r.Signal, held: r.OutputHeld, note: r.Note}, err
+}
+
+// runOnHost runs command directly, as this process's user: the mode
+// without a sandbox.
+func runOnHost(ctx context.Context, w *Workspace, opts Options, dir, command string, out io.Writer) (bashResult, error) {
+	cmd := exec.CommandContext(ctx, "bash", "-c", command)
 	cmd.Dir = dir
 	base := opts.BaseEnv
 	if base == nil {
-		base = os.Environ()
+		base = hostEnv(w.root)
 	}
 	cmd.Env = append(append(slices.Clone(base), commandEnv...), opts.Env...)
 	cmd.Stdout, cmd.Stderr = out, out
@@ -97,42 +173,23 @@ func runBash(ctx context.Context, w *Workspace, opts Options, a bashArgs) (strin
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
 	cmd.WaitDelay = pipeGrace
-	start := time.Now()
 	runErr := cmd.Run()
-	if cctx.Err() != nil {
+	if ctx.Err() != nil && cmd.Process != nil {
 		// Stragglers that left the group's leader behind die too.
 		_ = killGroup(cmd.Process.Pid)
-	}
-
-	var sb strings.Builder
-	sb.WriteString(out.String())
-	if sb.Len() > 0 && !strings.HasSuffix(sb.String(), "\n") {
-		sb.WriteByte('\n')
-	}
-	switch {
-	case ctx.Err() != nil:
-		return sb.String() + "[aborted: the command and its child processes were killed]", fmt.Errorf("command aborted: %w", context.Cause(ctx))
-	case errors.Is(cctx.Err(), context.DeadlineExceeded):
-		fmt.Fprintf(&sb, "[timed out after %s: the command and its child processes were killed]", time.Since(start).Round(time.Millisecond))
-		return sb.String(), nil
 	}
 	var exitErr *exec.ExitError
 	switch {
 	case runErr == nil || errors.Is(runErr, exec.ErrWaitDelay):
-		fmt.Fprintf(&sb, "[exit code 0]")
-		if runErr != nil {
-			sb.WriteString(" [background processes still hold the output; their further output is not shown]")
-		}
+		return bashResult{held: runErr != nil}, nil
 	case errors.As(runErr, &exitErr):
 		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			fmt.Fprintf(&sb, "[killed by signal %s]", ws.Signal())
-		} else {
-			fmt.Fprintf(&sb, "[exit code %d]", exitErr.ExitCode())
+			return bashResult{signal: ws.Signal()}, nil
 		}
+		return bashResult{code: exitErr.ExitCode()}, nil
 	default:
-		return "", fmt.Errorf("running bash: %w", runErr)
+		return bashResult{}, runErr
 	}
-	return sb.String(), nil
 }
 
 // killGroup sends SIGKILL to the process group led by pid.

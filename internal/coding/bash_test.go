@@ -14,7 +14,11 @@ import (
 )
 
 func TestBash(t *testing.T) {
-	tools, root := toolbox(t)
+	forEachMode(t, testBash)
+}
+
+func testBash(t *testing.T, opts Options) {
+	tools, root := toolboxWith(t, opts)
 	tests := []struct {
 		name    string
 		args    string
@@ -71,9 +75,10 @@ func TestBashOutputCap(t *testing.T) {
 func TestBashEnv(t *testing.T) {
 	w, _ := newWorkspace(t)
 	t.Setenv("CODING_TEST_INHERITED", "yes")
+	// Nothing of this process's environment is inherited by default.
 	out, err := runBash(context.Background(), w, Options{Env: []string{"EXTRA=1", "PAGER=less"}}.withDefaults(),
-		bashArgs{Command: "echo $CODING_TEST_INHERITED $EXTRA $PAGER"})
-	if err != nil || !strings.HasPrefix(out, "yes 1 less\n") {
+		bashArgs{Command: "echo [$CODING_TEST_INHERITED] $EXTRA $PAGER $HOME"})
+	if err != nil || out != "[] 1 less "+w.Root()+"\n[exit code 0]" {
 		t.Fatalf("out = %q, %v", out, err)
 	}
 	out, err = runBash(context.Background(), w, Options{BaseEnv: []string{"PATH=" + os.Getenv("PATH")}}.withDefaults(),

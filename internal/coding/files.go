@@ -256,6 +256,9 @@ func previewDiff(rel, old, new string, err error) string {
 }
 
 func (w *Workspace) write(a writeArgs) (string, error) {
+	if err := w.disk.refuse(); err != nil {
+		return "", err
+	}
 	rel, err := w.Resolve(a.Path)
 	if err != nil {
 		return "", err
@@ -348,6 +351,9 @@ func applyEdit(content string, exists bool, a editArgs) (string, int, error) {
 }
 
 func (w *Workspace) edit(a editArgs) (string, error) {
+	if err := w.disk.refuse(); err != nil {
+		return "", err
+	}
 	rel, err := w.Resolve(a.Path)
 	if err != nil {
 		return "", err

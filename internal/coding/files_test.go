@@ -15,9 +15,18 @@ import (
 
 // toolbox builds the tools over a fresh workspace (see newWorkspace).
 func toolbox(t testing.TB) (map[string]agent.Tool, string) {
+	return toolboxWith(t, Options{})
+}
+
+// toolboxWith is toolbox with options; a sandbox in them is made for the
+// workspace by newSandbox when opts.Sandbox is the marker withSandbox.
+func toolboxWith(t testing.TB, opts Options) (map[string]agent.Tool, string) {
 	t.Helper()
 	w, root := newWorkspace(t)
-	tools, err := Tools(w.Root(), Options{})
+	if opts.Sandbox == withSandbox {
+		opts.Sandbox = newSandbox(t, w.Root())
+	}
+	tools, err := Tools(w.Root(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,16 @@
 // The runtime builds the tools with Tools, gives the agent SystemPrompt, and
 // wraps each run with an approver from NewApprover whose Ask callback turns
 // a pending Permission into an HTTP-visible request and waits for the reply.
+//
+// Whatever the tools run is treated as hostile. With Options.Sandbox, bash
+// runs in the calling session's bubblewrap sandbox (internal/sandbox),
+// which sees the workspace at /workspace; the model is told that path in
+// every mode, and the file tools accept it. webfetch dials through the
+// egress policy (internal/egress): by default only the public internet,
+// checked on the resolved address of every request and redirect. With
+// Options.DiskLimit the workspace's size is capped: a command that grows
+// it past the cap is killed, and write and edit are refused while it is
+// over.
 package coding
 
 import (
@@ -17,6 +27,8 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/agent"
+	"github.com/agenthost/agenthost/internal/egress"
+	"github.com/agenthost/agenthost/internal/sandbox"
 )
 
 // Options tunes the tools; the zero value is ready for use.
@@ -29,16 +41,30 @@ type Options struct {
 	// OutputLimit caps the bytes of command output the model sees
 	// (default 30 KB); the other tools have fixed, smaller bounds.
 	OutputLimit int
-	// BaseEnv is the environment commands start from (KEY=value); nil
-	// means this process's environment, which is how a runtime's secrets
-	// reach the agent's commands. Pass a curated list to keep others out.
+	// BaseEnv is the environment commands start from (KEY=value) when
+	// they run without a sandbox; nil means one built from nothing (PATH,
+	// HOME, LANG, TMPDIR, TERM), never this process's environment. With a
+	// sandbox the sandbox's environment is used instead.
 	BaseEnv []string
 	// Env is added after BaseEnv and the defaults that keep pagers and
 	// prompts away, so it overrides both.
 	Env []string
-	// HTTPClient fetches for webfetch; nil uses a client with the fetch
-	// timeout and a redirect check that stays on http(s).
+	// Sandbox runs bash commands, each session in its own sandbox (the
+	// session comes from WithSession). nil runs them on the host as this
+	// process's user, with everything it can reach: only for a runtime
+	// started with AGENTHOST_SANDBOX=none.
+	Sandbox *sandbox.Manager
+	// Egress decides where webfetch may connect; nil allows the public
+	// internet only.
+	Egress *egress.Dialer
+	// HTTPClient fetches for webfetch instead of the egress-checked
+	// client (tests); it then must enforce the policy itself.
 	HTTPClient *http.Client
+	// DiskLimit caps the workspace's size in bytes (0: no cap).
+	DiskLimit int64
+	// DiskCheckInterval is how often the workspace is measured while a
+	// command runs (default 2s; large workspaces are measured less often).
+	DiskCheckInterval time.Duration
 	// FetchLimit caps the bytes webfetch downloads (default 5 MB).
 	FetchLimit int64
 	// NoQuestion leaves out the question tool, for runs with nobody to ask.
@@ -74,6 +100,7 @@ func Tools(root string, opts Options) ([]agent.Tool, error) {
 		return nil, fmt.Errorf("coding tools: %w", err)
 	}
 	opts = opts.withDefaults()
+	w.disk = newDiskGuard(w.real, opts.DiskLimit, opts.DiskCheckInterval)
 	tools := []agent.Tool{
 		readTool(w, opts),
 		writeTool(w),
@@ -90,8 +117,9 @@ func Tools(root string, opts Options) ([]agent.Tool, error) {
 	return tools, nil
 }
 
-// SystemPrompt tells the model where it works and how to use the tools; the
-// runtime appends it to the agent's own prompt.
+// SystemPrompt tells the model where it works (root, normally
+// WorkspacePath) and how to use the tools; the runtime appends it to the
+// agent's own prompt.
 func SystemPrompt(root string) string {
 	return strings.TrimSpace(fmt.Sprintf(`
 You are a coding agent working in the directory %s (the workspace). All file
@@ -106,6 +134,7 @@ Tools:
 - list: list a directory; glob: find files by pattern ("**/*.go");
   grep: search file contents with a regular expression.
 - bash: run a shell command in the workspace (timeout, output is capped).
+  Processes started in the background keep running for later commands.
 - webfetch: fetch an http(s) URL as text.
 - question: ask the user multiple-choice questions when you need a decision.
 

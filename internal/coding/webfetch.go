@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/agenthost/agenthost/agent"
+	"github.com/agenthost/agenthost/internal/egress"
 )
 
 const (
@@ -34,7 +35,19 @@ type webfetchArgs struct {
 func webfetchTool(opts Options) agent.Tool {
 	client := opts.HTTPClient
 	if client == nil {
-		client = &http.Client{CheckRedirect: checkRedirect}
+		d := opts.Egress
+		if d == nil {
+			d = &egress.Dialer{}
+		}
+		// Every connection, the first and each redirect's, dials through
+		// the egress policy; never through the runtime's own proxy.
+		client = &http.Client{CheckRedirect: checkRedirect, Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         d.DialContext,
+			TLSHandshakeTimeout: 10 * time.Second,
+			IdleConnTimeout:     30 * time.Second,
+			MaxIdleConns:        8,
+		}}
 	}
 	return newTool("webfetch", "Fetch an http(s) URL and return its content; HTML is converted to readable text. Large pages are cut.",
 		func(ctx context.Context, a webfetchArgs) (string, error) {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agenthost/agenthost/internal/egress"
 )
 
 const testPage = `<!DOCTYPE html>
@@ -86,7 +88,7 @@ func TestWebfetch(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	tools, err := Tools(t.TempDir(), Options{FetchLimit: 10000})
+	tools, err := Tools(t.TempDir(), Options{FetchLimit: 10000, Egress: &egress.Dialer{Policy: egress.MustParse("127.0.0.1")}})
 	if err != nil {
 		t.Fatal(err)
 	}

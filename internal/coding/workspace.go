@@ -23,6 +23,7 @@ var ErrOutsideWorkspace = errors.New("path is outside the workspace")
 type Workspace struct {
 	root string // absolute, as given (cleaned)
 	real string // root with its own symlinks resolved
+	disk *diskGuard
 }
 
 // OpenWorkspace checks that root is a directory and remembers both its
@@ -51,7 +52,8 @@ func OpenWorkspace(root string) (*Workspace, error) {
 func (w *Workspace) Root() string { return w.root }
 
 // Resolve maps a path from the model (relative to the workspace, or
-// absolute inside it) to a slash-separated path relative to the workspace
+// absolute inside it, also spelled under WorkspacePath, where the model
+// sees it) to a slash-separated path relative to the workspace
 // with every existing symlink resolved; "." is the root itself. Paths that
 // leave the workspace lexically or through a symlink are refused with an
 // error wrapping ErrOutsideWorkspace. The path need not exist, so Resolve
@@ -66,6 +68,11 @@ func (w *Workspace) Resolve(p string) (string, error) {
 	var abs string
 	if filepath.IsAbs(p) {
 		abs = filepath.Clean(p)
+		if _, ok := within(w.root, abs); !ok {
+			if rel, ok := within(WorkspacePath, abs); ok {
+				abs = filepath.Join(w.root, rel)
+			}
+		}
 	} else {
 		abs = filepath.Join(w.root, p)
 	}

@@ -97,13 +97,17 @@ func (m *Manager) spec(ctx context.Context, a store.Agent, port int) (runtime.Sp
 	if err != nil {
 		return runtime.Spec{}, fmt.Errorf("agent %s: resolving secrets: %w", a.ID, err)
 	}
-	keys := secrets.Keys(env)
-	m.log.Debug("runtime environment", "agent", a.ID, "secrets", keys)
+	m.log.Debug("runtime environment", "agent", a.ID, "secrets", secrets.Keys(env))
+	var toolEnv []string
+	for _, k := range secrets.Keys(env) {
+		if !strings.HasPrefix(k, "AGENTHOST_") {
+			toolEnv = append(toolEnv, k)
+		}
+	}
 	tok, err := m.cfg.Box.Open(a.ControlToken, controlAAD(a.ID))
 	if err != nil {
 		return runtime.Spec{}, fmt.Errorf("agent %s: control token: %w", a.ID, err)
 	}
-	env[EnvToolEnv] = strings.Join(keys, ",")
 	if len(m.cfg.EgressAllow) > 0 {
 		env[EnvEgressAllow] = strings.Join(m.cfg.EgressAllow, ",")
 	}
@@ -116,6 +120,7 @@ func (m *Manager) spec(ctx context.Context, a store.Agent, port int) (runtime.Sp
 	env[EnvAgentID] = a.ID
 	env[EnvModel] = a.Model
 	env[EnvControlToken] = string(tok)
+	env[EnvToolEnv] = strings.Join(toolEnv, ",")
 	if a.HiddenPrompt != "" {
 		env[EnvHiddenPrompt] = a.HiddenPrompt
 	} else {
