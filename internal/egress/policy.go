@@ -8,7 +8,9 @@
 // loopback, unspecified, link-local (including cloud metadata at
 // 169.254.169.254), private, shared (CGNAT), multicast, broadcast and
 // reserved ranges, in IPv4 and IPv6, and their IPv4-mapped, NAT64 and 6to4
-// spellings. Documentation ranges such as 198.51.100.0/24 count as public,
+// spellings, and every address of the host's own interfaces (a service
+// bound to all interfaces answers on them as on loopback). Documentation
+// ranges such as 198.51.100.0/24 count as public,
 // so tests can stand up a "public" server in a network namespace. An
 // operator allows more with `--egress-allow` (AGENTHOST_EGRESS_ALLOW): a
 // comma-separated list of CIDRs, IP addresses and host names ("*.corp.example"
@@ -18,6 +20,7 @@ package egress
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -264,5 +267,36 @@ func (p *Policy) Check(host string, ip netip.Addr) error {
 			return &RefusedError{Host: host, Addr: ip, Reason: d.reason}
 		}
 	}
+	// A public address of this very host reaches every service bound to
+	// all interfaces (the platform, other runtimes, local daemons) as
+	// surely as loopback does.
+	if isLocal(ip) || isLocal(v4) {
+		return &RefusedError{Host: host, Addr: ip, Reason: "an address of this host"}
+	}
 	return nil
+}
+
+// localAddrs lists the addresses of this host's interfaces; a variable so
+// tests can pretend an address is local.
+var localAddrs = func() []netip.Addr {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	out := make([]netip.Addr, 0, len(addrs))
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+				out = append(out, ip.Unmap())
+			}
+		}
+	}
+	return out
+}
+
+// isLocal reports whether ip is assigned to one of this host's interfaces,
+// read afresh at each check so an address added later counts too.
+func isLocal(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	return slices.Contains(localAddrs(), ip)
 }

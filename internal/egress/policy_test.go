@@ -7,7 +7,41 @@ import (
 	"testing"
 )
 
+// noLocalAddrs makes the host's own addresses irrelevant to a test.
+func noLocalAddrs(t *testing.T) {
+	orig := localAddrs
+	localAddrs = func() []netip.Addr { return nil }
+	t.Cleanup(func() { localAddrs = orig })
+}
+
+// An address of the host's own interfaces is refused like loopback, unless
+// the operator allows it.
+func TestCheckLocal(t *testing.T) {
+	orig := localAddrs
+	localAddrs = func() []netip.Addr {
+		return []netip.Addr{netip.MustParseAddr("203.0.113.9"), netip.MustParseAddr("2001:db8::9")}
+	}
+	t.Cleanup(func() { localAddrs = orig })
+	for _, a := range []string{"203.0.113.9", "::ffff:203.0.113.9", "2001:db8::9"} {
+		if err := (*Policy)(nil).Check("", netip.MustParseAddr(a)); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "an address of this host") {
+			t.Errorf("%s: %v, want refused as an address of this host", a, err)
+		}
+	}
+	if err := (*Policy)(nil).Check("", netip.MustParseAddr("203.0.113.10")); err != nil {
+		t.Errorf("a neighbour of the host's address: %v", err)
+	}
+	if err := MustParse("203.0.113.9").Check("", netip.MustParseAddr("203.0.113.9")); err != nil {
+		t.Errorf("allowed by the operator: %v", err)
+	}
+	// The real interfaces: loopback is there, and refused.
+	localAddrs = orig
+	if !isLocal(netip.MustParseAddr("127.0.0.1")) {
+		t.Error("127.0.0.1 is not among this host's interface addresses")
+	}
+}
+
 func TestCheckDefault(t *testing.T) {
+	noLocalAddrs(t)
 	tests := []struct {
 		addr    string
 		refused string // a word of the reason; "" when allowed
