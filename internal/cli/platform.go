@@ -47,6 +47,7 @@ type platformFlags struct {
 	uids         string
 	insecure     bool
 	egressAllow  string
+	egressDeny   string
 }
 
 func init() {
@@ -99,6 +100,7 @@ See docs/platform.md.`,
 			fs.Int64Var(&o.nofile, "runtime-nofile", 1024, "limit on the open files of each process of a runtime")
 			fs.StringVar(&o.disk, "runtime-disk", "10g", "size limit of each agent's workspace")
 			fs.StringVar(&o.uids, "runtime-uids", process.DefaultUIDs.String(), "uids (and gids) for the runtimes when the platform runs as root: one per runtime, never reused (--driver process)")
+			fs.StringVar(&o.egressDeny, "egress-deny", "", "comma-separated addresses and CIDRs the agents' tools may never reach, even when public or allowed (e.g. this host's public address when runtimes run on another machine's Docker)")
 			fs.StringVar(&o.egressAllow, "egress-allow", "", "comma-separated hosts, addresses and CIDRs the agents' tools may reach beyond the public internet (loopback, link-local and private ranges are refused otherwise)")
 			fs.BoolVar(&o.insecure, "insecure-no-sandbox", false, "start even where runtimes cannot be isolated, and run the agents' tools without a sandbox: for one trusted user on a development machine only")
 			dockerFlags(fs, &o)
@@ -135,15 +137,7 @@ func runtimeLimits(o *platformFlags) (res runtime.Resources, disk int64, err err
 }
 
 // egressAllow splits --egress-allow.
-func egressAllow(o *platformFlags) []string {
-	var out []string
-	for _, s := range strings.Split(o.egressAllow, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
-}
+func egressAllow(o *platformFlags) []string { return splitList(o.egressAllow) }
 
 // newDriver makes the runtime driver named on the command line.
 func newDriver(o *platformFlags, res runtime.Resources, log *slog.Logger) (runtime.Driver, io.Closer, error) {
@@ -209,7 +203,7 @@ func runPlatform(ctx context.Context, env *Env, o *platformFlags) error {
 		Agents: agents.Config{
 			Node: o.node, Command: strings.Fields(o.command), DefaultModel: o.defaultModel,
 			MaxAgentsPerOrg: o.maxAgents, MaxRunning: o.maxRunning, Ports: ports,
-			Resources: res, DiskBytes: disk, EgressAllow: egressAllow(o),
+			Resources: res, DiskBytes: disk, EgressAllow: egressAllow(o), EgressDeny: splitList(o.egressDeny),
 		},
 	})
 	if err != nil {

@@ -36,6 +36,9 @@ func isolate(cfg *Config, ws string, log *slog.Logger) (*isolation, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := policy.Deny(cfg.EgressDeny); err != nil {
+		return nil, err
+	}
 	dialer := &egress.Dialer{Policy: policy}
 	if cfg.Tools.Egress == nil {
 		cfg.Tools.Egress = dialer
@@ -122,7 +125,7 @@ func (iso *isolation) close() {
 }
 
 // isolationFromEnv reads AGENTHOST_SANDBOX, AGENTHOST_TOOL_ENV,
-// AGENTHOST_EGRESS_ALLOW, AGENTHOST_DISK_LIMIT and AGENTHOST_NOFILE_LIMIT
+// AGENTHOST_EGRESS_ALLOW, AGENTHOST_EGRESS_DENY, AGENTHOST_DISK_LIMIT and AGENTHOST_NOFILE_LIMIT
 // into s.
 func isolationFromEnv(getenv func(string) string, s *Settings) error {
 	s.Sandbox = strings.TrimSpace(getenv("AGENTHOST_SANDBOX"))
@@ -137,6 +140,10 @@ func isolationFromEnv(getenv func(string) string, s *Settings) error {
 	s.EgressAllow = getenv("AGENTHOST_EGRESS_ALLOW")
 	if _, err := egress.Parse(s.EgressAllow); err != nil {
 		return fmt.Errorf("AGENTHOST_EGRESS_ALLOW: %w", err)
+	}
+	s.EgressDeny = getenv("AGENTHOST_EGRESS_DENY")
+	if err := (&egress.Policy{}).Deny(s.EgressDeny); err != nil {
+		return fmt.Errorf("AGENTHOST_EGRESS_DENY: %w", err)
 	}
 	if v := getenv("AGENTHOST_DISK_LIMIT"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)

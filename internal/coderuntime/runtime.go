@@ -58,6 +58,9 @@ type Config struct {
 	// EgressAllow is AGENTHOST_EGRESS_ALLOW: CIDRs, IPs and host names the
 	// tools may reach beyond the public internet.
 	EgressAllow string
+	// EgressDeny is AGENTHOST_EGRESS_DENY: CIDRs and IPs refused whatever
+	// else allows them (the public addresses of a container's host).
+	EgressDeny string
 	// DiskLimit is AGENTHOST_DISK_LIMIT, the workspace's size cap in bytes
 	// (default 10 GiB); NoFile is AGENTHOST_NOFILE_LIMIT, open files per
 	// tool process (default 1024).

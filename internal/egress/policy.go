@@ -118,7 +118,8 @@ func embedded(ip netip.Addr) netip.Addr {
 // The zero value and nil allow only the public internet.
 type Policy struct {
 	prefixes []netip.Prefix
-	hosts    []string // lower case, no trailing dot
+	deny     []netip.Prefix // refused whatever else says (Deny)
+	hosts    []string       // lower case, no trailing dot
 	suffixes []string // ".corp.example" for "*.corp.example"
 }
 
@@ -138,6 +139,27 @@ func Parse(list string) (*Policy, error) {
 		}
 	}
 	return p, nil
+}
+
+// Deny adds a comma-separated list of CIDRs and IP addresses that are
+// refused even when public or allowed: the public addresses of the host a
+// runtime's container runs on, which its own interfaces do not show.
+func (p *Policy) Deny(list string) error {
+	for _, raw := range strings.Split(list, ",") {
+		e := strings.TrimSpace(raw)
+		if e == "" {
+			continue
+		}
+		var q Policy
+		if err := q.add(e); err != nil || len(q.prefixes) == 0 {
+			if err == nil {
+				err = errors.New("not a CIDR or an IP address")
+			}
+			return fmt.Errorf("egress deny list: %q: %w", e, err)
+		}
+		p.deny = append(p.deny, q.prefixes...)
+	}
+	return nil
 }
 
 // MustParse is Parse for lists fixed in code; it panics on an error.
@@ -256,6 +278,11 @@ func (p *Policy) Check(host string, ip netip.Addr) error {
 	ip = ip.WithZone("")
 	v4 := embedded(ip)
 	if p != nil {
+		for _, pfx := range p.deny {
+			if pfx.Contains(ip) || pfx.Contains(v4) {
+				return &RefusedError{Host: host, Addr: ip, Reason: "denied by the operator (--egress-deny)"}
+			}
+		}
 		for _, pfx := range p.prefixes {
 			if pfx.Contains(ip) || pfx.Contains(v4) {
 				return nil

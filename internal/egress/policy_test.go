@@ -40,6 +40,26 @@ func TestCheckLocal(t *testing.T) {
 	}
 }
 
+// Deny entries win over everything, the operator's allow list included.
+func TestDeny(t *testing.T) {
+	noLocalAddrs(t)
+	p := MustParse("203.0.113.0/24")
+	if err := p.Deny("203.0.113.9, 198.51.100.0/24"); err != nil {
+		t.Fatal(err)
+	}
+	for addr, refused := range map[string]bool{"203.0.113.9": true, "203.0.113.8": false, "198.51.100.7": true, "::ffff:198.51.100.7": true, "8.8.8.8": false} {
+		err := p.Check("", netip.MustParseAddr(addr))
+		if refused != errors.Is(err, ErrRefused) {
+			t.Errorf("%s: %v, refused should be %v", addr, err, refused)
+		}
+	}
+	for _, bad := range []string{"git.example", "10.0.0.0/99", "nope"} {
+		if err := (&Policy{}).Deny(bad); err == nil {
+			t.Errorf("Deny(%q) accepted", bad)
+		}
+	}
+}
+
 func TestCheckDefault(t *testing.T) {
 	noLocalAddrs(t)
 	tests := []struct {

@@ -32,6 +32,9 @@ const (
 	EnvToolEnv = "AGENTHOST_TOOL_ENV"
 	// EnvEgressAllow is Config.EgressAllow, comma-separated.
 	EnvEgressAllow = "AGENTHOST_EGRESS_ALLOW"
+	// EnvEgressDeny is Config.EgressDeny, comma-separated; drivers may
+	// add to it (the Docker driver adds the engine host's addresses).
+	EnvEgressDeny = "AGENTHOST_EGRESS_DENY"
 	// EnvDiskLimit is Config.DiskBytes; EnvNofileLimit is
 	// Config.Resources.NofileLimit.
 	EnvDiskLimit   = "AGENTHOST_DISK_LIMIT"
@@ -110,6 +113,9 @@ func (m *Manager) spec(ctx context.Context, a store.Agent, port int) (runtime.Sp
 	}
 	if len(m.cfg.EgressAllow) > 0 {
 		env[EnvEgressAllow] = strings.Join(m.cfg.EgressAllow, ",")
+	}
+	if len(m.cfg.EgressDeny) > 0 {
+		env[EnvEgressDeny] = strings.Join(m.cfg.EgressDeny, ",")
 	}
 	if m.cfg.DiskBytes > 0 {
 		env[EnvDiskLimit] = strconv.FormatInt(m.cfg.DiskBytes, 10)

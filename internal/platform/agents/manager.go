@@ -102,6 +102,9 @@ type Config struct {
 	// EgressAllow lists the hosts, addresses and CIDRs the tools may reach
 	// beyond the public internet (AGENTHOST_EGRESS_ALLOW).
 	EgressAllow []string
+	// EgressDeny lists addresses and CIDRs the tools may never reach,
+	// even when public or allowed (AGENTHOST_EGRESS_DENY).
+	EgressDeny []string
 	// ProbePort reports whether a port is free; nil probes 127.0.0.1.
 	ProbePort func(int) bool
 	// ProvisionTimeout bounds a new agent's wait for health (60 s → 504);

@@ -40,6 +40,10 @@ type Target struct {
 	// DiskLimit is the workspace cap the platform gives runtimes, in
 	// bytes; the disk attack writes past it.
 	DiskLimit int64
+	// WorkspaceDir returns the host path of an agent's workspace, and
+	// DataDirOf that of its runtime's own data (its session database).
+	// Defaults: the process driver's layout under DataDir/runtimes.
+	WorkspaceDir, DataDirOf func(agentID string) string
 	// Netns enables the attacks that need a network namespace made by the
 	// test (root and iproute2): a private address that must be refused and
 	// a documentation-range ("public") address that must be reachable.
@@ -51,6 +55,12 @@ func Run(t *testing.T, tg Target) {
 	if tg.DiskLimit <= 0 {
 		t.Fatal("isolationtest: Target.DiskLimit must be set")
 	}
+	if tg.WorkspaceDir == nil {
+		tg.WorkspaceDir = func(id string) string { return filepath.Join(tg.DataDir, "runtimes", id, "workspace") }
+	}
+	if tg.DataDirOf == nil {
+		tg.DataDirOf = func(id string) string { return filepath.Join(tg.DataDir, "runtimes", id, "data") }
+	}
 	canary := "canary-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	victim := newOrg(t, tg, "victim-"+canary)
 	attacker := newOrg(t, tg, "attacker-"+canary)
@@ -60,7 +70,7 @@ func Run(t *testing.T, tg Target) {
 	victim.do("PUT", "/api/v1/secrets", map[string]any{"key": "VICTIM_SECRET", "value": victimSecret}, 0)
 	victimID := victim.create("victim")
 	victim.upload(victimID, "canary.txt", canary+"-victim-file")
-	victimWorkspace := filepath.Join(tg.DataDir, "runtimes", victimID, "workspace")
+	victimWorkspace := tg.WorkspaceDir(victimID)
 
 	// The attacker: a secret of its own, which its tools may see.
 	ownSecret := canary + "-own-secret"
@@ -96,7 +106,7 @@ func Run(t *testing.T, tg Target) {
 		{"master key", filepath.Join(tg.DataDir, "master.key")},
 		{"platform database", filepath.Join(tg.DataDir, "platform.db")},
 		{"other workspace", filepath.Join(victimWorkspace, "uploads", "canary.txt")},
-		{"own runtime database", filepath.Join(tg.DataDir, "runtimes", id, "data", "runtime.db")},
+		{"own runtime database", filepath.Join(tg.DataDirOf(id), "runtime.db")},
 		{"operator home", homeCanary},
 		{"host shadow", "/etc/shadow"},
 	}

@@ -114,11 +114,19 @@ func (d *Driver) labels(spec runtime.Spec) map[string]string {
 	return l
 }
 
-// env is the container's environment: the spec's, then the driver's own.
-func env(spec runtime.Spec) []string {
+// env is the container's environment: the spec's, then the driver's own;
+// hostAddrs join the egress deny list.
+func env(spec runtime.Spec, hostAddrs []string) []string {
 	m := maps.Clone(spec.Env)
 	if m == nil {
 		m = map[string]string{}
+	}
+	if len(hostAddrs) > 0 {
+		deny := slices.Clone(hostAddrs)
+		if v := m[EnvEgressDeny]; v != "" {
+			deny = append([]string{v}, deny...)
+		}
+		m[EnvEgressDeny] = strings.Join(deny, ",")
 	}
 	for k, v := range map[string]string{"HOME": Workspace, "TMPDIR": "/tmp"} {
 		if _, ok := m[k]; !ok {
@@ -159,7 +167,7 @@ func (d *Driver) createOptions(spec runtime.Spec, netID string, secOpt []string)
 	cfg := container.Config{
 		Image:        image,
 		Cmd:          slices.Clone(spec.Command),
-		Env:          env(spec),
+		Env:          env(spec, d.opts.HostAddrs),
 		User:         d.opts.User,
 		WorkingDir:   Workspace,
 		Hostname:     "agent",

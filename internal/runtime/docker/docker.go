@@ -79,7 +79,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -109,6 +111,9 @@ const (
 	Workspace = "/workspace"
 	// EnvHost tells a containerized runtime which address to listen on.
 	EnvHost = "AGENTHOST_HOST"
+	// EnvEgressDeny is the runtime's egress deny list, to which the
+	// driver adds HostAddrs.
+	EnvEgressDeny = "AGENTHOST_EGRESS_DENY"
 )
 
 // DefaultImage is the image `agenthost image build` makes.
@@ -156,6 +161,13 @@ type Options struct {
 	// set it when the engine is remote and its published ports are
 	// reached through a tunnel or another address.
 	EndpointHost string
+	// HostAddrs are the public addresses of the machine the engine runs
+	// on. A container reaches every service that machine binds to all
+	// interfaces through them, and its own interfaces do not show them,
+	// so the driver adds them to AGENTHOST_EGRESS_DENY. Default: this
+	// machine's non-loopback addresses when the engine is local (a unix
+	// socket); with a remote engine, list that machine's addresses.
+	HostAddrs []string
 	// User runs the runtime ("uid:gid" or a name in the image's
 	// /etc/passwd). Default: the image's USER.
 	User string
@@ -242,7 +254,26 @@ func New(opts Options) (*Driver, error) {
 		}
 		d.api, d.ownsAPI = c, true
 	}
+	if d.opts.HostAddrs == nil && strings.HasPrefix(d.api.DaemonHost(), "unix://") {
+		d.opts.HostAddrs = localAddrs()
+	}
 	return d, nil
+}
+
+// localAddrs lists this machine's interface addresses but loopback, which
+// inside a container is the container's own.
+func localAddrs() []string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() {
+			out = append(out, n.IP.String())
+		}
+	}
+	return out
 }
 
 // NewClient returns an Engine API client configured from the environment
