@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -48,6 +49,7 @@ type platformFlags struct {
 	insecure     bool
 	egressAllow  string
 	egressDeny   string
+	dataFlag     bool // --data was given (the banner repeats it)
 }
 
 func init() {
@@ -81,7 +83,7 @@ See docs/platform.md.`,
 		Flags: func(fs *flag.FlagSet) {
 			fs.IntVar(&o.port, "port", 8080, "port to listen on")
 			fs.StringVar(&o.host, "host", "", "address to listen on (default: all interfaces)")
-			fs.StringVar(&o.data, "data", platform.DefaultDataDir, "data directory")
+			fs.StringVar(&o.data, "data", "", "data directory (default $AGENTHOST_DATA, else /var/lib/agenthost as root, else $XDG_DATA_HOME/agenthost)")
 			fs.StringVar(&o.database, "database", "", "PostgreSQL DSN (postgres://...); default SQLite in the data directory")
 			fs.StringVar(&o.driver, "driver", "process", "runtime driver: process or docker (see docs/docker.md)")
 			fs.StringVar(&o.publicURL, "public-url", "", "base URL clients reach the platform at (default http://localhost:PORT)")
@@ -106,6 +108,10 @@ See docs/platform.md.`,
 			dockerFlags(fs, &o)
 		},
 		Run: func(ctx context.Context, env *Env, args []string) error {
+			o.dataFlag = o.data != ""
+			if o.data == "" {
+				o.data = platform.DefaultDataDir(env.Getenv, os.Geteuid())
+			}
 			if !filepath.IsAbs(o.data) {
 				o.data = filepath.Join(env.Dir, o.data)
 			}
@@ -217,9 +223,12 @@ func runPlatform(ctx context.Context, env *Env, o *platformFlags) error {
 
 func printPlatformBanner(w io.Writer, base string, o *platformFlags) {
 	store := "SQLite in " + filepath.Join(o.data, platform.DatabaseFile)
-	where := "--data " + o.data
+	where := ""
+	if o.dataFlag {
+		where = " --data " + o.data
+	}
 	if o.database != "" {
-		store, where = "PostgreSQL", "--database '<the same DSN>'"
+		store, where = "PostgreSQL", " --database '<the same DSN>'"
 	}
 	sandbox := "each tool call in a bubblewrap sandbox; limits per runtime: " +
 		fmt.Sprintf("%s memory, %g CPU, %d processes, %d open files, %s disk", o.memory, o.cpus, o.pids, o.nofile, o.disk)
@@ -233,7 +242,7 @@ func printPlatformBanner(w io.Writer, base string, o *platformFlags) {
 
 Next:
   1. Create an API token (shown once):
-       agenthost platform token create --org my-org --label production %[5]s
+       agenthost platform token create --org my-org --label production%[5]s
   2. Create an agent:
        curl -X POST %[1]s/api/v1/agents \
          -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \

@@ -33,9 +33,20 @@ func (s *syncBuf) String() string {
 
 func runCLI(ctx context.Context, dir string, args ...string) (int, string, string) {
 	var out, errb syncBuf
-	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }, Dir: dir}
+	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: testDataEnv(dir), Dir: dir}
 	code := Run(ctx, env, args)
 	return code, out.String(), errb.String()
+}
+
+// testDataEnv is an environment whose only variable points the platform's
+// default data directory into dir, as AGENTHOST_DATA does for operators.
+func testDataEnv(dir string) func(string) string {
+	return func(k string) string {
+		if k == "AGENTHOST_DATA" {
+			return filepath.Join(dir, ".agenthost")
+		}
+		return ""
+	}
 }
 
 var tokenRE = regexp.MustCompile(`ah_live_[a-z2-7]{52}`)
@@ -109,7 +120,7 @@ func testPlatformServes(t *testing.T, insecure bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out, errb syncBuf
-	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }, Dir: dir}
+	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: testDataEnv(dir), Dir: dir}
 	done := make(chan int, 1)
 	args := []string{"platform", "--port", "0", "--host", "127.0.0.1", "--ports", "26000-26009", "--runtime-uids", "2900000-2900099"}
 	if insecure {

@@ -42,6 +42,11 @@ func runToken(ctx context.Context, env *Env, o *platformFlags, args []string) er
 		return err
 	}
 	defer st.Close()
+	if o.database == "" {
+		fmt.Fprintf(env.Stderr, "agenthost: platform state in %s\n", o.data)
+	} else {
+		fmt.Fprintln(env.Stderr, "agenthost: platform state in PostgreSQL (--database)")
+	}
 
 	switch sub {
 	case "create":

@@ -40,9 +40,30 @@ import (
 	"github.com/agenthost/agenthost/internal/web/session"
 )
 
+// DataDirEnv overrides the default data directory (--data wins over it).
+const DataDirEnv = "AGENTHOST_DATA"
+
 // DefaultDataDir is where the platform keeps its state unless told
-// otherwise: relative to the working directory.
-const DefaultDataDir = ".agenthost"
+// otherwise, the same whatever the working directory, so that `agenthost
+// platform token create` and `agenthost platform` run from different
+// directories meet the same store: $AGENTHOST_DATA, else /var/lib/agenthost
+// for root (a service, a container), else $XDG_DATA_HOME/agenthost
+// (~/.local/share/agenthost).
+func DefaultDataDir(getenv func(string) string, euid int) string {
+	if d := getenv(DataDirEnv); d != "" {
+		return d
+	}
+	if euid == 0 {
+		return "/var/lib/agenthost"
+	}
+	if d := getenv("XDG_DATA_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "agenthost")
+	}
+	if h := getenv("HOME"); h != "" {
+		return filepath.Join(h, ".local", "share", "agenthost")
+	}
+	return ".agenthost"
+}
 
 // DatabaseFile is the SQLite database's name in the data directory.
 const DatabaseFile = "platform.db"
@@ -50,7 +71,7 @@ const DatabaseFile = "platform.db"
 // Config configures a Server.
 type Config struct {
 	// DataDir holds the SQLite database, the master key file and the
-	// process driver's runtimes. Default DefaultDataDir.
+	// process driver's runtimes. Default: DefaultDataDir.
 	DataDir string
 	// Database is a postgres:// DSN; empty means SQLite in DataDir.
 	Database string
@@ -121,7 +142,7 @@ func OpenStore(ctx context.Context, dataDir, dsn string) (store.Store, error) {
 		return postgres.Open(ctx, dsn)
 	}
 	if dataDir == "" {
-		dataDir = DefaultDataDir
+		dataDir = DefaultDataDir(os.Getenv, os.Geteuid())
 	}
 	return sqlite.Open(ctx, filepath.Join(dataDir, DatabaseFile))
 }
@@ -148,7 +169,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("platform: a runtime driver is required")
 	}
 	if cfg.DataDir == "" {
-		cfg.DataDir = DefaultDataDir
+		cfg.DataDir = DefaultDataDir(os.Getenv, os.Geteuid())
 	}
 	if cfg.Getenv == nil {
 		cfg.Getenv = os.Getenv
