@@ -60,6 +60,22 @@ func kindFactory(kind string) (Factory, bool) {
 	return f, ok
 }
 
+// ProviderEnv lists the environment variables the built-in providers read
+// (API keys and base URLs), sorted: what a platform operator may want every
+// agent loop to get.
+func ProviderEnv() []string {
+	var out []string
+	for _, p := range BuiltinProviders() {
+		for _, v := range []string{p.APIKeyEnv, p.BaseURLEnv} {
+			if v != "" && !slices.Contains(out, v) {
+				out = append(out, v)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // BuiltinProviders returns the providers every registry starts with.
 func BuiltinProviders() map[string]ProviderConfig {
 	return map[string]ProviderConfig{
@@ -83,6 +99,11 @@ type Registry struct {
 	prices    map[string]Price
 	// Getenv reads the environment; tests and runtimes may replace it.
 	Getenv func(string) string
+	// KeyAdvice, when set, says where a missing key should come from (the
+	// platform's runtimes explain the organisation secret and the operator's
+	// setting); it gets the variable's name. Default: set it, or use the
+	// offline model.
+	KeyAdvice func(env string) string
 }
 
 // NewRegistry returns a registry with the built-in providers and prices.
@@ -158,7 +179,11 @@ func (r *Registry) Open(name string) (Model, error) {
 		if env == "" {
 			env = "an API key"
 		}
-		return nil, fmt.Errorf("model %q: set %s (or use offline/demo, which needs no key): %w", name, env, ErrNoAPIKey)
+		advice := "set " + env + " (or use offline/demo, which needs no key)"
+		if r.KeyAdvice != nil && cfg.APIKeyEnv != "" {
+			advice = r.KeyAdvice(cfg.APIKeyEnv)
+		}
+		return nil, fmt.Errorf("model %q: %s: %w", name, advice, ErrNoAPIKey)
 	}
 	if res.MaxRetries == 0 {
 		res.MaxRetries = 3

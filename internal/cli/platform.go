@@ -19,6 +19,7 @@ import (
 	"github.com/agenthost/agenthost/internal/platform/agents"
 	"github.com/agenthost/agenthost/internal/runtime"
 	"github.com/agenthost/agenthost/internal/runtime/process"
+	"github.com/agenthost/agenthost/llm"
 )
 
 // platformFlags are the flags of `agenthost platform` and its token
@@ -49,6 +50,7 @@ type platformFlags struct {
 	insecure     bool
 	egressAllow  string
 	egressDeny   string
+	modelEnv     string
 	dataFlag     bool // --data was given (the banner repeats it)
 }
 
@@ -102,6 +104,7 @@ See docs/platform.md.`,
 			fs.Int64Var(&o.nofile, "runtime-nofile", 1024, "limit on the open files of each process of a runtime")
 			fs.StringVar(&o.disk, "runtime-disk", "10g", "size limit of each agent's workspace")
 			fs.StringVar(&o.uids, "runtime-uids", process.DefaultUIDs.String(), "uids (and gids) for the runtimes when the platform runs as root: one per runtime, never reused (--driver process)")
+			fs.StringVar(&o.modelEnv, "model-env", strings.Join(llm.ProviderEnv(), ","), "comma-separated variables of this environment given to every agent loop but never to its tools: the operator's model keys and endpoints (an organisation's secret of the same name wins)")
 			fs.StringVar(&o.egressDeny, "egress-deny", "", "comma-separated addresses and CIDRs the agents' tools may never reach, even when public or allowed (e.g. this host's public address when runtimes run on another machine's Docker)")
 			fs.StringVar(&o.egressAllow, "egress-allow", "", "comma-separated hosts, addresses and CIDRs the agents' tools may reach beyond the public internet (loopback, link-local and private ranges are refused otherwise)")
 			fs.BoolVar(&o.insecure, "insecure-no-sandbox", false, "start even where runtimes cannot be isolated, and run the agents' tools without a sandbox: for one trusted user on a development machine only")
@@ -144,6 +147,18 @@ func runtimeLimits(o *platformFlags) (res runtime.Resources, disk int64, err err
 
 // egressAllow splits --egress-allow.
 func egressAllow(o *platformFlags) []string { return splitList(o.egressAllow) }
+
+// modelEnv reads the variables --model-env names from the platform's
+// environment; unset ones are left out.
+func modelEnv(env *Env, names string) map[string]string {
+	out := map[string]string{}
+	for _, k := range splitList(names) {
+		if v := env.Getenv(k); v != "" {
+			out[k] = v
+		}
+	}
+	return out
+}
 
 // newDriver makes the runtime driver named on the command line.
 func newDriver(o *platformFlags, res runtime.Resources, log *slog.Logger) (runtime.Driver, io.Closer, error) {
@@ -210,6 +225,7 @@ func runPlatform(ctx context.Context, env *Env, o *platformFlags) error {
 			Node: o.node, Command: strings.Fields(o.command), DefaultModel: o.defaultModel,
 			MaxAgentsPerOrg: o.maxAgents, MaxRunning: o.maxRunning, Ports: ports,
 			Resources: res, DiskBytes: disk, EgressAllow: egressAllow(o), EgressDeny: splitList(o.egressDeny),
+			ModelEnv: modelEnv(env, o.modelEnv),
 		},
 	})
 	if err != nil {

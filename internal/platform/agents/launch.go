@@ -107,6 +107,11 @@ func (m *Manager) spec(ctx context.Context, a store.Agent, port int) (runtime.Sp
 			toolEnv = append(toolEnv, k)
 		}
 	}
+	for k, v := range m.cfg.ModelEnv {
+		if _, ok := env[k]; !ok && v != "" {
+			env[k] = v // the agent loop's only: not in EnvToolEnv
+		}
+	}
 	tok, err := m.cfg.Box.Open(a.ControlToken, controlAAD(a.ID))
 	if err != nil {
 		return runtime.Spec{}, fmt.Errorf("agent %s: control token: %w", a.ID, err)

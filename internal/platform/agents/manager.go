@@ -102,6 +102,10 @@ type Config struct {
 	// EgressAllow lists the hosts, addresses and CIDRs the tools may reach
 	// beyond the public internet (AGENTHOST_EGRESS_ALLOW).
 	EgressAllow []string
+	// ModelEnv is given to every agent loop, never to its tools: the
+	// operator's model keys and endpoints (OPENAI_API_KEY, ...). An
+	// organisation's secret of the same name wins for its agents.
+	ModelEnv map[string]string
 	// EgressDeny lists addresses and CIDRs the tools may never reach,
 	// even when public or allowed (AGENTHOST_EGRESS_DENY).
 	EgressDeny []string
