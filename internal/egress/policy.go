@@ -120,7 +120,7 @@ type Policy struct {
 	prefixes []netip.Prefix
 	deny     []netip.Prefix // refused whatever else says (Deny)
 	hosts    []string       // lower case, no trailing dot
-	suffixes []string // ".corp.example" for "*.corp.example"
+	suffixes []string       // ".corp.example" for "*.corp.example"
 }
 
 // Parse reads a comma-separated allow list: CIDRs ("10.1.0.0/16"), IP
