@@ -323,3 +323,64 @@ func TestResumeAfterDisconnect(t *testing.T) {
 		t.Fatalf("Resume of a finished run: %+v, %v", again, err)
 	}
 }
+
+// A client that saw none of a session resumes its latest turn: a finished
+// session gives its last answer, not its first, and is not reported
+// interrupted; a running one is followed to the end of its current turn.
+func TestResumeFreshClientLatestTurn(t *testing.T) {
+	s := newAgent(t, "offline/demo")
+	ctx := ctxFor(t, 30*time.Second)
+	url := serveAgent(t, s)
+	id := newID(t)
+	c, err := client.Connect(ctx, url, client.WithKeys(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last *client.Result
+	for _, p := range []string{"My name is John", "hello there", "What is my name?"} {
+		if last, err = c.Input(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fresh, err := client.Connect(ctx, url, client.WithKeys(id), client.WithSession(c.SessionID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := fresh.Resume(ctx)
+	if err != nil || res.Result != last.Result || !strings.Contains(res.Result, "John") {
+		t.Fatalf("Resume by a fresh client = %+v, %v; want the latest answer %q", res, err, last.Result)
+	}
+
+	// A turn still running: the fresh client follows it to its end.
+	t.Setenv("AGENTHOST_OFFLINE_DELAY", "50ms")
+	slow := newAgent(t, "offline/slow")
+	surl := serveAgent(t, slow)
+	c, err = client.Connect(ctx, surl, client.WithKeys(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Input(ctx, "My name is Ada"); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	_, err = c.Input(runCtx, "What is my name? Tell me a long story about it please", client.OnEvent(func(e client.Event) {
+		if e.Type == client.EventStream {
+			cancel()
+		}
+	}))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled run: %v", err)
+	}
+	fresh, err = client.Connect(ctx, surl, client.WithKeys(id), client.WithSession(c.SessionID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec recorder
+	res, err = fresh.Resume(ctx, client.OnEvent(rec.on))
+	if err != nil || !strings.Contains(res.Result, "Ada") {
+		t.Fatalf("Resume of a running turn = %+v, %v", res, err)
+	}
+	if got := rec.streamed(); !strings.HasPrefix(res.Result, got) || got == "" {
+		t.Fatalf("streamed %q is not the current turn's answer %q", got, res.Result)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -182,6 +183,9 @@ type conn struct {
 	nonce       string
 	seq         int64
 	connectSigs map[string]bool // sha256 of the CONNECTs this connection sent
+	// pending holds frames already read that read returns first (a
+	// resumed turn's events, held back until the replay's end was known).
+	pending <-chan *frame
 }
 
 // dial opens a WebSocket to the agent or, through the relay, to /ws/input.
@@ -339,6 +343,12 @@ type frame struct {
 }
 
 func (k *conn) read(ctx context.Context) (*frame, error) {
+	if k.pending != nil {
+		if f, ok := <-k.pending; ok {
+			return f, nil
+		}
+		k.pending = nil
+	}
 	rctx, cancel := context.WithTimeout(ctx, k.c.o.idle)
 	defer cancel()
 	_, b, err := k.ws.Read(rctx)
@@ -589,6 +599,9 @@ func (c *Client) Resume(ctx context.Context, opts ...InputOption) (*Result, erro
 	if k.sid != sid {
 		return nil, &Error{Kind: ErrNotFound, Message: "session " + sid, SessionID: sid}
 	}
+	if last == 0 {
+		return c.resumeFresh(ctx, k, o)
+	}
 	if k.status != "running" {
 		// Whatever the run left is replayed before this is answered.
 		f, err := k.bound("SESSION_STATUS", map[string]any{"session_id": sid}, nil)
@@ -605,6 +618,86 @@ func (c *Client) Resume(ctx context.Context, opts ...InputOption) (*Result, erro
 		}
 		return true
 	}, true)
+}
+
+// resumeFresh resumes for a client that saw none of the session (last
+// event 0): the host replays the whole session, every earlier turn
+// included, so a SESSION_STATUS sent at once marks where the replay ends.
+// Until then the events of each turn that ended (OUTPUT, or ERROR) are
+// dropped; at the mark, a session that is idle answers with its latest
+// result, and a running one has the events of its current turn passed on
+// and is followed to its end.
+func (c *Client) resumeFresh(ctx context.Context, k *conn, o inputOptions) (*Result, error) {
+	f, err := k.bound("SESSION_STATUS", map[string]any{"session_id": k.sid}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := k.send(ctx, f); err != nil {
+		return nil, err
+	}
+	var current []*frame
+	for {
+		f, err := k.read(ctx)
+		if err != nil {
+			return nil, err
+		}
+		switch f.Type {
+		case "PING":
+			if err := k.send(ctx, map[string]any{"type": "PONG"}); err != nil {
+				return nil, err
+			}
+		case "CONNECTED", "PONG", "ONBOARD_SUCCESS":
+		case "ERROR":
+			if f.event().ID == 0 {
+				return nil, k.errorOf(f) // the host's answer, not a replayed turn
+			}
+			current = current[:0] // an earlier turn, failed
+		case "OUTPUT":
+			current = current[:0] // an earlier turn, over
+		case "SESSION_STATUS":
+			if f.Status != "running" && f.Status != "waiting_approval" {
+				return c.statusResult(k, f)
+			}
+			// Replay what the current turn did so far, then follow it.
+			replay := make(chan *frame, len(current))
+			for _, cf := range current {
+				replay <- cf
+			}
+			close(replay)
+			k.pending = replay
+			return c.follow(ctx, k, o, func(e Event) bool {
+				if o.onEvent != nil {
+					o.onEvent(e)
+				}
+				return true
+			}, false)
+		case EventApproval, EventAskUser:
+			current = append(current, f)
+		default:
+			// The turn moved on: the questions it asked before were
+			// answered; only those still open are passed on.
+			current = slices.DeleteFunc(current, func(p *frame) bool { return p.Type == EventApproval || p.Type == EventAskUser })
+			current = append(current, f)
+		}
+	}
+}
+
+// statusResult is the result a finished session's SESSION_STATUS reports.
+func (c *Client) statusResult(k *conn, f *frame) (*Result, error) {
+	if err := k.checkResult(f); err != nil {
+		return nil, err
+	}
+	k.close()
+	res := &Result{SessionID: k.sid, Result: stringOf(f.Result), Session: f.Session, ChatItems: f.ChatItems}
+	switch f.Status {
+	case "done":
+		return res, nil
+	case "new":
+		return nil, &Error{Kind: ErrNotFound, Message: "session " + k.sid, SessionID: k.sid}
+	case "interrupted":
+		return res, &Error{Kind: ErrInterrupted, SessionID: k.sid}
+	}
+	return res, &Error{Kind: errors.New("run " + f.Status), Message: res.Result, SessionID: k.sid}
 }
 
 // setLast records the session and the last event seen, for Resume.
@@ -644,20 +737,7 @@ func (c *Client) follow(ctx context.Context, k *conn, o inputOptions, yield func
 			if !status || f.Status == "running" || f.Status == "waiting_approval" {
 				continue
 			}
-			if err := k.checkResult(f); err != nil {
-				return nil, err
-			}
-			k.close()
-			res := &Result{SessionID: k.sid, Result: stringOf(f.Result), Session: f.Session, ChatItems: f.ChatItems}
-			switch f.Status {
-			case "done":
-				return res, nil
-			case "new":
-				return nil, &Error{Kind: ErrNotFound, Message: "session " + k.sid, SessionID: k.sid}
-			case "interrupted":
-				return res, &Error{Kind: ErrInterrupted, SessionID: k.sid}
-			}
-			return res, &Error{Kind: errors.New("run " + f.Status), Message: res.Result, SessionID: k.sid}
+			return c.statusResult(k, f)
 		case "OUTPUT":
 			if err := k.checkResult(f); err != nil {
 				return nil, err
