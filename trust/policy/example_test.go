@@ -1,4 +1,4 @@
-package trust_test
+package policy_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/trust"
+	"github.com/agenthost/agenthost/trust/policy"
 )
 
 // A host verifies a signed POST /input body, then asks its Gate.
@@ -24,12 +25,12 @@ func Example() {
 
 	// Host side, once: a verifier (with the database's replay ledger) and a gate.
 	v, _ := trust.NewVerifier(trust.VerifierConfig{Address: host.Address(), Now: func() time.Time { return now }})
-	policy, _ := trust.ParsePolicy([]byte("strict"), ".")
-	gate, _ := trust.NewGate(trust.GateConfig{Policy: policy, Logger: slog.New(slog.DiscardHandler)})
+	pol, _ := policy.Parse([]byte("strict"), ".")
+	gate, _ := policy.NewGate(policy.GateConfig{Policy: pol, Logger: slog.New(slog.DiscardHandler)})
 
 	// Per request.
 	m, err := v.Verify(ctx, body)
-	var who trust.Caller
+	var who policy.Caller
 	switch {
 	case errors.Is(err, trust.ErrUnsigned): // anonymous: who stays empty
 	case errors.Is(err, trust.ErrUnauthorized):
@@ -39,7 +40,7 @@ func Example() {
 		fmt.Println("500:", err)
 		return
 	default:
-		who = trust.Caller{Address: m.From, Credentials: trust.CredentialsFromPayload(m.Payload)}
+		who = policy.Caller{Address: m.From, Credentials: policy.CredentialsFromPayload(m.Payload)}
 	}
 	d, err := gate.Decide(ctx, who)
 	switch {
