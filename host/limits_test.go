@@ -113,7 +113,7 @@ func serveReal(t *testing.T, opts ...host.Option) string {
 	t.Helper()
 	dir := t.TempDir()
 	base := []host.Option{host.WithDir(dir), host.WithCoDir(dir + "/.co"), host.WithLogger(quietLogger()), host.WithPingInterval(time.Hour)}
-	s, err := host.New(factory("offline/demo"), append(base, opts...)...)
+	s, err := host.New(context.Background(), factory("offline/demo"), append(base, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,8 +99,8 @@ func (s *Server) trustGateBuilder(env GateEnv) (Gate, error) {
 }
 
 // NewTrustGate builds the default gate from env: policy from the
-// configuration, stores in env.Store's database (SQLite), or in memory for
-// other stores. Use it in a GateBuilder to wrap the default gate.
+// configuration, stores in the host's database (SQLite) when env came from
+// the host, else in memory. Use it in a GateBuilder to wrap the default gate.
 func NewTrustGate(env GateEnv) (*TrustGate, error) { return newTrustGate(env, &trustOptions{}) }
 
 func newTrustGate(env GateEnv, opts *trustOptions) (*TrustGate, error) {
@@ -120,14 +120,14 @@ func newTrustGate(env GateEnv, opts *trustOptions) (*TrustGate, error) {
 	}
 	var ledger trust.Ledger
 	var history policy.HistoryStore
-	if st, ok := env.Store.(*sqlite.Store); ok {
+	if st, ok := env.store.(*sqlite.Store); ok {
 		t := st.Trust(g.now)
 		ledger, g.contacts, g.credits, history = t, t, t, t
 	} else {
 		opts.memOnce.Do(func() {
 			opts.mem = &memoryTrust{trust.NewMemoryLedger(g.now), policy.NewMemoryContacts(), policy.NewMemoryCredits(), policy.NewMemoryHistory()}
 		})
-		g.log.Warn("trust: the store is not SQLite; the replay ledger, contacts and credits are kept in memory and do not survive a restart")
+		g.log.Warn("trust: no host database; the replay ledger, contacts and credits are kept in memory and do not survive a restart")
 		ledger, g.contacts, g.credits, history = opts.mem.ledger, opts.mem.contacts, opts.mem.credits, opts.mem.history
 	}
 	g.legacy = env.Config.LegacySignatures
