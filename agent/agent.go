@@ -1,5 +1,13 @@
 // Package agent runs an LLM with tools and a system prompt.
 //
+// Importing agent links the offline model only (DefaultModel, no network,
+// no key). To use "openai/…" (and the OpenAI-compatible "ollama/…",
+// "vllm/…", "openrouter/…") or "anthropic/…" models, import their
+// providers; New fails with llm.ErrProviderNotLinked otherwise:
+//
+//	import _ "github.com/agenthost/agenthost/llm/openai"
+//	import _ "github.com/agenthost/agenthost/llm/anthropic"
+//
 // An Agent is immutable once built and safe for concurrent runs, but hosts
 // build a fresh one per request from a factory so that tools with state
 // (open files, browsers) are never shared. A run reads and extends a
@@ -12,10 +20,10 @@ import (
 	"slices"
 
 	"github.com/agenthost/agenthost/llm"
-	// The built-in providers register themselves with llm.
-	_ "github.com/agenthost/agenthost/llm/anthropic"
+	// The offline model, DefaultModel, is always there. The SDK-backed
+	// providers register when the program imports them (llm/openai,
+	// llm/anthropic), so importing agent links neither SDK.
 	_ "github.com/agenthost/agenthost/llm/offline"
-	_ "github.com/agenthost/agenthost/llm/openai"
 )
 
 // DefaultModel runs with no network and no key.

@@ -479,8 +479,11 @@ func TestUnknownModel(t *testing.T) {
 	}
 	reg := llm.NewRegistry()
 	reg.Getenv = func(string) string { return "" }
-	if _, err := agent.New("x", agent.WithModel("openai/gpt-4o"), agent.WithRegistry(reg)); !errors.Is(err, llm.ErrNoAPIKey) {
-		t.Errorf("err = %v, want ErrNoAPIKey", err)
+	// This test binary imports agent and not llm/openai: the provider is
+	// known but not linked, and New says which import is missing.
+	_, err := agent.New("x", agent.WithModel("openai/gpt-4o"), agent.WithRegistry(reg))
+	if !errors.Is(err, llm.ErrProviderNotLinked) || !strings.Contains(err.Error(), `import _ "github.com/agenthost/agenthost/llm/openai"`) {
+		t.Errorf("err = %v, want ErrProviderNotLinked naming llm/openai", err)
 	}
 }
 

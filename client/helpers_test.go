@@ -52,7 +52,7 @@ func newAgent(t testing.TB, model string, opts ...host.Option) *host.Server {
 	base := []host.Option{host.WithDir(dir), host.WithCoDir(dir + "/.co"), host.WithLogger(quietLogger()),
 		host.WithConfigFile(""), host.WithPingInterval(time.Hour), host.WithBannerOutput(io.Discard),
 		host.WithRelayOptions(relay.WithBackoff([]time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond}, 0.2, time.Second))}
-	s, err := host.New(func() (*agent.Agent, error) {
+	s, err := host.New(context.Background(), func() (*agent.Agent, error) {
 		return agent.New("helper", agent.WithModel(model), agent.WithTools(tools()...))
 	}, append(base, opts...)...)
 	if err != nil {
@@ -63,12 +63,15 @@ func newAgent(t testing.TB, model string, opts ...host.Option) *host.Server {
 		defer cancel()
 		s.Shutdown(ctx)
 	})
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
 	return s
 }
 
 // serveAgent serves a host on an httptest server and returns its URL.
 func serveAgent(t testing.TB, s *host.Server) string {
-	ts := httptest.NewServer(s.Handler())
+	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)
 	return ts.URL
 }

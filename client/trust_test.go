@@ -8,14 +8,15 @@ import (
 
 	"github.com/agenthost/agenthost/client"
 	"github.com/agenthost/agenthost/host"
-	"github.com/agenthost/agenthost/trust"
+
+	"github.com/agenthost/agenthost/trust/policy"
 )
 
 // TestOnboardingWithTheTrustGate: the host's own trust gate (a policy that
 // admits contacts and onboards strangers with an invite code) judges the
 // client's signature, directly and through the relay.
 func TestOnboardingWithTheTrustGate(t *testing.T) {
-	policy, err := trust.ParsePolicy([]byte("onboard:\n  invite_code: [BETA2024]\ndefault: deny\n"), "")
+	policy, err := policy.Parse([]byte("onboard:\n  invite_code: [BETA2024]\ndefault: deny\n"), "")
 	if err != nil {
 		t.Fatal(err)
 	}

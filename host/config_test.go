@@ -1,9 +1,11 @@
 package host_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +25,7 @@ func writeFile(t testing.TB, path, content string) {
 
 func newIn(t testing.TB, dir string, opts ...host.Option) (*host.Server, error) {
 	t.Helper()
-	s, err := host.New(factory("offline/demo"), append([]host.Option{host.WithDir(dir), host.WithLogger(quietLogger())}, opts...)...)
+	s, err := host.New(context.Background(), factory("offline/demo"), append([]host.Option{host.WithDir(dir), host.WithLogger(quietLogger())}, opts...)...)
 	if s != nil {
 		t.Cleanup(func() { s.Shutdown(t.Context()) })
 	}
@@ -120,23 +122,18 @@ func TestConfigErrors(t *testing.T) {
 			t.Errorf("%q: got %v, want %q", c.yaml, err, c.want)
 		}
 	}
-	// Handler answers 500 JSON instead of serving a broken app.
-	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, ".co", "host.yaml"), "prot: 1\n")
-	hd := host.Handler(factory("offline/demo"), host.WithDir(dir), host.WithLogger(quietLogger()))
-	rec := newRecorder()
-	hd.ServeHTTP(rec, mustRequest("GET", "/health"))
-	if rec.Code != 500 || !strings.Contains(rec.Body.String(), `unknown key`) {
-		t.Fatalf("broken Handler: %d %s", rec.Code, rec.Body)
-	}
 }
 
-func TestPromptTextAndDotEnv(t *testing.T) {
+// TestPromptTextAndNoDotEnv: an inline system prompt is the prompt, and
+// New leaves the process environment alone even when the directory holds a
+// .env file (the agenthost command loads .env; a library must not).
+func TestPromptTextAndNoDotEnv(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, ".co", "host.yaml"), "system_prompt: |\n  You are terse.\n  Very terse.\n")
 	writeFile(t, filepath.Join(dir, ".env"), "AGENTHOST_TEST_SECRET=s3cret\n")
 	os.Unsetenv("AGENTHOST_TEST_SECRET")
 	t.Cleanup(func() { os.Unsetenv("AGENTHOST_TEST_SECRET") })
+	environ := os.Environ()
 	s, err := newIn(t, dir)
 	if err != nil {
 		t.Fatal(err)
@@ -144,8 +141,11 @@ func TestPromptTextAndDotEnv(t *testing.T) {
 	if s.Config().SystemPrompt != "You are terse.\nVery terse.\n" || s.Config().SystemPromptFile != "" {
 		t.Fatalf("inline prompt: %q", s.Config().SystemPrompt)
 	}
-	if os.Getenv("AGENTHOST_TEST_SECRET") != "s3cret" {
-		t.Fatal(".env not loaded")
+	if v, ok := os.LookupEnv("AGENTHOST_TEST_SECRET"); ok {
+		t.Fatalf("host.New loaded .env into the process environment (AGENTHOST_TEST_SECRET=%q)", v)
+	}
+	if !slices.Equal(environ, os.Environ()) {
+		t.Fatal("host.New changed the process environment")
 	}
 }
 

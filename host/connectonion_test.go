@@ -89,13 +89,16 @@ func TestConnectonionClient(t *testing.T) {
 				r.Shutdown(ctx)
 			})
 			d := t.TempDir()
-			s, err := host.New(factory("offline/demo"), host.WithDir(d), host.WithCoDir(d+"/.co"), host.WithLogger(quietLogger()),
+			s, err := host.New(context.Background(), factory("offline/demo"), host.WithDir(d), host.WithCoDir(d+"/.co"), host.WithLogger(quietLogger()),
 				host.WithPingInterval(time.Hour), host.WithTrust(level), host.WithRelayURL(r.URL()),
 				host.WithRelayOptions(relay.WithBackoff([]time.Duration{50 * time.Millisecond}, 0, time.Second)))
 			if err != nil {
 				t.Fatal(err)
 			}
-			ts := httptest.NewServer(s.Handler())
+			if err := s.Start(); err != nil {
+				t.Fatal(err)
+			}
+			ts := httptest.NewServer(s)
 			t.Cleanup(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()

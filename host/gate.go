@@ -153,12 +153,12 @@ func (g LevelGate) Admit(_ context.Context, r *Request) (Caller, error) {
 }
 
 // GateEnv is what a GateBuilder may use: the resolved configuration (trust
-// level or policy mapping, whitelist, blacklist), the host's store (whose
-// SQLite database can hold a replay ledger, contacts and credits), the
-// host's identity (requests' `to` must be its address) and the logger.
+// level or policy mapping, whitelist, blacklist), the host's identity
+// (requests' `to` must be its address) and the logger. It also carries the
+// host's database, where NewTrustGate keeps its replay ledger, contacts and
+// credits, so pass the GateEnv a builder was given on to NewTrustGate.
 type GateEnv struct {
 	Config   *Config
-	Store    store.Store
 	Identity *trust.Identity
 	Logger   *slog.Logger
 	// Model is the agent's model, which a natural-language policy's judge
@@ -166,6 +166,10 @@ type GateEnv struct {
 	Model llm.Model
 	// Now is the host's clock.
 	Now func() time.Time
+
+	// store is the host's session store; a GateEnv built outside the host
+	// has none, and NewTrustGate then keeps its state in memory.
+	store store.Store
 }
 
 // GateBuilder builds the gate from the configuration. It runs at start and

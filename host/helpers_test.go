@@ -80,11 +80,14 @@ func startHost(t testing.TB, model string, opts ...host.Option) *testHost {
 	dir := t.TempDir()
 	base := []host.Option{host.WithDir(dir), host.WithCoDir(dir + "/.co"), host.WithLogger(quietLogger()),
 		host.WithPingInterval(time.Hour)}
-	s, err := host.New(factory(model), append(base, opts...)...)
+	s, err := host.New(context.Background(), factory(model), append(base, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(s.Handler())
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -14,6 +14,8 @@ import (
 
 	"github.com/agenthost/agenthost/host"
 	"github.com/agenthost/agenthost/trust"
+
+	"github.com/agenthost/agenthost/trust/policy"
 )
 
 // TestJudgeCallsBounded: the judge of a natural-language policy is asked
@@ -23,7 +25,7 @@ import (
 func TestJudgeCallsBounded(t *testing.T) {
 	var mu sync.Mutex
 	calls := 0
-	judge := trust.JudgeFunc(func(context.Context, trust.JudgeInput) (bool, string, error) {
+	judge := policy.JudgeFunc(func(context.Context, policy.JudgeInput) (bool, string, error) {
 		mu.Lock()
 		calls++
 		mu.Unlock()
@@ -42,7 +44,7 @@ func TestJudgeCallsBounded(t *testing.T) {
 	mu.Lock()
 	n := calls
 	mu.Unlock()
-	if n > trust.DefaultJudgeOverallPerMinute || refused != 80-n {
+	if n > policy.DefaultJudgeOverallPerMinute || refused != 80-n {
 		t.Fatalf("80 new identities: %d judge calls, %d refused", n, refused)
 	}
 	// One caller, no cache: per-caller bound.
@@ -56,7 +58,7 @@ func TestJudgeCallsBounded(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if calls > trust.DefaultJudgePerCallerPerMinute {
+	if calls > policy.DefaultJudgePerCallerPerMinute {
 		t.Fatalf("one caller: %d judge calls in a minute", calls)
 	}
 }
@@ -111,7 +113,7 @@ func serveReal(t *testing.T, opts ...host.Option) string {
 	t.Helper()
 	dir := t.TempDir()
 	base := []host.Option{host.WithDir(dir), host.WithCoDir(dir + "/.co"), host.WithLogger(quietLogger()), host.WithPingInterval(time.Hour)}
-	s, err := host.New(factory("offline/demo"), append(base, opts...)...)
+	s, err := host.New(context.Background(), factory("offline/demo"), append(base, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/agenthost/agenthost/internal/store"
 	"github.com/agenthost/agenthost/llm"
 	"github.com/agenthost/agenthost/relay"
 )
@@ -22,7 +21,6 @@ type settings struct {
 	dir         string
 	logger      *slog.Logger
 	now         func() time.Time
-	store       store.Store
 	gate        Gate
 	gateBuilder GateBuilder
 	trust       trustOptions
@@ -120,10 +118,6 @@ func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.logger = l
 
 // WithClock replaces the clock, for tests of expiry and timestamps.
 func WithClock(now func() time.Time) Option { return func(s *settings) { s.now = now } }
-
-// WithStore uses st instead of the SQLite store in the data directory. The
-// host does not close a store it was given.
-func WithStore(st store.Store) Option { return func(s *settings) { s.store = st } }
 
 // WithGate replaces the admission gate (default: the TrustGate built from
 // the trust settings; see WithGateBuilder).

@@ -24,7 +24,7 @@ import (
 // the same; the gate sees the client's own signed envelope in each frame,
 // so trust applies to the original signer, never to the relay.
 //
-// The announcer starts with the server (New), whether or not the host
+// The announcer starts with the server (Start), whether or not the host
 // listens anywhere: an agent with no inbound listener is reachable through
 // the relay alone. A listener started by Serve adds its LAN addresses to
 // the endpoints; public_url replaces them. A reload that changes relay_url
@@ -65,7 +65,7 @@ func (s *Server) RelayStatus() (st relay.Status, relayURL string, ok bool) {
 }
 
 // startRelay starts (or moves, or stops) the announcer to match the
-// configuration in force. It is called by New and by Reload.
+// configuration in force. It is called by Start and by Reload.
 func (s *Server) startRelay() {
 	s.relay.ctl.Lock()
 	defer s.relay.ctl.Unlock()

@@ -103,7 +103,7 @@ func TestRelayFollowsConfig(t *testing.T) {
 		}
 	}
 	write("summary: adds numbers\nrelay_url: " + r1.URL() + "\n")
-	s, err := New(func() (*agent.Agent, error) { return demo.New("adder", "offline/demo", "") },
+	s, err := New(context.Background(), func() (*agent.Agent, error) { return demo.New("adder", "offline/demo", "") },
 		WithDir(dir), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithBannerOutput(io.Discard),
 		WithRelayOptions(relay.WithBackoff([]time.Duration{50 * time.Millisecond}, 0.2, time.Second)))
 	if err != nil {

@@ -105,11 +105,14 @@ func TestServeBannerAndPortReload(t *testing.T) {
 	if _, err := fresh.Get(url1 + "/health"); err == nil {
 		t.Fatal("old port still listening")
 	}
-	go io.Copy(io.Discard, pr)
+	copied := make(chan struct{})
+	go func() { io.Copy(io.Discard, pr); close(copied) }()
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+	pw.Close()
+	<-copied
 }
 
 func readUntil(t testing.TB, r io.Reader, marker string) string {

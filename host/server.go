@@ -4,9 +4,17 @@
 //
 //	host.Serve(ctx, func() (*agent.Agent, error) { return agent.New("translator", ...) })
 //
+// Programs that own their listener or HTTP server use the lifecycle
+// instead: New opens the data directory and builds the Server without
+// starting anything; Serve(ctx, ln) serves it on a listener, or Start
+// begins its background work so that the Server, an http.Handler, can be
+// mounted in another server; Shutdown(ctx) stops everything New and Start
+// opened, goroutines and database included.
+//
 // Every request runs on a fresh agent from the factory, so tools with state
 // are never shared. Settings come from options, then .co/host.yaml, then
-// defaults; see docs/host.md.
+// defaults; see docs/host.md. The host reads API keys from the process
+// environment and never changes it (the agenthost command loads .env).
 package host
 
 import (
@@ -28,7 +36,6 @@ import (
 	"github.com/agenthost/agenthost/internal/version"
 	"github.com/agenthost/agenthost/llm"
 	"github.com/agenthost/agenthost/trust"
-	"github.com/joho/godotenv"
 )
 
 // Factory builds a fresh agent for one request.
@@ -53,8 +60,9 @@ func (rt *runtime) newAgent() (*agent.Agent, error) { return rt.factory() }
 func (rt *runtime) toolDescription(name string) string { return rt.toolDescs[name] }
 
 // Server is a hosted agent: an http.Handler plus the session engine, store
-// and identity behind it. Build it with New; Serve runs it on a listener;
-// Shutdown stops it.
+// and identity behind it. Build it with New; Serve runs it on a listener,
+// or Start readies it for a server of your own; Shutdown stops it. A
+// Server answers 503 until it is started.
 type Server struct {
 	set     settings
 	user    Factory
@@ -63,12 +71,16 @@ type Server struct {
 	rt      atomic.Pointer[runtime]
 	eng     *engine
 	st      store.Store
-	own     bool
 	id      *trust.Identity
 	started time.Time
 	handler http.Handler
 
-	bg     context.Context
+	// state is stateNew, stateRunning or stateClosed; lifeMu serializes
+	// Start and Shutdown.
+	state  atomic.Int32
+	lifeMu sync.Mutex
+
+	bg     context.Context // set by Start (under relay.ctl); ends at Shutdown
 	stopBg context.CancelFunc
 	bgWG   sync.WaitGroup
 
@@ -84,11 +96,26 @@ type Server struct {
 	relay hostRelay // the relay announcer (relay.go)
 }
 
+// The lifecycle states of a Server.
+const (
+	stateNew int32 = iota
+	stateRunning
+	stateClosed
+)
+
+// ErrNotStarted is the answer (503) to requests that reach a Server before
+// Start or Serve.
+var ErrNotStarted = errors.New("host not started: call Server.Start (or Serve) before serving requests")
+
 // New builds a hosted agent from a factory and options. It reads host.yaml,
-// loads .env into the environment (without overriding variables already
-// set), opens the session store, marks sessions left running by a previous
-// process as interrupted, and builds one agent to check the configuration.
-func New(newAgent Factory, opts ...Option) (*Server, error) {
+// loads or creates the agent's identity, opens the session store (ctx
+// bounds the opening), marks sessions left running by a previous process
+// as interrupted, and builds one agent to check the configuration. It
+// starts no background work (only the database it opens has goroutines of
+// its own) and does not touch the process environment: Serve or Start
+// begin serving, and Shutdown releases what New opened, so call it even
+// for a Server that never started.
+func New(ctx context.Context, newAgent Factory, opts ...Option) (*Server, error) {
 	if newAgent == nil {
 		return nil, errors.New("host: nil agent factory")
 	}
@@ -116,11 +143,6 @@ func New(newAgent Factory, opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("host: %w", err)
 	}
-	if env := filepath.Join(s.set.dir, ".env"); fileExists(env) {
-		if err := godotenv.Load(env); err != nil {
-			return nil, fmt.Errorf("host: loading %s: %w", env, err)
-		}
-	}
 	id, created, err := trust.LoadOrCreateIdentity(cfg.CoDir)
 	if err != nil {
 		return nil, fmt.Errorf("host: identity: %w", err)
@@ -129,14 +151,11 @@ func New(newAgent Factory, opts ...Option) (*Server, error) {
 		s.log.Info("created the agent's identity", "address", id.Address(), "dir", cfg.CoDir)
 	}
 	s.id = id
-	s.st, s.own = s.set.store, false
-	if s.st == nil {
-		st, err := sqlite.Open(context.Background(), filepath.Join(cfg.CoDir, sqlite.FileName))
-		if err != nil {
-			return nil, fmt.Errorf("host: %w", err)
-		}
-		s.st, s.own = st, true
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.CoDir, sqlite.FileName))
+	if err != nil {
+		return nil, fmt.Errorf("host: %w", err)
 	}
+	s.st = st
 	rt, err := s.buildRuntime(cfg)
 	if err != nil {
 		s.closeStore()
@@ -144,7 +163,7 @@ func New(newAgent Factory, opts ...Option) (*Server, error) {
 	}
 	s.rt.Store(rt)
 	now := s.now()
-	if n, err := s.st.InterruptRunning(context.Background(), now, now.Add(cfg.ResultTTL)); err != nil {
+	if n, err := s.st.InterruptRunning(ctx, now, now.Add(cfg.ResultTTL)); err != nil {
 		s.closeStore()
 		return nil, fmt.Errorf("host: %w", err)
 	} else if n > 0 {
@@ -152,7 +171,28 @@ func New(newAgent Factory, opts ...Option) (*Server, error) {
 	}
 	s.eng = newEngine(s, s.st, cfg.Workers, cfg.Queue)
 	s.handler = s.routes()
+	return s, nil
+}
+
+// Start begins the Server's background work — deleting expired sessions
+// and uploads, announcing on the relay when one is configured, watching
+// the configuration under reload — and lets requests in. Serve calls it;
+// a program that mounts the Server in its own http.Server calls it first.
+// It does no blocking I/O (the relay is dialled in the background), is a
+// no-op on a running Server, and fails with ErrShuttingDown after
+// Shutdown.
+func (s *Server) Start() error {
+	s.lifeMu.Lock()
+	defer s.lifeMu.Unlock()
+	switch s.state.Load() {
+	case stateRunning:
+		return nil
+	case stateClosed:
+		return fmt.Errorf("host: start: %w", ErrShuttingDown)
+	}
+	s.relay.ctl.Lock()
 	s.bg, s.stopBg = context.WithCancel(context.Background())
+	s.relay.ctl.Unlock()
 	sweep := s.set.sweep
 	if sweep <= 0 {
 		sweep = time.Minute
@@ -160,12 +200,28 @@ func New(newAgent Factory, opts ...Option) (*Server, error) {
 	s.bgWG.Add(1)
 	go func() { defer s.bgWG.Done(); s.eng.sweep(s.bg, sweep) }()
 	s.startRelay()
-	if cfg.Reload {
+	if s.current().cfg.Reload {
 		if err := s.watch(); err != nil {
 			s.log.Warn("reload disabled: cannot watch files", "err", err)
 		}
 	}
-	return s, nil
+	s.state.Store(stateRunning)
+	return nil
+}
+
+// ServeHTTP serves the whole host API. Before Start it answers 503
+// (ErrNotStarted), after Shutdown 503 (ErrShuttingDown).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch s.state.Load() {
+	case stateNew:
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: ErrNotStarted.Error()})
+		return
+	case stateClosed:
+		w.Header().Set("Connection", "close")
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: ErrShuttingDown.Error()})
+		return
+	}
+	s.handler.ServeHTTP(w, r)
 }
 
 // loadConfig resolves options, host.yaml and defaults.
@@ -223,7 +279,7 @@ func (s *Server) buildRuntime(cfg *Config) (*runtime, error) {
 		if build == nil {
 			build = s.trustGateBuilder
 		}
-		g, err := build(GateEnv{Config: cfg, Store: s.st, Identity: s.id, Logger: s.log, Model: a.Model(), Now: s.now})
+		g, err := build(GateEnv{Config: cfg, store: s.st, Identity: s.id, Logger: s.log, Model: a.Model(), Now: s.now})
 		if err != nil {
 			return nil, fmt.Errorf("trust: %w", err)
 		}
@@ -243,40 +299,18 @@ func (s *Server) Config() Config { return *s.current().cfg }
 // Address returns the agent's identity address.
 func (s *Server) Address() string { return s.id.Address() }
 
-// Handler returns the HTTP handler of the whole host API.
-func (s *Server) Handler() http.Handler { return s.handler }
-
-// Handler is New for embedding the host in another Go server (the seed's
-// exported-app deployment). If the configuration fails, the error is
-// logged and every request is answered 500 with it, so a broken app is
-// never served silently; use New to handle the error yourself.
-func Handler(newAgent Factory, opts ...Option) http.Handler {
-	s, err := New(newAgent, opts...)
-	if err != nil {
-		var set settings
-		for _, o := range opts {
-			o(&set)
-		}
-		log := set.logger
-		if log == nil {
-			log = slog.Default()
-		}
-		log.Error("host configuration failed; answering 500", "err", err)
-		msg := err.Error()
-		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			writeJSON(w, http.StatusInternalServerError, errorBody{Error: "host configuration failed: " + msg})
-		})
-	}
-	return s.Handler()
-}
-
-// Serve hosts the agent until ctx ends: it builds the server, listens on
-// the configured port, prints the banner and "Waiting for tasks…", and on
-// cancellation shuts down gracefully (runs get the shutdown grace period to
-// finish, then are interrupted).
+// Serve hosts the agent until ctx ends: it builds the server (New),
+// listens on the configured port, prints the banner and "Waiting for
+// tasks…", and on cancellation shuts down gracefully (runs get the
+// shutdown grace period to finish, then are interrupted). When it returns,
+// everything it started has stopped.
 func Serve(ctx context.Context, newAgent Factory, opts ...Option) error {
-	s, err := New(newAgent, opts...)
+	s, err := New(ctx, newAgent, opts...)
 	if err != nil {
+		return err
+	}
+	if err := s.Start(); err != nil {
+		s.Shutdown(context.Background())
 		return err
 	}
 	port := s.Config().Port
@@ -302,8 +336,14 @@ func Serve(ctx context.Context, newAgent Factory, opts ...Option) error {
 	}
 }
 
-// Serve serves on ln until ctx ends, then shuts down gracefully.
+// Serve starts the Server (Start) and serves on ln until ctx ends, then
+// shuts down gracefully (Shutdown with the shutdown grace period). ln is
+// closed when Serve returns.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if err := s.Start(); err != nil {
+		ln.Close()
+		return err
+	}
 	_, err := s.serveUntil(ctx, ln)
 	return err
 }
@@ -312,7 +352,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // asks for another port, which it returns without stopping the host.
 func (s *Server) serveUntil(ctx context.Context, ln net.Listener) (newPort int, err error) {
 	to := s.set.timeouts.withDefaults()
-	hs := &http.Server{Handler: s.handler, ReadHeaderTimeout: to.ReadHeader, ReadTimeout: to.Read, IdleTimeout: to.Idle,
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: to.ReadHeader, ReadTimeout: to.Read, IdleTimeout: to.Idle,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	s.srvMu.Lock()
 	s.srvs = append(s.srvs, hs)
@@ -346,8 +386,12 @@ func (s *Server) serveUntil(ctx context.Context, ln net.Listener) (newPort int, 
 
 // Shutdown stops the host: new runs are refused, running ones get until
 // ctx ends to finish and are then interrupted (and recorded so), WebSocket
-// clients are disconnected, and the store is closed.
+// clients are disconnected, the servers Serve started are shut down, the
+// background work Start began has returned, and the store is closed. It is
+// safe to call more than once, and on a Server that never started.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.lifeMu.Lock()
+	defer s.lifeMu.Unlock()
 	s.shutOnce.Do(func() {
 		s.eng.shutdown(ctx)
 		s.srvMu.Lock()
@@ -361,17 +405,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			}
 			cancel()
 		}
+		s.relay.ctl.Lock()
 		if s.stopBg != nil {
 			s.stopBg()
 		}
+		s.relay.ctl.Unlock()
 		s.bgWG.Wait()
+		s.state.Store(stateClosed)
 		s.shutErr = s.closeStore()
 	})
 	return s.shutErr
 }
 
 func (s *Server) closeStore() error {
-	if s.own && s.st != nil {
+	if s.st != nil {
 		return s.st.Close()
 	}
 	return nil

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +17,8 @@ import (
 	"github.com/agenthost/agenthost/llm"
 	"github.com/agenthost/agenthost/trust"
 	"github.com/goccy/go-yaml"
+
+	"github.com/agenthost/agenthost/trust/policy"
 )
 
 // LevelAdmin is Caller.Level of requests signed with the host's own key.
@@ -25,8 +26,8 @@ const LevelAdmin = "admin"
 
 // trustOptions are the trust settings only code can give.
 type trustOptions struct {
-	policy   *trust.Policy
-	judge    trust.Judge
+	policy   *policy.Policy
+	judge    policy.Judge
 	judgeTTL time.Duration
 	// mem holds in-memory trust state for hosts whose store is not SQLite,
 	// kept across reloads.
@@ -36,19 +37,19 @@ type trustOptions struct {
 
 type memoryTrust struct {
 	ledger   *trust.MemoryLedger
-	contacts *trust.MemoryContacts
-	credits  *trust.MemoryCredits
-	history  *trust.MemoryHistory
+	contacts *policy.MemoryContacts
+	credits  *policy.MemoryCredits
+	history  *policy.MemoryHistory
 }
 
 // WithTrustPolicy sets the trust policy in code (it wins over the trust
 // level, host.yaml's trust key and WithTrust).
-func WithTrustPolicy(p *trust.Policy) Option { return func(s *settings) { s.trust.policy = p } }
+func WithTrustPolicy(p *policy.Policy) Option { return func(s *settings) { s.trust.policy = p } }
 
 // WithJudge sets the judge of a policy whose default is "ask" (a
-// natural-language policy): any Go function (trust.JudgeFunc) or agent.
-// Without it the host asks the agent's model (trust.LLMJudge).
-func WithJudge(j trust.Judge) Option { return func(s *settings) { s.trust.judge = j } }
+// natural-language policy): any Go function (policy.JudgeFunc) or agent.
+// Without it the host asks the agent's model (policy.LLMJudge).
+func WithJudge(j policy.Judge) Option { return func(s *settings) { s.trust.judge = j } }
 
 // WithJudgeCacheTTL sets how long a judge's decision is reused for the same
 // caller at the same level (default 10 minutes; negative disables the
@@ -72,20 +73,20 @@ type TrustGate struct {
 	anonAll  bool // anonymous callers may list sessions (trust open)
 	log      *slog.Logger
 	now      func() time.Time
-	cfg      trust.GateConfig
+	cfg      policy.GateConfig
 	white    *listSource
 	black    *listSource
-	cache    *trust.CachedJudge
-	contacts trust.Contacts
-	credits  trust.Credits
+	cache    *policy.CachedJudge
+	contacts policy.Contacts
+	credits  policy.Credits
 
 	// Invite codes and payments offered, per address and per client IP:
 	// codes cannot be guessed at speed.
-	offersByAddr *trust.KeyedLimiter
-	offersByIP   *trust.KeyedLimiter
+	offersByAddr *policy.KeyedLimiter
+	offersByIP   *policy.KeyedLimiter
 
 	mu       sync.Mutex
-	gate     atomic.Pointer[trust.Gate]
+	gate     atomic.Pointer[policy.Gate]
 	listErr  atomic.Pointer[string]
 	nextScan atomic.Int64
 }
@@ -98,8 +99,8 @@ func (s *Server) trustGateBuilder(env GateEnv) (Gate, error) {
 }
 
 // NewTrustGate builds the default gate from env: policy from the
-// configuration, stores in env.Store's database (SQLite), or in memory for
-// other stores. Use it in a GateBuilder to wrap the default gate.
+// configuration, stores in the host's database (SQLite) when env came from
+// the host, else in memory. Use it in a GateBuilder to wrap the default gate.
 func NewTrustGate(env GateEnv) (*TrustGate, error) { return newTrustGate(env, &trustOptions{}) }
 
 func newTrustGate(env GateEnv, opts *trustOptions) (*TrustGate, error) {
@@ -113,20 +114,20 @@ func newTrustGate(env GateEnv, opts *trustOptions) (*TrustGate, error) {
 	if g.now == nil {
 		g.now = time.Now
 	}
-	policy, judgeModel, ttl, err := policyOf(env.Config, opts)
+	pol, judgeModel, ttl, err := policyOf(env.Config, opts)
 	if err != nil {
 		return nil, err
 	}
 	var ledger trust.Ledger
-	var history trust.HistoryStore
-	if st, ok := env.Store.(*sqlite.Store); ok {
+	var history policy.HistoryStore
+	if st, ok := env.store.(*sqlite.Store); ok {
 		t := st.Trust(g.now)
 		ledger, g.contacts, g.credits, history = t, t, t, t
 	} else {
 		opts.memOnce.Do(func() {
-			opts.mem = &memoryTrust{trust.NewMemoryLedger(g.now), trust.NewMemoryContacts(), trust.NewMemoryCredits(), trust.NewMemoryHistory()}
+			opts.mem = &memoryTrust{trust.NewMemoryLedger(g.now), policy.NewMemoryContacts(), policy.NewMemoryCredits(), policy.NewMemoryHistory()}
 		})
-		g.log.Warn("trust: the store is not SQLite; the replay ledger, contacts and credits are kept in memory and do not survive a restart")
+		g.log.Warn("trust: no host database; the replay ledger, contacts and credits are kept in memory and do not survive a restart")
 		ledger, g.contacts, g.credits, history = opts.mem.ledger, opts.mem.contacts, opts.mem.credits, opts.mem.history
 	}
 	g.legacy = env.Config.LegacySignatures
@@ -138,8 +139,8 @@ func newTrustGate(env GateEnv, opts *trustOptions) (*TrustGate, error) {
 	if err != nil {
 		return nil, err
 	}
-	g.cfg = trust.GateConfig{Policy: policy, Contacts: g.contacts, Credits: g.credits, Now: g.now, Logger: g.log, JudgeCacheTTL: -1}
-	if policy.Default == trust.ActionAsk || policy.Anonymous == trust.ActionAsk {
+	g.cfg = policy.GateConfig{Policy: pol, Contacts: g.contacts, Credits: g.credits, Now: g.now, Logger: g.log, JudgeCacheTTL: -1}
+	if pol.Default == policy.ActionAsk || pol.Anonymous == policy.ActionAsk {
 		g.cfg.History = history
 		judge := opts.judge
 		if judge == nil {
@@ -150,28 +151,28 @@ func newTrustGate(env GateEnv, opts *trustOptions) (*TrustGate, error) {
 				}
 			}
 			if m != nil {
-				judge = trust.NewLLMJudge(m)
+				judge = policy.NewLLMJudge(m)
 			}
 		}
 		if judge != nil {
 			// Bounded per caller and overall; cache hits cost nothing.
-			judge = trust.NewRateLimitedJudge(judge, g.now)
+			judge = policy.NewRateLimitedJudge(judge, g.now)
 			if opts.judgeTTL != 0 {
 				ttl = opts.judgeTTL
 			}
 			if ttl == 0 {
-				ttl = trust.DefaultJudgeCacheTTL
+				ttl = policy.DefaultJudgeCacheTTL
 			}
 			if ttl > 0 {
-				g.cache = trust.NewCachedJudge(judge, ttl, g.now)
+				g.cache = policy.NewCachedJudge(judge, ttl, g.now)
 				judge = g.cache
 			}
 			g.cfg.Judge = judge
 		}
 	}
-	g.anonAll = policy.Name == trust.PresetOpen
-	g.offersByAddr = trust.NewKeyedLimiter(OnboardAttemptsPerAddress, OnboardAttemptWindow, OnboardAttemptsPerAddress, g.now)
-	g.offersByIP = trust.NewKeyedLimiter(OnboardAttemptsPerIP, OnboardAttemptWindow, OnboardAttemptsPerIP, g.now)
+	g.anonAll = pol.Name == policy.PresetOpen
+	g.offersByAddr = policy.NewKeyedLimiter(OnboardAttemptsPerAddress, OnboardAttemptWindow, OnboardAttemptsPerAddress, g.now)
+	g.offersByIP = policy.NewKeyedLimiter(OnboardAttemptsPerIP, OnboardAttemptWindow, OnboardAttemptsPerIP, g.now)
 	g.white = newListSource("whitelist", env.Config.Whitelist)
 	g.black = newListSource("blacklist", env.Config.Blacklist)
 	if err := g.rebuild(true); err != nil {
@@ -183,7 +184,7 @@ func newTrustGate(env GateEnv, opts *trustOptions) (*TrustGate, error) {
 // policyOf resolves the policy: code, then host.yaml's mapping or text,
 // then the level's preset. The mapping may also hold judge_model and
 // judge_cache_ttl (seconds).
-func policyOf(cfg *Config, opts *trustOptions) (p *trust.Policy, judgeModel string, ttl time.Duration, err error) {
+func policyOf(cfg *Config, opts *trustOptions) (p *policy.Policy, judgeModel string, ttl time.Duration, err error) {
 	base := filepath.Dir(cfg.File)
 	switch {
 	case opts.policy != nil:
@@ -207,12 +208,12 @@ func policyOf(cfg *Config, opts *trustOptions) (p *trust.Policy, judgeModel stri
 			ttl = time.Duration(n) * time.Second
 			delete(m, "judge_cache_ttl")
 		}
-		p, err = trust.PolicyFromValue(m, base)
+		p, err = policy.FromValue(m, base)
 	case cfg.TrustText != "":
-		p, err = trust.PolicyFromText(cfg.TrustText, base)
+		p, err = policy.FromText(cfg.TrustText, base)
 	default:
 		var ok bool
-		if p, ok = trust.Preset(cfg.Trust); !ok {
+		if p, ok = policy.Preset(cfg.Trust); !ok {
 			err = fmt.Errorf("unknown trust level %q", cfg.Trust)
 		}
 	}
@@ -280,7 +281,7 @@ func (g *TrustGate) rebuild(force bool) error {
 	if wc || bc || g.gate.Load() == nil {
 		cfg := g.cfg
 		cfg.Whitelist, cfg.Blacklist = wl, bl
-		pg, err := trust.NewGate(cfg)
+		pg, err := policy.NewGate(cfg)
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrConfig, err)
 		}
@@ -297,7 +298,7 @@ func (g *TrustGate) rebuild(force bool) error {
 func (g *TrustGate) Address() string { return g.self }
 
 // Policy returns the policy in force. Do not modify it.
-func (g *TrustGate) Policy() *trust.Policy { return g.cfg.Policy }
+func (g *TrustGate) Policy() *policy.Policy { return g.cfg.Policy }
 
 // denial is a gate refusal with a message fit for the caller.
 type denial struct {
@@ -368,13 +369,13 @@ func (g *TrustGate) Admit(ctx context.Context, r *Request) (Caller, error) {
 	if m == nil && r.Connection != nil && r.Connection.Address != "" {
 		return g.admitUnsignedFrame(ctx, r)
 	}
-	var c trust.Caller
+	var c policy.Caller
 	if m != nil {
 		if m.From == g.self {
 			// The host's own key: the operator, admitted and seeing all.
 			return Caller{Address: m.From, Level: LevelAdmin, SeesAll: true, Payload: m.Payload}, nil
 		}
-		c = trust.Caller{Address: m.From, Credentials: trust.CredentialsFromPayload(m.Payload)}
+		c = policy.Caller{Address: m.From, Credentials: policy.CredentialsFromPayload(m.Payload)}
 		if c.Credentials.Present() {
 			if err := g.allowOffer(c.Address, r.RemoteAddr); err != nil {
 				return Caller{}, err
@@ -399,18 +400,18 @@ func (g *TrustGate) admitUnsignedFrame(ctx context.Context, r *Request) (Caller,
 	if conn.Level == LevelAdmin {
 		return Caller{}, unauthorized("signature required: the operator's frames must each be signed")
 	}
-	d := g.cfg.Policy.Evaluate("", trust.LevelAnonymous)
-	if d.Outcome == trust.OutcomeAsk {
+	d := g.cfg.Policy.Evaluate("", policy.LevelAnonymous)
+	if d.Outcome == policy.OutcomeAsk {
 		var err error
-		if d, err = g.gate.Load().Decide(ctx, trust.Caller{}); err != nil {
+		if d, err = g.gate.Load().Decide(ctx, policy.Caller{}); err != nil {
 			g.log.Error("trust: deciding", "err", err)
 			return Caller{}, fmt.Errorf("trust: %w", err)
 		}
 	}
-	if d.Outcome != trust.OutcomeAllow {
+	if d.Outcome != policy.OutcomeAllow {
 		return Caller{}, unauthorized("signature required: this agent's trust policy needs every frame signed (sign each frame with the connection's nonce and the next seq; see docs/trust.md)")
 	}
-	c, err := g.decide(ctx, trust.Caller{Address: conn.Address})
+	c, err := g.decide(ctx, policy.Caller{Address: conn.Address})
 	if err != nil {
 		var ob *OnboardRequired
 		if errors.As(err, &ob) {
@@ -432,11 +433,11 @@ func (g *TrustGate) PreAdmit(ctx context.Context, r *Request) bool {
 	if g.listErr.Load() != nil {
 		return false
 	}
-	return g.cfg.Policy.Evaluate("", trust.LevelAnonymous).Outcome == trust.OutcomeAllow
+	return g.cfg.Policy.Evaluate("", policy.LevelAnonymous).Outcome == policy.OutcomeAllow
 }
 
 // decide applies the policy to a verified (or anonymous) caller.
-func (g *TrustGate) decide(ctx context.Context, c trust.Caller) (Caller, error) {
+func (g *TrustGate) decide(ctx context.Context, c policy.Caller) (Caller, error) {
 	d, err := g.gate.Load().Decide(ctx, c)
 	if err != nil {
 		g.log.Error("trust: deciding", "err", err)
@@ -446,9 +447,9 @@ func (g *TrustGate) decide(ctx context.Context, c trust.Caller) (Caller, error) 
 		g.cache.Forget(c.Address)
 	}
 	switch d.Outcome {
-	case trust.OutcomeAllow:
+	case policy.OutcomeAllow:
 		return Caller{Address: c.Address, Level: string(d.Level), ListsAnonymous: c.Address == "" && g.anonAll}, nil
-	case trust.OutcomeOnboard:
+	case policy.OutcomeOnboard:
 		return Caller{}, &OnboardRequired{Identity: c.Address, Methods: d.Methods, PaymentAmount: float64(d.PaymentAmount), Reason: d.Reason}
 	}
 	if d.SignatureRequired {
@@ -480,8 +481,8 @@ func (g *TrustGate) Onboard(ctx context.Context, r *Request) (Caller, string, er
 	if msg := g.listErr.Load(); msg != nil {
 		return Caller{}, "", forbidden(*msg)
 	}
-	level, err := g.gate.Load().Onboard(ctx, m.From, trust.CredentialsFromPayload(m.Payload))
-	if errors.Is(err, trust.ErrOnboardingFailed) {
+	level, err := g.gate.Load().Onboard(ctx, m.From, policy.CredentialsFromPayload(m.Payload))
+	if errors.Is(err, policy.ErrOnboardingFailed) {
 		return Caller{}, "", forbidden(err.Error())
 	}
 	if err != nil {
@@ -495,11 +496,11 @@ func (g *TrustGate) Onboard(ctx context.Context, r *Request) (Caller, string, er
 		"welcome: you are now a " + string(level) + " of this agent", nil
 }
 
-// Admin verifies a signed admin operation (trust.SignAdmin: signed by the
+// Admin verifies a signed admin operation (policy.SignAdmin: signed by the
 // host's own identity, addressed to it) and applies it. It returns the
 // operation and the address's effective level afterwards.
-func (g *TrustGate) Admin(ctx context.Context, raw []byte) (trust.AdminOp, trust.Level, error) {
-	op, err := g.verifier.VerifyAdmin(ctx, raw)
+func (g *TrustGate) Admin(ctx context.Context, raw []byte) (policy.AdminOp, policy.Level, error) {
+	op, err := policy.VerifyAdmin(ctx, g.verifier, raw)
 	if err != nil {
 		if errors.Is(err, trust.ErrUnauthorized) {
 			return op, "", unauthorized(err.Error())
@@ -514,7 +515,7 @@ func (g *TrustGate) Admin(ctx context.Context, raw []byte) (trust.AdminOp, trust
 	}
 	level, err := g.gate.Load().Apply(ctx, op)
 	if err != nil {
-		if strings.Contains(err.Error(), "unblock it first") {
+		if errors.Is(err, policy.ErrPromoteBlocked) {
 			return op, "", errorf(409, "%s", err.Error())
 		}
 		return op, "", fmt.Errorf("trust: %w", err)

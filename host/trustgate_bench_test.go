@@ -89,7 +89,7 @@ func BenchmarkTrustGate(b *testing.B) {
 	defer st.Close()
 	self, _ := trust.NewIdentity()
 	caller, _ := trust.NewIdentity()
-	g, err := host.NewTrustGate(host.GateEnv{Config: &host.Config{Trust: host.TrustCareful}, Store: st, Identity: self, Logger: quietLogger()})
+	g, err := host.NewTrustGate(host.GateEnvWithStore(host.GateEnv{Config: &host.Config{Trust: host.TrustCareful}, Identity: self, Logger: quietLogger()}, st))
 	if err != nil {
 		b.Fatal(err)
 	}

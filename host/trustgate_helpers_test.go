@@ -29,11 +29,14 @@ func startTrustHost(t testing.TB, dir string, opts ...host.Option) *trustHost {
 	t.Helper()
 	base := []host.Option{host.WithDir(dir), host.WithCoDir(filepath.Join(dir, ".co")), host.WithLogger(quietLogger()),
 		host.WithPingInterval(time.Hour)}
-	s, err := host.New(factory("offline/demo"), append(base, opts...)...)
+	s, err := host.New(context.Background(), factory("offline/demo"), append(base, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(s.Handler())
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s)
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {

@@ -13,6 +13,8 @@ import (
 	"github.com/agenthost/agenthost/host"
 	"github.com/agenthost/agenthost/internal/fakellm"
 	"github.com/agenthost/agenthost/trust"
+
+	"github.com/agenthost/agenthost/trust/policy"
 )
 
 const prosePolicy = "I trust requests that:\n- come from known contacts with good history\n- have valid signatures\n"
@@ -24,8 +26,8 @@ const prosePolicy = "I trust requests that:\n- come from known contacts with goo
 func TestTrustJudgeFunc(t *testing.T) {
 	alice, bob, carol := newIdentity(t), newIdentity(t), newIdentity(t)
 	var mu sync.Mutex
-	var calls []trust.JudgeInput
-	judge := trust.JudgeFunc(func(_ context.Context, in trust.JudgeInput) (bool, string, error) {
+	var calls []policy.JudgeInput
+	judge := policy.JudgeFunc(func(_ context.Context, in policy.JudgeInput) (bool, string, error) {
 		mu.Lock()
 		calls = append(calls, in)
 		mu.Unlock()
@@ -71,7 +73,7 @@ func TestTrustJudgeFunc(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	last := calls[len(calls)-1]
-	if len(calls) != 6 || last.Address != alice.Address() || last.Level != trust.LevelStranger || last.History.Requests != 2 {
+	if len(calls) != 6 || last.Address != alice.Address() || last.Level != policy.LevelStranger || last.History.Requests != 2 {
 		t.Fatalf("after the TTL: %d calls, last %+v", len(calls), last)
 	}
 	for _, c := range calls {
@@ -97,7 +99,7 @@ func TestTrustAdmin(t *testing.T) {
 		seq++
 		return postRaw(t, h.URL, signedInput(t, id, h.Address(), time.Now(), map[string]any{"prompt": "hi " + strconv.Itoa(seq)}, nil))
 	}
-	admin := func(signer *trust.Identity, action trust.AdminAction) (int, map[string]any) {
+	admin := func(signer *trust.Identity, action policy.AdminAction) (int, map[string]any) {
 		env, err := trust.Sign(signer, map[string]any{"admin": action, "address": bob.Address(), "to": h.Address(), "timestamp": time.Now().Unix(), "n": seq})
 		if err != nil {
 			t.Fatal(err)
@@ -108,27 +110,27 @@ func TestTrustAdmin(t *testing.T) {
 	}
 	code, m := send(bob)
 	wantError(t, code, 403, m)
-	code, m = admin(self, trust.AdminPromote)
+	code, m = admin(self, policy.AdminPromote)
 	wantStatus(t, code, 200, m)
 	if m["level"] != "contact" || m["address"] != bob.Address() || m["admin"] != "promote" {
 		t.Fatalf("promote: %v", m)
 	}
 	code, m = send(bob)
 	wantStatus(t, code, 200, m)
-	code, m = admin(self, trust.AdminBlock)
+	code, m = admin(self, policy.AdminBlock)
 	wantStatus(t, code, 200, m)
 	code, m = send(bob)
 	wantError(t, code, 403, m, "blocked")
-	code, m = admin(self, trust.AdminPromote)
+	code, m = admin(self, policy.AdminPromote)
 	wantError(t, code, 409, m, "unblock")
-	code, m = admin(self, trust.AdminUnblock)
+	code, m = admin(self, policy.AdminUnblock)
 	if code != 200 || m["level"] != "stranger" {
 		t.Fatalf("unblock: %d %v", code, m)
 	}
-	code, m = admin(bob, trust.AdminPromote)
+	code, m = admin(bob, policy.AdminPromote)
 	wantError(t, code, 401, m, "own key")
 
-	env, _ := trust.SignAdmin(self, trust.AdminOp{Action: trust.AdminPromote, Address: bob.Address()}, time.Now())
+	env, _ := policy.SignAdmin(self, policy.AdminOp{Action: policy.AdminPromote, Address: bob.Address()}, time.Now())
 	code, m, _ = do(t, "POST", h.URL+"/admin/trust", env)
 	wantStatus(t, code, 200, m)
 	code, m, _ = do(t, "POST", h.URL+"/admin/trust", env)
@@ -229,7 +231,7 @@ func TestTrustLLMJudge(t *testing.T) {
 func TestTrustPolicyFileAndText(t *testing.T) {
 	var mu sync.Mutex
 	var got []string
-	judge := trust.JudgeFunc(func(_ context.Context, in trust.JudgeInput) (bool, string, error) {
+	judge := policy.JudgeFunc(func(_ context.Context, in policy.JudgeInput) (bool, string, error) {
 		mu.Lock()
 		got = append(got, in.Policy)
 		mu.Unlock()

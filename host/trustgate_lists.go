@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agenthost/agenthost/trust"
+	"github.com/agenthost/agenthost/trust/policy"
 )
 
 // listSource is a whitelist or blacklist: inline addresses plus an
@@ -25,7 +25,7 @@ type listSource struct {
 	failing bool
 	mod     time.Time
 	size    int64
-	list    *trust.List
+	list    *policy.List
 }
 
 func newListSource(name string, l AccessList) *listSource {
@@ -36,12 +36,12 @@ func newListSource(name string, l AccessList) *listSource {
 // error when it is unusable (a missing, unreadable or malformed file, or a
 // bad inline entry). The first failure is logged, naming the file and the
 // line, never the contents; the caller fails closed.
-func (s *listSource) load(log *slog.Logger) (changed bool, l *trust.List, err error) {
+func (s *listSource) load(log *slog.Logger) (changed bool, l *policy.List, err error) {
 	if s.file == "" {
 		if s.loaded {
 			return false, s.list, nil
 		}
-		if s.list, err = trust.NewList(s.name, s.inline); err != nil {
+		if s.list, err = policy.NewList(s.name, s.inline); err != nil {
 			return false, nil, s.fail(log, err)
 		}
 		s.loaded = true
@@ -56,9 +56,9 @@ func (s *listSource) load(log *slog.Logger) (changed bool, l *trust.List, err er
 		text, err = os.ReadFile(s.file)
 	}
 	if err == nil {
-		_, err = trust.ParseList(s.file, bytes.NewReader(text))
+		_, err = policy.ParseList(s.file, bytes.NewReader(text))
 	}
-	var list *trust.List
+	var list *policy.List
 	if err == nil {
 		entries := slices.Clone(s.inline)
 		for _, line := range strings.Split(string(text), "\n") {
@@ -67,7 +67,7 @@ func (s *listSource) load(log *slog.Logger) (changed bool, l *trust.List, err er
 			}
 			entries = append(entries, line)
 		}
-		list, err = trust.NewList(s.name, entries)
+		list, err = policy.NewList(s.name, entries)
 	}
 	if err != nil {
 		return false, nil, s.fail(log, err)
@@ -89,7 +89,7 @@ func (s *listSource) fail(log *slog.Logger, err error) error {
 
 // adminTrust is POST /admin/trust: a signed admin operation (promote,
 // demote, block, unblock) from the host's own identity; see
-// trust.SignAdmin and docs/trust.md.
+// policy.SignAdmin and docs/trust.md.
 func (s *Server) adminTrust(w http.ResponseWriter, r *http.Request) error {
 	g, ok := s.current().gate.(*TrustGate)
 	if !ok {

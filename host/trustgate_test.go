@@ -13,6 +13,8 @@ import (
 	"github.com/agenthost/agenthost/host"
 	"github.com/agenthost/agenthost/internal/store/sqlite"
 	"github.com/agenthost/agenthost/trust"
+
+	"github.com/agenthost/agenthost/trust/policy"
 )
 
 // TestTrustSignedInput covers the verification of signed POST /input over
@@ -210,7 +212,7 @@ func TestTrustOnboardingHTTP(t *testing.T) {
 	if b, _ := tr.Balance(context.Background(), ben.Address()); b != 5 {
 		t.Fatalf("balance after paying 10 of 15 = %d", b)
 	}
-	if l, _ := tr.Level(context.Background(), ben.Address()); l != trust.LevelContact {
+	if l, _ := tr.Level(context.Background(), ben.Address()); l != policy.LevelContact {
 		t.Fatalf("ben's stored level = %q", l)
 	}
 }
@@ -322,7 +324,7 @@ func TestTrustRelayedFrames(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if _, err := trust.ApplyAdmin(context.Background(), st.Trust(nil), trust.AdminOp{Action: trust.AdminPromote, Address: id.Address()}); err != nil {
+	if _, err := policy.ApplyAdmin(context.Background(), st.Trust(nil), policy.AdminOp{Action: policy.AdminPromote, Address: id.Address()}); err != nil {
 		t.Fatal(err)
 	}
 	mc := &memConn{in: make(chan []byte, 4), out: make(chan []byte, 256), done: make(chan struct{})}

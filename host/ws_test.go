@@ -508,7 +508,7 @@ func TestGateBuilder(t *testing.T) {
 		got = env
 		return addrGate{}, nil
 	}))
-	if got.Config == nil || got.Config.Trust != "strict" || got.Store == nil || got.Identity == nil || got.Identity.Address() != h.Address() {
+	if got.Config == nil || got.Config.Trust != "strict" || !host.GateEnvHasStore(got) || got.Identity == nil || got.Identity.Address() != h.Address() {
 		t.Fatalf("gate env: %+v", got)
 	}
 	// The built gate is in force: strict, but addrGate admits everyone.

@@ -1,8 +1,15 @@
 // Package llm defines the model-facing types of agenthost: conversation
 // messages with typed parts, tool specifications, streaming generation and
 // usage accounting. Providers live in sub-packages (openai, anthropic,
-// offline) and register themselves by name, so a model is chosen with a
-// string of the form "provider/model".
+// offline) and register themselves when they are imported, so a model is
+// chosen with a string of the form "provider/model" and a program links
+// only the provider SDKs it imports:
+//
+//	import _ "github.com/agenthost/agenthost/llm/openai"    // openai/…, ollama/…, vllm/…, openrouter/…
+//	import _ "github.com/agenthost/agenthost/llm/anthropic" // anthropic/…
+//
+// Opening a model whose provider is not linked fails with
+// ErrProviderNotLinked, whose text names the import to add.
 package llm
 
 import (

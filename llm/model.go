@@ -73,6 +73,12 @@ var ErrNoAPIKey = errors.New("no API key configured")
 // ErrUnknownModel is returned for a model name no registered provider serves.
 var ErrUnknownModel = errors.New("unknown model")
 
+// ErrProviderNotLinked is returned for a model whose provider is known but
+// whose package is not linked into the program, e.g. "openai/gpt-4o-mini"
+// in a program that does not import llm/openai. The error's text names the
+// import that fixes it.
+var ErrProviderNotLinked = errors.New("provider not linked into this program")
+
 // APIError is a provider call that failed for good, after retries.
 type APIError struct {
 	Provider   string

@@ -46,12 +46,39 @@ var (
 )
 
 // RegisterKind makes a wire protocol available to registries. Provider
-// packages call it from init.
+// packages call it from init, so a protocol is available exactly when its
+// package is linked into the program: importing agent links only the
+// offline model, and a program that wants OpenAI-compatible or Anthropic
+// models imports llm/openai or llm/anthropic (a blank import is enough).
 func RegisterKind(kind string, f Factory) {
 	kindsMu.Lock()
 	defer kindsMu.Unlock()
 	kinds[kind] = f
 }
+
+// kindPackages names the package that registers each built-in kind, for
+// the error that tells a program which import it is missing.
+var kindPackages = map[string]string{
+	"offline":   "github.com/agenthost/agenthost/llm/offline",
+	"openai":    "github.com/agenthost/agenthost/llm/openai",
+	"anthropic": "github.com/agenthost/agenthost/llm/anthropic",
+}
+
+// notLinkedError is ErrProviderNotLinked with the import that fixes it.
+type notLinkedError struct {
+	name, provider, kind, pkg string
+}
+
+func (e *notLinkedError) Error() string {
+	p := fmt.Sprintf("%q", e.provider)
+	if e.kind != e.provider {
+		p = fmt.Sprintf("%q (kind %q)", e.provider, e.kind)
+	}
+	return fmt.Sprintf("model %q: provider %s is not linked into this program; import _ %q", e.name, p, e.pkg)
+}
+
+// Is makes the error match ErrProviderNotLinked.
+func (e *notLinkedError) Is(target error) bool { return target == ErrProviderNotLinked }
 
 func kindFactory(kind string) (Factory, bool) {
 	kindsMu.RLock()
@@ -159,7 +186,11 @@ func (r *Registry) Open(name string) (Model, error) {
 	}
 	f, ok := kindFactory(cfg.Kind)
 	if !ok {
-		return nil, fmt.Errorf("model %q: provider kind %q is not compiled in: %w", name, cfg.Kind, ErrUnknownModel)
+		if pkg, known := kindPackages[cfg.Kind]; known {
+			return nil, &notLinkedError{name: name, provider: provider, kind: cfg.Kind, pkg: pkg}
+		}
+		return nil, fmt.Errorf("model %q: provider %q has kind %q, which no package registers (want offline, openai or anthropic): %w",
+			name, provider, cfg.Kind, ErrUnknownModel)
 	}
 	getenv := r.Getenv
 	if getenv == nil {

@@ -39,8 +39,31 @@ func TestRegistryOpen(t *testing.T) {
 		t.Errorf("unknown provider: %v", err)
 	}
 	r.SetProvider("weird", llm.ProviderConfig{Kind: "carrier-pigeon"})
-	if _, err := r.Open("weird/x"); !errors.Is(err, llm.ErrUnknownModel) {
+	if _, err := r.Open("weird/x"); !errors.Is(err, llm.ErrUnknownModel) || errors.Is(err, llm.ErrProviderNotLinked) {
 		t.Errorf("unknown kind: %v", err)
+	}
+}
+
+// TestProviderNotLinked: this test binary links only llm/offline, so the
+// SDK-backed providers fail with ErrProviderNotLinked and an error that
+// names the import to add — before any key is asked for.
+func TestProviderNotLinked(t *testing.T) {
+	r := llm.NewRegistry()
+	r.Getenv = func(string) string { return "" }
+	tests := []struct{ model, want string }{
+		{"openai/gpt-4o-mini", `model "openai/gpt-4o-mini": provider "openai" is not linked into this program; import _ "github.com/agenthost/agenthost/llm/openai"`},
+		{"anthropic/claude-sonnet-4-6", `model "anthropic/claude-sonnet-4-6": provider "anthropic" is not linked into this program; import _ "github.com/agenthost/agenthost/llm/anthropic"`},
+		{"ollama/llama3.2", `model "ollama/llama3.2": provider "ollama" (kind "openai") is not linked into this program; import _ "github.com/agenthost/agenthost/llm/openai"`},
+	}
+	for _, tc := range tests {
+		_, err := r.Open(tc.model)
+		if !errors.Is(err, llm.ErrProviderNotLinked) || errors.Is(err, llm.ErrNoAPIKey) {
+			t.Errorf("%s: err = %v, want ErrProviderNotLinked", tc.model, err)
+			continue
+		}
+		if err.Error() != tc.want {
+			t.Errorf("%s:\n got %s\nwant %s", tc.model, err, tc.want)
+		}
 	}
 }
 

@@ -3,60 +3,40 @@ package trust_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/agenthost/agenthost/trust"
 )
 
-// A host verifies a signed POST /input body, then asks its Gate.
+// A client signs a request to an agent; the agent verifies it once.
 func Example() {
 	ctx := context.Background()
 	now := time.Unix(1_700_000_000, 0)
-	host, _ := trust.IdentityFromSeed(make([]byte, 32))
+	agentID, _ := trust.IdentityFromSeed(make([]byte, 32))
 	caller, _ := trust.NewIdentity()
 
-	// Client side: sign {"prompt","to","timestamp"} and send it as the body.
-	env, _ := trust.Sign(caller, trust.NewPayload(host.Address(), now, map[string]any{"prompt": "Translate 'hello'"}))
+	// Client side: sign {"prompt", "to", "timestamp"} and send it as the body.
+	env, _ := trust.Sign(caller, trust.NewPayload(agentID.Address(), now, map[string]any{"prompt": "Translate 'hello'"}))
 	body, _ := json.Marshal(env)
 
-	// Host side, once: a verifier (with the database's replay ledger) and a gate.
-	v, _ := trust.NewVerifier(trust.VerifierConfig{Address: host.Address(), Now: func() time.Time { return now }})
-	policy, _ := trust.ParsePolicy([]byte("strict"), ".")
-	gate, _ := trust.NewGate(trust.GateConfig{Policy: policy, Logger: slog.New(slog.DiscardHandler)})
-
-	// Per request.
+	// Agent side: one verifier (a host gives it the database's replay ledger).
+	v, _ := trust.NewVerifier(trust.VerifierConfig{Address: agentID.Address(), Now: func() time.Time { return now }})
 	m, err := v.Verify(ctx, body)
-	var who trust.Caller
-	switch {
-	case errors.Is(err, trust.ErrUnsigned): // anonymous: who stays empty
-	case errors.Is(err, trust.ErrUnauthorized):
+	if err != nil {
 		fmt.Println("401:", err)
 		return
-	case err != nil:
-		fmt.Println("500:", err)
-		return
-	default:
-		who = trust.Caller{Address: m.From, Credentials: trust.CredentialsFromPayload(m.Payload)}
 	}
-	d, err := gate.Decide(ctx, who)
-	switch {
-	case err != nil:
-		fmt.Println("500:", err)
-	case d.Allowed():
-		fmt.Println("200")
-	case d.SignatureRequired:
-		fmt.Println("401:", d.Reason)
-	default:
-		fmt.Println("403:", d.Level, d.Reason)
+	var p struct {
+		Prompt string `json:"prompt"`
 	}
+	m.Decode(&p)
+	fmt.Println("from the caller:", m.From == caller.Address(), "prompt:", p.Prompt)
 
-	// A replay of the same body is refused.
+	// The same body again is a replay.
 	_, err = v.Verify(ctx, body)
 	fmt.Println("replay:", err)
 	// Output:
-	// 403: stranger not admitted by this agent's trust policy
+	// from the caller: true prompt: Translate 'hello'
 	// replay: signature already used
 }

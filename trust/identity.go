@@ -1,7 +1,12 @@
-// Package trust decides who may talk to an agent. It holds Ed25519
-// identities and their 0x addresses, the canonical JSON that signatures
-// cover, signed envelopes and their verification, and the trust policy
-// (levels, access lists, onboarding, a natural-language judge).
+// Package trust proves who is talking: Ed25519 identities and their 0x
+// addresses, the canonical JSON that signatures cover, signed envelopes,
+// signed headers and announcements, and their verification (signature,
+// time window, recipient, payload digest, single use).
+//
+// It is what clients and relays need, and it links no model, YAML parser
+// or rate limiter. Deciding who may talk — trust levels, access lists,
+// contacts, onboarding, the judge of a natural-language policy and admin
+// operations — is in trust/policy, which hosts use.
 package trust
 
 import (

@@ -49,7 +49,8 @@ var (
 	// ErrDigestMismatch: the request's session, images or files differ from
 	// what payload.digest signed.
 	ErrDigestMismatch error = &authError{"request does not match its signed digest"}
-	// ErrNotAdmin: an admin operation not signed by the host's own identity.
+	// ErrNotAdmin: a message that only the verifier's own identity may sign
+	// (an admin operation, policy.VerifyAdmin) was signed by another.
 	ErrNotAdmin error = &authError{"admin operations must be signed by this agent's own key"}
 )
 

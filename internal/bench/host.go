@@ -44,7 +44,7 @@ func StartHost(newAgent host.Factory, opts ...host.Option) (*Host, error) {
 	}
 	base := []host.Option{host.WithDir(dir), host.WithCoDir(dir + "/.co"), host.WithConfigFile(""),
 		host.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), host.WithTrust("open")}
-	s, err := host.New(newAgent, append(base, opts...)...)
+	s, err := host.New(context.Background(), newAgent, append(base, opts...)...)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err

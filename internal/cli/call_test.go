@@ -30,13 +30,16 @@ func TestCallAndSearchThroughRelay(t *testing.T) {
 	}
 	defer r.Shutdown(context.Background())
 	dir := t.TempDir()
-	s, err := host.New(func() (*agent.Agent, error) { return demo.New("calculator", "offline/demo", "") },
+	s, err := host.New(context.Background(), func() (*agent.Agent, error) { return demo.New("calculator", "offline/demo", "") },
 		host.WithDir(dir), host.WithConfigFile(""), host.WithLogger(quiet), host.WithRelayURL(r.URL()),
 		host.WithSummary("A calculator that adds numbers"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Shutdown(context.Background())
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for st, _, _ := s.RelayStatus(); !st.Announced; st, _, _ = s.RelayStatus() {
 		if time.Now().After(deadline) {

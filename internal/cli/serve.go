@@ -2,12 +2,18 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
+	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 
 	"github.com/agenthost/agenthost/agent"
 	"github.com/agenthost/agenthost/host"
 	"github.com/agenthost/agenthost/internal/demo"
+	"github.com/joho/godotenv"
 )
 
 func init() {
@@ -53,6 +59,11 @@ AGENTHOST_MODEL and AGENTHOST_HIDDEN_PROMPT.`,
 			default:
 				return Usagef("unknown --role %q (want coding)", role)
 			}
+			// The command owns its process, so it, not the host library,
+			// loads .env; variables already set win.
+			if err := loadDotEnv(env.Dir); err != nil {
+				return err
+			}
 			opts := []host.Option{host.WithDir(env.Dir), host.WithBannerOutput(env.Stdout),
 				host.WithLogger(slog.New(slog.NewTextHandler(env.Stderr, nil)))}
 			if port >= 0 {
@@ -92,4 +103,18 @@ AGENTHOST_MODEL and AGENTHOST_HIDDEN_PROMPT.`,
 			return host.Serve(ctx, func() (*agent.Agent, error) { return demo.New(name, "", "") }, opts...)
 		},
 	})
+}
+
+// loadDotEnv loads dir/.env, if there is one, into the process environment
+// without overriding variables already set: API keys for "serve" live
+// there or in the environment, never in host.yaml.
+func loadDotEnv(dir string) error {
+	path := filepath.Join(dir, ".env")
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err := godotenv.Load(path); err != nil {
+		return fmt.Errorf("loading %s: %w", path, err)
+	}
+	return nil
 }

@@ -124,3 +124,29 @@ func TestServeBadConfig(t *testing.T) {
 		t.Fatalf("bad config: %d %s", code, errb)
 	}
 }
+
+// TestServeLoadsDotEnv: serve loads .env from its directory before it reads
+// its configuration, without overriding variables already set (the host
+// library itself never touches the environment).
+func TestServeLoadsDotEnv(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, ".env"), []byte("AGENTHOST_TEST_DOTENV=loaded\nAGENTHOST_TEST_DOTENV_SET=from-file\n"), 0o600)
+	os.MkdirAll(filepath.Join(dir, ".co"), 0o700)
+	os.WriteFile(filepath.Join(dir, ".co", "host.yaml"), []byte("workerz: 2\n"), 0o600) // serve stops after loading .env
+	t.Setenv("AGENTHOST_TEST_DOTENV_SET", "from-env")
+	os.Unsetenv("AGENTHOST_TEST_DOTENV")
+	t.Cleanup(func() { os.Unsetenv("AGENTHOST_TEST_DOTENV") })
+	if code, _, errb := hostCmd(context.Background(), dir, "", "serve"); code != 1 || !strings.Contains(errb.String(), "workerz") {
+		t.Fatalf("serve: %d %s", code, errb)
+	}
+	if got := os.Getenv("AGENTHOST_TEST_DOTENV"); got != "loaded" {
+		t.Errorf("AGENTHOST_TEST_DOTENV = %q, want loaded from .env", got)
+	}
+	if got := os.Getenv("AGENTHOST_TEST_DOTENV_SET"); got != "from-env" {
+		t.Errorf("AGENTHOST_TEST_DOTENV_SET = %q: .env overrode the environment", got)
+	}
+	os.WriteFile(filepath.Join(dir, ".env"), []byte("FOO=\"unterminated\n"), 0o600)
+	if code, _, errb := hostCmd(context.Background(), dir, "", "serve"); code != 1 || !strings.Contains(errb.String(), ".env") {
+		t.Errorf("bad .env: %d %s", code, errb)
+	}
+}

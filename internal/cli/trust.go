@@ -16,6 +16,8 @@ import (
 
 	"github.com/agenthost/agenthost/internal/store/sqlite"
 	"github.com/agenthost/agenthost/trust"
+
+	"github.com/agenthost/agenthost/trust/policy"
 )
 
 // openTrustDB opens the host database in dir (creating and migrating it
@@ -72,11 +74,11 @@ blocked whatever is stored.`,
 			if len(args) != 2 {
 				return Usagef("trust %s takes one ADDRESS", args[0])
 			}
-			op := trust.AdminOp{Action: trust.AdminAction(args[0]), Address: args[1]}
+			op := policy.AdminOp{Action: policy.AdminAction(args[0]), Address: args[1]}
 			if err := op.Validate(); err != nil {
 				return Usagef("%v", err)
 			}
-			var level trust.Level
+			var level policy.Level
 			if url != "" {
 				level, err = trustRemote(ctx, dir, url, op)
 			} else {
@@ -91,17 +93,17 @@ blocked whatever is stored.`,
 	})
 }
 
-func trustLocal(ctx context.Context, dir string, op trust.AdminOp) (trust.Level, error) {
+func trustLocal(ctx context.Context, dir string, op policy.AdminOp) (policy.Level, error) {
 	st, tr, err := openTrustDB(ctx, dir)
 	if err != nil {
 		return "", err
 	}
 	defer st.Close()
-	return trust.ApplyAdmin(ctx, tr, op)
+	return policy.ApplyAdmin(ctx, tr, op)
 }
 
 // trustRemote signs op with the agent's key and posts it to the host.
-func trustRemote(ctx context.Context, dir, base string, op trust.AdminOp) (trust.Level, error) {
+func trustRemote(ctx context.Context, dir, base string, op policy.AdminOp) (policy.Level, error) {
 	id, err := trust.LoadIdentity(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("no agent key in %s: admin operations are signed with the host's own key", filepath.Join(dir, trust.KeyFile))
@@ -109,7 +111,7 @@ func trustRemote(ctx context.Context, dir, base string, op trust.AdminOp) (trust
 	if err != nil {
 		return "", err
 	}
-	env, err := trust.SignAdmin(id, op, time.Now())
+	env, err := policy.SignAdmin(id, op, time.Now())
 	if err != nil {
 		return "", err
 	}
@@ -127,8 +129,8 @@ func trustRemote(ctx context.Context, dir, base string, op trust.AdminOp) (trust
 	}
 	defer resp.Body.Close()
 	var out struct {
-		Level trust.Level `json:"level"`
-		Error string      `json:"error"`
+		Level policy.Level `json:"level"`
+		Error string       `json:"error"`
 	}
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err := json.Unmarshal(raw, &out); err != nil {

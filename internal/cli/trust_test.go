@@ -118,12 +118,15 @@ func TestTrustAndCreditsCommands(t *testing.T) {
 func TestTrustCommandRemote(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s, err := host.New(func() (*agent.Agent, error) { return agent.New("a", agent.WithModel("offline/demo")) },
+	s, err := host.New(context.Background(), func() (*agent.Agent, error) { return agent.New("a", agent.WithModel("offline/demo")) },
 		host.WithDir(dir), host.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(s.Handler())
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s)
 	defer func() {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()

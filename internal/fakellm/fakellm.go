@@ -35,6 +35,10 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/llm"
+	// The fake server speaks both protocols; its users open models through
+	// these providers.
+	_ "github.com/agenthost/agenthost/llm/anthropic"
+	_ "github.com/agenthost/agenthost/llm/openai"
 )
 
 // Protocol is the wire protocol a Server speaks.
@@ -263,8 +267,8 @@ func (s *Server) Provider() llm.ProviderConfig {
 
 // Registry returns a fresh registry, blind to the environment, where the
 // provider "fake" is this server: agent.WithRegistry(srv.Registry()) with
-// agent.WithModel("fake/any-name"). The provider kinds must be compiled in
-// (importing agent does that).
+// agent.WithModel("fake/any-name"). This package links both provider
+// kinds (llm/openai and llm/anthropic), so its users need not.
 func (s *Server) Registry() *llm.Registry {
 	r := llm.NewRegistry()
 	r.Getenv = func(string) string { return "" }

@@ -17,8 +17,6 @@ import (
 
 	"github.com/agenthost/agenthost/internal/fakellm"
 	"github.com/agenthost/agenthost/llm"
-	_ "github.com/agenthost/agenthost/llm/anthropic"
-	_ "github.com/agenthost/agenthost/llm/openai"
 )
 
 func openaiClient(srv *fakellm.Server) openai.Client {

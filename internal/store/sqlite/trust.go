@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/trust"
+
+	"github.com/agenthost/agenthost/trust/policy"
 )
 
 // trustSchema is migration 2: the tables behind Trust.
@@ -40,9 +42,9 @@ const trustSchema = `CREATE TABLE trust_replay (
 const pruneEvery = time.Minute
 
 // Trust keeps the trust package's state in the host database: the replay
-// ledger (trust.Ledger), stored caller levels (trust.Contacts), the credits
-// ledger (trust.Credits) and per-caller decision counts
-// (trust.HistoryStore). Writes share the store's single writer; reads run
+// ledger (trust.Ledger), stored caller levels (policy.Contacts), the credits
+// ledger (policy.Credits) and per-caller decision counts
+// (policy.HistoryStore). Writes share the store's single writer; reads run
 // in parallel. Several processes may use one database (the CLI beside a
 // running host): every call reads the database, nothing is cached.
 type Trust struct {
@@ -54,10 +56,10 @@ type Trust struct {
 }
 
 var (
-	_ trust.Ledger       = (*Trust)(nil)
-	_ trust.Contacts     = (*Trust)(nil)
-	_ trust.Credits      = (*Trust)(nil)
-	_ trust.HistoryStore = (*Trust)(nil)
+	_ trust.Ledger        = (*Trust)(nil)
+	_ policy.Contacts     = (*Trust)(nil)
+	_ policy.Credits      = (*Trust)(nil)
+	_ policy.HistoryStore = (*Trust)(nil)
 )
 
 // Trust returns the trust tables of s; now is the clock that decides which
@@ -125,30 +127,30 @@ func (t *Trust) ReplayLen(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// Level implements trust.Contacts.
-func (t *Trust) Level(ctx context.Context, addr string) (trust.Level, error) {
+// Level implements policy.Contacts.
+func (t *Trust) Level(ctx context.Context, addr string) (policy.Level, error) {
 	var l string
 	err := t.s.db.QueryRowContext(ctx, `SELECT level FROM trust_contacts WHERE address = ?`, addr).Scan(&l)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return trust.LevelStranger, nil
+		return policy.LevelStranger, nil
 	case err != nil:
 		return "", fmt.Errorf("contacts: %w", err)
 	}
-	return trust.Level(l), nil
+	return policy.Level(l), nil
 }
 
-// SetLevel implements trust.Contacts: LevelStranger (or "") removes addr.
-func (t *Trust) SetLevel(ctx context.Context, addr string, level trust.Level) error {
+// SetLevel implements policy.Contacts: LevelStranger (or "") removes addr.
+func (t *Trust) SetLevel(ctx context.Context, addr string, level policy.Level) error {
 	switch level {
-	case trust.LevelStranger, "", trust.LevelContact, trust.LevelWhitelisted, trust.LevelBlocked:
+	case policy.LevelStranger, "", policy.LevelContact, policy.LevelWhitelisted, policy.LevelBlocked:
 	default:
 		return fmt.Errorf("contacts: cannot store level %q", level)
 	}
 	now := t.now().UnixMilli()
 	return t.s.Write(ctx, func(tx *sql.Tx) error {
 		var err error
-		if level == trust.LevelStranger || level == "" {
+		if level == policy.LevelStranger || level == "" {
 			_, err = tx.Exec(`DELETE FROM trust_contacts WHERE address = ?`, addr)
 		} else {
 			_, err = tx.Exec(`INSERT INTO trust_contacts (address, level, updated_ms) VALUES (?, ?, ?)
@@ -163,26 +165,26 @@ func (t *Trust) SetLevel(ctx context.Context, addr string, level trust.Level) er
 }
 
 // Contacts lists the stored levels, sorted by address.
-func (t *Trust) Contacts(ctx context.Context) ([]trust.Contact, error) {
+func (t *Trust) Contacts(ctx context.Context) ([]policy.Contact, error) {
 	rows, err := t.s.db.QueryContext(ctx, `SELECT address, level FROM trust_contacts ORDER BY address`)
 	if err != nil {
 		return nil, fmt.Errorf("contacts: %w", err)
 	}
 	defer rows.Close()
-	var out []trust.Contact
+	var out []policy.Contact
 	for rows.Next() {
-		var c trust.Contact
+		var c policy.Contact
 		var l string
 		if err := rows.Scan(&c.Address, &l); err != nil {
 			return nil, fmt.Errorf("contacts: %w", err)
 		}
-		c.Level = trust.Level(l)
+		c.Level = policy.Level(l)
 		out = append(out, c)
 	}
 	return out, rows.Err()
 }
 
-// Balance implements trust.Credits.
+// Balance implements policy.Credits.
 func (t *Trust) Balance(ctx context.Context, addr string) (int64, error) {
 	var b int64
 	err := t.s.db.QueryRowContext(ctx, `SELECT balance FROM trust_credits WHERE address = ?`, addr).Scan(&b)
@@ -205,7 +207,7 @@ func balanceTx(tx *sql.Tx, addr string) (int64, error) {
 	return b, err
 }
 
-// Grant implements trust.Credits.
+// Grant implements policy.Credits.
 func (t *Trust) Grant(ctx context.Context, addr string, amount int64) (int64, error) {
 	if amount <= 0 {
 		return 0, fmt.Errorf("credits: grant must be positive, not %d", amount)
@@ -232,8 +234,8 @@ func (t *Trust) Grant(ctx context.Context, addr string, amount int64) (int64, er
 	return bal, err
 }
 
-// Spend implements trust.Credits: it takes amount from addr's balance, or
-// fails with trust.ErrInsufficientCredits and changes nothing.
+// Spend implements policy.Credits: it takes amount from addr's balance, or
+// fails with policy.ErrInsufficientCredits and changes nothing.
 func (t *Trust) Spend(ctx context.Context, addr string, amount int64) (int64, error) {
 	if amount <= 0 {
 		return 0, fmt.Errorf("credits: spend must be positive, not %d", amount)
@@ -247,7 +249,7 @@ func (t *Trust) Spend(ctx context.Context, addr string, amount int64) (int64, er
 		}
 		bal = cur
 		if cur < amount {
-			return trust.ErrInsufficientCredits
+			return policy.ErrInsufficientCredits
 		}
 		bal = cur - amount
 		if _, err := tx.Exec(`UPDATE trust_credits SET balance = ?, updated_ms = ? WHERE address = ?`, bal, now, addr); err != nil {
@@ -258,9 +260,9 @@ func (t *Trust) Spend(ctx context.Context, addr string, amount int64) (int64, er
 	return bal, err
 }
 
-// History implements trust.HistoryStore.
-func (t *Trust) History(ctx context.Context, addr string) (trust.History, error) {
-	var h trust.History
+// History implements policy.HistoryStore.
+func (t *Trust) History(ctx context.Context, addr string) (policy.History, error) {
+	var h policy.History
 	var first, last int64
 	err := t.s.db.QueryRowContext(ctx, `SELECT requests, denials, first_ms, last_ms FROM trust_history WHERE address = ?`, addr).
 		Scan(&h.Requests, &h.Denials, &first, &last)
@@ -274,7 +276,7 @@ func (t *Trust) History(ctx context.Context, addr string) (trust.History, error)
 	return h, nil
 }
 
-// Record implements trust.HistoryStore.
+// Record implements policy.HistoryStore.
 func (t *Trust) Record(ctx context.Context, addr string, allowed bool, at time.Time) error {
 	req, den := 0, 1
 	if allowed {

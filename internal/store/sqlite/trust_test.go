@@ -10,7 +10,8 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/internal/store/sqlite"
-	"github.com/agenthost/agenthost/trust"
+
+	"github.com/agenthost/agenthost/trust/policy"
 )
 
 const addrA = "0x1111111111111111111111111111111111111111111111111111111111111111"
@@ -109,10 +110,10 @@ func TestTrustContactsCreditsHistory(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), sqlite.FileName)
 	s, tr := openTrust(t, path, nil)
-	if l, _ := tr.Level(ctx, addrA); l != trust.LevelStranger {
+	if l, _ := tr.Level(ctx, addrA); l != policy.LevelStranger {
 		t.Fatalf("unknown level = %q", l)
 	}
-	if _, err := trust.ApplyAdmin(ctx, tr, trust.AdminOp{Action: trust.AdminPromote, Address: addrA}); err != nil {
+	if _, err := policy.ApplyAdmin(ctx, tr, policy.AdminOp{Action: policy.AdminPromote, Address: addrA}); err != nil {
 		t.Fatal(err)
 	}
 	if err := tr.SetLevel(ctx, addrA, "king"); err == nil {
@@ -121,7 +122,7 @@ func TestTrustContactsCreditsHistory(t *testing.T) {
 	if _, err := tr.Grant(ctx, addrA, 5); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tr.Spend(ctx, addrA, 7); !errors.Is(err, trust.ErrInsufficientCredits) {
+	if _, err := tr.Spend(ctx, addrA, 7); !errors.Is(err, policy.ErrInsufficientCredits) {
 		t.Fatalf("overspend: %v", err)
 	}
 	if b, err := tr.Spend(ctx, addrA, 3); err != nil || b != 2 {
@@ -134,7 +135,7 @@ func TestTrustContactsCreditsHistory(t *testing.T) {
 
 	s, tr = openTrust(t, path, nil)
 	defer s.Close()
-	if l, _ := tr.Level(ctx, addrA); l != trust.LevelContact {
+	if l, _ := tr.Level(ctx, addrA); l != policy.LevelContact {
 		t.Fatalf("after reopen level = %q, want contact", l)
 	}
 	if b, _ := tr.Balance(ctx, addrA); b != 2 {
@@ -145,10 +146,10 @@ func TestTrustContactsCreditsHistory(t *testing.T) {
 		t.Fatalf("History = %+v, %v", h, err)
 	}
 	cs, err := tr.Contacts(ctx)
-	if err != nil || len(cs) != 1 || cs[0].Level != trust.LevelContact {
+	if err != nil || len(cs) != 1 || cs[0].Level != policy.LevelContact {
 		t.Fatalf("Contacts = %+v, %v", cs, err)
 	}
-	if err := tr.SetLevel(ctx, addrA, trust.LevelStranger); err != nil {
+	if err := tr.SetLevel(ctx, addrA, policy.LevelStranger); err != nil {
 		t.Fatal(err)
 	}
 	if cs, _ := tr.Contacts(ctx); len(cs) != 0 {

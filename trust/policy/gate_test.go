@@ -1,4 +1,4 @@
-package trust
+package policy
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/agenthost/agenthost/trust"
 )
 
 func mustList(t *testing.T, entries ...string) *List {
@@ -42,7 +44,7 @@ var (
 func TestDecide(t *testing.T) {
 	ctx := context.Background()
 	strict, _ := Preset(PresetStrict)
-	careful := DefaultPolicy()
+	careful := Default()
 	open, _ := Preset(PresetOpen)
 	onboarding := &Policy{Name: PresetCustom, Allow: []string{"whitelisted", "contact"}, Deny: []string{"blocked"},
 		Onboard: Onboarding{InviteCodes: []string{"OpenOnion", "BETA2024"}, Payment: 10}, Default: ActionDeny}
@@ -151,7 +153,7 @@ func TestOnboardPayment(t *testing.T) {
 	if bal, _ := credits.Balance(ctx, stranger); bal != 15 {
 		t.Errorf("balance %d after a second onboarding", bal)
 	}
-	if _, err := g.Onboard(ctx, "", Credentials{Payment: 10}); !errors.Is(err, ErrUnsigned) {
+	if _, err := g.Onboard(ctx, "", Credentials{Payment: 10}); !errors.Is(err, trust.ErrUnsigned) {
 		t.Errorf("anonymous: %v", err)
 	}
 	if _, err := g.Onboard(ctx, friend, Credentials{}); !errors.Is(err, ErrNoCredentials) {
@@ -198,14 +200,14 @@ func TestStoreFailures(t *testing.T) {
 	if d, err := g.Decide(ctx, Caller{}); err != nil || !d.Allowed() {
 		t.Errorf("anonymous needs no store: %+v %v", d, err)
 	}
-	if _, err := g.Decide(ctx, Caller{Address: "0xnope"}); !errors.Is(err, ErrBadAddress) {
+	if _, err := g.Decide(ctx, Caller{Address: "0xnope"}); !errors.Is(err, trust.ErrBadAddress) {
 		t.Errorf("bad address: %v", err)
 	}
 }
 
 func TestDecideWithJudge(t *testing.T) {
 	ctx := context.Background()
-	policy := ProsePolicy("I trust requests from contacts with a good history.")
+	policy := Prose("I trust requests from contacts with a good history.")
 	policy.Onboard = Onboarding{InviteCodes: []string{"BETA"}}
 	var calls atomic.Int32
 	var last JudgeInput
@@ -288,7 +290,7 @@ func TestDecideWithJudge(t *testing.T) {
 }
 
 func TestAskWithoutJudgeDenies(t *testing.T) {
-	g := mustGate(t, GateConfig{Policy: ProsePolicy("anything")})
+	g := mustGate(t, GateConfig{Policy: Prose("anything")})
 	d, err := g.Decide(context.Background(), Caller{Address: stranger})
 	if err != nil || d.Allowed() || d.Reason == "" {
 		t.Fatalf("%+v %v", d, err)
@@ -309,7 +311,7 @@ func TestAdmin(t *testing.T) {
 	ctx := context.Background()
 	host := testIdentity(t, 100)
 	alice := testIdentity(t, 1)
-	v, _ := NewVerifier(VerifierConfig{Address: host.Address(), Now: func() time.Time { return t0 }})
+	v, _ := trust.NewVerifier(trust.VerifierConfig{Address: host.Address(), Now: func() time.Time { return t0 }})
 	contacts := NewMemoryContacts()
 	strict, _ := Preset(PresetStrict)
 	g := mustGate(t, GateConfig{Policy: strict, Contacts: contacts, Blacklist: mustList(t, banned)})
@@ -343,28 +345,31 @@ func TestAdmin(t *testing.T) {
 			t.Fatal(err)
 		}
 		raw, _ := json.Marshal(env)
-		op, err := v.VerifyAdmin(ctx, raw)
+		op, err := VerifyAdmin(ctx, v, raw)
 		if err != nil {
 			t.Fatalf("step %d: VerifyAdmin: %v", i, err)
 		}
 		lvl, err := g.Apply(ctx, op)
+		if s.action == AdminPromote && s.err && !errors.Is(err, ErrPromoteBlocked) {
+			t.Fatalf("step %d: promoting a blocked caller: %v, want ErrPromoteBlocked", i, err)
+		}
 		if s.err != (err != nil) || !s.err && lvl != s.want {
 			t.Fatalf("step %d %s: level %s, err %v; want %s", i, s.action, lvl, err, s.want)
 		}
 	}
 	// Only the host's own key may administer.
-	env, _ := Sign(alice, map[string]any{"admin": "promote", "address": alice.Address(), "to": host.Address(), "timestamp": t0.Unix()})
+	env, _ := trust.Sign(alice, map[string]any{"admin": "promote", "address": alice.Address(), "to": host.Address(), "timestamp": t0.Unix()})
 	raw, _ := json.Marshal(env)
-	if _, err := v.VerifyAdmin(ctx, raw); !errors.Is(err, ErrNotAdmin) {
+	if _, err := VerifyAdmin(ctx, v, raw); !errors.Is(err, trust.ErrNotAdmin) {
 		t.Errorf("admin by another key: %v", err)
 	}
 	// Replay of an admin operation.
 	env, _ = SignAdmin(host, AdminOp{Action: AdminBlock, Address: alice.Address()}, t0)
 	raw, _ = json.Marshal(env)
-	if _, err := v.VerifyAdmin(ctx, raw); err != nil {
+	if _, err := VerifyAdmin(ctx, v, raw); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.VerifyAdmin(ctx, raw); !errors.Is(err, ErrReplay) {
+	if _, err := VerifyAdmin(ctx, v, raw); !errors.Is(err, trust.ErrReplay) {
 		t.Errorf("admin replay: %v", err)
 	}
 	// Without "to", or with a bad address.
@@ -373,9 +378,9 @@ func TestAdmin(t *testing.T) {
 		{"admin": "block", "address": "nobody", "to": host.Address(), "timestamp": t0.Unix()},
 		{"prompt": "hi", "to": host.Address(), "timestamp": t0.Unix()},
 	} {
-		env, _ = Sign(host, p)
+		env, _ = trust.Sign(host, p)
 		raw, _ = json.Marshal(env)
-		if _, err := v.VerifyAdmin(ctx, raw); !errors.Is(err, ErrUnauthorized) {
+		if _, err := VerifyAdmin(ctx, v, raw); !errors.Is(err, trust.ErrUnauthorized) {
 			t.Errorf("VerifyAdmin(%v) = %v", p, err)
 		}
 	}

@@ -1,4 +1,4 @@
-package trust
+package policy
 
 import (
 	"os"
@@ -33,7 +33,7 @@ func TestEvaluate(t *testing.T) {
 	strict, _ := Preset(PresetStrict)
 	onboarding := &Policy{Name: PresetCustom, Allow: []string{"whitelisted", "contact"}, Deny: []string{"blocked"},
 		Onboard: Onboarding{InviteCodes: []string{"BETA2024"}, Payment: 10}, Default: ActionDeny}
-	ask := ProsePolicy("I trust contacts.")
+	ask := Prose("I trust contacts.")
 	literal := &Policy{Name: PresetCustom, Allow: []string{addrA, "0xcd*"}, Deny: []string{"0xabc1*"}, Default: ActionDeny, Anonymous: ActionAllow}
 	strangersOnly := &Policy{Name: PresetCustom, Allow: []string{"stranger"}, Default: ActionDeny}
 	noAnonymous := &Policy{Name: PresetCustom, Deny: []string{"anonymous"}, Default: ActionAllow}
@@ -129,8 +129,8 @@ func TestParsePolicy(t *testing.T) {
 		yaml string
 		want Policy
 	}{
-		{"empty", ``, *DefaultPolicy()},
-		{"level", `careful`, *DefaultPolicy()},
+		{"empty", ``, *Default()},
+		{"level", `careful`, *Default()},
 		{"level upper case", `STRICT`, Policy{Name: "strict", Allow: []string{"whitelisted", "contact"}, Deny: []string{"blocked"}, Default: ActionDeny}},
 		{"seed mapping", seedPolicyYAML, Policy{Name: PresetCustom, Allow: []string{"whitelisted", "contact"}, Deny: []string{"blocked"},
 			Onboard: Onboarding{InviteCodes: []string{"OpenOnion", "BETA2024"}, Payment: 10}, Default: ActionAsk}},
@@ -150,7 +150,7 @@ func TestParsePolicy(t *testing.T) {
 		{"yaml file", `trust.yaml`, Policy{Name: "strict", Allow: []string{"whitelisted", "contact"}, Deny: []string{"blocked"}, Default: ActionDeny}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := ParsePolicy([]byte(tc.yaml), dir)
+			p, err := Parse([]byte(tc.yaml), dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -179,7 +179,7 @@ func TestParsePolicyErrors(t *testing.T) {
 		{"policy not text", `{policy: [1]}`, "want text"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParsePolicy([]byte(tc.yaml), dir)
+			_, err := Parse([]byte(tc.yaml), dir)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
 			}
@@ -188,40 +188,40 @@ func TestParsePolicyErrors(t *testing.T) {
 }
 
 func TestParsePolicyMarkdown(t *testing.T) {
-	p, err := ParsePolicyMarkdown("I trust everyone who signs.\n")
+	p, err := ParseMarkdown("I trust everyone who signs.\n")
 	if err != nil || p.Default != ActionAsk || p.Prose != "I trust everyone who signs." {
 		t.Errorf("no front matter: %+v, %v", p, err)
 	}
-	p, err = ParsePolicyMarkdown("\ufeff---\ndefault: allow\n---\nBe nice.")
+	p, err = ParseMarkdown("\ufeff---\ndefault: allow\n---\nBe nice.")
 	if err != nil || p.Default != ActionAllow || p.Prose != "Be nice." {
 		t.Errorf("front matter with default: %+v, %v", p, err)
 	}
-	p, err = ParsePolicyMarkdown("---\nstrict\n---\nNotes.")
+	p, err = ParseMarkdown("---\nstrict\n---\nNotes.")
 	if err != nil || p.Name != PresetStrict || p.Prose != "Notes." {
 		t.Errorf("level front matter: %+v, %v", p, err)
 	}
-	p, err = ParsePolicyMarkdown("---\n---\nBody.")
+	p, err = ParseMarkdown("---\n---\nBody.")
 	if err != nil || p.Default != ActionAsk {
 		t.Errorf("empty front matter: %+v, %v", p, err)
 	}
 	for _, bad := range []string{"---\nallow: [x]\n", "", "---\npolicy: a\n---\nb", "---\n[1]\n---\n"} {
-		if _, err := ParsePolicyMarkdown(bad); err == nil {
-			t.Errorf("ParsePolicyMarkdown(%q) accepted", bad)
+		if _, err := ParseMarkdown(bad); err == nil {
+			t.Errorf("ParseMarkdown(%q) accepted", bad)
 		}
 	}
 }
 
 func TestPolicyFromValue(t *testing.T) {
-	p, err := PolicyFromValue(map[any]any{"default": "allow"}, "")
+	p, err := FromValue(map[any]any{"default": "allow"}, "")
 	if err != nil || p.Default != ActionAllow {
 		t.Errorf("map[any]any: %+v %v", p, err)
 	}
 	strict, _ := Preset(PresetStrict)
-	p, err = PolicyFromValue(strict, "")
+	p, err = FromValue(strict, "")
 	if err != nil || p == strict || p.Name != PresetStrict {
 		t.Errorf("*Policy: %+v %v", p, err)
 	}
-	if _, err := PolicyFromValue(42, ""); err == nil {
+	if _, err := FromValue(42, ""); err == nil {
 		t.Error("int accepted")
 	}
 }

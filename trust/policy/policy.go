@@ -1,4 +1,16 @@
-package trust
+// Package policy decides who may talk to an agent once package trust has
+// proved who is talking: trust levels (anonymous, stranger, contact,
+// whitelisted, blocked), presets (open, careful, strict) and policies in
+// YAML, markdown or words, access lists, stored contacts, onboarding by
+// invite code or payment, the judge of a natural-language policy with its
+// cache and rate limits, and signed admin operations that promote, demote,
+// block or unblock a caller.
+//
+// A host verifies a request with trust.Verifier, then asks a Gate:
+//
+//	m, err := verifier.Verify(ctx, body)  // package trust
+//	d, err := gate.Decide(ctx, policy.Caller{Address: m.From})
+package policy
 
 import (
 	"errors"
@@ -122,16 +134,16 @@ func Preset(name string) (*Policy, bool) {
 	return p, true
 }
 
-// DefaultPolicy returns the careful preset.
-func DefaultPolicy() *Policy {
+// Default returns the careful preset.
+func Default() *Policy {
 	p, _ := Preset(PresetCareful)
 	return p
 }
 
-// ProsePolicy returns the policy of a natural-language trust text: blocked
+// Prose returns the policy of a natural-language trust text: blocked
 // callers are refused and whitelisted ones admitted without asking; every
 // other caller, signed or not, is put to the Judge with text as the policy.
-func ProsePolicy(text string) *Policy {
+func Prose(text string) *Policy {
 	return &Policy{
 		Name:    PresetCustom,
 		Allow:   []string{"whitelisted"},
@@ -295,27 +307,27 @@ func (p *Policy) matchAny(entries []string, addr string, level Level) bool {
 	return false
 }
 
-// ParsePolicy reads a trust policy from YAML: the value of "trust:" in
-// host.yaml. See PolicyFromValue. Relative file paths resolve against
+// Parse reads a trust policy from YAML: the value of "trust:" in
+// host.yaml. See FromValue. Relative file paths resolve against
 // baseDir.
-func ParsePolicy(data []byte, baseDir string) (*Policy, error) {
+func Parse(data []byte, baseDir string) (*Policy, error) {
 	var v any
 	if err := yaml.Unmarshal(data, &v); err != nil {
 		return nil, fmt.Errorf("trust policy: %w", err)
 	}
-	return PolicyFromValue(v, baseDir)
+	return FromValue(v, baseDir)
 }
 
-// PolicyFromValue builds a policy from a decoded "trust:" value: nil (the
-// careful preset), a string (see PolicyFromText), or a mapping with the keys
+// FromValue builds a policy from a decoded "trust:" value: nil (the
+// careful preset), a string (see FromText), or a mapping with the keys
 // allow, deny, onboard {invite_code, payment}, default (allow|deny|ask),
 // anonymous (allow|deny|ask) and policy (natural-language text).
-func PolicyFromValue(v any, baseDir string) (*Policy, error) {
+func FromValue(v any, baseDir string) (*Policy, error) {
 	switch x := v.(type) {
 	case nil:
-		return DefaultPolicy(), nil
+		return Default(), nil
 	case string:
-		return PolicyFromText(x, baseDir)
+		return FromText(x, baseDir)
 	case *Policy:
 		cp := *x
 		return &cp, cp.Validate()
@@ -331,15 +343,15 @@ func PolicyFromValue(v any, baseDir string) (*Policy, error) {
 	return nil, fmt.Errorf("trust policy: want a level, a policy text, a file or a mapping, not %T", v)
 }
 
-// PolicyFromText interprets a trust string as host() and host.yaml accept
+// FromText interprets a trust string as host() and host.yaml accept
 // it: a level ("open", "careful", "strict"), a path to a policy file
 // (markdown with YAML front matter, or YAML), or natural-language policy
-// text (ProsePolicy). A single word that is none of these is an error, so a
+// text (Prose). A single word that is none of these is an error, so a
 // misspelt level does not silently become a policy for the Judge.
-func PolicyFromText(s, baseDir string) (*Policy, error) {
+func FromText(s, baseDir string) (*Policy, error) {
 	t := strings.TrimSpace(s)
 	if t == "" {
-		return DefaultPolicy(), nil
+		return Default(), nil
 	}
 	if p, ok := Preset(strings.ToLower(t)); ok {
 		return p, nil
@@ -353,43 +365,43 @@ func PolicyFromText(s, baseDir string) (*Policy, error) {
 		ext := strings.ToLower(filepath.Ext(t))
 		isPolicyExt := ext == ".md" || ext == ".markdown" || ext == ".yaml" || ext == ".yml"
 		if statErr == nil || isPolicyExt && !strings.ContainsAny(t, " \t") {
-			return LoadPolicyFile(path)
+			return LoadFile(path)
 		}
 		if !strings.ContainsAny(t, " \t") {
 			return nil, fmt.Errorf("trust: unknown level %q (want open, careful or strict, a policy file, or a policy in words)", clipAddr(t))
 		}
 	}
-	return ProsePolicy(t), nil
+	return Prose(t), nil
 }
 
-// LoadPolicyFile reads a policy file. A .yaml or .yml file holds the
+// LoadFile reads a policy file. A .yaml or .yml file holds the
 // "trust:" value. Any other file is markdown: YAML front matter between
 // "---" lines holds the mapping and the body is the natural-language
 // policy; without front matter the whole file is the policy text.
-func LoadPolicyFile(path string) (*Policy, error) {
+func LoadFile(path string) (*Policy, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("trust policy file: %w", err)
 	}
 	ext := strings.ToLower(filepath.Ext(path))
 	if ext == ".yaml" || ext == ".yml" {
-		p, err := ParsePolicy(b, filepath.Dir(path))
+		p, err := Parse(b, filepath.Dir(path))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		return p, nil
 	}
-	p, err := ParsePolicyMarkdown(string(b))
+	p, err := ParseMarkdown(string(b))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return p, nil
 }
 
-// ParsePolicyMarkdown reads a markdown policy: optional YAML front matter
+// ParseMarkdown reads a markdown policy: optional YAML front matter
 // (the mapping) and a body (the natural-language policy). When the front
 // matter sets no default and the body is not empty, the default is ask.
-func ParsePolicyMarkdown(text string) (*Policy, error) {
+func ParseMarkdown(text string) (*Policy, error) {
 	text = strings.TrimPrefix(text, "\ufeff")
 	front, body, ok, err := splitFrontMatter(text)
 	if err != nil {
@@ -399,7 +411,7 @@ func ParsePolicyMarkdown(text string) (*Policy, error) {
 		if strings.TrimSpace(text) == "" {
 			return nil, errors.New("trust policy: empty policy file")
 		}
-		return ProsePolicy(text), nil
+		return Prose(text), nil
 	}
 	var v any
 	if err := yaml.Unmarshal([]byte(front), &v); err != nil {
@@ -581,4 +593,12 @@ func toInt64(v any) (int64, error) {
 		return int64(x), nil
 	}
 	return 0, fmt.Errorf("want a number, not %T", v)
+}
+
+// clipAddr shortens what a caller sent before it goes into an error.
+func clipAddr(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
 }

@@ -1,4 +1,4 @@
-package trust
+package policy
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/agenthost/agenthost/trust"
 )
 
 // DefaultJudgeCacheTTL is how long a Gate remembers a judge's decision for
@@ -15,7 +17,7 @@ const DefaultJudgeCacheTTL = 10 * time.Minute
 // GateConfig configures a Gate. Only Policy matters for a simple host; the
 // stores default to in-memory ones, which do not survive restarts.
 type GateConfig struct {
-	// Policy is the trust policy (DefaultPolicy if nil).
+	// Policy is the trust policy (Default if nil).
 	Policy *Policy
 	// Whitelist and Blacklist are the operator's access lists (host()
 	// parameters or list files). The blacklist always wins.
@@ -68,7 +70,7 @@ func NewGate(cfg GateConfig) (*Gate, error) {
 		log:      cfg.Logger,
 	}
 	if g.policy == nil {
-		g.policy = DefaultPolicy()
+		g.policy = Default()
 	}
 	if err := g.policy.Validate(); err != nil {
 		return nil, err
@@ -114,7 +116,7 @@ func (g *Gate) Level(ctx context.Context, addr string) (Level, error) {
 	if addr == "" {
 		return LevelAnonymous, nil
 	}
-	addr, err := NormalizeAddress(addr)
+	addr, err := trust.NormalizeAddress(addr)
 	if err != nil {
 		return "", err
 	}
@@ -146,7 +148,7 @@ func (g *Gate) Decide(ctx context.Context, c Caller) (Decision, error) {
 	level := LevelAnonymous
 	if c.Address != "" {
 		var err error
-		if addr, err = NormalizeAddress(c.Address); err != nil {
+		if addr, err = trust.NormalizeAddress(c.Address); err != nil {
 			return Decision{}, err
 		}
 		if level, err = g.Level(ctx, addr); err != nil {

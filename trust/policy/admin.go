@@ -1,11 +1,14 @@
-package trust
+package policy
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/agenthost/agenthost/trust"
 )
 
 // AdminAction is an operator's change to a caller's stored level.
@@ -21,6 +24,10 @@ const (
 	AdminBlock   AdminAction = "block"
 	AdminUnblock AdminAction = "unblock"
 )
+
+// ErrPromoteBlocked is ApplyAdmin's refusal to promote a blocked caller,
+// which must be unblocked first (a host answers it with 409).
+var ErrPromoteBlocked = errors.New("is blocked; unblock it first")
 
 // AdminOp is an admin operation. Signed, its payload is
 //
@@ -39,7 +46,7 @@ func (op *AdminOp) Validate() error {
 	default:
 		return fmt.Errorf("admin: unknown action %q (want promote, demote, block or unblock)", clipAddr(string(op.Action)))
 	}
-	addr, err := NormalizeAddress(op.Address)
+	addr, err := trust.NormalizeAddress(op.Address)
 	if err != nil {
 		return fmt.Errorf("admin: %w", err)
 	}
@@ -49,11 +56,11 @@ func (op *AdminOp) Validate() error {
 
 // SignAdmin signs op with the host's identity id, addressed to id itself,
 // at time now.
-func SignAdmin(id *Identity, op AdminOp, now time.Time) (Envelope, error) {
+func SignAdmin(id *trust.Identity, op AdminOp, now time.Time) (trust.Envelope, error) {
 	if err := op.Validate(); err != nil {
-		return Envelope{}, err
+		return trust.Envelope{}, err
 	}
-	return Sign(id, map[string]any{
+	return trust.Sign(id, map[string]any{
 		"admin":     op.Action,
 		"address":   op.Address,
 		"to":        id.Address(),
@@ -61,27 +68,28 @@ func SignAdmin(id *Identity, op AdminOp, now time.Time) (Envelope, error) {
 	})
 }
 
-// VerifyAdmin verifies a signed admin operation (the whole message, as for
-// Verify) and returns it. Besides everything Verify checks, the payload must
-// name this host in "to" and the signer must be the host itself
-// (ErrNotAdmin otherwise).
-func (v *Verifier) VerifyAdmin(ctx context.Context, raw []byte) (AdminOp, error) {
+// VerifyAdmin verifies a signed admin operation with v (the whole message,
+// as for trust.Verifier.Verify) and returns it. Besides everything Verify
+// checks, the payload must name this host in "to" and the signer must be
+// the host itself (trust.ErrNotAdmin otherwise); every failure matches
+// trust.ErrUnauthorized.
+func VerifyAdmin(ctx context.Context, v *trust.Verifier, raw []byte) (AdminOp, error) {
 	m, err := v.Verify(ctx, raw)
 	if err != nil {
 		return AdminOp{}, err
 	}
-	if m.From != v.self {
-		return AdminOp{}, ErrNotAdmin
+	if m.From != v.Address() {
+		return AdminOp{}, trust.ErrNotAdmin
 	}
 	if m.To == "" {
-		return AdminOp{}, fmt.Errorf("%w: an admin operation must name this agent in payload.to", ErrWrongRecipient)
+		return AdminOp{}, fmt.Errorf("%w: an admin operation must name this agent in payload.to", trust.ErrWrongRecipient)
 	}
 	var op AdminOp
 	if err := json.Unmarshal(m.Payload, &op); err != nil {
-		return AdminOp{}, fmt.Errorf("%w: admin payload: %v", ErrMalformed, err)
+		return AdminOp{}, fmt.Errorf("%w: admin payload: %v", trust.ErrMalformed, err)
 	}
 	if err := op.Validate(); err != nil {
-		return AdminOp{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return AdminOp{}, fmt.Errorf("%w: %v", trust.ErrMalformed, err)
 	}
 	return op, nil
 }
@@ -102,7 +110,7 @@ func ApplyAdmin(ctx context.Context, c Contacts, op AdminOp) (Level, error) {
 	case AdminPromote:
 		switch cur {
 		case LevelBlocked:
-			return cur, fmt.Errorf("admin: %s is blocked; unblock it first", op.Address)
+			return cur, fmt.Errorf("admin: %s: %w", op.Address, ErrPromoteBlocked)
 		case LevelContact, LevelWhitelisted:
 			next = LevelWhitelisted
 		default:

@@ -1,4 +1,4 @@
-package trust
+package policy
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"math"
 	"strings"
 	"sync"
+
+	"github.com/agenthost/agenthost/trust"
 )
 
 // Credits is the local credits ledger an operator manages ("agenthost
@@ -90,9 +92,9 @@ func CredentialsFromPayload(payload json.RawMessage) Credentials {
 // caller's level afterwards. Refusals match ErrOnboardingFailed.
 func (g *Gate) Onboard(ctx context.Context, addr string, cred Credentials) (Level, error) {
 	if addr == "" {
-		return LevelAnonymous, ErrUnsigned
+		return LevelAnonymous, trust.ErrUnsigned
 	}
-	addr, err := NormalizeAddress(addr)
+	addr, err := trust.NormalizeAddress(addr)
 	if err != nil {
 		return "", err
 	}

@@ -1,4 +1,4 @@
-package trust
+package policy
 
 import (
 	"bufio"
@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+
+	"github.com/agenthost/agenthost/trust"
 )
 
 // List is an access list (a whitelist or blacklist): addresses and
@@ -83,7 +85,7 @@ func (l *List) add(entry string) error {
 		return nil
 	}
 	if !strings.Contains(e, "*") {
-		addr, err := NormalizeAddress(e)
+		addr, err := trust.NormalizeAddress(e)
 		if err != nil {
 			return ErrBadListEntry
 		}

@@ -1,0 +1,135 @@
+package host_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/agenthost/agenthost/host"
+	"github.com/agenthost/agenthost/relay/relayserver"
+)
+
+// TestLifecycle: New starts nothing but its database and the Server refuses requests until
+// Start; Start begins the sweeper, the relay announcer and the reload
+// watcher; Shutdown stops every goroutine New and Start began and closes
+// the database; a shut-down Server answers 503 and cannot restart.
+func TestLifecycle(t *testing.T) {
+	r, err := relayserver.New(relayserver.Config{Addr: "127.0.0.1:0", Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Shutdown(context.Background()) })
+	ctx := t.Context()
+	before := goleak.IgnoreCurrent()
+
+	dir := t.TempDir()
+	s, err := host.New(ctx, factory("offline/demo"), host.WithDir(dir), host.WithCoDir(dir+"/.co"), host.WithLogger(quietLogger()),
+		host.WithRelayURL(r.URL()), host.WithReload(true), host.WithSweepInterval(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The open database has its own goroutines (database/sql's connection
+	// opener, the store's group-commit writer); nothing else runs yet.
+	if err := goleak.Find(before, goleak.IgnoreTopFunction("database/sql.(*DB).connectionOpener"),
+		goleak.IgnoreAnyFunction("github.com/agenthost/agenthost/internal/store/sqlite.(*Store).loop")); err != nil {
+		t.Errorf("New started goroutines: %v", err)
+	}
+	rec := newRecorder()
+	s.ServeHTTP(rec, mustRequest("GET", "/health"))
+	if rec.Code != 503 || !containsJSONError(rec.Body.String(), host.ErrNotStarted.Error()) {
+		t.Fatalf("before Start: %d %s", rec.Code, rec.Body)
+	}
+
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatalf("second Start: %v", err)
+	}
+	ts := httptest.NewServer(s)
+	code, m, _ := do(t, "POST", ts.URL+"/input", map[string]any{"prompt": "use add on 2 and 3"})
+	wantStatus(t, code, 200, m)
+	deadline := time.Now().Add(10 * time.Second)
+	for st, _, _ := s.RelayStatus(); !st.Announced; st, _, _ = s.RelayStatus() {
+		if time.Now().After(deadline) {
+			t.Fatal("Start did not start the relay announcer")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	ts.Close()
+	if err := goleak.Find(before); err != nil {
+		t.Errorf("goroutines left after Shutdown: %v", err)
+	}
+	rec = newRecorder()
+	s.ServeHTTP(rec, mustRequest("GET", "/health"))
+	if rec.Code != 503 || !containsJSONError(rec.Body.String(), host.ErrShuttingDown.Error()) {
+		t.Fatalf("after Shutdown: %d %s", rec.Code, rec.Body)
+	}
+	if err := s.Start(); !errors.Is(err, host.ErrShuttingDown) {
+		t.Fatalf("Start after Shutdown: %v", err)
+	}
+	if err := s.Shutdown(sctx); err != nil {
+		t.Fatalf("second Shutdown: %v", err)
+	}
+}
+
+// TestShutdownNeverStarted: a Server that was built and never started
+// releases its database on Shutdown, so the data directory can be opened
+// again at once.
+func TestShutdownNeverStarted(t *testing.T) {
+	dir := t.TempDir()
+	opts := []host.Option{host.WithDir(dir), host.WithCoDir(dir + "/.co"), host.WithLogger(quietLogger())}
+	for range 2 {
+		s, err := host.New(t.Context(), factory("offline/demo"), opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Shutdown(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestServeStartsAndStops: Server.Serve starts a Server built with New and,
+// when ctx ends, shuts it down and returns.
+func TestServeStartsAndStops(t *testing.T) {
+	dir := t.TempDir()
+	s, err := host.New(t.Context(), factory("offline/demo"), host.WithDir(dir), host.WithCoDir(dir+"/.co"), host.WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln) }()
+	code, m, _ := do(t, "GET", "http://"+ln.Addr().String()+"/health", nil)
+	wantStatus(t, code, 200, m)
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); !errors.Is(err, host.ErrShuttingDown) {
+		t.Fatalf("Start after Serve returned: %v", err)
+	}
+}
+
+func containsJSONError(body, msg string) bool {
+	return body == `{"error":"`+msg+`"}`+"\n" || body == `{"error":"`+msg+`"}`
+}
