@@ -43,7 +43,10 @@ func StartHost(newAgent host.Factory, opts ...host.Option) (*Host, error) {
 		return nil, err
 	}
 	base := []host.Option{host.WithDir(dir), host.WithCoDir(dir + "/.co"), host.WithConfigFile(""),
-		host.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), host.WithTrust("open")}
+		host.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), host.WithTrust("open"),
+		// Every benchmark client comes from 127.0.0.1: the per-address cap
+		// would refuse the load the scenarios measure.
+		host.WithMaxConnsPerIP(1 << 20)}
 	s, err := host.New(context.Background(), newAgent, append(base, opts...)...)
 	if err != nil {
 		os.RemoveAll(dir)
