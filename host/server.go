@@ -68,6 +68,7 @@ type Server struct {
 	user    Factory
 	log     *slog.Logger
 	now     func() time.Time
+	lock    *coLock // the .co directory, ours while the Server lives
 	rt      atomic.Pointer[runtime]
 	eng     *engine
 	st      store.Store
@@ -143,8 +144,14 @@ func New(ctx context.Context, newAgent Factory, opts ...Option) (*Server, error)
 	if err != nil {
 		return nil, fmt.Errorf("host: %w", err)
 	}
+	lock, err := lockCoDir(cfg.CoDir)
+	if err != nil {
+		return nil, fmt.Errorf("host: %w", err)
+	}
+	s.lock = lock
 	id, created, err := trust.LoadOrCreateIdentity(cfg.CoDir)
 	if err != nil {
+		lock.release()
 		return nil, fmt.Errorf("host: identity: %w", err)
 	}
 	if created {
@@ -153,6 +160,7 @@ func New(ctx context.Context, newAgent Factory, opts ...Option) (*Server, error)
 	s.id = id
 	st, err := sqlite.Open(ctx, filepath.Join(cfg.CoDir, sqlite.FileName))
 	if err != nil {
+		lock.release()
 		return nil, fmt.Errorf("host: %w", err)
 	}
 	s.st = st
@@ -358,6 +366,7 @@ func (s *Server) serveUntil(ctx context.Context, ln net.Listener) (newPort int, 
 	s.srvs = append(s.srvs, hs)
 	s.srvMu.Unlock()
 	s.relayListening(ln.Addr())
+	s.lock.listening(ln.Addr())
 	defer s.relayStopped(ln.Addr())
 	capped := newCapListener(ln, func() int { return s.current().cfg.MaxConnsPerIP })
 	errc := make(chan error, 1)
@@ -418,6 +427,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) closeStore() error {
+	defer s.lock.release()
 	if s.st != nil {
 		return s.st.Close()
 	}
