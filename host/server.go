@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,36 @@ import (
 
 // Factory builds a fresh agent for one request.
 type Factory func() (*agent.Agent, error)
+
+// Source is what a host serves: an agent, used as a template for every
+// request (an Agent is immutable and safe for concurrent runs; each
+// session keeps its own conversation), or a factory that builds a fresh
+// agent per request — use a factory when tools hold state of their own
+// (open files, a browser) that requests must not share.
+type Source interface {
+	*agent.Agent | ~func() (*agent.Agent, error)
+}
+
+// factoryOf turns a Source into a Factory.
+func factoryOf[S Source](src S) Factory {
+	switch v := any(src).(type) {
+	case *agent.Agent:
+		if v == nil {
+			return nil
+		}
+		return func() (*agent.Agent, error) { return v.Derive() }
+	case Factory:
+		return v
+	case func() (*agent.Agent, error):
+		return v
+	}
+	// Another named func type with Factory's signature.
+	v := reflect.ValueOf(src)
+	if v.IsNil() {
+		return nil
+	}
+	return v.Convert(reflect.TypeFor[Factory]()).Interface().(Factory)
+}
 
 // runtime is what a reload swaps: the configuration and everything derived
 // from it. Runs read it once at their start.
@@ -108,7 +139,8 @@ const (
 // Start or Serve.
 var ErrNotStarted = errors.New("host not started: call Server.Start (or Serve) before serving requests")
 
-// New builds a hosted agent from a factory and options. It reads host.yaml,
+// New builds a hosted agent from an agent or a factory (see Source) and
+// options. It reads host.yaml,
 // loads or creates the agent's identity, opens the session store (ctx
 // bounds the opening), marks sessions left running by a previous process
 // as interrupted, and builds one agent to check the configuration. It
@@ -116,9 +148,10 @@ var ErrNotStarted = errors.New("host not started: call Server.Start (or Serve) b
 // its own) and does not touch the process environment: Serve or Start
 // begin serving, and Shutdown releases what New opened, so call it even
 // for a Server that never started.
-func New(ctx context.Context, newAgent Factory, opts ...Option) (*Server, error) {
+func New[S Source](ctx context.Context, src S, opts ...Option) (*Server, error) {
+	newAgent := factoryOf(src)
 	if newAgent == nil {
-		return nil, errors.New("host: nil agent factory")
+		return nil, errors.New("host: nil agent or agent factory")
 	}
 	s := &Server{user: newAgent, connsDone: make(chan struct{}), restart: make(chan int, 1)}
 	for _, o := range opts {
@@ -312,8 +345,8 @@ func (s *Server) Address() string { return s.id.Address() }
 // tasks…", and on cancellation shuts down gracefully (runs get the
 // shutdown grace period to finish, then are interrupted). When it returns,
 // everything it started has stopped.
-func Serve(ctx context.Context, newAgent Factory, opts ...Option) error {
-	s, err := New(ctx, newAgent, opts...)
+func Serve[S Source](ctx context.Context, src S, opts ...Option) error {
+	s, err := New(ctx, src, opts...)
 	if err != nil {
 		return err
 	}
