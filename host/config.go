@@ -514,6 +514,18 @@ func (fc *fileConfig) resolve(cfg *Config, dir string) (*Config, error) {
 	if !filepath.IsAbs(cfg.CoDir) {
 		cfg.CoDir = filepath.Join(dir, cfg.CoDir)
 	}
+	// The seed's files: .co/whitelist.txt and .co/blacklist.txt are read
+	// when present and no list is configured.
+	for _, l := range []struct {
+		list *AccessList
+		file string
+	}{{&cfg.Whitelist, "whitelist.txt"}, {&cfg.Blacklist, "blacklist.txt"}} {
+		if l.list.File == "" && len(l.list.Addresses) == 0 {
+			if p := filepath.Join(cfg.CoDir, l.file); fileExists(p) {
+				l.list.File = p
+			}
+		}
+	}
 	cfg.MaxFileSizeMB = DefaultMaxFileSizeMB
 	if fc.MaxFileSize != nil {
 		cfg.MaxFileSizeMB = *fc.MaxFileSize

@@ -48,7 +48,7 @@ max_file_size: 5
 max_files_per_request: 4
 whitelist: whitelist.txt
 blacklist:
-  - "0xbad"
+  - "0xcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd"
 model: offline/slow
 system_prompt: prompt.md
 name: helper
@@ -58,7 +58,7 @@ func TestConfigFile(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, ".co", "host.yaml"), fullConfig)
 	writeFile(t, filepath.Join(dir, ".co", "prompt.md"), "You translate.")
-	writeFile(t, filepath.Join(dir, ".co", "whitelist.txt"), "0xgood\n")
+	writeFile(t, filepath.Join(dir, ".co", "whitelist.txt"), "0xabababababababababababababababababababababababababababababababab\n")
 	s, err := newIn(t, dir)
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +67,7 @@ func TestConfigFile(t *testing.T) {
 	if c.Summary != "I translate text" || len(c.Examples) != 2 || c.Trust != "open" || c.Port != 9123 || c.Workers != 3 ||
 		c.ResultTTL != time.Hour || c.RelayURL != "wss://relay.example/ws/announce" || c.CoDir != filepath.Join(dir, "data") ||
 		c.MaxFileSizeMB != 5 || c.MaxFilesPerRequest != 4 || c.Model != "offline/slow" || c.SystemPrompt != "You translate." ||
-		c.Name != "helper" || c.Whitelist.File != filepath.Join(dir, ".co", "whitelist.txt") || c.Blacklist.Addresses[0] != "0xbad" {
+		c.Name != "helper" || c.Whitelist.File != filepath.Join(dir, ".co", "whitelist.txt") || c.Blacklist.Addresses[0] != "0xcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd" {
 		t.Fatalf("config: %+v", c)
 	}
 	if c.SystemPromptFile != filepath.Join(dir, ".co", "prompt.md") || c.File != filepath.Join(dir, ".co", "host.yaml") {

@@ -274,6 +274,11 @@ func (g *TrustGate) rebuild(force bool) error {
 	wc, wl, werr := g.white.load(g.log)
 	bc, bl, berr := g.black.load(g.log)
 	if err := errors.Join(werr, berr); err != nil {
+		if force && g.gate.Load() == nil {
+			// At start: a host that would refuse every request does not
+			// start; the error names the file, the line and why.
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
 		msg := "this agent's access lists are unavailable; refusing requests until they are fixed"
 		g.listErr.Store(&msg)
 		return nil

@@ -2,7 +2,9 @@ package host
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -23,6 +25,7 @@ type listSource struct {
 
 	loaded  bool
 	failing bool
+	missing bool // the file did not exist at the last load
 	mod     time.Time
 	size    int64
 	list    *policy.List
@@ -48,7 +51,20 @@ func (s *listSource) load(log *slog.Logger) (changed bool, l *policy.List, err e
 		return true, s.list, nil
 	}
 	st, err := os.Stat(s.file)
-	if err == nil && s.loaded && !s.failing && st.ModTime().Equal(s.mod) && st.Size() == s.size {
+	if errors.Is(err, fs.ErrNotExist) {
+		// A named file that is not there is an empty list (the inline
+		// entries only), said once; it is read when it appears.
+		if s.loaded && s.missing {
+			return false, s.list, nil
+		}
+		log.Warn("trust: access list file does not exist; the list is empty until it is created", "list", s.name, "path", s.file)
+		if s.list, err = policy.NewList(s.name, s.inline); err != nil {
+			return false, nil, s.fail(log, err)
+		}
+		s.loaded, s.missing, s.failing = true, true, false
+		return true, s.list, nil
+	}
+	if err == nil && s.loaded && !s.failing && !s.missing && st.ModTime().Equal(s.mod) && st.Size() == s.size {
 		return false, s.list, nil
 	}
 	var text []byte
@@ -75,7 +91,7 @@ func (s *listSource) load(log *slog.Logger) (changed bool, l *policy.List, err e
 	if s.failing {
 		log.Info("trust: access list usable again", "list", s.name, "path", s.file, "entries", list.Len())
 	}
-	s.loaded, s.failing, s.mod, s.size, s.list = true, false, st.ModTime(), st.Size(), list
+	s.loaded, s.failing, s.missing, s.mod, s.size, s.list = true, false, false, st.ModTime(), st.Size(), list
 	return true, list, nil
 }
 

@@ -3,6 +3,7 @@ package host_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -121,18 +122,21 @@ func TestTrustSessionsPerCaller(t *testing.T) {
 
 // TestTrustLists: a blacklisted caller with a valid signature is refused,
 // whitelisted callers pass strict, patterns and comments work, the
-// blacklist wins, and an unreadable list fails closed with a log line.
+// blacklist wins; a list file that goes away is an empty list, one edited
+// into nonsense fails closed with a log line, and a malformed list at
+// start stops the host there, naming the file, the line and why.
 func TestTrustLists(t *testing.T) {
 	good, bad, stranger := newIdentity(t), newIdentity(t), newIdentity(t)
 	dir := t.TempDir()
 	listFile := filepath.Join(dir, "white.txt")
 	writeFile(t, listFile, "# partners\n"+good.Address()+"  # good one\n\n"+bad.Address()[:10]+"*\n")
 	var logs logBuffer
+	clock := &fakeClock{now: time.Now()}
 	// Whitelist from a file (next to host.yaml), blacklist inline.
 	writeFile(t, filepath.Join(dir, ".co", "host.yaml"), "trust: strict\nwhitelist: ../white.txt\nblacklist:\n  - "+bad.Address()+"\n")
-	h := startTrustHost(t, dir, host.WithLogger(logs.logger()))
+	h := startTrustHost(t, dir, host.WithLogger(logs.logger()), host.WithClock(clock.Now))
 	send := func(id *trust.Identity) (int, map[string]any) {
-		return postRaw(t, h.URL, signedInput(t, id, h.Address(), time.Now(), map[string]any{"prompt": "hi"}, nil))
+		return postRaw(t, h.URL, signedInput(t, id, h.Address(), clock.Now(), map[string]any{"prompt": "hi"}, nil))
 	}
 	code, m := send(good)
 	wantStatus(t, code, 200, m)
@@ -146,27 +150,65 @@ func TestTrustLists(t *testing.T) {
 	code, m = post(t, h.testHost(), map[string]any{"prompt": "hi"})
 	wantError(t, code, 401, m, "signature required")
 
-	// The list file becomes unreadable: everyone is refused, and the log
-	// says why (naming the file, not its contents).
+	// The list file goes away: the list is empty (a warning says so), so
+	// the whitelisted caller is a stranger again.
 	if err := os.Remove(listFile); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2100 * time.Millisecond) // lists are rechecked every 2 s
+	clock.Advance(3 * time.Second) // lists are rechecked every 2 s
+	code, m = send(good)
+	wantError(t, code, 403, m)
+	if l := logs.String(); !strings.Contains(l, "does not exist") || !strings.Contains(l, "white.txt") {
+		t.Fatalf("log: %s", l)
+	}
+	// Edited into nonsense while running: everyone is refused, and the log
+	// says why (naming the file, not its contents).
+	writeFile(t, listFile, "0xgood123abc...\n")
+	clock.Advance(3 * time.Second)
 	code, m = send(good)
 	wantError(t, code, 403, m, "access lists are unavailable")
-	if l := logs.String(); !strings.Contains(l, "access list unusable") || !strings.Contains(l, "white.txt") || strings.Contains(l, good.Address()) {
+	if l := logs.String(); !strings.Contains(l, "access list unusable") || strings.Contains(l, good.Address()) {
 		t.Fatalf("log: %s", l)
 	}
 	writeFile(t, listFile, good.Address()+"\n")
-	time.Sleep(2100 * time.Millisecond)
+	clock.Advance(3 * time.Second)
 	code, m = send(good)
 	wantStatus(t, code, 200, m)
 
-	// A malformed list at start fails closed too.
-	writeFile(t, listFile, "not-an-address\n")
-	h2 := startTrustHost(t, t.TempDir(), host.WithTrust("careful"), host.WithConfigFile(filepath.Join(dir, ".co", "host.yaml")))
-	code, m = post(t, h2.testHost(), map[string]any{"prompt": "hi"})
-	wantError(t, code, 403, m, "access lists")
+	// A malformed list at start: the host does not start.
+	writeFile(t, listFile, "# partners\n0xgood123abc...\n")
+	d2 := t.TempDir()
+	_, err := host.New(context.Background(), factory("offline/demo"), host.WithDir(d2), host.WithCoDir(filepath.Join(d2, ".co")),
+		host.WithLogger(quietLogger()), host.WithConfigFile(filepath.Join(dir, ".co", "host.yaml")))
+	if !errors.Is(err, host.ErrConfig) || !strings.Contains(err.Error(), "white.txt line 2") || !strings.Contains(err.Error(), "64 hex digits") {
+		t.Fatalf("malformed list at start: %v, want ErrConfig naming the file, line 2 and why", err)
+	}
+}
+
+// TestSeedListFiles: .co/whitelist.txt and .co/blacklist.txt are read
+// when present, as the seed has them; a list file named in host.yaml that
+// does not exist is an empty list with a warning, not a host refusing
+// everyone.
+func TestSeedListFiles(t *testing.T) {
+	good, bad := newIdentity(t), newIdentity(t)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, ".co", "whitelist.txt"), good.Address()+"\n")
+	writeFile(t, filepath.Join(dir, ".co", "blacklist.txt"), bad.Address()+"\n")
+	h := startTrustHost(t, dir, host.WithTrust("strict"))
+	code, m := postRaw(t, h.URL, signedInput(t, good, h.Address(), time.Now(), map[string]any{"prompt": "hi"}, nil))
+	wantStatus(t, code, 200, m)
+	code, m = postRaw(t, h.URL, signedInput(t, bad, h.Address(), time.Now(), map[string]any{"prompt": "hi"}, nil))
+	wantError(t, code, 403, m, "blocked")
+
+	d2 := t.TempDir()
+	writeFile(t, filepath.Join(d2, ".co", "host.yaml"), "trust: careful\nwhitelist: missing.txt\n")
+	var logs logBuffer
+	h2 := startTrustHost(t, d2, host.WithLogger(logs.logger()))
+	code, m = postRaw(t, h2.URL, signedInput(t, good, h2.Address(), time.Now(), map[string]any{"prompt": "hi"}, nil))
+	wantStatus(t, code, 200, m)
+	if l := logs.String(); !strings.Contains(l, "does not exist") || !strings.Contains(l, "missing.txt") {
+		t.Fatalf("no warning about the missing list file: %s", l)
+	}
 }
 
 // TestTrustOnboardingHTTP: invite code in the signed payload, payment from

@@ -25,7 +25,7 @@ type List struct {
 
 // ErrBadListEntry is returned for a list entry that is neither an address
 // nor a pattern.
-var ErrBadListEntry = errors.New("not an address or address pattern")
+var ErrBadListEntry = errors.New("not an address (0x and 64 hex digits) or an address pattern such as 0xab12*")
 
 // NewList returns a list of entries (addresses or patterns with '*'). name
 // identifies the list in errors and logs ("whitelist"). Blank entries are
