@@ -73,6 +73,7 @@ type options struct {
 	relay       string
 	session     string
 	invite      string
+	payment     int64
 	hc          *http.Client
 	onQuestion  QuestionFunc
 	onApproval  ApprovalFunc
@@ -108,6 +109,14 @@ func WithSession(id string) Option { return func(o *options) { o.session = id } 
 // WithInviteCode answers an agent's ONBOARD_REQUIRED with this invite
 // code, so a stranger becomes a contact and its request goes on.
 func WithInviteCode(code string) Option { return func(o *options) { o.invite = code } }
+
+// WithPayment lets the client pay up to credits to onboard with an agent
+// whose policy admits strangers for a payment (the credits come from the
+// agent's ledger, granted by its operator: agenthost credits grant). It pays
+// exactly what the agent asks, and refuses, with ErrOnboardRequired, when
+// the agent asks more than credits. An invite code, when both are given
+// and the agent takes codes, is used first.
+func WithPayment(credits int64) Option { return func(o *options) { o.payment = credits } }
 
 // WithHTTPClient sets the HTTP client for /info, sessions, the relay's API
 // and WebSocket dials.

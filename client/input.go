@@ -337,7 +337,8 @@ type frame struct {
 	Arguments   json.RawMessage `json:"arguments"`
 	Description string          `json:"description"`
 	// ONBOARD_REQUIRED
-	Methods []string `json:"methods"`
+	Methods       []string `json:"methods"`
+	PaymentAmount int64    `json:"payment_amount"`
 	// CONNECTED
 	Nonce string `json:"nonce"`
 }
@@ -498,17 +499,39 @@ func (c *Client) open(ctx context.Context, sessionID string, lastMsgID int64) (*
 	}
 }
 
-// onboard answers ONBOARD_REQUIRED with the invite code and waits for
-// ONBOARD_SUCCESS.
+// onboard answers ONBOARD_REQUIRED with the invite code, or with a
+// payment the agent asks for that is within WithPayment's limit, and waits
+// for ONBOARD_SUCCESS.
 func (c *Client) onboard(ctx context.Context, k *conn, req *frame) error {
-	if c.o.invite == "" {
+	offer := map[string]any{}
+	switch {
+	case c.o.invite != "" && (len(req.Methods) == 0 || slices.Contains(req.Methods, "invite_code")):
+		offer["invite_code"] = c.o.invite
+	case c.o.payment > 0 && slices.Contains(req.Methods, "payment"):
+		if req.PaymentAmount > c.o.payment {
+			return &Error{Kind: ErrOnboardRequired, Code: "payment_too_low",
+				Message: fmt.Sprintf("the agent asks %d credits to onboard; you allowed at most %d (--pay / WithPayment)", req.PaymentAmount, c.o.payment)}
+		}
+		amount := req.PaymentAmount
+		if amount <= 0 {
+			amount = c.o.payment
+		}
+		offer["payment"] = amount
+	default:
+		how := "give an invite code (--invite / WithInviteCode)"
+		if slices.Contains(req.Methods, "payment") {
+			how = fmt.Sprintf("give an invite code (--invite / WithInviteCode) or pay %d credits (--pay %d / WithPayment)", req.PaymentAmount, req.PaymentAmount)
+			if !slices.Contains(req.Methods, "invite_code") {
+				how = fmt.Sprintf("pay %d credits (--pay %d / WithPayment); the agent's operator grants credits with agenthost credits grant", req.PaymentAmount, req.PaymentAmount)
+			}
+		}
 		return &Error{Kind: ErrOnboardRequired, Code: "onboard_required",
-			Message: fmt.Sprintf("the agent admits this caller after onboarding (%s); give an invite code", strings.Join(req.Methods, ", "))}
+			Message: fmt.Sprintf("the agent admits this caller after onboarding (%s); %s", strings.Join(req.Methods, ", "), how)}
 	}
 	if c.id == nil {
 		return &Error{Kind: ErrOnboardRequired, Message: "onboarding needs a signing key"}
 	}
-	f, err := k.bound("ONBOARD_SUBMIT", map[string]any{"invite_code": c.o.invite}, nil)
+	f, err := k.bound("ONBOARD_SUBMIT", offer, nil)
 	if err != nil {
 		return err
 	}

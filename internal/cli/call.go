@@ -17,11 +17,12 @@ import (
 func init() {
 	var (
 		session, relayURL, invite, keys string
+		pay                             int64
 		unsigned, resume                bool
 	)
 	register(&Command{
 		Name:  "call",
-		Usage: "[--session ID] [--relay URL] [--invite CODE] [--unsigned] URL|ADDRESS PROMPT\n       agenthost call --resume --session ID URL|ADDRESS",
+		Usage: "[--session ID] [--relay URL] [--invite CODE] [--pay N] [--unsigned] URL|ADDRESS PROMPT\n       agenthost call --resume --session ID URL|ADDRESS",
 		Short: "send a prompt to a hosted agent and stream the answer",
 		Long: `Connects to the agent at URL (http://localhost:8000, host:port or ws://…/ws),
 or at ADDRESS (0x…) through a relay, sends PROMPT and streams the answer,
@@ -33,7 +34,9 @@ Requests are signed with your key: .co/keys/agent.key in this directory when
 it has one, else ~/.co/keys/agent.key (created on first use). An agent given
 by address is looked up on the relay (--relay, default $AGENTHOST_RELAY_URL):
 its announced endpoints are tried first, the relay carries the session
-otherwise. Agents that admit strangers after onboarding take --invite.
+otherwise. Agents that admit strangers after onboarding take --invite, or --pay N
+(up to N credits from the agent's ledger, which its operator grants with
+agenthost credits grant).
 
 When the connection drops mid-run (the relay restarted, the network went),
 the run goes on at the agent: --resume --session ID picks it up, replaying
@@ -42,6 +45,7 @@ what was missed, or prints its answer if it has finished.`,
 			fs.StringVar(&session, "session", "", "continue this session")
 			fs.StringVar(&relayURL, "relay", "", "relay for agents given by address (default $AGENTHOST_RELAY_URL)")
 			fs.StringVar(&invite, "invite", "", "invite code, if the agent asks strangers to onboard")
+			fs.Int64Var(&pay, "pay", 0, "credits you agree to pay, at most, if the agent asks strangers to pay to onboard")
 			fs.StringVar(&keys, "keys", "", "directory holding keys/agent.key (default .co here, else ~/.co)")
 			fs.BoolVar(&unsigned, "unsigned", false, "send unsigned requests (an anonymous caller)")
 			fs.BoolVar(&resume, "resume", false, "follow the run of --session to its end instead of sending a prompt")
@@ -53,7 +57,7 @@ what was missed, or prints its answer if it has finished.`,
 			case !resume && len(args) < 2:
 				return Usagef("want URL or ADDRESS, and PROMPT")
 			}
-			opts := []client.Option{client.WithSession(session), client.WithInviteCode(invite)}
+			opts := []client.Option{client.WithSession(session), client.WithInviteCode(invite), client.WithPayment(pay)}
 			if r := relayURL; r != "" || env.Getenv(client.EnvRelayURL) != "" {
 				if r == "" {
 					r = env.Getenv(client.EnvRelayURL)
