@@ -110,8 +110,10 @@ func TestSeedFlowDocker(t *testing.T) {
 	}
 	api.Do(t, "POST", "/api/v1/agents/"+id+"/permissions/"+perm["id"].(string)+"/reply", map[string]any{"reply": "once"}).Want(t, 200)
 	waitIdle(t, api, id)
-	if out := toolOutput(history(t, api, id, sid)); !strings.Contains(out, fmt.Sprintf("ok from %d", UID)) {
-		t.Fatalf("bash in the container: want \"ok from %d\" in the tool output, got %q", UID, out)
+	// The tools run in the runtime's sandbox, as its user "agent" (uid 1000
+	// in a user namespace mapped onto the container's uid).
+	if out := toolOutput(history(t, api, id, sid)); !strings.Contains(out, "ok from 1000") {
+		t.Fatalf("bash in the container: want \"ok from 1000\" (the sandbox's user) in the tool output, got %q", out)
 	}
 	before := history(t, api, id, sid)
 	if len(before) < 4 {
