@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -149,6 +150,12 @@ func newTrustGate(env GateEnv, opts *trustOptions) (*TrustGate, error) {
 				if m, err = llm.Open(judgeModel); err != nil {
 					return nil, fmt.Errorf("trust: judge_model: %w", err)
 				}
+			}
+			if m != nil && strings.HasPrefix(m.Name(), "offline/") {
+				// The offline demo model cannot read a policy: callers the
+				// policy leaves to the judge are answered 503, saying so.
+				g.log.Warn("trust: the trust policy leaves callers to a judge, and the offline model cannot judge; those callers are refused with 503 until judge_model names a real model (e.g. judge_model: openai/gpt-4o-mini under trust: in host.yaml)")
+				m = nil
 			}
 			if m != nil {
 				judge = policy.NewLLMJudge(m)
@@ -456,6 +463,9 @@ func (g *TrustGate) decide(ctx context.Context, c policy.Caller) (Caller, error)
 		return Caller{Address: c.Address, Level: string(d.Level), ListsAnonymous: c.Address == "" && g.anonAll}, nil
 	case policy.OutcomeOnboard:
 		return Caller{}, &OnboardRequired{Identity: c.Address, Methods: d.Methods, PaymentAmount: float64(d.PaymentAmount), Reason: d.Reason}
+	}
+	if d.Unavailable {
+		return Caller{}, errorf(http.StatusServiceUnavailable, "%s", d.Reason)
 	}
 	if d.SignatureRequired {
 		msg := "signature required"

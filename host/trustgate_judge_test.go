@@ -58,9 +58,9 @@ func TestTrustJudgeFunc(t *testing.T) {
 	code, m = send(bob)
 	wantError(t, code, 403, m, "not someone this agent knows")
 	code, m = send(carol)
-	wantError(t, code, 403, m, "could not be evaluated")
+	wantError(t, code, 503, m, "could not be evaluated")
 	code, m = send(carol) // errors are not cached
-	wantError(t, code, 403, m)
+	wantError(t, code, 503, m)
 	if n := ncalls(); n != 4 {
 		t.Fatalf("judge calls = %d, want 4", n)
 	}
@@ -209,9 +209,9 @@ func TestTrustLLMJudge(t *testing.T) {
 	code, m = send(ben)
 	wantError(t, code, 403, m, "not a known contact")
 	code, m = send(cal)
-	wantError(t, code, 403, m, "could not be evaluated")
+	wantError(t, code, 503, m, "could not be evaluated")
 	code, m = send(dee)
-	wantError(t, code, 403, m, "could not be evaluated")
+	wantError(t, code, 503, m, "could not be evaluated")
 
 	reqs := srv.Requests()
 	if len(reqs) != 4 {
@@ -258,4 +258,17 @@ func TestTrustPolicyFileAndText(t *testing.T) {
 	if len(got) != 2 || got[0] != "Only callers from the partner program." || got[1] != "I trust requests that\nhave valid signatures." {
 		t.Fatalf("judge saw policies %q", got)
 	}
+}
+
+// A natural-language policy with the offline model: the host says at start
+// that the offline model cannot judge, and callers left to the judge get
+// 503 saying why, not a misleading "signature required".
+func TestProsePolicyOfflineModel(t *testing.T) {
+	var logs logBuffer
+	h := startTrustHost(t, t.TempDir(), host.WithTrust(prosePolicy), host.WithLogger(logs.logger()))
+	if l := logs.String(); !strings.Contains(l, "offline model cannot judge") || !strings.Contains(l, "judge_model") {
+		t.Fatalf("no warning at start: %s", l)
+	}
+	code, m := postRaw(t, h.URL, signedInput(t, newIdentity(t), h.Address(), time.Now(), map[string]any{"prompt": "hi"}, nil))
+	wantError(t, code, 503, m, "no model to judge")
 }

@@ -185,7 +185,7 @@ func (g *Gate) ask(ctx context.Context, addr string, level Level) Decision {
 	d := Decision{Level: level, ByDefault: true}
 	if g.judge == nil {
 		g.log.Warn("trust: the policy asks a judge and none is configured; refusing", "caller", callerName(addr))
-		g.deny(&d, "this agent's trust policy could not be evaluated")
+		d.Outcome, d.Reason, d.Unavailable = OutcomeDeny, "this agent's trust policy could not be evaluated: it has no model to judge callers (its operator sets judge_model)", true
 		return d
 	}
 	in := JudgeInput{Address: addr, Level: level, Policy: g.policy.Prose}
@@ -201,10 +201,10 @@ func (g *Gate) ask(ctx context.Context, addr string, level Level) Decision {
 	switch {
 	case errors.As(err, new(*errJudgeBusy)):
 		g.log.Info("trust: judge rate limit; refusing", "caller", callerName(addr))
-		g.deny(&d, err.Error())
+		d.Outcome, d.Reason, d.Unavailable = OutcomeDeny, err.Error(), true
 	case err != nil:
 		g.log.Error("trust: judge failed; refusing", "caller", callerName(addr), "err", err)
-		g.deny(&d, "this agent's trust policy could not be evaluated")
+		d.Outcome, d.Reason, d.Unavailable = OutcomeDeny, "this agent's trust policy could not be evaluated: its judge failed; try again later", true
 	case allow:
 		d.Outcome, d.Reason = OutcomeAllow, clipReason(reason)
 	default:

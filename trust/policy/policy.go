@@ -224,6 +224,11 @@ type Decision struct {
 	Promoted bool
 	// Judged reports that the Judge decided.
 	Judged bool
+	// Unavailable marks a denial because the policy could not be
+	// evaluated (its judge is missing, failed or is busy): not the caller's
+	// fault, and no signature or onboarding would change it. A host
+	// answers 503 rather than 401 or 403.
+	Unavailable bool
 }
 
 // Allowed reports whether the caller is admitted.
