@@ -218,9 +218,12 @@ func interfaceAddrs() []net.IP {
 // endpointsFor returns the URLs to announce: public (its http(s) form and
 // its WebSocket), or, without it, http and ws URLs of every address the
 // listeners are reachable on from another machine. Loopback and
-// link-local addresses mean nothing elsewhere and are left out; so a host
-// that listens only on 127.0.0.1, or not at all, announces none and is
-// reached through the relay.
+// link-local addresses mean nothing elsewhere and are left out, and so are
+// the private and shared (CGNAT) addresses of the machine's interfaces —
+// Docker bridges, a home LAN — unless a listener is bound to one
+// explicitly; so a host that listens only on 127.0.0.1, or not at all, or
+// on all interfaces of a machine with no public address, announces none
+// and is reached through the relay (or at public_url).
 func endpointsFor(public string, listeners []net.Addr, ifaces func() []net.IP) []string {
 	if public = strings.TrimRight(strings.TrimSpace(public), "/"); public != "" {
 		u, err := url.Parse(public)
@@ -259,6 +262,9 @@ func endpointsFor(public string, listeners []net.Addr, ifaces func() []net.IP) [
 			continue
 		}
 		for _, ip := range ifaces() {
+			if ip.IsPrivate() || cgnat.Contains(ip) {
+				continue
+			}
 			if ip.To4() != nil || ta.IP == nil || ta.IP.To4() == nil {
 				add(ip, ta.Port)
 			}
@@ -266,6 +272,9 @@ func endpointsFor(public string, listeners []net.Addr, ifaces func() []net.IP) [
 	}
 	return out
 }
+
+// cgnat is the shared address space of carrier-grade NAT (RFC 6598).
+var cgnat = &net.IPNet{IP: net.IPv4(100, 64, 0, 0), Mask: net.CIDRMask(10, 32)}
 
 // relayLine is the banner's relay line.
 func (s *Server) relayLine() string {

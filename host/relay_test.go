@@ -23,7 +23,8 @@ import (
 func TestEndpointsFor(t *testing.T) {
 	ifaces := func() []net.IP {
 		return []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("192.168.1.5"), net.ParseIP("fe80::1"),
-			net.ParseIP("10.0.0.2"), net.ParseIP("::1"), net.ParseIP("2001:db8::5")}
+			net.ParseIP("10.0.0.2"), net.ParseIP("::1"), net.ParseIP("2001:db8::5"), net.ParseIP("203.0.113.7"),
+			net.ParseIP("172.17.0.1"), net.ParseIP("100.64.3.4"), net.ParseIP("fd00::7")}
 	}
 	tcp := func(ip string, port int) net.Addr { return &net.TCPAddr{IP: net.ParseIP(ip), Port: port} }
 	cases := []struct {
@@ -36,11 +37,13 @@ func TestEndpointsFor(t *testing.T) {
 			[]string{"https://agent.example.com", "wss://agent.example.com/ws"}},
 		{"public with a path", "http://example.com:8080/agents/a", nil,
 			[]string{"http://example.com:8080/agents/a", "ws://example.com:8080/agents/a/ws"}},
+		// Interfaces: only routable addresses, not a LAN's, a Docker
+		// bridge's, CGNAT's or a ULA.
 		{"all IPv4 interfaces", "", []net.Addr{tcp("0.0.0.0", 8000)},
-			[]string{"http://192.168.1.5:8000", "ws://192.168.1.5:8000/ws", "http://10.0.0.2:8000", "ws://10.0.0.2:8000/ws"}},
+			[]string{"http://203.0.113.7:8000", "ws://203.0.113.7:8000/ws"}},
 		{"dual stack", "", []net.Addr{tcp("::", 9)},
-			[]string{"http://192.168.1.5:9", "ws://192.168.1.5:9/ws", "http://10.0.0.2:9", "ws://10.0.0.2:9/ws",
-				"http://[2001:db8::5]:9", "ws://[2001:db8::5]:9/ws"}},
+			[]string{"http://[2001:db8::5]:9", "ws://[2001:db8::5]:9/ws", "http://203.0.113.7:9", "ws://203.0.113.7:9/ws"}},
+		// A listener bound to a private address on purpose is announced.
 		{"one address", "", []net.Addr{tcp("192.168.1.5", 8000)},
 			[]string{"http://192.168.1.5:8000", "ws://192.168.1.5:8000/ws"}},
 		{"loopback only", "", []net.Addr{tcp("127.0.0.1", 8000)}, nil},
