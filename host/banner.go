@@ -6,6 +6,8 @@ import (
 	"net"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/agenthost/agenthost/internal/version"
 )
 
 // PrintBanner writes the seed's box: the agent, its address, endpoints, the
@@ -23,6 +25,7 @@ func (s *Server) PrintBanner(w io.Writer, addr net.Addr) {
 		"",
 		"",
 		"Address: " + s.id.Address(),
+		"Version: agenthost " + version.String(),
 		"",
 		"HTTP Endpoints:",
 		"  POST " + base + "/input",

@@ -19,6 +19,7 @@ import (
 	"github.com/agenthost/agenthost/internal/platform/agents"
 	"github.com/agenthost/agenthost/internal/runtime"
 	"github.com/agenthost/agenthost/internal/runtime/process"
+	"github.com/agenthost/agenthost/internal/version"
 	"github.com/agenthost/agenthost/llm"
 )
 
@@ -251,7 +252,7 @@ func printPlatformBanner(w io.Writer, base string, o *platformFlags) {
 	if o.insecure {
 		sandbox = "DISABLED (--insecure-no-sandbox): the agents' tools run unsandboxed; for one trusted user only"
 	}
-	fmt.Fprintf(w, `agenthost platform listening on %[1]s
+	fmt.Fprintf(w, `agenthost platform `+version.String()+` listening on %[1]s
   state:    %[2]s
   runtimes: %[3]s driver, loopback ports %[4]s
   sandbox:  %[6]s
