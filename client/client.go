@@ -1,5 +1,5 @@
 // Package client talks to hosted agents: directly at their URL, or by
-// address through a relay (protocol.md §2–4).
+// address through a relay (docs/protocol.md §2–4).
 //
 //	c, err := client.Connect(ctx, "0x3d40…", client.WithRelay("wss://relay.example"))
 //	res, err := c.Input(ctx, "translate 'bonjour'", client.OnEvent(func(e client.Event) {
@@ -221,7 +221,7 @@ func loadKeys(o options) (*trust.Identity, error) {
 }
 
 // DefaultKeyDir is where the client keeps its key by default: the
-// project's .co when it holds one, else ~/.co (protocol.md §1).
+// project's .co when it holds one, else ~/.co (docs/protocol.md §1).
 func DefaultKeyDir() string {
 	if _, err := os.Stat(filepath.Join(".co", trust.KeyFile)); err == nil {
 		return ".co"

@@ -18,7 +18,7 @@ import (
 	"github.com/agenthost/agenthost/trust"
 )
 
-// Event types (protocol.md §3). Other types the agent may add arrive with
+// Event types (docs/protocol.md §3). Other types the agent may add arrive with
 // their Type and Raw only.
 const (
 	EventStream      = "STREAM"          // Chunk: model text as it is generated
@@ -56,7 +56,7 @@ type Result struct {
 	SessionID  string
 	Result     string
 	DurationMS int64
-	// Session is the session state to pass back (protocol.md §2).
+	// Session is the session state to pass back (docs/protocol.md §2).
 	Session json.RawMessage
 	// ChatItems is the conversation as display items.
 	ChatItems json.RawMessage

@@ -14,7 +14,7 @@ import (
 	"github.com/agenthost/agenthost/trust"
 )
 
-// Trust levels (protocol.md §5).
+// Trust levels (docs/trust.md).
 const (
 	TrustOpen    = "open"
 	TrustCareful = "careful"
@@ -35,7 +35,7 @@ type Request struct {
 	// X-Co-Timestamp on signed GETs); nil for frames.
 	Header     http.Header
 	RemoteAddr string
-	// Payload, From and Signature are the signed envelope of protocol.md
+	// Payload, From and Signature are the signed envelope of docs/protocol.md
 	// §1, when the request has one; Payload is the raw JSON that was
 	// signed.
 	Payload   json.RawMessage

@@ -16,7 +16,7 @@ import (
 	"github.com/agenthost/agenthost/llm"
 )
 
-// inputRequest is POST /input's body, plain or signed (protocol.md §2).
+// inputRequest is POST /input's body, plain or signed (docs/protocol.md §2).
 type inputRequest struct {
 	Prompt    *string     `json:"prompt"`
 	Session   *Session    `json:"session"`

@@ -14,7 +14,7 @@ import (
 	"github.com/agenthost/agenthost/relay"
 )
 
-// The host's side of the relay (protocol.md §4). When relay_url is set the
+// The host's side of the relay (docs/protocol.md §4). When relay_url is set the
 // host keeps one outbound WebSocket to the relay (relay.Announcer): it
 // announces the agent's address, summary, profile and the endpoints where
 // it may be reached directly, re-announces freshly signed every minute and

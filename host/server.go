@@ -1,6 +1,6 @@
 // Package host puts an agent on the network: one call serves it over HTTP,
 // WebSocket and SSE, with durable sessions, uploads, an interactive /docs
-// page and the wire protocol existing clients speak (protocol.md §2–3).
+// page and the wire protocol existing clients speak (docs/protocol.md §2–3).
 //
 //	host.Serve(ctx, func() (*agent.Agent, error) { return agent.New("translator", ...) })
 //
@@ -467,7 +467,7 @@ func (s *Server) closeStore() error {
 	return nil
 }
 
-// info is GET /info (protocol.md §2).
+// info is GET /info (docs/protocol.md §2).
 func (s *Server) info() map[string]any {
 	rt := s.current()
 	cfg := rt.cfg

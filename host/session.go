@@ -10,7 +10,7 @@ import (
 )
 
 // Session is the conversation object a client receives and may pass back
-// to continue (protocol.md §2). Messages are agenthost's own message format
+// to continue (docs/protocol.md §2). Messages are agenthost's own message format
 // (llm.Message); messages in the common {"role","content"} shape are
 // accepted on input too.
 type Session struct {
@@ -67,7 +67,7 @@ func unixSeconds(t time.Time) float64 {
 	return math.Round(float64(t.UnixNano())/1e6) / 1e3
 }
 
-// merge applies protocol.md's rule to a client's copy of a session and the
+// merge applies docs/protocol.md's rule to a client's copy of a session and the
 // server's: the higher iteration wins, a tie goes to the newer updated.
 // serverNewer reports that the server's copy won and differs from the
 // client's.

@@ -75,7 +75,7 @@ type startResult struct {
 	err error
 }
 
-// ServeFrames runs the host's WebSocket protocol (protocol.md §3) on fc
+// ServeFrames runs the host's WebSocket protocol (docs/protocol.md §3) on fc
 // until the client leaves or the host shuts down. It is what /ws runs for
 // each websocket, exported so the relay can serve relayed clients.
 func (s *Server) ServeFrames(ctx context.Context, fc FrameConn, info ConnInfo) error {

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 )
 
-// The client frames of protocol.md §3 and the handlers of the answers a
+// The client frames of docs/protocol.md §3 and the handlers of the answers a
 // run waits for (approvals, questions) and of onboarding.
 
 // frame fields shared by CONNECT, INPUT and ONBOARD_SUBMIT.

@@ -19,7 +19,7 @@ import (
 // Status is a session's lifecycle state, as the wire protocol spells it.
 type Status string
 
-// Session statuses (protocol.md §2).
+// Session statuses (docs/protocol.md §2).
 const (
 	StatusRunning         Status = "running"
 	StatusWaitingApproval Status = "waiting_approval"
