@@ -474,6 +474,10 @@ func (g *TrustGate) decide(ctx context.Context, c policy.Caller) (Caller, error)
 		}
 		return Caller{}, unauthorized(msg)
 	}
+	if c.Address != "" && d.Level != policy.LevelBlocked {
+		// The caller's own address, to give the operator who admits it.
+		return Caller{}, forbidden(fmt.Sprintf("%s (your address is %s; to be admitted, ask this agent's operator: agenthost trust promote %s)", d.Reason, c.Address, c.Address))
+	}
 	return Caller{}, forbidden(d.Reason)
 }
 

@@ -146,7 +146,8 @@ func TestTrustLists(t *testing.T) {
 		t.Fatalf("denial leaks the list: %v", m)
 	}
 	code, m = send(stranger)
-	wantError(t, code, 403, m)
+	// A refused caller learns its own address, to give the operator.
+	wantError(t, code, 403, m, "your address is "+stranger.Address()+"; to be admitted, ask this agent's operator: agenthost trust promote")
 	code, m = post(t, h.testHost(), map[string]any{"prompt": "hi"})
 	wantError(t, code, 401, m, "signature required")
 
