@@ -156,6 +156,16 @@ func call(ctx context.Context, env *Env, target, prompt string, opts []client.Op
 		fmt.Fprintf(env.Stderr, "(through the relay to %s)\n", c.Address())
 	}
 	streamed := false
+	// The session id is printed as soon as it is known, so that a call
+	// stopped with Ctrl-C can still be resumed.
+	printed := ""
+	sayID := func(id string) {
+		if id != "" && id != printed {
+			newline()
+			fmt.Fprintf(env.Stderr, "session: %s\n", id)
+			printed = id
+		}
+	}
 	run := c.Input
 	if prompt == "" {
 		run = func(ctx context.Context, _ string, opts ...client.InputOption) (*client.Result, error) {
@@ -163,6 +173,9 @@ func call(ctx context.Context, env *Env, target, prompt string, opts []client.Op
 		}
 	}
 	res, err := run(ctx, prompt, client.OnEvent(func(e client.Event) {
+		if printed == "" {
+			sayID(e.SessionID)
+		}
 		switch e.Type {
 		case client.EventStream:
 			fmt.Fprint(env.Stdout, e.Chunk)
@@ -180,9 +193,7 @@ func call(ctx context.Context, env *Env, target, prompt string, opts []client.Op
 			midLine = true
 		}
 		newline()
-		if session := c.SessionID(); session != "" {
-			fmt.Fprintf(env.Stderr, "session: %s\n", session)
-		}
+		sayID(c.SessionID())
 	}
 	if errors.Is(err, client.ErrInterrupted) {
 		return errors.New("the run was interrupted")
@@ -192,6 +203,9 @@ func call(ctx context.Context, env *Env, target, prompt string, opts []client.Op
 		var ce *client.Error
 		if errors.As(err, &ce) && ce.SessionID != "" && errors.Is(err, client.ErrConnectionLost) {
 			return fmt.Errorf("%w\nthe run goes on at the agent; follow it with: agenthost call --resume --session %s %s", err, ce.SessionID, target)
+		}
+		if ctx.Err() != nil && printed != "" {
+			return fmt.Errorf("stopped; the run may go on at the agent; follow it with: agenthost call --resume --session %s %s", printed, target)
 		}
 	}
 	return err
