@@ -151,6 +151,22 @@ func release() {
 	})
 }
 
+// Stop closes the shared browser now, waiting for it to exit, instead of
+// shortly after the last test: for a TestMain that looks for leaked
+// goroutines once the tests are done (the browser's would be counted).
+func Stop() {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.timer != nil {
+		shared.timer.Stop()
+		shared.timer = nil
+	}
+	if shared.ctx != nil {
+		shared.cancel()
+		shared.ctx, shared.cancel = nil, nil
+	}
+}
+
 // New opens a tab for the test in its own browser context.
 func New(t testing.TB, opts ...Options) *Page {
 	t.Helper()
