@@ -185,7 +185,15 @@ func TestDocsBrowserPhone(t *testing.T) {
 				t.Errorf("page is %dpx wide at %dpx", w, c.width)
 			}
 			promptOnFirstScreen(t, p, "on arrival")
-			p.CheckAxe("phone")
+			// The conversation comes first, for the keyboard and on the
+			// screen; the agent's details follow under it.
+			if !browsertest.Eval[bool](p, `(() => {
+				const c = document.getElementById("conversation"), a = document.getElementById("about");
+				return !!(c.compareDocumentPosition(a) & Node.DOCUMENT_POSITION_FOLLOWING) && a.getBoundingClientRect().top >= c.getBoundingClientRect().bottom;
+			})()`) {
+				t.Error("the agent's details do not follow the conversation")
+			}
+			p.CheckAxeAll("phone")
 			p.Screenshot("phone")
 
 			for i := range 4 {

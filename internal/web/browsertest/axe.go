@@ -151,6 +151,18 @@ func (p *Page) Axe() []AxeViolation {
 // where it fails: a long browser test should not be skipped for it.
 func (p *Page) CheckAxe(name string) {
 	p.T.Helper()
+	p.checkAxe(name, AxeViolation.Serious)
+}
+
+// CheckAxeAll is CheckAxe failing on a violation of any impact, minor
+// ones included: for pages that have none, to keep it so.
+func (p *Page) CheckAxeAll(name string) {
+	p.T.Helper()
+	p.checkAxe(name, func(AxeViolation) bool { return true })
+}
+
+func (p *Page) checkAxe(name string, fails func(AxeViolation) bool) {
+	p.T.Helper()
 	if !AxeAvailable(p.T) {
 		p.T.Logf("axe: %s not checked: %s", name, axeMissing)
 		return
@@ -160,7 +172,7 @@ func (p *Page) CheckAxe(name string) {
 		p.ColorScheme(scheme)
 		var bad []string
 		for _, v := range p.Axe() {
-			if v.Serious() {
+			if fails(v) {
 				bad = append(bad, v.String())
 			} else {
 				p.T.Logf("axe: %s (%s): %s", name, scheme, v)
@@ -168,7 +180,7 @@ func (p *Page) CheckAxe(name string) {
 		}
 		if len(bad) > 0 {
 			p.saveScreenshot("axe-" + name + "-" + scheme)
-			p.T.Errorf("axe: %s (%s color scheme): %d serious or critical violations:\n  %s", name, scheme, len(bad), strings.Join(bad, "\n  "))
+			p.T.Errorf("axe: %s (%s color scheme): %d violations:\n  %s", name, scheme, len(bad), strings.Join(bad, "\n  "))
 		}
 	}
 }

@@ -106,13 +106,13 @@ func TestDashboardCreateAgentAndSessionPage(t *testing.T) {
 	p.WaitText(".card.agent .pill", "RUNNING")
 	p.WaitText(".card.agent .sessions a", "Hello from the dashboard")
 	p.WaitText("#flash", "created")
-	p.CheckAxe("agent-running")
+	p.CheckAxeAll("agent-running")
 	p.Screenshot("created")
 
 	// Stop, start and restart from the card.
 	p.ClickButton(".card.agent", "Stop")
 	p.WaitText(".card.agent .pill", "STOPPED")
-	p.CheckAxe("agent-stopped")
+	p.CheckAxeAll("agent-stopped")
 	p.ClickButton(".card.agent", "Start")
 	p.WaitText(".card.agent .pill", "RUNNING")
 	p.ClickButton(".card.agent", "Restart")
@@ -148,7 +148,7 @@ func TestDashboardCreateAgentAndSessionPage(t *testing.T) {
 	s.Screenshot("permission")
 	// Waiting for the permission, the agent is busy on the dashboard.
 	p.WaitFor(`!document.querySelector(".card.agent .busy-pill").hidden`)
-	p.CheckAxe("agent-busy")
+	p.CheckAxeAll("agent-busy")
 	p.Screenshot("busy")
 	s.ClickButton(".card.permission", "Allow once")
 	s.WaitText(".tool .output", "from-the-browser")
@@ -198,7 +198,7 @@ func TestDashboardCreateAgentAndSessionPage(t *testing.T) {
 	p.WaitVisible("svg.chart")
 	p.WaitText("#usage-sessions", "$")
 	p.Click("#usage-body details summary")
-	p.CheckAxe("usage")
+	p.CheckAxeAll("usage")
 	p.Screenshot("usage")
 
 	// Delete asks once more, then removes the agent; the open session
