@@ -7,7 +7,8 @@
 // console and uncaught exceptions fail the test unless allowed. Screenshot
 // saves PNGs under the test's artifact directory (t.ArtifactDir: kept with
 // `go test -artifacts -outputdir DIR`, a temporary directory otherwise; the
-// path is logged).
+// path is logged). CheckAxe and CheckAxeAll run the axe-core
+// accessibility engine (AGENTHOST_TEST_AXE) on the page as it is.
 package browsertest
 
 import (
