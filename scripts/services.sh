@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs (when missing) and starts the services the test suite uses:
 # bubblewrap (the tool sandbox), PostgreSQL, a Docker engine, Chromium, the reference TypeScript client
-# and zsh and fish (for the completion scripts). Prints `export` lines for the
+# and zsh, fish and systemd-analyze (to check completion scripts and units). Prints `export` lines for the
 # environment the tests read; `make test` evaluates them.
 #
 # Each service is best effort on a developer machine (its tests then skip),
@@ -9,7 +9,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 status=0
-for svc in sandbox postgres docker chromium connectonion shells; do
+for svc in sandbox postgres docker chromium connectonion tools; do
   if ! out=$("$here/service-$svc.sh" 2> >(sed "s/^/[$svc] /" >&2)); then
     echo "[$svc] not available" >&2
     [ "${CI:-}" = "true" ] && status=1

@@ -86,7 +86,11 @@ what was missed, or prints its answer if it has finished.`,
 // project's .co.
 func callerKeys(env *Env, dir string) (*trust.Identity, error) {
 	if dir == "" {
-		local := filepath.Join(findProject(env).Root, ".co")
+		proj, err := findProject(env)
+		if err != nil {
+			return nil, err
+		}
+		local := filepath.Join(proj.Root, ".co")
 		dir = local
 		if _, err := os.Stat(filepath.Join(local, trust.KeyFile)); err != nil {
 			if home := env.Getenv("HOME"); home != "" {

@@ -184,7 +184,8 @@ _agenthost() {
         entry+=" "
         [[ $entry == "$pos"* && $entry != "$pos" ]] || continue
         rest=${entry#"$pos"}
-        cand+="${rest%% *} "
+        rest=${rest%% *}
+        [[ " $cand " == *" $rest "* ]] || cand+="$rest "
     done
     [[ -n $cand ]] && COMPREPLY=($(compgen -W "$cand" -- "$cur"))
     return 0
@@ -290,7 +291,7 @@ complete -c agenthost -f
 	}
 }
 
-// shellQuote quotes s for bash and zsh: single quotes, with ' as '\''.
+// shellQuote quotes s for bash and zsh: single quotes, with ' as '\”.
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // fishQuote quotes s for fish: single quotes, with \ and ' escaped.

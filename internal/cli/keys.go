@@ -24,7 +24,11 @@ func dataDir(env *Env, coDir, config string) (string, error) {
 	if coDir != "" {
 		return env.abs(coDir), nil
 	}
-	opts := []host.Option{host.WithDir(findProject(env).Root)}
+	proj, err := findProject(env)
+	if err != nil {
+		return "", err
+	}
+	opts := []host.Option{host.WithDir(proj.Root)}
 	if config != "" {
 		opts = append(opts, host.WithConfigFile(env.abs(config)))
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -25,33 +26,43 @@ type project struct {
 	Dir string
 }
 
+// ErrForeignProject is returned when the nearest .co/ above the working
+// directory belongs to another user.
+var ErrForeignProject = errors.New("the nearest .co/ above the working directory belongs to another user")
+
 // findProject walks up from env.Dir to the nearest directory holding a
 // .co directory. It stops before the home directory: ~/.co holds the
 // user's own key (agenthost call's), not a project, so a directory under
 // home without a .co of its own is not taken for part of a project rooted
 // at home. The working directory's own .co always counts, home's included.
-func findProject(env *Env) project {
+//
+// A .co above the working directory that another user owns is refused, as
+// git refuses a .git of another owner: anyone may make /tmp/.co, and
+// serve would take its host.yaml (its trust level, its model endpoint) for
+// the project's.
+func findProject(env *Env) (project, error) {
 	p := project{Root: env.Dir, Dir: env.Dir}
 	home := ""
 	if env.Getenv != nil {
 		home = filepath.Clean(env.Getenv("HOME"))
 	}
-	for dir := filepath.Clean(env.Dir); ; {
-		if isDir(filepath.Join(dir, host.DefaultCoDir)) {
-			p.Root, p.Found, p.Parent = dir, true, dir != filepath.Clean(env.Dir)
-			return p
+	start := filepath.Clean(env.Dir)
+	for dir := start; ; {
+		co := filepath.Join(dir, host.DefaultCoDir)
+		if fi, err := os.Stat(co); err == nil && fi.IsDir() {
+			if uid, ok := ownerOf(fi); ok && dir != start && uid != os.Geteuid() {
+				return p, fmt.Errorf("%w: %s is owned by uid %d, not by you (uid %d); run in a directory with a .co/ of your own (agenthost init), or name one with --co-dir",
+					ErrForeignProject, co, uid, os.Geteuid())
+			}
+			p.Root, p.Found, p.Parent = dir, true, dir != start
+			return p, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir || parent == home {
-			return p
+			return p, nil
 		}
 		dir = parent
 	}
-}
-
-func isDir(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && fi.IsDir()
 }
 
 // describe says which project, config file and identity serve uses.

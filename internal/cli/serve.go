@@ -70,7 +70,10 @@ AGENTHOST_MODEL and AGENTHOST_HIDDEN_PROMPT.`,
 			if grace <= 0 {
 				return Usagef("--shutdown-grace must be positive")
 			}
-			proj := findProject(env)
+			proj, err := findProject(env)
+			if err != nil && coDir == "" {
+				return err
+			}
 			opts := []host.Option{host.WithDir(proj.Root), host.WithBannerOutput(env.Stdout),
 				host.WithLogger(env.Logger), host.WithShutdownGrace(grace),
 				host.WithShutdownNotice(func(grace time.Duration, runs int) {

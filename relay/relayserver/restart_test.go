@@ -85,4 +85,3 @@ func TestRelayRestart(t *testing.T) {
 		t.Errorf("after restart: %v", m)
 	}
 }
-
