@@ -65,7 +65,9 @@ func TestServeSignals(t *testing.T) {
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return strings.Contains(errb.String(), "shutting down, waiting up to 1h0m0s for 1 run…") }, &out, &errb)
+	waitFor(t, func() bool {
+		return strings.Contains(errb.String(), "shutting down, waiting up to 1h0m0s for 1 run…")
+	}, &out, &errb)
 	select {
 	case <-exited:
 		t.Fatalf("serve exited after one Ctrl-C with a run going on: %v\n%s", waitErr, &errb)
