@@ -42,7 +42,7 @@ COPY dist/rootfs/ /rootfs/
 FROM ${ROOTFS} AS rootfs
 
 FROM scratch
-COPY --from=rootfs /rootfs/ /
+COPY --from=rootfs /rootfs/root/ /
 COPY --from=rootfs --chown=10001:10001 /rootfs/data/ /data/
 USER 10001:10001
 WORKDIR /data

@@ -33,7 +33,7 @@ func agenthostBinary(t *testing.T) string {
 	t.Helper()
 	staticBin.once.Do(func() {
 		staticBin.path, staticBin.cleanup, staticBin.err = docker.StaticBinary(context.Background(),
-			docker.BinaryOptions{FromSource: true, Source: repoRoot(t)})
+			docker.BinaryOptions{FromSource: true, Source: repoRoot(t), Ldflags: "-s -w"})
 	})
 	if staticBin.err != nil {
 		t.Fatal(staticBin.err)
