@@ -67,7 +67,7 @@ func TestSystemdUnits(t *testing.T) {
 
 // directive is the value of the last line "key=value" of a unit.
 func directive(unit, key string) string {
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(key) + `=(.*)$`).FindAllStringSubmatch(unit, -1)
+	m := regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(key)+`=(.*)$`).FindAllStringSubmatch(unit, -1)
 	if m == nil {
 		return ""
 	}
