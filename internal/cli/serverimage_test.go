@@ -85,8 +85,31 @@ func TestServerImage(t *testing.T) {
 		!slices.Equal(cfg.Healthcheck.Test, []string{"CMD", "agenthost", "health"}) {
 		t.Fatalf("image config: %+v %+v", cfg, cfg.Healthcheck)
 	}
-	if len(in.RootFS.Layers) > 3 {
-		t.Errorf("image has %d layers, want a binary's few", len(in.RootFS.Layers))
+	if len(in.RootFS.Layers) > 3 || in.Size > 100<<20 {
+		t.Errorf("image has %d layers and %d bytes, want a binary's few and under 100 MiB", len(in.RootFS.Layers), in.Size)
+	}
+
+	// Its files: the CA bundle, passwd naming the user, /tmp for everyone,
+	// /data the user's; no shell.
+	cid := runContainer(t, c, tag, []string{"version"}, nil, &container.HealthConfig{Test: []string{"NONE"}})
+	for _, tc := range []struct {
+		path string
+		mode os.FileMode
+	}{
+		{"/etc/ssl/certs/ca-certificates.crt", 0o644},
+		{"/etc/passwd", 0o644},
+		{"/usr/local/bin/agenthost", 0o755},
+		{"/tmp", 0o777 | os.ModeSticky | os.ModeDir},
+	} {
+		st, err := c.ContainerStatPath(ctx, cid, client.ContainerStatPathOptions{Path: tc.path})
+		if err != nil {
+			t.Errorf("%s: %v", tc.path, err)
+		} else if got := st.Stat.Mode & (os.ModePerm | os.ModeSticky | os.ModeDir); got != tc.mode {
+			t.Errorf("%s: mode %v, want %v", tc.path, got, tc.mode)
+		}
+	}
+	if _, err := c.ContainerStatPath(ctx, cid, client.ContainerStatPathOptions{Path: "/bin/sh"}); err == nil {
+		t.Error("the image has a shell")
 	}
 
 	// Every server runs in it, healthy by the image's own check (run more
@@ -138,7 +161,7 @@ func TestServerImage(t *testing.T) {
 	}
 
 	// A probe of nothing: exit 1, and why.
-	cid := runContainer(t, c, tag, []string{"health", "127.0.0.1:1"}, nil, &container.HealthConfig{Test: []string{"NONE"}})
+	cid = runContainer(t, c, tag, []string{"health", "127.0.0.1:1"}, nil, &container.HealthConfig{Test: []string{"NONE"}})
 	wait := c.ContainerWait(ctx, cid, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
 	select {
 	case r := <-wait.Result:
