@@ -100,10 +100,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 // shutdown has begun. It has no start-up work to wait for: everything it
 // knows is in memory, and agents announce again when they reconnect.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
+	if s.shuttingDown() {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting_down"})
 		return
 	}

@@ -211,7 +211,13 @@ func (s *Server) handleAnnounce(w http.ResponseWriter, r *http.Request) {
 	ac.frames.b = newBucket(s.cfg.AgentFrameRate, s.cfg.AgentFrameBurst, s.now())
 	defer func() {
 		addr := ac.address()
-		ac.end(fmt.Sprintf("agent %s disconnected from the relay", addr))
+		msg := fmt.Sprintf("agent %s disconnected from the relay", addr)
+		if s.shuttingDown() {
+			// The agent went because the relay is going: its clients are
+			// told that, whichever of them shutdown reaches first.
+			msg = "relay shutting down"
+		}
+		ac.end(msg)
 		if addr != "" {
 			s.log.Info("relay: agent disconnected", "agent", addr)
 		}

@@ -363,6 +363,13 @@ func (s *Server) removePeer(p *peer) {
 
 // closeAll tells every connected peer the relay is going away and returns
 // how many there were.
+// shuttingDown reports whether Shutdown has begun.
+func (s *Server) shuttingDown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
 func (s *Server) closeAll() int {
 	s.mu.Lock()
 	peers := make([]*peer, 0, len(s.peers))
