@@ -55,6 +55,27 @@ func TestServerImage(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// BuildKit keeps what the build made (the context, each COPY) in its
+	// cache: the records this build adds are pruned at the end.
+	cached := buildCacheIDs(t, c)
+	t.Cleanup(func() {
+		// One id a call (the engine takes one value per filter), and again
+		// while that frees more: a record is kept while a child uses it.
+		for pass, pruned := 0, true; pass < 5 && pruned; pass++ {
+			pruned = false
+			for id := range buildCacheIDs(t, c) {
+				if cached[id] {
+					continue
+				}
+				r, err := c.BuildCachePrune(context.Background(), client.BuildCachePruneOptions{Filters: client.Filters{}.Add("id", id)})
+				if err != nil {
+					t.Errorf("pruning the build's cache: %v", err)
+					return
+				}
+				pruned = pruned || len(r.Report.CachesDeleted) > 0
+			}
+		}
+	})
 	tag := fmt.Sprintf("agenthost-imagetest-%d-%d:latest", os.Getpid(), time.Now().UnixNano())
 	prebuilt := "prebuilt"
 	begin := time.Now()
@@ -172,6 +193,19 @@ func TestServerImage(t *testing.T) {
 	case err := <-wait.Error:
 		t.Fatal(err)
 	}
+}
+
+// buildCacheIDs lists the engine's BuildKit cache records.
+func buildCacheIDs(t *testing.T, c *client.Client) map[string]bool {
+	du, err := c.DiskUsage(context.Background(), client.DiskUsageOptions{BuildCache: true, Verbose: true})
+	if err != nil {
+		t.Fatalf("build cache: %v", err)
+	}
+	ids := map[string]bool{}
+	for _, r := range du.BuildCache.Items {
+		ids[r.ID] = true
+	}
+	return ids
 }
 
 // runContainer creates and starts a container of image (removed at the
