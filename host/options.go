@@ -29,6 +29,7 @@ type settings struct {
 	ping        time.Duration
 	heartbeat   time.Duration
 	grace       time.Duration
+	notice      func(grace time.Duration, runs int)
 	sweep       time.Duration
 	banner      io.Writer
 	maxBody     int64

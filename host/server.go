@@ -421,6 +421,9 @@ func (s *Server) serveUntil(ctx context.Context, ln net.Listener) (newPort int, 
 	if grace <= 0 {
 		grace = 10 * time.Second
 	}
+	if s.set.notice != nil {
+		s.set.notice(grace, s.ActiveRuns())
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	return 0, s.Shutdown(sctx)
