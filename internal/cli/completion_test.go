@@ -73,7 +73,7 @@ func TestCompletion(t *testing.T) {
 			{[]string{"platform", ""}, []string{"token"}},
 			{[]string{"platform", "--port", "80", "token", "r"}, []string{"revoke"}},
 			{[]string{"completion", ""}, []string{"bash", "zsh", "fish"}},
-			{[]string{"help", "se"}, []string{"serve"}},
+			{[]string{"help", "se"}, []string{"serve", "sessions"}},
 		} {
 			line := "agenthost " + strings.Join(tc.words, " ")
 			words := append([]string{"agenthost"}, tc.words...)
