@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/agenthost/agenthost/internal/engine"
 	"github.com/agenthost/agenthost/internal/store"
 )
 
@@ -71,7 +72,7 @@ func classify(err error) (status int, msg string, retryAfter int) {
 		return http.StatusConflict, ErrBusy.Error(), 0
 	case errors.Is(err, ErrOverloaded):
 		return http.StatusServiceUnavailable, ErrOverloaded.Error(), 1
-	case errors.Is(err, ErrShuttingDown):
+	case errors.Is(err, engine.ErrShuttingDown):
 		return http.StatusServiceUnavailable, ErrShuttingDown.Error(), 5
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound, "not found", 0

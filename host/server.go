@@ -61,7 +61,7 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	rt      atomic.Pointer[runtime]
-	eng     *engine
+	eng     *hostEngine
 	st      store.Store
 	own     bool
 	id      *trust.Identity
@@ -143,14 +143,14 @@ func New(newAgent Factory, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("host: %w", err)
 	}
 	s.rt.Store(rt)
-	now := s.now()
-	if n, err := s.st.InterruptRunning(context.Background(), now, now.Add(cfg.ResultTTL)); err != nil {
+	if s.eng, err = newEngine(s, s.st, cfg.Workers, cfg.Queue); err == nil {
+		// Sessions a previous process left running are interrupted.
+		err = s.eng.core.Recover(context.Background())
+	}
+	if err != nil {
 		s.closeStore()
 		return nil, fmt.Errorf("host: %w", err)
-	} else if n > 0 {
-		s.log.Info("sessions left running by the previous process are interrupted", "count", n)
 	}
-	s.eng = newEngine(s, s.st, cfg.Workers, cfg.Queue)
 	s.handler = s.routes()
 	s.bg, s.stopBg = context.WithCancel(context.Background())
 	sweep := s.set.sweep

@@ -28,7 +28,7 @@ type collector struct {
 // collect streams the events of sessionID ("" for all) from now on.
 func (rg *rig) collect(t *testing.T, sessionID string) *collector {
 	t.Helper()
-	last, err := rg.rt.st.lastEventID()
+	last, err := rg.rt.st.LastEventID(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/agenthost/agenthost/internal/platform/httpapi"
+	"github.com/agenthost/agenthost/internal/httpjson"
+	"github.com/agenthost/agenthost/internal/ids"
 )
 
 // Upload limits of seed 003.
@@ -72,15 +73,15 @@ func (rt *Runtime) postFile(w http.ResponseWriter, r *http.Request) error {
 	r.Body = http.MaxBytesReader(w, r.Body, rt.cfg.MaxUploadFile+1<<20)
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return errorf(http.StatusBadRequest, "missing file: send multipart/form-data with a \"file\" part")
+		return httpjson.Errorf(http.StatusBadRequest, "missing file: send multipart/form-data with a \"file\" part")
 	}
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
-			return errorf(http.StatusBadRequest, "missing file: no \"file\" part")
+			return httpjson.Errorf(http.StatusBadRequest, "missing file: no \"file\" part")
 		}
 		if err != nil {
-			return rt.tooBigOr(err, errorf(http.StatusBadRequest, "malformed multipart body"))
+			return rt.tooBigOr(err, httpjson.Errorf(http.StatusBadRequest, "malformed multipart body"))
 		}
 		if part.FormName() != "file" {
 			part.Close()
@@ -91,7 +92,7 @@ func (rt *Runtime) postFile(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		httpapi.Write(w, http.StatusOK, res)
+		httpjson.Write(w, http.StatusOK, res)
 		return nil
 	}
 }
@@ -99,7 +100,7 @@ func (rt *Runtime) postFile(w http.ResponseWriter, r *http.Request) error {
 func (rt *Runtime) tooBigOr(err error, other error) error {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return errorf(http.StatusBadRequest, "file exceeds %s", mb(rt.cfg.MaxUploadFile))
+		return httpjson.Errorf(http.StatusBadRequest, "file exceeds %s", mb(rt.cfg.MaxUploadFile))
 	}
 	return other
 }
@@ -110,16 +111,16 @@ func (rt *Runtime) tooBigOr(err error, other error) error {
 func (rt *Runtime) saveUpload(part *multipart.Part) (FileResult, error) {
 	name := SanitizeName(part.FileName())
 	if name == "" {
-		return FileResult{}, errorf(http.StatusBadRequest, "missing file: the file has no usable name")
+		return FileResult{}, httpjson.Errorf(http.StatusBadRequest, "missing file: the file has no usable name")
 	}
 	if !allowedExt(name) {
-		return FileResult{}, errorf(http.StatusBadRequest, "file type %q is not allowed", strings.ToLower(path.Ext(name)))
+		return FileResult{}, httpjson.Errorf(http.StatusBadRequest, "file type %q is not allowed", strings.ToLower(path.Ext(name)))
 	}
 	rt.uploadMu.Lock()
 	defer rt.uploadMu.Unlock()
 	dir := filepath.Join(rt.ws, "uploads")
 	if fi, err := os.Lstat(dir); err == nil && !fi.IsDir() {
-		return FileResult{}, errorf(http.StatusBadRequest, "the workspace's uploads is not a directory")
+		return FileResult{}, httpjson.Errorf(http.StatusBadRequest, "the workspace's uploads is not a directory")
 	} else if errors.Is(err, fs.ErrNotExist) {
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			return FileResult{}, err
@@ -145,7 +146,7 @@ func (rt *Runtime) saveUpload(part *multipart.Part) (FileResult, error) {
 			used += fi.Size()
 		}
 	}
-	tmp := fmt.Sprintf(".upload-%s.tmp", newID(""))
+	tmp := fmt.Sprintf(".upload-%s.tmp", ids.Hex(""))
 	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return FileResult{}, err
@@ -162,9 +163,9 @@ func (rt *Runtime) saveUpload(part *multipart.Part) (FileResult, error) {
 	case err != nil:
 		return fail(rt.tooBigOr(err, fmt.Errorf("writing the upload: %w", err)))
 	case n > rt.cfg.MaxUploadFile:
-		return fail(errorf(http.StatusBadRequest, "file exceeds %s", mb(rt.cfg.MaxUploadFile)))
+		return fail(httpjson.Errorf(http.StatusBadRequest, "file exceeds %s", mb(rt.cfg.MaxUploadFile)))
 	case used+n > rt.cfg.MaxUploadTotal:
-		return fail(errorf(http.StatusBadRequest, "agent total exceeds %s (%d bytes already uploaded)", mb(rt.cfg.MaxUploadTotal), used))
+		return fail(httpjson.Errorf(http.StatusBadRequest, "agent total exceeds %s (%d bytes already uploaded)", mb(rt.cfg.MaxUploadTotal), used))
 	}
 	if err := root.Rename(tmp, name); err != nil {
 		return fail(fmt.Errorf("storing the upload: %w", err))

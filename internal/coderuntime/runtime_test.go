@@ -8,30 +8,28 @@ import (
 	"testing"
 
 	"github.com/agenthost/agenthost/internal/coding"
-	"github.com/agenthost/agenthost/internal/platform/agents"
 )
 
 func TestPromptBusyIdleHistory(t *testing.T) {
 	t.Parallel()
 	rg := newRig(t, func(c *Config) { c.Model = "offline/slow" })
 	ctx := ctxT(t)
-	var rc agents.RuntimeClient = rg.c // the platform's view
-	s, err := rc.Prompt(ctx, "", "Build a REST API\nwith users")
-	if err != nil || !strings.HasPrefix(s.ID, "ses_") || s.Title != nil {
-		t.Fatalf("prompt: %+v %v", s, err)
+	s, err := rg.c.Send(ctx, "", "Build a REST API\nwith users")
+	if err != nil || !strings.HasPrefix(s.SessionID, "ses_") || s.Queued {
+		t.Fatalf("send: %+v %v", s, err)
 	}
-	st, err := rc.Status(ctx)
-	if err != nil || !st.Busy || len(st.Sessions) != 1 || st.Sessions[0].ID != s.ID || st.Sessions[0].Title != nil {
+	st, err := rg.c.RuntimeStatus(ctx)
+	if err != nil || !st.Busy || len(st.Sessions) != 1 || st.Sessions[0].ID != s.SessionID || st.Sessions[0].Title != nil || !st.Sessions[0].Busy {
 		t.Fatalf("status while running: %+v %v", st, err)
 	}
 	rg.waitIdle(t)
-	st, _ = rc.Status(ctx)
+	st, _ = rg.c.RuntimeStatus(ctx)
 	if st.Busy || st.Sessions[0].Title == nil || *st.Sessions[0].Title != "Build a REST API" {
 		t.Fatalf("status after the turn: %+v", st)
 	}
 
-	h := rg.history(t, s.ID)
-	if h.SessionID != s.ID || len(h.Messages) != 2 {
+	h := rg.history(t, s.SessionID)
+	if h.SessionID != s.SessionID || len(h.Messages) != 2 {
 		t.Fatalf("history: %+v", h)
 	}
 	u, a := h.Messages[0], h.Messages[1]
@@ -48,7 +46,7 @@ func TestPromptBusyIdleHistory(t *testing.T) {
 	}
 
 	// The exact JSON keys of the seed.
-	code, raw := rg.raw(t, "GET", "/control/messages?sessionId="+s.ID, "")
+	code, raw := rg.raw(t, "GET", "/control/messages?sessionId="+s.SessionID, "")
 	if code != 200 {
 		t.Fatal(code, raw)
 	}
@@ -75,9 +73,9 @@ func TestPromptBusyIdleHistory(t *testing.T) {
 		t.Fatalf("all messages: %+v %v", all, err)
 	}
 	// A follow-up to the same session.
-	rg.send(t, s.ID, "and add tests")
+	rg.send(t, s.SessionID, "and add tests")
 	rg.waitIdle(t)
-	if h := rg.history(t, s.ID); len(h.Messages) != 4 || h.Messages[2].Info.Parts[0].Text != "and add tests" {
+	if h := rg.history(t, s.SessionID); len(h.Messages) != 4 || h.Messages[2].Info.Parts[0].Text != "and add tests" {
 		t.Fatalf("follow-up: %+v", h.Messages)
 	}
 }
@@ -338,6 +336,8 @@ func TestQueue(t *testing.T) {
 	if strings.Join(users, ",") != "first,second,third" || len(h.Messages) != 6 || h.Messages[2].ID != second.MessageID {
 		t.Fatalf("history: %+v", h.Messages)
 	}
+	// An idle session's conversation is not kept in memory.
+	eventually(t, "the idle session to leave memory", func() bool { return rg.rt.eng.LiveSessions() == 0 })
 }
 
 func TestAuthAndErrors(t *testing.T) {

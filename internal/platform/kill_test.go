@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agenthost/agenthost/internal/ids"
 	"github.com/agenthost/agenthost/internal/platform"
 	"github.com/agenthost/agenthost/internal/platform/auth"
-	"github.com/agenthost/agenthost/internal/platform/ids"
 	"github.com/agenthost/agenthost/internal/platform/platformtest"
 	"github.com/agenthost/agenthost/internal/platform/store/postgres/pgtest"
 	"github.com/agenthost/agenthost/internal/runtime/process"

@@ -8,7 +8,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/agenthost/agenthost/internal/platform/httpapi"
+	"github.com/agenthost/agenthost/internal/httpjson"
 )
 
 // The per-agent API that talks to a running agent: messages, usage,
@@ -61,7 +61,7 @@ func sessionFor(t target, asked string) (string, error) {
 		}
 		return asked, nil
 	}
-	return "", httpapi.Errorf(http.StatusNotFound, "session not found")
+	return "", httpjson.Errorf(http.StatusNotFound, "session not found")
 }
 
 func (s *Server) getMessages(w http.ResponseWriter, r *http.Request, t target) error {
@@ -77,7 +77,7 @@ func (s *Server) getMessages(w http.ResponseWriter, r *http.Request, t target) e
 	if err != nil {
 		return err
 	}
-	httpapi.Write(w, st, v)
+	httpjson.Write(w, st, v)
 	return nil
 }
 
@@ -86,11 +86,11 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, t target) e
 		Message   *string `json:"message"`
 		SessionID string  `json:"sessionId"`
 	}
-	if err := httpapi.Read(w, r, &req); err != nil {
+	if err := httpjson.Read(w, r, &req); err != nil {
 		return err
 	}
 	if req.Message == nil || strings.TrimSpace(*req.Message) == "" {
-		return httpapi.BadRequest("message is required")
+		return httpjson.BadRequest("message is required")
 	}
 	sid, err := sessionFor(t, req.SessionID)
 	if err != nil {
@@ -104,7 +104,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, t target) e
 	if err != nil {
 		return err
 	}
-	httpapi.Write(w, st, v)
+	httpjson.Write(w, st, v)
 	return nil
 }
 
@@ -134,7 +134,7 @@ func (s *Server) getUsage(w http.ResponseWriter, r *http.Request, t target) erro
 		}
 		m["sessions"] = mine
 	}
-	httpapi.Write(w, st, m)
+	httpjson.Write(w, st, m)
 	return nil
 }
 
@@ -143,12 +143,12 @@ func (s *Server) abort(w http.ResponseWriter, r *http.Request, t target) error {
 		SessionID string `json:"sessionId"`
 	}
 	// The body is optional: empty, {} or {"sessionId": "..."}.
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, httpapi.MaxBody))
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, httpjson.MaxBody))
 	if err != nil {
-		return httpapi.Errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", httpapi.MaxBody)
+		return httpjson.Errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", httpjson.MaxBody)
 	}
 	if strings.TrimSpace(string(b)) != "" {
-		if err := httpapi.Decode(b, &req); err != nil {
+		if err := httpjson.Decode(b, &req); err != nil {
 			return err
 		}
 	}
@@ -169,7 +169,7 @@ func (s *Server) abort(w http.ResponseWriter, r *http.Request, t target) error {
 		return badAnswer(t, "/abort")
 	}
 	m["agentId"] = t.agent.ID
-	httpapi.Write(w, st, m)
+	httpjson.Write(w, st, m)
 	return nil
 }
 
@@ -201,7 +201,7 @@ func (s *Server) getPermissions(w http.ResponseWriter, r *http.Request, t target
 	if err != nil {
 		return err
 	}
-	httpapi.Write(w, st, m)
+	httpjson.Write(w, st, m)
 	return nil
 }
 
@@ -210,7 +210,7 @@ func (s *Server) getQuestions(w http.ResponseWriter, r *http.Request, t target) 
 	if err != nil {
 		return err
 	}
-	httpapi.Write(w, st, m)
+	httpjson.Write(w, st, m)
 	return nil
 }
 
@@ -229,7 +229,7 @@ func (s *Server) owned(ctx context.Context, t target, kind, id string) error {
 			return nil
 		}
 	}
-	return httpapi.Errorf(http.StatusNotFound, "%s not found", strings.TrimSuffix(kind, "s"))
+	return httpjson.Errorf(http.StatusNotFound, "%s not found", strings.TrimSuffix(kind, "s"))
 }
 
 func (s *Server) replyPermission(w http.ResponseWriter, r *http.Request, t target) error {
@@ -237,13 +237,13 @@ func (s *Server) replyPermission(w http.ResponseWriter, r *http.Request, t targe
 		Reply   string  `json:"reply"`
 		Message *string `json:"message"`
 	}
-	if err := httpapi.Read(w, r, &req); err != nil {
+	if err := httpjson.Read(w, r, &req); err != nil {
 		return err
 	}
 	switch req.Reply {
 	case "once", "always", "reject":
 	default:
-		return httpapi.BadRequest(`reply must be "once", "always" or "reject"`)
+		return httpjson.BadRequest(`reply must be "once", "always" or "reject"`)
 	}
 	return s.reply(w, r, t, "permissions", req)
 }
@@ -252,11 +252,11 @@ func (s *Server) replyQuestion(w http.ResponseWriter, r *http.Request, t target)
 	var req struct {
 		Answers [][]string `json:"answers"`
 	}
-	if err := httpapi.Read(w, r, &req); err != nil {
+	if err := httpjson.Read(w, r, &req); err != nil {
 		return err
 	}
 	if req.Answers == nil {
-		return httpapi.BadRequest("answers is required: an array with one array of option labels per question")
+		return httpjson.BadRequest("answers is required: an array with one array of option labels per question")
 	}
 	return s.reply(w, r, t, "questions", req)
 }
@@ -274,11 +274,11 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request, t target, kind st
 	if err != nil {
 		return err
 	}
-	httpapi.Write(w, st, v)
+	httpjson.Write(w, st, v)
 	return nil
 }
 
 // badAnswer is the 502 of a runtime whose answer lacks the seed's shape.
 func badAnswer(t target, path string) error {
-	return &httpapi.Error{Status: http.StatusBadGateway, Msg: "the agent answered with an unexpected body", Err: fmt.Errorf("agent %s %s: not a JSON object", t.agent.ID, path)}
+	return &httpjson.Error{Status: http.StatusBadGateway, Msg: "the agent answered with an unexpected body", Err: fmt.Errorf("agent %s %s: not a JSON object", t.agent.ID, path)}
 }

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/agenthost/agenthost/internal/httpjson"
 	"github.com/agenthost/agenthost/internal/platform/agents"
-	"github.com/agenthost/agenthost/internal/platform/httpapi"
 	"github.com/agenthost/agenthost/internal/platform/store"
 )
 
@@ -72,7 +72,7 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
 	for i, a := range list {
 		out[i] = s.summary(a)
 	}
-	httpapi.Write(w, http.StatusOK, map[string]any{"agents": out})
+	httpjson.Write(w, http.StatusOK, map[string]any{"agents": out})
 	return nil
 }
 
@@ -85,7 +85,7 @@ func (s *Server) createAgent(w http.ResponseWriter, r *http.Request) error {
 		Scope         string `json:"scope"`
 		Model         string `json:"model"`
 	}
-	if err := httpapi.Read(w, r, &req); err != nil {
+	if err := httpjson.Read(w, r, &req); err != nil {
 		return err
 	}
 	a, sessions, err := s.cfg.Agents.Create(r.Context(), orgID(r), agents.CreateRequest{
@@ -93,20 +93,20 @@ func (s *Server) createAgent(w http.ResponseWriter, r *http.Request) error {
 		InitialPrompt: req.InitialPrompt, HiddenPrompt: req.HiddenPrompt,
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return &httpapi.Error{Status: http.StatusNotFound, Msg: "agent was deleted while it was being provisioned", Err: err}
+		return &httpjson.Error{Status: http.StatusNotFound, Msg: "agent was deleted while it was being provisioned", Err: err}
 	}
 	if err != nil && a.ID != "" && (errors.Is(err, agents.ErrStartFailed) || errors.Is(err, agents.ErrProvisionTimeout)) {
 		// The agent exists (ERROR) although its runtime did not come up:
 		// say which, so the caller can inspect or delete it.
 		status, msg := classify(err)
 		s.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "agent", a.ID, "err", err)
-		httpapi.Write(w, status, map[string]any{"error": msg, "agentId": a.ID, "status": string(a.Status)})
+		httpjson.Write(w, status, map[string]any{"error": msg, "agentId": a.ID, "status": string(a.Status)})
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	httpapi.Write(w, http.StatusOK, map[string]any{
+	httpjson.Write(w, http.StatusOK, map[string]any{
 		"agentId":  a.ID,
 		"scopeId":  nullable(a.ScopeID),
 		"url":      s.agentURL(a.ID),
@@ -133,7 +133,7 @@ func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) error {
 		st = agents.RuntimeStatus{}
 	}
 	sum := s.summary(a)
-	httpapi.Write(w, http.StatusOK, agentJSON{
+	httpjson.Write(w, http.StatusOK, agentJSON{
 		AgentID: sum.AgentID, Name: sum.Name, Status: sum.Status, Busy: st.Busy, URL: sum.URL,
 		Sessions: s.sessionsJSON(a.ID, st.Sessions), ErrorMsg: sum.ErrorMsg, ScopeID: sum.ScopeID,
 		Model: sum.Model, CreatedAt: sum.CreatedAt,
@@ -145,7 +145,7 @@ func (s *Server) deleteAgent(w http.ResponseWriter, r *http.Request) error {
 	if err := s.cfg.Agents.Delete(r.Context(), orgID(r), r.PathValue("agentId")); err != nil {
 		return missing("agent", err)
 	}
-	httpapi.Write(w, http.StatusOK, map[string]bool{"deleted": true})
+	httpjson.Write(w, http.StatusOK, map[string]bool{"deleted": true})
 	return nil
 }
 
@@ -157,7 +157,7 @@ func (s *Server) startAgent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return missing("agent", err)
 	}
-	httpapi.Write(w, http.StatusOK, map[string]any{"agentId": a.ID, "status": a.Status, "started": started})
+	httpjson.Write(w, http.StatusOK, map[string]any{"agentId": a.ID, "status": a.Status, "started": started})
 	return nil
 }
 
@@ -169,7 +169,7 @@ func (s *Server) stopAgent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return missing("agent", err)
 	}
-	httpapi.Write(w, http.StatusOK, map[string]any{"agentId": a.ID, "status": a.Status, "stopped": stopped})
+	httpjson.Write(w, http.StatusOK, map[string]any{"agentId": a.ID, "status": a.Status, "stopped": stopped})
 	return nil
 }
 
@@ -181,7 +181,7 @@ func (s *Server) restartAgent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return missing("agent", err)
 	}
-	httpapi.Write(w, http.StatusOK, map[string]any{"agentId": a.ID, "status": a.Status, "restarted": true})
+	httpjson.Write(w, http.StatusOK, map[string]any{"agentId": a.ID, "status": a.Status, "restarted": true})
 	return nil
 }
 

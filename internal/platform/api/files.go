@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agenthost/agenthost/internal/platform/httpapi"
+	"github.com/agenthost/agenthost/internal/httpjson"
 	"github.com/agenthost/agenthost/internal/platform/store"
 )
 
@@ -42,7 +42,7 @@ const multipartSlack = 1 << 20
 func (s *Server) upload(w http.ResponseWriter, r *http.Request, t target) error {
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
-		return httpapi.BadRequest("send multipart/form-data with the file in the field \"file\"")
+		return httpjson.BadRequest("send multipart/form-data with the file in the field \"file\"")
 	}
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadFile+multipartSlack)
 	name, tmp, size, err := s.spool(multipart.NewReader(body, params["boundary"]))
@@ -56,7 +56,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, t target) error 
 	a := t.agent
 	if _, err := s.cfg.Store.AddUploadBytes(r.Context(), a.OrgID, a.ID, size, s.cfg.MaxUploadTotal); err != nil {
 		if errors.Is(err, store.ErrLimit) {
-			return httpapi.BadRequest("agent total exceeds %s: uploads to this agent are limited to %s in all", mb(s.cfg.MaxUploadTotal), mb(s.cfg.MaxUploadTotal))
+			return httpjson.BadRequest("agent total exceeds %s: uploads to this agent are limited to %s in all", mb(s.cfg.MaxUploadTotal), mb(s.cfg.MaxUploadTotal))
 		}
 		return missing("agent", err)
 	}
@@ -67,7 +67,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, t target) error 
 		}
 		return err
 	}
-	httpapi.Write(w, st, v)
+	httpjson.Write(w, st, v)
 	return nil
 }
 
@@ -77,7 +77,7 @@ func (s *Server) spool(mr *multipart.Reader) (name string, tmp *os.File, size in
 	for {
 		p, err := mr.NextPart()
 		if err == io.EOF {
-			return "", nil, 0, httpapi.BadRequest("missing file: send it in the multipart field \"file\"")
+			return "", nil, 0, httpjson.BadRequest("missing file: send it in the multipart field \"file\"")
 		}
 		if err != nil {
 			return "", nil, 0, s.uploadReadError(err)
@@ -90,14 +90,14 @@ func (s *Server) spool(mr *multipart.Reader) (name string, tmp *os.File, size in
 		}
 		name = path.Base(strings.ReplaceAll(p.FileName(), `\`, "/"))
 		if name == "" || name == "." || name == "/" || strings.HasPrefix(name, ".") && path.Ext(name) == name {
-			return "", nil, 0, httpapi.BadRequest("missing file: the \"file\" field has no file name")
+			return "", nil, 0, httpjson.BadRequest("missing file: the \"file\" field has no file name")
 		}
 		ext := strings.ToLower(path.Ext(name))
 		if !slices.Contains(AllowedExtensions, ext) {
 			if ext == "" {
 				ext = "(none)"
 			}
-			return "", nil, 0, httpapi.BadRequest("file type %s is not allowed; allowed: %s", ext, strings.Join(AllowedExtensions, " "))
+			return "", nil, 0, httpjson.BadRequest("file type %s is not allowed; allowed: %s", ext, strings.Join(AllowedExtensions, " "))
 		}
 		tmp, err = os.CreateTemp(s.cfg.TempDir, "upload-*")
 		if err != nil {
@@ -118,7 +118,7 @@ func (s *Server) spool(mr *multipart.Reader) (name string, tmp *os.File, size in
 }
 
 func (s *Server) tooLarge() error {
-	return httpapi.BadRequest("file exceeds %s (the limit per file)", mb(s.cfg.MaxUploadFile))
+	return httpjson.BadRequest("file exceeds %s (the limit per file)", mb(s.cfg.MaxUploadFile))
 }
 
 func (s *Server) uploadReadError(err error) error {
@@ -126,7 +126,7 @@ func (s *Server) uploadReadError(err error) error {
 	if errors.As(err, &tooBig) {
 		return s.tooLarge()
 	}
-	return &httpapi.Error{Status: http.StatusBadRequest, Msg: "reading the multipart body failed", Err: err}
+	return &httpjson.Error{Status: http.StatusBadRequest, Msg: "reading the multipart body failed", Err: err}
 }
 
 // forwardFile sends the spooled file to the runtime as a one-field
