@@ -175,12 +175,17 @@ func (rg *rig) until(t *testing.T, c *collector, typ, contains string) Event {
 
 func upload(t *testing.T, rg *rig, field, name string, body []byte) (int, map[string]any) {
 	t.Helper()
+	// field "file?sessionId=X" is the field "file", sent with the query.
+	u := rg.srv.URL + "/control/files"
+	if q, ok := strings.CutPrefix(field, "file?"); ok {
+		u, field = u+"?"+q, "file"
+	}
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	fw, _ := mw.CreateFormFile(field, name)
 	fw.Write(body)
 	mw.Close()
-	req, _ := http.NewRequest("POST", rg.srv.URL+"/control/files", &buf)
+	req, _ := http.NewRequest("POST", u, &buf)
 	req.Header.Set("Authorization", "Bearer "+testToken)
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	resp, err := http.DefaultClient.Do(req)
@@ -253,6 +258,22 @@ func TestUpload(t *testing.T) {
 	}
 	if code, resp := rg.raw(t, "POST", "/control/files", `{"file":"x"}`); code != 400 {
 		t.Fatalf("not multipart: %d %v", code, resp)
+	}
+
+	// A session page's upload goes to its session's folder; the quota
+	// counts every folder.
+	rg3 := newRig(t, func(c *Config) { c.MaxUploadFile, c.MaxUploadTotal = 1000, 1500 })
+	s := rg3.send(t, "", "hello")
+	rg3.waitIdle(t)
+	code, body := upload(t, rg3, "file?sessionId="+s.SessionID, "mine.csv", make([]byte, 900))
+	if want := filepath.Join(rg3.rt.Workspace(), SessionUploads, s.SessionID, "mine.csv"); code != 200 || body["path"] != want {
+		t.Fatalf("a session's upload: %d %v, want %s", code, body, want)
+	}
+	if code, body := upload(t, rg3, "file", "shared.csv", make([]byte, 900)); code != 400 || !strings.Contains(fmt.Sprint(body["error"]), "total") {
+		t.Fatalf("the total over every folder: %d %v", code, body)
+	}
+	if code, _ := upload(t, rg3, "file?sessionId=ses_nope", "x.csv", []byte("x")); code != 404 {
+		t.Fatalf("an unknown session's upload: %d", code)
 	}
 }
 

@@ -23,18 +23,21 @@ func agentRules(ctx context.Context, st store.Store) ([]coding.Rule, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]coding.Rule, len(gs))
-	for i, g := range gs {
-		out[i] = coding.Rule{Permission: g.Permission, Pattern: g.Pattern, Action: coding.Action(g.Action)}
-	}
-	return out, nil
+	return rulesOf(gs), nil
 }
 
-// approver is a turn's coding.Approver: the rules decide, a person is
-// asked through a permission request.
+// approver is a turn's coding.Approver: the rules decide (the agent's,
+// then what was remembered for this session alone), a person is asked
+// through a permission request.
 func (r *Runtime) approver(t *engine.Turn) agent.Approver {
+	remembered, err := r.eng.Grants(r.ctx, t.SessionID)
+	if err != nil {
+		r.log.Error("reading the session's remembered rules", "session", t.SessionID, "err", err)
+	}
+	session := coding.NewSessionRules(rulesOf(remembered)...)
 	return coding.NewApprover(coding.ApproverConfig{
 		Rules:     r.rules,
+		Session:   session,
 		Tools:     r.tools,
 		SessionID: t.SessionID,
 		MessageID: t.MessageID,
@@ -53,16 +56,29 @@ func (r *Runtime) approver(t *engine.Turn) agent.Approver {
 			}
 			return rep, nil
 		},
-		OnRemember: func(added []coding.Rule) {
-			gs := make([]store.Grant, len(added))
-			for i, ru := range added {
-				gs[i] = store.Grant{Permission: ru.Permission, Pattern: ru.Pattern, Action: string(ru.Action)}
-			}
-			if err := r.eng.Grant(context.Background(), gs...); err != nil {
-				r.log.Error("storing remembered rules", "err", err)
-			}
-		},
+		OnRemember:        func(added []coding.Rule) { r.remember("", added) },
+		OnRememberSession: func(added []coding.Rule) { r.remember(t.SessionID, added) },
 	})
+}
+
+// remember persists the rules an "always" reply added: the agent's
+// (scope "") or one session's.
+func (r *Runtime) remember(scope string, added []coding.Rule) {
+	gs := make([]store.Grant, len(added))
+	for i, ru := range added {
+		gs[i] = store.Grant{Scope: scope, Permission: ru.Permission, Pattern: ru.Pattern, Action: string(ru.Action)}
+	}
+	if err := r.eng.Grant(context.Background(), gs...); err != nil {
+		r.log.Error("storing remembered rules", "scope", scope, "err", err)
+	}
+}
+
+func rulesOf(gs []store.Grant) []coding.Rule {
+	out := make([]coding.Rule, len(gs))
+	for i, g := range gs {
+		out[i] = coding.Rule{Permission: g.Permission, Pattern: g.Pattern, Action: coding.Action(g.Action)}
+	}
+	return out
 }
 
 // asker puts a turn's questions to a person as one question request.

@@ -83,6 +83,9 @@ type Config struct {
 	// Workers bounds the turns running at once, across sessions
 	// (AGENTHOST_WORKERS, default 4); further turns wait their turn.
 	Workers int
+	// Registry resolves Model (default: the providers configured by the
+	// environment); tests point it at a fake provider.
+	Registry *llm.Registry
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -169,7 +172,11 @@ func New(cfg Config) (*Runtime, error) {
 	if h := strings.TrimSpace(cfg.HiddenPrompt); h != "" {
 		sys += "\n\n" + h
 	}
-	ag, err := agent.New("coding", agent.WithModel(cfg.Model), agent.WithSystemPrompt(sys), agent.WithTools(tools...))
+	opts := []agent.Option{agent.WithModel(cfg.Model), agent.WithSystemPrompt(sys), agent.WithTools(tools...)}
+	if cfg.Registry != nil {
+		opts = append([]agent.Option{agent.WithRegistry(cfg.Registry)}, opts...)
+	}
+	ag, err := agent.New("coding", opts...)
 	if err != nil {
 		return nil, fmt.Errorf("coderuntime: %w", err)
 	}
@@ -277,6 +284,9 @@ func (r *Runtime) Status(ctx context.Context) (Status, error) {
 	for i, s := range ss {
 		st.Busy = st.Busy || s.Busy
 		st.Sessions[i] = SessionStatus{ID: s.ID, Title: titleOf(s.Title), Busy: s.Busy}
+		if s.Error != "" && (st.LastError == nil || s.Updated.Unix() >= st.LastError.Time) {
+			st.LastError = &TurnError{SessionID: s.ID, Message: s.Error, Time: s.Updated.Unix()}
+		}
 	}
 	return st, nil
 }

@@ -402,3 +402,32 @@ func TestHiddenPromptIsNotShown(t *testing.T) {
 		t.Fatalf("the hidden prompt shows: %s", b)
 	}
 }
+
+// TestAlwaysForOneSession: a reply "always" with scope "session" (what
+// the platform sends for a session page) is remembered for that session
+// only, across a restart; another session is still asked.
+func TestAlwaysForOneSession(t *testing.T) {
+	t.Parallel()
+	rg := newRig(t, nil)
+	ctx := ctxT(t)
+	a := rg.send(t, "", `run bash "echo scoped"`)
+	p := rg.pendingPermission(t)
+	if code, body := rg.raw(t, "POST", "/control/permissions/"+p.ID, `{"reply":"always","scope":"everyone"}`); code != 400 {
+		t.Fatalf("a bad scope: %d %v", code, body)
+	}
+	if err := rg.c.ReplyPermission(ctx, p.ID, coding.Reply{Reply: coding.ReplyAlways, Scope: coding.ScopeSession}); err != nil {
+		t.Fatal(err)
+	}
+	rg.waitIdle(t)
+	rg.stop()
+	rg = startRig(t, rg.cfg)
+	rg.send(t, a.SessionID, `run bash "echo scoped"`)
+	rg.waitIdle(t)
+	if tp := toolParts(rg.history(t, a.SessionID)); len(tp) != 2 || tp[1].State.Status != "completed" {
+		t.Fatalf("the session's always after a restart: %+v", tp)
+	}
+	b := rg.send(t, "", `run bash "echo scoped"`)
+	if p := rg.pendingPermission(t); p.SessionID != b.SessionID {
+		t.Fatalf("pending: %+v", p)
+	}
+}

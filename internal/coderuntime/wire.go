@@ -128,6 +128,17 @@ type SessionStatus struct {
 type Status struct {
 	Busy     bool            `json:"busy"`
 	Sessions []SessionStatus `json:"sessions"`
+	// LastError is the failure of the most recent turn that failed, among
+	// the sessions whose latest turn failed; absent when none did.
+	LastError *TurnError `json:"lastError,omitempty"`
+}
+
+// TurnError is a turn whose model call failed: the provider's message,
+// and when (Unix seconds).
+type TurnError struct {
+	SessionID string `json:"sessionId"`
+	Message   string `json:"message"`
+	Time      int64  `json:"time"`
 }
 
 // SendRequest is the body of POST /control/messages.

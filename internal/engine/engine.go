@@ -275,6 +275,10 @@ type SessionStatus struct {
 	ID    string
 	Title string
 	Busy  bool
+	// Error is why its latest turn failed ("" when it did not), at
+	// Updated.
+	Error   string
+	Updated time.Time
 }
 
 // Sessions lists every session, oldest first, with whether it is busy.
@@ -285,7 +289,7 @@ func (e *Engine) Sessions(ctx context.Context) ([]SessionStatus, error) {
 	}
 	out := make([]SessionStatus, len(rows))
 	for i, r := range rows {
-		out[i] = SessionStatus{ID: r.ID, Title: r.Title, Busy: e.Busy(r.ID)}
+		out[i] = SessionStatus{ID: r.ID, Title: r.Title, Busy: e.Busy(r.ID), Error: r.Error, Updated: r.Updated}
 	}
 	return out, nil
 }

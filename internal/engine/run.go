@@ -521,6 +521,10 @@ func (e *Engine) end(ls *live, t *Turn, ti *turnInput, out Outcome, h *Handle) b
 	var title string
 	row := t.saveRow(func(r *store.Session) {
 		r.Status, r.Result, r.Updated, r.Duration, r.State = out.Status, out.Text, now, out.Duration, meta(st)
+		r.Error = ""
+		if out.Status == store.StatusFailed && out.Err != nil {
+			r.Error = out.Err.Error()
+		}
 		if ttl := e.resultTTL(); ttl > 0 {
 			r.Expires = now.Add(ttl)
 		}

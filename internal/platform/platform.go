@@ -373,6 +373,9 @@ func (c codingClient) Status(ctx context.Context) (agents.RuntimeStatus, error) 
 	for i, s := range st.Sessions {
 		out.Sessions[i] = agents.Session{ID: s.ID, Title: s.Title, Busy: s.Busy}
 	}
+	if e := st.LastError; e != nil {
+		out.LastError = &agents.TurnError{SessionID: e.SessionID, Message: e.Message, Time: time.Unix(e.Time, 0).UTC()}
+	}
 	return out, nil
 }
 

@@ -57,6 +57,9 @@ type Session struct {
 	Duration time.Duration
 	// Title names the session ("" until it is named).
 	Title string
+	// Error is why the latest turn failed (the model provider's message),
+	// "" when it did not.
+	Error string
 }
 
 // Event is one entry of a session's log: a server frame as sent to clients.

@@ -247,6 +247,15 @@ func (m *Manager) Get(ctx context.Context, orgID, id string) (store.Agent, error
 	return m.st.GetAgent(ctx, orgID, id)
 }
 
+// SetSessionPermissions records whether the agent's session pages may
+// reply to its permission requests, and returns the agent.
+func (m *Manager) SetSessionPermissions(ctx context.Context, orgID, id string, on bool) (store.Agent, error) {
+	if err := m.st.SetSessionPermissions(ctx, orgID, id, on); err != nil {
+		return store.Agent{}, err
+	}
+	return m.st.GetAgent(ctx, orgID, id)
+}
+
 // List returns the organization's agents, oldest first.
 func (m *Manager) List(ctx context.Context, orgID string) ([]store.Agent, error) {
 	return m.st.ListAgents(ctx, orgID)

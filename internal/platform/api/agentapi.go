@@ -214,28 +214,38 @@ func (s *Server) getQuestions(w http.ResponseWriter, r *http.Request, t target) 
 	return nil
 }
 
-// owned checks that a capability's session owns the pending item id; a
-// token's caller may reply to any of its agent's.
-func (s *Server) owned(ctx context.Context, t target, kind, id string) error {
+// owned checks that a capability's session owns the pending item id, and
+// returns the item; a token's caller may reply to any of its agent's (the
+// item is then nil).
+func (s *Server) owned(ctx context.Context, t target, kind, id string) (map[string]any, error) {
 	if t.session == "" {
-		return nil
+		return nil, nil
 	}
 	m, _, err := s.pending(ctx, t, kind)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, x := range list(m, kind) {
-		if object(x)["id"] == id {
-			return nil
+		if item := object(x); item["id"] == id {
+			return item, nil
 		}
 	}
-	return httpjson.Errorf(http.StatusNotFound, "%s not found", strings.TrimSuffix(kind, "s"))
+	return nil, httpjson.Errorf(http.StatusNotFound, "%s not found", strings.TrimSuffix(kind, "s"))
+}
+
+// errOrganization answers a session page that replies to a permission only
+// the organization may answer.
+func errOrganization(why string) error {
+	return httpjson.Errorf(http.StatusForbidden, "only the organization can reply to this permission request (%s); the session page shows it until they do", why)
 }
 
 func (s *Server) replyPermission(w http.ResponseWriter, r *http.Request, t target) error {
 	var req struct {
 		Reply   string  `json:"reply"`
-		Message *string `json:"message"`
+		Message *string `json:"message,omitempty"`
+		// Scope of an "always": the agent's (the organization's default)
+		// or the session's (always, for a session page).
+		Scope string `json:"scope,omitempty"`
 	}
 	if err := httpjson.Read(w, r, &req); err != nil {
 		return err
@@ -244,6 +254,25 @@ func (s *Server) replyPermission(w http.ResponseWriter, r *http.Request, t targe
 	case "once", "always", "reject":
 	default:
 		return httpjson.BadRequest(`reply must be "once", "always" or "reject"`)
+	}
+	switch {
+	case t.session != "" && req.Scope != "" && req.Scope != "session":
+		return httpjson.BadRequest(`field "scope": a session page's "always" holds for its own session only ("session")`)
+	case req.Scope != "" && req.Scope != "session" && req.Scope != "agent":
+		return httpjson.BadRequest(`field "scope" must be "agent" or "session"`)
+	}
+	if t.session != "" {
+		if t.agent.SessionPermissionsOff {
+			return errOrganization("this agent's session pages may not approve its tools")
+		}
+		item, err := s.owned(r.Context(), t, "permissions", r.PathValue("itemId"))
+		if err != nil {
+			return err
+		}
+		if md := object(item["metadata"]); md["organization"] == true {
+			return errOrganization("it reaches beyond this session")
+		}
+		req.Scope = "session"
 	}
 	return s.reply(w, r, t, "permissions", req)
 }
@@ -264,8 +293,10 @@ func (s *Server) replyQuestion(w http.ResponseWriter, r *http.Request, t target)
 // reply forwards a validated reply to a pending permission or question.
 func (s *Server) reply(w http.ResponseWriter, r *http.Request, t target, kind string, body any) error {
 	id := r.PathValue("itemId")
-	if err := s.owned(r.Context(), t, kind, id); err != nil {
-		return err
+	if kind != "permissions" { // replyPermission checked it
+		if _, err := s.owned(r.Context(), t, kind, id); err != nil {
+			return err
+		}
 	}
 	v, st, err := s.callJSON(r.Context(), t.agent, controlCall{
 		method: http.MethodPost, path: "/" + kind + "/" + url.PathEscape(id) + replySuffix,

@@ -31,6 +31,18 @@ type agentJSON struct {
 	ScopeID   *string       `json:"scopeId"`
 	Model     string        `json:"model"`
 	CreatedAt string        `json:"createdAt"`
+	// SessionPermissions: the agent's session pages may reply to its
+	// permission requests (in their own session).
+	SessionPermissions bool `json:"sessionPermissions"`
+	// LastError is the most recent failed turn (its model call's error)
+	// among the sessions whose latest turn failed; null when none did.
+	LastError *lastErrorJSON `json:"lastError"`
+}
+
+type lastErrorJSON struct {
+	SessionID string `json:"sessionId"`
+	Message   string `json:"message"`
+	At        string `json:"at"`
 }
 
 // agentSummaryJSON is an agent in GET /api/v1/agents: the record only, so
@@ -44,6 +56,8 @@ type agentSummaryJSON struct {
 	ScopeID   *string `json:"scopeId"`
 	Model     string  `json:"model"`
 	CreatedAt string  `json:"createdAt"`
+	// SessionPermissions as in agentJSON.
+	SessionPermissions bool `json:"sessionPermissions"`
 }
 
 func (s *Server) agentURL(id string) string { return s.cfg.BaseURL() + "/a/" + id }
@@ -60,6 +74,7 @@ func (s *Server) summary(a store.Agent) agentSummaryJSON {
 	return agentSummaryJSON{
 		AgentID: a.ID, Name: a.Name, Status: string(a.Status), URL: s.agentURL(a.ID),
 		ErrorMsg: nullable(a.ErrorMsg), ScopeID: nullable(a.ScopeID), Model: a.Model, CreatedAt: ts(a.CreatedAt),
+		SessionPermissions: !a.SessionPermissionsOff,
 	}
 }
 
@@ -84,6 +99,9 @@ func (s *Server) createAgent(w http.ResponseWriter, r *http.Request) error {
 		ScopeID       string `json:"scopeId"`
 		Scope         string `json:"scope"`
 		Model         string `json:"model"`
+		// SessionPermissions: the session pages may reply to permission
+		// requests (default true).
+		SessionPermissions *bool `json:"sessionPermissions"`
 	}
 	if err := httpjson.Read(w, r, &req); err != nil {
 		return err
@@ -91,6 +109,7 @@ func (s *Server) createAgent(w http.ResponseWriter, r *http.Request) error {
 	a, sessions, err := s.cfg.Agents.Create(r.Context(), orgID(r), agents.CreateRequest{
 		Name: req.Name, ScopeID: req.ScopeID, Scope: req.Scope, Model: req.Model,
 		InitialPrompt: req.InitialPrompt, HiddenPrompt: req.HiddenPrompt,
+		SessionPermissionsOff: req.SessionPermissions != nil && !*req.SessionPermissions,
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return &httpjson.Error{Status: http.StatusNotFound, Msg: "agent was deleted while it was being provisioned", Err: err}
@@ -133,11 +152,35 @@ func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) error {
 		st = agents.RuntimeStatus{}
 	}
 	sum := s.summary(a)
-	httpjson.Write(w, http.StatusOK, agentJSON{
+	out := agentJSON{
 		AgentID: sum.AgentID, Name: sum.Name, Status: sum.Status, Busy: st.Busy, URL: sum.URL,
 		Sessions: s.sessionsJSON(a.ID, st.Sessions), ErrorMsg: sum.ErrorMsg, ScopeID: sum.ScopeID,
-		Model: sum.Model, CreatedAt: sum.CreatedAt,
-	})
+		Model: sum.Model, CreatedAt: sum.CreatedAt, SessionPermissions: sum.SessionPermissions,
+	}
+	if e := st.LastError; e != nil {
+		out.LastError = &lastErrorJSON{SessionID: e.SessionID, Message: e.Message, At: ts(e.Time)}
+	}
+	httpjson.Write(w, http.StatusOK, out)
+	return nil
+}
+
+// patchAgent changes an agent's settings: {"sessionPermissions": bool}.
+// It touches the record only, so any node serves it.
+func (s *Server) patchAgent(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		SessionPermissions *bool `json:"sessionPermissions"`
+	}
+	if err := httpjson.Read(w, r, &req); err != nil {
+		return err
+	}
+	if req.SessionPermissions == nil {
+		return httpjson.BadRequest("nothing to change: send {\"sessionPermissions\": true} or false")
+	}
+	a, err := s.cfg.Agents.SetSessionPermissions(r.Context(), orgID(r), r.PathValue("agentId"), *req.SessionPermissions)
+	if err != nil {
+		return missing("agent", err)
+	}
+	httpjson.Write(w, http.StatusOK, s.summary(a))
 	return nil
 }
 

@@ -168,6 +168,7 @@ func (s *Server) routes() {
 	s.Handle("GET /api/v1/agents", s.listAgents)
 	s.Handle("POST /api/v1/agents", s.createAgent)
 	s.Handle("GET /api/v1/agents/{agentId}", s.getAgent)
+	s.Handle("PATCH /api/v1/agents/{agentId}", s.patchAgent)
 	s.Handle("DELETE /api/v1/agents/{agentId}", s.deleteAgent)
 	s.Handle("POST /api/v1/agents/{agentId}/start", s.startAgent)
 	s.Handle("POST /api/v1/agents/{agentId}/stop", s.stopAgent)

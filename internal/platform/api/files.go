@@ -7,6 +7,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/url"
 	"os"
 	"path"
 	"slices"
@@ -60,7 +61,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, t target) error 
 		}
 		return missing("agent", err)
 	}
-	v, st, err := s.forwardFile(r, a, name, tmp)
+	v, st, err := s.forwardFile(r, a, t.session, name, tmp)
 	if err != nil {
 		if _, rerr := s.cfg.Store.AddUploadBytes(r.Context(), a.OrgID, a.ID, -size, s.cfg.MaxUploadTotal); rerr != nil {
 			s.log.Warn("giving back upload quota", "agent", a.ID, "err", rerr)
@@ -130,8 +131,9 @@ func (s *Server) uploadReadError(err error) error {
 }
 
 // forwardFile sends the spooled file to the runtime as a one-field
-// multipart body, streamed.
-func (s *Server) forwardFile(r *http.Request, a store.Agent, name string, f *os.File) (any, int, error) {
+// multipart body, streamed. A session page's upload (session set) goes to
+// its session's own folder, out of the other sessions' reach.
+func (s *Server) forwardFile(r *http.Request, a store.Agent, session, name string, f *os.File) (any, int, error) {
 	pr, pw := io.Pipe()
 	mw := multipart.NewWriter(pw)
 	go func() {
@@ -145,8 +147,12 @@ func (s *Server) forwardFile(r *http.Request, a store.Agent, name string, f *os.
 		pw.CloseWithError(err)
 	}()
 	defer pr.Close()
+	var q url.Values
+	if session != "" {
+		q = url.Values{"sessionId": {session}}
+	}
 	return s.callJSON(r.Context(), a, controlCall{
-		method: http.MethodPost, path: "/files", body: pr, contentType: mw.FormDataContentType(), timeout: 5 * time.Minute,
+		method: http.MethodPost, path: "/files", query: q, body: pr, contentType: mw.FormDataContentType(), timeout: 5 * time.Minute,
 	})
 }
 

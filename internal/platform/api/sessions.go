@@ -95,7 +95,8 @@ func (s *Server) sessionStatus(w http.ResponseWriter, r *http.Request, t target)
 	if err != nil {
 		return err
 	}
-	out := map[string]any{"agentId": t.agent.ID, "sessionId": t.session, "status": t.agent.Status, "busy": false, "title": nil}
+	out := map[string]any{"agentId": t.agent.ID, "sessionId": t.session, "status": t.agent.Status, "busy": false, "title": nil,
+		"sessionPermissions": !t.agent.SessionPermissionsOff}
 	for _, x := range list(object(v), "sessions") {
 		if e := object(x); e != nil && e["id"] == t.session {
 			out["title"], out["busy"] = e["title"], e["busy"] == true

@@ -16,6 +16,7 @@ import (
 // conversation is appended to, never rewritten.
 const recordsSchema = `
 ALTER TABLE sessions ADD COLUMN title TEXT NOT NULL DEFAULT '';
+ALTER TABLE sessions ADD COLUMN error TEXT NOT NULL DEFAULT '';
 CREATE TABLE session_messages (
 	seq        INTEGER PRIMARY KEY AUTOINCREMENT,
 	session_id TEXT NOT NULL,

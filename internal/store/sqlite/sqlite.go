@@ -233,10 +233,10 @@ func createSession(tx *sql.Tx, ss store.Session) error {
 	case !errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("create session: %w", err)
 	}
-	_, err := tx.Exec(`INSERT INTO sessions (id, owner, status, prompt, result, state, created_ms, updated_ms, expires_ms, duration_ms, title)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := tx.Exec(`INSERT INTO sessions (id, owner, status, prompt, result, state, created_ms, updated_ms, expires_ms, duration_ms, title, error)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		ss.ID, ss.Owner, string(ss.Status), ss.Prompt, ss.Result, state(ss.State),
-		ms(ss.Created), ms(ss.Updated), ms(ss.Expires), ss.Duration.Milliseconds(), ss.Title)
+		ms(ss.Created), ms(ss.Updated), ms(ss.Expires), ss.Duration.Milliseconds(), ss.Title, ss.Error)
 	if err != nil {
 		return fmt.Errorf("create session: %w", err)
 	}
@@ -250,9 +250,9 @@ func (s *Store) UpdateSession(ctx context.Context, ss store.Session) error {
 
 func updateSession(tx *sql.Tx, ss store.Session) error {
 	res, err := tx.Exec(`UPDATE sessions SET owner = ?, status = ?, prompt = ?, result = ?, state = ?,
-		created_ms = ?, updated_ms = ?, expires_ms = ?, duration_ms = ?, title = ? WHERE id = ?`,
+		created_ms = ?, updated_ms = ?, expires_ms = ?, duration_ms = ?, title = ?, error = ? WHERE id = ?`,
 		ss.Owner, string(ss.Status), ss.Prompt, ss.Result, state(ss.State),
-		ms(ss.Created), ms(ss.Updated), ms(ss.Expires), ss.Duration.Milliseconds(), ss.Title, ss.ID)
+		ms(ss.Created), ms(ss.Updated), ms(ss.Expires), ss.Duration.Milliseconds(), ss.Title, ss.Error, ss.ID)
 	if err != nil {
 		return fmt.Errorf("update session: %w", err)
 	}
@@ -262,14 +262,14 @@ func updateSession(tx *sql.Tx, ss store.Session) error {
 	return nil
 }
 
-const sessionCols = `id, owner, status, prompt, result, state, created_ms, updated_ms, expires_ms, duration_ms, title`
+const sessionCols = `id, owner, status, prompt, result, state, created_ms, updated_ms, expires_ms, duration_ms, title, error`
 
 func scanSession(row interface{ Scan(...any) error }) (store.Session, error) {
 	var ss store.Session
 	var status string
 	var st []byte
 	var created, updated, expires, dur int64
-	if err := row.Scan(&ss.ID, &ss.Owner, &status, &ss.Prompt, &ss.Result, &st, &created, &updated, &expires, &dur, &ss.Title); err != nil {
+	if err := row.Scan(&ss.ID, &ss.Owner, &status, &ss.Prompt, &ss.Result, &st, &created, &updated, &expires, &dur, &ss.Title, &ss.Error); err != nil {
 		return ss, err
 	}
 	ss.Status = store.Status(status)

@@ -21,6 +21,7 @@ func msg(sessionID, id string) store.Message {
 func testApplyAtomic(t *testing.T, s store.Store) {
 	ss := session("0xa", store.StatusRunning, t0)
 	ss.Title = "Build a REST API"
+	ss.Error = "openai: HTTP 401: invalid key"
 	evs, err := s.Apply(ctx, store.Change{Create: &ss, Messages: []store.Message{msg(ss.ID, "m1")},
 		Inputs: []store.Input{{ID: "in1", SessionID: ss.ID, Data: json.RawMessage(`{}`), State: store.InputRunning, Created: t0}},
 		Events: []store.Event{ev(ss.ID, "status"), ev(ss.ID, "message")}})

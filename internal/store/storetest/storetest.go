@@ -76,7 +76,7 @@ func equalSession(t *testing.T, got, want store.Session) {
 	t.Helper()
 	if got.ID != want.ID || got.Owner != want.Owner || got.Status != want.Status || got.Prompt != want.Prompt ||
 		got.Result != want.Result || !got.Created.Equal(want.Created) || !got.Updated.Equal(want.Updated) ||
-		!got.Expires.Equal(want.Expires) || got.Duration != want.Duration || got.Title != want.Title {
+		!got.Expires.Equal(want.Expires) || got.Duration != want.Duration || got.Title != want.Title || got.Error != want.Error {
 		t.Fatalf("session:\n got %+v\nwant %+v", got, want)
 	}
 	if !jsonEqual(got.State, want.State) {
