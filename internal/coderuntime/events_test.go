@@ -21,8 +21,9 @@ import (
 
 // collector gathers a live event stream in the background.
 type collector struct {
-	mu  sync.Mutex
-	evs []Event
+	mu      sync.Mutex
+	evs     []Event
+	changed chan struct{} // closed and replaced at every event
 }
 
 // collect streams the events of sessionID ("" for all) from now on.
@@ -37,7 +38,7 @@ func (rg *rig) collect(t *testing.T, sessionID string) *collector {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &collector{}
+	c := &collector{changed: make(chan struct{})}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -48,6 +49,8 @@ func (rg *rig) collect(t *testing.T, sessionID string) *collector {
 			}
 			c.mu.Lock()
 			c.evs = append(c.evs, ev)
+			close(c.changed)
+			c.changed = make(chan struct{})
 			c.mu.Unlock()
 		}
 	}()
@@ -66,10 +69,31 @@ func (c *collector) find(pred func(Event) bool) (Event, bool) {
 	return Event{}, false
 }
 
+// wait checks cond at every event collected until it holds (20 s at
+// most).
+func (c *collector) wait(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	timeout := time.NewTimer(20 * time.Second)
+	defer timeout.Stop()
+	for {
+		c.mu.Lock()
+		changed := c.changed
+		c.mu.Unlock()
+		if cond() {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timeout.C:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
 func (c *collector) until(t *testing.T, pred func(Event) bool) Event {
 	t.Helper()
 	var ev Event
-	eventually(t, "an event", func() bool {
+	c.wait(t, "an event", func() bool {
 		var ok bool
 		ev, ok = c.find(pred)
 		return ok

@@ -202,7 +202,7 @@ func TestQuestions(t *testing.T) {
 	ctx := ctxT(t)
 	res := rg.send(t, "", `use question {"questions":[{"question":"Which approach?","header":"Approach","options":[{"label":"Simple","description":"quick"},{"label":"Full"}]}]}`)
 	var q coding.PendingQuestion
-	eventually(t, "a question", func() bool {
+	rg.await(t, "a question", func() bool {
 		qs, err := rg.c.Questions(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -242,7 +242,7 @@ func TestQuestions(t *testing.T) {
 
 	// multi-select, two questions
 	rg.send(t, res.SessionID, `use question {"questions":[{"question":"Which parts?","options":[{"label":"Auth"},{"label":"Tests"},{"label":"Docs"}],"multiSelect":true},{"question":"Deploy?","options":[{"label":"Yes"},{"label":"No"}]}]}`)
-	eventually(t, "the second question", func() bool {
+	rg.await(t, "the second question", func() bool {
 		qs, _ := rg.c.Questions(ctx)
 		if len(qs) == 1 {
 			q = qs[0]
@@ -266,7 +266,7 @@ func TestAbort(t *testing.T) {
 	res := rg.send(t, "", "tell me a long story")
 	rg.send(t, res.SessionID, "and another") // queued behind it, discarded by abort
 	evs := rg.collect(t, res.SessionID)
-	eventually(t, "text to stream", func() bool {
+	evs.wait(t, "text to stream", func() bool {
 		_, ok := evs.find(func(e Event) bool { return e.Type == "message.delta" })
 		return ok
 	})
@@ -337,7 +337,7 @@ func TestQueue(t *testing.T) {
 		t.Fatalf("history: %+v", h.Messages)
 	}
 	// An idle session's conversation is not kept in memory.
-	eventually(t, "the idle session to leave memory", func() bool { return rg.rt.eng.LiveSessions() == 0 })
+	rg.await(t, "the idle session to leave memory", func() bool { return rg.rt.eng.LiveSessions() == 0 })
 }
 
 func TestAuthAndErrors(t *testing.T) {

@@ -130,6 +130,9 @@ type Config struct {
 	Logger   *slog.Logger
 	// HTTPClient polls /health. Default: 2 s timeout.
 	HTTPClient *http.Client
+	// After is the clock of the restart backoff (default time.After):
+	// tests fire it instead of waiting it out.
+	After func(time.Duration) <-chan time.Time
 }
 
 func (c *Config) setDefaults() error {
@@ -181,6 +184,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 2 * time.Second}
+	}
+	if c.After == nil {
+		c.After = time.After
 	}
 	return nil
 }
