@@ -2,14 +2,13 @@ package host
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/agenthost/agenthost/agent"
 	"github.com/agenthost/agenthost/internal/engine"
+	"github.com/agenthost/agenthost/internal/ids"
 	"github.com/agenthost/agenthost/internal/store"
 	"github.com/agenthost/agenthost/llm"
 )
@@ -106,12 +105,6 @@ func (e *hostEngine) answer(ctx context.Context, id string, caller Caller, kind 
 	return e.core.ReplyWaiting(ctx, id, caller.Address, kind, state, b)
 }
 
-func newRequestID(prefix string) string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return prefix + hex.EncodeToString(b[:])
-}
-
 // rawArgs keeps valid JSON arguments as they are and wraps anything else
 // in a string, so an event always encodes.
 func rawArgs(b json.RawMessage) any {
@@ -156,7 +149,7 @@ func (e *hostEngine) approver(t *engine.Turn) agent.Approver {
 		if err != nil {
 			return agent.Decision{}, err
 		}
-		b, err := t.Ask(ctx, engine.AskRequest{ID: newRequestID("appr_"), Kind: kindApproval, CallID: call.ID, Data: data, Timeout: rt.approveFor})
+		b, err := t.Ask(ctx, engine.AskRequest{ID: ids.Hex("appr_"), Kind: kindApproval, CallID: call.ID, Data: data, Timeout: rt.approveFor})
 		if err != nil {
 			return agent.Decision{}, err
 		}
@@ -195,7 +188,7 @@ func (e *hostEngine) asker(t *engine.Turn) agent.Asker {
 			if err != nil {
 				return nil, err
 			}
-			b, err := t.Ask(ctx, engine.AskRequest{ID: newRequestID("ask_"), Kind: kindAsk, Data: data, Timeout: rt.approveFor})
+			b, err := t.Ask(ctx, engine.AskRequest{ID: ids.Hex("ask_"), Kind: kindAsk, Data: data, Timeout: rt.approveFor})
 			if err != nil {
 				return nil, err
 			}
