@@ -431,3 +431,27 @@ func TestAlwaysForOneSession(t *testing.T) {
 		t.Fatalf("pending: %+v", p)
 	}
 }
+
+// TestWorkersFromEnv: AGENTHOST_WORKERS bounds the runtime's concurrent
+// turns; a value that is not a positive number refuses to start.
+func TestWorkersFromEnv(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		value string
+		want  int
+		ok    bool
+	}{{"", 0, true}, {"2", 2, true}, {"0", 0, false}, {"many", 0, false}} {
+		s, err := FromEnv(func(k string) string {
+			switch k {
+			case "AGENTHOST_WORKERS":
+				return c.value
+			case "AGENTHOST_CONTROL_TOKEN":
+				return "x"
+			}
+			return ""
+		}, t.TempDir())
+		if (err == nil) != c.ok || err == nil && s.Workers != c.want {
+			t.Errorf("AGENTHOST_WORKERS=%q: %d %v", c.value, s.Workers, err)
+		}
+	}
+}
