@@ -12,4 +12,4 @@ func WithShutdownNotice(notice func(grace time.Duration, runs int)) Option {
 
 // ActiveRuns is the number of runs going on now (each holds a worker): what
 // a graceful shutdown waits for.
-func (s *Server) ActiveRuns() int { return len(s.eng.slots) }
+func (s *Server) ActiveRuns() int { return s.eng.core.ActiveRuns() }

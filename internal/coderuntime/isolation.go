@@ -49,6 +49,9 @@ func isolate(cfg *Config, ws string, log *slog.Logger) (*isolation, error) {
 	if cfg.Tools.DiskLimit == 0 {
 		cfg.Tools.DiskLimit = cfg.DiskLimit
 	}
+	// The session pages' uploads: each session's own, out of the others'
+	// reach.
+	cfg.Tools.Private = SessionUploads
 	switch cfg.Sandbox {
 	case SandboxNone:
 		log.Warn("INSECURE: AGENTHOST_SANDBOX=none: the agent's tools run without a sandbox, as this runtime's user; " +
@@ -78,7 +81,7 @@ func isolate(cfg *Config, ws string, log *slog.Logger) (*isolation, error) {
 		hide = append(hide, cfg.DataDir) // the default data directory lies in the workspace
 	}
 	iso.sandboxes, err = sandbox.New(sandbox.Config{Workspace: ws, ProxySocket: sock, ToolEnv: cfg.ToolEnv,
-		DiskLimit: cfg.DiskLimit, NoFile: cfg.NoFile, Logger: log, Hide: hide})
+		DiskLimit: cfg.DiskLimit, NoFile: cfg.NoFile, Logger: log, Hide: hide, Private: SessionUploads})
 	if err != nil {
 		iso.close()
 		return nil, err

@@ -168,7 +168,9 @@ func TestDashboardCreateAgentAndSessionPage(t *testing.T) {
 	os.WriteFile(file, []byte("uploaded from the session page\n"), 0o644)
 	s.Upload("#file", file)
 	s.WaitText("#uploads li", "notes.txt")
-	s.Type("#prompt", `run bash {"command":"cat uploads/notes.txt"}`+"\n")
+	// A session page's upload is in its session's own folder, the only
+	// one of uploads/sessions its sandbox shows.
+	s.Type("#prompt", `run bash {"command":"cat uploads/sessions/*/notes.txt"}`+"\n")
 	s.ClickButton(".card.permission", "Allow once")
 	s.WaitText(".tool .output", "uploaded from the session page")
 	waitIdle(s)
