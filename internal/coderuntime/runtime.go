@@ -59,6 +59,13 @@ type Config struct {
 	// not possible here; "none" runs them as this process's user, with a
 	// loud warning.
 	Sandbox string
+	// SandboxChecked is AGENTHOST_SANDBOX_CHECKED=1: the driver that
+	// started this runtime has already checked, as this runtime's user,
+	// that bubblewrap makes the sandbox's namespaces here (the process
+	// driver does at platform start), so New does not probe again — a
+	// probe is a bwrap run on the path to a runtime's first /health. A
+	// sandbox that fails later still fails the tool call, saying why.
+	SandboxChecked bool
 	// ToolEnv are the NAME=value pairs handed to tools (the variables
 	// AGENTHOST_TOOL_ENV names).
 	ToolEnv []string
