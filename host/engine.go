@@ -83,6 +83,7 @@ func newEngine(srv *Server, st store.Store, workers, queue int) (*hostEngine, er
 		ResultTTL:   func() time.Duration { return srv.current().cfg.ResultTTL },
 		Approver:    e.approver,
 		Asker:       e.asker,
+		TurnContext: turnContext,
 		ProcessName: "host",
 		Logger:      srv.log,
 		Now:         srv.now,

@@ -126,7 +126,8 @@ func (s *Server) postInput(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ri := runInput{caller: caller, sessionID: in.SessionID, session: in.Session, prompt: prompt, parts: parts}
+	ri := runInput{caller: caller, sessionID: in.SessionID, session: in.Session, prompt: prompt, parts: parts,
+		uploads: uploadsDirOf(rt.cfg, uploadOwner{caller: caller, remote: r.RemoteAddr})}
 	if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
 		return s.serveSSE(w, r, ri)
 	}

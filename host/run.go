@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -27,6 +28,9 @@ type runInput struct {
 	// issued: sessionID is the id CONNECTED gave this caller for a new
 	// session on this connection (see hostEngine.sessionFor).
 	issued bool
+	// uploads is the caller's upload directory, which the run's tools
+	// may read (UploadsDir).
+	uploads string
 }
 
 // outcome is how a run ended, as transports report it.
@@ -79,6 +83,7 @@ func (e *hostEngine) start(ctx context.Context, in runInput, sub *subscriber) (*
 		return nil, err
 	}
 	input := engine.Input{SessionID: r.sess.SessionID, Owner: in.caller.Address, Prompt: in.prompt, Attended: in.interactive,
+		Data: turnData{uploads: in.uploads},
 		Message: llm.Message{Role: llm.RoleUser, Parts: append([]llm.Part{llm.TextPart(in.prompt)}, in.parts...)}}
 	if r.replace {
 		input.Replace = &engine.State{Messages: r.sess.Messages, Turn: r.sess.Turn, Iteration: r.sess.Iteration, Updated: r.sess.Updated}
@@ -200,4 +205,34 @@ func (e *hostEngine) asker(t *engine.Turn) agent.Asker {
 		}
 		return out, nil
 	}
+}
+
+// turnData is what a host run carries for its tools.
+type turnData struct {
+	uploads string
+}
+
+type uploadsKey struct{}
+
+// turnContext gives a run's tools what UploadsDir returns.
+func turnContext(ctx context.Context, t *engine.Turn) context.Context {
+	if d, ok := t.Data.(turnData); ok && d.uploads != "" {
+		ctx = context.WithValue(ctx, uploadsKey{}, d.uploads)
+	}
+	return ctx
+}
+
+// ErrNoUploads is returned by UploadsDir outside a hosted run.
+var ErrNoUploads = errors.New("no uploads here: files are uploaded with a request to a hosted agent")
+
+// UploadsDir returns, inside a tool call of a hosted run, the directory
+// holding the files the calling client uploaded (the host saves them there
+// and tells the model their paths). Tools confined to it, such as
+// agent/fstools' read_file, let the agent read its caller's uploads and no
+// one else's. It has the signature of fstools.Root.
+func UploadsDir(ctx context.Context) (string, error) {
+	if d, ok := ctx.Value(uploadsKey{}).(string); ok {
+		return d, nil
+	}
+	return "", ErrNoUploads
 }

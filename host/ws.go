@@ -501,7 +501,8 @@ func (c *wsConn) inputAs(f *inputFrame) error {
 	if err != nil {
 		return err
 	}
-	in := runInput{caller: *c.caller, sessionID: c.sessionID, session: c.pending, prompt: f.prompt, parts: parts, interactive: true}
+	in := runInput{caller: *c.caller, sessionID: c.sessionID, session: c.pending, prompt: f.prompt, parts: parts, interactive: true,
+		uploads: uploadsDirOf(rt.cfg, uploadOwner{caller: *c.caller, remote: c.info.RemoteAddr})}
 	if f.SessionID != "" || f.Session != nil {
 		in.sessionID, in.session = f.SessionID, f.Session
 	}

@@ -223,7 +223,8 @@ func New(cfg Config) (*Runtime, error) {
 		Title:       title,
 		Approver:    r.approver,
 		Asker:       r.asker,
-		TurnContext: coding.WithSession, // the tools run in the session's sandbox
+		// The tools run in the session's sandbox.
+		TurnContext: func(ctx context.Context, t *engine.Turn) context.Context { return coding.WithSession(ctx, t.SessionID) },
 		ProcessName: "runtime",
 		RequestNoun: func(kind string) string { return kind + " request" },
 		Logger:      cfg.Logger,

@@ -80,9 +80,10 @@ type Config struct {
 	// agent.ErrNoPerson.
 	Approver func(t *Turn) agent.Approver
 	Asker    func(t *Turn) agent.Asker
-	// TurnContext decorates a turn's context (the coding runtime puts the
-	// session's sandbox in it).
-	TurnContext func(ctx context.Context, sessionID string) context.Context
+	// TurnContext decorates a turn's context for its tools (the coding
+	// runtime puts the session's sandbox in it, the host the caller's
+	// uploads).
+	TurnContext func(ctx context.Context, t *Turn) context.Context
 	// ProcessName is what the notes of a recovery call this process
 	// ("runtime", "host").
 	ProcessName string

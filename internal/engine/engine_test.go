@@ -293,7 +293,9 @@ func TestQueueRunsInOrderAndEvicts(t *testing.T) {
 
 func TestWorkerBound(t *testing.T) {
 	gate := make(chan struct{})
+	entered := make(chan struct{}, 6)
 	m := &model{reply: func(ctx context.Context, req *llm.Request, d func(llm.Delta)) (*llm.Response, error) {
+		entered <- struct{}{}
 		select {
 		case <-gate:
 		case <-ctx.Done():
@@ -308,8 +310,10 @@ func TestWorkerBound(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Two turns take the workers; the others wait for one. Let them
-	// through one at a time.
+	// Two turns take the workers; the others wait for one. Once both
+	// workers are inside the model, let the turns through one at a time.
+	<-entered
+	<-entered
 	for i := 0; i < 6; i++ {
 		gate <- struct{}{}
 	}

@@ -423,7 +423,7 @@ func (e *Engine) execute(t *Turn, ti *turnInput) Outcome {
 	st := ls.state
 	ctx := t.run.ctx
 	if e.cfg.TurnContext != nil {
-		ctx = e.cfg.TurnContext(ctx, ls.id)
+		ctx = e.cfg.TurnContext(ctx, t)
 	}
 	conv := agent.Conversation{Messages: st.Messages[: len(st.Messages)-1 : len(st.Messages)-1]}
 	var res *agent.Result
