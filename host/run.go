@@ -83,7 +83,7 @@ func (e *hostEngine) start(ctx context.Context, in runInput, sub *subscriber) (*
 		return nil, err
 	}
 	input := engine.Input{SessionID: r.sess.SessionID, Owner: in.caller.Address, Prompt: in.prompt, Attended: in.interactive,
-		Data: turnData{uploads: in.uploads},
+		Data:    turnData{uploads: in.uploads},
 		Message: llm.Message{Role: llm.RoleUser, Parts: append([]llm.Part{llm.TextPart(in.prompt)}, in.parts...)}}
 	if r.replace {
 		input.Replace = &engine.State{Messages: r.sess.Messages, Turn: r.sess.Turn, Iteration: r.sess.Iteration, Updated: r.sess.Updated}

@@ -40,7 +40,9 @@ func TestCallSessionsAndInterrupt(t *testing.T) {
 	var out, errb lockedBuf
 	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }, Dir: dir}
 	done := make(chan int, 1)
-	go func() { done <- Run(ctx, env, []string{"call", ts.URL, "Tell me a long story about the sea please", "--keys", keys}) }()
+	go func() {
+		done <- Run(ctx, env, []string{"call", ts.URL, "Tell me a long story about the sea please", "--keys", keys})
+	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(errb.String(), "session: ") || out.String() == "" {
 		if time.Now().After(deadline) {

@@ -214,15 +214,15 @@ func New(cfg Config) (*Runtime, error) {
 	rctx, cancel := context.WithCancel(context.Background())
 	r := &Runtime{cfg: cfg, log: cfg.Logger, st: st, ag: ag, tools: tools, rules: rules, ws: ws, iso: iso, ctx: rctx, cancel: cancel}
 	r.eng, err = engine.New(engine.Config{
-		Store:       st,
-		Journal:     engine.JournalFunc(controlEvents),
-		Agent:       func() (*agent.Agent, error) { return ag, nil },
-		Workers:     cfg.Workers,
-		TextWindow:  deltaWindow,
-		KeepEvents:  keepEvents,
-		Title:       title,
-		Approver:    r.approver,
-		Asker:       r.asker,
+		Store:      st,
+		Journal:    engine.JournalFunc(controlEvents),
+		Agent:      func() (*agent.Agent, error) { return ag, nil },
+		Workers:    cfg.Workers,
+		TextWindow: deltaWindow,
+		KeepEvents: keepEvents,
+		Title:      title,
+		Approver:   r.approver,
+		Asker:      r.asker,
 		// The tools run in the session's sandbox.
 		TurnContext: func(ctx context.Context, t *engine.Turn) context.Context { return coding.WithSession(ctx, t.SessionID) },
 		ProcessName: "runtime",
