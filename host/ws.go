@@ -12,20 +12,16 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/internal/store"
+	"github.com/agenthost/agenthost/relay"
 )
 
 // FrameConn is one client connection carrying protocol frames (JSON text
-// messages). The WebSocket endpoint wraps a websocket; the relay feeds a
+// messages). It is relay.FrameConn, the module's one frame seam: the
+// WebSocket endpoint serves a relay.WSFrameConn and the relay feeds a
 // relayed client's frames through the same interface, so both run the
-// exact same protocol code (ServeFrames).
-type FrameConn interface {
-	// ReadFrame returns the next frame; an error ends the connection.
-	ReadFrame(ctx context.Context) ([]byte, error)
-	// WriteFrame sends one frame.
-	WriteFrame(ctx context.Context, frame []byte) error
-	// Close ends the connection with a reason for the peer.
-	Close(reason string) error
-}
+// exact same protocol code (ServeFrames). An error from ReadFrame ends the
+// connection.
+type FrameConn = relay.FrameConn
 
 // ConnInfo describes a FrameConn's client for the gate.
 type ConnInfo struct {

@@ -6,35 +6,9 @@ import (
 	"net/http"
 
 	"github.com/coder/websocket"
+
+	"github.com/agenthost/agenthost/relay"
 )
-
-// websocketConn adapts a websocket to FrameConn.
-type websocketConn struct{ c *websocket.Conn }
-
-func (w websocketConn) ReadFrame(ctx context.Context) ([]byte, error) {
-	typ, b, err := w.c.Read(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if typ != websocket.MessageText {
-		return nil, errors.New("binary frames are not part of the protocol")
-	}
-	return b, nil
-}
-
-// SetReadLimit bounds the next frames' size (readLimiter).
-func (w websocketConn) SetReadLimit(n int64) { w.c.SetReadLimit(n) }
-
-func (w websocketConn) WriteFrame(ctx context.Context, b []byte) error {
-	return w.c.Write(ctx, websocket.MessageText, b)
-}
-
-func (w websocketConn) Close(reason string) error {
-	if len(reason) > 120 {
-		reason = reason[:120]
-	}
-	return w.c.Close(websocket.StatusNormalClosure, reason)
-}
 
 // serveWS upgrades GET /ws and runs the protocol on it. Browser origins
 // are checked like HTTP requests' (origins.go) before the upgrade.
@@ -55,7 +29,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) error {
 		conn.SetReadLimit(PreAdmitLimit) // raised once a frame is admitted
 	}
 	defer conn.CloseNow()
-	err = s.ServeFrames(r.Context(), websocketConn{conn}, ConnInfo{Transport: "ws", RemoteAddr: r.RemoteAddr, Header: r.Header})
+	err = s.ServeFrames(r.Context(), &relay.WSFrameConn{Conn: conn}, ConnInfo{Transport: "ws", RemoteAddr: r.RemoteAddr, Header: r.Header})
 	if err != nil && websocket.CloseStatus(err) == -1 && !errors.Is(err, context.Canceled) {
 		s.log.Debug("websocket ended", "remote", r.RemoteAddr, "err", err)
 	}

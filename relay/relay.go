@@ -67,12 +67,14 @@ const (
 	MaxSessionIDLen = 128
 )
 
-// FrameConn is one relayed client session as the agent sees it: a
-// bidirectional stream of JSON text frames. A host serves it with the same
-// code that serves a direct /ws socket; its method set is host.FrameConn's,
-// so a relayed session can be passed to host.Server.ServeFrames as is. Frames read carry the relay's
-// top-level "session_id"; frames written get it set, so the handler need not
-// know the session is relayed.
+// FrameConn is one client connection as the agent sees it: a
+// bidirectional stream of JSON text frames. It is the one frame seam of
+// the module: a relayed session (served by the Announcer) and a whole
+// WebSocket (WSFrameConn, host's direct /ws) both implement it, and
+// host.FrameConn is this type, so host.Server.ServeFrames runs the same
+// protocol code over either. Frames read from a relayed session carry the
+// relay's top-level "session_id"; frames written get it set, so the
+// handler need not know the session is relayed.
 //
 // ReadFrame and WriteFrame may be called from different goroutines; each
 // alone is not safe for concurrent use by several goroutines unless stated

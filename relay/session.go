@@ -90,9 +90,10 @@ func (s *relaySession) end() bool {
 
 // WSFrameConn is a FrameConn over a whole WebSocket: the direct /ws
 // counterpart of a relayed session, so a handler written for one serves
-// the other. Reads take text frames up to the connection's read limit. As
-// with any coder/websocket connection, a context that ends during a read or
-// write closes the socket.
+// the other (host's /ws endpoint serves its sockets through it). Reads take
+// text frames up to the connection's read limit (SetReadLimit). As with any
+// coder/websocket connection, a context that ends during a read or write
+// closes the socket.
 type WSFrameConn struct {
 	Conn *websocket.Conn
 }
@@ -113,6 +114,10 @@ func (c *WSFrameConn) ReadFrame(ctx context.Context) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// SetReadLimit bounds the size of the frames read next, so a server can
+// take small frames until it knows the caller and larger ones after.
+func (c *WSFrameConn) SetReadLimit(n int64) { c.Conn.SetReadLimit(n) }
 
 // WriteFrame writes one text frame.
 func (c *WSFrameConn) WriteFrame(ctx context.Context, frame []byte) error {
