@@ -94,17 +94,6 @@ func startRelay(t testing.TB, addr string) *relayserver.Server {
 	return r
 }
 
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func announced(s *host.Server) func() bool {
 	return func() bool {
 		st, _, ok := s.RelayStatus()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/agenthost/agenthost/client"
 	"github.com/agenthost/agenthost/host"
+	"github.com/agenthost/agenthost/internal/testutil"
 	"github.com/agenthost/agenthost/relay"
 )
 
@@ -26,7 +27,7 @@ func TestAgentReachableOnlyThroughRelay(t *testing.T) {
 			g = newSigGate(t, env.Identity.Address(), "", false)
 			return g, nil
 		}))
-	waitFor(t, 5*time.Second, "the agent announced", announced(s))
+	testutil.Eventually(t, 5*time.Second, "the agent announced", announced(s))
 
 	ctx := ctxFor(t, 30*time.Second)
 	ag, err := relay.LookupAgent(ctx, nil, r.URL(), s.Address())
@@ -118,7 +119,7 @@ func TestDirectEndpointFirst(t *testing.T) {
 	public := "http://" + ln.Addr().String()
 	s := newAgent(t, "offline/demo", host.WithRelayURL(r.URL()), host.WithPublicURL(public))
 	go s.Serve(context.Background(), ln)
-	waitFor(t, 5*time.Second, "the agent announced", announced(s))
+	testutil.Eventually(t, 5*time.Second, "the agent announced", announced(s))
 	ctx := ctxFor(t, 20*time.Second)
 	ag, err := relay.LookupAgent(ctx, nil, r.URL(), s.Address())
 	if err != nil || len(ag.Endpoints) != 2 || ag.Endpoints[0] != public || ag.Endpoints[1] != "ws://"+ln.Addr().String()+"/ws" {
@@ -137,7 +138,7 @@ func TestDirectEndpointFirst(t *testing.T) {
 
 	// An impostor: this agent announces the first agent's URL as its own.
 	imp := newAgent(t, "offline/demo", host.WithRelayURL(r.URL()), host.WithPublicURL(public))
-	waitFor(t, 5*time.Second, "the second agent announced", announced(imp))
+	testutil.Eventually(t, 5*time.Second, "the second agent announced", announced(imp))
 	c, err = client.Connect(ctx, imp.Address(), client.WithRelay(r.URL()), client.WithKeys(newID(t)))
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +159,7 @@ func TestRelayRestart(t *testing.T) {
 	addr := r.Addr().String()
 	t.Setenv("AGENTHOST_OFFLINE_DELAY", "150ms")
 	s := newAgent(t, "offline/slow", host.WithRelayURL(r.URL()))
-	waitFor(t, 5*time.Second, "the agent announced", announced(s))
+	testutil.Eventually(t, 5*time.Second, "the agent announced", announced(s))
 	ctx := ctxFor(t, 60*time.Second)
 	c, err := client.Connect(ctx, s.Address(), client.WithRelay(r.URL()), client.WithKeys(newID(t)))
 	if err != nil {
@@ -203,7 +204,7 @@ func TestRelayRestart(t *testing.T) {
 
 	r2 := startRelay(t, addr)
 	restarted := time.Now()
-	waitFor(t, 5*time.Second, "the agent re-announced", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the agent re-announced", func() bool {
 		ag, err := relay.LookupAgent(ctx, nil, r2.URL(), s.Address())
 		return err == nil && ag.Online
 	})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/agenthost/agenthost/client"
 	"github.com/agenthost/agenthost/host"
+	"github.com/agenthost/agenthost/internal/testutil"
 
 	"github.com/agenthost/agenthost/trust/policy"
 )
@@ -22,7 +23,7 @@ func TestOnboardingWithTheTrustGate(t *testing.T) {
 	}
 	r := startRelay(t, "127.0.0.1:0")
 	s := newAgent(t, "offline/demo", host.WithTrustPolicy(policy), host.WithRelayURL(r.URL()))
-	waitFor(t, 5*time.Second, "the agent announced", announced(s))
+	testutil.Eventually(t, 5*time.Second, "the agent announced", announced(s))
 	url := serveAgent(t, s)
 	ctx := ctxFor(t, 30*time.Second)
 

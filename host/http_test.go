@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/host"
+	"github.com/agenthost/agenthost/internal/testutil"
 	"github.com/agenthost/agenthost/llm/offline"
 )
 
@@ -220,7 +221,7 @@ func TestBusyAndOverload(t *testing.T) {
 		code, _ := post(t, h, map[string]any{"prompt": "tell me a long story please", "session_id": id})
 		results <- code
 	}()
-	waitFor(t, func() bool {
+	testutil.Eventually(t, 10*time.Second, "the condition", func() bool {
 		_, m, _ := do(t, "GET", h.URL+"/sessions/"+id, nil)
 		return m["status"] == "running"
 	})
@@ -251,19 +252,8 @@ func TestBusyAndOverload(t *testing.T) {
 	}
 }
 
-func waitFor(t testing.TB, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestExpiry(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clock := testutil.NewClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
 	h := startHost(t, "offline/demo", host.WithClock(clock.Now), host.WithResultTTL(time.Hour), host.WithSweepInterval(20*time.Millisecond))
 	_, a := post(t, h, map[string]any{"prompt": "hello"})
 	id := a["session_id"].(string)

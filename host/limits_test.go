@@ -2,7 +2,6 @@ package host_test
 
 import (
 	"context"
-	"github.com/coder/websocket"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/agenthost/agenthost/host"
+	"github.com/agenthost/agenthost/internal/testutil"
 	"github.com/agenthost/agenthost/trust"
 
 	"github.com/agenthost/agenthost/trust/policy"
@@ -31,7 +33,7 @@ func TestJudgeCallsBounded(t *testing.T) {
 		mu.Unlock()
 		return true, "welcome", nil
 	})
-	clock := &fakeClock{now: time.Now()}
+	clock := testutil.NewClock(time.Now())
 	h := startTrustHost(t, t.TempDir(), host.WithTrust(prosePolicy), host.WithJudge(judge),
 		host.WithJudgeCacheTTL(-1), host.WithClock(clock.Now))
 	refused := 0
@@ -69,7 +71,7 @@ func TestJudgeCallsBounded(t *testing.T) {
 func TestInviteCodeAttemptsLimited(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir+"/.co/host.yaml", "trust:\n  onboard:\n    invite_code: [RIGHT-CODE]\n  default: deny\n")
-	clock := &fakeClock{now: time.Now()}
+	clock := testutil.NewClock(time.Now())
 	h := startTrustHost(t, dir, host.WithClock(clock.Now))
 	guess := func(id *trust.Identity, code string, i int) int {
 		c, _ := postRaw(t, h.URL, signedInput(t, id, h.Address(), clock.Now(), map[string]any{"prompt": "hi " + strconv.Itoa(i), "invite_code": code}, nil))

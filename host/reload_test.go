@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/host"
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 func TestReload(t *testing.T) {
@@ -29,12 +30,12 @@ func TestReload(t *testing.T) {
 	w.read()
 
 	writeFile(t, cfgPath, "summary: second\nmodel: offline/slow\nsystem_prompt: prompt.md\n")
-	waitFor(t, func() bool {
+	testutil.Eventually(t, 10*time.Second, "the condition", func() bool {
 		_, m, _ := do(t, "GET", ts+"/info", nil)
 		return m["summary"] == "second" && m["model"] == "offline/slow"
 	})
 	writeFile(t, filepath.Join(dir, ".co", "prompt.md"), "second prompt")
-	waitFor(t, func() bool { return s.Config().SystemPrompt == "second prompt" })
+	testutil.Eventually(t, 10*time.Second, "the condition", func() bool { return s.Config().SystemPrompt == "second prompt" })
 
 	// A broken file keeps the running configuration.
 	writeFile(t, cfgPath, "summary: third\nbogus: 1\n")
@@ -61,18 +62,9 @@ func httpServer(t testing.TB, s *host.Server) string {
 	return "http://" + ln.Addr().String()
 }
 
-func freePort(t testing.TB) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func TestServeBannerAndPortReload(t *testing.T) {
 	dir := t.TempDir()
-	p1, p2 := freePort(t), freePort(t)
+	p1, p2 := testutil.FreePort(t), testutil.FreePort(t)
 	cfgPath := filepath.Join(dir, ".co", "host.yaml")
 	writeFile(t, cfgPath, fmt.Sprintf("port: %d\nreload: true\n", p1))
 	ctx, cancel := context.WithCancel(context.Background())

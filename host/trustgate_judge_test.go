@@ -12,6 +12,7 @@ import (
 
 	"github.com/agenthost/agenthost/host"
 	"github.com/agenthost/agenthost/internal/fakellm"
+	"github.com/agenthost/agenthost/internal/testutil"
 	"github.com/agenthost/agenthost/trust"
 
 	"github.com/agenthost/agenthost/trust/policy"
@@ -40,7 +41,7 @@ func TestTrustJudgeFunc(t *testing.T) {
 		return false, "not someone this agent knows", nil
 	})
 	ncalls := func() int { mu.Lock(); defer mu.Unlock(); return len(calls) }
-	clock := &fakeClock{now: time.Now()}
+	clock := testutil.NewClock(time.Now())
 	h := startTrustHost(t, t.TempDir(), host.WithTrust(prosePolicy), host.WithJudge(judge),
 		host.WithJudgeCacheTTL(time.Minute), host.WithClock(clock.Now))
 	seq := 0
@@ -264,8 +265,8 @@ func TestTrustPolicyFileAndText(t *testing.T) {
 // that the offline model cannot judge, and callers left to the judge get
 // 503 saying why, not a misleading "signature required".
 func TestProsePolicyOfflineModel(t *testing.T) {
-	var logs logBuffer
-	h := startTrustHost(t, t.TempDir(), host.WithTrust(prosePolicy), host.WithLogger(logs.logger()))
+	var logs testutil.Buffer
+	h := startTrustHost(t, t.TempDir(), host.WithTrust(prosePolicy), host.WithLogger(logTo(&logs)))
 	if l := logs.String(); !strings.Contains(l, "offline model cannot judge") || !strings.Contains(l, "judge_model") {
 		t.Fatalf("no warning at start: %s", l)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/agenthost/agenthost/host"
 	"github.com/agenthost/agenthost/internal/store/sqlite"
+	"github.com/agenthost/agenthost/internal/testutil"
 	"github.com/agenthost/agenthost/trust"
 
 	"github.com/agenthost/agenthost/trust/policy"
@@ -130,11 +131,11 @@ func TestTrustLists(t *testing.T) {
 	dir := t.TempDir()
 	listFile := filepath.Join(dir, "white.txt")
 	writeFile(t, listFile, "# partners\n"+good.Address()+"  # good one\n\n"+bad.Address()[:10]+"*\n")
-	var logs logBuffer
-	clock := &fakeClock{now: time.Now()}
+	var logs testutil.Buffer
+	clock := testutil.NewClock(time.Now())
 	// Whitelist from a file (next to host.yaml), blacklist inline.
 	writeFile(t, filepath.Join(dir, ".co", "host.yaml"), "trust: strict\nwhitelist: ../white.txt\nblacklist:\n  - "+bad.Address()+"\n")
-	h := startTrustHost(t, dir, host.WithLogger(logs.logger()), host.WithClock(clock.Now))
+	h := startTrustHost(t, dir, host.WithLogger(logTo(&logs)), host.WithClock(clock.Now))
 	send := func(id *trust.Identity) (int, map[string]any) {
 		return postRaw(t, h.URL, signedInput(t, id, h.Address(), clock.Now(), map[string]any{"prompt": "hi"}, nil))
 	}
@@ -203,8 +204,8 @@ func TestSeedListFiles(t *testing.T) {
 
 	d2 := t.TempDir()
 	writeFile(t, filepath.Join(d2, ".co", "host.yaml"), "trust: careful\nwhitelist: missing.txt\n")
-	var logs logBuffer
-	h2 := startTrustHost(t, d2, host.WithLogger(logs.logger()))
+	var logs testutil.Buffer
+	h2 := startTrustHost(t, d2, host.WithLogger(logTo(&logs)))
 	code, m = postRaw(t, h2.URL, signedInput(t, good, h2.Address(), time.Now(), map[string]any{"prompt": "hi"}, nil))
 	wantStatus(t, code, 200, m)
 	if l := logs.String(); !strings.Contains(l, "does not exist") || !strings.Contains(l, "missing.txt") {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 var binary string
@@ -44,15 +45,6 @@ type proc struct {
 	cmd  *exec.Cmd
 	url  string
 	logs *bytes.Buffer
-}
-
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // start runs `agenthost serve` on port with its data in dir and waits for
@@ -149,7 +141,7 @@ func read(t *testing.T, ctx context.Context, c *websocket.Conn) frame {
 // received is still in the session's log.
 func TestKillDuringRuns(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	p := start(t, dir, port, "--model", "offline/slow")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -240,7 +232,7 @@ func TestKillDuringRuns(t *testing.T) {
 // exits cleanly.
 func TestGracefulStop(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	p := start(t, dir, port, "--model", "offline/slow")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

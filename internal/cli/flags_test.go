@@ -14,15 +14,17 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 // mapEnv is a Getenv over a map.
 func mapEnv(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 // runEnv runs a command in-process with the given environment.
-func runEnv(ctx context.Context, t *testing.T, vars map[string]string, args ...string) (int, *lockedBuf, *lockedBuf) {
+func runEnv(ctx context.Context, t *testing.T, vars map[string]string, args ...string) (int, *testutil.Buffer, *testutil.Buffer) {
 	t.Helper()
-	var out, errb lockedBuf
+	var out, errb testutil.Buffer
 	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: mapEnv(vars), Dir: t.TempDir()}
 	return Run(ctx, env, args), &out, &errb
 }
@@ -204,10 +206,10 @@ func TestLogFlags(t *testing.T) {
 }
 
 // startRelay runs `agenthost relay --port 0` in-process until stop.
-func startRelay(t *testing.T, vars map[string]string, args ...string) (*lockedBuf, func()) {
+func startRelay(t *testing.T, vars map[string]string, args ...string) (*testutil.Buffer, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errb lockedBuf
+	var out, errb testutil.Buffer
 	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: mapEnv(vars), Dir: t.TempDir()}
 	done := make(chan int, 1)
 	if vars == nil || vars["PORT"] == "" {
@@ -224,7 +226,7 @@ func startRelay(t *testing.T, vars map[string]string, args ...string) (*lockedBu
 }
 
 // relayPort reads the relay's port from its log.
-func relayPort(t *testing.T, errb *lockedBuf) string {
+func relayPort(t *testing.T, errb *testutil.Buffer) string {
 	t.Helper()
 	for _, f := range strings.Fields(errb.String()) {
 		if a, ok := strings.CutPrefix(f, "addr="); ok {

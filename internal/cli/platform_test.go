@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -9,30 +8,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func runCLI(ctx context.Context, dir string, args ...string) (int, string, string) {
-	var out, errb syncBuf
+	var out, errb testutil.Buffer
 	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: testDataEnv(dir), Dir: dir}
 	code := Run(ctx, env, args)
 	return code, out.String(), errb.String()
@@ -119,7 +102,7 @@ func testPlatformServes(t *testing.T, insecure bool) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errb syncBuf
+	var out, errb testutil.Buffer
 	// The token commands' variables are no reason not to start.
 	getenv := func(k string) string {
 		switch k {

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 // TestFindProject: the nearest .co/ from the working directory up, as git
@@ -68,7 +70,7 @@ func TestFindProject(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 		// serve says so and does not start; --co-dir is the way out.
-		var out, errb lockedBuf
+		var out, errb testutil.Buffer
 		env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: mapEnv(nil), Dir: filepath.Join(root, "shared/mine")}
 		if code := Run(context.Background(), env, []string{"serve", "--port", "0"}); code != 1 || !strings.Contains(errb.String(), "belongs to another user") {
 			t.Fatalf("serve under another user's .co: exit %d %s", code, &errb)
@@ -96,7 +98,7 @@ func TestServeInSubdirectory(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var sout, serr lockedBuf
+	var sout, serr testutil.Buffer
 	env := &Env{Stdin: strings.NewReader(""), Stdout: &sout, Stderr: &serr, Getenv: mapEnv(nil), Dir: sub}
 	done := make(chan int, 1)
 	go func() { done <- Run(ctx, env, []string{"serve", "--port", "0", "--shutdown-grace", "3s"}) }()
@@ -126,7 +128,7 @@ func TestServeInSubdirectory(t *testing.T) {
 	lone := t.TempDir()
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
-	var lout, lerr lockedBuf
+	var lout, lerr testutil.Buffer
 	env = &Env{Stdin: strings.NewReader(""), Stdout: &lout, Stderr: &lerr, Getenv: mapEnv(nil), Dir: lone}
 	go func() { done <- Run(ctx, env, []string{"serve", "--port", "0"}) }()
 	waitFor(t, func() bool { return strings.Contains(lout.String(), "Waiting for tasks") }, &lout, &lerr)

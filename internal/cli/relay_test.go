@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 var relayAddrRE = regexp.MustCompile(`agenthost relay on (\S+)`)
@@ -15,7 +17,7 @@ var relayAddrRE = regexp.MustCompile(`agenthost relay on (\S+)`)
 func TestRelayCommand(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	var out, errb lockedBuf
+	var out, errb testutil.Buffer
 	go func() {
 		env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }, Dir: t.TempDir()}
 		done <- Run(ctx, env, []string{"relay", "--host", "127.0.0.1", "--port", "0", "--max-frame-mb", "1"})

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 var codingRE = regexp.MustCompile(`listening on (http://127\.0\.0\.1:\d+) \(workspace (.+)\)`)
@@ -16,7 +18,7 @@ var codingRE = regexp.MustCompile(`listening on (http://127\.0\.0\.1:\d+) \(work
 func TestServeRoleCoding(t *testing.T) {
 	ws := t.TempDir()
 	env := map[string]string{"AGENTHOST_WORKSPACE": "ignored-by-the-flag", "AGENTHOST_CONTROL_TOKEN": "tok", "AGENTHOST_MODEL": "offline/demo"}
-	var out, errb lockedBuf
+	var out, errb testutil.Buffer
 	e := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return env[k] }, Dir: t.TempDir()}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)

@@ -1,39 +1,20 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/agenthost/agenthost/host"
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
-// lockedBuf is a goroutine-safe buffer for a command's output.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func hostCmd(ctx context.Context, dir, stdin string, args ...string) (int, *lockedBuf, *lockedBuf) {
-	var out, errb lockedBuf
+func hostCmd(ctx context.Context, dir, stdin string, args ...string) (int, *testutil.Buffer, *testutil.Buffer) {
+	var out, errb testutil.Buffer
 	env := &Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }, Dir: dir}
 	return Run(ctx, env, args), &out, &errb
 }
@@ -62,10 +43,10 @@ func TestInitServeCall(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan int, 1)
-	var sout, serr *lockedBuf
+	var sout, serr *testutil.Buffer
 	ready := make(chan struct{})
 	go func() {
-		var out, errb lockedBuf
+		var out, errb testutil.Buffer
 		sout, serr = &out, &errb
 		close(ready)
 		env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }, Dir: dir}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/agenthost/agenthost/agent"
 	"github.com/agenthost/agenthost/host"
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 // TestCallSessionsAndInterrupt: `agenthost call` prints the session id as
@@ -37,7 +38,7 @@ func TestCallSessionsAndInterrupt(t *testing.T) {
 
 	// Ctrl-C during the stream.
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errb lockedBuf
+	var out, errb testutil.Buffer
 	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }, Dir: dir}
 	done := make(chan int, 1)
 	go func() {

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 // TestServeSignals runs the real binary: the first Ctrl-C says how long
@@ -19,7 +21,7 @@ import (
 func TestServeSignals(t *testing.T) {
 	bin := agenthostBinary(t)
 	dir := t.TempDir()
-	var out, errb lockedBuf
+	var out, errb testutil.Buffer
 	cmd := exec.Command(bin, "serve", "--port", "0", "--trust", "open", "--shutdown-grace", "1h")
 	cmd.Dir = dir
 	// The slow offline model (named through --model's variable) waits this

@@ -15,6 +15,7 @@ import (
 	"github.com/agenthost/agenthost/internal/platform"
 	"github.com/agenthost/agenthost/internal/platform/agents"
 	"github.com/agenthost/agenthost/internal/platform/platformtest"
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 // newCodingRig starts a platform whose runtimes are the real coding
@@ -87,7 +88,7 @@ func (a *api) history(id, sid string) []map[string]any {
 func (a *api) pendingOne(path, kind string) map[string]any {
 	a.t.Helper()
 	var items []map[string]any
-	eventually(a.t, "a pending "+kind, func() bool {
+	testutil.Eventually(a.t, 30*time.Second, "a pending "+kind, func() bool {
 		items = maps(a.get(path)[kind])
 		return len(items) > 0
 	})

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 // sessionOf returns the page URL of session sid of agent id.
@@ -22,7 +25,7 @@ func (a *api) sessionURL(id, sid string) string {
 func (s *sessionAPI) pendingPermission() map[string]any {
 	s.t.Helper()
 	var items []map[string]any
-	eventually(s.t, "a pending permission on the session page", func() bool {
+	testutil.Eventually(s.t, 30*time.Second, "a pending permission on the session page", func() bool {
 		items = maps(s.do("GET", "/api/permissions", nil)["permissions"])
 		return len(items) > 0
 	})
@@ -131,7 +134,7 @@ func TestSessionPermissionsOff(t *testing.T) {
 	// Questions are still the page's to answer.
 	page.do("POST", "/api/messages", map[string]any{"message": `use question {"questions":[{"question":"Which?","options":[{"label":"A"},{"label":"B"}]}]}`})
 	var q map[string]any
-	eventually(t, "a question", func() bool {
+	testutil.Eventually(t, 30*time.Second, "a question", func() bool {
 		qs := maps(page.do("GET", "/api/questions", nil)["questions"])
 		if len(qs) > 0 {
 			q = qs[0]

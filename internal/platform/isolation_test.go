@@ -8,12 +8,14 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/agenthost/agenthost/internal/platform"
 	"github.com/agenthost/agenthost/internal/platform/agents"
 	"github.com/agenthost/agenthost/internal/platform/platformtest"
 	"github.com/agenthost/agenthost/internal/runtime"
 	"github.com/agenthost/agenthost/internal/runtime/process"
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 // TestRuntimeSettings: the platform's limits and egress settings reach
@@ -78,10 +80,10 @@ func TestMemoryLimitInErrorMsg(t *testing.T) {
 		return v.Starts
 	}
 	alloc()
-	eventually(t, "the runtime restarted once", func() bool { return starts() == 2 })
+	testutil.Eventually(t, 30*time.Second, "the runtime restarted once", func() bool { return starts() == 2 })
 	alloc()
 	var got map[string]any
-	eventually(t, "the agent in ERROR", func() bool {
+	testutil.Eventually(t, 30*time.Second, "the agent in ERROR", func() bool {
 		got = status(t, c, id)
 		return got["status"] == "ERROR"
 	})

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"github.com/agenthost/agenthost/internal/platform/platformtest"
 	"github.com/agenthost/agenthost/internal/platform/store/postgres/pgtest"
 	"github.com/agenthost/agenthost/internal/runtime/process"
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 // platformProc is `agenthost platform` running as its own process, so a
@@ -34,23 +34,13 @@ type platformProc struct {
 	dataDir string
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // newPlatformProc prepares a platform process on its own data directory
 // (and PostgreSQL schema with pg) whose runtimes run runtimeCommand, and
 // issues a token for org "acme".
 func newPlatformProc(t *testing.T, pg bool, runtimeCommand string) (*platformProc, string) {
 	t.Helper()
 	dir := dataDir(t)
-	p := &platformProc{t: t, port: freePort(t), dataDir: dir, logs: &platformtest.Buffer{}}
+	p := &platformProc{t: t, port: testutil.FreePort(t), dataDir: dir, logs: &platformtest.Buffer{}}
 	p.url = fmt.Sprintf("http://127.0.0.1:%d", p.port)
 	rp := ports()
 	p.args = []string{"platform", "--host", "127.0.0.1", "--port", fmt.Sprint(p.port), "--data", dir,
@@ -139,7 +129,7 @@ func TestKillPlatformMidProvisioning(t *testing.T) {
 			}
 		}()
 		var id string
-		eventually(t, "the agent PROVISIONING", func() bool {
+		testutil.Eventually(t, 30*time.Second, "the agent PROVISIONING", func() bool {
 			l := maps(c.get("/api/v1/agents")["agents"])
 			if len(l) == 1 && l[0]["status"] == "PROVISIONING" {
 				id = l[0]["agentId"].(string)
@@ -162,7 +152,7 @@ func TestKillPlatformMidProvisioning(t *testing.T) {
 			}
 		})
 		var st map[string]any
-		eventually(t, "the agent RUNNING after the restart", func() bool {
+		testutil.Eventually(t, 30*time.Second, "the agent RUNNING after the restart", func() bool {
 			st = c.get("/api/v1/agents/" + id)
 			if st["status"] == "ERROR" {
 				t.Fatalf("agent ERROR after the restart: %v\n%s", st, p.logs.String())
@@ -214,7 +204,7 @@ func TestKillPlatformMidConversation(t *testing.T) {
 
 		p.start()
 		var st map[string]any
-		eventually(t, "the agent RUNNING after the restart", func() bool {
+		testutil.Eventually(t, 30*time.Second, "the agent RUNNING after the restart", func() bool {
 			st = c.get("/api/v1/agents/" + id)
 			return st["status"] == "RUNNING"
 		})

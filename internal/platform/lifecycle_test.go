@@ -7,13 +7,15 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/agenthost/agenthost/internal/platform"
 	"github.com/agenthost/agenthost/internal/platform/agents"
 	"github.com/agenthost/agenthost/internal/platform/platformtest"
 	"github.com/agenthost/agenthost/internal/platform/store"
 	"github.com/agenthost/agenthost/internal/runtime"
 	"github.com/agenthost/agenthost/internal/runtime/runtimetest"
-	"go.uber.org/goleak"
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 // TestLifecycle walks an agent through create, stop, start, restart and
@@ -188,11 +190,11 @@ func TestCrashRestart(t *testing.T) {
 		"-exit-code", "7", "-exit-after", "1500ms")
 	c := r.env.Client(r.env.Token(t, "acme"))
 	id := c.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "crashy"}).Want(t, 200)["agentId"].(string)
-	eventually(t, "a restart after the first crash", func() bool {
+	testutil.Eventually(t, 30*time.Second, "a restart after the first crash", func() bool {
 		var v struct{ Starts int }
 		return r.fake(id, "/starts", &v) == nil && v.Starts >= 2
 	})
-	eventually(t, "ERROR after repeated crashes", func() bool { return status(t, c, id)["status"] == "ERROR" })
+	testutil.Eventually(t, 30*time.Second, "ERROR after repeated crashes", func() bool { return status(t, c, id)["status"] == "ERROR" })
 	msg := status(t, c, id)["errorMsg"].(string)
 	if !strings.Contains(msg, "gave up after 2 restarts") || !strings.Contains(msg, "exit code 7") || !strings.Contains(msg, "fakeruntime: exiting with code 7") {
 		t.Fatalf("errorMsg = %q", msg)
@@ -244,7 +246,7 @@ func TestDeleteWhileProvisioning(t *testing.T) {
 	done := make(chan *platformtest.Response, 1)
 	go func() { done <- c.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "slow"}) }()
 	var id string
-	eventually(t, "the PROVISIONING agent", func() bool {
+	testutil.Eventually(t, 30*time.Second, "the PROVISIONING agent", func() bool {
 		list := c.Do(t, "GET", "/api/v1/agents", nil).Want(t, 200)["agents"].([]any)
 		if len(list) == 1 && list[0].(map[string]any)["status"] == "PROVISIONING" && len(r.agent(list[0].(map[string]any)["agentId"].(string)).Handle) > 0 {
 			id = list[0].(map[string]any)["agentId"].(string)
@@ -325,7 +327,7 @@ func TestReconcile(t *testing.T) {
 		if err := r.driver.Stop(ctx, r.handle(kept), 0); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "the re-attached runtime's restart", func() bool {
+		testutil.Eventually(t, 30*time.Second, "the re-attached runtime's restart", func() bool {
 			var v struct{ Starts int }
 			return r.fake(kept, "/starts", &v) == nil && v.Starts == 2
 		})
@@ -383,7 +385,7 @@ func TestLifecycleWhileProvisioning(t *testing.T) {
 	done := make(chan *platformtest.Response, 1)
 	go func() { done <- c.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "slow"}) }()
 	var id string
-	eventually(t, "the PROVISIONING agent", func() bool {
+	testutil.Eventually(t, 30*time.Second, "the PROVISIONING agent", func() bool {
 		list := c.Do(t, "GET", "/api/v1/agents", nil).Want(t, 200)["agents"].([]any)
 		if len(list) == 1 && list[0].(map[string]any)["status"] == "PROVISIONING" {
 			id = list[0].(map[string]any)["agentId"].(string)

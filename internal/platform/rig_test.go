@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/agenthost/agenthost/internal/platform"
 	"github.com/agenthost/agenthost/internal/platform/agents"
 	"github.com/agenthost/agenthost/internal/platform/platformtest"
@@ -19,7 +21,6 @@ import (
 	"github.com/agenthost/agenthost/internal/runtime"
 	"github.com/agenthost/agenthost/internal/runtime/process"
 	"github.com/agenthost/agenthost/internal/runtime/runtimetest"
-	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
@@ -181,18 +182,6 @@ func (r *rig) runtimeEnv(id string) map[string]string {
 		r.t.Fatal(err)
 	}
 	return env
-}
-
-// eventually polls cond for up to 30 s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func status(t *testing.T, c *platformtest.Client, id string) map[string]any {

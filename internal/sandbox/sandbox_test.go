@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,12 +12,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/agenthost/agenthost/internal/egress"
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -90,28 +89,10 @@ func newManager(t testing.TB, cfg Config) *Manager {
 	return m
 }
 
-// syncBuf is a goroutine-safe buffer.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // run runs script in session and returns its output and result.
 func run(t testing.TB, m *Manager, session, script string) (string, Result, error) {
 	t.Helper()
-	var out syncBuf
+	var out testutil.Buffer
 	res, err := m.Run(ctxT(t, 30*time.Second), session, Command{Script: script, Output: &out})
 	return out.String(), res, err
 }
@@ -306,7 +287,7 @@ func TestTimeoutKillsGroup(t *testing.T) {
 	m := newManager(t, Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	var out syncBuf
+	var out testutil.Buffer
 	res, err := m.Run(ctx, "s", Command{Script: "echo start; sleep 100 & sleep 100", Output: &out})
 	if err != nil || res.Signal != syscall.SIGKILL || out.String() != "start\n" {
 		t.Fatalf("%+v %v %q", res, err, out.String())
@@ -334,7 +315,7 @@ func TestExitStatus(t *testing.T) {
 			t.Errorf("%s: %+v %v %q", tc.script, res, err, out)
 		}
 	}
-	var out syncBuf
+	var out testutil.Buffer
 	_, err := m.Run(ctxT(t, 10*time.Second), "s", Command{Script: "true", Dir: "/workspace/missing", Output: &out})
 	if err == nil || !strings.Contains(err.Error(), "starting the command") {
 		t.Errorf("missing dir: %v", err)
@@ -373,35 +354,17 @@ func TestInitDies(t *testing.T) {
 	}
 }
 
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 func TestIdleTimeout(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1_000_000, 0)}
+	clock := testutil.NewClock(time.Unix(1_000_000, 0))
 	m := newManager(t, Config{IdleTimeout: time.Hour, Now: clock.Now})
 	mustRun(t, m, "a", "touch /tmp/a")
 	mustRun(t, m, "b", "touch /tmp/b")
-	clock.Add(59 * time.Minute)
+	clock.Advance(59 * time.Minute)
 	mustRun(t, m, "b", "true") // b was used recently
 	if n := m.Sweep(); n != 0 {
 		t.Fatalf("swept %d before the timeout", n)
 	}
-	clock.Add(time.Minute)
+	clock.Advance(time.Minute)
 	if n := m.Sweep(); n != 1 {
 		t.Fatalf("swept %d, want a", n)
 	}
@@ -431,7 +394,7 @@ func TestIdleTimeout(t *testing.T) {
 		done <- err
 	}()
 	<-started
-	clock.Add(2 * time.Hour)
+	clock.Advance(2 * time.Hour)
 	if n := m.Sweep(); n != 1 { // a, idle again
 		t.Errorf("swept %d, want 1", n)
 	}

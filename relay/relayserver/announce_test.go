@@ -11,6 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/agenthost/agenthost/internal/testutil"
 	"github.com/agenthost/agenthost/relay"
 	"github.com/agenthost/agenthost/trust"
 )
@@ -201,7 +202,7 @@ func TestAnnounceRefused(t *testing.T) {
 	}
 	// After the owner leaves, its captured ANNOUNCE still cannot be replayed.
 	holder.c.Close(websocket.StatusNormalClosure, "")
-	waitFor(t, "owner offline", func() bool { info, _ := s.reg.lookup(owner.Address()); return !info.Online })
+	testutil.Eventually(t, 5*time.Second, "owner offline", func() bool { info, _ := s.reg.lookup(owner.Address()); return !info.Online })
 	replayer2 := newRawAgent(t, s, thief)
 	replayer2.send(frame)
 	if m := replayer2.read(); m["type"] != relay.TypeError {
@@ -318,7 +319,7 @@ func TestOfflineAgentRemembered(t *testing.T) {
 	a := newRawAgent(t, s, identity(t, 7))
 	a.announce(time.Now(), relay.AnnounceInfo{Endpoints: []string{"http://10.1.2.3:8000"}})
 	a.c.Close(websocket.StatusNormalClosure, "")
-	waitFor(t, "offline", func() bool { info, ok := s.reg.lookup(a.id.Address()); return ok && !info.Online })
+	testutil.Eventually(t, 5*time.Second, "offline", func() bool { info, ok := s.reg.lookup(a.id.Address()); return ok && !info.Online })
 	info, _ := s.reg.lookup(a.id.Address())
 	if len(info.Endpoints) != 1 {
 		t.Errorf("offline record %+v", info)
@@ -326,5 +327,5 @@ func TestOfflineAgentRemembered(t *testing.T) {
 	if res := s.reg.search("", 10, 0); res.Total != 0 {
 		t.Errorf("offline agent in search: %+v", res)
 	}
-	waitFor(t, "forgotten", func() bool { _, ok := s.reg.lookup(a.id.Address()); return !ok })
+	testutil.Eventually(t, 5*time.Second, "forgotten", func() bool { _, ok := s.reg.lookup(a.id.Address()); return !ok })
 }

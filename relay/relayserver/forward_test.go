@@ -14,6 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/agenthost/agenthost/internal/testutil"
 	"github.com/agenthost/agenthost/relay"
 )
 
@@ -75,7 +76,7 @@ func TestManyClientsOneAgent(t *testing.T) {
 	if n := metric(t, s, `relay_frames_forwarded_total{direction="to_agent"}`); n != clients*frames {
 		t.Errorf("forwarded to agent %v, want %d", n, clients*frames)
 	}
-	waitFor(t, "sessions closed", func() bool { return s.sessions.Load() == 0 })
+	testutil.Eventually(t, 5*time.Second, "sessions closed", func() bool { return s.sessions.Load() == 0 })
 }
 
 // TestSessionIDs: a client naming its session keeps that id end to end; one
@@ -299,7 +300,7 @@ func TestSlowClient(t *testing.T) {
 	if d := time.Since(start); d > 15*time.Second {
 		t.Errorf("fast client took %s for 50 round trips", d)
 	}
-	waitFor(t, "slow client dropped", func() bool {
+	testutil.Eventually(t, 5*time.Second, "slow client dropped", func() bool {
 		return metric(t, s, `relay_slow_consumer_disconnects_total{kind="client"}`) == 1
 	})
 	if m := s.reg.online(); m != 1 {
@@ -376,7 +377,7 @@ func TestFrameTooLarge(t *testing.T) {
 	if code := expectClosed(t, cl.c); code != websocket.StatusMessageTooBig {
 		t.Errorf("close %v, want 1009", code)
 	}
-	waitFor(t, "counted", func() bool { return metric(t, s, `relay_frames_too_large_total{kind="client"}`) == 1 })
+	testutil.Eventually(t, 5*time.Second, "counted", func() bool { return metric(t, s, `relay_frames_too_large_total{kind="client"}`) == 1 })
 	if s.reg.online() != 1 {
 		t.Error("the agent suffered for the client's frame")
 	}
@@ -503,7 +504,7 @@ func TestReferenceWire(t *testing.T) {
 	if m := agent.read(); m["type"] != relay.TypeClose || m["session_id"] != sid {
 		t.Errorf("agent told %v", m)
 	}
-	waitFor(t, "drops counted", func() bool {
+	testutil.Eventually(t, 5*time.Second, "drops counted", func() bool {
 		return metric(t, s, `relay_frames_dropped_total{reason="unknown_session"}`) == 1 &&
 			metric(t, s, `relay_frames_dropped_total{reason="no_session_id"}`) == 1
 	})
@@ -524,7 +525,7 @@ func TestAnnouncerRefused(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- a.Run(ctx) }()
-	waitFor(t, "refusals", func() bool { return a.Status().Connects >= 3 })
+	testutil.Eventually(t, 5*time.Second, "refusals", func() bool { return a.Status().Connects >= 3 })
 	cancel()
 	<-done
 	st := a.Status()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/agenthost/agenthost/internal/testutil"
 	"github.com/agenthost/agenthost/relay"
 	"github.com/agenthost/agenthost/trust"
 )
@@ -225,19 +226,8 @@ func runAnnouncer(t *testing.T, relayURL string, id *trust.Identity, info relay.
 			t.Error("announcer did not stop")
 		}
 	})
-	waitFor(t, "announced", func() bool { return a.Status().Announced })
+	testutil.Eventually(t, 5*time.Second, "announced", func() bool { return a.Status().Announced })
 	return a
-}
-
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // client is a relay client on /ws/input.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/agenthost/agenthost/internal/testutil"
 	"github.com/agenthost/agenthost/relay"
 )
 
@@ -62,14 +63,14 @@ func TestRelayRestart(t *testing.T) {
 	if code := <-closed; code != websocket.StatusGoingAway {
 		t.Errorf("client close %v", code)
 	}
-	waitFor(t, "announcer notices", func() bool { return !a.Status().Announced })
+	testutil.Eventually(t, 5*time.Second, "announcer notices", func() bool { return !a.Status().Announced })
 
 	time.Sleep(300 * time.Millisecond) // the relay is down for a while
 	restarted := startRelay(t, func(c *Config) { c.Addr = addr })
 	began := time.Now()
 	// Online at the relay, and the announcer has read ANNOUNCE_OK (which
 	// the relay sends just after registering it).
-	waitFor(t, "re-announced", func() bool {
+	testutil.Eventually(t, 5*time.Second, "re-announced", func() bool {
 		info, ok := restarted.reg.lookup(id.Address())
 		return ok && info.Online && a.Status().Announced
 	})

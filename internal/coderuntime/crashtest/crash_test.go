@@ -2,22 +2,21 @@ package crashtest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/agenthost/agenthost/internal/coderuntime"
 	"github.com/agenthost/agenthost/internal/coding"
-	"go.uber.org/goleak"
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 // argv starts a coding runtime: the agenthost binary with serve --role
@@ -56,37 +55,10 @@ func TestMain(m *testing.M) {
 
 const token = "crash-test-token"
 
-// syncBuf is a goroutine-safe buffer for a process's output.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type proc struct {
 	cmd  *exec.Cmd
 	c    *coderuntime.Client
-	logs *syncBuf
-}
-
-func freePort(t testing.TB) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	logs *testutil.Buffer
 }
 
 // start runs a runtime on port with its workspace ws and waits for
@@ -97,7 +69,7 @@ func start(t testing.TB, ws string, port int, model string) *proc {
 	cmd.Dir = ws
 	cmd.Env = append(os.Environ(), "AGENTHOST_PORT="+strconv.Itoa(port), "AGENTHOST_WORKSPACE="+ws,
 		"AGENTHOST_CONTROL_TOKEN="+token, "AGENTHOST_MODEL="+model, "AGENTHOST_OFFLINE_DELAY=40ms", "AGENTHOST_AGENT_ID=crash")
-	logs := &syncBuf{}
+	logs := &testutil.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -125,22 +97,11 @@ func (p *proc) kill(t *testing.T) {
 	p.cmd.Wait()
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestKillMidTurn kills the runtime with SIGKILL while one session waits
 // for a permission (with a message queued behind it) and another streams
 // text, then starts it again on the same workspace.
 func TestKillMidTurn(t *testing.T) {
-	ws, port := t.TempDir(), freePort(t)
+	ws, port := t.TempDir(), testutil.FreePort(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	p := start(t, ws, port, "offline/slow")
@@ -150,7 +111,7 @@ func TestKillMidTurn(t *testing.T) {
 		t.Fatal(err)
 	}
 	var perm coding.Permission
-	eventually(t, "the permission request", func() bool {
+	testutil.Eventually(t, 15*time.Second, "the permission request", func() bool {
 		ps, err := p.c.Permissions(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -190,7 +151,7 @@ func TestKillMidTurn(t *testing.T) {
 	if err := p2.c.ReplyPermission(ctx, perm.ID, coding.Reply{Reply: "once"}); !isStatus(err, 409) {
 		t.Fatalf("reply to the expired permission: %v", err)
 	}
-	eventually(t, "the queued message to run", func() bool {
+	testutil.Eventually(t, 15*time.Second, "the queued message to run", func() bool {
 		st, err := p2.c.RuntimeStatus(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -252,7 +213,7 @@ func isStatus(err error, status int) bool {
 // BenchmarkIdleRSS reports the resident memory of one idle runtime.
 func BenchmarkIdleRSS(b *testing.B) {
 	ws := b.TempDir()
-	p := start(b, ws, freePort(b), "offline/demo")
+	p := start(b, ws, testutil.FreePort(b), "offline/demo")
 	ctx := context.Background()
 	res, err := p.c.Send(ctx, "", "hello")
 	if err != nil {

@@ -9,13 +9,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +23,7 @@ import (
 	"github.com/agenthost/agenthost/internal/platform/auth"
 	"github.com/agenthost/agenthost/internal/platform/store/postgres/pgtest"
 	"github.com/agenthost/agenthost/internal/runtime"
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 // Options configures Start.
@@ -232,52 +231,9 @@ func (r *Response) WantError(t testing.TB, status int, contains string, extra ..
 	}
 }
 
-// Buffer is a goroutine-safe log sink.
-type Buffer struct {
-	mu      sync.Mutex
-	b       bytes.Buffer
-	changed chan struct{} // closed and replaced at every write
-}
-
-// Write implements io.Writer.
-func (b *Buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.changed != nil {
-		close(b.changed)
-		b.changed = nil
-	}
-	return b.b.Write(p)
-}
-
-// WaitFor waits until the buffer holds s, or ctx ends: a test waits for
-// what the platform logs, without polling.
-func (b *Buffer) WaitFor(ctx context.Context, s string) error {
-	for {
-		b.mu.Lock()
-		if strings.Contains(b.b.String(), s) {
-			b.mu.Unlock()
-			return nil
-		}
-		if b.changed == nil {
-			b.changed = make(chan struct{})
-		}
-		ch := b.changed
-		b.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("the logs never said %q: %w", s, ctx.Err())
-		}
-	}
-}
-
-// String returns everything written so far.
-func (b *Buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+// Buffer is a goroutine-safe log sink that a test can wait on
+// (testutil.Buffer).
+type Buffer = testutil.Buffer
 
 // NoDriver is a runtime.Driver for tests that provision nothing: every
 // call fails.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/internal/runtime"
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 func testStartServesHTTP(t *testing.T, s *suite) {
@@ -176,7 +177,7 @@ func testWaitContext(t *testing.T, s *suite) {
 func testInspectLogs(t *testing.T, s *suite) {
 	h := s.start(t, s.d, s.spec(t))
 	healthy(t, h)
-	eventually(t, "stdout and stderr in the logs", func() bool {
+	testutil.Eventually(t, 20*time.Second, "stdout and stderr in the logs", func() bool {
 		logs := inspect(t, s.d, h).Logs
 		return hasLine(logs, "hello on stdout") && hasLine(logs, "hello on stderr")
 	})
