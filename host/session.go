@@ -2,9 +2,7 @@ package host
 
 import (
 	"encoding/json"
-	"math"
 	"strings"
-	"time"
 
 	"github.com/agenthost/agenthost/llm"
 )
@@ -61,10 +59,6 @@ func (m *wireMessage) UnmarshalJSON(b []byte) error {
 		m.Parts = []llm.Part{llm.TextPart(*x.Content)}
 	}
 	return nil
-}
-
-func unixSeconds(t time.Time) float64 {
-	return math.Round(float64(t.UnixNano())/1e6) / 1e3
 }
 
 // merge applies docs/protocol.md's rule to a client's copy of a session and the

@@ -613,13 +613,6 @@ func (c *wsConn) sendStatus(reply map[string]any, id, status, result string) err
 	return fatal(c.write(b))
 }
 
-func (c *wsConn) callerOrAnon() Caller {
-	if c.caller != nil {
-		return *c.caller
-	}
-	return Caller{}
-}
-
 func (c *wsConn) interrupt(b []byte) error {
 	var f struct {
 		Type string `json:"type"`

@@ -162,10 +162,3 @@ func (w *Workspace) open() (*os.Root, error) {
 	return r, nil
 }
 
-// display turns a resolved path back into the form shown to the model.
-func display(rel string) string {
-	if rel == "" {
-		return "."
-	}
-	return rel
-}

@@ -91,16 +91,6 @@ func (r *registry) disconnect(ac *agentConn, now time.Time) {
 	}
 }
 
-// forget drops addr's record if ac holds it (the agent fell silent).
-func (r *registry) forget(addr string, ac *agentConn) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if rec := r.agents[addr]; rec != nil && rec.conn == ac {
-		delete(r.agents, addr)
-		r.idx.remove(addr)
-	}
-}
-
 // connOf returns the live connection of the agent at addr, or nil.
 func (r *registry) connOf(addr string) *agentConn {
 	r.mu.RLock()

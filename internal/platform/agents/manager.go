@@ -124,7 +124,7 @@ type Config struct {
 	// StopOnClose stops every runtime when the Manager closes. By default
 	// runtimes keep running and the next platform process re-attaches.
 	StopOnClose bool
-	// Connect makes runtime clients; nil is ConnectNone.
+	// Connect makes runtime clients. Required.
 	Connect Connector
 	// OnChange is called after every persisted lifecycle change; it must
 	// not block.
@@ -175,7 +175,7 @@ func (c *Config) setDefaults() error {
 		c.Ports = DefaultPorts
 	}
 	if c.Connect == nil {
-		c.Connect = ConnectNone
+		return errors.New("agents: Config.Connect is required: the manager reaches each runtime through its control API client")
 	}
 	if c.OnChange == nil {
 		c.OnChange = func(Change) {}

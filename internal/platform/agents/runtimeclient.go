@@ -2,7 +2,6 @@ package agents
 
 import (
 	"context"
-	"errors"
 	"time"
 )
 
@@ -52,26 +51,3 @@ type RuntimeClient interface {
 // Connector makes the RuntimeClient for the runtime at endpoint (a base
 // URL such as http://127.0.0.1:20001), authenticating with controlToken.
 type Connector func(endpoint, controlToken string) RuntimeClient
-
-// ErrNoControlAPI is returned by NoControlAPI for calls that need the
-// runtime's control API.
-var ErrNoControlAPI = errors.New("the runtime control API is not available in this build")
-
-// NoControlAPI is the RuntimeClient used until the runtime's control API
-// exists: it reports every runtime idle with no sessions, and cannot
-// deliver prompts (ErrNoControlAPI). It is a placeholder with a documented
-// behaviour, not an implementation of the control API.
-type NoControlAPI struct{}
-
-// Status implements RuntimeClient: always idle, no sessions.
-func (NoControlAPI) Status(context.Context) (RuntimeStatus, error) {
-	return RuntimeStatus{Sessions: []Session{}}, nil
-}
-
-// Prompt implements RuntimeClient: ErrNoControlAPI.
-func (NoControlAPI) Prompt(context.Context, string, string) (Session, error) {
-	return Session{}, ErrNoControlAPI
-}
-
-// ConnectNone is the Connector returning NoControlAPI.
-func ConnectNone(string, string) RuntimeClient { return NoControlAPI{} }

@@ -17,10 +17,10 @@ import (
 	"github.com/agenthost/agenthost/internal/platform/agents"
 	"github.com/agenthost/agenthost/internal/platform/auth"
 	"github.com/agenthost/agenthost/internal/platform/capability"
-	"github.com/agenthost/agenthost/internal/platform/httpapi/sessionpage"
 	"github.com/agenthost/agenthost/internal/platform/secrets"
 	"github.com/agenthost/agenthost/internal/platform/store"
 	"github.com/agenthost/agenthost/internal/web/dashboard"
+	"github.com/agenthost/agenthost/internal/web/session"
 )
 
 // Config is what the API serves from.
@@ -54,7 +54,7 @@ type Config struct {
 	// pages: who may embed them. Default "*".
 	FrameAncestors string
 	// SessionPage serves a session's page once its capability checked.
-	// Default: the built-in page (httpapi/sessionpage).
+	// Default: the session page of internal/web/session.
 	SessionPage http.Handler
 	// MaxUploadFile and MaxUploadTotal are the upload limits (defaults:
 	// the seed's 50 MB per file and 100 MB per agent).
@@ -118,7 +118,7 @@ func New(cfg Config) *Server {
 		cfg.FrameAncestors = "*"
 	}
 	if cfg.SessionPage == nil {
-		cfg.SessionPage = sessionpage.Handler()
+		cfg.SessionPage = session.Handler()
 	}
 	if cfg.MaxUploadFile <= 0 {
 		cfg.MaxUploadFile = MaxUploadFile

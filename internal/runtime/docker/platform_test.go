@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,6 +14,20 @@ import (
 	"github.com/agenthost/agenthost/internal/platform/platformtest"
 	"github.com/agenthost/agenthost/internal/runtime/runtimetest"
 )
+
+// idleRuntime stands for the control API of fakeruntime, which has none:
+// every runtime is idle with no sessions and takes no prompts.
+type idleRuntime struct{}
+
+func (idleRuntime) Status(context.Context) (agents.RuntimeStatus, error) {
+	return agents.RuntimeStatus{Sessions: []agents.Session{}}, nil
+}
+
+func (idleRuntime) Prompt(context.Context, string, string) (agents.Session, error) {
+	return agents.Session{}, errors.New("fakeruntime has no control API")
+}
+
+func connectIdle(string, string) agents.RuntimeClient { return idleRuntime{} }
 
 // TestPlatformLifecycle runs the platform with the Docker driver and the
 // fake runtime's image: create → RUNNING with a healthy container carrying
@@ -28,7 +43,7 @@ func TestPlatformLifecycle(t *testing.T) {
 		Driver:  newDriver(t, c, dir),
 		DataDir: dir,
 		Agents: agents.Config{
-			Command: []string{"fakeruntime"}, Connect: agents.ConnectNone,
+			Command: []string{"fakeruntime"}, Connect: connectIdle,
 			Ports: agents.PortRange{Min: 36000, Max: 36999}, ProvisionTimeout: 60 * time.Second,
 		},
 	}
@@ -127,7 +142,7 @@ func TestPlatformCrashToError(t *testing.T) {
 	env := platformtest.Start(t, platformtest.Options{
 		Driver: d, DataDir: dir,
 		Agents: agents.Config{
-			Command: []string{"fakeruntime", "-exit-code", "3", "-exit-after", "2s"}, Connect: agents.ConnectNone,
+			Command: []string{"fakeruntime", "-exit-code", "3", "-exit-after", "2s"}, Connect: connectIdle,
 			Ports: agents.PortRange{Min: 38000, Max: 38999}, ProvisionTimeout: 60 * time.Second, StartTimeout: 60 * time.Second,
 			Restart: agents.RestartPolicy{Attempts: 2, Backoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond},
 		},
