@@ -161,4 +161,3 @@ func (w *Workspace) open() (*os.Root, error) {
 	}
 	return r, nil
 }
-
