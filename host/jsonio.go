@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"reflect"
 	"strconv"
-	"strings"
 
 	"github.com/agenthost/agenthost/internal/engine"
 	"github.com/agenthost/agenthost/internal/httpjson"
@@ -129,9 +128,6 @@ func jsonError(err error) error {
 		return &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("request body is not valid JSON: %s at byte %d", se.Error(), se.Offset), err: err}
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return &httpError{status: http.StatusBadRequest, msg: "request body is not valid JSON: it ends too early", err: err}
-	}
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("unknown field %s", name), err: err}
 	}
 	var fe *fieldError
 	if errors.As(err, &fe) {
