@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/host"
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 // A second host on the same .co/ is refused, naming the first one's pid
@@ -32,17 +33,10 @@ func TestSecondHostOnCoDirRefused(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- first.Serve(sctx, ln) }()
 	// The lock file names the address once the host serves.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.Eventually(t, 10*time.Second, "host.lock naming the address", func() bool {
 		b, _ := os.ReadFile(dir + "/.co/host.lock")
-		if strings.Contains(string(b), ln.Addr().String()) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("host.lock = %q, want the address", b)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return strings.Contains(string(b), ln.Addr().String())
+	})
 
 	_, err = host.New(ctx, factory("offline/demo"), opts...)
 	if !errors.Is(err, host.ErrCoDirInUse) || !strings.Contains(err.Error(), "pid "+strconv.Itoa(os.Getpid())) || !strings.Contains(err.Error(), ln.Addr().String()) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/host"
+	"github.com/agenthost/agenthost/internal/testutil"
 	"github.com/agenthost/agenthost/relay"
 	"github.com/agenthost/agenthost/relay/relayserver"
 )
@@ -105,13 +106,10 @@ func TestConnectonionClient(t *testing.T) {
 				s.Shutdown(ctx)
 				ts.Close()
 			})
-			deadline := time.Now().Add(20 * time.Second)
-			for st, _, _ := s.RelayStatus(); !st.Announced; st, _, _ = s.RelayStatus() {
-				if time.Now().After(deadline) {
-					t.Fatal("the agent did not announce on the relay")
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			testutil.Eventually(t, 20*time.Second, "the agent's announce on the relay", func() bool {
+				st, _, _ := s.RelayStatus()
+				return st.Announced
+			})
 			m := runConnectonion(t, dir, "relay", r.URL(), s.Address())
 			checkRoundTrip(t, m)
 		})

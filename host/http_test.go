@@ -1,6 +1,7 @@
 package host_test
 
 import (
+	"context"
 	"strings"
 	"sync"
 	"testing"
@@ -221,7 +222,7 @@ func TestBusyAndOverload(t *testing.T) {
 		code, _ := post(t, h, map[string]any{"prompt": "tell me a long story please", "session_id": id})
 		results <- code
 	}()
-	testutil.Eventually(t, 10*time.Second, "the condition", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the session running", func() bool {
 		_, m, _ := do(t, "GET", h.URL+"/sessions/"+id, nil)
 		return m["status"] == "running"
 	})
@@ -235,7 +236,11 @@ func TestBusyAndOverload(t *testing.T) {
 		code, _ := post(t, h, map[string]any{"prompt": "queued"})
 		results <- code
 	}()
-	time.Sleep(100 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := host.WaitEngine(ctx, h.Server, func() bool { return host.WaitingRuns(h.Server) == 1 }); err != nil {
+		t.Fatalf("the second run never waited for the worker: %v", err)
+	}
 	code, m, hd := do(t, "POST", h.URL+"/input", map[string]any{"prompt": "overflow"})
 	wantError(t, code, 503, m, "busy")
 	if hd.Get("Retry-After") == "" {
@@ -254,7 +259,9 @@ func TestBusyAndOverload(t *testing.T) {
 
 func TestExpiry(t *testing.T) {
 	clock := testutil.NewClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
-	h := startHost(t, "offline/demo", host.WithClock(clock.Now), host.WithResultTTL(time.Hour), host.WithSweepInterval(20*time.Millisecond))
+	var logs testutil.Buffer
+	h := startHost(t, "offline/demo", host.WithClock(clock.Now), host.WithResultTTL(time.Hour), host.WithSweepInterval(20*time.Millisecond),
+		host.WithLogger(logTo(&logs)))
 	_, a := post(t, h, map[string]any{"prompt": "hello"})
 	id := a["session_id"].(string)
 	code, g, _ := do(t, "GET", h.URL+"/sessions/"+id, nil)
@@ -273,7 +280,11 @@ func TestExpiry(t *testing.T) {
 	// The expired session cannot be continued, also once the sweeper (every
 	// 20ms here) has deleted it: its id stays reserved, and a new session
 	// starts under a fresh one.
-	time.Sleep(100 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := logs.WaitFor(ctx, "deleted expired sessions"); err != nil {
+		t.Fatalf("the sweeper never deleted the session: %v", err)
+	}
 	_, b := post(t, h, map[string]any{"prompt": "hello", "session_id": id})
 	if b["session_id"] == id {
 		t.Fatal("expired session continued")

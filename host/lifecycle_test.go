@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/agenthost/agenthost/host"
+	"github.com/agenthost/agenthost/internal/testutil"
 	"github.com/agenthost/agenthost/relay/relayserver"
 )
 
@@ -57,13 +58,10 @@ func TestLifecycle(t *testing.T) {
 	ts := httptest.NewServer(s)
 	code, m, _ := do(t, "POST", ts.URL+"/input", map[string]any{"prompt": "use add on 2 and 3"})
 	wantStatus(t, code, 200, m)
-	deadline := time.Now().Add(10 * time.Second)
-	for st, _, _ := s.RelayStatus(); !st.Announced; st, _, _ = s.RelayStatus() {
-		if time.Now().After(deadline) {
-			t.Fatal("Start did not start the relay announcer")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, "the relay announcer Start starts", func() bool {
+		st, _, _ := s.RelayStatus()
+		return st.Announced
+	})
 
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agenthost/agenthost/host"
 	"github.com/coder/websocket"
+
+	"github.com/agenthost/agenthost/host"
 )
 
 // TestLoad: 200 concurrent POST /input and 200 WebSocket sessions with the

@@ -5,8 +5,9 @@ import (
 	"os"
 	"testing"
 
-	"github.com/agenthost/agenthost/internal/web/browsertest"
 	"go.uber.org/goleak"
+
+	"github.com/agenthost/agenthost/internal/web/browsertest"
 )
 
 // TestMain fails the package's tests if any goroutine outlives them. The

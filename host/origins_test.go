@@ -7,8 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agenthost/agenthost/host"
 	"github.com/coder/websocket"
+
+	"github.com/agenthost/agenthost/host"
 )
 
 // TestBrowserOrigins: pages of other origins can neither call the API nor

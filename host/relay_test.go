@@ -16,6 +16,7 @@ import (
 
 	"github.com/agenthost/agenthost/agent"
 	"github.com/agenthost/agenthost/internal/demo"
+	"github.com/agenthost/agenthost/internal/testutil"
 	"github.com/agenthost/agenthost/relay"
 	"github.com/agenthost/agenthost/relay/relayserver"
 )
@@ -73,17 +74,6 @@ func quietRelay(t *testing.T) *relayserver.Server {
 	return r
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func online(t *testing.T, r *relayserver.Server, addr string) bool {
 	ag, err := relay.LookupAgent(context.Background(), nil, r.URL(), addr)
 	return err == nil && ag.Online
@@ -121,9 +111,9 @@ func TestRelayFollowsConfig(t *testing.T) {
 	go func() { served <- s.Serve(ctx, ln) }()
 	t.Cleanup(func() { cancel(); <-served })
 
-	waitUntil(t, "announced on the first relay", func() bool { return online(t, r1, s.Address()) })
+	testutil.Eventually(t, 5*time.Second, "announced on the first relay", func() bool { return online(t, r1, s.Address()) })
 	port := ln.Addr().(*net.TCPAddr).Port
-	waitUntil(t, "LAN endpoints announced", func() bool {
+	testutil.Eventually(t, 5*time.Second, "LAN endpoints announced", func() bool {
 		ag, err := relay.LookupAgent(context.Background(), nil, r1.URL(), s.Address())
 		return err == nil && (len(ag.Endpoints) > 0 || len(endpointsFor("", []net.Addr{ln.Addr()}, interfaceAddrs)) == 0)
 	})
@@ -146,13 +136,13 @@ func TestRelayFollowsConfig(t *testing.T) {
 	if err := s.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "moved to the second relay", func() bool { return online(t, r2, s.Address()) && !online(t, r1, s.Address()) })
+	testutil.Eventually(t, 5*time.Second, "moved to the second relay", func() bool { return online(t, r2, s.Address()) && !online(t, r1, s.Address()) })
 
 	write("summary: adds numbers\n")
 	if err := s.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "gone from the relay", func() bool { return !online(t, r2, s.Address()) })
+	testutil.Eventually(t, 5*time.Second, "gone from the relay", func() bool { return !online(t, r2, s.Address()) })
 	if _, _, ok := s.RelayStatus(); ok {
 		t.Error("RelayStatus reports a relay after relay_url was emptied")
 	}

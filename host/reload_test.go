@@ -20,7 +20,8 @@ func TestReload(t *testing.T) {
 	cfgPath := filepath.Join(dir, ".co", "host.yaml")
 	writeFile(t, filepath.Join(dir, ".co", "prompt.md"), "first prompt")
 	writeFile(t, cfgPath, "summary: first\nsystem_prompt: prompt.md\n")
-	s, err := newIn(t, dir, host.WithReload(true))
+	var logs testutil.Buffer
+	s, err := newIn(t, dir, host.WithReload(true), host.WithLogger(logTo(&logs)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,16 +31,20 @@ func TestReload(t *testing.T) {
 	w.read()
 
 	writeFile(t, cfgPath, "summary: second\nmodel: offline/slow\nsystem_prompt: prompt.md\n")
-	testutil.Eventually(t, 10*time.Second, "the condition", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the new summary and model in /info", func() bool {
 		_, m, _ := do(t, "GET", ts+"/info", nil)
 		return m["summary"] == "second" && m["model"] == "offline/slow"
 	})
 	writeFile(t, filepath.Join(dir, ".co", "prompt.md"), "second prompt")
-	testutil.Eventually(t, 10*time.Second, "the condition", func() bool { return s.Config().SystemPrompt == "second prompt" })
+	testutil.Eventually(t, 10*time.Second, "the new system prompt", func() bool { return s.Config().SystemPrompt == "second prompt" })
 
 	// A broken file keeps the running configuration.
 	writeFile(t, cfgPath, "summary: third\nbogus: 1\n")
-	time.Sleep(400 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := logs.WaitFor(ctx, "reload: keeping the running configuration"); err != nil {
+		t.Fatalf("the broken file was never refused: %v", err)
+	}
 	if s.Config().Summary != "second" {
 		t.Fatalf("broken reload applied: %q", s.Config().Summary)
 	}

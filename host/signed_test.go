@@ -4,10 +4,11 @@ import (
 	"net/http"
 
 	"encoding/json"
-	"github.com/coder/websocket"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/agenthost/agenthost/host"
 	"github.com/agenthost/agenthost/trust"

@@ -10,8 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agenthost/agenthost/host"
 	"github.com/coder/websocket"
+
+	"github.com/agenthost/agenthost/host"
 )
 
 type wsClient struct {
@@ -193,7 +194,16 @@ func TestWSResume(t *testing.T) {
 	last := before[len(before)-1]["id"]
 	w.c.Close(websocket.StatusNormalClosure, "bye")
 
-	time.Sleep(100 * time.Millisecond) // the run goes on without a client
+	// The run goes on without a client: wait for it to commit more events.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for range 2 {
+		select {
+		case <-host.EngineChanged(h.Server):
+		case <-ctx.Done():
+			t.Fatal("the run stopped when its client left")
+		}
+	}
 	w2 := dialWS(t, h)
 	w2.send(map[string]any{"type": "CONNECT", "session_id": id, "last_msg_id": last})
 	c := w2.read()
@@ -551,11 +561,9 @@ func TestWSLeaveDuringStart(t *testing.T) {
 		w.send(map[string]any{"type": "INPUT", "prompt": fmt.Sprintf("hello %d", i)})
 		w.c.CloseNow()
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for host.LiveSessions(h.Server) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d sessions still live after every client left and every run ended", host.LiveSessions(h.Server))
-		}
-		time.Sleep(10 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := host.WaitEngine(ctx, h.Server, func() bool { return host.LiveSessions(h.Server) == 0 }); err != nil {
+		t.Fatalf("%d sessions still live after every client left and every run ended", host.LiveSessions(h.Server))
 	}
 }

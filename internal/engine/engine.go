@@ -257,6 +257,11 @@ func (e *Engine) Running(id string) bool {
 // ActiveRuns is the number of turns holding a worker now.
 func (e *Engine) ActiveRuns() int { return len(e.slots) }
 
+// WaitingTurns counts the Start callers waiting for a worker; Changed
+// fires when one starts waiting, so a test can wait for the queue to fill
+// instead of sleeping.
+func (e *Engine) WaitingTurns() int { return int(e.waiting.Load()) }
+
 // AnyBusy reports whether some session is busy.
 func (e *Engine) AnyBusy() bool {
 	e.mu.Lock()
