@@ -268,8 +268,12 @@ func TestReplaceOnlyWhenFresh(t *testing.T) {
 	if metric(t, s, `relay_disconnects_total{reason="replaced"}`) != 1 {
 		t.Error("replacement not counted")
 	}
-	// The first connection's departure does not take the agent offline.
-	time.Sleep(50 * time.Millisecond)
+	// The first connection's departure does not take the agent offline:
+	// wait until both refused connections (same, first) have ended at the
+	// relay.
+	testutil.Eventually(t, 5*time.Second, "the replaced connections to end", func() bool {
+		return metric(t, s, `relay_connection_duration_seconds_count{kind="agent"}`) >= 2
+	})
 	if info, _ := s.reg.lookup(id.Address()); !info.Online {
 		t.Error("agent offline after the replaced connection closed")
 	}

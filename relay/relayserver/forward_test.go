@@ -153,12 +153,17 @@ func TestSessionEnds(t *testing.T) {
 	s := startRelay(t, nil)
 	id := identity(t, 1)
 	ended := make(chan error, 4)
+	read := make(chan struct{}, 4) // a frame reached the handler
 	runAnnouncer(t, s.URL(), id, relay.AnnounceInfo{}, func(ctx context.Context, c relay.FrameConn, sid string) {
 		for {
 			f, err := c.ReadFrame(ctx)
 			if err != nil {
 				ended <- err
 				return
+			}
+			select {
+			case read <- struct{}{}:
+			default:
 			}
 			if bytes.Contains(f, []byte(`"BYE"`)) {
 				c.WriteFrame(ctx, []byte(`{"type":"OUTPUT","result":"bye"}`))
@@ -174,7 +179,11 @@ func TestSessionEnds(t *testing.T) {
 	// Client leaves: the handler's read ends with EOF.
 	cl := newClient(t, s)
 	cl.send(map[string]any{"type": "INPUT", "to": id.Address(), "prompt": "x"})
-	time.Sleep(50 * time.Millisecond)
+	select {
+	case <-read:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the INPUT never reached the handler")
+	}
 	cl.c.Close(websocket.StatusNormalClosure, "")
 	select {
 	case err := <-ended:

@@ -28,9 +28,18 @@ func TestRelayRestart(t *testing.T) {
 	addr := first.Addr().String()
 	id := identity(t, 1)
 	var statusCalls atomic.Int32
+	unannounced := make(chan struct{}, 64) // a status that is not announced: a lost or failed connection
 	a := runAnnouncer(t, first.URL()+"/ws/announce", id, relay.AnnounceInfo{Summary: "survivor"}, echoHandler,
 		relay.WithBackoff([]time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond}, 0.2, time.Hour),
-		relay.WithStatusFunc(func(relay.Status) { statusCalls.Add(1) }))
+		relay.WithStatusFunc(func(st relay.Status) {
+			statusCalls.Add(1)
+			if !st.Announced && st.LastError != nil {
+				select {
+				case unannounced <- struct{}{}:
+				default:
+				}
+			}
+		}))
 
 	cl := newClient(t, first)
 	cl.send(map[string]any{"type": "INPUT", "to": id.Address(), "prompt": "mid-run"})
@@ -65,7 +74,20 @@ func TestRelayRestart(t *testing.T) {
 	}
 	testutil.Eventually(t, 5*time.Second, "announcer notices", func() bool { return !a.Status().Announced })
 
-	time.Sleep(300 * time.Millisecond) // the relay is down for a while
+	// The relay stays down until the announcer has failed to reconnect to
+	// it at least once.
+	for drained := false; !drained; {
+		select {
+		case <-unannounced:
+		default:
+			drained = true
+		}
+	}
+	select {
+	case <-unannounced:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the announcer never tried to reconnect while the relay was down")
+	}
 	restarted := startRelay(t, func(c *Config) { c.Addr = addr })
 	began := time.Now()
 	// Online at the relay, and the announcer has read ANNOUNCE_OK (which
