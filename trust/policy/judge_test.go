@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/agenthost/agenthost/llm"
@@ -107,60 +108,65 @@ func TestParseVerdict(t *testing.T) {
 	}
 }
 
+// TestCachedJudge runs in a synctest bubble: synctest.Wait returns once
+// every concurrent caller is blocked, so the test knows they all wait on
+// the one call without sleeping.
 func TestCachedJudge(t *testing.T) {
-	ctx := context.Background()
-	var calls atomic.Int32
-	release := make(chan struct{})
-	slow := JudgeFunc(func(ctx context.Context, in JudgeInput) (bool, string, error) {
-		calls.Add(1)
-		<-release
-		return in.Level == LevelContact, "because", nil
-	})
-	clk := newClock(t0)
-	c := NewCachedJudge(slow, time.Minute, clk.Now)
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			if allow, _, err := c.Judge(ctx, JudgeInput{Address: friend, Level: LevelContact}); err != nil || !allow {
-				t.Errorf("concurrent judge: %v %v", allow, err)
-			}
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		var calls atomic.Int32
+		release := make(chan struct{})
+		slow := JudgeFunc(func(ctx context.Context, in JudgeInput) (bool, string, error) {
+			calls.Add(1)
+			<-release
+			return in.Level == LevelContact, "because", nil
 		})
-	}
-	time.Sleep(10 * time.Millisecond)
-	close(release)
-	wg.Wait()
-	if calls.Load() != 1 {
-		t.Fatalf("%d judge calls for 8 concurrent requests, want 1", calls.Load())
-	}
-	if allow, _, _ := c.Judge(ctx, JudgeInput{Address: friend, Level: LevelStranger}); allow || calls.Load() != 2 {
-		t.Error("a different level must be judged anew")
-	}
-	c.Forget(friend)
-	_, _, _ = c.Judge(ctx, JudgeInput{Address: friend, Level: LevelContact})
-	if calls.Load() != 3 {
-		t.Errorf("Forget did not drop the entry: %d calls", calls.Load())
-	}
-	clk.Add(time.Minute)
-	_, _, _ = c.Judge(ctx, JudgeInput{Address: friend, Level: LevelContact})
-	if calls.Load() != 4 {
-		t.Errorf("expired entry reused: %d calls", calls.Load())
-	}
-	// A waiter whose context ends stops waiting.
-	block := make(chan struct{})
-	defer close(block)
-	c2 := NewCachedJudge(JudgeFunc(func(ctx context.Context, _ JudgeInput) (bool, string, error) {
-		select {
-		case <-block:
-			return true, "", nil
-		case <-ctx.Done():
-			return false, "", ctx.Err()
+		clk := newClock(t0)
+		c := NewCachedJudge(slow, time.Minute, clk.Now)
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				if allow, _, err := c.Judge(ctx, JudgeInput{Address: friend, Level: LevelContact}); err != nil || !allow {
+					t.Errorf("concurrent judge: %v %v", allow, err)
+				}
+			})
 		}
-	}), time.Minute, nil)
-	go func() { _, _, _ = c2.Judge(ctx, JudgeInput{Address: stranger}) }()
-	time.Sleep(10 * time.Millisecond)
-	cctx, cancel := context.WithCancel(ctx)
-	cancel()
-	if _, _, err := c2.Judge(cctx, JudgeInput{Address: stranger}); !errors.Is(err, context.Canceled) {
-		t.Errorf("cancelled waiter: %v", err)
-	}
+		synctest.Wait() // every goroutine is blocked: the Judge callers wait on the one call
+		close(release)
+		wg.Wait()
+		if calls.Load() != 1 {
+			t.Fatalf("%d judge calls for 8 concurrent requests, want 1", calls.Load())
+		}
+		if allow, _, _ := c.Judge(ctx, JudgeInput{Address: friend, Level: LevelStranger}); allow || calls.Load() != 2 {
+			t.Error("a different level must be judged anew")
+		}
+		c.Forget(friend)
+		_, _, _ = c.Judge(ctx, JudgeInput{Address: friend, Level: LevelContact})
+		if calls.Load() != 3 {
+			t.Errorf("Forget did not drop the entry: %d calls", calls.Load())
+		}
+		clk.Add(time.Minute)
+		_, _, _ = c.Judge(ctx, JudgeInput{Address: friend, Level: LevelContact})
+		if calls.Load() != 4 {
+			t.Errorf("expired entry reused: %d calls", calls.Load())
+		}
+		// A waiter whose context ends stops waiting.
+		block := make(chan struct{})
+		defer close(block)
+		c2 := NewCachedJudge(JudgeFunc(func(ctx context.Context, _ JudgeInput) (bool, string, error) {
+			select {
+			case <-block:
+				return true, "", nil
+			case <-ctx.Done():
+				return false, "", ctx.Err()
+			}
+		}), time.Minute, nil)
+		go func() { _, _, _ = c2.Judge(ctx, JudgeInput{Address: stranger}) }()
+		synctest.Wait() // the waiter is blocked on the call
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if _, _, err := c2.Judge(cctx, JudgeInput{Address: stranger}); !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled waiter: %v", err)
+		}
+	})
 }
