@@ -253,7 +253,7 @@ func TestConnectErrors(t *testing.T) {
 		t.Fatalf("nothing listening: %v", err)
 	}
 	t.Setenv(client.EnvRelayURL, "")
-	if _, err := client.Connect(ctx, "0x"+strings.Repeat("ab", 32), client.WithoutSigning()); err == nil || !strings.Contains(err.Error(), "relay") {
+	if _, err := client.Connect(ctx, "0x"+strings.Repeat("ab", 32), client.WithoutSigning()); !errors.Is(err, client.ErrNoRelay) {
 		t.Fatalf("address without a relay: %v", err)
 	}
 	if _, err := client.Connect(ctx, "0x123", client.WithoutSigning(), client.WithRelay("ws://127.0.0.1:1")); err == nil {

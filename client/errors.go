@@ -45,6 +45,9 @@ var (
 	// connection, or does not match its signature: something between the
 	// client and the agent (a relay, a ws:// hop) changed or made it.
 	ErrTampered = errors.New("answer not signed by the agent")
+	// ErrNoRelay: the agent was given by address and no relay was named
+	// to find it through (WithRelay, $AGENTHOST_RELAY_URL).
+	ErrNoRelay = errors.New("client: no relay")
 )
 
 // Error is an error reported by the agent or the relay, or the loss of the

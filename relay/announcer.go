@@ -321,7 +321,7 @@ func (a *Announcer) connect(ctx context.Context) (accepted bool, err error) {
 		case h.Type == TypeError && h.SessionID == "":
 			msg := errorText(frame)
 			if !accepted {
-				return false, fmt.Errorf("relay refused ANNOUNCE: %s", msg)
+				return false, fmt.Errorf("%w: %s", ErrAnnounceRefused, msg)
 			}
 			a.o.log.Warn("relay: error from relay", "relay", a.base, "error", msg)
 		case h.SessionID == "":

@@ -107,4 +107,7 @@ var (
 	ErrFrameTooLarge = errors.New("relay: frame too large")
 	// ErrMalformedFrame is returned for a frame that is not a JSON object.
 	ErrMalformedFrame = errors.New("relay: malformed frame")
+	// ErrAnnounceRefused is the Announcer's Status.LastError when the relay
+	// answered its ANNOUNCE with an ERROR; the relay's reason follows it.
+	ErrAnnounceRefused = errors.New("relay refused ANNOUNCE")
 )

@@ -538,7 +538,7 @@ func TestAnnouncerRefused(t *testing.T) {
 	cancel()
 	<-done
 	st := a.Status()
-	if st.Announced || st.LastError == nil || !strings.Contains(st.LastError.Error(), "stale") {
+	if st.Announced || !errors.Is(st.LastError, relay.ErrAnnounceRefused) || !strings.Contains(st.LastError.Error(), "stale") {
 		t.Errorf("status %+v", st)
 	}
 }

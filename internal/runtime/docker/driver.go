@@ -66,14 +66,14 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (*runtime.Handle,
 	if err != nil {
 		return nil, err
 	}
-	id, err := d.createAndStart(ctx, spec, cfg, host, netcfg)
-	if isNetworkGone(err) {
+	id, err := d.createAndStart(ctx, spec, netID, cfg, host, netcfg)
+	if d.networkGone(ctx, netID, err) {
 		// The network was removed behind the driver's back (or by another
 		// driver healing duplicates): find or make it again.
 		d.forgetNetwork(netID)
 		if netID, err = d.EnsureNetwork(ctx); err == nil {
 			if cfg, host, netcfg, err = d.createOptions(spec, netID, secOpt); err == nil {
-				id, err = d.createAndStart(ctx, spec, cfg, host, netcfg)
+				id, err = d.createAndStart(ctx, spec, netID, cfg, host, netcfg)
 			}
 		}
 	}
@@ -92,12 +92,12 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (*runtime.Handle,
 
 // createAndStart creates the runtime's container and starts it, removing
 // it when it does not start.
-func (d *Driver) createAndStart(ctx context.Context, spec runtime.Spec, cfg container.Config, host container.HostConfig, netcfg network.NetworkingConfig) (string, error) {
+func (d *Driver) createAndStart(ctx context.Context, spec runtime.Spec, netID string, cfg container.Config, host container.HostConfig, netcfg network.NetworkingConfig) (string, error) {
 	created, err := d.api.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: ContainerName(spec.ID), Config: &cfg, HostConfig: &host, NetworkingConfig: &netcfg,
 	})
 	if err != nil {
-		if cerrdefs.IsNotFound(err) && !isNetworkGone(err) {
+		if cerrdefs.IsNotFound(err) && !d.networkGone(ctx, netID, err) {
 			return "", fmt.Errorf("docker: runtime %s: image %s not found in the engine (it is never pulled): build it with `agenthost image build --tag %s`: %w", spec.ID, cfg.Image, cfg.Image, err)
 		}
 		return "", fmt.Errorf("docker: runtime %s: creating its container: %w", spec.ID, err)
@@ -116,9 +116,17 @@ func (d *Driver) createAndStart(ctx context.Context, spec runtime.Spec, cfg cont
 	return created.ID, nil
 }
 
-// isNetworkGone reports an engine error about a missing network.
-func isNetworkGone(err error) bool {
-	return err != nil && cerrdefs.IsNotFound(err) && strings.Contains(err.Error(), "network")
+// networkGone reports whether err, from creating or starting a container
+// on the network netID, is that network's absence: the engine's answer is
+// a not-found error whose text alone tells a missing network from a
+// missing image, so the driver asks the engine whether the network is
+// still there.
+func (d *Driver) networkGone(ctx context.Context, netID string, err error) bool {
+	if err == nil || !cerrdefs.IsNotFound(err) {
+		return false
+	}
+	_, ierr := d.api.NetworkInspect(ctx, netID, client.NetworkInspectOptions{})
+	return cerrdefs.IsNotFound(ierr)
 }
 
 // Wait blocks until the runtime's container is no longer running.

@@ -342,7 +342,7 @@ func (d *Driver) checkNotRunning(id string) error {
 	if f != nil {
 		f.Close()
 	}
-	return fmt.Errorf("process: runtime %s is still running (pid %d) from an earlier platform process; recover or destroy it", id, st.PID)
+	return fmt.Errorf("%w: runtime %s (pid %d) from an earlier platform process; recover or destroy it", ErrStillRunning, id, st.PID)
 }
 
 // startCmd starts cmd, retrying while its executable is busy: a copy just

@@ -123,6 +123,11 @@ const Name = "process"
 // re-attached by Recover: only a process's parent learns its exit status.
 var ErrExitUnknown = errors.New("process: exit status unknown (runtime was re-attached after a platform restart)")
 
+// ErrStillRunning is returned by Start for a runtime whose process from an
+// earlier platform process still runs: it must be recovered or destroyed
+// first, never started twice.
+var ErrStillRunning = errors.New("process: runtime is still running")
+
 // Options configures a Driver. Only Root is required.
 type Options struct {
 	// Root holds one directory per runtime. It must be the same across

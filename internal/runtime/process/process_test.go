@@ -403,7 +403,7 @@ func TestStartRefusesUnrecoveredRun(t *testing.T) {
 	healthy(t, h)
 
 	d2 := newDriver(t, root)
-	if _, err := d2.Start(ctx(t), spec); err == nil || !strings.Contains(err.Error(), "still running") {
+	if _, err := d2.Start(ctx(t), spec); !errors.Is(err, ErrStillRunning) {
 		t.Fatalf("Start over a live run = %v, want a refusal", err)
 	}
 	hs, err := d2.List(ctx(t))
