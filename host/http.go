@@ -100,7 +100,7 @@ func (s *Server) postInput(w http.ResponseWriter, r *http.Request) error {
 	body, err := readBody(w, r, limit)
 	if err != nil {
 		var he *httpError
-		if limit == PreAdmitLimit && errors.As(err, &he) && he.status == http.StatusRequestEntityTooLarge {
+		if limit == PreAdmitLimit && errors.As(err, &he) && he.Status == http.StatusRequestEntityTooLarge {
 			return errorf(http.StatusRequestEntityTooLarge, "request body is larger than %s, the limit until this agent admits you; sign the request headers (X-Co-From, X-Co-To, X-Co-Timestamp, X-Co-Signature) to send more", sizeString(PreAdmitLimit))
 		}
 		return err

@@ -18,25 +18,13 @@ import (
 // The one way the host reads and writes JSON and turns errors into
 // responses: handlers return errors, serveHTTP writes them.
 
-// httpError is an error with the status and the message the client sees.
-type httpError struct {
-	status     int
-	msg        string
-	err        error
-	retryAfter int
-}
+// httpError is the host's name for httpjson.Error: an error with the
+// status and the message the client sees.
+type httpError = httpjson.Error
 
-func (e *httpError) Error() string {
-	if e.err != nil {
-		return e.msg + ": " + e.err.Error()
-	}
-	return e.msg
-}
-
-func (e *httpError) Unwrap() error { return e.err }
-
+// errorf is httpjson.Errorf.
 func errorf(status int, format string, args ...any) *httpError {
-	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
+	return httpjson.Errorf(status, format, args...)
 }
 
 // errorBody is every error response's body, {"error": "..."}.
@@ -51,7 +39,7 @@ func classify(err error) (status int, msg string, retryAfter int) {
 	var he *httpError
 	switch {
 	case errors.As(err, &he):
-		return he.status, he.msg, he.retryAfter
+		return he.Status, he.Msg, he.RetryAfter
 	case errors.Is(err, ErrUnauthorized):
 		return http.StatusUnauthorized, err.Error(), 0
 	case errors.Is(err, ErrForbidden):
@@ -109,7 +97,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		if errors.As(err, &tooBig) {
 			return nil, errorf(http.StatusRequestEntityTooLarge, "request body is larger than the limit of %s", sizeString(limit))
 		}
-		return nil, &httpError{status: http.StatusBadRequest, msg: "reading the request body failed", err: err}
+		return nil, &httpError{Status: http.StatusBadRequest, Msg: "reading the request body failed", Err: err}
 	}
 	return b, nil
 }
@@ -121,19 +109,19 @@ func jsonError(err error) error {
 	switch {
 	case errors.As(err, &te):
 		if te.Field == "" {
-			return &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("request body must be %s, not %s", typeName(te.Type), te.Value), err: err}
+			return &httpError{Status: http.StatusBadRequest, Msg: fmt.Sprintf("request body must be %s, not %s", typeName(te.Type), te.Value), Err: err}
 		}
-		return &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("field %q must be %s, not %s", te.Field, typeName(te.Type), te.Value), err: err}
+		return &httpError{Status: http.StatusBadRequest, Msg: fmt.Sprintf("field %q must be %s, not %s", te.Field, typeName(te.Type), te.Value), Err: err}
 	case errors.As(err, &se):
-		return &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("request body is not valid JSON: %s at byte %d", se.Error(), se.Offset), err: err}
+		return &httpError{Status: http.StatusBadRequest, Msg: fmt.Sprintf("request body is not valid JSON: %s at byte %d", se.Error(), se.Offset), Err: err}
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return &httpError{status: http.StatusBadRequest, msg: "request body is not valid JSON: it ends too early", err: err}
+		return &httpError{Status: http.StatusBadRequest, Msg: "request body is not valid JSON: it ends too early", Err: err}
 	}
 	var fe *fieldError
 	if errors.As(err, &fe) {
-		return &httpError{status: http.StatusBadRequest, msg: fe.Error(), err: err}
+		return &httpError{Status: http.StatusBadRequest, Msg: fe.Error(), Err: err}
 	}
-	return &httpError{status: http.StatusBadRequest, msg: "request body is not valid: " + err.Error(), err: err}
+	return &httpError{Status: http.StatusBadRequest, Msg: "request body is not valid: " + err.Error(), Err: err}
 }
 
 // fieldError is a validation error from a custom decoder, naming its field.

@@ -109,7 +109,7 @@ func checkKeys(body []byte) error {
 	dec.UseNumber()
 	if err := walkKeys(dec, bodySpec, 0); err != nil {
 		if errors.Is(err, errKeyCollision) {
-			return &httpError{status: http.StatusBadRequest, msg: err.Error(), err: err}
+			return &httpError{Status: http.StatusBadRequest, Msg: err.Error(), Err: err}
 		}
 		var he *httpError
 		if errors.As(err, &he) {

@@ -244,8 +244,8 @@ func (g *TrustGate) allowOffer(addr, remote string) error {
 		ok = false
 	}
 	if !ok {
-		return &httpError{status: http.StatusTooManyRequests, retryAfter: int(OnboardAttemptWindow / time.Second),
-			msg: fmt.Sprintf("too many onboarding attempts; at most %d per %s per identity and %d per address", OnboardAttemptsPerAddress, OnboardAttemptWindow, OnboardAttemptsPerIP)}
+		return &httpError{Status: http.StatusTooManyRequests, RetryAfter: int(OnboardAttemptWindow / time.Second),
+			Msg: fmt.Sprintf("too many onboarding attempts; at most %d per %s per identity and %d per address", OnboardAttemptsPerAddress, OnboardAttemptWindow, OnboardAttemptsPerIP)}
 	}
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 var t0 = time.Unix(1_700_000_000, 0)
@@ -28,20 +30,6 @@ func testIdentity(t testing.TB, n byte) *Identity {
 		t.Fatal(err)
 	}
 	return id
-}
-
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock(t time.Time) *clock { return &clock{t: t} }
-func (c *clock) Now() time.Time   { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
 
 // message builds a signed message: the payload JSON text is signed in form f
@@ -168,7 +156,7 @@ func TestVerify(t *testing.T) {
 		{name: "no digest, required, nothing attached", msg: message(t, alice, p(""), FormPython, map[string]string{"session": "null"}), cfg: func(c *VerifierConfig) { c.RequireDigest = true }, wantFmt: FormPython},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := newClock(t0.Add(tc.clock))
+			clk := testutil.NewClock(t0.Add(tc.clock))
 			cfg := VerifierConfig{Address: host.Address(), Now: clk.Now}
 			if tc.cfg != nil {
 				tc.cfg(&cfg)
@@ -407,7 +395,7 @@ func TestBodyDigest(t *testing.T) {
 
 func TestMemoryLedger(t *testing.T) {
 	ctx := context.Background()
-	clk := newClock(t0)
+	clk := testutil.NewClock(t0)
 	l := NewMemoryLedger(clk.Now)
 	var fresh atomic.Int32
 	var wg sync.WaitGroup
@@ -423,14 +411,14 @@ func TestMemoryLedger(t *testing.T) {
 	if fresh.Load() != 1 {
 		t.Fatalf("%d callers saw a fresh digest, want 1", fresh.Load())
 	}
-	clk.Add(2 * time.Minute)
+	clk.Advance(2 * time.Minute)
 	if seen, _ := l.Seen(ctx, "d", clk.Now().Add(time.Minute)); seen {
 		t.Error("expired digest still seen")
 	}
 	for i := range 3000 {
 		_, _ = l.Seen(ctx, fmt.Sprint(i), clk.Now().Add(time.Second))
 	}
-	clk.Add(time.Hour)
+	clk.Advance(time.Hour)
 	for i := range 3000 {
 		_, _ = l.Seen(ctx, fmt.Sprint("n", i), clk.Now().Add(time.Second))
 	}

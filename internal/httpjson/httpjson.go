@@ -26,6 +26,8 @@ type Error struct {
 	Status int
 	Msg    string
 	Err    error // the cause, for logs and errors.Is; may be nil
+	// RetryAfter, when positive, is the Retry-After header's seconds.
+	RetryAfter int
 }
 
 // Error includes the cause, for logs; clients see only Msg.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agenthost/agenthost/internal/testutil"
 	"github.com/agenthost/agenthost/trust"
 )
 
@@ -224,7 +225,7 @@ func TestDecideWithJudge(t *testing.T) {
 		}
 		return false, "no\nhistory " + strings.Repeat("x", 500), nil
 	})
-	clk := newClock(t0)
+	clk := testutil.NewClock(t0)
 	contacts := NewMemoryContacts()
 	_ = contacts.SetLevel(ctx, friend, LevelContact)
 	history := NewMemoryHistory()
@@ -242,7 +243,7 @@ func TestDecideWithJudge(t *testing.T) {
 	if calls.Load() != 1 {
 		t.Errorf("judge called %d times, want 1 (cached)", calls.Load())
 	}
-	clk.Add(2 * time.Minute)
+	clk.Advance(2 * time.Minute)
 	_, _ = g.Decide(ctx, Caller{Address: friend})
 	if calls.Load() != 2 || last.History.Requests != 2 {
 		t.Errorf("after the TTL: %d calls, history %+v", calls.Load(), last.History)

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"sync"
 	"testing"
 	"time"
 
@@ -23,18 +22,4 @@ func testIdentity(t testing.TB, n byte) *trust.Identity {
 		t.Fatal(err)
 	}
 	return id
-}
-
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock(t time.Time) *clock { return &clock{t: t} }
-func (c *clock) Now() time.Time   { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }

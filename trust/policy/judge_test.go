@@ -10,6 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/agenthost/agenthost/internal/testutil"
 	"github.com/agenthost/agenthost/llm"
 )
 
@@ -121,7 +122,7 @@ func TestCachedJudge(t *testing.T) {
 			<-release
 			return in.Level == LevelContact, "because", nil
 		})
-		clk := newClock(t0)
+		clk := testutil.NewClock(t0)
 		c := NewCachedJudge(slow, time.Minute, clk.Now)
 		var wg sync.WaitGroup
 		for range 8 {
@@ -145,7 +146,7 @@ func TestCachedJudge(t *testing.T) {
 		if calls.Load() != 3 {
 			t.Errorf("Forget did not drop the entry: %d calls", calls.Load())
 		}
-		clk.Add(time.Minute)
+		clk.Advance(time.Minute)
 		_, _, _ = c.Judge(ctx, JudgeInput{Address: friend, Level: LevelContact})
 		if calls.Load() != 4 {
 			t.Errorf("expired entry reused: %d calls", calls.Load())
