@@ -16,34 +16,12 @@ import (
 	"github.com/agenthost/agenthost/agent"
 	"github.com/agenthost/agenthost/client"
 	"github.com/agenthost/agenthost/host"
-	"github.com/agenthost/agenthost/internal/demo"
+	"github.com/agenthost/agenthost/internal/testutil/testagent"
 	"github.com/agenthost/agenthost/relay"
-	"github.com/agenthost/agenthost/relay/relayserver"
 	"github.com/agenthost/agenthost/trust"
 )
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-type askArgs struct {
-	Question string `json:"question"`
-}
-
-// tools are the demo tools plus "ask" (asks the user) and "danger" (tests
-// mark it as needing approval).
-func tools() []agent.Tool {
-	return append(demo.Tools(),
-		agent.MustTool("ask", "Ask the user a question.", func(ctx context.Context, a askArgs) (string, error) {
-			ans, err := agent.AskUser(ctx, agent.Question{Question: a.Question, Options: []agent.AnswerOption{{Label: "red"}, {Label: "blue"}}})
-			if err != nil {
-				return "", err
-			}
-			return "the user said " + strings.Join(ans[0], ","), nil
-		}),
-		agent.MustTool("danger", "Do something that needs approval.", func(_ context.Context, a askArgs) (string, error) {
-			return "did " + a.Question, nil
-		}),
-	)
-}
 
 // newAgent builds a host (not listening) with its data in a temp dir.
 func newAgent(t testing.TB, model string, opts ...host.Option) *host.Server {
@@ -53,7 +31,7 @@ func newAgent(t testing.TB, model string, opts ...host.Option) *host.Server {
 		host.WithConfigFile(""), host.WithPingInterval(time.Hour), host.WithBannerOutput(io.Discard),
 		host.WithRelayOptions(relay.WithBackoff([]time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond}, 0.2, time.Second))}
 	s, err := host.New(context.Background(), func() (*agent.Agent, error) {
-		return agent.New("helper", agent.WithModel(model), agent.WithTools(tools()...))
+		return agent.New("helper", agent.WithModel(model), agent.WithTools(testagent.Tools()...))
 	}, append(base, opts...)...)
 	if err != nil {
 		t.Fatal(err)
@@ -74,24 +52,6 @@ func serveAgent(t testing.TB, s *host.Server) string {
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)
 	return ts.URL
-}
-
-// startRelay starts a relay on addr ("127.0.0.1:0" for any port).
-func startRelay(t testing.TB, addr string) *relayserver.Server {
-	t.Helper()
-	r, err := relayserver.New(relayserver.Config{Addr: addr, Logger: quietLogger(), SweepInterval: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		r.Shutdown(ctx)
-	})
-	return r
 }
 
 func announced(s *host.Server) func() bool {

@@ -11,6 +11,7 @@ import (
 	"github.com/agenthost/agenthost/client"
 	"github.com/agenthost/agenthost/host"
 	"github.com/agenthost/agenthost/internal/testutil"
+	"github.com/agenthost/agenthost/internal/testutil/testrelay"
 	"github.com/agenthost/agenthost/relay"
 )
 
@@ -19,7 +20,7 @@ import (
 // reaches it through the relay with streaming and a tool call, continues
 // the session, and the agent's gate sees the client's own signature.
 func TestAgentReachableOnlyThroughRelay(t *testing.T) {
-	r := startRelay(t, "127.0.0.1:0")
+	r := testrelay.Start(t, "127.0.0.1:0")
 	var g *sigGate
 	s := newAgent(t, "offline/demo", host.WithRelayURL(r.URL()), host.WithSummary("adds numbers and remembers names"),
 		host.WithApproval("danger"),
@@ -109,7 +110,7 @@ func TestAgentReachableOnlyThroughRelay(t *testing.T) {
 // used directly; one whose announced endpoint answers with another
 // address is reached through the relay instead.
 func TestDirectEndpointFirst(t *testing.T) {
-	r := startRelay(t, "127.0.0.1:0")
+	r := testrelay.Start(t, "127.0.0.1:0")
 	// The agent's URL is known only once it listens: serve first, then
 	// point public_url at it by reload-free construction order.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -155,7 +156,7 @@ func TestDirectEndpointFirst(t *testing.T) {
 // ErrConnectionLost promptly; once the relay is back the agent has
 // re-announced within seconds and new requests succeed.
 func TestRelayRestart(t *testing.T) {
-	r := startRelay(t, "127.0.0.1:0")
+	r := testrelay.Start(t, "127.0.0.1:0")
 	addr := r.Addr().String()
 	t.Setenv("AGENTHOST_OFFLINE_DELAY", "150ms")
 	s := newAgent(t, "offline/slow", host.WithRelayURL(r.URL()))
@@ -202,7 +203,7 @@ func TestRelayRestart(t *testing.T) {
 		t.Fatal("the client hangs after the relay stopped")
 	}
 
-	r2 := startRelay(t, addr)
+	r2 := testrelay.Start(t, addr)
 	restarted := time.Now()
 	testutil.Eventually(t, 5*time.Second, "the agent re-announced", func() bool {
 		ag, err := relay.LookupAgent(ctx, nil, r2.URL(), s.Address())
@@ -233,7 +234,7 @@ func TestRelayRestart(t *testing.T) {
 
 // TestAgentOffline: an address the relay knows nothing of is ErrNotFound.
 func TestAgentOffline(t *testing.T) {
-	r := startRelay(t, "127.0.0.1:0")
+	r := testrelay.Start(t, "127.0.0.1:0")
 	ctx := ctxFor(t, 10*time.Second)
 	_, err := client.Connect(ctx, newID(t).Address(), client.WithRelay(r.URL()), client.WithoutSigning())
 	if !errors.Is(err, client.ErrNotFound) {

@@ -9,6 +9,7 @@ import (
 	"github.com/agenthost/agenthost/client"
 	"github.com/agenthost/agenthost/host"
 	"github.com/agenthost/agenthost/internal/testutil"
+	"github.com/agenthost/agenthost/internal/testutil/testrelay"
 
 	"github.com/agenthost/agenthost/trust/policy"
 )
@@ -21,7 +22,7 @@ func TestOnboardingWithTheTrustGate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := startRelay(t, "127.0.0.1:0")
+	r := testrelay.Start(t, "127.0.0.1:0")
 	s := newAgent(t, "offline/demo", host.WithTrustPolicy(policy), host.WithRelayURL(r.URL()))
 	testutil.Eventually(t, 5*time.Second, "the agent announced", announced(s))
 	url := serveAgent(t, s)

@@ -14,8 +14,8 @@ import (
 
 	"github.com/agenthost/agenthost/host"
 	"github.com/agenthost/agenthost/internal/testutil"
+	"github.com/agenthost/agenthost/internal/testutil/testrelay"
 	"github.com/agenthost/agenthost/relay"
-	"github.com/agenthost/agenthost/relay/relayserver"
 )
 
 // connectonionDir is where scripts/service-connectonion.sh installed the
@@ -77,18 +77,7 @@ func TestConnectonionClient(t *testing.T) {
 			checkRoundTrip(t, m)
 		})
 		t.Run(level+"/relay", func(t *testing.T) {
-			r, err := relayserver.New(relayserver.Config{Addr: "127.0.0.1:0", Logger: quietLogger()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := r.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				r.Shutdown(ctx)
-			})
+			r := testrelay.Start(t, "127.0.0.1:0")
 			d := t.TempDir()
 			s, err := host.New(context.Background(), factory("offline/demo"), host.WithDir(d), host.WithCoDir(d+"/.co"), host.WithLogger(quietLogger()),
 				host.WithPingInterval(time.Hour), host.WithTrust(level), host.WithRelayURL(r.URL()),

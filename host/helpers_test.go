@@ -14,34 +14,13 @@ import (
 
 	"github.com/agenthost/agenthost/agent"
 	"github.com/agenthost/agenthost/host"
-	"github.com/agenthost/agenthost/internal/demo"
+	"github.com/agenthost/agenthost/internal/testutil/testagent"
 	"github.com/agenthost/agenthost/llm"
 )
 
-type askArgs struct {
-	Question string `json:"question"`
-}
-
-// testTools are the demo tools plus "ask", which asks the user through
-// agent.AskUser, and "danger", which tests mark as needing approval.
-func testTools() []agent.Tool {
-	return append(demo.Tools(),
-		agent.MustTool("ask", "Ask the user a question.", func(ctx context.Context, a askArgs) (string, error) {
-			ans, err := agent.AskUser(ctx, agent.Question{Question: a.Question, Options: []agent.AnswerOption{{Label: "red"}, {Label: "blue"}}})
-			if err != nil {
-				return "", err
-			}
-			return "the user said " + strings.Join(ans[0], ","), nil
-		}),
-		agent.MustTool("danger", "Do something that needs approval.", func(_ context.Context, a askArgs) (string, error) {
-			return "did " + a.Question, nil
-		}),
-	)
-}
-
 func factory(model string) host.Factory {
 	return func() (*agent.Agent, error) {
-		return agent.New("translator", agent.WithModel(model), agent.WithTools(testTools()...))
+		return agent.New("translator", agent.WithModel(model), agent.WithTools(testagent.Tools()...))
 	}
 }
 

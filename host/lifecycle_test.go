@@ -12,7 +12,7 @@ import (
 
 	"github.com/agenthost/agenthost/host"
 	"github.com/agenthost/agenthost/internal/testutil"
-	"github.com/agenthost/agenthost/relay/relayserver"
+	"github.com/agenthost/agenthost/internal/testutil/testrelay"
 )
 
 // TestLifecycle: New starts nothing but its database and the Server refuses requests until
@@ -20,14 +20,7 @@ import (
 // watcher; Shutdown stops every goroutine New and Start began and closes
 // the database; a shut-down Server answers 503 and cannot restart.
 func TestLifecycle(t *testing.T) {
-	r, err := relayserver.New(relayserver.Config{Addr: "127.0.0.1:0", Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Shutdown(context.Background()) })
+	r := testrelay.Start(t, "127.0.0.1:0")
 	ctx := t.Context()
 	before := goleak.IgnoreCurrent()
 

@@ -17,6 +17,7 @@ import (
 	"github.com/agenthost/agenthost/agent"
 	"github.com/agenthost/agenthost/internal/demo"
 	"github.com/agenthost/agenthost/internal/testutil"
+	"github.com/agenthost/agenthost/internal/testutil/testrelay"
 	"github.com/agenthost/agenthost/relay"
 	"github.com/agenthost/agenthost/relay/relayserver"
 )
@@ -57,23 +58,6 @@ func TestEndpointsFor(t *testing.T) {
 	}
 }
 
-func quietRelay(t *testing.T) *relayserver.Server {
-	t.Helper()
-	r, err := relayserver.New(relayserver.Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), SweepInterval: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		r.Shutdown(ctx)
-	})
-	return r
-}
-
 func online(t *testing.T, r *relayserver.Server, addr string) bool {
 	ag, err := relay.LookupAgent(context.Background(), nil, r.URL(), addr)
 	return err == nil && ag.Online
@@ -84,7 +68,7 @@ func online(t *testing.T, r *relayserver.Server, addr string) bool {
 // changes relay_url moves it to the new relay, one that empties it stops
 // announcing; the banner shows the state.
 func TestRelayFollowsConfig(t *testing.T) {
-	r1, r2 := quietRelay(t), quietRelay(t)
+	r1, r2 := testrelay.Start(t, "127.0.0.1:0"), testrelay.Start(t, "127.0.0.1:0")
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, ".co", "host.yaml")
 	write := func(s string) {

@@ -13,7 +13,7 @@ import (
 	"github.com/agenthost/agenthost/agent"
 	"github.com/agenthost/agenthost/host"
 	"github.com/agenthost/agenthost/internal/demo"
-	"github.com/agenthost/agenthost/relay/relayserver"
+	"github.com/agenthost/agenthost/internal/testutil/testrelay"
 )
 
 // TestCallAndSearchThroughRelay: `agenthost agents search` finds an agent
@@ -21,14 +21,7 @@ import (
 // relay, signed with a key created on first use.
 func TestCallAndSearchThroughRelay(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	r, err := relayserver.New(relayserver.Config{Addr: "127.0.0.1:0", Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer r.Shutdown(context.Background())
+	r := testrelay.Start(t, "127.0.0.1:0")
 	dir := t.TempDir()
 	s, err := host.New(context.Background(), func() (*agent.Agent, error) { return demo.New("calculator", "offline/demo", "") },
 		host.WithDir(dir), host.WithConfigFile(""), host.WithLogger(quiet), host.WithRelayURL(r.URL()),
