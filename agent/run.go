@@ -2,14 +2,13 @@ package agent
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"iter"
 	"strings"
 	"time"
 
+	"github.com/agenthost/agenthost/internal/ids"
 	"github.com/agenthost/agenthost/llm"
 )
 
@@ -19,9 +18,7 @@ const toolGrace = 2 * time.Second
 
 // NewMessageID returns a fresh random message id.
 func NewMessageID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return "msg_" + hex.EncodeToString(b[:])
+	return ids.Hex("msg_")
 }
 
 // Run appends input to conv and runs the agent until the model answers

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/agenthost/agenthost/internal/ids"
 	"github.com/agenthost/agenthost/trust"
 )
 
@@ -218,9 +218,7 @@ func (c *Client) signed(frame, payload map[string]any) (map[string]any, error) {
 	if payload == nil {
 		payload = map[string]any{}
 	}
-	var n [8]byte
-	rand.Read(n[:])
-	payload["nonce"] = hex.EncodeToString(n[:])
+	payload["nonce"] = ids.Token(8)
 	env, err := trust.Sign(c.id, trust.NewPayload(c.address, c.o.now(), payload))
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)

@@ -1,7 +1,6 @@
 package host
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -9,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/agenthost/agenthost/internal/ids"
 	"github.com/agenthost/agenthost/trust"
 )
 
@@ -52,11 +52,7 @@ type binding struct {
 }
 
 // newNonce returns a connection's binding nonce.
-func newNonce() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+func newNonce() string { return ids.Token(16) }
 
 // signed reports whether a frame claims a signature.
 func (en *envelope) signed() bool {

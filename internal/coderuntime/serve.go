@@ -2,8 +2,6 @@ package coderuntime
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +13,7 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/internal/coding"
+	"github.com/agenthost/agenthost/internal/ids"
 )
 
 // Settings are what `agenthost serve --role coding` reads from its
@@ -60,11 +59,7 @@ func FromEnv(getenv func(string) string, dir string) (Settings, error) {
 	s.HiddenPrompt = getenv("AGENTHOST_HIDDEN_PROMPT")
 	s.Token = getenv("AGENTHOST_CONTROL_TOKEN")
 	if s.Token == "" {
-		b := make([]byte, 24)
-		if _, err := rand.Read(b); err != nil {
-			return s, err
-		}
-		s.Token, s.TokenGenerated = hex.EncodeToString(b), true
+		s.Token, s.TokenGenerated = ids.Token(24), true
 	}
 	if w := getenv("AGENTHOST_WORKERS"); w != "" {
 		n, err := strconv.Atoi(w)

@@ -2,13 +2,12 @@ package coding
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/agenthost/agenthost/agent"
+	"github.com/agenthost/agenthost/internal/ids"
 	"github.com/agenthost/agenthost/llm"
 )
 
@@ -218,8 +217,4 @@ func quoteAll(ps []string) string {
 	return strings.Join(q, ", ")
 }
 
-func newPermissionID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return "perm_" + hex.EncodeToString(b[:])
-}
+func newPermissionID() string { return ids.Hex("perm_") }

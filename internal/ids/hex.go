@@ -14,3 +14,14 @@ func Hex(prefix string) string {
 	}
 	return prefix + hex.EncodeToString(b[:])
 }
+
+// Token returns n random bytes as 2n hex digits: the secrets and nonces
+// that are not ids of a record (control tokens, connection nonces, relay
+// session ids).
+func Token(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic("ids: crypto/rand failed: " + err.Error())
+	}
+	return hex.EncodeToString(b)
+}

@@ -34,3 +34,15 @@ func Valid(s string) bool {
 	}
 	return true
 }
+
+func TestHexAndToken(t *testing.T) {
+	if id := Hex("ses_"); len(id) != 4+24 || id[:4] != "ses_" {
+		t.Errorf("Hex = %q", id)
+	}
+	for _, n := range []int{8, 16, 32} {
+		a, b := Token(n), Token(n)
+		if len(a) != 2*n || a == b {
+			t.Errorf("Token(%d) = %q, %q", n, a, b)
+		}
+	}
+}

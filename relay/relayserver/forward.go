@@ -1,8 +1,6 @@
 package relayserver
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/agenthost/agenthost/internal/ids"
 	"github.com/agenthost/agenthost/relay"
 	"github.com/agenthost/agenthost/trust"
 )
@@ -516,7 +515,5 @@ func sessionID(h relay.Header) string {
 	case !h.HasSessionID && relay.ValidSessionID(h.NestedSessionID):
 		return h.NestedSessionID
 	}
-	var b [16]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return ids.Token(16)
 }

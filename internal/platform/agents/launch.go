@@ -2,8 +2,6 @@ package agents
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agenthost/agenthost/internal/ids"
 	"github.com/agenthost/agenthost/internal/platform/secrets"
 	"github.com/agenthost/agenthost/internal/platform/store"
 	"github.com/agenthost/agenthost/internal/runtime"
@@ -74,11 +73,7 @@ type instance struct {
 }
 
 func newControlToken() string {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		panic("agents: crypto/rand failed: " + err.Error())
-	}
-	return hex.EncodeToString(b)
+	return ids.Token(32)
 }
 
 func controlAAD(agentID string) []byte { return []byte("control-token\x00" + agentID) }
