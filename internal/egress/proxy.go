@@ -1,7 +1,6 @@
 package egress
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -260,15 +259,6 @@ func Serve(ln net.Listener, p *Proxy) *Server {
 // Close stops the server, its requests and its tunnels.
 func (s *Server) Close() error {
 	err := s.srv.Close()
-	s.Proxy.Close()
-	<-s.done
-	return err
-}
-
-// Shutdown stops accepting and waits for requests in flight until ctx
-// ends, then closes what is left.
-func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.srv.Shutdown(ctx)
 	s.Proxy.Close()
 	<-s.done
 	return err
