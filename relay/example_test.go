@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"time"
 
 	"github.com/agenthost/agenthost/agent"
 	"github.com/agenthost/agenthost/client"
 	"github.com/agenthost/agenthost/host"
+	"github.com/agenthost/agenthost/relay"
 	"github.com/agenthost/agenthost/relay/relayserver"
 	"github.com/agenthost/agenthost/trust"
 )
@@ -30,8 +30,19 @@ func Example() {
 	// An agent that listens nowhere: it dials out to the relay and announces.
 	dir, _ := os.MkdirTemp("", "relay-example-")
 	defer os.RemoveAll(dir)
+	// The announcer connects in the background; its status callback says
+	// when the relay has accepted the agent.
+	announced := make(chan struct{}, 1)
+	onStatus := relay.WithStatusFunc(func(st relay.Status) {
+		if st.Announced {
+			select {
+			case announced <- struct{}{}:
+			default:
+			}
+		}
+	})
 	s, err := host.New(ctx, func() (*agent.Agent, error) { return agent.New("assistant") },
-		host.WithDir(dir), host.WithRelayURL(r.URL()), host.WithLogger(quiet))
+		host.WithDir(dir), host.WithRelayURL(r.URL()), host.WithLogger(quiet), host.WithRelayOptions(onStatus))
 	if err != nil {
 		panic(err)
 	}
@@ -39,9 +50,7 @@ func Example() {
 	if err := s.Start(); err != nil {
 		panic(err)
 	}
-	for st, _, _ := s.RelayStatus(); !st.Announced; st, _, _ = s.RelayStatus() {
-		time.Sleep(10 * time.Millisecond) // the announcer connects in the background
-	}
+	<-announced
 
 	// A client reaches it by address alone.
 	me, _ := trust.NewIdentity()
