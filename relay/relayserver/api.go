@@ -1,10 +1,10 @@
 package relayserver
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
 
+	"github.com/agenthost/agenthost/internal/httpjson"
 	"github.com/agenthost/agenthost/trust"
 )
 
@@ -36,11 +36,8 @@ func (s *Server) routes() {
 // writeJSON writes v with status. The API is public and read-only, so any
 // origin may read it (browser clients resolve agents through it).
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Access-Control-Allow-Origin", "*")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	httpjson.Write(w, status, v)
 }
 
 func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
