@@ -47,6 +47,26 @@ type signedPayload struct {
 	To        string `json:"to"`
 }
 
+// sessionID returns the session the request names: in the signed form the
+// payload's session_id, and nothing else — an unsigned top-level session_id
+// beside the payload must name the same session, so nobody on the way can
+// move a signed prompt into another of the signer's conversations.
+func (in *inputRequest) sessionID() (string, error) {
+	if !in.signed() {
+		return in.SessionID, nil
+	}
+	var p struct {
+		SessionID string `json:"session_id"`
+	}
+	if len(in.Payload) > 0 {
+		json.Unmarshal(in.Payload, &p)
+	}
+	if in.SessionID != "" && in.SessionID != p.SessionID {
+		return "", unauthorized("session_id is not signed: put it in the signed payload as payload.session_id")
+	}
+	return p.SessionID, nil
+}
+
 // signed reports whether the request claims a signature; the gate then
 // verifies it, and the prompt comes from the signed payload only.
 func (in *inputRequest) signed() bool {

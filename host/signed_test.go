@@ -206,11 +206,8 @@ func TestNoExistenceOracle(t *testing.T) {
 	}
 	// Over HTTP: a new session under a fresh id in both cases.
 	for i, id := range []string{aliceID, unknownID} {
-		body := signedInput(t, bob, h.Address(), time.Now().Add(time.Duration(i)*time.Second), map[string]any{"prompt": "hi " + id}, nil)
-		var mm map[string]any
-		json.Unmarshal(body, &mm)
-		mm["session_id"] = id
-		code, m := post(t, h.testHost(), mm)
+		body := signedInput(t, bob, h.Address(), time.Now().Add(time.Duration(i)*time.Second), map[string]any{"prompt": "hi " + id, "session_id": id}, nil)
+		code, m := postRaw(t, h.URL, body)
 		wantStatus(t, code, 200, m)
 		if m["session_id"] == id {
 			t.Fatalf("POST /input naming %s kept it", id)
@@ -287,4 +284,40 @@ func boundFrame(t testing.TB, id *trust.Identity, to string, connected map[strin
 		m[k] = v
 	}
 	return m
+}
+
+// TestSignedInputSessionIDIsSigned: a signed POST /input continues the
+// session its payload names, and an unsigned top-level session_id beside
+// the payload is refused (the old code continued whichever of the signer's
+// sessions the unsigned field named, so anyone on the way could move a
+// signed prompt into another conversation).
+func TestSignedInputSessionIDIsSigned(t *testing.T) {
+	h := startTrustHost(t, t.TempDir())
+	alice := newIdentity(t)
+	now := time.Now()
+	start := func(at time.Time, prompt string) string {
+		code, m := postRaw(t, h.URL, signedInput(t, alice, h.Address(), at, map[string]any{"prompt": prompt}, nil))
+		wantStatus(t, code, 200, m)
+		return m["session_id"].(string)
+	}
+	a := start(now, "my name is Ada")
+	b := start(now.Add(time.Second), "my name is Bob")
+
+	body := signedInput(t, alice, h.Address(), now.Add(2*time.Second), map[string]any{"prompt": "what is my name?"}, map[string]any{"session_id": a})
+	code, m := postRaw(t, h.URL, body)
+	wantError(t, code, 401, m, "session_id")
+
+	body = signedInput(t, alice, h.Address(), now.Add(3*time.Second), map[string]any{"prompt": "what is my name?", "session_id": b}, nil)
+	code, m = postRaw(t, h.URL, body)
+	wantStatus(t, code, 200, m)
+	if m["session_id"] != b || !strings.Contains(mustJSON(m["result"]), "Bob") {
+		t.Fatalf("payload.session_id %s: got session %v, result %v", b, m["session_id"], m["result"])
+	}
+	// The same id outside the payload as well is what was signed.
+	body = signedInput(t, alice, h.Address(), now.Add(4*time.Second), map[string]any{"prompt": "again", "session_id": b}, map[string]any{"session_id": b})
+	code, m = postRaw(t, h.URL, body)
+	wantStatus(t, code, 200, m)
+	if m["session_id"] != b {
+		t.Fatalf("got session %v, want %s", m["session_id"], b)
+	}
 }

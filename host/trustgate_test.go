@@ -108,7 +108,7 @@ func TestTrustSessionsPerCaller(t *testing.T) {
 	wantError(t, code, 404, m)
 
 	// Bob naming alice's session gets a new one.
-	code, m = postRaw(t, h.URL, signedInput(t, bob, h.Address(), time.Now(), map[string]any{"prompt": "What is my name?"}, map[string]any{"session_id": aid}))
+	code, m = postRaw(t, h.URL, signedInput(t, bob, h.Address(), time.Now(), map[string]any{"prompt": "What is my name?", "session_id": aid}, nil))
 	wantStatus(t, code, 200, m)
 	if m["session_id"] == aid || strings.Contains(m["result"].(string), "Alice") {
 		t.Fatalf("bob continued alice's session: %v", m)
