@@ -118,7 +118,7 @@ func (s *Server) postInput(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	sessionID, err := in.sessionID()
+	sessionID, create, err := in.sessionID()
 	if err != nil {
 		return err
 	}
@@ -130,7 +130,7 @@ func (s *Server) postInput(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ri := runInput{caller: caller, sessionID: sessionID, session: in.Session, prompt: prompt, parts: parts,
+	ri := runInput{caller: caller, sessionID: sessionID, session: in.Session, mustExist: !create, prompt: prompt, parts: parts,
 		uploads: uploadsDirOf(rt.cfg, uploadOwner{caller: caller, remote: r.RemoteAddr})}
 	if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
 		return s.serveSSE(w, r, ri)

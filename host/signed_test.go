@@ -204,14 +204,23 @@ func TestNoExistenceOracle(t *testing.T) {
 	if foreign["session_id"] == aliceID || unknown["session_id"] == unknownID || foreign["status"] != unknown["status"] {
 		t.Fatalf("answers differ: foreign id → %v; unknown id → %v", foreign, unknown)
 	}
-	// Over HTTP: a new session under a fresh id in both cases.
+	// Over HTTP: the same 404 in both cases, and with create_session a new
+	// session under a fresh id in both cases.
+	var refusals []string
 	for i, id := range []string{aliceID, unknownID} {
 		body := signedInput(t, bob, h.Address(), time.Now().Add(time.Duration(i)*time.Second), map[string]any{"prompt": "hi " + id, "session_id": id}, nil)
 		code, m := postRaw(t, h.URL, body)
+		wantError(t, code, 404, m, "not one of your sessions")
+		refusals = append(refusals, strings.ReplaceAll(m["error"].(string), id, "ID"))
+		body = signedInput(t, bob, h.Address(), time.Now().Add(time.Duration(i)*time.Second+time.Millisecond), map[string]any{"prompt": "hi " + id, "session_id": id, "create_session": true}, nil)
+		code, m = postRaw(t, h.URL, body)
 		wantStatus(t, code, 200, m)
 		if m["session_id"] == id {
 			t.Fatalf("POST /input naming %s kept it", id)
 		}
+	}
+	if refusals[0] != refusals[1] {
+		t.Fatalf("404s differ: %q vs %q", refusals[0], refusals[1])
 	}
 
 	// SESSION_STATUS goes through the gate: under strict an unsigned one is
@@ -313,6 +322,10 @@ func TestSignedInputSessionIDIsSigned(t *testing.T) {
 	if m["session_id"] != b || !strings.Contains(mustJSON(m["result"]), "Bob") {
 		t.Fatalf("payload.session_id %s: got session %v, result %v", b, m["session_id"], m["result"])
 	}
+	// create_session outside the payload is not what was signed either.
+	body = signedInput(t, alice, h.Address(), now.Add(3500*time.Millisecond), map[string]any{"prompt": "new", "session_id": "named-by-alice"}, map[string]any{"create_session": true})
+	code, m = postRaw(t, h.URL, body)
+	wantError(t, code, 401, m, "create_session")
 	// The same id outside the payload as well is what was signed.
 	body = signedInput(t, alice, h.Address(), now.Add(4*time.Second), map[string]any{"prompt": "again", "session_id": b}, map[string]any{"session_id": b})
 	code, m = postRaw(t, h.URL, body)
