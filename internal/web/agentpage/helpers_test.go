@@ -2,6 +2,7 @@ package agentpage_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -76,4 +77,13 @@ func createAgent(t *testing.T, env *platformEnv, token string, body map[string]a
 		t.Fatalf("create: %v", m)
 	}
 	return id
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
