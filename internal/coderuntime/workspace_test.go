@@ -2,6 +2,7 @@ package coderuntime
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -130,5 +131,29 @@ func TestWorkspaceFiles(t *testing.T) {
 				t.Errorf("headers %v", h)
 			}
 		})
+	}
+}
+
+// A directory larger than MaxListEntries is listed in part, and says so.
+func TestWorkspaceListTruncated(t *testing.T) {
+	rg := newRig(t, nil)
+	dir := filepath.Join(rg.rt.Workspace(), "many")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range MaxListEntries + 1 {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("f%05d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	resp, b := rg.getRaw(t, "/control/files?path=many")
+	var l FileList
+	if err := json.Unmarshal(b, &l); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+	if !l.Truncated || len(l.Entries) != MaxListEntries {
+		t.Errorf("truncated %v with %d entries", l.Truncated, len(l.Entries))
 	}
 }

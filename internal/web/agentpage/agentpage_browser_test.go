@@ -22,7 +22,8 @@ import (
 const hostile = `<img src=x onerror=window.__pwned=1><b>bold`
 
 // The agent page in a real browser against a real platform whose agent is
-// the real coding runtime (offline model): sign in, status and the first
+// the real coding runtime (offline model): signed in from the dashboard
+// and on the page itself, status and the first
 // session, start a session, a permission answered, a question answered,
 // files browsed and downloaded, usage; agent output shown as text only;
 // the token in no URL; another organization's token sees no agent; axe-core
@@ -40,11 +41,12 @@ func TestAgentPageBrowser(t *testing.T) {
 		t.Fatal("the initial prompt made no session")
 	}
 
+	// Signed in on the dashboard, the tab is signed in on the agent page.
 	p := browsertest.New(t, browsertest.Options{Timeout: 4 * time.Minute})
-	p.Navigate(env.URL + "/a/" + id)
-	p.WaitVisible("#signin-token")
-	p.CheckAxeAll("sign-in")
+	p.Navigate(env.URL + "/")
 	p.Type("#signin-token", tokA+"\n")
+	p.WaitText(".card.agent h2", "page-bot")
+	p.Navigate(env.URL + "/a/" + id)
 
 	// Status and the first session, with its page.
 	p.WaitText("#agent-name", "page-bot")
@@ -142,6 +144,8 @@ func TestAgentPageBrowser(t *testing.T) {
 	o := browsertest.New(t, browsertest.Options{Width: 390, Height: 844})
 	o.Allow(`status of 404`)
 	o.Navigate(env.URL + "/a/" + id)
+	o.WaitVisible("#signin-token")
+	o.CheckAxeAll("sign-in")
 	o.Type("#signin-token", tokB+"\n")
 	o.WaitVisible("#view-missing")
 	if browsertest.Eval[bool](o, `document.body.textContent.includes("page-bot") || !document.getElementById("view-agent").hidden`) {
