@@ -117,7 +117,7 @@ func TestWorkspaceFiles(t *testing.T) {
 			}
 			resp, b := rg.getRaw(t, route+"?path="+url.QueryEscape(c.path))
 			if resp.StatusCode != c.status {
-				t.Fatalf("status %d, want %d: %s", resp.StatusCode, c.status, b)
+				t.Fatalf("status %d, want %d: %.200q", resp.StatusCode, c.status, b)
 			}
 			if c.status != 200 {
 				return

@@ -131,6 +131,15 @@ func TestAgentPageBrowser(t *testing.T) {
 		t.Errorf("only %d URLs seen: %v", len(urls), urls)
 	}
 
+	// On a phone: nothing wider than the screen, and axe-core again.
+	p.Run(chromedp.EmulateViewport(390, 844))
+	p.WaitFor(`document.documentElement.clientWidth === 390`)
+	if w := browsertest.Eval[int](p, `document.documentElement.scrollWidth`); w > 390 {
+		t.Errorf("page is %dpx wide at 390px", w)
+	}
+	p.CheckAxeAll("phone")
+	p.Screenshot("phone")
+
 	// Stop and start from the page.
 	p.ClickButton("#agent-actions", "Stop")
 	p.WaitText("#agent-status", "STOPPED")
