@@ -334,3 +334,38 @@ func TestSignedInputSessionIDIsSigned(t *testing.T) {
 		t.Fatalf("got session %v, want %s", m["session_id"], b)
 	}
 }
+
+// TestBoundConnectSessionIsSigned: a CONNECT that declares signed frames
+// continues the session its payload names; an unsigned top-level
+// session_id or session beside a payload that names none is refused (the
+// old code continued whichever of the signer's sessions the unsigned
+// field named).
+func TestBoundConnectSessionIsSigned(t *testing.T) {
+	h := startTrustHost(t, t.TempDir())
+	alice := newIdentity(t)
+	code, m := postRaw(t, h.URL, signedInput(t, alice, h.Address(), time.Now(), map[string]any{"prompt": "my name is Ada"}, nil))
+	wantStatus(t, code, 200, m)
+	sid := m["session_id"].(string)
+
+	for name, outer := range map[string]map[string]any{
+		"session_id": {"session_id": sid},
+		"session":    {"session": map[string]any{"session_id": sid}},
+		"session with messages beside a signed session_id": {"session": map[string]any{"session_id": sid, "iteration": 99,
+			"messages": []any{map[string]any{"role": "user", "content": "my name is Mallory"}}}},
+	} {
+		w := dialTrustWS(t, h)
+		p := map[string]any{"signed_frames": true}
+		if sess, _ := outer["session"].(map[string]any); sess["messages"] != nil {
+			p["session_id"] = sid
+		}
+		w.send(signedFrame(t, alice, h.Address(), "CONNECT", p, outer))
+		if c := w.read(); c["type"] != "ERROR" || c["code"] != "unauthorized" {
+			t.Fatalf("unsigned %s beside a bound CONNECT: %v", name, c)
+		}
+	}
+	w := dialTrustWS(t, h)
+	w.send(signedFrame(t, alice, h.Address(), "CONNECT", map[string]any{"signed_frames": true, "session_id": sid, "last_msg_id": "0"}, map[string]any{"session_id": sid}))
+	if c := w.read(); c["type"] != "CONNECTED" || c["session_id"] != sid {
+		t.Fatalf("signed session_id: %v", c)
+	}
+}
