@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/agent"
+	"github.com/agenthost/agenthost/agent/fstools"
 	"github.com/agenthost/agenthost/host"
 	"github.com/agenthost/agenthost/internal/demo"
 	"github.com/joho/godotenv"
@@ -119,7 +120,9 @@ AGENTHOST_MODEL and AGENTHOST_HIDDEN_PROMPT.`,
 			}
 			proj.describe(env.Stdout, cfg)
 			name := cfg.Name
-			return host.Serve(ctx, func() (*agent.Agent, error) { return demo.New(name, "", "") }, opts...)
+			// The default agent reads its caller's uploads with the file tools.
+			files := agent.WithTools(fstools.Tools(host.UploadsDir)...)
+			return host.Serve(ctx, func() (*agent.Agent, error) { return demo.New(name, "", "", files) }, opts...)
 		},
 	})
 }
