@@ -297,7 +297,7 @@ func TestReconcile(t *testing.T) {
 			t.Fatal(err)
 		}
 		// A runtime whose agent is gone.
-		spec := runtime.Spec{ID: "corphan00000000000000000000", Port: runtimetest.FreePort(t), Command: []string{runtimetest.FakeRuntime(t)}}
+		spec := runtime.Spec{ID: "corphan00000000000000000000", Port: testutil.FreePort(t), Command: []string{runtimetest.FakeRuntime(t)}}
 		oh, err := r.driver.Start(ctx, spec)
 		if err != nil {
 			t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/agenthost/agenthost/internal/runtime"
 	"github.com/agenthost/agenthost/internal/runtime/process"
 	"github.com/agenthost/agenthost/internal/runtime/runtimetest"
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 // benchDriver is one driver under benchmark, with how to run the fake
@@ -56,7 +57,7 @@ func BenchmarkCreateToRunning(b *testing.B) {
 		b.Run(bd.name, func(b *testing.B) {
 			var lat []time.Duration
 			for i := 0; b.Loop(); i++ {
-				s := runtime.Spec{ID: fmt.Sprintf("bench%d-%d", os.Getpid(), i), Port: runtimetest.FreePort(b), Command: bd.command}
+				s := runtime.Spec{ID: fmt.Sprintf("bench%d-%d", os.Getpid(), i), Port: testutil.FreePort(b), Command: bd.command}
 				begin := time.Now()
 				h, err := bd.d.Start(context.Background(), s)
 				if err != nil {
@@ -92,7 +93,7 @@ func BenchmarkIdleMemory(b *testing.B) {
 			for b.Loop() {
 				var hs []*runtime.Handle
 				for i := range n {
-					s := runtime.Spec{ID: fmt.Sprintf("idle%d-%d", os.Getpid(), i), Port: runtimetest.FreePort(b), Command: bd.command}
+					s := runtime.Spec{ID: fmt.Sprintf("idle%d-%d", os.Getpid(), i), Port: testutil.FreePort(b), Command: bd.command}
 					h, err := bd.d.Start(context.Background(), s)
 					if err != nil {
 						b.Fatal(err)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/agenthost/agenthost/internal/runtime"
 	"github.com/agenthost/agenthost/internal/runtime/runtimetest"
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -201,7 +202,7 @@ func spec(t testing.TB, args ...string) runtime.Spec {
 	return runtime.Spec{
 		ID:      fmt.Sprintf("dk%d-%d", os.Getpid(), n),
 		Labels:  map[string]string{"agenthost.agent": "agent-x", "agenthost.org": "org-y"},
-		Port:    runtimetest.FreePort(t),
+		Port:    testutil.FreePort(t),
 		Command: append([]string{"fakeruntime"}, args...),
 		Env:     map[string]string{"ANTHROPIC_API_KEY": "sk-test"},
 	}
@@ -379,7 +380,7 @@ func TestRestartRefreshesEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Env = map[string]string{"ANTHROPIC_API_KEY": "sk-rotated"}
-	s.Port = runtimetest.FreePort(t)
+	s.Port = testutil.FreePort(t)
 	h2 := start(t, d, s)
 	healthy(t, h2)
 	if env := runtimetest.Env(t, h2); env["ANTHROPIC_API_KEY"] != "sk-rotated" {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/agenthost/agenthost/internal/runtime"
 	"github.com/agenthost/agenthost/internal/runtime/runtimetest"
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 func TestMain(m *testing.M) { os.Exit(runtimetest.Main(m)) }
@@ -105,7 +106,7 @@ func ctx(t testing.TB) context.Context {
 
 // fakeSpec returns a spec running the fake runtime with args.
 func fakeSpec(t testing.TB, id string, args ...string) runtime.Spec {
-	return runtime.Spec{ID: id, Port: runtimetest.FreePort(t), Command: append([]string{runtimetest.FakeRuntime(t)}, args...)}
+	return runtime.Spec{ID: id, Port: testutil.FreePort(t), Command: append([]string{runtimetest.FakeRuntime(t)}, args...)}
 }
 
 // start starts spec and destroys it when the test ends.

@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -25,6 +24,7 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/internal/runtime"
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 // Harness adapts a driver to the suite.
@@ -105,7 +105,7 @@ func (s *suite) spec(t *testing.T, args ...string) runtime.Spec {
 	return runtime.Spec{
 		ID:      fmt.Sprintf("rt%d-%d", os.Getpid(), seq.Add(1)),
 		Labels:  map[string]string{"test": t.Name()},
-		Port:    FreePort(t),
+		Port:    testutil.FreePort(t),
 		Command: s.h.Command(t, args...),
 		Env:     map[string]string{},
 		Image:   s.h.Image,
@@ -133,17 +133,6 @@ func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	return c
-}
-
-// FreePort returns a loopback port nobody listens on right now.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 var client = &http.Client{Timeout: 5 * time.Second}
