@@ -13,6 +13,7 @@ import (
 	"github.com/agenthost/agenthost/agent"
 	"github.com/agenthost/agenthost/host"
 	"github.com/agenthost/agenthost/internal/demo"
+	"github.com/agenthost/agenthost/internal/testutil"
 	"github.com/agenthost/agenthost/internal/testutil/testrelay"
 )
 
@@ -33,13 +34,10 @@ func TestCallAndSearchThroughRelay(t *testing.T) {
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for st, _, _ := s.RelayStatus(); !st.Announced; st, _, _ = s.RelayStatus() {
-		if time.Now().After(deadline) {
-			t.Fatal("the agent did not announce")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, "the agent's announce on the relay", func() bool {
+		st, _, _ := s.RelayStatus()
+		return st.Announced
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 

@@ -22,15 +22,13 @@ func TestRelayCommand(t *testing.T) {
 		env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }, Dir: t.TempDir()}
 		done <- Run(ctx, env, []string{"relay", "--host", "127.0.0.1", "--port", "0", "--max-frame-mb", "1"})
 	}()
-	var addr string
-	for deadline := time.Now().Add(5 * time.Second); addr == ""; {
-		if m := relayAddrRE.FindStringSubmatch(out.String()); m != nil {
-			addr = m[1]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("relay did not start: %s %s", out.String(), errb.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+	wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+	m, err := out.WaitMatch(wctx, relayAddrRE)
+	wcancel()
+	if err != nil {
+		t.Fatalf("relay did not start: %v: %s %s", err, out.String(), errb.String())
 	}
+	addr := m[1]
 	resp, err := http.Get("http://" + addr + "/health")
 	if err != nil {
 		t.Fatal(err)

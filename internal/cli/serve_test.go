@@ -53,17 +53,13 @@ func TestInitServeCall(t *testing.T) {
 		done <- Run(ctx, env, []string{"serve", "--port", "0", "--trust", "open"})
 	}()
 	<-ready
-	var port string
-	deadline := time.Now().Add(15 * time.Second)
-	for port == "" {
-		if m := portRE.FindStringSubmatch(sout.String()); m != nil {
-			port = m[1]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no banner: %s %s", sout, serr)
-		}
-		time.Sleep(20 * time.Millisecond)
+	wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
+	m, err := sout.WaitMatch(wctx, portRE)
+	wcancel()
+	if err != nil {
+		t.Fatalf("no banner: %v: %s %s", err, sout, serr)
 	}
+	port := m[1]
 	for _, want := range []string{"Agent 'assistant' is now hosted", "/docs to talk to the agent", "Waiting for tasks…"} {
 		if !strings.Contains(sout.String(), want) {
 			t.Fatalf("serve output lacks %q:\n%s", want, sout)

@@ -44,13 +44,14 @@ func TestCallSessionsAndInterrupt(t *testing.T) {
 	go func() {
 		done <- Run(ctx, env, []string{"call", ts.URL, "Tell me a long story about the sea please", "--keys", keys})
 	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(errb.String(), "session: ") || out.String() == "" {
-		if time.Now().After(deadline) {
-			t.Fatalf("no session id before the answer ended: %q %q", out.String(), errb.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	if err := errb.WaitFor(wctx, "session: "); err != nil {
+		t.Fatalf("no session id before the answer ended: %v: %q %q", err, out.String(), errb.String())
 	}
+	if _, err := out.WaitMatch(wctx, regexp.MustCompile(`(?s).`)); err != nil {
+		t.Fatalf("no answer streamed: %v: %q", err, errb.String())
+	}
+	wcancel()
 	cancel()
 	if code := <-done; code == 0 {
 		t.Fatalf("an interrupted call exited 0")

@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -46,11 +47,28 @@ func (b *Buffer) String() string {
 // WaitFor waits until the buffer holds s, or ctx ends: a test waits for
 // what a process or logger writes without polling.
 func (b *Buffer) WaitFor(ctx context.Context, s string) error {
+	_, err := b.wait(ctx, fmt.Sprintf("%q", s), func(out string) []string {
+		if strings.Contains(out, s) {
+			return []string{s}
+		}
+		return nil
+	})
+	return err
+}
+
+// WaitMatch waits until re matches what the buffer holds, or ctx ends,
+// and returns the match and its submatches (re.FindStringSubmatch).
+func (b *Buffer) WaitMatch(ctx context.Context, re *regexp.Regexp) ([]string, error) {
+	return b.wait(ctx, re.String(), re.FindStringSubmatch)
+}
+
+// wait checks match at every write until it returns a non-nil result.
+func (b *Buffer) wait(ctx context.Context, what string, match func(string) []string) ([]string, error) {
 	for {
 		b.mu.Lock()
-		if strings.Contains(b.b.String(), s) {
+		if m := match(b.b.String()); m != nil {
 			b.mu.Unlock()
-			return nil
+			return m, nil
 		}
 		if b.changed == nil {
 			b.changed = make(chan struct{})
@@ -60,7 +78,7 @@ func (b *Buffer) WaitFor(ctx context.Context, s string) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("the output never said %q: %w", s, ctx.Err())
+			return nil, fmt.Errorf("the output never matched %s: %w", what, ctx.Err())
 		}
 	}
 }

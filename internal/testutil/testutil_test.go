@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"testing"
 	"time"
 )
@@ -19,6 +20,10 @@ func TestBufferWaitFor(t *testing.T) {
 	defer cancel()
 	if err := b.WaitFor(ctx, "line 2"); err != nil {
 		t.Fatal(err)
+	}
+	m, err := b.WaitMatch(ctx, regexp.MustCompile(`line (\d)`))
+	if err != nil || m[1] != "0" {
+		t.Fatalf("WaitMatch = %q, %v", m, err)
 	}
 	short, cancel2 := context.WithCancel(context.Background())
 	cancel2()
