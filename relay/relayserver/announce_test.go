@@ -306,7 +306,12 @@ func TestSilentAgentDropped(t *testing.T) {
 	if code, _ := httpGet(t, httpURL(s)+"/api/agents/"+quiet.id.Address()); code != http.StatusNotFound {
 		t.Errorf("silent agent still listed: %d", code)
 	}
-	time.Sleep(500 * time.Millisecond)
+	// Let the heartbeating agent outlive the silence timeout: seven more of
+	// its announces (every 50 ms) span more than the 300 ms timeout.
+	n0 := metric(t, s, "relay_announces_total")
+	testutil.Eventually(t, 10*time.Second, "seven more announces from the heartbeating agent", func() bool {
+		return metric(t, s, "relay_announces_total") >= n0+7
+	})
 	if info, ok := s.reg.lookup(busy.Address()); !ok || !info.Online {
 		t.Errorf("heartbeating agent dropped: %+v", info)
 	}
