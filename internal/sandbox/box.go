@@ -307,7 +307,7 @@ wait:
 				continue
 			}
 			if msg.Error != "" {
-				runErr = fmt.Errorf("starting the command: %s", msg.Error)
+				runErr = fmt.Errorf("%w: %s", ErrStart, msg.Error)
 			}
 			res.Code, res.Signal = msg.Code, syscall.Signal(msg.Signal)
 			break wait

@@ -71,6 +71,10 @@ var (
 	ErrDied = errors.New("the sandbox ended while the command ran (its init process died or was killed): background processes and /tmp are gone; the next command starts a fresh sandbox")
 	// ErrClosed is returned once the Manager is closed.
 	ErrClosed = errors.New("the sandbox manager is closed")
+	// ErrStart is wrapped when the sandbox could not start the command
+	// (a missing working directory, a program that cannot run); the
+	// sandbox's own reason follows it.
+	ErrStart = errors.New("starting the command")
 )
 
 // Config configures a Manager.

@@ -317,7 +317,7 @@ func TestExitStatus(t *testing.T) {
 	}
 	var out testutil.Buffer
 	_, err := m.Run(ctxT(t, 10*time.Second), "s", Command{Script: "true", Dir: "/workspace/missing", Output: &out})
-	if err == nil || !strings.Contains(err.Error(), "starting the command") {
+	if !errors.Is(err, ErrStart) {
 		t.Errorf("missing dir: %v", err)
 	}
 	if _, err := m.Run(ctxT(t, 10*time.Second), "s", Command{Script: strings.Repeat("x", MaxScript+1)}); err == nil {
