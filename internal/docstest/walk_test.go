@@ -180,7 +180,10 @@ func newWalker(t *testing.T, binDir string) *walker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(base) })
+	t.Cleanup(func() {
+		killUnder(t, base)
+		os.RemoveAll(base)
+	})
 	if err := os.Chmod(base, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -442,4 +445,24 @@ func (bg *background) stop(t *testing.T) {
 	}
 	syscall.Kill(-bg.cmd.Process.Pid, syscall.SIGKILL)
 	<-bg.done
+}
+
+// killUnder kills the processes whose environment names a path under dir:
+// what the page's commands left behind on purpose, such as the runtimes a
+// platform starts (they outlive the platform, which re-attaches them at its
+// next start).
+func killUnder(t *testing.T, dir string) {
+	procs, _ := filepath.Glob("/proc/[0-9]*/environ")
+	for _, p := range procs {
+		env, err := os.ReadFile(p)
+		if err != nil || !bytes.Contains(env, []byte(dir+"/")) {
+			continue
+		}
+		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		t.Logf("stopping process %d, left by the page's commands", pid)
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
 }
