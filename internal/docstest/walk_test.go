@@ -38,12 +38,13 @@ var walked = []string{
 const netnsEnv = "AGENTHOST_DOCSTEST_NETNS"
 
 // TestMain runs the tests in a network namespace of their own when it can
-// (root and unshare(1)): the docs name fixed ports (8000, 8080, 8765), which
-// must not meet whatever else this machine runs on them.
+// (root, unshare(1) and ip(8)): the docs name fixed ports (8000, 8080, 8765),
+// which must not meet whatever else this machine runs on them. Elsewhere
+// they run on this machine's loopback, and a port in use fails the page.
 func TestMain(m *testing.M) {
 	if os.Getenv(netnsEnv) == "" && os.Geteuid() == 0 {
 		if _, err := exec.LookPath("unshare"); err == nil {
-			if _, err := exec.LookPath("ip"); err == nil {
+			if _, err := exec.LookPath("ip"); err == nil && exec.Command("unshare", "--net", "true").Run() == nil {
 				cmd := exec.Command("unshare", append([]string{"--net", "--", "sh", "-c", `ip link set lo up && exec "$0" "$@"`, os.Args[0]}, os.Args[1:]...)...)
 				cmd.Env = append(os.Environ(), netnsEnv+"=1")
 				cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
