@@ -20,7 +20,8 @@
 //     PREFIX; the reason is shown in the test log.
 //   - skip (REASON): run nothing of this block.
 //   - expect "PART" "TEXT": the output of the command whose text contains
-//     PART contains TEXT.
+//     PART contains TEXT (either may be in single quotes instead, to hold a
+//     double quote).
 //   - start "COMMAND": before the block, start COMMAND as the reader has it
 //     running from an earlier step (e.g. what `make serve` runs).
 //
@@ -81,7 +82,7 @@ var (
 	markerRe = regexp.MustCompile(`^<!--\s*walkthrough:\s*(.*?)\s*-->$`)
 	skipCmd  = regexp.MustCompile(`^skip\s+"([^"]+)"\s+\((.+)\)$`)
 	skipAll  = regexp.MustCompile(`^skip\s+\((.+)\)$`)
-	expectRe = regexp.MustCompile(`^expect\s+"([^"]+)"\s+"([^"]+)"$`)
+	expectRe = regexp.MustCompile(`^expect\s+(?:"([^"]+)"|'([^']+)')\s+(?:"([^"]+)"|'([^']+)')$`)
 	startRe  = regexp.MustCompile(`^start\s+"([^"]+)"$`)
 )
 
@@ -163,7 +164,8 @@ func (b *Block) parseMarker(m string) error {
 			b.Skips[s[1]] = s[2]
 		case expectRe.MatchString(d):
 			s := expectRe.FindStringSubmatch(d)
-			b.Expects[s[1]] = append(b.Expects[s[1]], s[2])
+			part, text := s[1]+s[2], s[3]+s[4]
+			b.Expects[part] = append(b.Expects[part], text)
 		case startRe.MatchString(d):
 			b.Starts = append(b.Starts, startRe.FindStringSubmatch(d)[1])
 		default:
@@ -182,14 +184,17 @@ func directives(m string) []string {
 	var (
 		out   []string
 		depth int
-		quote bool
+		quote rune
 		start int
 	)
 	for i, r := range m {
 		switch {
-		case r == '"':
-			quote = !quote
-		case quote:
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			}
+		case r == '"' || r == '\'':
+			quote = r
 		case r == '(':
 			depth++
 		case r == ')':

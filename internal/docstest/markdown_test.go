@@ -23,6 +23,11 @@ func TestParse(t *testing.T) {
 			Starts: []string{"agenthost serve"}, Skips: map[string]string{"agenthost bench": "slow; minutes"},
 			Expects: map[string][]string{"call (x;": {"5"}}}},
 	}, {
+		name: "single quotes hold double quotes",
+		page: `<!-- walkthrough: run; expect 'x "a;b"' '"created":true' -->` + "\n```sh\nls\n```\n",
+		want: []Block{{Line: 2, Marked: true, Run: true, Commands: []string{"ls"},
+			Expects: map[string][]string{`x "a;b"`: {`"created":true`}}}},
+	}, {
 		name: "skip the block",
 		page: "<!-- walkthrough: skip (Docker) -->\n```sh\ndocker ps\n```\n",
 		want: []Block{{Line: 2, Marked: true, Reason: "Docker", Commands: []string{"docker ps"}}},
