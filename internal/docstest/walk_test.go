@@ -137,7 +137,7 @@ func TestWalkthrough(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds agenthost and runs the docs")
 	}
-	need(t, "bash", "curl")
+	need(t, "bash", "curl", "bwrap") // bwrap: the runtimes the platform pages start
 	root := repoRoot(t)
 	bin, cleanup, err := docker.StaticBinary(t.Context(), docker.BinaryOptions{FromSource: true, Source: root, Ldflags: "-s -w"})
 	if err != nil {
