@@ -3,9 +3,11 @@ package docstest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -425,12 +427,14 @@ func (w *walker) start(b Block, cmd string, port int) *background {
 		}
 		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second); err == nil {
 			c.Close()
-			w.capture(bg.out.String())
-			return bg
+			if relay := relayOf(cmd); relay == "" || announced(relay) {
+				w.capture(bg.out.String())
+				return bg
+			}
 		}
 		if time.Now().After(deadline) {
 			bg.stop(t)
-			t.Fatalf("%s:%d: %s: nothing listens on port %d after 30 s\n%s", b.Page, b.Line, cmd, port, bg.out)
+			t.Fatalf("%s:%d: %s: not listening on port %d (or not announced to its relay) after 30 s\n%s", b.Page, b.Line, cmd, port, bg.out)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -466,4 +470,30 @@ func killUnder(t *testing.T, dir string) {
 		t.Logf("stopping process %d, left by the page's commands", pid)
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
+}
+
+var relayURLRe = regexp.MustCompile(`--relay-url\s+(\S+)`)
+
+// relayOf is the relay a server command announces to, as an HTTP URL, or "".
+func relayOf(cmd string) string {
+	m := relayURLRe.FindStringSubmatch(cmd)
+	if m == nil {
+		return ""
+	}
+	u := strings.Replace(strings.Replace(m[1], "wss://", "https://", 1), "ws://", "http://", 1)
+	return strings.TrimSuffix(u, "/")
+}
+
+// announced says whether some agent is online at the relay: a server that
+// announces is ready for the reader once the relay knows it.
+func announced(relay string) bool {
+	resp, err := http.Get(relay + "/api/agents")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Agents []json.RawMessage `json:"agents"`
+	}
+	return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&list) == nil && len(list.Agents) > 0
 }
