@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs (when missing) and starts the services the test suite uses:
-# bubblewrap (the tool sandbox), PostgreSQL, a Docker engine, Chromium and the reference TypeScript client. Prints `export` lines for the
+# bubblewrap (the tool sandbox), PostgreSQL, a Docker engine, Chromium, the reference TypeScript client and the MCP TypeScript SDK. Prints `export` lines for the
 # environment the tests read; `make test` evaluates them.
 #
 # Each service is best effort on a developer machine (its tests then skip),
@@ -8,7 +8,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 status=0
-for svc in sandbox postgres docker chromium connectonion; do
+for svc in sandbox postgres docker chromium connectonion mcpjs; do
   if ! out=$("$here/service-$svc.sh" 2> >(sed "s/^/[$svc] /" >&2)); then
     echo "[$svc] not available" >&2
     [ "${CI:-}" = "true" ] && status=1
