@@ -142,7 +142,7 @@ func expand(s string, lookup func(string) (string, bool)) (string, error) {
 		}
 		v, ok := lookup(name)
 		if !ok {
-			err = errors.Join(err, fmt.Errorf("{env:%s}: the variable %s is not set", name, name))
+			err = errors.Join(err, fmt.Errorf("{env:%s}: the variable %s is not set in the environment", name, name))
 			return ""
 		}
 		return v

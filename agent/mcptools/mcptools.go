@@ -90,14 +90,14 @@ type Server struct {
 	stopping context.Context
 	stop     context.CancelFunc
 	connMu   sync.Mutex // serialises starting
-	mu     sync.Mutex
-	conn   *conn
-	tools  []agent.Tool
-	listed bool
-	stale  bool
-	closed bool
-	starts int
-	wg     sync.WaitGroup // connection watchers
+	mu       sync.Mutex
+	conn     *conn
+	tools    []agent.Tool
+	listed   bool
+	stale    bool
+	closed   bool
+	starts   int
+	wg       sync.WaitGroup // connection watchers
 }
 
 // conn is one session with the server: a local server's one process.

@@ -467,3 +467,21 @@ func TestOpen(t *testing.T) {
 		t.Fatal("On")
 	}
 }
+
+// TestRelativeCommand: a command given as a relative path is found from
+// the server's working directory, not this process's.
+func TestRelativeCommand(t *testing.T) {
+	dir := t.TempDir()
+	cmd, env := mcptest.Command()
+	if err := os.Mkdir(filepath.Join(dir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(cmd[0], filepath.Join(dir, "bin", "server")); err != nil {
+		t.Fatal(err)
+	}
+	srv := mcptools.Command("rel", []string{"./bin/server"}, mcptools.WithDir(dir), mcptools.WithEnv(env), mcptools.WithLogger(quiet))
+	defer srv.Close()
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}

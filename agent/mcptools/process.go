@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -31,9 +32,17 @@ type process struct {
 }
 
 func newProcess(command []string, env map[string]string, dir string) (*process, error) {
-	path, err := exec.LookPath(command[0])
-	if err != nil {
-		return nil, fmt.Errorf("command %q: %w", command[0], err)
+	// A bare name is looked up in PATH; a path is taken from the server's
+	// working directory, as a shell started there would.
+	path := command[0]
+	if !strings.ContainsRune(path, filepath.Separator) {
+		p, err := exec.LookPath(path)
+		if err != nil {
+			return nil, fmt.Errorf("command %q: %w", command[0], err)
+		}
+		path = p
+	} else if !filepath.IsAbs(path) && dir != "" {
+		path = filepath.Join(dir, path)
 	}
 	cmd := exec.Command(path, command[1:]...)
 	cmd.Dir = dir
