@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"strings"
 	"syscall"
 	"testing"
@@ -178,5 +180,51 @@ func TestWithMCPServers(t *testing.T) {
 	}
 	if got := h.Config().MCPServers["web"].URL; got != url {
 		t.Fatalf("Config().MCPServers: %q", got)
+	}
+}
+
+// syncBuf is a bytes.Buffer safe for the logger's concurrent writes.
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *syncBuf) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncBuf) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// TestReloadKeepsMCPServers: a reload applies the rest of host.yaml but
+// keeps the running MCP servers, and says that mcp_servers takes a
+// restart.
+func TestReloadKeepsMCPServers(t *testing.T) {
+	first, calls := mcptest.NewHTTP(t, "")
+	second, _ := mcptest.NewHTTP(t, "")
+	cfg := writeYAML(t, fmt.Sprintf("summary: one\nmcp_servers:\n  web: {type: remote, url: %q}\n", first))
+	var logs syncBuf
+	h := startHost(t, "offline/demo", host.WithConfigFile(cfg), host.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("summary: two\nmcp_servers:\n  web: {type: remote, url: %q}\n", second)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if c := h.Config(); c.Summary != "two" || c.MCPServers["web"].URL != first {
+		t.Fatalf("after reload: summary %q, web %q", c.Summary, c.MCPServers["web"].URL)
+	}
+	if !strings.Contains(logs.String(), "mcp_servers changes take effect after a restart") {
+		t.Fatalf("log: %s", logs.String())
+	}
+	code, m := post(t, h, map[string]any{"prompt": `use web_echo {"text": "still the first"}`})
+	wantStatus(t, code, 200, m)
+	if calls.Echo() != 1 {
+		t.Fatalf("the first server saw %d calls: %v", calls.Echo(), m["result"])
 	}
 }
