@@ -53,17 +53,17 @@ func TestHostMCPServers(t *testing.T) {
 	t.Setenv("AGENTHOST_TEST_MCP_TOKEN", "tok-123")
 	cmd, _ := mcptest.Command()
 	cfg := writeYAML(t, fmt.Sprintf(`mcp_servers:
+  web:
+    type: remote
+    url: %[2]q
+    headers:
+      Authorization: Bearer {env:AGENTHOST_TEST_MCP_TOKEN}
   local:
     type: local
-    command: [%q]
+    command: [%[1]q]
     environment:
       AGENTHOST_MCPTEST: stdio
       GORACE: atexit_sleep_ms=0
-  web:
-    type: remote
-    url: %q
-    headers:
-      Authorization: Bearer {env:AGENTHOST_TEST_MCP_TOKEN}
   off:
     type: local
     command: ["/nonexistent/server"]
@@ -86,6 +86,10 @@ func TestHostMCPServers(t *testing.T) {
 		if strings.HasPrefix(n, "off_") {
 			t.Fatalf("the disabled server's tool %s is listed", n)
 		}
+	}
+	// Servers are added in name order, not the file's.
+	if slices.Index(tools, "local_echo") > slices.Index(tools, "web_echo") {
+		t.Fatalf("tools out of name order: %v", tools)
 	}
 
 	code, m := post(t, h, map[string]any{"prompt": `use local_echo {"text": "from the host"}`})

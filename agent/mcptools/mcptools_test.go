@@ -240,14 +240,22 @@ func TestServerThatExitsIsRestarted(t *testing.T) {
 
 // TestCancelledRunDoesNotWait: a run cancelled while an MCP tool is
 // running ends aborted, the call failing with the run's cancellation,
-// without waiting for the tool.
+// without waiting for the tool; the server is told to cancel the call.
 func TestCancelledRunDoesNotWait(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		open func(*testing.T, string, ...mcptools.Option) *mcptools.Server
-	}{{"stdio", stdio}, {"http", remote}} {
+		name   string
+		remote bool
+	}{{"stdio", false}, {"http", true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			a, err := agent.New("a", agent.WithMCP(tc.open(t, "s")))
+			srv := stdio(t, "s")
+			var calls *mcptest.Counter
+			if tc.remote {
+				var url string
+				url, calls = mcptest.NewHTTP(t, "")
+				srv = mcptools.Remote("s", url, mcptools.WithLogger(quiet))
+				t.Cleanup(func() { srv.Close() })
+			}
+			a, err := agent.New("a", agent.WithMCP(srv))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -278,6 +286,9 @@ func TestCancelledRunDoesNotWait(t *testing.T) {
 			e := <-done
 			if e.res.Status != agent.StatusAborted || e.out == nil || !errors.Is(e.out.Err, context.Canceled) {
 				t.Fatalf("result %+v, tool %+v", e.res, e.out)
+			}
+			if calls != nil {
+				waitFor(t, func() bool { return calls.Cancelled() == 1 }, "the server to see the cancellation")
 			}
 		})
 	}

@@ -248,7 +248,8 @@ func TestMCPElicitation(t *testing.T) {
 }
 
 // TestMCPThroughRelay: `agenthost mcp 0x… --relay URL` reaches an agent
-// that has no listener at all, through a real relay.
+// that has no listener at all, through a real relay, and reports the
+// agent's tool calls as progress.
 func TestMCPThroughRelay(t *testing.T) {
 	r, err := relayserver.New(relayserver.Config{Addr: "127.0.0.1:0", Logger: quietLog})
 	if err != nil {
@@ -278,10 +279,26 @@ func TestMCPThroughRelay(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	keys, _ := newKeys(t)
-	cs, wait, errb := mcpSession(t, ctx, nil, s.Address(), "--relay", r.URL(), "--keys", keys)
-	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "ask", Arguments: map[string]any{"prompt": "use add on 2 and 3"}})
+	var mu sync.Mutex
+	var progress []string
+	cs, wait, errb := mcpSession(t, ctx, &mcp.ClientOptions{
+		ProgressNotificationHandler: func(_ context.Context, r *mcp.ProgressNotificationClientRequest) {
+			mu.Lock()
+			progress = append(progress, r.Params.Message)
+			mu.Unlock()
+		},
+	}, s.Address(), "--relay", r.URL(), "--keys", keys)
+	params := &mcp.CallToolParams{Name: "ask", Arguments: map[string]any{"prompt": "use add on 2 and 3"}}
+	params.SetProgressToken(7)
+	res, err := cs.CallTool(ctx, params)
 	if err != nil || res.IsError || !strings.Contains(resultText(res), "5") {
 		t.Fatalf("through the relay: %q %v (stderr %s)", resultText(res), err, errb)
+	}
+	mu.Lock()
+	got := strings.Join(progress, " | ")
+	mu.Unlock()
+	if !strings.Contains(got, "running the tool add") || !strings.Contains(got, "the tool add completed") {
+		t.Fatalf("progress: %q", got)
 	}
 	if code := wait(); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb)

@@ -29,11 +29,15 @@ import (
 // ServeStdioIfAsked serve MCP on stdin/stdout instead of running tests.
 const EnvServe = "AGENTHOST_MCPTEST"
 
-// Counter counts calls of the echo tool.
-type Counter struct{ echo atomic.Int64 }
+// Counter counts calls of the echo tool and calls of slow that were
+// cancelled.
+type Counter struct{ echo, cancelled atomic.Int64 }
 
 // Echo returns how many times echo was called.
 func (c *Counter) Echo() int64 { return c.echo.Load() }
+
+// Cancelled returns how many calls of slow the client cancelled.
+func (c *Counter) Cancelled() int64 { return c.cancelled.Load() }
 
 type textArgs struct {
 	Text string `json:"text" jsonschema:"the text to echo"`
@@ -94,6 +98,9 @@ func NewServer(c *Counter) *mcp.Server {
 				}
 			}
 			<-ctx.Done()
+			if c != nil {
+				c.cancelled.Add(1)
+			}
 			return nil, nil, ctx.Err()
 		})
 	mcp.AddTool(s, &mcp.Tool{Name: "spawn", Description: "Start a child process that sleeps; returns its pid."},
