@@ -5,7 +5,7 @@ PKGS ?= ./...
 # it is writable (root on a fresh machine), else $(go env GOPATH)/bin.
 INSTALL_DIR ?= $(shell d=$$($(GO) env GOBIN); if [ -n "$$d" ]; then echo "$$d"; elif [ -w /usr/local/bin ]; then echo /usr/local/bin; else echo "$$($(GO) env GOPATH)/bin"; fi)
 
-.PHONY: all build install serve test test-short vet fmt bench services clean
+.PHONY: all build install serve image image-prebuilt test test-short vet fmt bench services clean
 
 all: build
 
@@ -21,6 +21,18 @@ install: build
 	install -m 0755 bin/agenthost "$(INSTALL_DIR)/agenthost"
 	@echo "installed $(INSTALL_DIR)/agenthost"
 	@case ":$$PATH:" in *":$(INSTALL_DIR):"*) ;; *) echo "note: $(INSTALL_DIR) is not on your PATH; add it: export PATH=\"$(INSTALL_DIR):\$$PATH\"";; esac
+
+# The agenthost image (Dockerfile; see docs/operations.md), compiled in the
+# official Go image: needs BuildKit and a registry to pull golang from.
+IMAGE ?= agenthost:latest
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+image:
+	DOCKER_BUILDKIT=1 docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
+
+# The same image around bin/agenthost built here: no registry needed.
+image-prebuilt: build
+	sh deploy/docker/rootfs.sh bin/agenthost dist/rootfs
+	DOCKER_BUILDKIT=1 docker build --build-arg ROOTFS=prebuilt -t $(IMAGE) .
 
 # Installs agenthost and hosts the demo agent (offline model, SQLite, no
 # keys) on http://localhost:8000.
@@ -50,4 +62,4 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

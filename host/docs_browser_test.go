@@ -1,6 +1,7 @@
 package host_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -168,19 +169,71 @@ func TestDocsBrowserApprovalAskUpload(t *testing.T) {
 	p.Screenshot("uploaded")
 }
 
-func TestDocsBrowserPhoneWidth(t *testing.T) {
-	p := browsertest.New(t, browsertest.Options{Width: 375, Height: 800})
-	h := startHost(t, "offline/demo")
-	p.Navigate(h.URL + "/docs")
-	p.WaitText("#conn-state", "connected")
-	if w := browsertest.Eval[int](p, `document.documentElement.scrollWidth`); w > 375 {
-		t.Errorf("page is %dpx wide at 375px", w)
+// On a phone the prompt box is on the first screen, before and after a
+// conversation longer than the screen (the messages scroll, not the page),
+// nothing covers it, the page is no wider than the screen, axe-core finds
+// nothing serious, and the attach control shows keyboard focus.
+func TestDocsBrowserPhone(t *testing.T) {
+	for _, c := range []struct{ width, height int }{{390, 844}, {375, 667}} {
+		t.Run(fmt.Sprintf("%dx%d", c.width, c.height), func(t *testing.T) {
+			p := browsertest.New(t, browsertest.Options{Width: c.width, Height: c.height})
+			h := startHost(t, "offline/demo")
+			p.Navigate(h.URL + "/docs")
+			p.WaitText("#conn-state", "connected")
+			p.WaitText("#agent-name", "translator") // /info shown: the header has its final height
+			if w := browsertest.Eval[int](p, `document.documentElement.scrollWidth`); w > c.width {
+				t.Errorf("page is %dpx wide at %dpx", w, c.width)
+			}
+			promptOnFirstScreen(t, p, "on arrival")
+			// The conversation comes first, for the keyboard and on the
+			// screen; the agent's details follow under it.
+			if !browsertest.Eval[bool](p, `(() => {
+				const c = document.getElementById("conversation"), a = document.getElementById("about");
+				return !!(c.compareDocumentPosition(a) & Node.DOCUMENT_POSITION_FOLLOWING) && a.getBoundingClientRect().top >= c.getBoundingClientRect().bottom;
+			})()`) {
+				t.Error("the agent's details do not follow the conversation")
+			}
+			p.CheckAxeAll("phone")
+			p.Screenshot("phone")
+
+			for i := range 4 {
+				say(p, fmt.Sprintf("message %d: tell me a long story that takes more than one screen to read", i))
+			}
+			if !browsertest.Eval[bool](p, `(() => { const m = document.getElementById("messages"); return m.scrollHeight > m.clientHeight; })()`) {
+				t.Error("the conversation does not overflow its box: the check below proves nothing")
+			}
+			browsertest.Eval[bool](p, `(() => { window.scrollTo(0, 0); return true; })()`)
+			promptOnFirstScreen(t, p, "after a long conversation")
+			p.Screenshot("phone-conversation")
+
+			// Keyboard only: the attach control is reachable and focus is visible.
+			p.Focus("#file-input")
+			if browsertest.Eval[string](p, `getComputedStyle(document.querySelector(".attach")).outlineStyle`) == "none" {
+				t.Error("no visible focus on the attach control")
+			}
+		})
 	}
-	// Keyboard only: the attach control is reachable and focus is visible.
-	p.Focus("#file-input")
-	if browsertest.Eval[string](p, `getComputedStyle(document.querySelector(".attach")).outlineStyle`) == "none" {
-		t.Error("no visible focus on the attach control")
+}
+
+// promptOnFirstScreen fails the test unless the prompt box and the Send
+// button lie wholly within the viewport with the page scrolled to the top,
+// and are what a tap at their centre reaches.
+func promptOnFirstScreen(t *testing.T, p *browsertest.Page, when string) {
+	t.Helper()
+	type box struct {
+		Top, Bottom, Left, Right, ScrollY, Width, Height float64
+		Hit                                              bool
 	}
-	say(p, "hello")
-	p.Screenshot("phone")
+	for _, sel := range []string{"#prompt", "#send"} {
+		b := browsertest.Eval[box](p, fmt.Sprintf(`(() => {
+			const e = document.querySelector(%q), r = e.getBoundingClientRect();
+			return { top: r.top, bottom: r.bottom, left: r.left, right: r.right, scrollY: window.scrollY,
+				width: window.innerWidth, height: window.innerHeight,
+				hit: e.contains(document.elementFromPoint((r.left + r.right) / 2, (r.top + r.bottom) / 2)) };
+		})()`, sel))
+		if b.ScrollY != 0 || b.Top < 0 || b.Left < 0 || b.Bottom > b.Height || b.Right > b.Width || b.Bottom <= b.Top || !b.Hit {
+			p.Screenshot("not-on-first-screen")
+			t.Errorf("%s: %s is not on the first screen of %v×%v: %+v", when, sel, b.Width, b.Height, b)
+		}
+	}
 }

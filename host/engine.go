@@ -5,46 +5,45 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/agenthost/agenthost/agent"
+	"github.com/agenthost/agenthost/internal/engine"
 	"github.com/agenthost/agenthost/internal/store"
 	"github.com/google/uuid"
 )
 
-// The engine runs sessions independently of transports: HTTP, SSE,
-// WebSocket and (later) the relay all start runs, subscribe to a session's
-// events and answer approvals through it.
+// The host is the seed-000 front end over the session engine
+// (internal/engine): this file holds its rules for sessions — who owns
+// one, which id a caller's request continues, how a client's copy of a
+// session is merged — and the WebSocket vocabulary of its event log is in
+// wsjournal.go. HTTP, SSE, WebSocket and the relay all start runs,
+// subscribe to a session's events and answer approvals through it.
 
 // Engine errors, mapped to statuses by the transports.
 var (
 	// ErrBusy: the session already has a run (409).
-	ErrBusy = errors.New("session is busy with another request")
+	ErrBusy = engine.ErrBusy
 	// ErrOverloaded: every worker is busy and the wait queue is full (503).
-	ErrOverloaded = errors.New("all workers are busy and the queue is full; retry later")
+	ErrOverloaded = engine.ErrOverloaded
 	// ErrShuttingDown: the host is stopping (503).
-	ErrShuttingDown = errors.New("host is shutting down")
+	ErrShuttingDown = fmt.Errorf("host is %w", engine.ErrShuttingDown)
 	// errNotWaiting: an answer arrived while nothing was asked.
-	errNotWaiting = errors.New("the session is not waiting for an answer")
+	errNotWaiting = engine.ErrNotWaiting
 )
 
 // event is one server frame of a session, as persisted: Data is a JSON
-// object without its "id", which is added when it is sent.
-type event struct {
-	ID   int64
-	Type string
-	Data []byte
-}
+// object without its "id", which frame adds when it is sent.
+type event = store.Event
 
 // frame returns the event as sent: Data with "id" first.
-func (e event) frame() []byte {
+func frame(e event) []byte {
 	id := strconv.FormatInt(e.ID, 10)
 	b := make([]byte, 0, len(e.Data)+len(id)+10)
 	b = append(b, `{"id":"`...)
@@ -56,111 +55,53 @@ func (e event) frame() []byte {
 	return append(b, e.Data[1:]...)
 }
 
-// subscriber receives a session's events. When it falls more than its
-// buffer behind, it is dropped (overflow closes) and re-subscribes from
-// the last event it handled, reading the missed ones from the store.
-type subscriber struct {
-	// ls is the live session the subscriber is attached to.
-	ls       *liveSession
-	ch       chan event
-	overflow chan struct{}
-	once     sync.Once
-}
+// subscriber receives a session's events (engine.Subscriber).
+type subscriber = engine.Subscriber
 
-// subscriberBuffer is how many events a subscriber may lag behind before it
-// is dropped and catches up from the store. It is most of an idle
-// WebSocket session's memory, so it stays small: catching up is cheap.
-const subscriberBuffer = 128
+func newSubscriber() *subscriber { return engine.NewSubscriber() }
 
-func newSubscriber() *subscriber {
-	return &subscriber{ch: make(chan event, subscriberBuffer), overflow: make(chan struct{})}
-}
-
-func (s *subscriber) drop() { s.once.Do(func() { close(s.overflow) }) }
-
-// liveSession is the in-memory side of a session that has a run or
-// subscribers.
-type liveSession struct {
-	id    string
-	mu    sync.Mutex
-	subs  map[*subscriber]struct{}
-	run   *activeRun
-	refs  int
-	owner string
-	// approved holds tools approved with scope "session".
-	approved map[string]bool
-}
-
-type engine struct {
-	srv   *Server
-	st    store.Store
-	log   *slog.Logger
-	now   func() time.Time
-	slots chan struct{}
-	queue int
-
-	waiting atomic.Int64
-	closing atomic.Bool
-	base    context.Context
-	stopAll context.CancelCauseFunc
-	runs    sync.WaitGroup
+// hostEngine is the session engine with the host's session rules.
+type hostEngine struct {
+	srv  *Server
+	st   store.Store
+	log  *slog.Logger
+	now  func() time.Time
+	core *engine.Engine
 
 	idKeyOnce sync.Once
 	idKey     []byte
-
-	mu     sync.Mutex
-	live   map[string]*liveSession
-	closed bool // no run starts once set (under mu)
 }
 
-func newEngine(srv *Server, st store.Store, workers, queue int) *engine {
-	base, cancel := context.WithCancelCause(context.Background())
-	return &engine{
-		srv: srv, st: st, log: srv.log, now: srv.now,
-		slots: make(chan struct{}, workers), queue: queue,
-		base: base, stopAll: cancel,
-		live: map[string]*liveSession{},
+func newEngine(srv *Server, st store.Store, workers, queue int) (*hostEngine, error) {
+	e := &hostEngine{srv: srv, st: st, log: srv.log, now: srv.now}
+	core, err := engine.New(engine.Config{
+		Store:       st,
+		Journal:     engine.JournalFunc(wsEvents),
+		Agent:       func() (*agent.Agent, error) { return srv.current().newAgent() },
+		Workers:     workers,
+		Queue:       queue,
+		ResultTTL:   func() time.Duration { return srv.current().cfg.ResultTTL },
+		Approver:    e.approver,
+		Asker:       e.asker,
+		TurnContext: turnContext,
+		ProcessName: "host",
+		Logger:      srv.log,
+		Now:         srv.now,
+	})
+	if err != nil {
+		return nil, err
 	}
+	e.core = core
+	return e, nil
 }
 
-// acquire returns the live session id, creating it; release undoes it.
-func (e *engine) acquire(id, owner string) *liveSession {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	ls := e.live[id]
-	if ls == nil {
-		ls = &liveSession{id: id, owner: owner, subs: map[*subscriber]struct{}{}, approved: map[string]bool{}}
-		e.live[id] = ls
-	}
-	ls.refs++
-	return ls
+// subscribe attaches sub to the session id and returns the stored events
+// after `after` to replay.
+func (e *hostEngine) subscribe(ctx context.Context, id, owner string, sub *subscriber, after int64) ([]event, error) {
+	return e.core.Subscribe(ctx, id, owner, sub, after)
 }
 
-func (e *engine) release(ls *liveSession) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	ls.refs--
-	if ls.refs == 0 {
-		delete(e.live, ls.id)
-	}
-}
-
-// liveOwnedBy reports whether id has no live session or one of owner's.
-func (e *engine) liveOwnedBy(id, owner string) bool {
-	ls := e.liveSession(id)
-	if ls == nil {
-		return true
-	}
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
-	return ls.owner == owner
-}
-
-func (e *engine) liveSession(id string) *liveSession {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.live[id]
-}
+func (e *hostEngine) unsubscribe(sub *subscriber) { e.core.Unsubscribe(sub) }
 
 // validID accepts client-proposed ids for new sessions: unguessable ids
 // from the server or a client's own UUIDs.
@@ -175,7 +116,22 @@ var validID = regexp.MustCompile(`^[A-Za-z0-9_-]{16,128}$`)
 // (derivedID). Only an id this host issued to the caller on this
 // connection (issued: CONNECTED's id of a session not yet stored) is kept
 // as it is. The returned stored session is nil for a new session.
-func (e *engine) sessionFor(ctx context.Context, caller Caller, id string, client *Session, issued bool) (sess *Session, stored *store.Session, serverNewer bool, err error) {
+func (e *hostEngine) sessionFor(ctx context.Context, caller Caller, id string, client *Session, issued bool) (sess *Session, stored *store.Session, serverNewer bool, err error) {
+	r, err := e.resolve(ctx, caller, id, client, issued)
+	return r.sess, r.stored, r.newer, err
+}
+
+// resolved is the session a request continues.
+type resolved struct {
+	sess   *Session
+	stored *store.Session
+	newer  bool
+	// replace: the conversation to run on is the client's copy, not the
+	// stored one.
+	replace bool
+}
+
+func (e *hostEngine) resolve(ctx context.Context, caller Caller, id string, client *Session, issued bool) (resolved, error) {
 	if id == "" && client != nil {
 		id = client.SessionID
 	}
@@ -183,24 +139,24 @@ func (e *engine) sessionFor(ctx context.Context, caller Caller, id string, clien
 		ss, err := e.st.GetSession(ctx, id)
 		switch {
 		case err == nil && ss.Owner == caller.Address && !e.expired(ss):
-			return e.continueSession(id, ss, client)
+			return e.continueSession(ctx, id, ss, client)
 		case err == nil, errors.Is(err, store.ErrExpired), errors.Is(err, store.ErrNotFound):
 		default:
-			return nil, nil, false, err
+			return resolved{}, err
 		}
-		if issued && errors.Is(err, store.ErrNotFound) && validID.MatchString(id) && e.liveOwnedBy(id, caller.Address) {
+		if issued && errors.Is(err, store.ErrNotFound) && validID.MatchString(id) && e.core.OwnedBy(id, caller.Address) {
 			// The id CONNECTED gave this caller for its new session.
 		} else {
 			id = e.derivedID(caller.Address, id)
 			ss, err := e.st.GetSession(ctx, id)
 			switch {
 			case err == nil && ss.Owner == caller.Address && !e.expired(ss):
-				return e.continueSession(id, ss, client)
-			case errors.Is(err, store.ErrNotFound) && e.liveOwnedBy(id, caller.Address):
+				return e.continueSession(ctx, id, ss, client)
+			case errors.Is(err, store.ErrNotFound) && e.core.OwnedBy(id, caller.Address):
 			case err == nil, errors.Is(err, store.ErrExpired), errors.Is(err, store.ErrNotFound):
 				id = ""
 			default:
-				return nil, nil, false, err
+				return resolved{}, err
 			}
 		}
 	}
@@ -211,30 +167,33 @@ func (e *engine) sessionFor(ctx context.Context, caller Caller, id string, clien
 	if client != nil {
 		s.Messages, s.Turn, s.Iteration, s.Updated = client.Messages, client.Turn, client.Iteration, client.Updated
 	}
-	return s, nil, false, nil
+	return resolved{sess: s, replace: len(s.Messages) > 0}, nil
 }
 
 // continueSession merges the client's copy into the caller's stored
 // session.
-func (e *engine) continueSession(id string, ss store.Session, client *Session) (*Session, *store.Session, bool, error) {
-	var server Session
-	if len(ss.State) > 0 {
-		if err := json.Unmarshal(ss.State, &server); err != nil {
-			return nil, nil, false, fmt.Errorf("session %s: stored state: %w", id, err)
-		}
+func (e *hostEngine) continueSession(ctx context.Context, id string, ss store.Session, client *Session) (resolved, error) {
+	st, err := e.core.Conversation(ctx, ss)
+	if err != nil {
+		return resolved{}, err
 	}
-	server.SessionID = id
-	use, newer := merge(client, &server)
+	server := sessionOf(id, st)
+	use, newer := merge(client, server)
 	cp := *use
 	cp.SessionID = id
-	return &cp, &ss, newer, nil
+	return resolved{sess: &cp, stored: &ss, newer: newer, replace: use != server}, nil
+}
+
+// sessionOf is the session object of an engine state.
+func sessionOf(id string, st *engine.State) *Session {
+	return &Session{SessionID: id, Messages: st.Messages, Turn: st.Turn, Iteration: st.Iteration, Updated: st.Updated}
 }
 
 // derivedID is the id of the session a caller gets when it names an id
 // that is not its own: the same for the same caller and name (so a client
 // that names its relay session id again finds the session it started),
 // different for every caller, and unguessable without the host's key.
-func (e *engine) derivedID(owner, named string) string {
+func (e *hostEngine) derivedID(owner, named string) string {
 	e.idKeyOnce.Do(func() {
 		// An Ed25519 signature is deterministic: only the holder of the
 		// host's key can compute this secret.
@@ -249,14 +208,14 @@ func (e *engine) derivedID(owner, named string) string {
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
-func (e *engine) expired(ss store.Session) bool {
+func (e *hostEngine) expired(ss store.Session) bool {
 	return ss.Status.Finished() && !ss.Expires.IsZero() && !e.now().Before(ss.Expires)
 }
 
 // getSession returns a session the caller may see: its own, or an
 // anonymous one (whose id is the capability). Others are ErrNotFound, so
 // ids leak nothing.
-func (e *engine) getSession(ctx context.Context, caller Caller, id string) (store.Session, error) {
+func (e *hostEngine) getSession(ctx context.Context, caller Caller, id string) (store.Session, error) {
 	ss, err := e.st.GetSession(ctx, id)
 	if err != nil {
 		return ss, err
@@ -267,145 +226,15 @@ func (e *engine) getSession(ctx context.Context, caller Caller, id string) (stor
 	return ss, nil
 }
 
-// publisher persists a run's events in batches and hands each batch to
-// the session's subscribers once it is committed: nothing reaches a client
-// before it is durable, and the run never waits on the disk for each
-// chunk (it only blocks when far ahead of the store).
-type publisher struct {
-	e    *engine
-	ls   *liveSession
-	q    chan store.Event
-	done chan struct{}
-}
-
-func (e *engine) newPublisher(ls *liveSession) *publisher {
-	p := &publisher{e: e, ls: ls, q: make(chan store.Event, 4096), done: make(chan struct{})}
-	go p.loop()
-	return p
-}
-
-func (p *publisher) send(typ string, data []byte) {
-	p.q <- store.Event{SessionID: p.ls.id, Type: typ, Data: data, Created: p.e.now()}
-}
-
-// close delivers what is queued and stops the publisher.
-func (p *publisher) close() {
-	close(p.q)
-	<-p.done
-}
-
-func (p *publisher) loop() {
-	defer close(p.done)
-	for ev := range p.q {
-		batch := []store.Event{ev}
-	drain:
-		for len(batch) < 512 {
-			select {
-			case ev, ok := <-p.q:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, ev)
-			default:
-				break drain
-			}
-		}
-		stored, err := p.e.st.AppendEvents(context.Background(), batch)
-		if err != nil {
-			// Unpersisted events are not sent: a client must never hold
-			// what a restart would lose.
-			p.e.log.Error("persisting events", "session", p.ls.id, "count", len(batch), "err", err)
-			continue
-		}
-		p.e.fanOut(p.ls, stored)
-	}
-}
-
-// fanOut hands committed events to the session's subscribers; one that is
-// too far behind is dropped and catches up from the store.
-func (e *engine) fanOut(ls *liveSession, stored []store.Event) {
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
-	for _, se := range stored {
-		ev := event{ID: se.ID, Type: se.Type, Data: se.Data}
-		for sub := range ls.subs {
-			select {
-			case sub.ch <- ev:
-			default:
-				delete(ls.subs, sub)
-				sub.drop()
-			}
-		}
-	}
-}
-
-// subscribe attaches sub to the session id and returns the stored events
-// after `after` to replay. Live events may repeat replayed ones; consumers
-// skip ids they have sent.
-func (e *engine) subscribe(ctx context.Context, id, owner string, sub *subscriber, after int64) (*liveSession, []event, error) {
-	ls := e.acquire(id, owner)
-	ls.mu.Lock()
-	ls.subs[sub] = struct{}{}
-	ls.mu.Unlock()
-	sub.ls = ls
-	stored, err := e.st.Events(ctx, id, after, 0)
-	if err != nil {
-		e.unsubscribe(ls, sub)
-		return nil, nil, err
-	}
-	out := make([]event, len(stored))
-	for i, ev := range stored {
-		out[i] = event{ID: ev.ID, Type: ev.Type, Data: ev.Data}
-	}
-	return ls, out, nil
-}
-
-func (e *engine) unsubscribe(ls *liveSession, sub *subscriber) {
-	if ls == nil || sub.ls != ls {
-		return
-	}
-	ls.mu.Lock()
-	delete(ls.subs, sub)
-	ls.mu.Unlock()
-	sub.ls = nil
-	e.release(ls)
-}
-
 // interrupt cancels the session's run, if the caller owns it.
-func (e *engine) interrupt(id string, caller Caller) bool {
-	ls := e.liveSession(id)
-	if ls == nil {
-		return false
-	}
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
-	if ls.run == nil || ls.owner != caller.Address {
-		return false
-	}
-	ls.run.cancel(errInterrupted)
-	return true
+func (e *hostEngine) interrupt(id string, caller Caller) bool {
+	return e.core.Interrupt(id, caller.Address, errInterrupted)
 }
 
 var errInterrupted = errors.New("interrupted by the client")
 
-// answer delivers an APPROVAL_RESPONSE or ASK_USER_RESPONSE to the run
-// waiting for it.
-func (e *engine) answer(id string, caller Caller, a answer) error {
-	ls := e.liveSession(id)
-	if ls == nil {
-		return errNotWaiting
-	}
-	ls.mu.Lock()
-	r, owner := ls.run, ls.owner
-	ls.mu.Unlock()
-	if r == nil || owner != caller.Address {
-		return errNotWaiting
-	}
-	return r.deliver(a)
-}
-
 // sweep deletes expired sessions until ctx ends.
-func (e *engine) sweep(ctx context.Context, every time.Duration) {
+func (e *hostEngine) sweep(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -425,18 +254,4 @@ func (e *engine) sweep(ctx context.Context, every time.Duration) {
 
 // shutdown stops new runs, lets running ones finish within ctx, then
 // interrupts the rest and waits for them to record it.
-func (e *engine) shutdown(ctx context.Context) {
-	e.closing.Store(true)
-	e.mu.Lock()
-	e.closed = true
-	e.mu.Unlock()
-	done := make(chan struct{})
-	go func() { e.runs.Wait(); close(done) }()
-	select {
-	case <-done:
-		return
-	case <-ctx.Done():
-	}
-	e.stopAll(ErrShuttingDown)
-	<-done
-}
+func (e *hostEngine) shutdown(ctx context.Context) { e.core.Shutdown(ctx) }

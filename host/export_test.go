@@ -5,9 +5,7 @@ import "github.com/agenthost/agenthost/internal/store"
 // LiveSessions counts the sessions the engine holds in memory (with a run
 // or subscribers), for tests that check nothing is left behind.
 func LiveSessions(s *Server) int {
-	s.eng.mu.Lock()
-	defer s.eng.mu.Unlock()
-	return len(s.eng.live)
+	return s.eng.core.LiveSessions()
 }
 
 // GateEnvWithStore is env with the host database st, as the host passes it

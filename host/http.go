@@ -1,12 +1,13 @@
 package host
 
 import (
+	"context"
 	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/agenthost/agenthost/internal/sse"
 	"github.com/agenthost/agenthost/internal/store"
 )
 
@@ -125,7 +126,8 @@ func (s *Server) postInput(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ri := runInput{caller: caller, sessionID: in.SessionID, session: in.Session, prompt: prompt, parts: parts}
+	ri := runInput{caller: caller, sessionID: in.SessionID, session: in.Session, prompt: prompt, parts: parts,
+		uploads: uploadsDirOf(rt.cfg, uploadOwner{caller: caller, remote: r.RemoteAddr})}
 	if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
 		return s.serveSSE(w, r, ri)
 	}
@@ -134,11 +136,11 @@ func (s *Server) postInput(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	select {
-	case <-h.done:
+	case <-h.done():
 	case <-r.Context().Done():
 		return r.Context().Err() // the run goes on; its result is stored
 	}
-	out := h.out
+	out := h.out()
 	if out.Status == store.StatusFailed {
 		msg := "run failed"
 		if out.Err != nil {
@@ -169,22 +171,21 @@ type sessionView struct {
 	DurationMS int64      `json:"duration_ms"`
 }
 
-func viewOf(ss store.Session) (sessionView, error) {
+// view is GET /sessions/{id} of a stored session, its conversation read
+// from the engine.
+func (e *hostEngine) view(ctx context.Context, ss store.Session) (sessionView, error) {
 	v := sessionView{SessionID: ss.ID, Status: string(ss.Status), Prompt: ss.Prompt, Result: ss.Result,
 		Created: ss.Created.Unix(), Updated: ss.Updated.Unix(), DurationMS: ss.Duration.Milliseconds()}
 	if !ss.Expires.IsZero() {
 		e := ss.Expires.Unix()
 		v.Expires = &e
 	}
-	sess := &Session{SessionID: ss.ID}
-	if len(ss.State) > 0 {
-		if err := sess.UnmarshalJSON(ss.State); err != nil {
-			return v, err
-		}
-		sess.SessionID = ss.ID
+	st, err := e.core.Conversation(ctx, ss)
+	if err != nil {
+		return v, err
 	}
-	v.Session = sess
-	v.ChatItems = chatItems(sess.Messages)
+	v.Session = sessionOf(ss.ID, st)
+	v.ChatItems = chatItems(st.Messages)
 	return v, nil
 }
 
@@ -197,7 +198,7 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v, err := viewOf(ss)
+	v, err := s.eng.view(r.Context(), ss)
 	if err != nil {
 		return err
 	}
@@ -259,17 +260,9 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, in runInput) e
 	if err != nil {
 		return err
 	}
-	defer func() { s.eng.unsubscribe(sub.ls, sub) }()
-	hd := w.Header()
-	hd.Set("Content-Type", "text/event-stream")
-	hd.Set("Cache-Control", "no-cache")
-	hd.Set("X-Accel-Buffering", "no")
-	hd.Set("X-Session-Id", h.sessionID)
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	rc.SetWriteDeadline(time.Time{})
-	rc.SetReadDeadline(time.Time{})
-	rc.Flush()
+	defer func() { s.eng.unsubscribe(sub) }()
+	w.Header().Set("X-Session-Id", h.sessionID)
+	stream, _ := sse.Start(w)
 	every := s.set.heartbeat
 	if every <= 0 {
 		every = 15 * time.Second
@@ -282,28 +275,23 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, in runInput) e
 			return nil
 		}
 		last = ev.ID
-		if _, err := w.Write([]byte("id: " + strconv.FormatInt(ev.ID, 10) + "\ndata: ")); err != nil {
-			return err
-		}
-		w.Write(ev.frame())
-		w.Write([]byte("\n\n"))
-		return rc.Flush()
+		return stream.Event(ev.ID, "", frame(ev))
 	}
 	for {
 		select {
-		case ev := <-sub.ch:
+		case ev := <-sub.Events():
 			if err := write(ev); err != nil {
 				return nil
 			}
 			if ev.Type == "OUTPUT" || ev.Type == "ERROR" {
 				return nil
 			}
-		case <-sub.overflow:
+		case <-sub.Overflow():
 			// Fell behind: catch up from the store, then go on live.
-			owner := h.live.owner
-			s.eng.unsubscribe(sub.ls, sub)
+			owner := s.eng.core.Owner(h.sessionID)
+			s.eng.unsubscribe(sub)
 			sub = newSubscriber()
-			_, replay, err := s.eng.subscribe(r.Context(), h.sessionID, owner, sub, last)
+			replay, err := s.eng.subscribe(r.Context(), h.sessionID, owner, sub, last)
 			if err != nil {
 				return nil
 			}
@@ -316,10 +304,9 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, in runInput) e
 				}
 			}
 		case <-beat.C:
-			if _, err := w.Write([]byte(": ping\n\n")); err != nil {
+			if err := stream.Comment("ping"); err != nil {
 				return nil
 			}
-			rc.Flush()
 		case <-r.Context().Done():
 			return nil
 		}

@@ -158,7 +158,7 @@ func attachments(cfg *Config, images []string, files []fileInput, owner uploadOw
 	if len(ok) == 0 {
 		return parts, nil
 	}
-	dir := filepath.Join(cfg.CoDir, "uploads", owner.dir())
+	dir := uploadsDirOf(cfg, owner)
 	var total int64
 	for _, f := range ok {
 		total += int64(len(f.data))

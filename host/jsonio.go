@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/agenthost/agenthost/internal/engine"
+	"github.com/agenthost/agenthost/internal/httpjson"
 	"github.com/agenthost/agenthost/internal/store"
 )
 
@@ -38,23 +40,11 @@ func errorf(status int, format string, args ...any) *httpError {
 	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
 }
 
-type errorBody struct {
-	Error string `json:"error"`
-}
+// errorBody is every error response's body, {"error": "..."}.
+type errorBody = httpjson.ErrorBody
 
-// writeJSON writes v with status.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
-}
+// writeJSON writes v with status, as every agenthost JSON API does.
+func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.Write(w, status, v) }
 
 // classify maps an error to the status and message a client sees; the
 // same table serves HTTP responses and WebSocket ERROR frames.
@@ -71,7 +61,7 @@ func classify(err error) (status int, msg string, retryAfter int) {
 		return http.StatusConflict, ErrBusy.Error(), 0
 	case errors.Is(err, ErrOverloaded):
 		return http.StatusServiceUnavailable, ErrOverloaded.Error(), 1
-	case errors.Is(err, ErrShuttingDown):
+	case errors.Is(err, engine.ErrShuttingDown):
 		return http.StatusServiceUnavailable, ErrShuttingDown.Error(), 5
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound, "not found", 0

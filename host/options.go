@@ -31,6 +31,7 @@ type settings struct {
 	ping        time.Duration
 	heartbeat   time.Duration
 	grace       time.Duration
+	notice      func(grace time.Duration, runs int)
 	sweep       time.Duration
 	banner      io.Writer
 	maxBody     int64

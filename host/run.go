@@ -3,11 +3,13 @@ package host
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/agenthost/agenthost/agent"
+	"github.com/agenthost/agenthost/internal/engine"
+	"github.com/agenthost/agenthost/internal/ids"
 	"github.com/agenthost/agenthost/internal/store"
 	"github.com/agenthost/agenthost/llm"
 )
@@ -24,8 +26,11 @@ type runInput struct {
 	// questions (a WebSocket client); others refuse such calls.
 	interactive bool
 	// issued: sessionID is the id CONNECTED gave this caller for a new
-	// session on this connection (see engine.sessionFor).
+	// session on this connection (see hostEngine.sessionFor).
 	issued bool
+	// uploads is the caller's upload directory, which the run's tools
+	// may read (UploadsDir).
+	uploads string
 }
 
 // outcome is how a run ended, as transports report it.
@@ -41,296 +46,68 @@ type outcome struct {
 type runHandle struct {
 	sessionID   string
 	serverNewer bool
-	live        *liveSession
-	done        chan struct{}
-	out         outcome // set before done closes
+	h           *engine.Handle
 }
 
-// answer is a person's reply to approval_needed or ask_user.
-type answer struct {
-	approval *approvalResponse
-	ask      []string
+// done is closed when the run has ended and its last event is delivered.
+func (h *runHandle) done() <-chan struct{} { return h.h.Done() }
+
+// out is how the run ended, once done is closed.
+func (h *runHandle) out() outcome {
+	o := h.h.Outcome()
+	return outcome{Status: o.Status, Result: o.Text, Err: o.Err, Duration: o.Duration, Session: sessionOf(h.sessionID, h.h.State())}
 }
 
+// The kinds of request a host run makes of a person, named as the events
+// that announce them.
+const (
+	kindApproval = "approval_needed"
+	kindAsk      = "ask_user"
+)
+
+// approvalResponse is APPROVAL_RESPONSE, as the request's reply.
 type approvalResponse struct {
-	Approved bool
-	Scope    string
-	Feedback string
+	Approved bool   `json:"approved"`
+	Scope    string `json:"scope,omitempty"`
+	Feedback string `json:"feedback,omitempty"`
 }
 
-// activeRun is a run in progress.
-type activeRun struct {
-	cancel context.CancelCauseFunc
-	mu     sync.Mutex
-	// waiting is "approval" or "ask" while the run waits for a person.
-	waiting string
-	answers chan answer
-}
-
-func (r *activeRun) deliver(a answer) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	want := "ask"
-	if a.approval != nil {
-		want = "approval"
-	}
-	if r.waiting != want {
-		return errNotWaiting
-	}
-	select {
-	case r.answers <- a:
-		r.waiting = ""
-		return nil
-	default:
-		return errNotWaiting
-	}
-}
-
-// start admits a run: it finds the session, reserves it (ErrBusy if it has
-// a run), waits for a worker (ErrOverloaded past the queue), records the
-// session as running and starts the run detached from ctx, which only
-// bounds the wait. sub, if not nil, is subscribed before the first event.
-func (e *engine) start(ctx context.Context, in runInput, sub *subscriber) (*runHandle, error) {
-	if e.closing.Load() {
-		return nil, ErrShuttingDown
-	}
-	sess, stored, newer, err := e.sessionFor(ctx, in.caller, in.sessionID, in.session, in.issued)
+// start admits a run: it finds the session (sessionFor), and the engine
+// reserves it (ErrBusy if it has a run), waits for a worker
+// (ErrOverloaded past the queue), records the input and starts the run
+// detached from ctx, which only bounds the wait. sub, if not nil, is
+// subscribed before the first event.
+func (e *hostEngine) start(ctx context.Context, in runInput, sub *subscriber) (*runHandle, error) {
+	r, err := e.resolve(ctx, in.caller, in.sessionID, in.session, in.issued)
 	if err != nil {
 		return nil, err
 	}
-	ls := e.acquire(sess.SessionID, in.caller.Address)
-	ls.mu.Lock()
-	if ls.run != nil {
-		ls.mu.Unlock()
-		e.release(ls)
-		return nil, ErrBusy
+	input := engine.Input{SessionID: r.sess.SessionID, Owner: in.caller.Address, Prompt: in.prompt, Attended: in.interactive,
+		Data:    turnData{uploads: in.uploads},
+		Message: llm.Message{Role: llm.RoleUser, Parts: append([]llm.Part{llm.TextPart(in.prompt)}, in.parts...)}}
+	if r.replace {
+		input.Replace = &engine.State{Messages: r.sess.Messages, Turn: r.sess.Turn, Iteration: r.sess.Iteration, Updated: r.sess.Updated}
 	}
-	run := &activeRun{answers: make(chan answer, 1)}
-	ls.run = run
-	ls.owner = in.caller.Address
-	attach := sub != nil && sub.ls != ls
-	if attach {
-		ls.subs[sub] = struct{}{}
-	}
-	ls.mu.Unlock()
-	if attach {
-		// The subscriber holds its own reference, released by unsubscribe.
-		e.acquire(ls.id, ls.owner)
-		sub.ls = ls
-	}
-	abandon := func() {
-		ls.mu.Lock()
-		ls.run = nil
-		ls.mu.Unlock()
-		e.release(ls)
-		if attach {
-			e.unsubscribe(ls, sub)
-		}
-	}
-
-	select {
-	case e.slots <- struct{}{}:
-	default:
-		if e.waiting.Add(1) > int64(e.queue) {
-			e.waiting.Add(-1)
-			abandon()
-			return nil, ErrOverloaded
-		}
-		select {
-		case e.slots <- struct{}{}:
-			e.waiting.Add(-1)
-		case <-ctx.Done():
-			e.waiting.Add(-1)
-			abandon()
-			return nil, ctx.Err()
-		}
-	}
-
-	// Shutdown may have begun while this run waited for a worker; runs
-	// are counted under e.mu so that shutdown waits for every one it let in.
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		<-e.slots
-		abandon()
-		return nil, ErrShuttingDown
-	}
-	e.runs.Add(1)
-	e.mu.Unlock()
-
-	now := e.now()
-	row := store.Session{ID: sess.SessionID, Owner: in.caller.Address, Status: store.StatusRunning,
-		Prompt: in.prompt, Created: now, Updated: now}
-	// The input is part of the state recorded now, so a crash at any later
-	// point keeps it; the run appends it again under the same id.
-	input := &llm.Message{ID: agent.NewMessageID(), Role: llm.RoleUser, Created: now.UnixMilli(),
-		Parts: append([]llm.Part{llm.TextPart(in.prompt)}, in.parts...)}
-	sess.Messages = append(sess.Messages[:len(sess.Messages):len(sess.Messages)], *input)
-	sess.Updated = unixSeconds(now)
-	state, _ := json.Marshal(sess)
-	row.State = state
-	if stored != nil {
-		row.Created = stored.Created
-		err = e.st.UpdateSession(context.Background(), row)
-	} else {
-		err = e.st.CreateSession(context.Background(), row)
-	}
+	h, err := e.core.Start(ctx, input, sub)
 	if err != nil {
-		<-e.slots
-		e.runs.Done()
-		abandon()
-		return nil, fmt.Errorf("recording session: %w", err)
+		return nil, err
 	}
-
-	runCtx, cancel := context.WithCancelCause(e.base)
-	run.cancel = cancel
-	h := &runHandle{sessionID: sess.SessionID, serverNewer: newer, live: ls, done: make(chan struct{})}
-	go func() {
-		defer e.runs.Done()
-		defer cancel(nil)
-		out, finish := e.execute(runCtx, ls, run, row, sess, input, in)
-		h.out = out
-		<-e.slots
-		ls.mu.Lock()
-		ls.run = nil
-		ls.mu.Unlock()
-		// OUTPUT (or ERROR) goes out only now: a client that answers it at
-		// once, as the seed's app.js does, finds the session free.
-		finish()
-		e.release(ls)
-		close(h.done)
-	}()
-	return h, nil
+	return &runHandle{sessionID: r.sess.SessionID, serverNewer: r.newer, h: h}, nil
 }
 
-// execute runs the agent on a fresh instance from the factory and records
-// every step. The run's last event (OUTPUT or ERROR) is left to finish,
-// which the caller calls once the session's run slot is free; finish also
-// waits until every event is delivered.
-func (e *engine) execute(ctx context.Context, ls *liveSession, run *activeRun, row store.Session, sess *Session, input *llm.Message, in runInput) (outcome, func()) {
-	rt := e.srv.current()
-	start := e.now()
-	conv := agent.Conversation{Messages: sess.Messages[:len(sess.Messages)-1]}
-	base := len(conv.Messages)
-	var res *agent.Result
-
-	pub := e.newPublisher(ls)
-	emit := func(typ string, fields map[string]any) {
-		fields["type"] = typ
-		fields["session_id"] = ls.id
-		fields["ts"] = e.now().UnixMilli()
-		b, err := json.Marshal(fields)
-		if err != nil {
-			e.log.Error("encoding event", "type", typ, "err", err)
-			return
-		}
-		pub.send(typ, b)
+// answer delivers an APPROVAL_RESPONSE or ASK_USER_RESPONSE to the run of
+// the session the caller owns, which must be waiting for that kind of
+// answer.
+func (e *hostEngine) answer(ctx context.Context, id string, caller Caller, kind string, reply any) error {
+	state := "replied"
+	if kind == kindAsk {
+		state = "answered"
 	}
-	saveState := func(status store.Status) {
-		sess.Messages = conv.Messages
-		sess.Updated = unixSeconds(e.now())
-		row.State, _ = json.Marshal(sess)
-		row.Status, row.Updated = status, e.now()
-		if err := e.st.UpdateSession(context.Background(), row); err != nil {
-			e.log.Error("saving session", "session", ls.id, "err", err)
-		}
-	}
-
-	a, err := rt.newAgent()
+	b, err := json.Marshal(reply)
 	if err != nil {
-		res = &agent.Result{Status: agent.StatusFailed, Err: fmt.Errorf("building the agent: %w", err)}
-	} else {
-		opts := []agent.RunOption{agent.WithClock(func() int64 { return e.now().UnixMilli() })}
-		if rt.needs != nil {
-			opts = append(opts, agent.WithApprover(e.approver(ls, run, in.interactive, rt, emit, saveState)))
-		}
-		if in.interactive {
-			opts = append(opts, agent.WithAsker(e.asker(run, rt, emit, saveState)))
-		}
-		sinceSync := false
-		for ev := range a.Run(ctx, &conv, []llm.Message{*input}, opts...) {
-			switch ev.Type {
-			case agent.EventText:
-				emit("STREAM", map[string]any{"chunk": ev.Text})
-			case agent.EventLLMCall:
-				sess.Iteration++
-				emit("llm_call", map[string]any{"model": ev.Model, "iteration": sess.Iteration})
-			case agent.EventLLMResult:
-				emit("llm_result", map[string]any{"duration_ms": ev.Duration.Milliseconds(), "usage": ev.Usage,
-					"model": ev.Model, "cost": ev.Cost})
-			case agent.EventToolCall:
-				emit("tool_call", map[string]any{"tool_id": ev.ToolCall.ID, "name": ev.ToolCall.Name, "args": rawArgs(ev.ToolCall.Args)})
-			case agent.EventToolResult:
-				o := ev.ToolResult
-				text := o.Output
-				if o.Err != nil {
-					text = o.Err.Error()
-				}
-				emit("tool_result", map[string]any{"tool_id": o.CallID, "name": o.Name, "status": string(o.Status),
-					"result": text, "timing_ms": o.Duration.Milliseconds()})
-				sinceSync = true
-			case agent.EventMessage:
-				// Each step is durable as it happens, so a crash keeps
-				// the conversation up to the last message. The input was
-				// saved by start, and the final answer is saved with the
-				// result just below.
-				m := ev.Message
-				if m.Role != llm.RoleUser && !(m.Role == llm.RoleAssistant && len(m.ToolCalls()) == 0) {
-					saveState(store.StatusRunning)
-				}
-				if sinceSync && ev.Message.Role == llm.RoleTool {
-					emit("session_sync", map[string]any{"session": sess})
-					sinceSync = false
-				}
-			case agent.EventResult:
-				res = ev.Result
-			}
-		}
+		return err
 	}
-	out := outcome{Result: res.Text, Err: res.Err, Duration: e.now().Sub(start)}
-	switch res.Status {
-	case agent.StatusCompleted, agent.StatusMaxIterations, agent.StatusRejected:
-		out.Status = store.StatusDone
-		if res.Status == agent.StatusRejected && out.Result == "" {
-			out.Result = "The request was stopped: a tool call was rejected."
-		}
-	case agent.StatusAborted:
-		out.Status = store.StatusInterrupted
-	default:
-		out.Status = store.StatusFailed
-	}
-	if len(conv.Messages) > base || out.Status == store.StatusDone {
-		sess.Turn++
-	}
-	sess.Messages = conv.Messages
-	sess.Updated = unixSeconds(e.now())
-	out.Session = sess
-	row.State, _ = json.Marshal(sess)
-	row.Status, row.Result, row.Updated, row.Duration = out.Status, out.Result, e.now(), out.Duration
-	row.Expires = e.now().Add(rt.cfg.ResultTTL)
-	if out.Status == store.StatusFailed && out.Result == "" && out.Err != nil {
-		row.Result = ""
-	}
-	if err := e.st.UpdateSession(context.Background(), row); err != nil {
-		e.log.Error("saving session result", "session", ls.id, "err", err)
-	}
-	if out.Status == store.StatusFailed {
-		msg := "run failed"
-		if out.Err != nil {
-			msg = "run failed: " + out.Err.Error()
-		}
-		e.log.Warn("run failed", "session", ls.id, "err", out.Err)
-		return out, func() {
-			emit("ERROR", map[string]any{"message": msg, "code": "run_failed"})
-			pub.close()
-		}
-	}
-	final := map[string]any{"result": out.Result, "duration_ms": out.Duration.Milliseconds(),
-		"status": string(out.Status), "session": sess, "chat_items": chatItems(sess.Messages)}
-	return out, func() {
-		emit("OUTPUT", final)
-		pub.close()
-	}
+	return e.core.ReplyWaiting(ctx, id, caller.Address, kind, state, b)
 }
 
 // rawArgs keeps valid JSON arguments as they are and wraps anything else
@@ -345,43 +122,62 @@ func rawArgs(b json.RawMessage) any {
 	return string(b)
 }
 
-// approver asks the client about tools that need approval.
-func (e *engine) approver(ls *liveSession, run *activeRun, interactive bool, rt *runtime, emit func(string, map[string]any), save func(store.Status)) agent.Approver {
+// approver asks the client about tools that need approval
+// (WithApproval): a tool approved with scope "session" is granted for the
+// rest of the session.
+func (e *hostEngine) approver(t *engine.Turn) agent.Approver {
+	rt := e.srv.current()
+	if rt.needs == nil {
+		return nil
+	}
 	return func(ctx context.Context, call llm.ToolCall) (agent.Decision, error) {
 		if !rt.needs(call) {
 			return agent.Decision{Allow: true}, nil
 		}
-		ls.mu.Lock()
-		ok := ls.approved[call.Name]
-		ls.mu.Unlock()
-		if ok {
-			return agent.Decision{Allow: true}, nil
-		}
-		if !interactive {
-			return agent.Decision{Feedback: fmt.Sprintf("tool %s needs a person's approval, and this request came over plain HTTP where nobody can give it; tell the user to use the WebSocket API (/ws or /docs) for this", call.Name)}, nil
-		}
-		a, err := e.wait(ctx, run, "approval", rt, save, func() {
-			fields := map[string]any{"tool": call.Name, "arguments": rawArgs(call.Args), "tool_id": call.ID}
-			if d := rt.toolDescription(call.Name); d != "" {
-				fields["description"] = d
-			}
-			emit("approval_needed", fields)
-		})
+		grants, err := e.core.Grants(ctx, t.SessionID)
 		if err != nil {
 			return agent.Decision{}, err
 		}
-		r := a.approval
+		for _, g := range grants {
+			if g.Permission == call.Name && g.Action == "allow" {
+				return agent.Decision{Allow: true}, nil
+			}
+		}
+		if !t.Attended {
+			return agent.Decision{Feedback: fmt.Sprintf("tool %s needs a person's approval, and this request came over plain HTTP where nobody can give it; tell the user to use the WebSocket API (/ws or /docs) for this", call.Name)}, nil
+		}
+		fields := map[string]any{"tool": call.Name, "arguments": rawArgs(call.Args), "tool_id": call.ID}
+		if d := rt.toolDescription(call.Name); d != "" {
+			fields["description"] = d
+		}
+		data, err := json.Marshal(fields)
+		if err != nil {
+			return agent.Decision{}, err
+		}
+		b, err := t.Ask(ctx, engine.AskRequest{ID: ids.Hex("appr_"), Kind: kindApproval, CallID: call.ID, Data: data, Timeout: rt.approveFor})
+		if err != nil {
+			return agent.Decision{}, err
+		}
+		var r approvalResponse
+		if err := json.Unmarshal(b, &r); err != nil {
+			return agent.Decision{}, fmt.Errorf("approval reply: %w", err)
+		}
 		if r.Approved && r.Scope == "session" {
-			ls.mu.Lock()
-			ls.approved[call.Name] = true
-			ls.mu.Unlock()
+			if err := e.core.Grant(ctx, store.Grant{Scope: t.SessionID, Permission: call.Name, Pattern: "*", Action: "allow"}); err != nil {
+				e.log.Error("remembering an approval", "session", t.SessionID, "err", err)
+			}
 		}
 		return agent.Decision{Allow: r.Approved, Feedback: r.Feedback}, nil
 	}
 }
 
-// asker puts a tool's questions to the client, one ask_user per question.
-func (e *engine) asker(run *activeRun, rt *runtime, emit func(string, map[string]any), save func(store.Status)) agent.Asker {
+// asker puts a tool's questions to the client, one ask_user per question;
+// runs nobody attends get agent.ErrNoPerson.
+func (e *hostEngine) asker(t *engine.Turn) agent.Asker {
+	if !t.Attended {
+		return nil
+	}
+	rt := e.srv.current()
 	return func(ctx context.Context, qs []agent.Question) ([][]string, error) {
 		out := make([][]string, 0, len(qs))
 		for _, q := range qs {
@@ -389,45 +185,54 @@ func (e *engine) asker(run *activeRun, rt *runtime, emit func(string, map[string
 			for i, o := range q.Options {
 				opts[i] = o.Label
 			}
-			a, err := e.wait(ctx, run, "ask", rt, save, func() {
-				text := q.Question
-				if q.Header != "" {
-					text = q.Header + ": " + text
-				}
-				emit("ask_user", map[string]any{"text": text, "options": opts, "multi_select": q.MultiSelect})
-			})
+			text := q.Question
+			if q.Header != "" {
+				text = q.Header + ": " + text
+			}
+			data, err := json.Marshal(map[string]any{"text": text, "options": opts, "multi_select": q.MultiSelect})
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, a.ask)
+			b, err := t.Ask(ctx, engine.AskRequest{ID: ids.Hex("ask_"), Kind: kindAsk, Data: data, Timeout: rt.approveFor})
+			if err != nil {
+				return nil, err
+			}
+			var a []string
+			if err := json.Unmarshal(b, &a); err != nil {
+				return nil, fmt.Errorf("answer: %w", err)
+			}
+			out = append(out, a)
 		}
 		return out, nil
 	}
 }
 
-// wait marks the run as waiting, sends the question, and waits for the
-// answer, the run's end or the timeout.
-func (e *engine) wait(ctx context.Context, run *activeRun, kind string, rt *runtime, save func(store.Status), ask func()) (answer, error) {
-	run.mu.Lock()
-	run.waiting = kind
-	run.mu.Unlock()
-	save(store.StatusWaitingApproval)
-	ask()
-	defer save(store.StatusRunning)
-	t := time.NewTimer(rt.approveFor)
-	defer t.Stop()
-	select {
-	case a := <-run.answers:
-		return a, nil
-	case <-ctx.Done():
-		run.mu.Lock()
-		run.waiting = ""
-		run.mu.Unlock()
-		return answer{}, context.Cause(ctx)
-	case <-t.C:
-		run.mu.Lock()
-		run.waiting = ""
-		run.mu.Unlock()
-		return answer{}, fmt.Errorf("nobody answered within %s", rt.approveFor)
+// turnData is what a host run carries for its tools.
+type turnData struct {
+	uploads string
+}
+
+type uploadsKey struct{}
+
+// turnContext gives a run's tools what UploadsDir returns.
+func turnContext(ctx context.Context, t *engine.Turn) context.Context {
+	if d, ok := t.Data.(turnData); ok && d.uploads != "" {
+		ctx = context.WithValue(ctx, uploadsKey{}, d.uploads)
 	}
+	return ctx
+}
+
+// ErrNoUploads is returned by UploadsDir outside a hosted run.
+var ErrNoUploads = errors.New("no uploads here: files are uploaded with a request to a hosted agent")
+
+// UploadsDir returns, inside a tool call of a hosted run, the directory
+// holding the files the calling client uploaded (the host saves them there
+// and tells the model their paths). Tools confined to it, such as
+// agent/fstools' read_file, let the agent read its caller's uploads and no
+// one else's. It has the signature of fstools.Root.
+func UploadsDir(ctx context.Context) (string, error) {
+	if d, ok := ctx.Value(uploadsKey{}).(string); ok {
+		return d, nil
+	}
+	return "", ErrNoUploads
 }

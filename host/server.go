@@ -101,7 +101,7 @@ type Server struct {
 	now     func() time.Time
 	lock    *coLock // the .co directory, ours while the Server lives
 	rt      atomic.Pointer[runtime]
-	eng     *engine
+	eng     *hostEngine
 	st      store.Store
 	id      *trust.Identity
 	started time.Time
@@ -209,14 +209,14 @@ func New[S Source](ctx context.Context, src S, opts ...Option) (*Server, error) 
 		return nil, fmt.Errorf("host: %w", err)
 	}
 	s.rt.Store(rt)
-	now := s.now()
-	if n, err := s.st.InterruptRunning(ctx, now, now.Add(cfg.ResultTTL)); err != nil {
+	if s.eng, err = newEngine(s, s.st, cfg.Workers, cfg.Queue); err == nil {
+		// Sessions a previous process left running are interrupted.
+		err = s.eng.core.Recover(ctx)
+	}
+	if err != nil {
 		s.closeStore()
 		return nil, fmt.Errorf("host: %w", err)
-	} else if n > 0 {
-		s.log.Info("sessions left running by the previous process are interrupted", "count", n)
 	}
-	s.eng = newEngine(s, s.st, cfg.Workers, cfg.Queue)
 	s.handler = s.routes()
 	return s, nil
 }
@@ -429,6 +429,9 @@ func (s *Server) serveUntil(ctx context.Context, ln net.Listener) (newPort int, 
 	grace := s.set.grace
 	if grace <= 0 {
 		grace = 10 * time.Second
+	}
+	if s.set.notice != nil {
+		s.set.notice(grace, s.ActiveRuns())
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()

@@ -39,6 +39,11 @@ func (o uploadOwner) dir() string {
 	return prefix + hex.EncodeToString(sum[:8])
 }
 
+// uploadsDirOf is the directory of owner's uploads.
+func uploadsDirOf(cfg *Config, owner uploadOwner) string {
+	return filepath.Join(cfg.CoDir, "uploads", owner.dir())
+}
+
 var uploadLocks sync.Map // dir → *sync.Mutex
 
 // lockUploads serializes the quota check and writes of one owner.

@@ -88,11 +88,11 @@ func (s *Server) ServeFrames(ctx context.Context, fc FrameConn, info ConnInfo) e
 			// still reports, and a subscriber it attached must be let go,
 			// or the session stays live forever.
 			if r := <-c.started; r.sub != nil && r.sub != c.sub {
-				s.eng.unsubscribe(r.sub.ls, r.sub)
+				s.eng.unsubscribe(r.sub)
 			}
 		}
 		if c.sub != nil {
-			s.eng.unsubscribe(c.sub.ls, c.sub)
+			s.eng.unsubscribe(c.sub)
 		}
 	}()
 	frames := make(chan []byte, 16)
@@ -122,7 +122,7 @@ func (s *Server) ServeFrames(ctx context.Context, fc FrameConn, info ConnInfo) e
 		var evs <-chan event
 		var overflow <-chan struct{}
 		if c.sub != nil {
-			evs, overflow = c.sub.ch, c.sub.overflow
+			evs, overflow = c.sub.Events(), c.sub.Overflow()
 		}
 		var err error
 		select {
@@ -148,7 +148,7 @@ func (s *Server) ServeFrames(ctx context.Context, fc FrameConn, info ConnInfo) e
 			// Shutdown: runs have ended; deliver what they sent, then go.
 			for c.sub != nil {
 				select {
-				case ev := <-c.sub.ch:
+				case ev := <-c.sub.Events():
 					if err := c.sendEvent(ev); err != nil {
 						return err
 					}
@@ -211,7 +211,7 @@ func (c *wsConn) sendEvent(ev event) error {
 		return nil
 	}
 	c.lastSent = ev.ID
-	b := ev.frame()
+	b := frame(ev)
 	if ev.Type == "OUTPUT" {
 		signed, err := c.signOutput(ev, b)
 		if err != nil {
@@ -224,11 +224,8 @@ func (c *wsConn) sendEvent(ev event) error {
 
 // resubscribe catches up a subscriber that fell behind from the store.
 func (c *wsConn) resubscribe() error {
-	ls := c.sub.ls
-	ls.mu.Lock()
-	owner := ls.owner
-	ls.mu.Unlock()
-	c.s.eng.unsubscribe(ls, c.sub)
+	owner := c.s.eng.core.Owner(c.sessionID)
+	c.s.eng.unsubscribe(c.sub)
 	c.sub = newSubscriber()
 	return c.attach(c.sessionID, owner, c.lastSent)
 }
@@ -238,7 +235,7 @@ func (c *wsConn) attach(id, owner string, after int64) error {
 	if c.sub == nil {
 		c.sub = newSubscriber()
 	}
-	_, replay, err := c.s.eng.subscribe(c.ctx, id, owner, c.sub, after)
+	replay, err := c.s.eng.subscribe(c.ctx, id, owner, c.sub, after)
 	if err != nil {
 		c.sub = nil
 		return err
@@ -379,7 +376,7 @@ func (c *wsConn) connectAs(caller Caller, f *connectFrame, cp *connectPayload) e
 		}
 	}
 	if c.sub != nil {
-		c.s.eng.unsubscribe(c.sub.ls, c.sub)
+		c.s.eng.unsubscribe(c.sub)
 		c.sub = nil
 	}
 	c.lastSent = 0
@@ -399,12 +396,8 @@ func (c *wsConn) connectAs(caller Caller, f *connectFrame, cp *connectPayload) e
 	} else {
 		c.pending = nil
 		reply["status"] = "connected"
-		if ls := c.s.eng.liveSession(sess.SessionID); ls != nil {
-			ls.mu.Lock()
-			if ls.run != nil {
-				reply["status"] = "running"
-			}
-			ls.mu.Unlock()
+		if c.s.eng.core.Running(sess.SessionID) {
+			reply["status"] = "running"
 		}
 		if newer {
 			reply["server_newer"] = true
@@ -508,7 +501,8 @@ func (c *wsConn) inputAs(f *inputFrame) error {
 	if err != nil {
 		return err
 	}
-	in := runInput{caller: *c.caller, sessionID: c.sessionID, session: c.pending, prompt: f.prompt, parts: parts, interactive: true}
+	in := runInput{caller: *c.caller, sessionID: c.sessionID, session: c.pending, prompt: f.prompt, parts: parts, interactive: true,
+		uploads: uploadsDirOf(rt.cfg, uploadOwner{caller: *c.caller, remote: c.info.RemoteAddr})}
 	if f.SessionID != "" || f.Session != nil {
 		in.sessionID, in.session = f.SessionID, f.Session
 	}
@@ -557,7 +551,7 @@ func (c *wsConn) onStarted(r startResult) error {
 	c.pending = nil
 	if r.sub != nil && r.sub != c.sub {
 		if c.sub != nil {
-			c.s.eng.unsubscribe(c.sub.ls, c.sub)
+			c.s.eng.unsubscribe(c.sub)
 		}
 		c.sub = r.sub
 		c.lastSent = 0
@@ -601,7 +595,7 @@ func (c *wsConn) status(b []byte) error {
 	if err != nil {
 		return err
 	}
-	v, err := viewOf(ss)
+	v, err := c.s.eng.view(c.ctx, ss)
 	if err != nil {
 		return err
 	}

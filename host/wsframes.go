@@ -105,7 +105,7 @@ func (c *wsConn) approval(b []byte) error {
 	if f.Scope != "" && f.Scope != "once" && f.Scope != "session" {
 		return errorf(400, "field \"scope\" must be \"once\" or \"session\"")
 	}
-	return c.s.eng.answer(c.sessionID, caller, answer{approval: &approvalResponse{Approved: *f.Approved, Scope: f.Scope, Feedback: f.Feedback}})
+	return c.s.eng.answer(c.ctx, c.sessionID, caller, kindApproval, approvalResponse{Approved: *f.Approved, Scope: f.Scope, Feedback: f.Feedback})
 }
 
 func (c *wsConn) askAnswer(b []byte) error {
@@ -132,7 +132,7 @@ func (c *wsConn) askAnswer(b []byte) error {
 	default:
 		return errorf(400, "field \"answer\" must be a string or a list of strings")
 	}
-	return c.s.eng.answer(c.sessionID, caller, answer{ask: many})
+	return c.s.eng.answer(c.ctx, c.sessionID, caller, kindAsk, many)
 }
 
 // onboard handles ONBOARD_SUBMIT through the gate, when the gate can

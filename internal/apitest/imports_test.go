@@ -123,12 +123,9 @@ func TestDependencyBudgets(t *testing.T) {
 func TestImportDirection(t *testing.T) {
 	pkgs := listPackages(t)
 	// knownUpward are packages that still link the platform, each to be
-	// removed from this list by the change that cuts the arrow (issue 13
-	// part 2: the coding runtime imports platform/agents and
-	// platform/httpapi). The test fails when an entry is no longer needed.
-	knownUpward := map[string]bool{
-		module + "/internal/coderuntime": true,
-	}
+	// removed from this list by the change that cuts the arrow. The test
+	// fails when an entry is no longer needed. None is left.
+	knownUpward := map[string]bool{}
 	rules := []struct {
 		what      string
 		from      []string

@@ -29,6 +29,8 @@ func init() {
 		Name:  "agents",
 		Usage: "search [--relay URL] [--limit N] [--offset N] [--json] WORDS…",
 		Short: "discover agents announced on a relay",
+		Env:   map[string][]string{"relay": {client.EnvRelayURL}},
+		Words: []string{"search"},
 		Long: `agenthost agents search WORDS asks a relay for the agents whose summary,
 examples or tool names match WORDS, best first, and prints their address,
 status, name and summary. Call one with: agenthost call 0x… "prompt".

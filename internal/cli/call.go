@@ -24,14 +24,16 @@ func init() {
 		Name:  "call",
 		Usage: "[--session ID] [--relay URL] [--invite CODE] [--pay N] [--unsigned] URL|ADDRESS PROMPT\n       agenthost call --resume --session ID URL|ADDRESS",
 		Short: "send a prompt to a hosted agent and stream the answer",
+		Env:   map[string][]string{"relay": {client.EnvRelayURL}},
 		Long: `Connects to the agent at URL (http://localhost:8000, host:port or ws://…/ws),
 or at ADDRESS (0x…) through a relay, sends PROMPT and streams the answer,
 showing tool calls as they run. Tools that need approval and questions from
 the agent are asked on the terminal. The session id is printed at the end;
 pass it with --session to continue the conversation.
 
-Requests are signed with your key: .co/keys/agent.key in this directory when
-it has one, else ~/.co/keys/agent.key (created on first use). An agent given
+Requests are signed with your key: .co/keys/agent.key of the project (the
+nearest directory with a .co/, from here up) when it has one, else
+~/.co/keys/agent.key (created on first use). An agent given
 by address is looked up on the relay (--relay, default $AGENTHOST_RELAY_URL):
 its announced endpoints are tried first, the relay carries the session
 otherwise. Agents that admit strangers after onboarding take --invite, or --pay N
@@ -83,11 +85,16 @@ what was missed, or prints its answer if it has finished.`,
 }
 
 // callerKeys loads (or creates) the key `call` signs with: in dir when
-// given, else the project's .co when it holds a key, else ~/.co; without a
-// home directory, the project's .co.
+// given, else the project's .co (the nearest from the working directory
+// up) when it holds a key, else ~/.co; without a home directory, the
+// project's .co.
 func callerKeys(env *Env, dir string) (*trust.Identity, error) {
 	if dir == "" {
-		local := filepath.Join(env.Dir, ".co")
+		proj, err := findProject(env)
+		if err != nil {
+			return nil, err
+		}
+		local := filepath.Join(proj.Root, ".co")
 		dir = local
 		if _, err := os.Stat(filepath.Join(local, trust.KeyFile)); err != nil {
 			if home := env.Getenv("HOME"); home != "" {
@@ -156,6 +163,16 @@ func call(ctx context.Context, env *Env, target, prompt string, opts []client.Op
 		fmt.Fprintf(env.Stderr, "(through the relay to %s)\n", c.Address())
 	}
 	streamed := false
+	// The session id is printed as soon as it is known, so that a call
+	// stopped with Ctrl-C can still be resumed.
+	printed := ""
+	sayID := func(id string) {
+		if id != "" && id != printed {
+			newline()
+			fmt.Fprintf(env.Stderr, "session: %s\n", id)
+			printed = id
+		}
+	}
 	run := c.Input
 	if prompt == "" {
 		run = func(ctx context.Context, _ string, opts ...client.InputOption) (*client.Result, error) {
@@ -163,6 +180,9 @@ func call(ctx context.Context, env *Env, target, prompt string, opts []client.Op
 		}
 	}
 	res, err := run(ctx, prompt, client.OnEvent(func(e client.Event) {
+		if printed == "" {
+			sayID(e.SessionID)
+		}
 		switch e.Type {
 		case client.EventStream:
 			fmt.Fprint(env.Stdout, e.Chunk)
@@ -180,9 +200,7 @@ func call(ctx context.Context, env *Env, target, prompt string, opts []client.Op
 			midLine = true
 		}
 		newline()
-		if session := c.SessionID(); session != "" {
-			fmt.Fprintf(env.Stderr, "session: %s\n", session)
-		}
+		sayID(c.SessionID())
 	}
 	if errors.Is(err, client.ErrInterrupted) {
 		return errors.New("the run was interrupted")
@@ -192,6 +210,9 @@ func call(ctx context.Context, env *Env, target, prompt string, opts []client.Op
 		var ce *client.Error
 		if errors.As(err, &ce) && ce.SessionID != "" && errors.Is(err, client.ErrConnectionLost) {
 			return fmt.Errorf("%w\nthe run goes on at the agent; follow it with: agenthost call --resume --session %s %s", err, ce.SessionID, target)
+		}
+		if ctx.Err() != nil && printed != "" {
+			return fmt.Errorf("stopped; the run may go on at the agent; follow it with: agenthost call --resume --session %s %s", printed, target)
 		}
 	}
 	return err

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"sort"
@@ -29,6 +30,13 @@ type Command struct {
 	Run func(ctx context.Context, env *Env, args []string) error
 	// Flags declares the command's flags on fs.
 	Flags func(fs *flag.FlagSet)
+	// Env names, for the flags whose variables are not the usual
+	// AGENTHOST_<FLAG>, the environment variables read in their place, in
+	// order (e.g. "port": AGENTHOST_PORT, then PORT).
+	Env map[string][]string
+	// Words are the words the command takes as its first argument (its
+	// subcommands), for shell completion.
+	Words []string
 }
 
 // Env is what a command may touch of the outside world, so tests can run
@@ -40,7 +48,29 @@ type Env struct {
 	Getenv func(string) string
 	// Dir is the working directory.
 	Dir string
+	// Abort, when not nil, is closed when the user asks again to stop (a
+	// second Ctrl-C): Run then returns at once, without waiting for the
+	// command's graceful shutdown.
+	Abort <-chan struct{}
+
+	// Logger is the logger every command uses, built by Run from
+	// --log-format and --log-level (written to Stderr).
+	Logger *slog.Logger
+	// LogLevel is Logger's level; a command may change it (the relay's
+	// --debug).
+	LogLevel *slog.LevelVar
+
+	// given holds the flags given on the command line; fromEnv, those set
+	// from the environment, with the variable that set each.
+	given   map[string]bool
+	fromEnv map[string]string
+	// setDefault makes Logger slog's default (the real process only).
+	setDefault bool
 }
+
+// Given reports whether the flag was given on the command line (not
+// from the environment, nor its default).
+func (e *Env) Given(name string) bool { return e.given[name] }
 
 // UsageError is returned for bad arguments; Main prints the command's usage.
 type UsageError struct{ Msg string }
@@ -60,14 +90,27 @@ func register(c *Command) {
 }
 
 // Main runs the agenthost command with args (without the program name) and
-// returns the exit code.
+// returns the exit code. The first interrupt (Ctrl-C, or SIGTERM) ends the
+// command's context, which servers take as the start of a graceful
+// shutdown; a second one ends the process at once.
 func Main(args []string) int {
 	// The tool sandbox's init is this binary, started inside bubblewrap.
 	sandbox.RunInitIfAsked()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	abort := make(chan struct{})
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		<-sigs
+		cancel()
+		<-sigs
+		close(abort)
+	}()
 	wd, _ := os.Getwd()
-	env := &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Dir: wd}
+	env := &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Dir: wd,
+		Abort: abort, setDefault: true}
 	return Run(ctx, env, args)
 }
 
@@ -95,12 +138,23 @@ func Run(ctx context.Context, env *Env, args []string) int {
 		printHelp(env.Stderr)
 		return 2
 	}
+	e := *env
+	env = &e
 	fs := flag.NewFlagSet("agenthost "+c.Name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	if c.Flags != nil {
 		c.Flags(fs)
 	}
-	if err := fs.Parse(interleave(fs, args[1:])); err != nil {
+	var lf logFlags
+	lf.declare(fs)
+	err := fs.Parse(interleave(fs, args[1:]))
+	if err == nil {
+		err = applyEnv(fs, c, env)
+	}
+	if err == nil {
+		err = lf.build(env)
+	}
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			commandUsage(env.Stdout, c)
 			return 0
@@ -109,7 +163,18 @@ func Run(ctx context.Context, env *Env, args []string) int {
 		commandUsage(env.Stderr, c)
 		return 2
 	}
-	if err := c.Run(ctx, env, fs.Args()); err != nil {
+	if env.setDefault {
+		slog.SetDefault(env.Logger)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, env, fs.Args()) }()
+	select {
+	case err = <-done:
+	case <-env.Abort:
+		fmt.Fprintf(env.Stderr, "agenthost %s: interrupted again: stopping now\n", c.Name)
+		return 130
+	}
+	if err != nil {
 		var ue *UsageError
 		if errors.As(err, &ue) {
 			fmt.Fprintf(env.Stderr, "agenthost %s: %v\n\n", c.Name, err)
@@ -188,11 +253,10 @@ func commandUsage(w io.Writer, c *Command) {
 	if c.Flags != nil {
 		c.Flags(fs)
 	}
-	hasFlags := false
-	fs.VisitAll(func(*flag.Flag) { hasFlags = true })
-	if hasFlags {
-		fmt.Fprintln(w, "Flags:")
-		fs.SetOutput(w)
-		fs.PrintDefaults()
-	}
+	printFlags(w, "Flags:", fs, c)
+	global := flag.NewFlagSet(c.Name, flag.ContinueOnError)
+	new(logFlags).declare(global)
+	printFlags(w, "Global flags:", global, c)
+	fmt.Fprintln(w, "Every flag can also be set with the environment variable shown beside it;")
+	fmt.Fprintln(w, "a flag on the command line wins over the variable, which wins over the default.")
 }

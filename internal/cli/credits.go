@@ -14,6 +14,7 @@ func init() {
 	register(&Command{
 		Name:  "credits",
 		Usage: "grant ADDRESS N | balance ADDRESS  [--co-dir DIR]",
+		Words: []string{"grant", "balance"},
 		Short: "manage the local credits ledger that payment onboarding draws on",
 		Long: `The credits ledger lives in the host database in the data directory. A
 trust policy with "onboard: {payment: N}" lets a stranger become a contact

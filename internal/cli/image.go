@@ -22,6 +22,7 @@ func init() {
 	register(&Command{
 		Name:  "image",
 		Usage: "build [--tag NAME] [--base IMAGE] [--binary PATH] [--source DIR] | base [--rebuild]",
+		Words: []string{"build", "base"},
 		Short: "build the runtime image for `agenthost platform --driver docker`",
 		Long: `image build makes the image each agent's container runs, locally, with no
 registry: a base image with the tools an agent's commands need, plus a static

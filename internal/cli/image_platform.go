@@ -19,7 +19,7 @@ const dockerCommand = "agenthost serve --role coding"
 
 // dockerFlags declares the Docker driver's flags of `agenthost platform`.
 func dockerFlags(fs *flag.FlagSet, o *platformFlags) {
-	fs.StringVar(&o.image, "image", docker.DefaultImage, "runtime image (--driver docker; build it with `agenthost image build`)")
+	fs.StringVar(&o.image, "image", docker.DefaultImage, "runtime image (--driver docker; build it with \"agenthost image build\")")
 }
 
 // newDockerDriver makes the Docker driver from the platform's flags and

@@ -17,18 +17,20 @@ import (
 )
 
 // dataDir finds the host's data directory: --co-dir, else co_dir from
-// host.yaml (--config, or .co/host.yaml), else .co in the working
-// directory.
+// host.yaml (--config, or the project's .co/host.yaml), else the
+// project's .co (the nearest .co/ from the working directory up, see
+// findProject).
 func dataDir(env *Env, coDir, config string) (string, error) {
 	if coDir != "" {
-		if !filepath.IsAbs(coDir) {
-			coDir = filepath.Join(env.Dir, coDir)
-		}
-		return coDir, nil
+		return env.abs(coDir), nil
 	}
-	opts := []host.Option{host.WithDir(env.Dir)}
+	proj, err := findProject(env)
+	if err != nil {
+		return "", err
+	}
+	opts := []host.Option{host.WithDir(proj.Root)}
 	if config != "" {
-		opts = append(opts, host.WithConfigFile(config))
+		opts = append(opts, host.WithConfigFile(env.abs(config)))
 	}
 	cfg, err := host.LoadConfig(opts...)
 	if err != nil {
@@ -43,6 +45,7 @@ func init() {
 	register(&Command{
 		Name:  "keys",
 		Usage: "[show | export [--out FILE] | import [--force] FILE|-] [--co-dir DIR]",
+		Words: []string{"show", "export", "import"},
 		Short: "show the agent's address (creating keys when none), export or import its key",
 		Long: `Without arguments (or "show"), prints the address of the agent's identity in
 <co_dir>/keys/agent.key, creating the key (mode 0600) when there is none.

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,11 +13,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	units "github.com/docker/go-units"
 
 	"github.com/agenthost/agenthost/internal/platform"
 	"github.com/agenthost/agenthost/internal/platform/agents"
+	"github.com/agenthost/agenthost/internal/platform/store"
 	"github.com/agenthost/agenthost/internal/runtime"
 	"github.com/agenthost/agenthost/internal/runtime/process"
 	"github.com/agenthost/agenthost/internal/version"
@@ -52,6 +55,7 @@ type platformFlags struct {
 	egressAllow  string
 	egressDeny   string
 	modelEnv     string
+	grace        time.Duration
 	dataFlag     bool // --data was given (the banner repeats it)
 }
 
@@ -59,13 +63,15 @@ func init() {
 	var o platformFlags
 	register(&Command{
 		Name:  "platform",
+		Env:   map[string][]string{"port": {"AGENTHOST_PORT", "PORT"}},
+		Words: []string{"token create", "token list", "token revoke"},
 		Usage: "[--port N] [--data DIR] [--database postgres://...] [--driver process|docker [--image NAME]]\n       agenthost platform token create --org NAME --label LABEL\n       agenthost platform token list --org NAME\n       agenthost platform token revoke --org NAME TOKEN_ID",
 		Short: "run the multi-tenant agent platform (REST API of seed 003)",
 		Long: `Runs the platform: a control plane that provisions agents, each in its own
 runtime (agenthost serve --role coding, one process per agent with the
 process driver), behind the /api/v1 REST API with Bearer tokens.
 
-State lives in the data directory (./.agenthost by default): the SQLite
+State lives in the data directory (--data, below): the SQLite
 database, the master key that encrypts secrets (unless AGENTHOST_MASTER_KEY
 is set) and the runtimes' workspaces. With --database postgres://... the
 state is in PostgreSQL, shared by several platform replicas; give each
@@ -82,9 +88,15 @@ API tokens are managed from the command line, against the same --data or
   agenthost platform token list --org acme
   agenthost platform token revoke --org acme TOKEN_ID
 
-See docs/platform.md.`,
+On Ctrl-C (or SIGTERM) it stops taking requests and waits up to
+--shutdown-grace for those in flight and for agent operations under way
+(creating, starting, stopping); the agents' runtimes keep running, and the
+next start re-attaches them. A second Ctrl-C stops at once.
+
+See docs/platform.md and docs/operations.md.`,
 		Flags: func(fs *flag.FlagSet) {
 			fs.IntVar(&o.port, "port", 8080, "port to listen on")
+			fs.DurationVar(&o.grace, "shutdown-grace", defaultShutdownGrace, "on Ctrl-C or SIGTERM, how long requests and agent operations in flight may take to finish")
 			fs.StringVar(&o.host, "host", "", "address to listen on (default: all interfaces)")
 			fs.StringVar(&o.data, "data", "", "data directory (default $AGENTHOST_DATA, else /var/lib/agenthost as root, else $XDG_DATA_HOME/agenthost)")
 			fs.StringVar(&o.database, "database", "", "PostgreSQL DSN (postgres://...); default SQLite in the data directory")
@@ -184,8 +196,13 @@ func newDriver(o *platformFlags, res runtime.Resources, log *slog.Logger) (runti
 }
 
 func runPlatform(ctx context.Context, env *Env, o *platformFlags) error {
-	if o.org != "" || o.label != "" {
+	// AGENTHOST_ORG and AGENTHOST_LABEL, kept for the token commands, are
+	// no reason to refuse to start.
+	if env.Given("org") || env.Given("label") {
 		return Usagef("--org and --label belong to the token commands")
+	}
+	if o.grace <= 0 {
+		return Usagef("--shutdown-grace must be positive")
 	}
 	ports, err := agents.ParsePortRange(o.ports)
 	if err != nil {
@@ -200,7 +217,7 @@ func runPlatform(ctx context.Context, env *Env, o *platformFlags) error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(env.Stderr, nil))
+	log := env.Logger
 	// Before the driver, which checks that runtime users can reach its
 	// root inside it (a data directory from an older agenthost is 0700).
 	if err := platform.PrepareDataDir(o.data); err != nil {
@@ -232,10 +249,52 @@ func runPlatform(ctx context.Context, env *Env, o *platformFlags) error {
 	if err != nil {
 		return err
 	}
+	// The platform serves until ctx ends; then this shuts it down with
+	// the grace the operator chose, after saying what it waits for.
+	sctx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServing()
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ctx, ln) }()
+	go func() { errc <- srv.Serve(sctx, ln) }()
 	printPlatformBanner(env.Stdout, srv.BaseURL(), o)
-	return <-errc
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	fmt.Fprintf(env.Stderr, "shutting down, waiting up to %s for requests and agent operations in flight; %s keep running, re-attached at the next start… (Ctrl-C again to stop now)\n",
+		o.grace, runningAgents(srv))
+	gctx, cancel := context.WithTimeout(context.Background(), o.grace)
+	defer cancel()
+	err = srv.Shutdown(gctx)
+	stopServing()
+	if serr := <-errc; err == nil {
+		err = serr
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shutdown: not everything finished within --shutdown-grace %s: %w", o.grace, err)
+	}
+	return err
+}
+
+// runningAgents says how many of this node's agents have a runtime
+// running ("3 agents' runtimes").
+func runningAgents(srv *platform.Server) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	list, err := srv.Store().NodeAgents(ctx, srv.Agents().Node())
+	if err != nil {
+		return "the agents' runtimes"
+	}
+	n := 0
+	for _, a := range list {
+		if a.Status == store.StatusRunning {
+			n++
+		}
+	}
+	if n == 1 {
+		return "1 agent's runtime"
+	}
+	return fmt.Sprintf("%d agents' runtimes", n)
 }
 
 func printPlatformBanner(w io.Writer, base string, o *platformFlags) {

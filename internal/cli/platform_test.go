@@ -120,7 +120,17 @@ func testPlatformServes(t *testing.T, insecure bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out, errb syncBuf
-	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: testDataEnv(dir), Dir: dir}
+	// The token commands' variables are no reason not to start.
+	getenv := func(k string) string {
+		switch k {
+		case "AGENTHOST_ORG":
+			return "acme"
+		case "AGENTHOST_LABEL":
+			return "ci"
+		}
+		return testDataEnv(dir)(k)
+	}
+	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: getenv, Dir: dir}
 	done := make(chan int, 1)
 	args := []string{"platform", "--port", "0", "--host", "127.0.0.1", "--ports", "26000-26009", "--runtime-uids", "2900000-2900099"}
 	if insecure {
@@ -178,6 +188,9 @@ func testPlatformServes(t *testing.T, insecure bool) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("platform did not stop")
+	}
+	if want := "shutting down, waiting up to 10s for requests and agent operations in flight; 0 agents' runtimes keep running"; !strings.Contains(errb.String(), want) {
+		t.Errorf("no shutdown notice %q: %s", want, errb.String())
 	}
 }
 

@@ -6,9 +6,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/agenthost/agenthost/internal/ids"
 	"github.com/agenthost/agenthost/internal/platform"
 	"github.com/agenthost/agenthost/internal/platform/auth"
-	"github.com/agenthost/agenthost/internal/platform/ids"
 )
 
 // runToken runs `agenthost platform token create|list|revoke` directly on

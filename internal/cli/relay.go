@@ -22,13 +22,14 @@ func init() {
 	)
 	register(&Command{
 		Name:  "relay",
+		Env:   map[string][]string{"port": {"AGENTHOST_PORT", "PORT"}},
 		Usage: "[--port N] [--host ADDR] [--max-frame-mb N] [--trust-proxy] [--trusted-proxies CIDRS]",
 		Short: "run a relay: reach agents behind NAT, and discover them",
 		Long: `Runs an agenthost relay. Agents behind NAT keep one WebSocket open to
 ws://HOST:PORT/ws/announce (set relay_url in their host.yaml); clients reach
 them through ws://HOST:PORT/ws/input, look them up at
 /api/relay/agents/{address} and search them at /api/agents?q=words.
-/health and /metrics (Prometheus) are for operators.
+/health, /ready and /metrics (Prometheus) are for operators.
 
 The relay keeps everything in memory, writes nothing to disk and never logs
 what agents and clients say. Put it behind a TLS-terminating proxy to serve
@@ -43,7 +44,7 @@ See docs/relay.md.`,
 			fs.IntVar(&maxAgents, "max-agents", 100000, "agents the relay remembers")
 			fs.BoolVar(&trustProxy, "trust-proxy", false, "take client IPs from X-Forwarded-For: the right-most hop not a trusted proxy (only behind a proxy that appends to it)")
 			fs.StringVar(&trustedProxies, "trusted-proxies", "", "comma-separated IPs/CIDRs of the proxies in front of the relay (implies --trust-proxy; default: the direct peer only)")
-			fs.BoolVar(&debug, "debug", false, "log every refused ANNOUNCE and dropped peer (frame types and sizes only)")
+			fs.BoolVar(&debug, "debug", false, "log every refused ANNOUNCE and dropped peer (frame types and sizes only): --log-level debug")
 		},
 		Run: func(ctx context.Context, env *Env, args []string) error {
 			if len(args) > 0 {
@@ -55,11 +56,10 @@ See docs/relay.md.`,
 			if maxFrameMB <= 0 {
 				return Usagef("--max-frame-mb must be positive")
 			}
-			level := slog.LevelInfo
-			if debug {
-				level = slog.LevelDebug
+			if debug && !env.Given("log-level") && env.fromEnv["log-level"] == "" {
+				env.LogLevel.Set(slog.LevelDebug)
 			}
-			log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
+			log := env.Logger
 			s, err := relayserver.New(relayserver.Config{
 				Addr:                net.JoinHostPort(host, strconv.Itoa(port)),
 				MaxFrameSize:        int64(maxFrameMB * (1 << 20)),

@@ -29,9 +29,6 @@ which needs no key: try  agenthost run "use add on 2 and 3".`,
 			if len(args) == 0 {
 				return Usagef("missing PROMPT")
 			}
-			if model == "" {
-				model = env.Getenv("AGENTHOST_MODEL")
-			}
 			a, err := demo.New("assistant", model, system)
 			if err != nil {
 				return err

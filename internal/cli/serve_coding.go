@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 
 	"github.com/agenthost/agenthost/internal/coderuntime"
@@ -44,7 +43,7 @@ func serveCoding(ctx context.Context, env *Env, f codingFlags) error {
 	if f.model != "" {
 		s.Model = f.model
 	}
-	log := slog.New(slog.NewTextHandler(env.Stderr, nil))
+	log := env.Logger
 	if id := env.Getenv("AGENTHOST_AGENT_ID"); id != "" {
 		log = log.With("agent", id)
 		llm.Default.KeyAdvice = platformKeyAdvice

@@ -36,6 +36,7 @@ func init() {
 	register(&Command{
 		Name:  "trust",
 		Usage: "promote|demote|block|unblock ADDRESS | list  [--url URL] [--co-dir DIR]",
+		Words: []string{"promote", "demote", "block", "unblock", "list"},
 		Short: "change a caller's trust level (promote, demote, block, unblock) or list stored levels",
 		Long: `Changes the level this agent stores for a caller's address:
 

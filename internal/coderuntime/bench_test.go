@@ -41,15 +41,6 @@ func BenchmarkMessages(b *testing.B) {
 			sid = res.SessionID
 		}
 	})
-	for {
-		st, err := rg.c.RuntimeStatus(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if !st.Busy {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	rg.waitIdle(b)
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 }

@@ -16,7 +16,6 @@ import (
 	"strings"
 
 	"github.com/agenthost/agenthost/internal/coding"
-	"github.com/agenthost/agenthost/internal/platform/agents"
 )
 
 // APIError is a non-2xx answer of the control API.
@@ -29,9 +28,10 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("runtime control API: %d %s", e.Status, e.Message)
 }
 
-// Client speaks a runtime's control API. It implements
-// agents.RuntimeClient. A non-2xx answer is an *APIError; a runtime that
-// cannot be reached is another error.
+// Client speaks a runtime's control API. A non-2xx answer is an
+// *APIError; a runtime that cannot be reached is another error. (The
+// platform adapts it to its agents.RuntimeClient; this package knows
+// nothing of the platform.)
 type Client struct {
 	base  string
 	token string
@@ -40,17 +40,19 @@ type Client struct {
 	HTTP *http.Client
 }
 
-var _ agents.RuntimeClient = (*Client)(nil)
-
 // NewClient returns the client of the runtime at base (such as
 // http://127.0.0.1:20001) with its control token.
 func NewClient(base, token string) *Client {
 	return &Client{base: strings.TrimSuffix(base, "/"), token: token}
 }
 
-// Connect is NewClient as an agents.Connector.
-func Connect(endpoint, controlToken string) agents.RuntimeClient {
-	return NewClient(endpoint, controlToken)
+// Event is one event of the /control/events stream; SessionID is read
+// from its data.
+type Event struct {
+	ID        int64
+	SessionID string
+	Type      string
+	Data      json.RawMessage
 }
 
 func (c *Client) http() *http.Client {
@@ -133,35 +135,12 @@ func (c *Client) RuntimeStatus(ctx context.Context) (Status, error) {
 	return st, err
 }
 
-// Status implements agents.RuntimeClient.
-func (c *Client) Status(ctx context.Context) (agents.RuntimeStatus, error) {
-	st, err := c.RuntimeStatus(ctx)
-	if err != nil {
-		return agents.RuntimeStatus{}, err
-	}
-	out := agents.RuntimeStatus{Busy: st.Busy, Sessions: make([]agents.Session, len(st.Sessions))}
-	for i, s := range st.Sessions {
-		out.Sessions[i] = agents.Session{ID: s.ID, Title: s.Title, Busy: s.Busy}
-	}
-	return out, nil
-}
-
 // Send posts a user message to sessionID, or to a new session when it is
 // empty.
 func (c *Client) Send(ctx context.Context, sessionID, text string) (SendResult, error) {
 	var res SendResult
 	err := c.postJSON(ctx, "/control/messages", SendRequest{Message: text, SessionID: sessionID}, &res)
 	return res, err
-}
-
-// Prompt implements agents.RuntimeClient. The session's title is nil: a
-// session is named when its first turn ends.
-func (c *Client) Prompt(ctx context.Context, sessionID, text string) (agents.Session, error) {
-	res, err := c.Send(ctx, sessionID, text)
-	if err != nil {
-		return agents.Session{}, err
-	}
-	return agents.Session{ID: res.SessionID}, nil
 }
 
 // Messages returns one session's history.

@@ -21,14 +21,15 @@ import (
 
 // collector gathers a live event stream in the background.
 type collector struct {
-	mu  sync.Mutex
-	evs []Event
+	mu      sync.Mutex
+	evs     []Event
+	changed chan struct{} // closed and replaced at every event
 }
 
 // collect streams the events of sessionID ("" for all) from now on.
 func (rg *rig) collect(t *testing.T, sessionID string) *collector {
 	t.Helper()
-	last, err := rg.rt.st.lastEventID()
+	last, err := rg.rt.st.LastEventID(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func (rg *rig) collect(t *testing.T, sessionID string) *collector {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &collector{}
+	c := &collector{changed: make(chan struct{})}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -48,6 +49,8 @@ func (rg *rig) collect(t *testing.T, sessionID string) *collector {
 			}
 			c.mu.Lock()
 			c.evs = append(c.evs, ev)
+			close(c.changed)
+			c.changed = make(chan struct{})
 			c.mu.Unlock()
 		}
 	}()
@@ -66,10 +69,31 @@ func (c *collector) find(pred func(Event) bool) (Event, bool) {
 	return Event{}, false
 }
 
+// wait checks cond at every event collected until it holds (20 s at
+// most).
+func (c *collector) wait(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	timeout := time.NewTimer(20 * time.Second)
+	defer timeout.Stop()
+	for {
+		c.mu.Lock()
+		changed := c.changed
+		c.mu.Unlock()
+		if cond() {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timeout.C:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
 func (c *collector) until(t *testing.T, pred func(Event) bool) Event {
 	t.Helper()
 	var ev Event
-	eventually(t, "an event", func() bool {
+	c.wait(t, "an event", func() bool {
 		var ok bool
 		ev, ok = c.find(pred)
 		return ok
@@ -175,12 +199,17 @@ func (rg *rig) until(t *testing.T, c *collector, typ, contains string) Event {
 
 func upload(t *testing.T, rg *rig, field, name string, body []byte) (int, map[string]any) {
 	t.Helper()
+	// field "file?sessionId=X" is the field "file", sent with the query.
+	u := rg.srv.URL + "/control/files"
+	if q, ok := strings.CutPrefix(field, "file?"); ok {
+		u, field = u+"?"+q, "file"
+	}
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	fw, _ := mw.CreateFormFile(field, name)
 	fw.Write(body)
 	mw.Close()
-	req, _ := http.NewRequest("POST", rg.srv.URL+"/control/files", &buf)
+	req, _ := http.NewRequest("POST", u, &buf)
 	req.Header.Set("Authorization", "Bearer "+testToken)
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	resp, err := http.DefaultClient.Do(req)
@@ -253,6 +282,22 @@ func TestUpload(t *testing.T) {
 	}
 	if code, resp := rg.raw(t, "POST", "/control/files", `{"file":"x"}`); code != 400 {
 		t.Fatalf("not multipart: %d %v", code, resp)
+	}
+
+	// A session page's upload goes to its session's folder; the quota
+	// counts every folder.
+	rg3 := newRig(t, func(c *Config) { c.MaxUploadFile, c.MaxUploadTotal = 1000, 1500 })
+	s := rg3.send(t, "", "hello")
+	rg3.waitIdle(t)
+	code, body := upload(t, rg3, "file?sessionId="+s.SessionID, "mine.csv", make([]byte, 900))
+	if want := filepath.Join(rg3.rt.Workspace(), SessionUploads, s.SessionID, "mine.csv"); code != 200 || body["path"] != want {
+		t.Fatalf("a session's upload: %d %v, want %s", code, body, want)
+	}
+	if code, body := upload(t, rg3, "file", "shared.csv", make([]byte, 900)); code != 400 || !strings.Contains(fmt.Sprint(body["error"]), "total") {
+		t.Fatalf("the total over every folder: %d %v", code, body)
+	}
+	if code, _ := upload(t, rg3, "file?sessionId=ses_nope", "x.csv", []byte("x")); code != 404 {
+		t.Fatalf("an unknown session's upload: %d", code)
 	}
 }
 

@@ -12,7 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/agenthost/agenthost/internal/platform/httpapi"
+	"github.com/agenthost/agenthost/internal/httpjson"
+	"github.com/agenthost/agenthost/internal/ids"
 )
 
 // Upload limits of seed 003.
@@ -67,31 +68,45 @@ func SanitizeName(name string) string {
 	return out
 }
 
-// postFile stores the multipart "file" part in the workspace's uploads/.
+// SessionUploads is where a session page's uploads go: a folder per
+// session, uploads/sessions/<sessionId>/, which only that session's tools
+// reach freely (another session's need the organization's approval, and
+// its sandbox does not show the folder at all).
+const SessionUploads = "uploads/sessions"
+
+// postFile stores the multipart "file" part in the workspace's uploads/,
+// or with ?sessionId= in that session's own folder.
 func (rt *Runtime) postFile(w http.ResponseWriter, r *http.Request) error {
+	dir := "uploads"
+	if sid := r.URL.Query().Get("sessionId"); sid != "" {
+		if _, err := rt.eng.Session(r.Context(), sid); err != nil {
+			return err
+		}
+		dir = path.Join(SessionUploads, sid)
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, rt.cfg.MaxUploadFile+1<<20)
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return errorf(http.StatusBadRequest, "missing file: send multipart/form-data with a \"file\" part")
+		return httpjson.Errorf(http.StatusBadRequest, "missing file: send multipart/form-data with a \"file\" part")
 	}
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
-			return errorf(http.StatusBadRequest, "missing file: no \"file\" part")
+			return httpjson.Errorf(http.StatusBadRequest, "missing file: no \"file\" part")
 		}
 		if err != nil {
-			return rt.tooBigOr(err, errorf(http.StatusBadRequest, "malformed multipart body"))
+			return rt.tooBigOr(err, httpjson.Errorf(http.StatusBadRequest, "malformed multipart body"))
 		}
 		if part.FormName() != "file" {
 			part.Close()
 			continue
 		}
-		res, err := rt.saveUpload(part)
+		res, err := rt.saveUpload(dir, part)
 		part.Close()
 		if err != nil {
 			return err
 		}
-		httpapi.Write(w, http.StatusOK, res)
+		httpjson.Write(w, http.StatusOK, res)
 		return nil
 	}
 }
@@ -99,53 +114,75 @@ func (rt *Runtime) postFile(w http.ResponseWriter, r *http.Request) error {
 func (rt *Runtime) tooBigOr(err error, other error) error {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return errorf(http.StatusBadRequest, "file exceeds %s", mb(rt.cfg.MaxUploadFile))
+		return httpjson.Errorf(http.StatusBadRequest, "file exceeds %s", mb(rt.cfg.MaxUploadFile))
 	}
 	return other
 }
 
-// saveUpload writes part to a temporary file in uploads/ and renames it
-// into place, within the seed's limits. Uploads are serialised so the
-// total stays right.
-func (rt *Runtime) saveUpload(part *multipart.Part) (FileResult, error) {
+// uploadDir makes dir (slash-separated, in the workspace) as needed and
+// opens it; every directory on the way must be a plain directory, not a
+// symlink, so nothing lands outside it.
+func (rt *Runtime) uploadDir(dir string) (*os.Root, error) {
+	at := rt.ws
+	for _, name := range strings.Split(dir, "/") {
+		at = filepath.Join(at, name)
+		fi, err := os.Lstat(at)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if err := os.Mkdir(at, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+				return nil, err
+			}
+		case err != nil:
+			return nil, err
+		case !fi.IsDir():
+			return nil, httpjson.Errorf(http.StatusBadRequest, "the workspace's %s is not a directory", dir)
+		}
+	}
+	if fi, err := os.Lstat(at); err != nil || !fi.IsDir() {
+		return nil, httpjson.Errorf(http.StatusBadRequest, "the workspace's %s is not a directory", dir)
+	}
+	return os.OpenRoot(at)
+}
+
+// uploadsSize is the bytes of the regular files under uploads/, every
+// session's folder included, leaving out skip (a file about to be
+// replaced).
+func (rt *Runtime) uploadsSize(skip string) int64 {
+	var used int64
+	base := filepath.Join(rt.ws, "uploads")
+	_ = filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() || p == skip {
+			return nil
+		}
+		if fi, err := d.Info(); err == nil {
+			used += fi.Size()
+		}
+		return nil
+	})
+	return used
+}
+
+// saveUpload writes part to a temporary file in dir and renames it into
+// place, within the seed's limits. Uploads are serialised so the total
+// stays right.
+func (rt *Runtime) saveUpload(dir string, part *multipart.Part) (FileResult, error) {
 	name := SanitizeName(part.FileName())
 	if name == "" {
-		return FileResult{}, errorf(http.StatusBadRequest, "missing file: the file has no usable name")
+		return FileResult{}, httpjson.Errorf(http.StatusBadRequest, "missing file: the file has no usable name")
 	}
 	if !allowedExt(name) {
-		return FileResult{}, errorf(http.StatusBadRequest, "file type %q is not allowed", strings.ToLower(path.Ext(name)))
+		return FileResult{}, httpjson.Errorf(http.StatusBadRequest, "file type %q is not allowed", strings.ToLower(path.Ext(name)))
 	}
 	rt.uploadMu.Lock()
 	defer rt.uploadMu.Unlock()
-	dir := filepath.Join(rt.ws, "uploads")
-	if fi, err := os.Lstat(dir); err == nil && !fi.IsDir() {
-		return FileResult{}, errorf(http.StatusBadRequest, "the workspace's uploads is not a directory")
-	} else if errors.Is(err, fs.ErrNotExist) {
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			return FileResult{}, err
-		}
-	} else if err != nil {
-		return FileResult{}, err
-	}
-	root, err := os.OpenRoot(dir)
+	root, err := rt.uploadDir(dir)
 	if err != nil {
 		return FileResult{}, err
 	}
 	defer root.Close()
-	var used int64
-	entries, err := fs.ReadDir(root.FS(), ".")
-	if err != nil {
-		return FileResult{}, err
-	}
-	for _, e := range entries {
-		if e.Name() == name || !e.Type().IsRegular() {
-			continue
-		}
-		if fi, err := e.Info(); err == nil {
-			used += fi.Size()
-		}
-	}
-	tmp := fmt.Sprintf(".upload-%s.tmp", newID(""))
+	host := filepath.Join(rt.ws, filepath.FromSlash(dir))
+	used := rt.uploadsSize(filepath.Join(host, name))
+	tmp := fmt.Sprintf(".upload-%s.tmp", ids.Hex(""))
 	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return FileResult{}, err
@@ -162,14 +199,14 @@ func (rt *Runtime) saveUpload(part *multipart.Part) (FileResult, error) {
 	case err != nil:
 		return fail(rt.tooBigOr(err, fmt.Errorf("writing the upload: %w", err)))
 	case n > rt.cfg.MaxUploadFile:
-		return fail(errorf(http.StatusBadRequest, "file exceeds %s", mb(rt.cfg.MaxUploadFile)))
+		return fail(httpjson.Errorf(http.StatusBadRequest, "file exceeds %s", mb(rt.cfg.MaxUploadFile)))
 	case used+n > rt.cfg.MaxUploadTotal:
-		return fail(errorf(http.StatusBadRequest, "agent total exceeds %s (%d bytes already uploaded)", mb(rt.cfg.MaxUploadTotal), used))
+		return fail(httpjson.Errorf(http.StatusBadRequest, "agent total exceeds %s (%d bytes already uploaded)", mb(rt.cfg.MaxUploadTotal), used))
 	}
 	if err := root.Rename(tmp, name); err != nil {
 		return fail(fmt.Errorf("storing the upload: %w", err))
 	}
-	return FileResult{Path: filepath.Join(dir, name), Name: name, Size: n}, nil
+	return FileResult{Path: filepath.Join(host, name), Name: name, Size: n}, nil
 }
 
 // mb writes a limit the way the seed does ("50MB").

@@ -62,21 +62,29 @@ func ctxT(t testing.TB) context.Context {
 	return ctx
 }
 
-// eventually polls cond every 10ms for up to 10s.
-func eventually(t testing.TB, what string, cond func() bool) {
+// await checks cond each time the runtime's engine changes (a commit, a
+// session going idle or leaving memory) until it holds, for up to 20 s:
+// no polling, no sleeps.
+func (rg *rig) await(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
+	timeout := time.NewTimer(20 * time.Second)
+	defer timeout.Stop()
+	for {
+		changed := rg.rt.eng.Changed()
+		if cond() {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timeout.C:
 			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
 func (rg *rig) waitIdle(t testing.TB) {
 	t.Helper()
-	eventually(t, "the runtime to be idle", func() bool {
+	rg.await(t, "the runtime to be idle", func() bool {
 		st, err := rg.c.RuntimeStatus(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -141,7 +149,7 @@ func apiStatus(err error) int {
 // pendingPermission waits for exactly one pending permission.
 func (rg *rig) pendingPermission(t testing.TB) (p coding.Permission) {
 	t.Helper()
-	eventually(t, "a pending permission", func() bool {
+	rg.await(t, "a pending permission", func() bool {
 		ps, err := rg.c.Permissions(context.Background())
 		if err != nil {
 			t.Fatal(err)

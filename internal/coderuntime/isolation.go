@@ -49,6 +49,9 @@ func isolate(cfg *Config, ws string, log *slog.Logger) (*isolation, error) {
 	if cfg.Tools.DiskLimit == 0 {
 		cfg.Tools.DiskLimit = cfg.DiskLimit
 	}
+	// The session pages' uploads: each session's own, out of the others'
+	// reach.
+	cfg.Tools.Private = SessionUploads
 	switch cfg.Sandbox {
 	case SandboxNone:
 		log.Warn("INSECURE: AGENTHOST_SANDBOX=none: the agent's tools run without a sandbox, as this runtime's user; " +
@@ -64,8 +67,11 @@ func isolate(cfg *Config, ws string, log *slog.Logger) (*isolation, error) {
 	}
 	// Probing takes a bwrap run; it goes on while the runtime opens its
 	// database, and check waits for it.
-	iso := &isolation{probe: make(chan error, 1)}
-	go func() { iso.probe <- sandbox.Probe(context.Background()) }()
+	iso := &isolation{}
+	if !cfg.SandboxChecked {
+		iso.probe = make(chan error, 1)
+		go func() { iso.probe <- sandbox.Probe(context.Background()) }()
+	}
 	sock := filepath.Join(cfg.DataDir, "egress.sock")
 	ln, err := egress.ListenUnix(sock)
 	if err != nil {
@@ -78,7 +84,7 @@ func isolate(cfg *Config, ws string, log *slog.Logger) (*isolation, error) {
 		hide = append(hide, cfg.DataDir) // the default data directory lies in the workspace
 	}
 	iso.sandboxes, err = sandbox.New(sandbox.Config{Workspace: ws, ProxySocket: sock, ToolEnv: cfg.ToolEnv,
-		DiskLimit: cfg.DiskLimit, NoFile: cfg.NoFile, Logger: log, Hide: hide})
+		DiskLimit: cfg.DiskLimit, NoFile: cfg.NoFile, Logger: log, Hide: hide, Private: SessionUploads})
 	if err != nil {
 		iso.close()
 		return nil, err
@@ -129,6 +135,7 @@ func (iso *isolation) close() {
 // into s.
 func isolationFromEnv(getenv func(string) string, s *Settings) error {
 	s.Sandbox = strings.TrimSpace(getenv("AGENTHOST_SANDBOX"))
+	s.SandboxChecked = getenv("AGENTHOST_SANDBOX_CHECKED") == "1"
 	if s.Sandbox != "" && s.Sandbox != SandboxBwrap && s.Sandbox != SandboxNone {
 		return fmt.Errorf("AGENTHOST_SANDBOX=%q: use bwrap or none", s.Sandbox)
 	}

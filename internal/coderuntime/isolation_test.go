@@ -193,9 +193,12 @@ func TestIsolationFromEnv(t *testing.T) {
 		return func(k string) string { return m[k] }
 	}
 	s, err := FromEnv(env("AGENTHOST_SANDBOX", "none", "AGENTHOST_TOOL_ENV", "A, B", "A", "1", "AGENTHOST_EGRESS_ALLOW", "10.0.0.0/8,git.corp",
-		"AGENTHOST_DISK_LIMIT", "1048576", "AGENTHOST_NOFILE_LIMIT", "256"), t.TempDir())
+		"AGENTHOST_DISK_LIMIT", "1048576", "AGENTHOST_NOFILE_LIMIT", "256", "AGENTHOST_SANDBOX_CHECKED", "1"), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !s.SandboxChecked {
+		t.Error("AGENTHOST_SANDBOX_CHECKED=1 not read")
 	}
 	if s.Sandbox != "none" || strings.Join(s.ToolEnv, " ") != "A=1" || s.EgressAllow != "10.0.0.0/8,git.corp" || s.DiskLimit != 1<<20 || s.NoFile != 256 {
 		t.Errorf("%+v", s.Config)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/agenthost/agenthost/internal/sandbox"
+	"go.uber.org/goleak"
 )
 
 // testSandbox is the AGENTHOST_SANDBOX of the tests' runtimes: bwrap where
@@ -23,5 +24,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "no tool sandbox here, testing without one: %v\n", err)
 		testSandbox = SandboxNone
 	}
-	os.Exit(m.Run())
+	// Nothing a test started may outlive it: turns, sandboxes, event
+	// streams, the egress proxy.
+	goleak.VerifyTestMain(m)
 }

@@ -1,21 +1,24 @@
 // Package coderuntime is the coding runtime that `agenthost serve --role
-// coding` runs for the platform: one coding agent (the internal/coding
-// tools in a workspace), its sessions in SQLite, and the control API of
-// docs/runtime-control.md — seed 003's per-agent API under /control, plus
-// status and a resumable event stream. Client is the platform's Go client
-// of that API.
+// coding` runs for the platform: the session engine (internal/engine, the
+// one host stands on) serving one coding agent (the internal/coding tools
+// in a workspace), with the control API of docs/runtime-control.md —
+// seed 003's per-agent API under /control, plus status and a resumable
+// event stream — as its front end. Client is the platform's Go client of
+// that API.
 //
-// Each session has a queue of user messages and at most one turn running;
-// every message, event and pending permission or question is committed to
-// the database as it happens, so a runtime killed with SIGKILL comes back
-// with its history, its queued messages, and its unanswered requests
-// marked expired.
+// The engine gives each session a queue of user messages and at most one
+// turn running, on a bounded number of workers; every message, event and
+// pending permission or question is committed to the database as it
+// happens, so a runtime killed with SIGKILL comes back with its history,
+// its queued messages, and its unanswered requests marked expired. This
+// package adds what is the control API's: its event vocabulary
+// (journal.go), its history shape (wire.go), the coding permission rules
+// as the engine's approval policy (policy.go), uploads and the HTTP
+// routes.
 package coderuntime
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +30,10 @@ import (
 
 	"github.com/agenthost/agenthost/agent"
 	"github.com/agenthost/agenthost/internal/coding"
+	"github.com/agenthost/agenthost/internal/engine"
+	"github.com/agenthost/agenthost/internal/ids"
+	"github.com/agenthost/agenthost/internal/store/sqlite"
+	"github.com/agenthost/agenthost/llm"
 )
 
 // Config configures a Runtime.
@@ -52,6 +59,13 @@ type Config struct {
 	// not possible here; "none" runs them as this process's user, with a
 	// loud warning.
 	Sandbox string
+	// SandboxChecked is AGENTHOST_SANDBOX_CHECKED=1: the driver that
+	// started this runtime has already checked, as this runtime's user,
+	// that bubblewrap makes the sandbox's namespaces here (the process
+	// driver does at platform start), so New does not probe again — a
+	// probe is a bwrap run on the path to a runtime's first /health. A
+	// sandbox that fails later still fails the tool call, saying why.
+	SandboxChecked bool
 	// ToolEnv are the NAME=value pairs handed to tools (the variables
 	// AGENTHOST_TOOL_ENV names).
 	ToolEnv []string
@@ -73,6 +87,12 @@ type Config struct {
 	MaxUploadFile, MaxUploadTotal int64
 	// Heartbeat is the SSE keep-alive interval (default 15s).
 	Heartbeat time.Duration
+	// Workers bounds the turns running at once, across sessions
+	// (AGENTHOST_WORKERS, default 4); further turns wait their turn.
+	Workers int
+	// Registry resolves Model (default: the providers configured by the
+	// environment); tests point it at a fake provider.
+	Registry *llm.Registry
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -82,7 +102,8 @@ type Config struct {
 type Runtime struct {
 	cfg   Config
 	log   *slog.Logger
-	st    *store
+	st    *sqlite.Store
+	eng   *engine.Engine
 	ag    *agent.Agent
 	tools []agent.Tool
 	rules *coding.Rules
@@ -91,40 +112,16 @@ type Runtime struct {
 
 	uploadMu sync.Mutex // serialises uploads, so the total stays right
 
-	ctx    context.Context // cancelled by Close
+	ctx    context.Context // cancelled by Close: ends event streams
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	// mu guards the fields below; it may be held across store writes
-	// (lock order: Runtime.mu, then store.mu).
-	mu       sync.Mutex
-	sessions map[string]*session
-	order    []*session
-	waiters  map[string]chan any
-	closed   bool
+	closed sync.Once
 }
-
-// session is a chat thread: its queue of accepted messages and its turn.
-type session struct {
-	id      string
-	title   *string
-	queue   []storedPrompt
-	running bool               // a worker goroutine is running turns
-	done    chan struct{}      // closed when that worker exits
-	cancel  context.CancelFunc // of the running turn
-	// turnDone is closed when the running turn has ended and been
-	// recorded; nil between turns.
-	turnDone chan struct{}
-	conv     *agent.Conversation
-}
-
-func (s *session) busy() bool { return s.running || len(s.queue) > 0 }
 
 // ErrNotFound is returned for an unknown session.
-var ErrNotFound = errors.New("session not found")
+var ErrNotFound = engine.ErrNotFound
 
-// errClosed is returned once the runtime is closing.
-var errClosed = errors.New("the runtime is shutting down")
+// DatabaseName is the runtime's database file in its data directory.
+const DatabaseName = "runtime.db"
 
 // New opens the runtime's database, recovers from an earlier run that
 // did not end cleanly (interrupted turns, expired requests), builds the
@@ -144,6 +141,9 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
 	}
 	if cfg.MaxUploadFile <= 0 {
 		cfg.MaxUploadFile = MaxUploadFile
@@ -179,71 +179,93 @@ func New(cfg Config) (*Runtime, error) {
 	if h := strings.TrimSpace(cfg.HiddenPrompt); h != "" {
 		sys += "\n\n" + h
 	}
-	ag, err := agent.New("coding", agent.WithModel(cfg.Model), agent.WithSystemPrompt(sys), agent.WithTools(tools...))
+	opts := []agent.Option{agent.WithModel(cfg.Model), agent.WithSystemPrompt(sys), agent.WithTools(tools...)}
+	if cfg.Registry != nil {
+		opts = append([]agent.Option{agent.WithRegistry(cfg.Registry)}, opts...)
+	}
+	ag, err := agent.New("coding", opts...)
 	if err != nil {
 		return nil, fmt.Errorf("coderuntime: %w", err)
 	}
-	st, err := openStore(context.Background(), filepath.Join(cfg.DataDir, "runtime.db"))
+	ctx := context.Background()
+	path := filepath.Join(cfg.DataDir, DatabaseName)
+	if err := upgradeV1(ctx, path); err != nil {
+		return nil, fmt.Errorf("coderuntime: %w", err)
+	}
+	st, err := sqlite.Open(ctx, path)
 	if err != nil {
 		return nil, fmt.Errorf("coderuntime: %w", err)
 	}
-	remembered, err := st.rules()
+	fail := func(what string, err error) (*Runtime, error) {
+		st.Close()
+		return nil, fmt.Errorf("coderuntime: %s%w", what, err)
+	}
+	remembered, err := agentRules(ctx, st)
 	if err != nil {
-		st.close()
-		return nil, fmt.Errorf("coderuntime: reading rules: %w", err)
+		return fail("reading rules: ", err)
 	}
 	rules, err := coding.NewRules(append(append([]coding.Rule(nil), cfg.Rules...), remembered...)...)
 	if err != nil {
-		st.close()
-		return nil, fmt.Errorf("coderuntime: %w", err)
+		return fail("", err)
 	}
 	if err := iso.check(); err != nil {
-		st.close()
-		return nil, fmt.Errorf("coderuntime: %w", err)
+		return fail("", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &Runtime{cfg: cfg, log: cfg.Logger, st: st, ag: ag, tools: tools, rules: rules, ws: ws, iso: iso,
-		ctx: ctx, cancel: cancel, sessions: map[string]*session{}, waiters: map[string]chan any{}}
-	if err := r.recover(); err != nil {
+	rctx, cancel := context.WithCancel(context.Background())
+	r := &Runtime{cfg: cfg, log: cfg.Logger, st: st, ag: ag, tools: tools, rules: rules, ws: ws, iso: iso, ctx: rctx, cancel: cancel}
+	r.eng, err = engine.New(engine.Config{
+		Store:      st,
+		Journal:    engine.JournalFunc(controlEvents),
+		Agent:      func() (*agent.Agent, error) { return ag, nil },
+		Workers:    cfg.Workers,
+		TextWindow: deltaWindow,
+		KeepEvents: keepEvents,
+		Title:      title,
+		Approver:   r.approver,
+		Asker:      r.asker,
+		// The tools run in the session's sandbox.
+		TurnContext: func(ctx context.Context, t *engine.Turn) context.Context { return coding.WithSession(ctx, t.SessionID) },
+		ProcessName: "runtime",
+		RequestNoun: func(kind string) string { return kind + " request" },
+		Logger:      cfg.Logger,
+		Now:         cfg.Now,
+	})
+	if err == nil {
+		err = r.eng.Recover(ctx)
+	}
+	if err != nil {
 		cancel()
-		st.close()
-		return nil, fmt.Errorf("coderuntime: recovering: %w", err)
+		return fail("recovering: ", err)
 	}
-	r.mu.Lock()
-	for _, s := range r.order {
-		if len(s.queue) > 0 {
-			r.startWorker(s)
-		}
-	}
-	r.mu.Unlock()
 	ok = true
 	return r, nil
 }
+
+// deltaWindow is how long text deltas are gathered into one
+// message.delta event, so a fast model does not cost a transaction per
+// word; keepEvents bounds the event log.
+const (
+	deltaWindow = 25 * time.Millisecond
+	keepEvents  = 100_000
+)
 
 // Workspace returns the absolute workspace directory.
 func (r *Runtime) Workspace() string { return r.ws }
 
 // Close cancels running turns (their pending requests expire; queued
-// messages stay queued for the next start), waits for them, and closes the
-// database.
+// messages stay queued for the next start), waits for them, ends event
+// streams and closes the database.
 func (r *Runtime) Close() error {
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return nil
-	}
-	r.closed = true
-	r.mu.Unlock()
-	r.cancel()
-	r.wg.Wait()
-	r.iso.close()
-	return r.st.close()
-}
-
-func newID(prefix string) string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return prefix + hex.EncodeToString(b[:])
+	var err error
+	r.closed.Do(func() {
+		done, cancel := context.WithCancel(context.Background())
+		cancel()
+		r.eng.Shutdown(done)
+		r.cancel()
+		r.iso.close()
+		err = r.st.Close()
+	})
+	return err
 }
 
 func (r *Runtime) nowMS() int64 { return r.cfg.Now().UnixMilli() }
@@ -251,199 +273,97 @@ func (r *Runtime) nowMS() int64 { return r.cfg.Now().UnixMilli() }
 // Send accepts a user message for sessionID, or for a new session when it
 // is empty. The message is committed before Send returns and runs after
 // the turns before it.
-func (r *Runtime) Send(sessionID, text string) (SendResult, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return SendResult{}, errClosed
-	}
-	var s *session
-	if sessionID == "" {
-		s = &session{id: newID("ses_")}
-	} else if s = r.sessions[sessionID]; s == nil {
-		return SendResult{}, ErrNotFound
-	}
-	p := storedPrompt{ID: agent.NewMessageID(), SessionID: s.id, Text: text, Created: r.nowMS()}
-	isNew := sessionID == ""
-	err := r.st.write(func(w *writer) error {
-		if isNew {
-			if _, err := w.exec(`INSERT INTO sessions (id, created) VALUES (?, ?)`, s.id, p.Created); err != nil {
-				return err
-			}
-			if err := w.event(s.id, "session", sessionEvent{SessionID: s.id}); err != nil {
-				return err
-			}
-		}
-		_, err := w.exec(`INSERT INTO prompts (id, session_id, text, state, created) VALUES (?, ?, ?, ?, ?)`,
-			p.ID, s.id, p.Text, promptQueued, p.Created)
-		return err
-	})
+func (r *Runtime) Send(ctx context.Context, sessionID, text string) (SendResult, error) {
+	a, err := r.eng.Enqueue(ctx, engine.Input{SessionID: sessionID, NewSessionID: ids.Hex("ses_"), Prompt: text, Attended: true,
+		Message: llm.Message{Parts: []llm.Part{llm.TextPart(text)}, Created: r.nowMS()}})
 	if err != nil {
-		return SendResult{}, fmt.Errorf("storing the message: %w", err)
+		return SendResult{}, err
 	}
-	if isNew {
-		r.sessions[s.id] = s
-		r.order = append(r.order, s)
-	}
-	queued := s.busy()
-	s.queue = append(s.queue, p)
-	if !s.running {
-		r.startWorker(s)
-	}
-	return SendResult{SessionID: s.id, Sent: true, MessageID: p.ID, Queued: queued}, nil
-}
-
-// startWorker runs s's queue in a goroutine. r.mu is held.
-func (r *Runtime) startWorker(s *session) {
-	s.running = true
-	s.done = make(chan struct{})
-	r.wg.Add(1)
-	go r.work(s)
-}
-
-// othersBusy reports whether a session other than s is busy. r.mu is held.
-func (r *Runtime) othersBusy(s *session) bool {
-	for _, o := range r.order {
-		if o != s && o.busy() {
-			return true
-		}
-	}
-	return false
+	return SendResult{SessionID: a.SessionID, Sent: true, MessageID: a.MessageID, Queued: a.Queued}, nil
 }
 
 // Status reports busy and the sessions, oldest first.
-func (r *Runtime) Status() Status {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	st := Status{Sessions: []SessionStatus{}}
-	for _, s := range r.order {
-		b := s.busy()
-		st.Busy = st.Busy || b
-		st.Sessions = append(st.Sessions, SessionStatus{ID: s.id, Title: s.title, Busy: b})
+func (r *Runtime) Status(ctx context.Context) (Status, error) {
+	ss, err := r.eng.Sessions(ctx)
+	if err != nil {
+		return Status{}, err
 	}
-	return st
+	st := Status{Sessions: make([]SessionStatus, len(ss))}
+	for i, s := range ss {
+		st.Busy = st.Busy || s.Busy
+		st.Sessions[i] = SessionStatus{ID: s.ID, Title: titleOf(s.Title), Busy: s.Busy}
+		if s.Error != "" && (st.LastError == nil || s.Updated.Unix() >= st.LastError.Time) {
+			st.LastError = &TurnError{SessionID: s.ID, Message: s.Error, Time: s.Updated.Unix()}
+		}
+	}
+	return st, nil
+}
+
+func titleOf(t string) *string {
+	if t == "" {
+		return nil
+	}
+	return &t
 }
 
 // Abort cancels the running turn of a session, expires its pending
 // request, discards the messages queued behind it, and waits until the
 // session is idle (or ctx ends).
 func (r *Runtime) Abort(ctx context.Context, sessionID string) error {
-	r.mu.Lock()
-	s := r.sessions[sessionID]
-	if s == nil {
-		r.mu.Unlock()
-		return ErrNotFound
-	}
-	done := r.abortLocked(s)
-	r.mu.Unlock()
-	return waitDone(ctx, done)
+	return r.eng.Abort(ctx, sessionID)
 }
 
-// AbortAll aborts every busy session and returns their ids.
+// AbortAll aborts every busy session and returns their ids; the sessions'
+// sandboxes go too, with what runs in the background.
 func (r *Runtime) AbortAll(ctx context.Context) ([]string, error) {
-	r.mu.Lock()
-	ids := []string{}
-	var dones []chan struct{}
-	for _, s := range r.order {
-		if s.busy() {
-			ids = append(ids, s.id)
-			if d := r.abortLocked(s); d != nil {
-				dones = append(dones, d)
-			}
-		}
+	ids, err := r.eng.AbortAll(ctx)
+	if err != nil {
+		return ids, err
 	}
-	r.mu.Unlock()
-	for _, d := range dones {
-		if err := waitDone(ctx, d); err != nil {
-			return ids, err
-		}
-	}
-	// The sessions' sandboxes go too, with what runs in the background.
 	r.iso.closeAll()
 	return ids, nil
 }
 
-// abortLocked discards s's queue and cancels its turn; it returns the
-// channel closed when that turn has ended, or when a worker about to
-// notice the empty queue exits (nil when none runs). r.mu is held.
-func (r *Runtime) abortLocked(s *session) chan struct{} {
-	if len(s.queue) > 0 {
-		err := r.st.write(func(w *writer) error {
-			_, err := w.exec(`UPDATE prompts SET state = ? WHERE session_id = ? AND state = ?`, promptDiscarded, s.id, promptQueued)
-			return err
-		})
-		if err != nil {
-			r.log.Error("discarding queued messages", "session", s.id, "err", err)
-		}
-		s.queue = nil
-	}
-	if s.cancel != nil {
-		s.cancel()
-	}
-	switch {
-	case s.turnDone != nil:
-		return s.turnDone
-	case s.running:
-		return s.done
-	}
-	return nil
-}
-
-func waitDone(ctx context.Context, done chan struct{}) error {
-	if done == nil {
-		return nil
-	}
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // History returns one session's messages in the seed's shape.
-func (r *Runtime) History(sessionID string) (SessionHistory, error) {
-	r.mu.Lock()
-	s := r.sessions[sessionID]
-	r.mu.Unlock()
-	if s == nil {
-		return SessionHistory{}, ErrNotFound
+func (r *Runtime) History(ctx context.Context, sessionID string) (SessionHistory, error) {
+	if _, err := r.eng.Session(ctx, sessionID); err != nil {
+		return SessionHistory{}, err
 	}
-	msgs, err := r.st.messages(sessionID)
+	out, err := r.messages(ctx, sessionID)
 	if err != nil {
 		return SessionHistory{}, err
 	}
-	out := render(msgs)
 	return SessionHistory{SessionID: sessionID, Messages: out, Usage: usageOf(out)}, nil
 }
 
+func (r *Runtime) messages(ctx context.Context, sessionID string) ([]Message, error) {
+	rows, err := r.eng.History(ctx, sessionID)
+	if err != nil {
+		return nil, err
+	}
+	return renderHistory(rows)
+}
+
 // AllHistory returns every session's messages, oldest session first.
-func (r *Runtime) AllHistory() (AllMessages, error) {
-	r.mu.Lock()
-	type ref struct {
-		id    string
-		title *string
+func (r *Runtime) AllHistory(ctx context.Context) (AllMessages, error) {
+	ss, err := r.eng.Sessions(ctx)
+	if err != nil {
+		return AllMessages{}, err
 	}
-	refs := make([]ref, len(r.order))
-	for i, s := range r.order {
-		refs[i] = ref{s.id, s.title}
-	}
-	r.mu.Unlock()
 	all := AllMessages{Sessions: []SessionMessages{}}
-	for _, s := range refs {
-		msgs, err := r.st.messages(s.id)
+	for _, s := range ss {
+		out, err := r.messages(ctx, s.ID)
 		if err != nil {
 			return all, err
 		}
-		out := render(msgs)
-		all.Sessions = append(all.Sessions, SessionMessages{SessionID: s.id, Title: s.title, Messages: out, Usage: usageOf(out)})
+		all.Sessions = append(all.Sessions, SessionMessages{SessionID: s.ID, Title: titleOf(s.Title), Messages: out, Usage: usageOf(out)})
 	}
 	return all, nil
 }
 
 // Usage sums cost and tokens per session and in total.
-func (r *Runtime) Usage() (UsageReport, error) {
-	all, err := r.AllHistory()
+func (r *Runtime) Usage(ctx context.Context) (UsageReport, error) {
+	all, err := r.AllHistory(ctx)
 	if err != nil {
 		return UsageReport{}, err
 	}

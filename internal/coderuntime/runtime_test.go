@@ -8,30 +8,28 @@ import (
 	"testing"
 
 	"github.com/agenthost/agenthost/internal/coding"
-	"github.com/agenthost/agenthost/internal/platform/agents"
 )
 
 func TestPromptBusyIdleHistory(t *testing.T) {
 	t.Parallel()
 	rg := newRig(t, func(c *Config) { c.Model = "offline/slow" })
 	ctx := ctxT(t)
-	var rc agents.RuntimeClient = rg.c // the platform's view
-	s, err := rc.Prompt(ctx, "", "Build a REST API\nwith users")
-	if err != nil || !strings.HasPrefix(s.ID, "ses_") || s.Title != nil {
-		t.Fatalf("prompt: %+v %v", s, err)
+	s, err := rg.c.Send(ctx, "", "Build a REST API\nwith users")
+	if err != nil || !strings.HasPrefix(s.SessionID, "ses_") || s.Queued {
+		t.Fatalf("send: %+v %v", s, err)
 	}
-	st, err := rc.Status(ctx)
-	if err != nil || !st.Busy || len(st.Sessions) != 1 || st.Sessions[0].ID != s.ID || st.Sessions[0].Title != nil {
+	st, err := rg.c.RuntimeStatus(ctx)
+	if err != nil || !st.Busy || len(st.Sessions) != 1 || st.Sessions[0].ID != s.SessionID || st.Sessions[0].Title != nil || !st.Sessions[0].Busy {
 		t.Fatalf("status while running: %+v %v", st, err)
 	}
 	rg.waitIdle(t)
-	st, _ = rc.Status(ctx)
+	st, _ = rg.c.RuntimeStatus(ctx)
 	if st.Busy || st.Sessions[0].Title == nil || *st.Sessions[0].Title != "Build a REST API" {
 		t.Fatalf("status after the turn: %+v", st)
 	}
 
-	h := rg.history(t, s.ID)
-	if h.SessionID != s.ID || len(h.Messages) != 2 {
+	h := rg.history(t, s.SessionID)
+	if h.SessionID != s.SessionID || len(h.Messages) != 2 {
 		t.Fatalf("history: %+v", h)
 	}
 	u, a := h.Messages[0], h.Messages[1]
@@ -48,7 +46,7 @@ func TestPromptBusyIdleHistory(t *testing.T) {
 	}
 
 	// The exact JSON keys of the seed.
-	code, raw := rg.raw(t, "GET", "/control/messages?sessionId="+s.ID, "")
+	code, raw := rg.raw(t, "GET", "/control/messages?sessionId="+s.SessionID, "")
 	if code != 200 {
 		t.Fatal(code, raw)
 	}
@@ -75,9 +73,9 @@ func TestPromptBusyIdleHistory(t *testing.T) {
 		t.Fatalf("all messages: %+v %v", all, err)
 	}
 	// A follow-up to the same session.
-	rg.send(t, s.ID, "and add tests")
+	rg.send(t, s.SessionID, "and add tests")
 	rg.waitIdle(t)
-	if h := rg.history(t, s.ID); len(h.Messages) != 4 || h.Messages[2].Info.Parts[0].Text != "and add tests" {
+	if h := rg.history(t, s.SessionID); len(h.Messages) != 4 || h.Messages[2].Info.Parts[0].Text != "and add tests" {
 		t.Fatalf("follow-up: %+v", h.Messages)
 	}
 }
@@ -204,7 +202,7 @@ func TestQuestions(t *testing.T) {
 	ctx := ctxT(t)
 	res := rg.send(t, "", `use question {"questions":[{"question":"Which approach?","header":"Approach","options":[{"label":"Simple","description":"quick"},{"label":"Full"}]}]}`)
 	var q coding.PendingQuestion
-	eventually(t, "a question", func() bool {
+	rg.await(t, "a question", func() bool {
 		qs, err := rg.c.Questions(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -244,7 +242,7 @@ func TestQuestions(t *testing.T) {
 
 	// multi-select, two questions
 	rg.send(t, res.SessionID, `use question {"questions":[{"question":"Which parts?","options":[{"label":"Auth"},{"label":"Tests"},{"label":"Docs"}],"multiSelect":true},{"question":"Deploy?","options":[{"label":"Yes"},{"label":"No"}]}]}`)
-	eventually(t, "the second question", func() bool {
+	rg.await(t, "the second question", func() bool {
 		qs, _ := rg.c.Questions(ctx)
 		if len(qs) == 1 {
 			q = qs[0]
@@ -268,7 +266,7 @@ func TestAbort(t *testing.T) {
 	res := rg.send(t, "", "tell me a long story")
 	rg.send(t, res.SessionID, "and another") // queued behind it, discarded by abort
 	evs := rg.collect(t, res.SessionID)
-	eventually(t, "text to stream", func() bool {
+	evs.wait(t, "text to stream", func() bool {
 		_, ok := evs.find(func(e Event) bool { return e.Type == "message.delta" })
 		return ok
 	})
@@ -338,6 +336,8 @@ func TestQueue(t *testing.T) {
 	if strings.Join(users, ",") != "first,second,third" || len(h.Messages) != 6 || h.Messages[2].ID != second.MessageID {
 		t.Fatalf("history: %+v", h.Messages)
 	}
+	// An idle session's conversation is not kept in memory.
+	rg.await(t, "the idle session to leave memory", func() bool { return rg.rt.eng.LiveSessions() == 0 })
 }
 
 func TestAuthAndErrors(t *testing.T) {
@@ -400,5 +400,58 @@ func TestHiddenPromptIsNotShown(t *testing.T) {
 	b, _ := json.Marshal(rg.history(t, res.SessionID))
 	if strings.Contains(string(b), "French") {
 		t.Fatalf("the hidden prompt shows: %s", b)
+	}
+}
+
+// TestAlwaysForOneSession: a reply "always" with scope "session" (what
+// the platform sends for a session page) is remembered for that session
+// only, across a restart; another session is still asked.
+func TestAlwaysForOneSession(t *testing.T) {
+	t.Parallel()
+	rg := newRig(t, nil)
+	ctx := ctxT(t)
+	a := rg.send(t, "", `run bash "echo scoped"`)
+	p := rg.pendingPermission(t)
+	if code, body := rg.raw(t, "POST", "/control/permissions/"+p.ID, `{"reply":"always","scope":"everyone"}`); code != 400 {
+		t.Fatalf("a bad scope: %d %v", code, body)
+	}
+	if err := rg.c.ReplyPermission(ctx, p.ID, coding.Reply{Reply: coding.ReplyAlways, Scope: coding.ScopeSession}); err != nil {
+		t.Fatal(err)
+	}
+	rg.waitIdle(t)
+	rg.stop()
+	rg = startRig(t, rg.cfg)
+	rg.send(t, a.SessionID, `run bash "echo scoped"`)
+	rg.waitIdle(t)
+	if tp := toolParts(rg.history(t, a.SessionID)); len(tp) != 2 || tp[1].State.Status != "completed" {
+		t.Fatalf("the session's always after a restart: %+v", tp)
+	}
+	b := rg.send(t, "", `run bash "echo scoped"`)
+	if p := rg.pendingPermission(t); p.SessionID != b.SessionID {
+		t.Fatalf("pending: %+v", p)
+	}
+}
+
+// TestWorkersFromEnv: AGENTHOST_WORKERS bounds the runtime's concurrent
+// turns; a value that is not a positive number refuses to start.
+func TestWorkersFromEnv(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		value string
+		want  int
+		ok    bool
+	}{{"", 0, true}, {"2", 2, true}, {"0", 0, false}, {"many", 0, false}} {
+		s, err := FromEnv(func(k string) string {
+			switch k {
+			case "AGENTHOST_WORKERS":
+				return c.value
+			case "AGENTHOST_CONTROL_TOKEN":
+				return "x"
+			}
+			return ""
+		}, t.TempDir())
+		if (err == nil) != c.ok || err == nil && s.Workers != c.want {
+			t.Errorf("AGENTHOST_WORKERS=%q: %d %v", c.value, s.Workers, err)
+		}
 	}
 }

@@ -66,6 +66,13 @@ func FromEnv(getenv func(string) string, dir string) (Settings, error) {
 		}
 		s.Token, s.TokenGenerated = hex.EncodeToString(b), true
 	}
+	if w := getenv("AGENTHOST_WORKERS"); w != "" {
+		n, err := strconv.Atoi(w)
+		if err != nil || n < 1 {
+			return s, fmt.Errorf("AGENTHOST_WORKERS=%q is not a number of turns (at least 1)", w)
+		}
+		s.Workers = n
+	}
 	rules, err := coding.ParseRules([]byte(getenv("AGENTHOST_PERMISSIONS")))
 	if err != nil {
 		return s, fmt.Errorf("AGENTHOST_PERMISSIONS: %w", err)

@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -13,23 +12,16 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/internal/coding"
-	"github.com/agenthost/agenthost/internal/platform/httpapi"
+	"github.com/agenthost/agenthost/internal/engine"
+	"github.com/agenthost/agenthost/internal/httpjson"
+	"github.com/agenthost/agenthost/internal/sse"
 )
 
+// The control API (docs/runtime-control.md): the front end of this
+// runtime's session engine.
+
 // maxBody bounds JSON request bodies.
-const maxBody = 1 << 20
-
-// httpError is an error with the status and the message a client sees.
-type httpError struct {
-	status int
-	msg    string
-}
-
-func (e *httpError) Error() string { return e.msg }
-
-func errorf(status int, format string, args ...any) error {
-	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
-}
+const maxBody = httpjson.MaxBody
 
 // handler is an HTTP handler that returns its error; serveError writes it.
 type handler func(w http.ResponseWriter, r *http.Request) error
@@ -38,53 +30,48 @@ type handler func(w http.ResponseWriter, r *http.Request) error
 func (rt *Runtime) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		httpapi.Write(w, http.StatusOK, map[string]string{"status": "ok"})
+		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	route := func(pattern string, h handler) {
 		mux.Handle(pattern, rt.auth(h))
 	}
-	route("GET /control/status", func(w http.ResponseWriter, r *http.Request) error {
-		httpapi.Write(w, http.StatusOK, rt.Status())
+	ok := func(w http.ResponseWriter, v any, err error) error {
+		if err != nil {
+			return err
+		}
+		httpjson.Write(w, http.StatusOK, v)
 		return nil
+	}
+	route("GET /control/status", func(w http.ResponseWriter, r *http.Request) error {
+		st, err := rt.Status(r.Context())
+		return ok(w, st, err)
 	})
 	route("GET /control/messages", rt.getMessages)
 	route("POST /control/messages", rt.postMessage)
 	route("GET /control/usage", func(w http.ResponseWriter, r *http.Request) error {
-		u, err := rt.Usage()
-		if err != nil {
-			return err
-		}
-		httpapi.Write(w, http.StatusOK, u)
-		return nil
+		u, err := rt.Usage(r.Context())
+		return ok(w, u, err)
 	})
 	route("POST /control/abort", rt.postAbort)
 	route("POST /control/files", rt.postFile)
 	route("GET /control/permissions", func(w http.ResponseWriter, r *http.Request) error {
-		ps, err := rt.Permissions()
-		if err != nil {
-			return err
-		}
-		httpapi.Write(w, http.StatusOK, PermissionList{Permissions: ps})
-		return nil
+		ps, err := rt.Permissions(r.Context())
+		return ok(w, PermissionList{Permissions: ps}, err)
 	})
 	route("POST /control/permissions/{id}", rt.postPermission)
 	route("POST /control/permissions/{id}/reply", rt.postPermission)
 	route("GET /control/questions", func(w http.ResponseWriter, r *http.Request) error {
-		qs, err := rt.Questions()
-		if err != nil {
-			return err
-		}
-		httpapi.Write(w, http.StatusOK, QuestionList{Questions: qs})
-		return nil
+		qs, err := rt.Questions(r.Context())
+		return ok(w, QuestionList{Questions: qs}, err)
 	})
 	route("POST /control/questions/{id}", rt.postQuestion)
 	route("POST /control/questions/{id}/reply", rt.postQuestion)
 	route("GET /control/events", rt.getEvents)
 	route("/control/", func(w http.ResponseWriter, r *http.Request) error {
-		return errorf(http.StatusNotFound, "no route %s %s", r.Method, r.URL.Path)
+		return httpjson.Errorf(http.StatusNotFound, "no route %s %s", r.Method, r.URL.Path)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httpapi.WriteError(w, http.StatusNotFound, "not found")
+		httpjson.WriteError(w, http.StatusNotFound, "not found")
 	})
 	return mux
 }
@@ -96,7 +83,7 @@ func (rt *Runtime) auth(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := []byte(r.Header.Get("Authorization"))
 		if subtle.ConstantTimeCompare(got, want) != 1 {
-			httpapi.WriteError(w, http.StatusUnauthorized, "invalid or missing control token")
+			httpjson.WriteError(w, http.StatusUnauthorized, "invalid or missing control token")
 			return
 		}
 		if err := h(w, r); err != nil {
@@ -106,72 +93,73 @@ func (rt *Runtime) auth(h handler) http.Handler {
 }
 
 func (rt *Runtime) serveError(w http.ResponseWriter, r *http.Request, err error) {
-	var he *httpError
+	var he *httpjson.Error
 	switch {
 	case errors.As(err, &he):
-		httpapi.WriteError(w, he.status, he.msg)
+		httpjson.WriteError(w, he.Status, he.Msg)
 	case errors.Is(err, ErrNotFound):
-		httpapi.WriteError(w, http.StatusNotFound, "session not found")
+		httpjson.WriteError(w, http.StatusNotFound, "session not found")
 	case errors.Is(err, ErrUnknownRequest):
-		httpapi.WriteError(w, http.StatusNotFound, err.Error())
+		httpjson.WriteError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, ErrAnswered):
-		httpapi.WriteError(w, http.StatusConflict, err.Error())
+		httpjson.WriteError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, ErrBadReply):
-		httpapi.WriteError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, errClosed):
-		httpapi.WriteError(w, http.StatusServiceUnavailable, err.Error())
+		httpjson.WriteError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, engine.ErrShuttingDown):
+		httpjson.WriteError(w, http.StatusServiceUnavailable, "the runtime is shutting down")
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
-		httpapi.WriteError(w, http.StatusServiceUnavailable, "the request was cancelled")
+		httpjson.WriteError(w, http.StatusServiceUnavailable, "the request was cancelled")
 	default:
 		rt.log.Error("control API", "method", r.Method, "path", r.URL.Path, "err", err)
-		httpapi.WriteError(w, http.StatusInternalServerError, "internal error")
+		httpjson.WriteError(w, http.StatusInternalServerError, "internal error")
 	}
 }
 
-// readJSON decodes a JSON object body into v. An empty body is allowed
-// when optional is set.
+// readJSON decodes a JSON object body into v; fields v does not know are
+// ignored. An empty body is allowed when optional is set.
 func readJSON(w http.ResponseWriter, r *http.Request, v any, optional bool) error {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", maxBody)
+			return httpjson.Errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", maxBody)
 		}
-		return errorf(http.StatusBadRequest, "reading the request body failed")
+		return httpjson.BadRequest("reading the request body failed")
 	}
-	if len(strings.TrimSpace(string(b))) == 0 {
+	body := strings.TrimSpace(string(b))
+	if body == "" {
 		if optional {
 			return nil
 		}
-		return errorf(http.StatusBadRequest, "request body is empty; send a JSON object")
+		return httpjson.BadRequest("request body is empty; send a JSON object")
 	}
-	if strings.TrimSpace(string(b))[0] != '{' {
-		return errorf(http.StatusBadRequest, "request body must be a JSON object")
+	if body[0] != '{' {
+		return httpjson.BadRequest("request body must be a JSON object")
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
-			return errorf(http.StatusBadRequest, "field %q must be %s", te.Field, te.Type)
+			return httpjson.BadRequest("field %q must be %s", te.Field, te.Type)
 		}
-		return errorf(http.StatusBadRequest, "invalid JSON body")
+		return httpjson.BadRequest("invalid JSON body")
 	}
 	return nil
 }
 
 func (rt *Runtime) getMessages(w http.ResponseWriter, r *http.Request) error {
 	if id := r.URL.Query().Get("sessionId"); id != "" {
-		h, err := rt.History(id)
+		h, err := rt.History(r.Context(), id)
 		if err != nil {
 			return err
 		}
-		httpapi.Write(w, http.StatusOK, h)
+		httpjson.Write(w, http.StatusOK, h)
 		return nil
 	}
-	all, err := rt.AllHistory()
+	all, err := rt.AllHistory(r.Context())
 	if err != nil {
 		return err
 	}
-	httpapi.Write(w, http.StatusOK, all)
+	httpjson.Write(w, http.StatusOK, all)
 	return nil
 }
 
@@ -181,13 +169,13 @@ func (rt *Runtime) postMessage(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if strings.TrimSpace(req.Message) == "" {
-		return errorf(http.StatusBadRequest, "message is required")
+		return httpjson.BadRequest("message is required")
 	}
-	res, err := rt.Send(req.SessionID, req.Message)
+	res, err := rt.Send(r.Context(), req.SessionID, req.Message)
 	if err != nil {
 		return err
 	}
-	httpapi.Write(w, http.StatusOK, res)
+	httpjson.Write(w, http.StatusOK, res)
 	return nil
 }
 
@@ -204,14 +192,14 @@ func (rt *Runtime) postAbort(w http.ResponseWriter, r *http.Request) error {
 		if err := rt.Abort(ctx, req.SessionID); err != nil {
 			return err
 		}
-		httpapi.Write(w, http.StatusOK, map[string]any{"sessionId": req.SessionID, "aborted": true})
+		httpjson.Write(w, http.StatusOK, map[string]any{"sessionId": req.SessionID, "aborted": true})
 		return nil
 	}
 	ids, err := rt.AbortAll(ctx)
 	if err != nil {
 		return err
 	}
-	httpapi.Write(w, http.StatusOK, map[string]any{"aborted": ids})
+	httpjson.Write(w, http.StatusOK, map[string]any{"aborted": ids})
 	return nil
 }
 
@@ -220,10 +208,10 @@ func (rt *Runtime) postPermission(w http.ResponseWriter, r *http.Request) error 
 	if err := readJSON(w, r, &rep, false); err != nil {
 		return err
 	}
-	if err := rt.ReplyPermission(r.PathValue("id"), rep); err != nil {
+	if err := rt.ReplyPermission(r.Context(), r.PathValue("id"), rep); err != nil {
 		return err
 	}
-	httpapi.Write(w, http.StatusOK, PermissionReplied{Replied: true, Reply: rep.Reply})
+	httpjson.Write(w, http.StatusOK, PermissionReplied{Replied: true, Reply: rep.Reply})
 	return nil
 }
 
@@ -235,16 +223,16 @@ func (rt *Runtime) postQuestion(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if len(raw.Answers) == 0 || string(raw.Answers) == "null" {
-		return errorf(http.StatusBadRequest, "answers is missing")
+		return httpjson.BadRequest("answers is missing")
 	}
 	var answers [][]string
 	if err := json.Unmarshal(raw.Answers, &answers); err != nil {
-		return errorf(http.StatusBadRequest, "answers must be an array of arrays of labels")
+		return httpjson.BadRequest("answers must be an array of arrays of labels")
 	}
-	if err := rt.ReplyQuestion(r.PathValue("id"), answers); err != nil {
+	if err := rt.ReplyQuestion(r.Context(), r.PathValue("id"), answers); err != nil {
 		return err
 	}
-	httpapi.Write(w, http.StatusOK, map[string]bool{"replied": true})
+	httpjson.Write(w, http.StatusOK, map[string]bool{"replied": true})
 	return nil
 }
 
@@ -260,57 +248,46 @@ func (rt *Runtime) getEvents(w http.ResponseWriter, r *http.Request) error {
 	if last != "" {
 		n, err := strconv.ParseInt(last, 10, 64)
 		if err != nil || n < 0 {
-			return errorf(http.StatusBadRequest, "Last-Event-ID must be an event id")
+			return httpjson.BadRequest("Last-Event-ID must be an event id")
 		}
 		cursor = n
 	} else {
-		n, err := rt.st.lastEventID()
+		n, err := rt.st.LastEventID(r.Context())
 		if err != nil {
 			return err
 		}
 		cursor = n
 	}
 	sessionID := q.Get("sessionId")
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Connection", "keep-alive")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	if err := rc.Flush(); err != nil {
+	w.Header().Set("Cache-Control", "no-store")
+	s, err := sse.Start(w)
+	if err != nil {
 		return nil
 	}
 	beat := time.NewTicker(rt.cfg.Heartbeat)
 	defer beat.Stop()
 	for {
-		changed := rt.st.wait()
-		evs, err := rt.st.events(cursor, sessionID, 500)
+		changed := rt.eng.Changed()
+		evs, err := rt.st.Events(r.Context(), sessionID, cursor, 500)
 		if err != nil {
-			rt.log.Error("reading events", "err", err)
+			if r.Context().Err() == nil {
+				rt.log.Error("reading events", "err", err)
+			}
 			return nil
 		}
 		for _, e := range evs {
-			if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.ID, e.Type, e.Data); err != nil {
+			if err := s.Event(e.ID, e.Type, e.Data); err != nil {
 				return nil
 			}
 			cursor = e.ID
 		}
-		if len(evs) > 0 {
-			if err := rc.Flush(); err != nil {
-				return nil
-			}
-			if len(evs) == 500 {
-				continue
-			}
+		if len(evs) == 500 {
+			continue
 		}
 		select {
 		case <-changed:
 		case <-beat.C:
-			if _, err := io.WriteString(w, ": ping\n\n"); err != nil {
-				return nil
-			}
-			if err := rc.Flush(); err != nil {
+			if err := s.Comment("ping"); err != nil {
 				return nil
 			}
 		case <-r.Context().Done():

@@ -2,9 +2,11 @@ package coderuntime
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 
 	"github.com/agenthost/agenthost/internal/coding"
+	"github.com/agenthost/agenthost/internal/store"
 	"github.com/agenthost/agenthost/llm"
 )
 
@@ -22,6 +24,14 @@ type MessageInfo struct {
 	Time   *Time    `json:"time,omitempty"`
 	Cost   *float64 `json:"cost,omitempty"`
 	Tokens *Tokens  `json:"tokens,omitempty"`
+	// Error is set on the assistant message of a turn whose model call
+	// failed: the provider's message.
+	Error *MessageError `json:"error,omitempty"`
+}
+
+// MessageError is why a model call failed.
+type MessageError struct {
+	Message string `json:"message"`
 }
 
 // Time is when a message was created and completed, in Unix seconds.
@@ -118,6 +128,17 @@ type SessionStatus struct {
 type Status struct {
 	Busy     bool            `json:"busy"`
 	Sessions []SessionStatus `json:"sessions"`
+	// LastError is the failure of the most recent turn that failed, among
+	// the sessions whose latest turn failed; absent when none did.
+	LastError *TurnError `json:"lastError,omitempty"`
+}
+
+// TurnError is a turn whose model call failed: the provider's message,
+// and when (Unix seconds).
+type TurnError struct {
+	SessionID string `json:"sessionId"`
+	Message   string `json:"message"`
+	Time      int64  `json:"time"`
 }
 
 // SendRequest is the body of POST /control/messages.
@@ -243,6 +264,40 @@ func render(msgs []llm.Message) []Message {
 		}
 	}
 	return out
+}
+
+// renderFailed is the assistant message of a failed model call: what the
+// model wrote before it failed, and the provider's message.
+func renderFailed(m llm.Message, why string) Message {
+	out := render([]llm.Message{m})[0]
+	out.Info.Error = &MessageError{Message: why}
+	return out
+}
+
+// renderHistory renders stored messages, the records of failed model calls
+// among them.
+func renderHistory(rows []store.Message) ([]Message, error) {
+	var msgs []llm.Message
+	failed := map[string]string{} // message id → error
+	for _, r := range rows {
+		var m llm.Message
+		if err := json.Unmarshal(r.Data, &m); err != nil {
+			return nil, fmt.Errorf("session %s: stored message: %w", r.SessionID, err)
+		}
+		if r.Error != "" {
+			failed[m.ID] = r.Error
+		}
+		msgs = append(msgs, m)
+	}
+	out := render(msgs)
+	if len(failed) > 0 {
+		for i := range out {
+			if why, ok := failed[out[i].ID]; ok {
+				out[i].Info.Error = &MessageError{Message: why}
+			}
+		}
+	}
+	return out, nil
 }
 
 // usageOf sums the cost and tokens of every assistant message.

@@ -56,19 +56,34 @@ const (
 type Reply struct {
 	Reply   ReplyKind `json:"reply"`
 	Message string    `json:"message,omitempty"`
+	// Scope says for whom an "always" is remembered: "session" for the
+	// request's session alone (what a session page's reply is), "agent" or
+	// "" for every session of the agent.
+	Scope string `json:"scope,omitempty"`
 }
+
+// The scopes of an "always" reply.
+const (
+	ScopeAgent   = "agent"
+	ScopeSession = "session"
+)
 
 // ErrBadReply is wrapped by Validate's error, which an HTTP layer maps to
 // 400.
 var ErrBadReply = errors.New("reply must be once, always or reject")
 
-// Validate checks the reply kind.
+// Validate checks the reply kind and scope.
 func (r Reply) Validate() error {
 	switch r.Reply {
 	case ReplyOnce, ReplyAlways, ReplyReject:
+	default:
+		return fmt.Errorf("%w, not %q", ErrBadReply, r.Reply)
+	}
+	switch r.Scope {
+	case "", ScopeAgent, ScopeSession:
 		return nil
 	}
-	return fmt.Errorf("%w, not %q", ErrBadReply, r.Reply)
+	return fmt.Errorf("%w: scope must be %q or %q, not %q", ErrBadReply, ScopeAgent, ScopeSession, r.Scope)
 }
 
 // Decision maps the reply onto the agent loop: once and always allow; a
@@ -108,6 +123,13 @@ type ApproverConfig struct {
 	// OnRemember is told the rules an "always" reply added, to persist
 	// them. Optional.
 	OnRemember func(added []Rule)
+	// Session holds what "always" replies of scope "session" remembered
+	// for this session alone; it is consulted after Rules. With nil, such
+	// replies count as "once": nothing is remembered beyond the call.
+	Session *Rules
+	// OnRememberSession is told the rules a session-scoped "always"
+	// added. Optional.
+	OnRememberSession func(added []Rule)
 }
 
 // NewApprover returns the agent.Approver that puts every tool call through
@@ -136,7 +158,7 @@ func NewApprover(cfg ApproverConfig) agent.Approver {
 				req = r
 			}
 		}
-		act, rule := cfg.Rules.Evaluate(req.Permission, req.Patterns...)
+		act, rule := cfg.Rules.EvaluateWith(cfg.Session, req.Permission, req.Patterns...)
 		if act == Allow && req.MustAsk {
 			act = Ask
 		}
@@ -169,7 +191,16 @@ func NewApprover(cfg ApproverConfig) agent.Approver {
 		if err := reply.Validate(); err != nil {
 			return agent.Decision{}, fmt.Errorf("permission %s: %w", p.ID, err)
 		}
-		if reply.Reply == ReplyAlways && !req.MustAsk {
+		switch {
+		case reply.Reply != ReplyAlways || req.MustAsk:
+		case reply.Scope == ScopeSession && cfg.Session != nil:
+			added := cfg.Session.Remember(req.Permission, req.Patterns...)
+			if cfg.OnRememberSession != nil && len(added) > 0 {
+				cfg.OnRememberSession(added)
+			}
+		case reply.Scope == ScopeSession:
+			// Nowhere to keep it for the session alone: it stays "once".
+		default:
 			added := cfg.Rules.Remember(req.Permission, req.Patterns...)
 			if cfg.OnRemember != nil && len(added) > 0 {
 				cfg.OnRemember(added)

@@ -276,6 +276,9 @@ func TestReply(t *testing.T) {
 		{Reply{Reply: ReplyReject}, true, agent.Decision{}},
 		{Reply{Reply: "sometimes"}, false, agent.Decision{}},
 		{Reply{}, false, agent.Decision{}},
+		{Reply{Reply: ReplyAlways, Scope: ScopeSession}, true, agent.Decision{Allow: true}},
+		{Reply{Reply: ReplyAlways, Scope: ScopeAgent}, true, agent.Decision{Allow: true}},
+		{Reply{Reply: ReplyAlways, Scope: "everyone"}, false, agent.Decision{}},
 	}
 	for _, tc := range tests {
 		err := tc.reply.Validate()

@@ -36,18 +36,27 @@ type readArgs struct {
 func readTool(w *Workspace, _ Options) agent.Tool {
 	return newTool("read", "Read a text file of the workspace. Lines are numbered from 1 (number, tab, text); use offset and limit to page through large files.",
 		func(ctx context.Context, a readArgs) (string, error) { return w.read(a) },
-		func(_ context.Context, a readArgs) (Request, error) {
-			return pathRequest(w, "read", a.Path)
+		func(ctx context.Context, a readArgs) (Request, error) {
+			return pathRequest(ctx, w, "read", a.Path)
 		})
 }
 
-// pathRequest is the request of a tool that acts on one path.
-func pathRequest(w *Workspace, permission, p string) (Request, error) {
+// pathRequest is the request of a tool that acts on one path. A path in
+// another session's private folder always asks, and says that only the
+// organization may approve it.
+func pathRequest(ctx context.Context, w *Workspace, permission, p string) (Request, error) {
 	rel, err := w.Resolve(p)
 	if err != nil {
 		return Request{}, err
 	}
-	return Request{Permission: permission, Patterns: []string{rel}, Metadata: map[string]any{"filepath": rel}}, nil
+	req := Request{Permission: permission, Patterns: []string{rel}, Metadata: map[string]any{"filepath": rel}}
+	if other := w.otherSession(ctx, rel); other != "" {
+		req.MustAsk = true
+		req.Metadata["organization"] = true
+		req.Metadata["session"] = other
+		req.Metadata["description"] = "another session's private files (its uploads): only the organization can approve this"
+	}
+	return req, nil
 }
 
 func (w *Workspace) read(a readArgs) (string, error) {
@@ -207,8 +216,8 @@ type writeArgs struct {
 func writeTool(w *Workspace) agent.Tool {
 	return newTool("write", "Create a file or replace its whole content. Parent directories are created. Prefer edit for changes to existing files.",
 		func(ctx context.Context, a writeArgs) (string, error) { return w.write(a) },
-		func(_ context.Context, a writeArgs) (Request, error) {
-			req, err := pathRequest(w, "write", a.Path)
+		func(ctx context.Context, a writeArgs) (Request, error) {
+			req, err := pathRequest(ctx, w, "write", a.Path)
 			if err != nil {
 				return req, err
 			}
@@ -300,8 +309,8 @@ type editArgs struct {
 func editTool(w *Workspace) agent.Tool {
 	return newTool("edit", "Replace an exact string in a file. old_string must match the file exactly (read the file first) and be unique unless replace_all is set; an empty old_string creates a new file with new_string.",
 		func(ctx context.Context, a editArgs) (string, error) { return w.edit(a) },
-		func(_ context.Context, a editArgs) (Request, error) {
-			req, err := pathRequest(w, "edit", a.Path)
+		func(ctx context.Context, a editArgs) (Request, error) {
+			req, err := pathRequest(ctx, w, "edit", a.Path)
 			if err != nil {
 				return req, err
 			}
@@ -407,7 +416,7 @@ var skipDirs = map[string]bool{".git": true, "node_modules": true, ".hg": true, 
 func listTool(w *Workspace, _ Options) agent.Tool {
 	return newTool("list", "List a directory of the workspace. Directories end with /; use depth to see more levels.",
 		func(ctx context.Context, a listArgs) (string, error) { return w.list(ctx, a) },
-		func(_ context.Context, a listArgs) (Request, error) { return pathRequest(w, "list", a.Path) })
+		func(ctx context.Context, a listArgs) (Request, error) { return pathRequest(ctx, w, "list", a.Path) })
 }
 
 func (w *Workspace) list(ctx context.Context, a listArgs) (string, error) {
@@ -445,6 +454,9 @@ func (w *Workspace) list(ctx context.Context, a listArgs) (string, error) {
 			}
 			if n == listMaxEntries {
 				return errStop
+			}
+			if e.IsDir() && w.hidden(ctx, rel, path.Join(dir, e.Name())) {
+				continue
 			}
 			n++
 			name := e.Name()

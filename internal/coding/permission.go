@@ -74,20 +74,40 @@ func NewRules(rules ...Rule) (*Rules, error) {
 	return &Rules{rules: append(DefaultRules(), rules...)}, nil
 }
 
+// NewSessionRules returns the rules of one session: no defaults, only
+// what "always" replies remembered for that session (remembered, from an
+// earlier run, then Remember). They are consulted after the agent's rules
+// (Rules.EvaluateWith).
+func NewSessionRules(remembered ...Rule) *Rules {
+	return &Rules{remembered: slices.Clone(remembered)}
+}
+
 // Evaluate returns the action for a call of permission on patterns and the
 // rule that decided it (zero when none matched, which means Ask). With
 // several patterns the strictest outcome wins: one denied pattern denies
 // the call, one pattern needing approval needs approval.
 func (r *Rules) Evaluate(permission string, patterns ...string) (Action, Rule) {
+	return r.EvaluateWith(nil, permission, patterns...)
+}
+
+// EvaluateWith is Evaluate with also's remembered rules (a session's)
+// after r's own.
+func (r *Rules) EvaluateWith(also *Rules, permission string, patterns ...string) (Action, Rule) {
 	r.mu.RLock()
-	defer r.mu.RUnlock()
+	lists := [][]Rule{r.rules, r.remembered}
+	r.mu.RUnlock()
+	if also != nil {
+		also.mu.RLock()
+		lists = append(lists, also.remembered)
+		also.mu.RUnlock()
+	}
 	if len(patterns) == 0 {
 		patterns = []string{""}
 	}
 	worst, why := Allow, Rule{}
 	for _, p := range patterns {
 		act, rule := Ask, Rule{}
-		for _, list := range [][]Rule{r.rules, r.remembered} {
+		for _, list := range lists {
 			for _, ru := range list {
 				if wildcardMatch(ru.Permission, permission) && wildcardMatch(ru.Pattern, p) {
 					act, rule = ru.Action, ru

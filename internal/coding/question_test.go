@@ -146,7 +146,7 @@ func TestWireShapes(t *testing.T) {
 		t.Errorf("permission JSON\n%s\nwant\n%s", b, want)
 	}
 	var r Reply
-	if err := json.Unmarshal([]byte(`{"reply":"reject","message":"not now"}`), &r); err != nil || r != (Reply{ReplyReject, "not now"}) {
+	if err := json.Unmarshal([]byte(`{"reply":"reject","message":"not now"}`), &r); err != nil || r != (Reply{Reply: ReplyReject, Message: "not now"}) {
 		t.Errorf("reply = %+v, %v", r, err)
 	}
 	q := PendingQuestion{ID: "q_abc123", Questions: []agent.Question{{Question: "Q?", Header: "H", Options: []agent.AnswerOption{{Label: "A", Description: "d"}}}}}

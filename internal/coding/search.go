@@ -189,8 +189,8 @@ type globArgs struct {
 func globTool(w *Workspace, _ Options) agent.Tool {
 	return newTool("glob", "Find files by name pattern, e.g. **/*.go or src/**/*.{ts,tsx}. Returns workspace-relative paths, newest first unless sort is name.",
 		func(ctx context.Context, a globArgs) (string, error) { return w.glob(ctx, a) },
-		func(_ context.Context, a globArgs) (Request, error) {
-			req, err := pathRequest(w, "glob", a.Path)
+		func(ctx context.Context, a globArgs) (Request, error) {
+			req, err := pathRequest(ctx, w, "glob", a.Path)
 			if err == nil {
 				req.Metadata["pattern"] = a.Pattern
 			}
@@ -232,7 +232,7 @@ func (w *Workspace) glob(ctx context.Context, a globArgs) (string, error) {
 		}
 		rel := relTo(base, p)
 		if d.IsDir() {
-			if rel != "." && (skipDirs[d.Name()] && !g.mentions(d.Name()) || !g.mayContain(rel)) {
+			if rel != "." && (skipDirs[d.Name()] && !g.mentions(d.Name()) || !g.mayContain(rel) || w.hidden(ctx, base, p)) {
 				return fs.SkipDir
 			}
 			return nil
@@ -280,8 +280,8 @@ type grepArgs struct {
 func grepTool(w *Workspace, _ Options) agent.Tool {
 	return newTool("grep", "Search file contents with a regular expression. Prints path:line:text for each matching line, in path order; binary files and .git are skipped.",
 		func(ctx context.Context, a grepArgs) (string, error) { return w.grep(ctx, a) },
-		func(_ context.Context, a grepArgs) (Request, error) {
-			req, err := pathRequest(w, "grep", a.Path)
+		func(ctx context.Context, a grepArgs) (Request, error) {
+			req, err := pathRequest(ctx, w, "grep", a.Path)
 			if err == nil {
 				req.Metadata["pattern"] = a.Pattern
 			}
@@ -342,7 +342,7 @@ func (w *Workspace) grep(ctx context.Context, a grepArgs) (string, error) {
 			return cerr
 		}
 		if d.IsDir() {
-			if p != base && skipDirs[d.Name()] {
+			if p != base && (skipDirs[d.Name()] || w.hidden(ctx, base, p)) {
 				return fs.SkipDir
 			}
 			return nil

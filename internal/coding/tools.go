@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -69,6 +70,14 @@ type Options struct {
 	FetchLimit int64
 	// NoQuestion leaves out the question tool, for runs with nobody to ask.
 	NoQuestion bool
+	// Private is a directory of the workspace (slash-separated, relative)
+	// whose subdirectories belong to sessions, one each, named by the
+	// session id (the session pages' uploads). A session's file tools
+	// act in another session's subdirectory only with a person's approval
+	// that the permission marks as the organization's to give
+	// (metadata "organization": true), and list, glob and grep leave those
+	// subdirectories out of what they walk.
+	Private string
 }
 
 func (o Options) withDefaults() Options {
@@ -101,6 +110,10 @@ func Tools(root string, opts Options) ([]agent.Tool, error) {
 	}
 	opts = opts.withDefaults()
 	w.disk = newDiskGuard(w.real, opts.DiskLimit, opts.DiskCheckInterval)
+	w.private = strings.Trim(filepath.ToSlash(filepath.Clean(opts.Private)), "/")
+	if w.private == "." {
+		w.private = ""
+	}
 	tools := []agent.Tool{
 		readTool(w, opts),
 		writeTool(w),

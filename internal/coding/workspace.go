@@ -1,6 +1,7 @@
 package coding
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -21,9 +22,34 @@ var ErrOutsideWorkspace = errors.New("path is outside the workspace")
 // themselves go through os.Root, so a symlink swapped in between the check
 // and the use still cannot escape.
 type Workspace struct {
-	root string // absolute, as given (cleaned)
-	real string // root with its own symlinks resolved
-	disk *diskGuard
+	root    string // absolute, as given (cleaned)
+	real    string // root with its own symlinks resolved
+	disk    *diskGuard
+	private string // Options.Private, "" for none
+}
+
+// otherSession returns the session whose private subdirectory holds rel
+// (a resolved path), when that is not ctx's session; "" otherwise.
+func (w *Workspace) otherSession(ctx context.Context, rel string) string {
+	if w.private == "" {
+		return ""
+	}
+	rest, ok := strings.CutPrefix(rel, w.private+"/")
+	if !ok {
+		return ""
+	}
+	owner, _, _ := strings.Cut(rest, "/")
+	if owner == "" || owner == SessionFrom(ctx) {
+		return ""
+	}
+	return owner
+}
+
+// hidden reports whether a walk from base (a resolved path) leaves p out:
+// another session's private subdirectory, unless the walk started in it
+// (which took the organization's approval).
+func (w *Workspace) hidden(ctx context.Context, base, p string) bool {
+	return w.otherSession(ctx, p) != "" && w.otherSession(ctx, base) == ""
 }
 
 // OpenWorkspace checks that root is a directory and remembers both its

@@ -90,7 +90,12 @@ func TestSessionCapabilities(t *testing.T) {
 		t.Fatalf("page: %d %v", resp.StatusCode, resp.Header)
 	}
 	for _, bad := range []string{strings.Replace(urlA, sidA, sidB, 1), strings.TrimSuffix(urlA, urlA[len(urlA)-3:]) + "xyz"} {
-		if resp, _ := http.Get(bad); resp.StatusCode != 404 {
+		resp, err := http.Get(bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close() // an unread, unclosed body holds its connection (goleak finds it)
+		if resp.StatusCode != 404 {
 			t.Fatalf("page with a capability of another session: %d", resp.StatusCode)
 		}
 	}

@@ -10,14 +10,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/agenthost/agenthost/internal/ids"
 	"github.com/agenthost/agenthost/internal/platform"
 	"github.com/agenthost/agenthost/internal/platform/auth"
-	"github.com/agenthost/agenthost/internal/platform/ids"
 	"github.com/agenthost/agenthost/internal/platform/platformtest"
 	"github.com/agenthost/agenthost/internal/platform/store/postgres/pgtest"
 	"github.com/agenthost/agenthost/internal/runtime/process"
@@ -31,25 +30,8 @@ type platformProc struct {
 	port    int
 	url     string
 	cmd     *exec.Cmd
-	logs    *syncBuffer
+	logs    *platformtest.Buffer
 	dataDir string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func freePort(t *testing.T) int {
@@ -68,7 +50,7 @@ func freePort(t *testing.T) int {
 func newPlatformProc(t *testing.T, pg bool, runtimeCommand string) (*platformProc, string) {
 	t.Helper()
 	dir := dataDir(t)
-	p := &platformProc{t: t, port: freePort(t), dataDir: dir, logs: &syncBuffer{}}
+	p := &platformProc{t: t, port: freePort(t), dataDir: dir, logs: &platformtest.Buffer{}}
 	p.url = fmt.Sprintf("http://127.0.0.1:%d", p.port)
 	rp := ports()
 	p.args = []string{"platform", "--host", "127.0.0.1", "--port", fmt.Sprint(p.port), "--data", dir,
@@ -165,10 +147,20 @@ func TestKillPlatformMidProvisioning(t *testing.T) {
 			}
 			return false
 		})
-		time.Sleep(300 * time.Millisecond) // the runtime is starting
+		// The runtime process is up (it answers /health a second later).
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := p.logs.WaitFor(ctx, "runtime started"); err != nil {
+			t.Fatalf("%v\n%s", err, p.logs)
+		}
 		p.kill()
 
 		p.start()
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("platform logs:\n%s", p.logs)
+			}
+		})
 		var st map[string]any
 		eventually(t, "the agent RUNNING after the restart", func() bool {
 			st = c.get("/api/v1/agents/" + id)

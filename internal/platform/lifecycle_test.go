@@ -3,7 +3,6 @@ package platform_test
 import (
 	"context"
 	"net/http"
-	goruntime "runtime"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/agenthost/agenthost/internal/platform/store"
 	"github.com/agenthost/agenthost/internal/runtime"
 	"github.com/agenthost/agenthost/internal/runtime/runtimetest"
+	"go.uber.org/goleak"
 )
 
 // TestLifecycle walks an agent through create, stop, start, restart and
@@ -203,15 +203,32 @@ func TestCrashRestart(t *testing.T) {
 }
 
 // TestStopDuringBackoff: stopping an agent whose runtime crashed cancels
-// the pending restart.
+// the pending restart. The backoff's clock is the test's: it fires the
+// timer once the agent is stopped, instead of sleeping past it.
 func TestStopDuringBackoff(t *testing.T) {
-	r := newRig(t, false, agents.Config{Restart: agents.RestartPolicy{Attempts: 5, Backoff: 3 * time.Second}},
+	timers := make(chan chan time.Time, 4)
+	after := func(time.Duration) <-chan time.Time {
+		ch := make(chan time.Time, 1)
+		timers <- ch
+		return ch
+	}
+	r := newRig(t, false, agents.Config{Restart: agents.RestartPolicy{Attempts: 5, Backoff: time.Hour}, After: after},
 		"-exit-code", "1", "-exit-after", "500ms")
 	c := r.env.Client(r.env.Token(t, "acme"))
 	id := c.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "a"}).Want(t, 200)["agentId"].(string)
-	eventually(t, "the crash", func() bool { return strings.Contains(r.env.Logs.String(), "runtime exited unexpectedly") })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var backoff chan time.Time
+	select { // the supervisor waits out its backoff
+	case backoff = <-timers:
+	case <-ctx.Done():
+		t.Fatalf("no restart backoff after the crash:\n%s", r.env.Logs)
+	}
 	c.Do(t, "POST", "/api/v1/agents/"+id+"/stop", nil).Want(t, 200)
-	time.Sleep(4 * time.Second)
+	backoff <- time.Now()
+	if err := r.env.Logs.WaitFor(ctx, "runtime not restarted"); err != nil {
+		t.Fatal(err)
+	}
 	if s := status(t, c, id); s["status"] != "STOPPED" {
 		t.Fatalf("after the backoff: %v", s)
 	}
@@ -319,8 +336,10 @@ func TestReconcile(t *testing.T) {
 }
 
 // TestNoGoroutineLeak: after a full lifecycle and Shutdown, no goroutine
-// of the platform or the driver is left.
+// is left that was not there before (goleak waits a little for those on
+// their way out, without a fixed sleep).
 func TestNoGoroutineLeak(t *testing.T) {
+	before := goleak.IgnoreCurrent()
 	t.Run("lifecycle", func(t *testing.T) {
 		r := newRig(t, false, agents.Config{})
 		c := r.env.Client(r.env.Token(t, "acme"))
@@ -330,25 +349,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 		c.Do(t, "DELETE", "/api/v1/agents/"+id, nil).Want(t, 200)
 	})
 	http.DefaultClient.CloseIdleConnections()
-	var leaked string
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		buf := make([]byte, 1<<20)
-		leaked = ""
-		for _, g := range strings.Split(string(buf[:goruntime.Stack(buf, true)]), "\n\n") {
-			if strings.Contains(g, "agenthost/internal/platform/") && !strings.Contains(g, "TestNoGoroutineLeak") ||
-				strings.Contains(g, "agenthost/internal/runtime/process") {
-				leaked += g + "\n\n"
-			}
-		}
-		if leaked == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("goroutines left after shutdown:\n%s", leaked)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	goleak.VerifyNone(t, before)
 }
 
 // TestOtherNode: a replica does not stop a runtime another replica runs.

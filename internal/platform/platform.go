@@ -6,8 +6,7 @@
 //	secrets/  the master key, AES-256-GCM at rest, agents' environments
 //	auth/     API tokens
 //	agents/   provisioning, supervision and reconciliation of runtimes
-//	api/      the /api/v1 HTTP server
-//	httpapi/  JSON reading and writing shared by the handlers
+//	api/      the /api/v1 HTTP server (JSON through internal/httpjson)
 //
 // The lifecycle is New → Serve → Shutdown, like the other agenthost
 // servers; tests run it in-process on 127.0.0.1:0.
@@ -27,11 +26,11 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/internal/coderuntime"
+	"github.com/agenthost/agenthost/internal/ids"
 	"github.com/agenthost/agenthost/internal/platform/agents"
 	"github.com/agenthost/agenthost/internal/platform/api"
 	"github.com/agenthost/agenthost/internal/platform/auth"
 	"github.com/agenthost/agenthost/internal/platform/capability"
-	"github.com/agenthost/agenthost/internal/platform/ids"
 	"github.com/agenthost/agenthost/internal/platform/secrets"
 	"github.com/agenthost/agenthost/internal/platform/store"
 	"github.com/agenthost/agenthost/internal/platform/store/postgres"
@@ -378,11 +377,31 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// codingClient is the coding runtime's client with Prompt reporting the
-// id of the message it sent.
+// codingClient is the coding runtime's client as the platform's
+// agents.RuntimeClient.
 type codingClient struct{ *coderuntime.Client }
 
-// Prompt implements agents.RuntimeClient.
+var _ agents.RuntimeClient = codingClient{}
+
+// Status implements agents.RuntimeClient: the runtime's status, each
+// session's busy included.
+func (c codingClient) Status(ctx context.Context) (agents.RuntimeStatus, error) {
+	st, err := c.RuntimeStatus(ctx)
+	if err != nil {
+		return agents.RuntimeStatus{}, err
+	}
+	out := agents.RuntimeStatus{Busy: st.Busy, Sessions: make([]agents.Session, len(st.Sessions))}
+	for i, s := range st.Sessions {
+		out.Sessions[i] = agents.Session{ID: s.ID, Title: s.Title, Busy: s.Busy}
+	}
+	if e := st.LastError; e != nil {
+		out.LastError = &agents.TurnError{SessionID: e.SessionID, Message: e.Message, Time: time.Unix(e.Time, 0).UTC()}
+	}
+	return out, nil
+}
+
+// Prompt implements agents.RuntimeClient, reporting the id of the message
+// it sent.
 func (c codingClient) Prompt(ctx context.Context, sessionID, text string) (agents.Session, error) {
 	res, err := c.Send(ctx, sessionID, text)
 	if err != nil {

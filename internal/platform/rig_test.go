@@ -19,11 +19,21 @@ import (
 	"github.com/agenthost/agenthost/internal/runtime"
 	"github.com/agenthost/agenthost/internal/runtime/process"
 	"github.com/agenthost/agenthost/internal/runtime/runtimetest"
+	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
 	code := runtimetest.Main(m)
 	platformtest.Cleanup()
+	if code == 0 {
+		// Nothing a test started may outlive it. Idle keep-alive
+		// connections of the shared transport are a cache, not a leak.
+		http.DefaultClient.CloseIdleConnections()
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines left after the tests:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 

@@ -71,7 +71,12 @@ func (b *box) start(ctx context.Context) (err error) {
 			return fmt.Errorf("sandbox: %w", err)
 		}
 	}
-	cmd := exec.Command(b.m.bwrap, b.m.bwrapArgs([3]int{4, 5, 6})...)
+	own, err := b.m.privateDir(b.session)
+	if err != nil {
+		parent.Close()
+		return err
+	}
+	cmd := exec.Command(b.m.bwrap, b.m.bwrapArgs([3]int{4, 5, 6}, b.session, own)...)
 	cmd.ExtraFiles = files
 	cmd.Env = b.m.env
 	cmd.Stdout, cmd.Stderr = b.stderr, b.stderr

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -115,8 +116,9 @@ func namespaceArgs(f features) []string {
 }
 
 // bwrapArgs returns bwrap's arguments for a sandbox; dataFD are the
-// descriptors (in the child) of passwd, group and hosts.
-func (m *Manager) bwrapArgs(dataFD [3]int) []string {
+// descriptors (in the child) of passwd, group and hosts; own is the
+// session's private directory on the host ("" for none).
+func (m *Manager) bwrapArgs(dataFD [3]int, session, own string) []string {
 	f := bwrapFeatures(m.bwrap)
 	a := namespaceArgs(f)
 	a = append(a, "--ro-bind", "/usr", "/usr")
@@ -143,6 +145,21 @@ func (m *Manager) bwrapArgs(dataFD [3]int) []string {
 	)
 	for _, h := range m.hide {
 		a = append(a, "--tmpfs", h, "--remount-ro", h)
+	}
+	if m.private != "" {
+		// The top-level ancestor read-only (it cannot be renamed either:
+		// it is a mount point), the private directory covered, and the
+		// session's own part of it shown again.
+		top, _, _ := strings.Cut(m.private, "/")
+		if top != m.private {
+			a = append(a, "--ro-bind", filepath.Join(m.workspace, top), path.Join(Workspace, top))
+		}
+		dir := path.Join(Workspace, m.private)
+		a = append(a, "--tmpfs", dir)
+		if own != "" {
+			a = append(a, "--bind", own, path.Join(dir, session))
+		}
+		a = append(a, "--remount-ro", dir)
 	}
 	if f.size {
 		a = append(a, "--size", itoa(uint64(m.cfg.DiskLimit)))
@@ -265,6 +282,50 @@ func Pass(getenv func(string) string, names []string) []string {
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
 
 // realDir resolves dir to an absolute path without symlinks.
+// privateDir makes the private directory and the session's part of it on
+// the host, and returns the latter ("" when there is no private directory
+// or the session id cannot name a directory). Every directory on the way
+// must be a plain directory in the workspace: a symlink is refused, so a
+// command cannot redirect what a sandbox shows.
+func (m *Manager) privateDir(session string) (string, error) {
+	if m.private == "" {
+		return "", nil
+	}
+	own := m.private
+	if validSession(session) {
+		own = path.Join(m.private, session)
+	}
+	root, err := os.OpenRoot(m.workspace)
+	if err != nil {
+		return "", fmt.Errorf("sandbox: %w", err)
+	}
+	defer root.Close()
+	if err := root.MkdirAll(own, 0o755); err != nil {
+		return "", fmt.Errorf("sandbox: the sessions' private directory %s: %w", m.private, err)
+	}
+	host := filepath.Join(m.workspace, filepath.FromSlash(own))
+	if real, err := filepath.EvalSymlinks(host); err != nil || real != host {
+		return "", fmt.Errorf("sandbox: the sessions' private directory %s is not a plain directory of the workspace (a symlink?); sessions cannot be kept apart", own)
+	}
+	if own == m.private {
+		return "", nil
+	}
+	return host, nil
+}
+
+// validSession reports whether a session id can name a directory.
+func validSession(s string) bool {
+	if s == "" || s == "." || s == ".." || len(s) > 128 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 func realDir(dir string) (string, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {

@@ -84,6 +84,14 @@ type Config struct {
 	// see (a data directory kept in the workspace); each is covered by an
 	// empty read-only directory.
 	Hide []string
+	// Private is a directory of the workspace (relative, slash-separated,
+	// such as "uploads/sessions") whose subdirectories belong to sessions,
+	// one each, named by the session: a session's sandbox shows its own
+	// subdirectory, read-write, and nothing of the others'. The private
+	// directory's top-level ancestor in the workspace ("uploads") is
+	// read-only in every sandbox, so no command can move the private
+	// files out from under the cover.
+	Private string
 	// ToolEnv are NAME=value pairs added to the commands' environment
 	// (the variables AGENTHOST_TOOL_ENV names).
 	ToolEnv []string
@@ -146,6 +154,7 @@ type Manager struct {
 	bwrap     string
 	env       []string
 	hide      []string // paths inside the sandbox
+	private   string   // Config.Private, cleaned; "" for none
 
 	mu     sync.Mutex
 	boxes  map[string]*box
@@ -205,7 +214,13 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.ProxySocket != "" {
 		env = append(env, proxyEnv...)
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger, workspace: ws, binary: bin, bwrap: bwrap, env: env, hide: hide,
+	private := path.Clean(cfg.Private)
+	if cfg.Private == "" || private == "." {
+		private = ""
+	} else if !filepath.IsLocal(private) {
+		return nil, fmt.Errorf("sandbox: private directory %q is not inside the workspace", cfg.Private)
+	}
+	m := &Manager{cfg: cfg, log: cfg.Logger, workspace: ws, binary: bin, bwrap: bwrap, env: env, hide: hide, private: private,
 		boxes: map[string]*box{}, notes: map[string]string{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go m.sweeper()
 	return m, nil

@@ -630,3 +630,61 @@ func BenchmarkProbe(b *testing.B) {
 		}
 	}
 }
+
+// TestPrivate: a session's sandbox shows its own private folder and none
+// of the others' — also not after the session tried to move the private
+// directory out from under the cover and restarted its sandbox — and a
+// symlink where the private directory should be fails closed.
+func TestPrivate(t *testing.T) {
+	ws := t.TempDir()
+	m := newManager(t, Config{Workspace: ws, Private: "uploads/sessions"})
+	for _, f := range []string{"uploads/sessions/b/secret.txt", "uploads/shared.txt"} {
+		p := filepath.Join(ws, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("canary-"+filepath.Base(f)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out := mustRun(t, m, "a", "echo mine > /workspace/uploads/sessions/a/note.txt; ls /workspace/uploads/sessions; cat /workspace/uploads/shared.txt"); out != "a\ncanary-shared.txt" {
+		t.Errorf("session a sees: %q", out)
+	}
+	if b, err := os.ReadFile(filepath.Join(ws, "uploads/sessions/a/note.txt")); err != nil || string(b) != "mine\n" {
+		t.Errorf("a's own folder is not the host's: %q %v", b, err)
+	}
+	attempts := []string{
+		"cat /workspace/uploads/sessions/b/secret.txt",
+		"mv /workspace/uploads /workspace/moved",
+		"mv /workspace/uploads/sessions /workspace/uploads/x",
+		"touch /workspace/uploads/new.txt",
+		"ln -s /workspace/uploads/sessions/b /workspace/uploads/sessions/a/b && cat /workspace/uploads/sessions/a/b/secret.txt",
+	}
+	for _, a := range attempts {
+		if out, res, _ := run(t, m, "a", a); res.Code == 0 {
+			t.Errorf("%s succeeded in session a: %q", a, out)
+		}
+	}
+	mustRun(t, m, "a", "rm -rf /workspace/uploads/sessions/b")
+	if _, err := os.Stat(filepath.Join(ws, "uploads/sessions/b/secret.txt")); err != nil {
+		t.Errorf("session a removed b's file: %v", err)
+	}
+	m.CloseSession("a")
+	if out := mustRun(t, m, "a", "cat /workspace/moved/sessions/b/secret.txt /workspace/uploads/x/b/secret.txt 2>/dev/null; ls /workspace/uploads/sessions"); strings.Contains(out, "canary") || out != "a\n" {
+		t.Errorf("after a restart, session a sees: %q", out)
+	}
+	if out := mustRun(t, m, "b", "cat /workspace/uploads/sessions/b/secret.txt"); out != "canary-secret.txt" {
+		t.Errorf("session b's own file: %q", out)
+	}
+
+	// A symlink on the way refuses the sandbox rather than show the wrong
+	// thing.
+	ws2 := t.TempDir()
+	if err := os.Symlink(t.TempDir(), filepath.Join(ws2, "uploads")); err != nil {
+		t.Fatal(err)
+	}
+	m2 := newManager(t, Config{Workspace: ws2, Private: "uploads/sessions"})
+	if _, _, err := run(t, m2, "a", "true"); err == nil {
+		t.Error("a sandbox started with uploads/ a symlink")
+	}
+}

@@ -55,6 +55,11 @@ type Session struct {
 	// is in progress (running sessions never expire).
 	Expires  time.Time
 	Duration time.Duration
+	// Title names the session ("" until it is named).
+	Title string
+	// Error is why the latest turn failed (the model provider's message),
+	// "" when it did not.
+	Error string
 }
 
 // Event is one entry of a session's log: a server frame as sent to clients.
@@ -74,8 +79,10 @@ type ListOptions struct {
 	// anonymous ones) unless All is set.
 	Owner string
 	All   bool
-	// Limit bounds the result (newest first); 0 means 1000.
+	// Limit bounds the result; 0 means 1000, a negative limit none.
 	Limit int
+	// OldestFirst lists in creation order instead of newest first.
+	OldestFirst bool
 }
 
 // Store persists sessions and their event logs. Every method returns only
@@ -92,20 +99,41 @@ type Store interface {
 	// removed: such an id stays reserved, so nobody can start a new
 	// session under it.
 	GetSession(ctx context.Context, id string) (Session, error)
-	// ListSessions returns sessions newest first.
+	// ListSessions returns sessions newest first (or oldest first).
 	ListSessions(ctx context.Context, opts ListOptions) ([]Session, error)
 	// AppendEvents appends evs (SessionID, Type, Data, Created set) in
 	// order, atomically, and returns them with their ids.
 	AppendEvents(ctx context.Context, evs []Event) ([]Event, error)
 	// Events returns a session's events with ids greater than after, oldest
-	// first, at most limit of them (0 means all).
+	// first, at most limit of them (0 means all); every session's when
+	// sessionID is "".
 	Events(ctx context.Context, sessionID string, after int64, limit int) ([]Event, error)
+	// LastEventID is the highest event id (0 for none).
+	LastEventID(ctx context.Context) (int64, error)
+	// PruneEvents keeps the newest keep events of the whole log.
+	PruneEvents(ctx context.Context, keep int) error
+	// Apply commits c atomically (see Change) and returns its events with
+	// their ids.
+	Apply(ctx context.Context, c Change) ([]Event, error)
+	// Messages returns a session's messages in order.
+	Messages(ctx context.Context, sessionID string) ([]Message, error)
+	// Inputs returns the inputs in state, of every session, in the order
+	// they were accepted.
+	Inputs(ctx context.Context, state InputState) ([]Input, error)
+	// Request returns one request of a kind; ErrNoRequest if there is none.
+	Request(ctx context.Context, kind, id string) (Request, error)
+	// Requests returns the requests of a kind ("" for every kind) in
+	// state, oldest first.
+	Requests(ctx context.Context, kind, state string) ([]Request, error)
+	// Grants returns the remembered approvals of the given scopes (every
+	// one when none is given), in the order granted.
+	Grants(ctx context.Context, scopes ...string) ([]Grant, error)
 	// InterruptRunning marks every session still running or waiting for an
 	// approval as interrupted, expiring at expires; a host calls it at
 	// start-up, when no run of its own can be in progress.
 	InterruptRunning(ctx context.Context, now, expires time.Time) (int, error)
 	// DeleteExpired deletes finished sessions whose Expires is at or
-	// before now, with their events, and remembers their ids (see
+	// before now, with their events and records, and remembers their ids (see
 	// GetSession) for ExpiredIDRetention. Running sessions are never
 	// deleted.
 	DeleteExpired(ctx context.Context, now time.Time) (int, error)

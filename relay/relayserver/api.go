@@ -19,12 +19,14 @@ func (s *Server) routes() {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /ws/announce", s.handleAnnounce)
 	m.HandleFunc("GET /ws/input", s.handleInput)
-	m.HandleFunc("GET /api/relay/agents/{address}", s.handleLookup)
-	m.HandleFunc("GET /api/agents/{address}", s.handleLookup)
-	m.HandleFunc("GET /api/agents", s.handleSearch)
-	m.HandleFunc("GET /api/relay/agents", s.handleSearch)
-	m.HandleFunc("GET /health", s.handleHealth)
-	m.HandleFunc("GET /metrics", s.handleMetrics)
+	lookup, search := s.metrics.timed("lookup", s.handleLookup), s.metrics.timed("search", s.handleSearch)
+	m.HandleFunc("GET /api/relay/agents/{address}", lookup)
+	m.HandleFunc("GET /api/agents/{address}", lookup)
+	m.HandleFunc("GET /api/agents", search)
+	m.HandleFunc("GET /api/relay/agents", search)
+	m.HandleFunc("GET /health", s.metrics.timed("health", s.handleHealth))
+	m.HandleFunc("GET /ready", s.metrics.timed("ready", s.handleReady))
+	m.Handle("GET /metrics", s.metrics.timed("metrics", s.metrics.handler().ServeHTTP))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found"})
 	})
@@ -94,7 +96,13 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	s.metrics.write(w)
+// handleReady answers 200 while the relay takes connections, 503 once its
+// shutdown has begun. It has no start-up work to wait for: everything it
+// knows is in memory, and agents announce again when they reconnect.
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	if s.shuttingDown() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting_down"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }

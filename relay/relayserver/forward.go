@@ -178,6 +178,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, kind string) (p 
 	}
 	ws.SetReadLimit(s.cfg.MaxFrameSize)
 	s.metrics.connections.inc(kind)
+	begin := time.Now()
 	p = newPeer(ws, &s.cfg, s.now())
 	s.addPeer(p)
 	go p.writeLoop(s.ctx)
@@ -186,6 +187,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, kind string) (p 
 		<-p.done
 		s.removePeer(p)
 		s.limits.release(ip)
+		s.metrics.connectionSeconds.WithLabelValues(kind).Observe(time.Since(begin).Seconds())
 		s.conns.Done()
 	}, true
 }
@@ -209,7 +211,13 @@ func (s *Server) handleAnnounce(w http.ResponseWriter, r *http.Request) {
 	ac.frames.b = newBucket(s.cfg.AgentFrameRate, s.cfg.AgentFrameBurst, s.now())
 	defer func() {
 		addr := ac.address()
-		ac.end(fmt.Sprintf("agent %s disconnected from the relay", addr))
+		msg := fmt.Sprintf("agent %s disconnected from the relay", addr)
+		if s.shuttingDown() {
+			// The agent went because the relay is going: its clients are
+			// told that, whichever of them shutdown reaches first.
+			msg = "relay shutting down"
+		}
+		ac.end(msg)
 		if addr != "" {
 			s.log.Info("relay: agent disconnected", "agent", addr)
 		}
@@ -227,6 +235,7 @@ func (s *Server) handleAnnounce(w http.ResponseWriter, r *http.Request) {
 			s.readErr(err, "agent")
 			return
 		}
+		arrived := time.Now()
 		now := s.now()
 		p.touch(now)
 		if typ != websocket.MessageText {
@@ -268,21 +277,22 @@ func (s *Server) handleAnnounce(w http.ResponseWriter, r *http.Request) {
 				cs.p.close(websocket.StatusNormalClosure, reason)
 			}
 		default:
-			ac.toClient(h.SessionID, frame, now)
+			ac.toClient(h.SessionID, frame, now, arrived)
 		}
 	}
 }
 
-// toClient forwards one agent frame to its session's client. A client that
-// cannot take it is not keeping up and is dropped.
-func (ac *agentConn) toClient(id string, frame []byte, now time.Time) {
+// toClient forwards one agent frame, which arrived at the relay at
+// arrived, to its session's client. A client that cannot take it is not
+// keeping up and is dropped.
+func (ac *agentConn) toClient(id string, frame []byte, now, arrived time.Time) {
 	s := ac.s
 	cs := ac.session(id)
 	if cs == nil {
 		s.metrics.dropped.inc("unknown_session")
 		return
 	}
-	if !cs.p.send(frame) {
+	if !cs.p.send(frame, arrived, s.metrics.toClient) {
 		s.metrics.slowConsumers.inc("client")
 		s.log.Debug("relay: client not reading, disconnected", "agent", ac.address(), "session", id)
 		ac.endSession(cs, true, "client not reading")
@@ -298,6 +308,7 @@ func (ac *agentConn) toClient(id string, frame []byte, now time.Time) {
 // must end.
 func (ac *agentConn) announce(frame []byte, now time.Time, first bool) bool {
 	s := ac.s
+	defer func(begin time.Time) { s.metrics.announceSeconds.Observe(time.Since(begin).Seconds()) }(time.Now())
 	refuse := func(reason, msg string, fatal bool) bool {
 		s.metrics.announceFailures.inc(reason)
 		s.log.Debug("relay: ANNOUNCE refused", "reason", reason, "bytes", len(frame))
@@ -371,6 +382,7 @@ func (s *Server) handleInput(w http.ResponseWriter, r *http.Request) {
 		s.readErr(err, "client")
 		return
 	}
+	arrived := time.Now()
 	refuse := func(reason, msg string) {
 		s.metrics.rejected.inc(reason)
 		p.fail(relay.ErrorFrame(msg), websocket.StatusPolicyViolation, reason)
@@ -422,7 +434,7 @@ func (s *Server) handleInput(w http.ResponseWriter, r *http.Request) {
 	defer ac.endSession(cs, true, "client disconnected")
 
 	for {
-		if !cs.toAgent(frame) {
+		if !cs.toAgent(frame, arrived) {
 			return
 		}
 		typ, frame, err = p.ws.Read(s.ctx)
@@ -430,6 +442,7 @@ func (s *Server) handleInput(w http.ResponseWriter, r *http.Request) {
 			s.readErr(err, "client")
 			return
 		}
+		arrived = time.Now()
 		now := s.now()
 		p.touch(now)
 		if typ != websocket.MessageText {
@@ -448,9 +461,10 @@ func (s *Server) handleInput(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// toAgent stamps a client frame with the session id and queues it for the
-// agent. It reports false when the session must end.
-func (cs *clientConn) toAgent(frame []byte) bool {
+// toAgent stamps a client frame, which arrived at the relay at arrived,
+// with the session id and queues it for the agent. It reports false when
+// the session must end.
+func (cs *clientConn) toAgent(frame []byte, arrived time.Time) bool {
 	if frame == nil {
 		return true
 	}
@@ -465,7 +479,7 @@ func (cs *clientConn) toAgent(frame []byte) bool {
 		s.metrics.dropped.inc("malformed")
 		return true
 	}
-	if !cs.agent.p.send(stamped) {
+	if !cs.agent.p.send(stamped, arrived, s.metrics.toAgent) {
 		s.metrics.dropped.inc("agent_queue_full")
 		cs.p.fail(relay.ErrorFrame(fmt.Sprintf("agent %s is not keeping up (its relay queue is full); session closed, retry later", cs.agent.address())),
 			websocket.StatusTryAgainLater, "agent congested")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // peer is one WebSocket connection's outbound side: a bounded queue drained
@@ -16,7 +17,7 @@ import (
 // decides whom to drop.
 type peer struct {
 	ws           *websocket.Conn
-	q            chan []byte
+	q            chan outFrame
 	queued       atomic.Int64 // bytes in q
 	maxFrames    int
 	maxBytes     int64
@@ -32,6 +33,14 @@ type peer struct {
 	slow        atomic.Bool   // the writer gave up on a write that timed out
 }
 
+// outFrame is a queued frame. A forwarded one carries its arrival time
+// and the histogram that times its way through the relay.
+type outFrame struct {
+	b       []byte
+	arrived time.Time
+	timer   prometheus.Observer
+}
+
 // controlHeadroom is queue space kept for control frames (ERROR, close) so
 // that a peer whose data queue is full can still be told why it is being
 // dropped, or that a session ended.
@@ -40,7 +49,7 @@ const controlHeadroom = 32
 func newPeer(ws *websocket.Conn, cfg *Config, now time.Time) *peer {
 	p := &peer{
 		ws:           ws,
-		q:            make(chan []byte, cfg.SendQueueFrames+controlHeadroom),
+		q:            make(chan outFrame, cfg.SendQueueFrames+controlHeadroom),
 		maxFrames:    cfg.SendQueueFrames,
 		maxBytes:     cfg.SendQueueBytes,
 		writeTimeout: cfg.WriteTimeout,
@@ -55,9 +64,11 @@ func (p *peer) touch(now time.Time) { p.lastActive.Store(now.UnixNano()) }
 
 func (p *peer) idleSince() time.Time { return time.Unix(0, p.lastActive.Load()) }
 
-// send queues a data frame. It reports false when the queue is at its frame
-// or byte bound (the peer is not keeping up) or the peer is closing.
-func (p *peer) send(frame []byte) bool {
+// send queues a data frame that arrived at the relay at arrived; once
+// written, the time since then goes to timer. It reports false when the
+// queue is at its frame or byte bound (the peer is not keeping up) or the
+// peer is closing.
+func (p *peer) send(frame []byte, arrived time.Time, timer prometheus.Observer) bool {
 	if p.isClosing() {
 		return false
 	}
@@ -67,7 +78,7 @@ func (p *peer) send(frame []byte) bool {
 	}
 	p.queued.Add(n)
 	select {
-	case p.q <- frame:
+	case p.q <- outFrame{b: frame, arrived: arrived, timer: timer}:
 		return true
 	default:
 		p.queued.Add(-n)
@@ -83,7 +94,7 @@ func (p *peer) sendControl(frame []byte) bool {
 	}
 	p.queued.Add(int64(len(frame)))
 	select {
-	case p.q <- frame:
+	case p.q <- outFrame{b: frame}:
 		return true
 	default:
 		p.queued.Add(-int64(len(frame)))
@@ -156,10 +167,10 @@ func (p *peer) writeLoop(ctx context.Context) {
 	}
 }
 
-func (p *peer) write(ctx context.Context, f []byte) bool {
-	p.queued.Add(-int64(len(f)))
+func (p *peer) write(ctx context.Context, f outFrame) bool {
+	p.queued.Add(-int64(len(f.b)))
 	wctx, cancel := context.WithTimeout(ctx, p.writeTimeout)
-	err := p.ws.Write(wctx, websocket.MessageText, f)
+	err := p.ws.Write(wctx, websocket.MessageText, f.b)
 	cancel()
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || wctx.Err() != nil && ctx.Err() == nil {
@@ -167,6 +178,9 @@ func (p *peer) write(ctx context.Context, f []byte) bool {
 		}
 		p.ws.CloseNow()
 		return false
+	}
+	if f.timer != nil {
+		f.timer.Observe(time.Since(f.arrived).Seconds())
 	}
 	return true
 }

@@ -2,7 +2,6 @@ package relayserver
 
 import (
 	"context"
-	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -84,65 +83,5 @@ func TestRelayRestart(t *testing.T) {
 	cl2.send(map[string]any{"type": "INPUT", "to": id.Address(), "prompt": "after restart"})
 	if m := cl2.read(); m["prompt"] != "after restart" {
 		t.Errorf("after restart: %v", m)
-	}
-}
-
-// TestMetricsFormat checks /metrics line by line against the Prometheus
-// text exposition format.
-func TestMetricsFormat(t *testing.T) {
-	checkGoroutines(t)
-	s := startRelay(t, nil)
-	id := identity(t, 1)
-	runAnnouncer(t, s.URL(), id, relay.AnnounceInfo{}, echoHandler)
-	cl := newClient(t, s)
-	cl.send(map[string]any{"type": "INPUT", "to": id.Address(), "prompt": "count me"})
-	cl.read()
-
-	var (
-		help   = regexp.MustCompile(`^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) \S.*$`)
-		typ    = regexp.MustCompile(`^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$`)
-		sample = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")*\})? (-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|NaN|[+-]Inf)$`)
-	)
-	text := metricsText(t, s)
-	if !strings.HasSuffix(text, "\n") {
-		t.Error("exposition does not end with a newline")
-	}
-	typed := map[string]string{}
-	samples := map[string]bool{}
-	for i, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
-		switch {
-		case help.MatchString(line):
-		case typ.MatchString(line):
-			m := typ.FindStringSubmatch(line)
-			if _, dup := typed[m[1]]; dup {
-				t.Errorf("line %d: second TYPE for %s", i+1, m[1])
-			}
-			typed[m[1]] = m[2]
-		case sample.MatchString(line):
-			m := sample.FindStringSubmatch(line)
-			if typed[m[1]] == "" {
-				t.Errorf("line %d: sample of %s before its TYPE", i+1, m[1])
-			}
-			if typed[m[1]] == "counter" && !strings.HasSuffix(m[1], "_total") {
-				t.Errorf("line %d: counter %s without _total", i+1, m[1])
-			}
-			samples[m[1]+m[2]] = true
-		default:
-			t.Errorf("line %d does not parse: %q", i+1, line)
-		}
-	}
-	for _, want := range []string{
-		`relay_connections_total{kind="agent"}`, `relay_frames_forwarded_total{direction="to_agent"}`,
-		`relay_frames_dropped_total{reason="agent_queue_full"}`, `relay_slow_consumer_disconnects_total{kind="client"}`,
-		`relay_rate_limited_total{kind="client_frame"}`, `relay_announce_failures_total{reason="bad_signature"}`,
-		`relay_announces_total`, `relay_agents_online`, `relay_client_sessions`,
-	} {
-		if !samples[want] {
-			t.Errorf("no sample %s", want)
-		}
-	}
-	if metric(t, s, "relay_agents_online") != 1 || metric(t, s, "relay_client_sessions") != 1 ||
-		metric(t, s, `relay_frames_forwarded_total{direction="to_client"}`) != 1 {
-		t.Errorf("values wrong:\n%s", text)
 	}
 }

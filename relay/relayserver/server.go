@@ -12,7 +12,7 @@
 //
 //	registry.mu → agentConn.mu
 //
-// ipLimits.mu, syncBucket.mu and counterVec.mu are leaves: nothing else is
+// ipLimits.mu and syncBucket.mu are leaves: nothing else is
 // acquired while they are held. No lock is held while writing to a socket;
 // sockets are written only by each peer's writer goroutine.
 package relayserver
@@ -24,7 +24,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -229,13 +228,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.limits.cfg = &s.cfg
 	s.reg = newRegistry(s)
-	s.metrics.gauges = []gaugeFunc{
-		{"relay_agents_online", "Agents connected now.", func() float64 { return float64(s.reg.online()) }},
-		{"relay_agents_known", "Agents remembered (online, or offline but not yet forgotten).", func() float64 { return float64(s.reg.known()) }},
-		{"relay_client_sessions", "Client sessions relayed now.", func() float64 { return float64(s.sessions.Load()) }},
-		{"relay_uptime_seconds", "Seconds since the relay started.", func() float64 { return s.now().Sub(s.start).Seconds() }},
-		{"relay_goroutines", "Goroutines in the relay process.", func() float64 { return float64(runtime.NumGoroutine()) }},
-	}
+	s.metrics.gauge("relay_agents_online", "Agents connected now.", func() float64 { return float64(s.reg.online()) })
+	s.metrics.gauge("relay_agents_known", "Agents remembered (online, or offline but not yet forgotten).", func() float64 { return float64(s.reg.known()) })
+	s.metrics.gauge("relay_client_sessions", "Client sessions relayed now.", func() float64 { return float64(s.sessions.Load()) })
+	s.metrics.gauge("relay_uptime_seconds", "Seconds since the relay started.", func() float64 { return s.now().Sub(s.start).Seconds() })
 	s.routes()
 	s.sweep.Add(1)
 	go s.sweeper()
@@ -367,6 +363,13 @@ func (s *Server) removePeer(p *peer) {
 
 // closeAll tells every connected peer the relay is going away and returns
 // how many there were.
+// shuttingDown reports whether Shutdown has begun.
+func (s *Server) shuttingDown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
 func (s *Server) closeAll() int {
 	s.mu.Lock()
 	peers := make([]*peer, 0, len(s.peers))

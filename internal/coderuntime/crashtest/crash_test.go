@@ -17,6 +17,7 @@ import (
 
 	"github.com/agenthost/agenthost/internal/coderuntime"
 	"github.com/agenthost/agenthost/internal/coding"
+	"go.uber.org/goleak"
 )
 
 // argv starts a coding runtime: the agenthost binary with serve --role
@@ -44,6 +45,12 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines left after the tests:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 

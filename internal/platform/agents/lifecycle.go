@@ -39,6 +39,9 @@ type CreateRequest struct {
 	Model         string // empty: the default model
 	InitialPrompt string
 	HiddenPrompt  string
+	// SessionPermissionsOff keeps the agent's session pages from replying
+	// to its permission requests (sessionPermissions: false).
+	SessionPermissionsOff bool
 }
 
 func (r *CreateRequest) validate() error {
@@ -163,7 +166,7 @@ func (m *Manager) Create(ctx context.Context, orgID string, req CreateRequest) (
 	now := m.cfg.Now()
 	a := store.Agent{
 		ID: id, OrgID: orgID, Name: req.Name, ScopeID: scopeID, Model: model,
-		InitialPrompt: req.InitialPrompt, HiddenPrompt: req.HiddenPrompt,
+		InitialPrompt: req.InitialPrompt, HiddenPrompt: req.HiddenPrompt, SessionPermissionsOff: req.SessionPermissionsOff,
 		Status: store.StatusProvisioning, Port: port, Node: m.cfg.Node,
 		ControlToken: m.cfg.Box.Seal([]byte(newControlToken()), controlAAD(id)),
 		CreatedAt:    now, UpdatedAt: now,

@@ -134,6 +134,9 @@ type Config struct {
 	Logger   *slog.Logger
 	// HTTPClient polls /health. Default: 2 s timeout.
 	HTTPClient *http.Client
+	// After is the clock of the restart backoff (default time.After):
+	// tests fire it instead of waiting it out.
+	After func(time.Duration) <-chan time.Time
 }
 
 func (c *Config) setDefaults() error {
@@ -185,6 +188,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 2 * time.Second}
+	}
+	if c.After == nil {
+		c.After = time.After
 	}
 	return nil
 }
@@ -248,6 +254,15 @@ func (m *Manager) track(fn func()) bool {
 
 // Get returns an agent of the organization.
 func (m *Manager) Get(ctx context.Context, orgID, id string) (store.Agent, error) {
+	return m.st.GetAgent(ctx, orgID, id)
+}
+
+// SetSessionPermissions records whether the agent's session pages may
+// reply to its permission requests, and returns the agent.
+func (m *Manager) SetSessionPermissions(ctx context.Context, orgID, id string, on bool) (store.Agent, error) {
+	if err := m.st.SetSessionPermissions(ctx, orgID, id, on); err != nil {
+		return store.Agent{}, err
+	}
 	return m.st.GetAgent(ctx, orgID, id)
 }
 

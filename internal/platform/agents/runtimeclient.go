@@ -3,6 +3,7 @@ package agents
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Session is a chat thread inside an agent's runtime, as the seed lists it.
@@ -22,6 +23,16 @@ type Session struct {
 type RuntimeStatus struct {
 	Busy     bool
 	Sessions []Session
+	// LastError is the most recent failed turn among the sessions whose
+	// latest turn failed (nil when none did).
+	LastError *TurnError
+}
+
+// TurnError is a turn whose model call failed.
+type TurnError struct {
+	SessionID string
+	Message   string
+	Time      time.Time
 }
 
 // RuntimeClient is the platform's side of one runtime's control API: the

@@ -2,6 +2,7 @@ package agents
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -74,7 +75,7 @@ func (m *Manager) restartCrashed(orgID string, dead *instance) {
 		unlock()
 
 		select {
-		case <-time.After(m.cfg.Restart.backoff(crashes)):
+		case <-m.cfg.After(m.cfg.Restart.backoff(crashes)):
 		case <-m.ctx.Done():
 			return
 		}
@@ -82,6 +83,7 @@ func (m *Manager) restartCrashed(orgID string, dead *instance) {
 		unlock = m.lock(id)
 		a, ok = m.stillWanted(ctx, orgID, id, nil)
 		if !ok {
+			m.log.Info("runtime not restarted: the agent was stopped or deleted during the backoff", "agent", id)
 			unlock()
 			return
 		}
@@ -149,7 +151,7 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
-	m.removeOrphans(ctx)
+	listed := m.removeOrphans(ctx)
 	sem := make(chan struct{}, reconcileConcurrency)
 	var wg sync.WaitGroup
 	for _, a := range list {
@@ -157,7 +159,7 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			m.reconcileOne(a.OrgID, a.ID)
+			m.reconcileOne(a.OrgID, a.ID, listed[a.ID])
 		}()
 	}
 	wg.Wait()
@@ -168,20 +170,24 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 // no agent at all (deleted while the platform was down, or started by a
 // platform that died before recording the agent). Agents are created in
 // the store before their runtime starts, so a runtime being provisioned
-// right now is never taken for an orphan.
-func (m *Manager) removeOrphans(ctx context.Context) {
+// right now is never taken for an orphan. It returns the other runtimes
+// by agent id: one whose agent has no handle recorded was started by a
+// platform that died before it could record it.
+func (m *Manager) removeOrphans(ctx context.Context) map[string]*runtime.Handle {
+	owned := map[string]*runtime.Handle{}
 	l, ok := m.cfg.Driver.(runtime.Lister)
 	if !ok {
-		return
+		return owned
 	}
 	hs, err := l.List(ctx)
 	if err != nil {
 		m.log.Warn("reconcile: listing runtimes", "err", err)
-		return
+		return owned
 	}
 	for _, h := range hs {
 		_, err := m.st.FindAgent(ctx, h.ID)
 		if !errors.Is(err, store.ErrNotFound) {
+			owned[h.ID] = h
 			continue
 		}
 		m.log.Info("reconcile: destroying a runtime no agent owns", "runtime", h.ID)
@@ -189,9 +195,12 @@ func (m *Manager) removeOrphans(ctx context.Context) {
 			m.log.Warn("reconcile: destroying orphan runtime", "runtime", h.ID, "err", err)
 		}
 	}
+	return owned
 }
 
-func (m *Manager) reconcileOne(orgID, id string) {
+// reconcileOne reconciles one agent; listed is the runtime the driver
+// knows of under its id, if any.
+func (m *Manager) reconcileOne(orgID, id string, listed *runtime.Handle) {
 	unlock := m.lock(id)
 	defer unlock()
 	ctx := context.WithoutCancel(m.ctx)
@@ -208,6 +217,14 @@ func (m *Manager) reconcileOne(orgID, id string) {
 	h, herr := handleOf(a)
 	if herr != nil {
 		m.log.Warn("reconcile: unreadable runtime handle", "agent", id, "err", herr)
+	}
+	if h == nil && listed != nil {
+		// The previous platform process started this runtime and died
+		// before recording its handle: it is the agent's all the same.
+		m.log.Info("reconcile: taking over a runtime the previous platform process started but never recorded", "agent", id)
+		if raw, err := json.Marshal(listed); err == nil {
+			h, a.Handle = listed, raw
+		}
 	}
 	switch a.Status {
 	case store.StatusStopped, store.StatusError:

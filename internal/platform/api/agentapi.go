@@ -8,7 +8,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/agenthost/agenthost/internal/platform/httpapi"
+	"github.com/agenthost/agenthost/internal/httpjson"
 )
 
 // The per-agent API that talks to a running agent: messages, usage,
@@ -61,7 +61,7 @@ func sessionFor(t target, asked string) (string, error) {
 		}
 		return asked, nil
 	}
-	return "", httpapi.Errorf(http.StatusNotFound, "session not found")
+	return "", httpjson.Errorf(http.StatusNotFound, "session not found")
 }
 
 func (s *Server) getMessages(w http.ResponseWriter, r *http.Request, t target) error {
@@ -77,7 +77,7 @@ func (s *Server) getMessages(w http.ResponseWriter, r *http.Request, t target) e
 	if err != nil {
 		return err
 	}
-	httpapi.Write(w, st, v)
+	httpjson.Write(w, st, v)
 	return nil
 }
 
@@ -86,11 +86,11 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, t target) e
 		Message   *string `json:"message"`
 		SessionID string  `json:"sessionId"`
 	}
-	if err := httpapi.Read(w, r, &req); err != nil {
+	if err := httpjson.Read(w, r, &req); err != nil {
 		return err
 	}
 	if req.Message == nil || strings.TrimSpace(*req.Message) == "" {
-		return httpapi.BadRequest("message is required")
+		return httpjson.BadRequest("message is required")
 	}
 	sid, err := sessionFor(t, req.SessionID)
 	if err != nil {
@@ -104,7 +104,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, t target) e
 	if err != nil {
 		return err
 	}
-	httpapi.Write(w, st, v)
+	httpjson.Write(w, st, v)
 	return nil
 }
 
@@ -134,7 +134,7 @@ func (s *Server) getUsage(w http.ResponseWriter, r *http.Request, t target) erro
 		}
 		m["sessions"] = mine
 	}
-	httpapi.Write(w, st, m)
+	httpjson.Write(w, st, m)
 	return nil
 }
 
@@ -143,12 +143,12 @@ func (s *Server) abort(w http.ResponseWriter, r *http.Request, t target) error {
 		SessionID string `json:"sessionId"`
 	}
 	// The body is optional: empty, {} or {"sessionId": "..."}.
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, httpapi.MaxBody))
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, httpjson.MaxBody))
 	if err != nil {
-		return httpapi.Errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", httpapi.MaxBody)
+		return httpjson.Errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", httpjson.MaxBody)
 	}
 	if strings.TrimSpace(string(b)) != "" {
-		if err := httpapi.Decode(b, &req); err != nil {
+		if err := httpjson.Decode(b, &req); err != nil {
 			return err
 		}
 	}
@@ -169,7 +169,7 @@ func (s *Server) abort(w http.ResponseWriter, r *http.Request, t target) error {
 		return badAnswer(t, "/abort")
 	}
 	m["agentId"] = t.agent.ID
-	httpapi.Write(w, st, m)
+	httpjson.Write(w, st, m)
 	return nil
 }
 
@@ -201,7 +201,7 @@ func (s *Server) getPermissions(w http.ResponseWriter, r *http.Request, t target
 	if err != nil {
 		return err
 	}
-	httpapi.Write(w, st, m)
+	httpjson.Write(w, st, m)
 	return nil
 }
 
@@ -210,40 +210,69 @@ func (s *Server) getQuestions(w http.ResponseWriter, r *http.Request, t target) 
 	if err != nil {
 		return err
 	}
-	httpapi.Write(w, st, m)
+	httpjson.Write(w, st, m)
 	return nil
 }
 
-// owned checks that a capability's session owns the pending item id; a
-// token's caller may reply to any of its agent's.
-func (s *Server) owned(ctx context.Context, t target, kind, id string) error {
+// owned checks that a capability's session owns the pending item id, and
+// returns the item; a token's caller may reply to any of its agent's (the
+// item is then nil).
+func (s *Server) owned(ctx context.Context, t target, kind, id string) (map[string]any, error) {
 	if t.session == "" {
-		return nil
+		return nil, nil
 	}
 	m, _, err := s.pending(ctx, t, kind)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, x := range list(m, kind) {
-		if object(x)["id"] == id {
-			return nil
+		if item := object(x); item["id"] == id {
+			return item, nil
 		}
 	}
-	return httpapi.Errorf(http.StatusNotFound, "%s not found", strings.TrimSuffix(kind, "s"))
+	return nil, httpjson.Errorf(http.StatusNotFound, "%s not found", strings.TrimSuffix(kind, "s"))
+}
+
+// errOrganization answers a session page that replies to a permission only
+// the organization may answer.
+func errOrganization(why string) error {
+	return httpjson.Errorf(http.StatusForbidden, "only the organization can reply to this permission request (%s); the session page shows it until they do", why)
 }
 
 func (s *Server) replyPermission(w http.ResponseWriter, r *http.Request, t target) error {
 	var req struct {
 		Reply   string  `json:"reply"`
-		Message *string `json:"message"`
+		Message *string `json:"message,omitempty"`
+		// Scope of an "always": the agent's (the organization's default)
+		// or the session's (always, for a session page).
+		Scope string `json:"scope,omitempty"`
 	}
-	if err := httpapi.Read(w, r, &req); err != nil {
+	if err := httpjson.Read(w, r, &req); err != nil {
 		return err
 	}
 	switch req.Reply {
 	case "once", "always", "reject":
 	default:
-		return httpapi.BadRequest(`reply must be "once", "always" or "reject"`)
+		return httpjson.BadRequest(`reply must be "once", "always" or "reject"`)
+	}
+	switch {
+	case t.session != "" && req.Scope != "" && req.Scope != "session":
+		return httpjson.BadRequest(`field "scope": a session page's "always" holds for its own session only ("session")`)
+	case req.Scope != "" && req.Scope != "session" && req.Scope != "agent":
+		return httpjson.BadRequest(`field "scope" must be "agent" or "session"`)
+	}
+	if t.session != "" {
+		if t.agent.SessionPermissionsOff {
+			return errOrganization("this agent's session pages may not approve its tools")
+		}
+		item, err := s.owned(r.Context(), t, "permissions", r.PathValue("itemId"))
+		if err != nil {
+			return err
+		}
+		if md := object(item["metadata"]); md["organization"] == true {
+			return errOrganization("it reaches beyond this session")
+		}
+		req.Scope = "session"
 	}
 	return s.reply(w, r, t, "permissions", req)
 }
@@ -252,11 +281,11 @@ func (s *Server) replyQuestion(w http.ResponseWriter, r *http.Request, t target)
 	var req struct {
 		Answers [][]string `json:"answers"`
 	}
-	if err := httpapi.Read(w, r, &req); err != nil {
+	if err := httpjson.Read(w, r, &req); err != nil {
 		return err
 	}
 	if req.Answers == nil {
-		return httpapi.BadRequest("answers is required: an array with one array of option labels per question")
+		return httpjson.BadRequest("answers is required: an array with one array of option labels per question")
 	}
 	return s.reply(w, r, t, "questions", req)
 }
@@ -264,8 +293,10 @@ func (s *Server) replyQuestion(w http.ResponseWriter, r *http.Request, t target)
 // reply forwards a validated reply to a pending permission or question.
 func (s *Server) reply(w http.ResponseWriter, r *http.Request, t target, kind string, body any) error {
 	id := r.PathValue("itemId")
-	if err := s.owned(r.Context(), t, kind, id); err != nil {
-		return err
+	if kind != "permissions" { // replyPermission checked it
+		if _, err := s.owned(r.Context(), t, kind, id); err != nil {
+			return err
+		}
 	}
 	v, st, err := s.callJSON(r.Context(), t.agent, controlCall{
 		method: http.MethodPost, path: "/" + kind + "/" + url.PathEscape(id) + replySuffix,
@@ -274,11 +305,11 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request, t target, kind st
 	if err != nil {
 		return err
 	}
-	httpapi.Write(w, st, v)
+	httpjson.Write(w, st, v)
 	return nil
 }
 
 // badAnswer is the 502 of a runtime whose answer lacks the seed's shape.
 func badAnswer(t target, path string) error {
-	return &httpapi.Error{Status: http.StatusBadGateway, Msg: "the agent answered with an unexpected body", Err: fmt.Errorf("agent %s %s: not a JSON object", t.agent.ID, path)}
+	return &httpjson.Error{Status: http.StatusBadGateway, Msg: "the agent answered with an unexpected body", Err: fmt.Errorf("agent %s %s: not a JSON object", t.agent.ID, path)}
 }

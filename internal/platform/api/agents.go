@@ -5,8 +5,8 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/agenthost/agenthost/internal/httpjson"
 	"github.com/agenthost/agenthost/internal/platform/agents"
-	"github.com/agenthost/agenthost/internal/platform/httpapi"
 	"github.com/agenthost/agenthost/internal/platform/store"
 )
 
@@ -31,6 +31,18 @@ type agentJSON struct {
 	ScopeID   *string       `json:"scopeId"`
 	Model     string        `json:"model"`
 	CreatedAt string        `json:"createdAt"`
+	// SessionPermissions: the agent's session pages may reply to its
+	// permission requests (in their own session).
+	SessionPermissions bool `json:"sessionPermissions"`
+	// LastError is the most recent failed turn (its model call's error)
+	// among the sessions whose latest turn failed; null when none did.
+	LastError *lastErrorJSON `json:"lastError"`
+}
+
+type lastErrorJSON struct {
+	SessionID string `json:"sessionId"`
+	Message   string `json:"message"`
+	At        string `json:"at"`
 }
 
 // agentSummaryJSON is an agent in GET /api/v1/agents: the record only, so
@@ -44,6 +56,8 @@ type agentSummaryJSON struct {
 	ScopeID   *string `json:"scopeId"`
 	Model     string  `json:"model"`
 	CreatedAt string  `json:"createdAt"`
+	// SessionPermissions as in agentJSON.
+	SessionPermissions bool `json:"sessionPermissions"`
 }
 
 func (s *Server) agentURL(id string) string { return s.cfg.BaseURL() + "/a/" + id }
@@ -60,6 +74,7 @@ func (s *Server) summary(a store.Agent) agentSummaryJSON {
 	return agentSummaryJSON{
 		AgentID: a.ID, Name: a.Name, Status: string(a.Status), URL: s.agentURL(a.ID),
 		ErrorMsg: nullable(a.ErrorMsg), ScopeID: nullable(a.ScopeID), Model: a.Model, CreatedAt: ts(a.CreatedAt),
+		SessionPermissions: !a.SessionPermissionsOff,
 	}
 }
 
@@ -72,7 +87,7 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
 	for i, a := range list {
 		out[i] = s.summary(a)
 	}
-	httpapi.Write(w, http.StatusOK, map[string]any{"agents": out})
+	httpjson.Write(w, http.StatusOK, map[string]any{"agents": out})
 	return nil
 }
 
@@ -84,29 +99,33 @@ func (s *Server) createAgent(w http.ResponseWriter, r *http.Request) error {
 		ScopeID       string `json:"scopeId"`
 		Scope         string `json:"scope"`
 		Model         string `json:"model"`
+		// SessionPermissions: the session pages may reply to permission
+		// requests (default true).
+		SessionPermissions *bool `json:"sessionPermissions"`
 	}
-	if err := httpapi.Read(w, r, &req); err != nil {
+	if err := httpjson.Read(w, r, &req); err != nil {
 		return err
 	}
 	a, sessions, err := s.cfg.Agents.Create(r.Context(), orgID(r), agents.CreateRequest{
 		Name: req.Name, ScopeID: req.ScopeID, Scope: req.Scope, Model: req.Model,
 		InitialPrompt: req.InitialPrompt, HiddenPrompt: req.HiddenPrompt,
+		SessionPermissionsOff: req.SessionPermissions != nil && !*req.SessionPermissions,
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return &httpapi.Error{Status: http.StatusNotFound, Msg: "agent was deleted while it was being provisioned", Err: err}
+		return &httpjson.Error{Status: http.StatusNotFound, Msg: "agent was deleted while it was being provisioned", Err: err}
 	}
 	if err != nil && a.ID != "" && (errors.Is(err, agents.ErrStartFailed) || errors.Is(err, agents.ErrProvisionTimeout)) {
 		// The agent exists (ERROR) although its runtime did not come up:
 		// say which, so the caller can inspect or delete it.
 		status, msg := classify(err)
 		s.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "agent", a.ID, "err", err)
-		httpapi.Write(w, status, map[string]any{"error": msg, "agentId": a.ID, "status": string(a.Status)})
+		httpjson.Write(w, status, map[string]any{"error": msg, "agentId": a.ID, "status": string(a.Status)})
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	httpapi.Write(w, http.StatusOK, map[string]any{
+	httpjson.Write(w, http.StatusOK, map[string]any{
 		"agentId":  a.ID,
 		"scopeId":  nullable(a.ScopeID),
 		"url":      s.agentURL(a.ID),
@@ -133,11 +152,35 @@ func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) error {
 		st = agents.RuntimeStatus{}
 	}
 	sum := s.summary(a)
-	httpapi.Write(w, http.StatusOK, agentJSON{
+	out := agentJSON{
 		AgentID: sum.AgentID, Name: sum.Name, Status: sum.Status, Busy: st.Busy, URL: sum.URL,
 		Sessions: s.sessionsJSON(a.ID, st.Sessions), ErrorMsg: sum.ErrorMsg, ScopeID: sum.ScopeID,
-		Model: sum.Model, CreatedAt: sum.CreatedAt,
-	})
+		Model: sum.Model, CreatedAt: sum.CreatedAt, SessionPermissions: sum.SessionPermissions,
+	}
+	if e := st.LastError; e != nil {
+		out.LastError = &lastErrorJSON{SessionID: e.SessionID, Message: e.Message, At: ts(e.Time)}
+	}
+	httpjson.Write(w, http.StatusOK, out)
+	return nil
+}
+
+// patchAgent changes an agent's settings: {"sessionPermissions": bool}.
+// It touches the record only, so any node serves it.
+func (s *Server) patchAgent(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		SessionPermissions *bool `json:"sessionPermissions"`
+	}
+	if err := httpjson.Read(w, r, &req); err != nil {
+		return err
+	}
+	if req.SessionPermissions == nil {
+		return httpjson.BadRequest("nothing to change: send {\"sessionPermissions\": true} or false")
+	}
+	a, err := s.cfg.Agents.SetSessionPermissions(r.Context(), orgID(r), r.PathValue("agentId"), *req.SessionPermissions)
+	if err != nil {
+		return missing("agent", err)
+	}
+	httpjson.Write(w, http.StatusOK, s.summary(a))
 	return nil
 }
 
@@ -145,7 +188,7 @@ func (s *Server) deleteAgent(w http.ResponseWriter, r *http.Request) error {
 	if err := s.cfg.Agents.Delete(r.Context(), orgID(r), r.PathValue("agentId")); err != nil {
 		return missing("agent", err)
 	}
-	httpapi.Write(w, http.StatusOK, map[string]bool{"deleted": true})
+	httpjson.Write(w, http.StatusOK, map[string]bool{"deleted": true})
 	return nil
 }
 
@@ -157,7 +200,7 @@ func (s *Server) startAgent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return missing("agent", err)
 	}
-	httpapi.Write(w, http.StatusOK, map[string]any{"agentId": a.ID, "status": a.Status, "started": started})
+	httpjson.Write(w, http.StatusOK, map[string]any{"agentId": a.ID, "status": a.Status, "started": started})
 	return nil
 }
 
@@ -169,7 +212,7 @@ func (s *Server) stopAgent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return missing("agent", err)
 	}
-	httpapi.Write(w, http.StatusOK, map[string]any{"agentId": a.ID, "status": a.Status, "stopped": stopped})
+	httpjson.Write(w, http.StatusOK, map[string]any{"agentId": a.ID, "status": a.Status, "stopped": stopped})
 	return nil
 }
 
@@ -181,7 +224,7 @@ func (s *Server) restartAgent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return missing("agent", err)
 	}
-	httpapi.Write(w, http.StatusOK, map[string]any{"agentId": a.ID, "status": a.Status, "restarted": true})
+	httpjson.Write(w, http.StatusOK, map[string]any{"agentId": a.ID, "status": a.Status, "restarted": true})
 	return nil
 }
 

@@ -13,10 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agenthost/agenthost/internal/httpjson"
 	"github.com/agenthost/agenthost/internal/platform/agents"
 	"github.com/agenthost/agenthost/internal/platform/auth"
 	"github.com/agenthost/agenthost/internal/platform/capability"
-	"github.com/agenthost/agenthost/internal/platform/httpapi"
 	"github.com/agenthost/agenthost/internal/platform/httpapi/sessionpage"
 	"github.com/agenthost/agenthost/internal/platform/secrets"
 	"github.com/agenthost/agenthost/internal/platform/store"
@@ -138,7 +138,7 @@ func New(cfg Config) *Server {
 		sandbox = "disabled"
 	}
 	root.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		httpapi.Write(w, http.StatusOK, map[string]string{"status": "ok", "sandbox": sandbox})
+		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok", "sandbox": sandbox})
 	})
 	root.Handle("/api/v1/", s.authenticate(s.mux))
 	s.sessionRoutes(root)
@@ -146,7 +146,7 @@ func New(cfg Config) *Server {
 	root.Handle("GET /{$}", dash)
 	root.Handle("GET "+dashboard.Prefix, dash)
 	root.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httpapi.WriteError(w, http.StatusNotFound, "not found")
+		httpjson.WriteError(w, http.StatusNotFound, "not found")
 	})
 	s.h = s.logRequests(s.recoverPanics(root))
 	return s
@@ -168,6 +168,7 @@ func (s *Server) routes() {
 	s.Handle("GET /api/v1/agents", s.listAgents)
 	s.Handle("POST /api/v1/agents", s.createAgent)
 	s.Handle("GET /api/v1/agents/{agentId}", s.getAgent)
+	s.Handle("PATCH /api/v1/agents/{agentId}", s.patchAgent)
 	s.Handle("DELETE /api/v1/agents/{agentId}", s.deleteAgent)
 	s.Handle("POST /api/v1/agents/{agentId}/start", s.startAgent)
 	s.Handle("POST /api/v1/agents/{agentId}/stop", s.stopAgent)
@@ -210,10 +211,10 @@ func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(allow) > 0 {
 		w.Header().Set("Allow", strings.Join(allow, ", "))
-		httpapi.WriteError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed; use %s", r.Method, strings.Join(allow, ", ")))
+		httpjson.WriteError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed; use %s", r.Method, strings.Join(allow, ", ")))
 		return
 	}
-	httpapi.WriteError(w, http.StatusNotFound, "not found")
+	httpjson.WriteError(w, http.StatusNotFound, "not found")
 }
 
 type ctxKey struct{}
@@ -244,12 +245,12 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, err error) {
 	} else if status >= 500 {
 		s.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
-	httpapi.WriteError(w, status, msg)
+	httpjson.WriteError(w, status, msg)
 }
 
 // classify maps an error to its status and client-facing message.
 func classify(err error) (int, string) {
-	var he *httpapi.Error
+	var he *httpjson.Error
 	var inv *agents.InvalidError
 	switch {
 	case errors.As(err, &he):
@@ -279,7 +280,7 @@ func classify(err error) (int, string) {
 // exactly like a missing one.
 func missing(what string, err error) error {
 	if errors.Is(err, store.ErrNotFound) {
-		return &httpapi.Error{Status: http.StatusNotFound, Msg: what + " not found", Err: err}
+		return &httpjson.Error{Status: http.StatusNotFound, Msg: what + " not found", Err: err}
 	}
 	return err
 }
@@ -343,7 +344,7 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 					panic(v)
 				}
 				s.log.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", v)
-				httpapi.WriteError(w, http.StatusInternalServerError, "internal error")
+				httpjson.WriteError(w, http.StatusInternalServerError, "internal error")
 			}
 		}()
 		next.ServeHTTP(w, r)

@@ -7,11 +7,13 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/agenthost/agenthost/internal/sse"
 )
 
 // heartbeat is how often an idle event stream gets a comment line, so
 // proxies and load balancers keep it open.
-const heartbeat = 15 * time.Second
+const heartbeat = sse.Heartbeat
 
 // events streams the runtime's Server-Sent Events to the client as they
 // come: the runtime numbers them (id:) and replays what a client missed
@@ -43,15 +45,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, t target) error 
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		return runtimeError(t.agent.ID, "/events", resp.StatusCode, b)
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	h.Set("X-Content-Type-Options", "nosniff")
-	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{})
-	w.WriteHeader(http.StatusOK)
-	if err := rc.Flush(); err != nil {
+	stream, err := sse.Start(w)
+	if err != nil {
 		return nil
 	}
 
@@ -84,10 +79,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, t target) error 
 			if !ok {
 				return nil // the runtime ended the stream; the client reconnects
 			}
-			if _, err := w.Write(b); err != nil {
-				return nil
-			}
-			if err := rc.Flush(); err != nil {
+			if _, err := stream.Write(b); err != nil {
 				return nil
 			}
 			tail = append(tail, b...)
@@ -99,10 +91,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, t target) error 
 			if len(tail) > 0 && !bytes.Equal(tail, []byte("\n\n")) {
 				continue // mid-event: a comment here would split it
 			}
-			if _, err := io.WriteString(w, ": ping\n\n"); err != nil {
-				return nil
-			}
-			if err := rc.Flush(); err != nil {
+			if err := stream.Comment("ping"); err != nil {
 				return nil
 			}
 		case <-ctx.Done():

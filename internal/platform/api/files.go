@@ -7,13 +7,14 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/url"
 	"os"
 	"path"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/agenthost/agenthost/internal/platform/httpapi"
+	"github.com/agenthost/agenthost/internal/httpjson"
 	"github.com/agenthost/agenthost/internal/platform/store"
 )
 
@@ -42,7 +43,7 @@ const multipartSlack = 1 << 20
 func (s *Server) upload(w http.ResponseWriter, r *http.Request, t target) error {
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
-		return httpapi.BadRequest("send multipart/form-data with the file in the field \"file\"")
+		return httpjson.BadRequest("send multipart/form-data with the file in the field \"file\"")
 	}
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadFile+multipartSlack)
 	name, tmp, size, err := s.spool(multipart.NewReader(body, params["boundary"]))
@@ -56,18 +57,18 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, t target) error 
 	a := t.agent
 	if _, err := s.cfg.Store.AddUploadBytes(r.Context(), a.OrgID, a.ID, size, s.cfg.MaxUploadTotal); err != nil {
 		if errors.Is(err, store.ErrLimit) {
-			return httpapi.BadRequest("agent total exceeds %s: uploads to this agent are limited to %s in all", mb(s.cfg.MaxUploadTotal), mb(s.cfg.MaxUploadTotal))
+			return httpjson.BadRequest("agent total exceeds %s: uploads to this agent are limited to %s in all", mb(s.cfg.MaxUploadTotal), mb(s.cfg.MaxUploadTotal))
 		}
 		return missing("agent", err)
 	}
-	v, st, err := s.forwardFile(r, a, name, tmp)
+	v, st, err := s.forwardFile(r, a, t.session, name, tmp)
 	if err != nil {
 		if _, rerr := s.cfg.Store.AddUploadBytes(r.Context(), a.OrgID, a.ID, -size, s.cfg.MaxUploadTotal); rerr != nil {
 			s.log.Warn("giving back upload quota", "agent", a.ID, "err", rerr)
 		}
 		return err
 	}
-	httpapi.Write(w, st, v)
+	httpjson.Write(w, st, v)
 	return nil
 }
 
@@ -77,7 +78,7 @@ func (s *Server) spool(mr *multipart.Reader) (name string, tmp *os.File, size in
 	for {
 		p, err := mr.NextPart()
 		if err == io.EOF {
-			return "", nil, 0, httpapi.BadRequest("missing file: send it in the multipart field \"file\"")
+			return "", nil, 0, httpjson.BadRequest("missing file: send it in the multipart field \"file\"")
 		}
 		if err != nil {
 			return "", nil, 0, s.uploadReadError(err)
@@ -90,14 +91,14 @@ func (s *Server) spool(mr *multipart.Reader) (name string, tmp *os.File, size in
 		}
 		name = path.Base(strings.ReplaceAll(p.FileName(), `\`, "/"))
 		if name == "" || name == "." || name == "/" || strings.HasPrefix(name, ".") && path.Ext(name) == name {
-			return "", nil, 0, httpapi.BadRequest("missing file: the \"file\" field has no file name")
+			return "", nil, 0, httpjson.BadRequest("missing file: the \"file\" field has no file name")
 		}
 		ext := strings.ToLower(path.Ext(name))
 		if !slices.Contains(AllowedExtensions, ext) {
 			if ext == "" {
 				ext = "(none)"
 			}
-			return "", nil, 0, httpapi.BadRequest("file type %s is not allowed; allowed: %s", ext, strings.Join(AllowedExtensions, " "))
+			return "", nil, 0, httpjson.BadRequest("file type %s is not allowed; allowed: %s", ext, strings.Join(AllowedExtensions, " "))
 		}
 		tmp, err = os.CreateTemp(s.cfg.TempDir, "upload-*")
 		if err != nil {
@@ -118,7 +119,7 @@ func (s *Server) spool(mr *multipart.Reader) (name string, tmp *os.File, size in
 }
 
 func (s *Server) tooLarge() error {
-	return httpapi.BadRequest("file exceeds %s (the limit per file)", mb(s.cfg.MaxUploadFile))
+	return httpjson.BadRequest("file exceeds %s (the limit per file)", mb(s.cfg.MaxUploadFile))
 }
 
 func (s *Server) uploadReadError(err error) error {
@@ -126,12 +127,13 @@ func (s *Server) uploadReadError(err error) error {
 	if errors.As(err, &tooBig) {
 		return s.tooLarge()
 	}
-	return &httpapi.Error{Status: http.StatusBadRequest, Msg: "reading the multipart body failed", Err: err}
+	return &httpjson.Error{Status: http.StatusBadRequest, Msg: "reading the multipart body failed", Err: err}
 }
 
 // forwardFile sends the spooled file to the runtime as a one-field
-// multipart body, streamed.
-func (s *Server) forwardFile(r *http.Request, a store.Agent, name string, f *os.File) (any, int, error) {
+// multipart body, streamed. A session page's upload (session set) goes to
+// its session's own folder, out of the other sessions' reach.
+func (s *Server) forwardFile(r *http.Request, a store.Agent, session, name string, f *os.File) (any, int, error) {
 	pr, pw := io.Pipe()
 	mw := multipart.NewWriter(pw)
 	go func() {
@@ -145,8 +147,12 @@ func (s *Server) forwardFile(r *http.Request, a store.Agent, name string, f *os.
 		pw.CloseWithError(err)
 	}()
 	defer pr.Close()
+	var q url.Values
+	if session != "" {
+		q = url.Values{"sessionId": {session}}
+	}
 	return s.callJSON(r.Context(), a, controlCall{
-		method: http.MethodPost, path: "/files", body: pr, contentType: mw.FormDataContentType(), timeout: 5 * time.Minute,
+		method: http.MethodPost, path: "/files", query: q, body: pr, contentType: mw.FormDataContentType(), timeout: 5 * time.Minute,
 	})
 }
 

@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agenthost/agenthost/internal/httpjson"
 	"github.com/agenthost/agenthost/internal/platform/agents"
-	"github.com/agenthost/agenthost/internal/platform/httpapi"
 	"github.com/agenthost/agenthost/internal/platform/store"
 )
 
@@ -124,7 +124,7 @@ func (s *Server) forwardOr(w http.ResponseWriter, r *http.Request, a store.Agent
 				return // the client went away, or the platform is shutting down
 			}
 			s.log.Warn("forwarding to the agent's node failed", "agent", a.ID, "node", a.Node, "url", raw, "err", err)
-			httpapi.WriteError(w, http.StatusServiceUnavailable, fmt.Sprintf("%s, which did not answer at %s", other.Error(), raw))
+			httpjson.WriteError(w, http.StatusServiceUnavailable, fmt.Sprintf("%s, which did not answer at %s", other.Error(), raw))
 		},
 	}
 	p.ServeHTTP(w, r.WithContext(ctx))

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/agenthost/agenthost/internal/platform/httpapi"
+	"github.com/agenthost/agenthost/internal/httpjson"
 )
 
 func TestRuntimeError(t *testing.T) {
@@ -24,7 +24,7 @@ func TestRuntimeError(t *testing.T) {
 		{401, `{"error":"invalid or missing control token"}`, 502, "agent failed: invalid or missing control token"},
 		{503, `<html>oops</html>`, 502, "agent is not responding"},
 	} {
-		var he *httpapi.Error
+		var he *httpjson.Error
 		if err := runtimeError("a1", "/messages", tc.status, []byte(tc.body)); !errors.As(err, &he) || he.Status != tc.wantStatus || he.Msg != tc.wantMsg {
 			t.Errorf("runtime %d %s → %v, want %d %q", tc.status, tc.body, err, tc.wantStatus, tc.wantMsg)
 		}
@@ -60,7 +60,7 @@ func TestSessionFor(t *testing.T) {
 		{one, "ses_b", "", http.StatusNotFound},
 	} {
 		got, err := sessionFor(tc.t, tc.asked)
-		var he *httpapi.Error
+		var he *httpjson.Error
 		if tc.status != 0 {
 			if !errors.As(err, &he) || he.Status != tc.status {
 				t.Errorf("sessionFor(%q, %q) err = %v, want %d", tc.t.session, tc.asked, err, tc.status)

@@ -4,8 +4,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/agenthost/agenthost/internal/httpjson"
 	"github.com/agenthost/agenthost/internal/platform/agents"
-	"github.com/agenthost/agenthost/internal/platform/httpapi"
 )
 
 // orgJSON is the caller's organization and its settings.
@@ -39,7 +39,7 @@ func (s *Server) getOrg(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	httpapi.Write(w, http.StatusOK, out)
+	httpjson.Write(w, http.StatusOK, out)
 	return nil
 }
 
@@ -47,13 +47,13 @@ func (s *Server) getOrg(w http.ResponseWriter, r *http.Request) error {
 // sets the default, null clears it. Agents that exist keep their model.
 func (s *Server) patchOrg(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
-		DefaultModel httpapi.Nullable[string] `json:"defaultModel"`
+		DefaultModel httpjson.Nullable[string] `json:"defaultModel"`
 	}
-	if err := httpapi.Read(w, r, &req); err != nil {
+	if err := httpjson.Read(w, r, &req); err != nil {
 		return err
 	}
 	if !req.DefaultModel.Set {
-		return httpapi.BadRequest("nothing to change: send {\"defaultModel\": \"provider/model\"} or {\"defaultModel\": null}")
+		return httpjson.BadRequest("nothing to change: send {\"defaultModel\": \"provider/model\"} or {\"defaultModel\": null}")
 	}
 	model := ""
 	if !req.DefaultModel.Null {
@@ -69,6 +69,6 @@ func (s *Server) patchOrg(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	httpapi.Write(w, http.StatusOK, out)
+	httpjson.Write(w, http.StatusOK, out)
 	return nil
 }

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agenthost/agenthost/internal/platform/httpapi"
+	"github.com/agenthost/agenthost/internal/httpjson"
 	"github.com/agenthost/agenthost/internal/platform/store"
 )
 
@@ -60,14 +60,14 @@ func (s *Server) agentOf(r *http.Request) (store.Agent, error) {
 // seed says.
 func running(a store.Agent) error {
 	if a.Status != store.StatusRunning {
-		return httpapi.BadRequest("agent is not running (status %s)", a.Status)
+		return httpjson.BadRequest("agent is not running (status %s)", a.Status)
 	}
 	return nil
 }
 
 // callRuntime sends c to a's runtime. The returned cancel releases the
 // call's context once the response body has been read. A runtime that
-// cannot be reached is a 502 *httpapi.Error.
+// cannot be reached is a 502 *httpjson.Error.
 func (s *Server) callRuntime(ctx context.Context, a store.Agent, c controlCall) (*http.Response, context.CancelFunc, error) {
 	ctl, err := s.cfg.Agents.Control(a)
 	if err != nil {
@@ -103,9 +103,9 @@ func (s *Server) callRuntime(ctx context.Context, a store.Agent, c controlCall) 
 		cancel()
 		if ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled) {
 			// The client went away (or the platform is shutting down).
-			return nil, nil, &httpapi.Error{Status: http.StatusServiceUnavailable, Msg: "request cancelled", Err: err}
+			return nil, nil, &httpjson.Error{Status: http.StatusServiceUnavailable, Msg: "request cancelled", Err: err}
 		}
-		return nil, nil, &httpapi.Error{Status: http.StatusBadGateway, Msg: errNotResponding, Err: fmt.Errorf("agent %s: %w", a.ID, err)}
+		return nil, nil, &httpjson.Error{Status: http.StatusBadGateway, Msg: errNotResponding, Err: fmt.Errorf("agent %s: %w", a.ID, err)}
 	}
 	return resp, cancel, nil
 }
@@ -125,10 +125,10 @@ func (s *Server) callJSON(ctx context.Context, a store.Agent, c controlCall) (an
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxRuntimeAnswer+1))
 	if err != nil {
-		return nil, 0, &httpapi.Error{Status: http.StatusBadGateway, Msg: errNotResponding, Err: fmt.Errorf("agent %s: reading answer: %w", a.ID, err)}
+		return nil, 0, &httpjson.Error{Status: http.StatusBadGateway, Msg: errNotResponding, Err: fmt.Errorf("agent %s: reading answer: %w", a.ID, err)}
 	}
 	if len(b) > maxRuntimeAnswer {
-		return nil, 0, &httpapi.Error{Status: http.StatusBadGateway, Msg: "the agent's answer is too large", Err: fmt.Errorf("agent %s: over %d bytes", a.ID, maxRuntimeAnswer)}
+		return nil, 0, &httpjson.Error{Status: http.StatusBadGateway, Msg: "the agent's answer is too large", Err: fmt.Errorf("agent %s: over %d bytes", a.ID, maxRuntimeAnswer)}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil, 0, runtimeError(a.ID, c.path, resp.StatusCode, b)
@@ -137,14 +137,14 @@ func (s *Server) callJSON(ctx context.Context, a store.Agent, c controlCall) (an
 	dec.UseNumber() // numbers pass through exactly as the runtime wrote them
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return nil, 0, &httpapi.Error{Status: http.StatusBadGateway, Msg: "the agent answered with invalid JSON", Err: fmt.Errorf("agent %s %s: %w", a.ID, c.path, err)}
+		return nil, 0, &httpjson.Error{Status: http.StatusBadGateway, Msg: "the agent answered with invalid JSON", Err: fmt.Errorf("agent %s %s: %w", a.ID, c.path, err)}
 	}
 	return v, resp.StatusCode, nil
 }
 
 // runtimeError maps a runtime's error answer to the platform's.
 func runtimeError(agentID, path string, status int, body []byte) error {
-	var eb httpapi.ErrorBody
+	var eb httpjson.ErrorBody
 	_ = json.Unmarshal(body, &eb)
 	msg := strings.TrimSpace(eb.Error)
 	cause := fmt.Errorf("agent %s %s: runtime answered %d: %.200s", agentID, path, status, body)
@@ -153,14 +153,14 @@ func runtimeError(agentID, path string, status int, body []byte) error {
 		if msg == "" {
 			msg = strings.ToLower(http.StatusText(status))
 		}
-		return &httpapi.Error{Status: status, Msg: msg, Err: cause}
+		return &httpjson.Error{Status: status, Msg: msg, Err: cause}
 	}
 	if msg == "" {
 		msg = errNotResponding
 	} else {
 		msg = "agent failed: " + msg
 	}
-	return &httpapi.Error{Status: http.StatusBadGateway, Msg: msg, Err: cause}
+	return &httpjson.Error{Status: http.StatusBadGateway, Msg: msg, Err: cause}
 }
 
 // jsonBody encodes v for a control call.

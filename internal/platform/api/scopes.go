@@ -6,7 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/agenthost/agenthost/internal/platform/httpapi"
+	"github.com/agenthost/agenthost/internal/httpjson"
 	"github.com/agenthost/agenthost/internal/platform/store"
 )
 
@@ -44,24 +44,24 @@ type scopeDetailJSON struct {
 
 func checkScopeName(name string) error {
 	if strings.TrimSpace(name) == "" {
-		return httpapi.BadRequest("name: is required")
+		return httpjson.BadRequest("name: is required")
 	}
 	if n := utf8.RuneCountInString(name); n > maxScopeName {
-		return httpapi.BadRequest("name: must be 1-%d characters (got %d)", maxScopeName, n)
+		return httpjson.BadRequest("name: must be 1-%d characters (got %d)", maxScopeName, n)
 	}
 	return nil
 }
 
 func checkScopeDesc(d string) error {
 	if n := utf8.RuneCountInString(d); n > maxScopeDesc {
-		return httpapi.BadRequest("description: must be at most %d characters", maxScopeDesc)
+		return httpjson.BadRequest("description: must be at most %d characters", maxScopeDesc)
 	}
 	return nil
 }
 
 func scopeConflict(name string, err error) error {
 	if errors.Is(err, store.ErrConflict) {
-		return &httpapi.Error{Status: http.StatusConflict, Msg: "a scope named \"" + name + "\" already exists", Err: err}
+		return &httpjson.Error{Status: http.StatusConflict, Msg: "a scope named \"" + name + "\" already exists", Err: err}
 	}
 	return err
 }
@@ -79,7 +79,7 @@ func (s *Server) listScopes(w http.ResponseWriter, r *http.Request) error {
 			CreatedAt: ts(sc.CreatedAt), UpdatedAt: ts(sc.UpdatedAt),
 		}
 	}
-	httpapi.Write(w, http.StatusOK, map[string]any{"scopes": out})
+	httpjson.Write(w, http.StatusOK, map[string]any{"scopes": out})
 	return nil
 }
 
@@ -88,7 +88,7 @@ func (s *Server) createScope(w http.ResponseWriter, r *http.Request) error {
 		Name        string  `json:"name"`
 		Description *string `json:"description"`
 	}
-	if err := httpapi.Read(w, r, &req); err != nil {
+	if err := httpjson.Read(w, r, &req); err != nil {
 		return err
 	}
 	if err := checkScopeName(req.Name); err != nil {
@@ -104,7 +104,7 @@ func (s *Server) createScope(w http.ResponseWriter, r *http.Request) error {
 	if err := s.cfg.Store.CreateScope(r.Context(), sc); err != nil {
 		return scopeConflict(req.Name, err)
 	}
-	httpapi.Write(w, http.StatusCreated, scopeJSON{ID: sc.ID, Name: sc.Name, Description: sc.Description, CreatedAt: ts(sc.CreatedAt)})
+	httpjson.Write(w, http.StatusCreated, scopeJSON{ID: sc.ID, Name: sc.Name, Description: sc.Description, CreatedAt: ts(sc.CreatedAt)})
 	return nil
 }
 
@@ -129,25 +129,25 @@ func (s *Server) getScope(w http.ResponseWriter, r *http.Request) error {
 	for i, a := range refs {
 		out.Agents[i] = scopeAgentJSON{ID: a.ID, Name: a.Name, Status: string(a.Status), CreatedAt: ts(a.CreatedAt)}
 	}
-	httpapi.Write(w, http.StatusOK, out)
+	httpjson.Write(w, http.StatusOK, out)
 	return nil
 }
 
 func (s *Server) updateScope(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
-		Name        httpapi.Nullable[string] `json:"name"`
-		Description httpapi.Nullable[string] `json:"description"`
+		Name        httpjson.Nullable[string] `json:"name"`
+		Description httpjson.Nullable[string] `json:"description"`
 	}
-	if err := httpapi.Read(w, r, &req); err != nil {
+	if err := httpjson.Read(w, r, &req); err != nil {
 		return err
 	}
 	if !req.Name.Set && !req.Description.Set {
-		return httpapi.BadRequest("no fields to update: send name and/or description")
+		return httpjson.BadRequest("no fields to update: send name and/or description")
 	}
 	u := store.ScopeUpdate{UpdatedAt: s.cfg.Now()}
 	if req.Name.Set {
 		if req.Name.Null {
-			return httpapi.BadRequest("name: must be a string")
+			return httpjson.BadRequest("name: must be a string")
 		}
 		if err := checkScopeName(req.Name.Value); err != nil {
 			return err
@@ -168,7 +168,7 @@ func (s *Server) updateScope(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return missing("scope", scopeConflict(req.Name.Value, err))
 	}
-	httpapi.Write(w, http.StatusOK, scopeJSON{ID: sc.ID, Name: sc.Name, Description: sc.Description, UpdatedAt: ts(sc.UpdatedAt)})
+	httpjson.Write(w, http.StatusOK, scopeJSON{ID: sc.ID, Name: sc.Name, Description: sc.Description, UpdatedAt: ts(sc.UpdatedAt)})
 	return nil
 }
 
@@ -176,6 +176,6 @@ func (s *Server) deleteScope(w http.ResponseWriter, r *http.Request) error {
 	if err := s.cfg.Store.DeleteScope(r.Context(), orgID(r), r.PathValue("scopeId")); err != nil {
 		return missing("scope", err)
 	}
-	httpapi.Write(w, http.StatusOK, map[string]bool{"deleted": true})
+	httpjson.Write(w, http.StatusOK, map[string]bool{"deleted": true})
 	return nil
 }

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/agenthost/agenthost/internal/platform/httpapi"
+	"github.com/agenthost/agenthost/internal/httpjson"
 	"github.com/agenthost/agenthost/internal/platform/secrets"
 	"github.com/agenthost/agenthost/internal/platform/store"
 )
@@ -31,7 +31,7 @@ func fieldErr(field string, err error) error {
 	if errors.Is(err, secrets.ErrInvalid) {
 		msg := strings.TrimPrefix(err.Error(), secrets.ErrInvalid.Error()+": ")
 		msg = strings.TrimPrefix(msg, field+" ")
-		return httpapi.BadRequest("%s: %s", field, msg)
+		return httpjson.BadRequest("%s: %s", field, msg)
 	}
 	return err
 }
@@ -50,7 +50,7 @@ func (s *Server) listSecrets(w http.ResponseWriter, r *http.Request, scopeID str
 	if err != nil {
 		return err
 	}
-	httpapi.Write(w, http.StatusOK, map[string]any{"secrets": secretsJSON(list)})
+	httpjson.Write(w, http.StatusOK, map[string]any{"secrets": secretsJSON(list)})
 	return nil
 }
 
@@ -59,14 +59,14 @@ func (s *Server) putSecret(w http.ResponseWriter, r *http.Request, scopeID strin
 		Key   string  `json:"key"`
 		Value *string `json:"value"`
 	}
-	if err := httpapi.Read(w, r, &req); err != nil {
+	if err := httpjson.Read(w, r, &req); err != nil {
 		return err
 	}
 	if err := secrets.CheckKey(req.Key); err != nil {
 		return fieldErr("key", err)
 	}
 	if req.Value == nil {
-		return httpapi.BadRequest("value: is required")
+		return httpjson.BadRequest("value: is required")
 	}
 	if err := secrets.CheckValue(*req.Value); err != nil {
 		return fieldErr("value", err)
@@ -79,7 +79,7 @@ func (s *Server) putSecret(w http.ResponseWriter, r *http.Request, scopeID strin
 	if created {
 		status = http.StatusCreated
 	}
-	httpapi.Write(w, status, map[string]any{"id": sec.ID, "key": sec.Key, "created": created})
+	httpjson.Write(w, status, map[string]any{"id": sec.ID, "key": sec.Key, "created": created})
 	return nil
 }
 
@@ -87,7 +87,7 @@ func (s *Server) deleteSecret(w http.ResponseWriter, r *http.Request, scopeID st
 	if err := s.cfg.Secrets.Delete(r.Context(), orgID(r), scopeID, r.PathValue("key")); err != nil {
 		return missing("secret", err)
 	}
-	httpapi.Write(w, http.StatusOK, map[string]bool{"deleted": true})
+	httpjson.Write(w, http.StatusOK, map[string]bool{"deleted": true})
 	return nil
 }
 

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/agenthost/agenthost/internal/platform/httpapi"
+	"github.com/agenthost/agenthost/internal/httpjson"
 )
 
 // Session pages: /a/{agentId}/session/{sessionId}?cap=… is a session's
@@ -74,10 +74,10 @@ func (s *Server) capabilityTarget(ctx context.Context, r *http.Request) (target,
 	agentID, sid := r.PathValue("agentId"), r.PathValue("sessionId")
 	c := capabilityOf(r)
 	if c == "" {
-		return target{}, httpapi.Errorf(http.StatusUnauthorized, "missing session capability: use the session URL (?cap=) or the %s header", CapabilityHeader)
+		return target{}, httpjson.Errorf(http.StatusUnauthorized, "missing session capability: use the session URL (?cap=) or the %s header", CapabilityHeader)
 	}
 	if !s.cfg.Capabilities.Check(agentID, sid, c) {
-		return target{}, httpapi.Errorf(http.StatusNotFound, "session not found")
+		return target{}, httpjson.Errorf(http.StatusNotFound, "session not found")
 	}
 	// The capability was minted by this platform for this agent, so the
 	// agent is looked up across organizations.
@@ -95,13 +95,14 @@ func (s *Server) sessionStatus(w http.ResponseWriter, r *http.Request, t target)
 	if err != nil {
 		return err
 	}
-	out := map[string]any{"agentId": t.agent.ID, "sessionId": t.session, "status": t.agent.Status, "busy": false, "title": nil}
+	out := map[string]any{"agentId": t.agent.ID, "sessionId": t.session, "status": t.agent.Status, "busy": false, "title": nil,
+		"sessionPermissions": !t.agent.SessionPermissionsOff}
 	for _, x := range list(object(v), "sessions") {
 		if e := object(x); e != nil && e["id"] == t.session {
 			out["title"], out["busy"] = e["title"], e["busy"] == true
 		}
 	}
-	httpapi.Write(w, http.StatusOK, out)
+	httpjson.Write(w, http.StatusOK, out)
 	return nil
 }
 

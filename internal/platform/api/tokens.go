@@ -5,8 +5,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/agenthost/agenthost/internal/httpjson"
 	"github.com/agenthost/agenthost/internal/platform/auth"
-	"github.com/agenthost/agenthost/internal/platform/httpapi"
 	"github.com/agenthost/agenthost/internal/platform/store"
 )
 
@@ -41,7 +41,7 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) error {
 	for i, t := range list {
 		out[i] = tokenOut(t)
 	}
-	httpapi.Write(w, http.StatusOK, map[string]any{"tokens": out})
+	httpjson.Write(w, http.StatusOK, map[string]any{"tokens": out})
 	return nil
 }
 
@@ -51,15 +51,15 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Label string `json:"label"`
 	}
-	if err := httpapi.Read(w, r, &req); err != nil {
+	if err := httpjson.Read(w, r, &req); err != nil {
 		return err
 	}
 	req.Label = strings.TrimSpace(req.Label)
 	if req.Label == "" {
-		return httpapi.BadRequest("label: is required")
+		return httpjson.BadRequest("label: is required")
 	}
 	if n := utf8.RuneCountInString(req.Label); n > maxTokenLabel {
-		return httpapi.BadRequest("label: must be at most %d characters (got %d)", maxTokenLabel, n)
+		return httpjson.BadRequest("label: must be at most %d characters (got %d)", maxTokenLabel, n)
 	}
 	plain, hash := auth.Generate()
 	tok := store.Token{ID: s.cfg.NewID(), OrgID: orgID(r), Label: req.Label, Hash: hash, CreatedAt: s.cfg.Now()}
@@ -69,7 +69,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 	out := tokenOut(tok)
 	out.Token = plain
 	w.Header().Set("Cache-Control", "no-store")
-	httpapi.Write(w, http.StatusCreated, out)
+	httpjson.Write(w, http.StatusCreated, out)
 	return nil
 }
 
@@ -80,6 +80,6 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	if err := s.cfg.Store.DeleteToken(r.Context(), orgID(r), id); err != nil {
 		return missing("token", err)
 	}
-	httpapi.Write(w, http.StatusOK, map[string]any{"id": id, "revoked": true})
+	httpjson.Write(w, http.StatusOK, map[string]any{"id": id, "revoked": true})
 	return nil
 }

@@ -25,10 +25,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agenthost/agenthost/internal/ids"
 	"github.com/agenthost/agenthost/internal/platform"
 	"github.com/agenthost/agenthost/internal/platform/agents"
 	"github.com/agenthost/agenthost/internal/platform/auth"
-	"github.com/agenthost/agenthost/internal/platform/ids"
 	"github.com/agenthost/agenthost/internal/runtime/process"
 )
 

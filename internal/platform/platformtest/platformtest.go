@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -18,10 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agenthost/agenthost/internal/ids"
 	"github.com/agenthost/agenthost/internal/platform"
 	"github.com/agenthost/agenthost/internal/platform/agents"
 	"github.com/agenthost/agenthost/internal/platform/auth"
-	"github.com/agenthost/agenthost/internal/platform/ids"
 	"github.com/agenthost/agenthost/internal/platform/store/postgres/pgtest"
 	"github.com/agenthost/agenthost/internal/runtime"
 )
@@ -233,15 +234,42 @@ func (r *Response) WantError(t testing.TB, status int, contains string, extra ..
 
 // Buffer is a goroutine-safe log sink.
 type Buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{} // closed and replaced at every write
 }
 
 // Write implements io.Writer.
 func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.changed != nil {
+		close(b.changed)
+		b.changed = nil
+	}
 	return b.b.Write(p)
+}
+
+// WaitFor waits until the buffer holds s, or ctx ends: a test waits for
+// what the platform logs, without polling.
+func (b *Buffer) WaitFor(ctx context.Context, s string) error {
+	for {
+		b.mu.Lock()
+		if strings.Contains(b.b.String(), s) {
+			b.mu.Unlock()
+			return nil
+		}
+		if b.changed == nil {
+			b.changed = make(chan struct{})
+		}
+		ch := b.changed
+		b.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("the logs never said %q: %w", s, ctx.Err())
+		}
+	}
 }
 
 // String returns everything written so far.

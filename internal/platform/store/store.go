@@ -125,9 +125,14 @@ type Agent struct {
 	ControlToken []byte `json:"-"`
 	// Node names the platform replica that runs this agent's runtime; only
 	// that replica supervises and reconciles it.
-	Node      string
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Node string
+	// SessionPermissionsOff: the agent's session pages may not reply to
+	// its permission requests, only the organization's tokens may (the
+	// API's sessionPermissions: false). The zero value is the default:
+	// pages may reply, in their own session.
+	SessionPermissionsOff bool
+	CreatedAt             time.Time
+	UpdatedAt             time.Time
 }
 
 // AgentRuntime is the part of an agent its lifecycle changes.
@@ -218,6 +223,9 @@ type Store interface {
 	FindAgent(ctx context.Context, id string) (Agent, error)
 	// UpdateAgentRuntime records a lifecycle change.
 	UpdateAgentRuntime(ctx context.Context, orgID, id string, r AgentRuntime) error
+	// SetSessionPermissions records whether the agent's session pages may
+	// reply to its permission requests.
+	SetSessionPermissions(ctx context.Context, orgID, id string, on bool) error
 	// AddUploadBytes adds delta (negative to give bytes back) to the bytes
 	// an agent's uploads count against its quota, atomically: when delta is
 	// positive and the total would exceed max it changes nothing and returns

@@ -439,6 +439,11 @@ func (d *Driver) environ(spec runtime.Spec, ws, tmp, data string) []string {
 	env["AGENTHOST_DATA_DIR"] = data
 	env["AGENTHOST_RUNTIME_ID"] = spec.ID
 	env["AGENTHOST_SANDBOX"] = d.iso.sandbox
+	if d.iso.sandbox == SandboxBwrap {
+		// New checked bwrap as a runtime user: the runtime need not probe
+		// again on its way to /health.
+		env["AGENTHOST_SANDBOX_CHECKED"] = "1"
+	}
 	out := make([]string, 0, len(env))
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		out = append(out, k+"="+env[k])

@@ -156,6 +156,8 @@ func TestEnvironmentExact(t *testing.T) {
 		"AGENTHOST_DATA_DIR":   filepath.Join(root, "env", "data"),
 		"AGENTHOST_RUNTIME_ID": "env",
 		"AGENTHOST_SANDBOX":    "bwrap",
+		// New checked bwrap as a runtime user: the runtime skips its probe.
+		"AGENTHOST_SANDBOX_CHECKED": "1",
 	}
 	if got := runtimetest.Env(t, h); !maps.Equal(got, want) {
 		t.Errorf("environment:\n got %v\nwant %v", got, want)

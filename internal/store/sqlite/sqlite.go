@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -63,6 +62,10 @@ var Migrations = []string{
 		expired_ms INTEGER NOT NULL
 	);
 	CREATE INDEX expired_sessions_time ON expired_sessions(expired_ms);`,
+	// 4: the session engine's records (records.go): titles, the
+	// conversation as rows (moved out of the state blob), queued inputs,
+	// requests to a person, remembered approvals.
+	recordsSchema,
 }
 
 // maxBatch bounds how many queued writes share one transaction.
@@ -219,46 +222,54 @@ func state(b json.RawMessage) []byte {
 
 // CreateSession implements store.Store.
 func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
-	return s.Write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.Exec(`INSERT INTO sessions (id, owner, status, prompt, result, state, created_ms, updated_ms, expires_ms, duration_ms)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			ss.ID, ss.Owner, string(ss.Status), ss.Prompt, ss.Result, state(ss.State),
-			ms(ss.Created), ms(ss.Updated), ms(ss.Expires), ss.Duration.Milliseconds())
-		if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") {
-			return fmt.Errorf("session %s: %w", ss.ID, store.ErrExists)
-		}
-		if err != nil {
-			return fmt.Errorf("create session: %w", err)
-		}
-		return nil
-	})
+	return s.Write(ctx, func(tx *sql.Tx) error { return createSession(tx, ss) })
+}
+
+func createSession(tx *sql.Tx, ss store.Session) error {
+	var one int
+	switch err := tx.QueryRow(`SELECT 1 FROM sessions WHERE id = ?`, ss.ID).Scan(&one); {
+	case err == nil:
+		return fmt.Errorf("session %s: %w", ss.ID, store.ErrExists)
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("create session: %w", err)
+	}
+	_, err := tx.Exec(`INSERT INTO sessions (id, owner, status, prompt, result, state, created_ms, updated_ms, expires_ms, duration_ms, title, error)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		ss.ID, ss.Owner, string(ss.Status), ss.Prompt, ss.Result, state(ss.State),
+		ms(ss.Created), ms(ss.Updated), ms(ss.Expires), ss.Duration.Milliseconds(), ss.Title, ss.Error)
+	if err != nil {
+		return fmt.Errorf("create session: %w", err)
+	}
+	return nil
 }
 
 // UpdateSession implements store.Store.
 func (s *Store) UpdateSession(ctx context.Context, ss store.Session) error {
-	return s.Write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.Exec(`UPDATE sessions SET owner = ?, status = ?, prompt = ?, result = ?, state = ?,
-			created_ms = ?, updated_ms = ?, expires_ms = ?, duration_ms = ? WHERE id = ?`,
-			ss.Owner, string(ss.Status), ss.Prompt, ss.Result, state(ss.State),
-			ms(ss.Created), ms(ss.Updated), ms(ss.Expires), ss.Duration.Milliseconds(), ss.ID)
-		if err != nil {
-			return fmt.Errorf("update session: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("session %s: %w", ss.ID, store.ErrNotFound)
-		}
-		return nil
-	})
+	return s.Write(ctx, func(tx *sql.Tx) error { return updateSession(tx, ss) })
 }
 
-const sessionCols = `id, owner, status, prompt, result, state, created_ms, updated_ms, expires_ms, duration_ms`
+func updateSession(tx *sql.Tx, ss store.Session) error {
+	res, err := tx.Exec(`UPDATE sessions SET owner = ?, status = ?, prompt = ?, result = ?, state = ?,
+		created_ms = ?, updated_ms = ?, expires_ms = ?, duration_ms = ?, title = ?, error = ? WHERE id = ?`,
+		ss.Owner, string(ss.Status), ss.Prompt, ss.Result, state(ss.State),
+		ms(ss.Created), ms(ss.Updated), ms(ss.Expires), ss.Duration.Milliseconds(), ss.Title, ss.Error, ss.ID)
+	if err != nil {
+		return fmt.Errorf("update session: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("session %s: %w", ss.ID, store.ErrNotFound)
+	}
+	return nil
+}
+
+const sessionCols = `id, owner, status, prompt, result, state, created_ms, updated_ms, expires_ms, duration_ms, title, error`
 
 func scanSession(row interface{ Scan(...any) error }) (store.Session, error) {
 	var ss store.Session
 	var status string
 	var st []byte
 	var created, updated, expires, dur int64
-	if err := row.Scan(&ss.ID, &ss.Owner, &status, &ss.Prompt, &ss.Result, &st, &created, &updated, &expires, &dur); err != nil {
+	if err := row.Scan(&ss.ID, &ss.Owner, &status, &ss.Prompt, &ss.Result, &st, &created, &updated, &expires, &dur, &ss.Title, &ss.Error); err != nil {
 		return ss, err
 	}
 	ss.Status = store.Status(status)
@@ -292,7 +303,7 @@ func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error
 // ListSessions implements store.Store.
 func (s *Store) ListSessions(ctx context.Context, opts store.ListOptions) ([]store.Session, error) {
 	limit := opts.Limit
-	if limit <= 0 {
+	if limit == 0 {
 		limit = 1000
 	}
 	q := `SELECT ` + sessionCols + ` FROM sessions`
@@ -301,7 +312,11 @@ func (s *Store) ListSessions(ctx context.Context, opts store.ListOptions) ([]sto
 		q += ` WHERE owner = ?`
 		args = append(args, opts.Owner)
 	}
-	q += ` ORDER BY created_ms DESC, id DESC LIMIT ?`
+	if opts.OldestFirst {
+		q += ` ORDER BY created_ms, rowid LIMIT ?`
+	} else {
+		q += ` ORDER BY created_ms DESC, id DESC LIMIT ?`
+	}
 	args = append(args, limit)
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -324,26 +339,22 @@ func (s *Store) ListSessions(ctx context.Context, opts store.ListOptions) ([]sto
 
 // AppendEvents implements store.Store.
 func (s *Store) AppendEvents(ctx context.Context, evs []store.Event) ([]store.Event, error) {
-	out := make([]store.Event, len(evs))
-	copy(out, evs)
-	err := s.Write(ctx, func(tx *sql.Tx) error {
-		for i := range out {
-			e := &out[i]
-			res, err := tx.Exec(`INSERT INTO session_events (session_id, type, data, created_ms) VALUES (?, ?, ?, ?)`,
-				e.SessionID, e.Type, []byte(e.Data), ms(e.Created))
-			if err != nil {
-				return fmt.Errorf("append event: %w", err)
-			}
-			if e.ID, err = res.LastInsertId(); err != nil {
-				return fmt.Errorf("append event: %w", err)
-			}
+	return s.Apply(ctx, store.Change{Events: evs})
+}
+
+func appendEvents(tx *sql.Tx, evs []store.Event) error {
+	for i := range evs {
+		e := &evs[i]
+		res, err := tx.Exec(`INSERT INTO session_events (session_id, type, data, created_ms) VALUES (?, ?, ?, ?)`,
+			e.SessionID, e.Type, []byte(e.Data), ms(e.Created))
+		if err != nil {
+			return fmt.Errorf("append event: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
+		if e.ID, err = res.LastInsertId(); err != nil {
+			return fmt.Errorf("append event: %w", err)
+		}
 	}
-	return out, nil
+	return nil
 }
 
 // Events implements store.Store.
@@ -351,18 +362,23 @@ func (s *Store) Events(ctx context.Context, sessionID string, after int64, limit
 	if limit <= 0 {
 		limit = -1
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT id, type, data, created_ms FROM session_events
-		WHERE session_id = ? AND id > ? ORDER BY id LIMIT ?`, sessionID, after, limit)
+	q := `SELECT id, session_id, type, data, created_ms FROM session_events WHERE session_id = ? AND id > ? ORDER BY id LIMIT ?`
+	args := []any{sessionID, after, limit}
+	if sessionID == "" {
+		q = `SELECT id, session_id, type, data, created_ms FROM session_events WHERE id > ? ORDER BY id LIMIT ?`
+		args = args[1:]
+	}
+	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("events: %w", err)
 	}
 	defer rows.Close()
 	var out []store.Event
 	for rows.Next() {
-		e := store.Event{SessionID: sessionID}
+		var e store.Event
 		var data []byte
 		var created int64
-		if err := rows.Scan(&e.ID, &e.Type, &data, &created); err != nil {
+		if err := rows.Scan(&e.ID, &e.SessionID, &e.Type, &data, &created); err != nil {
 			return nil, fmt.Errorf("events: %w", err)
 		}
 		e.Data, e.Created = data, fromMS(created)
@@ -395,8 +411,13 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 	err := s.Write(ctx, func(tx *sql.Tx) error {
 		const expired = `SELECT id FROM sessions WHERE expires_ms > 0 AND expires_ms <= ? AND status IN (?, ?, ?)`
 		args := []any{ms(now), string(store.StatusDone), string(store.StatusFailed), string(store.StatusInterrupted)}
-		if _, err := tx.Exec(`DELETE FROM session_events WHERE session_id IN (`+expired+`)`, args...); err != nil {
-			return fmt.Errorf("delete expired events: %w", err)
+		for _, table := range []string{"session_events", "session_messages", "session_inputs", "session_requests"} {
+			if _, err := tx.Exec(`DELETE FROM `+table+` WHERE session_id IN (`+expired+`)`, args...); err != nil {
+				return fmt.Errorf("delete expired %s: %w", table, err)
+			}
+		}
+		if _, err := tx.Exec(`DELETE FROM grants WHERE scope IN (`+expired+`)`, args...); err != nil {
+			return fmt.Errorf("delete expired grants: %w", err)
 		}
 		if _, err := tx.Exec(`INSERT OR IGNORE INTO expired_sessions (id, expired_ms) SELECT id, expires_ms FROM sessions WHERE id IN (`+expired+`)`, args...); err != nil {
 			return fmt.Errorf("reserve expired ids: %w", err)

@@ -29,6 +29,13 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"EventsConcurrent", testEventsConcurrent},
 		{"InterruptRunning", testInterruptRunning},
 		{"DeleteExpired", testDeleteExpired},
+		{"ApplyAtomic", testApplyAtomic},
+		{"Messages", testMessages},
+		{"Inputs", testInputs},
+		{"Requests", testRequests},
+		{"Grants", testGrants},
+		{"EventLog", testEventLog},
+		{"ListOldestFirst", testListOldestFirst},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -69,7 +76,7 @@ func equalSession(t *testing.T, got, want store.Session) {
 	t.Helper()
 	if got.ID != want.ID || got.Owner != want.Owner || got.Status != want.Status || got.Prompt != want.Prompt ||
 		got.Result != want.Result || !got.Created.Equal(want.Created) || !got.Updated.Equal(want.Updated) ||
-		!got.Expires.Equal(want.Expires) || got.Duration != want.Duration {
+		!got.Expires.Equal(want.Expires) || got.Duration != want.Duration || got.Title != want.Title || got.Error != want.Error {
 		t.Fatalf("session:\n got %+v\nwant %+v", got, want)
 	}
 	if !jsonEqual(got.State, want.State) {
@@ -283,6 +290,9 @@ func testDeleteExpired(t *testing.T, s store.Store) {
 	if _, err := s.AppendEvents(ctx, []store.Event{{SessionID: old.ID, Type: "OUTPUT", Data: json.RawMessage(`{}`), Created: t0}}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.Apply(ctx, store.Change{Messages: []store.Message{msg(old.ID, "m"), msg(fresh.ID, "m")}}); err != nil {
+		t.Fatal(err)
+	}
 	n, err := s.DeleteExpired(ctx, t0.Add(2*time.Hour))
 	if err != nil {
 		t.Fatal(err)
@@ -298,6 +308,12 @@ func testDeleteExpired(t *testing.T, s store.Store) {
 	}
 	if evs, _ := s.Events(ctx, old.ID, 0, 0); len(evs) != 0 {
 		t.Fatalf("expired session's events still there: %d", len(evs))
+	}
+	if ms, _ := s.Messages(ctx, old.ID); len(ms) != 0 {
+		t.Fatalf("expired session's messages still there: %d", len(ms))
+	}
+	if ms, _ := s.Messages(ctx, fresh.ID); len(ms) != 1 {
+		t.Fatalf("a live session's messages went with the expired one: %d", len(ms))
 	}
 	for _, id := range []string{fresh.ID, running.ID} {
 		if _, err := s.GetSession(ctx, id); err != nil {

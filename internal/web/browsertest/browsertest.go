@@ -7,7 +7,8 @@
 // console and uncaught exceptions fail the test unless allowed. Screenshot
 // saves PNGs under the test's artifact directory (t.ArtifactDir: kept with
 // `go test -artifacts -outputdir DIR`, a temporary directory otherwise; the
-// path is logged).
+// path is logged). CheckAxe and CheckAxeAll run the axe-core
+// accessibility engine (AGENTHOST_TEST_AXE) on the page as it is.
 package browsertest
 
 import (
@@ -149,6 +150,22 @@ func release() {
 			shared.ctx, shared.cancel = nil, nil
 		}
 	})
+}
+
+// Stop closes the shared browser now, waiting for it to exit, instead of
+// shortly after the last test: for a TestMain that looks for leaked
+// goroutines once the tests are done (the browser's would be counted).
+func Stop() {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.timer != nil {
+		shared.timer.Stop()
+		shared.timer = nil
+	}
+	if shared.ctx != nil {
+		shared.cancel()
+		shared.ctx, shared.cancel = nil, nil
+	}
 }
 
 // New opens a tab for the test in its own browser context.

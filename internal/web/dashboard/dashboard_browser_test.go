@@ -76,6 +76,9 @@ func signIn(t *testing.T, p *browsertest.Page, env *platformEnv) {
 	p.WaitVisible("#view-agents")
 }
 
+// The dashboard with a running agent, its session page, and axe-core on
+// the states only a running agent has: RUNNING, busy, STOPPED, the usage
+// chart and its table.
 func TestDashboardCreateAgentAndSessionPage(t *testing.T) {
 	env := startPlatform(t, true)
 	p := browsertest.New(t, browsertest.Options{Timeout: 4 * time.Minute})
@@ -103,11 +106,13 @@ func TestDashboardCreateAgentAndSessionPage(t *testing.T) {
 	p.WaitText(".card.agent .pill", "RUNNING")
 	p.WaitText(".card.agent .sessions a", "Hello from the dashboard")
 	p.WaitText("#flash", "created")
+	p.CheckAxeAll("agent-running")
 	p.Screenshot("created")
 
 	// Stop, start and restart from the card.
 	p.ClickButton(".card.agent", "Stop")
 	p.WaitText(".card.agent .pill", "STOPPED")
+	p.CheckAxeAll("agent-stopped")
 	p.ClickButton(".card.agent", "Start")
 	p.WaitText(".card.agent .pill", "RUNNING")
 	p.ClickButton(".card.agent", "Restart")
@@ -143,6 +148,7 @@ func TestDashboardCreateAgentAndSessionPage(t *testing.T) {
 	s.Screenshot("permission")
 	// Waiting for the permission, the agent is busy on the dashboard.
 	p.WaitFor(`!document.querySelector(".card.agent .busy-pill").hidden`)
+	p.CheckAxeAll("agent-busy")
 	p.Screenshot("busy")
 	s.ClickButton(".card.permission", "Allow once")
 	s.WaitText(".tool .output", "from-the-browser")
@@ -162,7 +168,9 @@ func TestDashboardCreateAgentAndSessionPage(t *testing.T) {
 	os.WriteFile(file, []byte("uploaded from the session page\n"), 0o644)
 	s.Upload("#file", file)
 	s.WaitText("#uploads li", "notes.txt")
-	s.Type("#prompt", `run bash {"command":"cat uploads/notes.txt"}`+"\n")
+	// A session page's upload is in its session's own folder, the only
+	// one of uploads/sessions its sandbox shows.
+	s.Type("#prompt", `run bash {"command":"cat uploads/sessions/*/notes.txt"}`+"\n")
 	s.ClickButton(".card.permission", "Allow once")
 	s.WaitText(".tool .output", "uploaded from the session page")
 	waitIdle(s)
@@ -191,6 +199,8 @@ func TestDashboardCreateAgentAndSessionPage(t *testing.T) {
 	p.WaitVisible("#usage-total")
 	p.WaitVisible("svg.chart")
 	p.WaitText("#usage-sessions", "$")
+	p.Click("#usage-body details summary")
+	p.CheckAxeAll("usage")
 	p.Screenshot("usage")
 
 	// Delete asks once more, then removes the agent; the open session
@@ -282,7 +292,7 @@ func TestDashboardScopesSecretsTokens(t *testing.T) {
 	p.Screenshot("phone")
 
 	// Delete the scope; sign out clears the token.
-	p.Click(`#nav a[data-view="scopes"]`)
+	showView(p, "scopes", "#scopes-list")
 	p.ClickButton("#scopes-list", "Delete")
 	p.ClickButton("#scopes-list", "Really delete?")
 	p.WaitText("#scopes-list", "No scopes yet")
@@ -291,4 +301,14 @@ func TestDashboardScopesSecretsTokens(t *testing.T) {
 	if browsertest.Eval[string](p, `sessionStorage.getItem("agenthost.token") || ""`) != "" {
 		t.Fatal("token still stored after sign-out")
 	}
+}
+
+// showView opens a view from the menu and waits until its list is drawn
+// anew: a button clicked in the list drawn before would be replaced by the
+// view's refresh (an armed "Really delete?" then disappears).
+func showView(p *browsertest.Page, view, list string) {
+	p.T.Helper()
+	browsertest.Eval[bool](p, fmt.Sprintf(`(() => { for (const e of document.querySelectorAll(%q)) e.dataset.stale = "1"; return true; })()`, list+" > *"))
+	p.Click(`#nav a[data-view="` + view + `"]`)
+	p.WaitFor(fmt.Sprintf(`document.querySelector(%q)`, list+" > :not([data-stale])"))
 }

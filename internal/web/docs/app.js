@@ -10,6 +10,11 @@ const el = (tag, cls, text) => {
   return e;
 };
 
+// ---- layout: on a phone the conversation fills the screen under the
+// header (style.css), whose height depends on the agent's name and address.
+const header = document.querySelector("header");
+new ResizeObserver(() => document.documentElement.style.setProperty("--header-h", header.offsetHeight + "px")).observe(header);
+
 // ---- tabs ----
 function showTab(name) {
   document.querySelectorAll(".tab").forEach((t) => {
@@ -297,10 +302,13 @@ function renderAttachments() {
   const box = $("attachments");
   box.replaceChildren();
   state.attachments.forEach((a, i) => {
-    const chip = el("span", "chip", (a.image ? "🖼 " : "📄 ") + a.name);
-    const x = el("button", "", "×");
+    const chip = el("li", "chip", (a.image ? "🖼 " : "📄 ") + a.name);
+    const x = el("button");
     x.type = "button";
     x.title = "Remove";
+    const sign = el("span", "", "×");
+    sign.setAttribute("aria-hidden", "true");
+    x.append(sign, el("span", "visually-hidden", "Remove " + a.name));
     x.addEventListener("click", () => { state.attachments.splice(i, 1); renderAttachments(); });
     chip.append(x);
     box.append(chip);

@@ -20,7 +20,9 @@ import (
 // for one session (seed 003 bodies, SSE events with ids and replay), and a
 // scripted agent:
 //
-//   - "run bash <cmd>" asks a bash permission, then runs it;
+//   - "run bash <cmd>" asks a bash permission, then runs it; "run bash
+//     org <cmd>" asks one only the organization may answer;
+//   - "fail" fails its model call (the provider's error in the history);
 //   - "ask" asks a single-select question, "ask many" a multi-select one;
 //   - "slow" streams a long answer slowly (for abort);
 //   - anything else is answered "You said: <text>", streamed word by word.
@@ -43,6 +45,8 @@ type fakeAPI struct {
 	uploads   map[string]string
 	aborted   int
 	abortRun  context.CancelFunc
+	// pagePerms: the page may reply to permissions (sessionPermissions).
+	pagePerms bool
 	sseOpens  []string // Last-Event-ID of each /events request
 	delay     time.Duration
 }
@@ -63,7 +67,7 @@ func (f *fakeAPI) setDelay(d time.Duration) {
 func newFakeAPI(t *testing.T) *fakeAPI {
 	f := &fakeAPI{t: t, cap: "cap_secret-123", page: "/a/ag_1/session/ses_1", changed: make(chan struct{}),
 		streams: map[int]context.CancelFunc{}, perms: map[string]map[string]any{}, questions: map[string]map[string]any{},
-		replies: map[string]chan any{}, uploads: map[string]string{}, delay: 30 * time.Millisecond}
+		replies: map[string]chan any{}, uploads: map[string]string{}, delay: 30 * time.Millisecond, pagePerms: true}
 	mux := http.NewServeMux()
 	mux.Handle("GET "+f.page, session.Handler())
 	api := f.page + "/api/"
@@ -99,7 +103,11 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		writeJSON(w, 200, map[string]any{"agentId": "ag_1", "totalCost": f.cost, "totalTokens": tokens(int(f.cost * 1e5))})
 	})
 	handle("GET "+api+"status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, 200, map[string]any{"agentId": "ag_1", "sessionId": "ses_1", "status": "RUNNING", "busy": f.isBusy(), "title": "Fake session"})
+		f.mu.Lock()
+		pagePerms := f.pagePerms
+		f.mu.Unlock()
+		writeJSON(w, 200, map[string]any{"agentId": "ag_1", "sessionId": "ses_1", "status": "RUNNING", "busy": f.isBusy(), "title": "Fake session",
+			"sessionPermissions": pagePerms})
 	})
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(func() {
@@ -291,12 +299,22 @@ func (f *fakeAPI) turn(ctx context.Context, userID, prompt string) {
 		return true
 	}
 	switch {
+	case prompt == "fail":
+		stream("Let me ", delay)
+		m := msg(aid, "assistant", text("Let me "))
+		m["info"].(map[string]any)["error"] = map[string]any{"message": "openai: HTTP 429: rate limit reached"}
+		f.putMessage(m)
+		result, errMsg = "failed", "openai: HTTP 429: rate limit reached"
 	case strings.HasPrefix(prompt, "run bash "):
 		cmd := strings.TrimPrefix(prompt, "run bash ")
+		md := map[string]any{}
+		if c, ok := strings.CutPrefix(cmd, "org "); ok {
+			cmd, md = c, map[string]any{"organization": true, "description": "another session's private files"}
+		}
 		call := tool("bash", "call_1", "pending", map[string]any{"command": cmd}, "")
 		f.putMessage(msg(aid, "assistant", call))
 		p := map[string]any{"id": "perm_" + userID, "sessionID": "ses_1", "permission": "bash", "patterns": []string{cmd},
-			"metadata": map[string]any{}, "always": false, "tool": map[string]any{"messageID": aid, "callID": "call_1"}}
+			"metadata": md, "always": false, "tool": map[string]any{"messageID": aid, "callID": "call_1"}}
 		reply := f.wait(ctx, "perm_"+userID, func() {
 			f.mu.Lock()
 			f.perms[p["id"].(string)] = p
@@ -388,7 +406,40 @@ func (f *fakeAPI) replyPermission(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 400, map[string]any{"error": "reply must be once, always or reject"})
 		return
 	}
+	f.mu.Lock()
+	p := f.perms[r.PathValue("id")]
+	orgOnly := !f.pagePerms || p != nil && p["metadata"].(map[string]any)["organization"] == true
+	f.mu.Unlock()
+	if orgOnly {
+		writeJSON(w, 403, map[string]any{"error": "only the organization can reply to this permission request"})
+		return
+	}
 	f.answer(w, r.PathValue("id"), f.perms, body, map[string]any{"replied": true, "reply": body["reply"]})
+}
+
+// orgReply answers the pending permission as the organization would, with
+// its own token, outside the page; it waits for one to be pending.
+func (f *fakeAPI) orgReply(reply string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		f.mu.Lock()
+		for id := range f.perms {
+			ch := f.replies[id]
+			delete(f.perms, id)
+			delete(f.replies, id)
+			f.mu.Unlock()
+			ch <- map[string]any{"reply": reply}
+			return
+		}
+		changed := f.changed
+		f.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			f.t.Fatal("no permission became pending")
+		}
+	}
 }
 
 func (f *fakeAPI) replyQuestion(w http.ResponseWriter, r *http.Request) {

@@ -109,7 +109,7 @@ func TestSessionPagePermissionsQuestionsUploads(t *testing.T) {
 	// Always allow.
 	send(p, "run bash make")
 	p.WaitText(".card.permission", "make")
-	p.ClickButton(".card.permission", "Always allow")
+	p.ClickButton(".card.permission", "Always allow here")
 	p.WaitText(".tool .output", "ran: make")
 	waitIdle(p)
 
@@ -241,4 +241,55 @@ func TestSessionPageWithoutCapability(t *testing.T) {
 	p.Navigate(f.srv.URL + f.page + "?cap=wrong")
 	p.WaitText("#conn", "No access")
 	p.WaitText("#alert", "session not found")
+}
+
+// A permission the page may not answer shows as waiting for the
+// organization, without buttons, until the organization replies.
+func TestSessionPageWaitsForOrganization(t *testing.T) {
+	p, f := open(t)
+	// A request beyond the session: only the organization may approve.
+	send(p, "run bash org cat ../other/upload.csv")
+	p.WaitText(".card.permission", "Waiting for the organization to allow bash")
+	p.WaitText(".card.permission", "Only the organization")
+	if n := browsertest.Eval[int](p, `document.querySelectorAll(".card.permission button").length`); n != 0 {
+		t.Fatalf("%d buttons on a request the page cannot answer", n)
+	}
+	p.Screenshot("waiting-for-organization")
+	f.orgReply("once")
+	p.WaitFor(`!document.querySelector(".card.permission")`)
+	p.WaitText(".tool .output", "ran: cat ../other/upload.csv")
+	waitIdle(p)
+
+	// The organization turned the page's permission replies off.
+	f.mu.Lock()
+	f.pagePerms = false
+	f.mu.Unlock()
+	p.Reload()
+	p.WaitText("#conn", "Live")
+	send(p, "run bash ls")
+	p.WaitText(".card.permission", "Waiting for the organization to allow bash")
+	if n := browsertest.Eval[int](p, `document.querySelectorAll(".card.permission button").length`); n != 0 {
+		t.Fatalf("%d buttons with page replies off", n)
+	}
+	// Questions are still the page's.
+	f.orgReply("reject")
+	waitIdle(p)
+	send(p, "ask")
+	p.Click(`.card.question input[value="Red"]`)
+	p.ClickButton(".card.question", "Submit answer")
+	p.WaitText(".msg.assistant", `You chose [["Red"]]`)
+}
+
+// A turn whose model call fails shows in the conversation as a failed
+// answer with the provider's message, also after a reload.
+func TestSessionPageFailedTurn(t *testing.T) {
+	p, _ := open(t)
+	send(p, "fail")
+	p.WaitText(".msg.assistant.failed", "The model call failed: openai: HTTP 429: rate limit reached")
+	p.WaitText(".note.error", "rate limit reached")
+	waitIdle(p)
+	p.Screenshot("failed-turn")
+	p.Reload()
+	p.WaitText("#conn", "Live")
+	p.WaitText(".msg.assistant.failed", "rate limit reached")
 }

@@ -91,6 +91,8 @@ CREATE TABLE nodes (
 );
 `, `
 ALTER TABLE orgs ADD COLUMN default_model TEXT NOT NULL DEFAULT '';
+`, `
+ALTER TABLE agents ADD COLUMN session_permissions_off BOOLEAN NOT NULL DEFAULT FALSE;
 `}
 
 // migrateLock is the advisory lock key that serializes migrations between

@@ -10,14 +10,14 @@ import (
 	"github.com/agenthost/agenthost/internal/platform/store"
 )
 
-const agentCols = `id, org_id, name, scope_id, model, initial_prompt, hidden_prompt, status, error_msg, port, handle, control_token, node, created_at, updated_at`
+const agentCols = `id, org_id, name, scope_id, model, initial_prompt, hidden_prompt, status, error_msg, port, handle, control_token, node, created_at, updated_at, session_permissions_off`
 
 func scanAgent(row interface{ Scan(...any) error }) (store.Agent, error) {
 	var a store.Agent
 	var scope, handle sql.NullString
 	var created, updated int64
 	err := row.Scan(&a.ID, &a.OrgID, &a.Name, &scope, &a.Model, &a.InitialPrompt, &a.HiddenPrompt, &a.Status, &a.ErrorMsg,
-		&a.Port, &handle, &a.ControlToken, &a.Node, &created, &updated)
+		&a.Port, &handle, &a.ControlToken, &a.Node, &created, &updated, &a.SessionPermissionsOff)
 	if err != nil {
 		return store.Agent{}, err
 	}
@@ -55,9 +55,9 @@ func (s *Store) CreateAgent(ctx context.Context, a store.Agent, maxPerOrg int) e
 				return notFound(err, "scope")
 			}
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO agents (`+agentCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		_, err := tx.ExecContext(ctx, `INSERT INTO agents (`+agentCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 			a.ID, a.OrgID, a.Name, nullString(a.ScopeID), a.Model, a.InitialPrompt, a.HiddenPrompt, string(a.Status), a.ErrorMsg,
-			a.Port, handleArg(a.Handle), a.ControlToken, a.Node, ms(a.CreatedAt), ms(a.UpdatedAt))
+			a.Port, handleArg(a.Handle), a.ControlToken, a.Node, ms(a.CreatedAt), ms(a.UpdatedAt), a.SessionPermissionsOff)
 		if err != nil && s.d.IsForeignKey(err) {
 			return fmt.Errorf("organization or scope: %w", store.ErrNotFound)
 		}
@@ -115,6 +115,12 @@ func (s *Store) UpdateAgentRuntime(ctx context.Context, orgID, id string, r stor
 	res, err := s.db.ExecContext(ctx, `UPDATE agents SET status = $1, error_msg = $2, port = $3, handle = $4, node = $5, updated_at = $6
 		WHERE org_id = $7 AND id = $8`,
 		string(r.Status), r.ErrorMsg, r.Port, handleArg(r.Handle), r.Node, ms(r.UpdatedAt), orgID, id)
+	return affected(res, err, "agent")
+}
+
+// SetSessionPermissions implements store.Store.
+func (s *Store) SetSessionPermissions(ctx context.Context, orgID, id string, on bool) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE agents SET session_permissions_off = $1 WHERE org_id = $2 AND id = $3`, !on, orgID, id)
 	return affected(res, err, "agent")
 }
 

@@ -393,6 +393,29 @@ func testAgents(t *testing.T, s store.Store) {
 		got.Node != "node-2" || !got.UpdatedAt.Equal(later) {
 		t.Fatalf("after UpdateAgentRuntime = %+v", got)
 	}
+	if got.SessionPermissionsOff {
+		t.Fatal("a new agent's session pages may not reply to permissions; the default is that they may")
+	}
+	if err := s.SetSessionPermissions(ctx(), o.ID, a.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = s.GetAgent(ctx(), o.ID, a.ID); !got.SessionPermissionsOff || got.Status != store.StatusError {
+		t.Fatalf("after SetSessionPermissions(false) = %+v", got)
+	}
+	s.SetSessionPermissions(ctx(), o.ID, a.ID, true)
+	if got, _ = s.GetAgent(ctx(), o.ID, a.ID); got.SessionPermissionsOff {
+		t.Fatalf("after SetSessionPermissions(true) = %+v", got)
+	}
+	wantErr(t, s.SetSessionPermissions(ctx(), "other-org", a.ID, false), store.ErrNotFound, "SetSessionPermissions of another org's agent")
+	off := newAgent(o.ID, "")
+	off.SessionPermissionsOff = true
+	if err := s.CreateAgent(ctx(), off, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetAgent(ctx(), o.ID, off.ID); !got.SessionPermissionsOff {
+		t.Fatalf("created with session permissions off = %+v", got)
+	}
+	s.DeleteAgent(ctx(), o.ID, off.ID)
 
 	list, err := s.ListAgents(ctx(), o.ID)
 	if err != nil || len(list) != 2 || list[0].ID != a.ID || list[1].ID != b.ID {

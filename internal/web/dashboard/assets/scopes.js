@@ -106,7 +106,7 @@ async function refreshSecrets() {
       el("th", { scope: "row", class: "mono", "data-label": "Key" }, s.key),
       el("td", { "data-label": "Updated" }, fmtDate(s.updatedAt || s.createdAt)),
       el("td", { class: "actions", "data-label": "Actions" },
-        el("button", { type: "button", "aria-label": `Replace the value of ${s.key}`, onclick: () => {
+        el("button", { type: "button", "aria-label": `Update value of ${s.key}`, onclick: () => {
           $("sec-key").value = s.key;
           $("sec-value").focus();
         } }, "Update value"),

@@ -16,7 +16,7 @@ async function refreshUsageAgents() {
   const sel = $("usage-agent");
   const v = sel.value;
   const list = r.agents || [];
-  sel.replaceChildren(...list.map((a) => el("option", { value: a.agentId }, `${a.name} (${a.status})`)));
+  sel.replaceChildren(...list.map((a) => el("option", { value: a.agentId, "data-status": a.status }, `${a.name} (${a.status})`)));
   if (list.some((a) => a.agentId === v)) sel.value = v;
   if (!list.length) {
     $("usage-body").replaceChildren(el("p", "muted", "No agents yet."));
@@ -89,13 +89,19 @@ async function refreshUsage() {
   const id = $("usage-agent").value;
   const body = $("usage-body");
   if (!id) return;
+  const notRunning = el("p", "muted", "Usage is read from the running agent: start it to see its usage.");
+  // Only a running agent can answer (the platform says 400 otherwise).
+  if ($("usage-agent").selectedOptions[0]?.dataset.status !== "RUNNING") {
+    body.replaceChildren(notRunning);
+    return;
+  }
   body.setAttribute("aria-busy", "true");
   let u, all;
   try {
     [u, all] = await Promise.all([api(`/agents/${encodeURIComponent(id)}/usage`), api(`/agents/${encodeURIComponent(id)}/messages`)]);
   } catch (e) {
     body.setAttribute("aria-busy", "false");
-    body.replaceChildren(el("p", "muted", e.status === 400 ? "Usage is read from the running agent: start it to see its usage." : "Usage: " + e.message));
+    body.replaceChildren(e.status === 400 ? notRunning : el("p", "muted", "Usage: " + e.message));
     return;
   }
   body.setAttribute("aria-busy", "false");
@@ -125,4 +131,4 @@ async function refreshUsage() {
 }
 
 $("usage-agent").addEventListener("change", refreshUsage);
-$("usage-refresh").addEventListener("click", refreshUsage);
+$("usage-refresh").addEventListener("click", refreshUsageAgents); // re-reads the statuses too

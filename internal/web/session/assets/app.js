@@ -5,6 +5,8 @@ const state = {
   loaded: false,  // the history is in
   backlog: [],    // events that came before the history
   agentStatus: "",
+  // The organization lets this page answer permission requests.
+  sessionPermissions: true,
 };
 
 function setBusy(on) {
@@ -37,7 +39,7 @@ const replyQuestion = (id, answers) =>
   api("questions/" + encodeURIComponent(id), { method: "POST", body: { answers } });
 
 function addPermission(p) {
-  showPending("permission", p, () => permissionCard(p, replyPermission));
+  showPending("permission", p, () => permissionCard(p, replyPermission, !state.sessionPermissions));
 }
 
 function addQuestion(q) {
@@ -134,15 +136,16 @@ async function loadAll() {
     const [hist, perms, qs, st] = await Promise.all([
       api("messages"), api("permissions"), api("questions"), api("status").catch(() => null),
     ]);
-    for (const m of hist.messages || []) upsertMessage(m);
-    if (hist.usage) renderUsage({ totalCost: hist.usage.cost, totalTokens: hist.usage.tokens });
-    for (const p of perms.permissions || []) addPermission(p);
-    for (const q of qs.questions || []) addQuestion(q);
     if (st) {
       setTitle(st.title);
       setBusy(st.busy);
       state.agentStatus = st.status || "";
+      state.sessionPermissions = st.sessionPermissions !== false;
     }
+    for (const m of hist.messages || []) upsertMessage(m);
+    if (hist.usage) renderUsage({ totalCost: hist.usage.cost, totalTokens: hist.usage.tokens });
+    for (const p of perms.permissions || []) addPermission(p);
+    for (const q of qs.questions || []) addQuestion(q);
     state.loaded = true;
     const backlog = state.backlog;
     state.backlog = [];
@@ -170,7 +173,10 @@ async function refreshPending() {
     $("pending").querySelectorAll(".card.question").forEach((c) => { if (!qIDs.has(c.dataset.id)) c.remove(); });
     for (const p of perms.permissions || []) addPermission(p);
     for (const q of qs.questions || []) addQuestion(q);
-    if (st) setBusy(st.busy);
+    if (st) {
+      setBusy(st.busy);
+      state.sessionPermissions = st.sessionPermissions !== false;
+    }
   } catch (e) { /* the next reconnect tries again */ }
 }
 

@@ -67,6 +67,12 @@ function messageNode(m) {
     } else if (p.type === "tool") turn.append(toolCard(p));
     else if (p.type === "file") turn.append(el("div", "file-part", "📎 " + (p.url || p.mime || "file")));
   }
+  if (info.error) {
+    // The model call of this turn failed: the provider's words.
+    turn.append(el("div", { class: "msg assistant failed", role: "alert" },
+      el("span", "visually-hidden", "Agent: "), "The model call failed: " + (info.error.message || "unknown error")));
+    turn.classList.add("failed");
+  }
   if (info.cost !== undefined || info.tokens) {
     const bits = [];
     if (info.tokens) bits.push(fmtInt(info.tokens.total) + " tokens");
@@ -115,15 +121,23 @@ function endStream() {
 }
 
 // ---- permission requests ----
-function permissionCard(p, reply) {
+// waitsForOrg says the page may not answer p: the organization turned the
+// session pages' permission replies off, or p reaches beyond the session.
+function permissionCard(p, reply, waitsForOrg) {
   const hid = nextId("perm");
   const card = el("section", { class: "card permission", "data-id": p.id, "aria-labelledby": hid });
-  card.append(el("h2", { id: hid }, `Allow ${p.permission || "this action"}?`));
+  const md = p.metadata || {};
+  const orgOnly = waitsForOrg || md.organization === true;
+  card.append(el("h2", { id: hid }, orgOnly ? `Waiting for the organization to allow ${p.permission || "this action"}` : `Allow ${p.permission || "this action"}?`));
   const patterns = p.patterns || [];
   if (patterns.length) card.append(el("ul", "patterns", ...patterns.map((x) => el("li", null, el("code", null, x)))));
-  const md = p.metadata || {};
   const extra = md.description || md.diff || md.command || "";
   if (extra) card.append(el("pre", null, typeof extra === "string" ? extra : pretty(extra)));
+  if (orgOnly) {
+    card.classList.add("org-only");
+    card.append(el("p", "meta", "Only the organization that runs this agent can answer this request; the agent waits until they do."));
+    return card;
+  }
   const why = el("input", { type: "text", "aria-label": "Message for the agent (optional, with Reject)", placeholder: "Reason (optional, shown to the agent)" });
   const send = (kind) => async () => {
     setDisabled(card, true);
@@ -138,7 +152,7 @@ function permissionCard(p, reply) {
   };
   card.append(el("div", "buttons",
     el("button", { type: "button", class: "primary", onclick: send("once") }, "Allow once"),
-    el("button", { type: "button", onclick: send("always") }, "Always allow"),
+    el("button", { type: "button", onclick: send("always"), title: "Allow it from now on, in this session" }, "Always allow here"),
     el("button", { type: "button", class: "danger", onclick: send("reject") }, "Reject"),
     why));
   return card;

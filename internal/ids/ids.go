@@ -1,7 +1,6 @@
-// Package ids makes the platform's resource ids: 25 lowercase
-// alphanumerics starting with "c", the shape of the seed's ids
-// ("clx1abc2def3..."), from 124 random bits so ids are unguessable and
-// never collide in practice.
+// Package ids makes agenthost's random ids: New the platform's resource
+// ids, Hex the prefixed ids of sessions, messages and requests. Both are
+// unguessable and never collide in practice.
 package ids
 
 import (
@@ -10,7 +9,9 @@ import (
 
 const alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
 
-// New returns a fresh id.
+// New returns a fresh platform resource id: 25 lowercase alphanumerics
+// starting with "c", the shape of the seed's ids ("clx1abc2def3..."), from
+// 124 random bits.
 func New() string {
 	b := make([]byte, 24)
 	if _, err := rand.Read(b); err != nil {

@@ -1,8 +1,9 @@
-// Package httpapi is the platform's one way to read and write JSON over
+// Package httpjson is the one way agenthost's JSON APIs (the platform's
+// /api/v1 and the coding runtime's control API) read and write JSON over
 // HTTP: a strict request reader that names the offending field, a writer,
 // and an error type carrying its HTTP status, so handlers return errors and
 // a single place turns them into `{"error": "..."}` responses.
-package httpapi
+package httpjson
 
 import (
 	"encoding/json"
@@ -128,7 +129,7 @@ func Decode(b []byte, v any) error {
 	}
 	rv := reflect.ValueOf(v)
 	if rv.Kind() != reflect.Pointer || rv.Elem().Kind() != reflect.Struct {
-		panic(fmt.Sprintf("httpapi.Decode: want a pointer to a struct, got %T", v))
+		panic(fmt.Sprintf("httpjson.Decode: want a pointer to a struct, got %T", v))
 	}
 	fields := fieldsOf(rv.Elem().Type())
 	// Report keys in a stable order: the first unknown or bad one in the

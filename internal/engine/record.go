@@ -1,0 +1,311 @@
+package engine
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agenthost/agenthost/internal/store"
+)
+
+// recorder commits a live session's changes in the order they are made,
+// each change with the events that announce it, and hands the events to
+// the session's subscribers once committed: nothing reaches a client
+// before it is durable. Changes a turn need not wait for (text, tool
+// events) are batched; a turn blocks only on the changes it must know are
+// stored (messages, requests) and when it runs far ahead of the disk.
+type recorder struct {
+	e    *Engine
+	ls   *live
+	q    chan recItem
+	done chan struct{}
+
+	// mu orders enqueueing: gathered text always goes in before whatever
+	// is recorded after it.
+	mu    sync.Mutex
+	text  strings.Builder
+	timer *time.Timer
+}
+
+type recItem struct {
+	c    store.Change
+	done chan error // nil for a change nobody waits for
+}
+
+func newRecorder(e *Engine, ls *live) *recorder {
+	r := &recorder{e: e, ls: ls, q: make(chan recItem, 4096), done: make(chan struct{})}
+	go r.loop()
+	return r
+}
+
+// commit records c and returns once it is committed.
+func (r *recorder) commit(c store.Change) error { return <-r.enqueue(c) }
+
+// enqueue records c; the channel tells when it is committed.
+func (r *recorder) enqueue(c store.Change) <-chan error {
+	done := make(chan error, 1)
+	r.mu.Lock()
+	r.flushLocked()
+	r.q <- recItem{c: c, done: done}
+	r.mu.Unlock()
+	return done
+}
+
+// post records c without waiting.
+func (r *recorder) post(c store.Change) {
+	r.mu.Lock()
+	r.flushLocked()
+	r.q <- recItem{c: c}
+	r.mu.Unlock()
+}
+
+// happen posts the events of h.
+func (r *recorder) happen(h Happening) {
+	if evs := r.e.events(r.ls.id, h); len(evs) > 0 {
+		r.post(store.Change{Events: evs})
+	}
+}
+
+// addText gathers a text delta for the engine's TextWindow.
+func (r *recorder) addText(text string) {
+	if r.e.cfg.TextWindow <= 0 {
+		r.happen(TextDelta{SessionID: r.ls.id, Text: text, Time: r.e.now()})
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.text.WriteString(text)
+	if r.timer == nil {
+		r.timer = time.AfterFunc(r.e.cfg.TextWindow, r.flush)
+	}
+}
+
+func (r *recorder) flush() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.flushLocked()
+}
+
+func (r *recorder) flushLocked() {
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
+	if r.text.Len() == 0 {
+		return
+	}
+	text := r.text.String()
+	r.text.Reset()
+	if evs := r.e.events(r.ls.id, TextDelta{SessionID: r.ls.id, Text: text, Time: r.e.now()}); len(evs) > 0 {
+		r.q <- recItem{c: store.Change{Events: evs}}
+	}
+}
+
+// close commits what is queued and stops the recorder.
+func (r *recorder) close() {
+	r.mu.Lock()
+	r.flushLocked()
+	close(r.q)
+	r.mu.Unlock()
+	<-r.done
+}
+
+func (r *recorder) loop() {
+	defer close(r.done)
+	var next *recItem
+	for {
+		var it recItem
+		if next != nil {
+			it, next = *next, nil
+		} else {
+			var ok bool
+			if it, ok = <-r.q; !ok {
+				return
+			}
+		}
+		if it.done == nil && eventsOnly(it.c) {
+			// Batch what follows of the same kind into one transaction.
+		gather:
+			for len(it.c.Events) < 512 {
+				select {
+				case more, ok := <-r.q:
+					if !ok {
+						break gather
+					}
+					if more.done != nil || !eventsOnly(more.c) {
+						next = &more
+						break gather
+					}
+					it.c.Events = append(it.c.Events, more.c.Events...)
+				default:
+					break gather
+				}
+			}
+		}
+		err := r.e.apply(r.ls, it.c)
+		if it.done != nil {
+			it.done <- err
+		} else if err != nil {
+			// Events that were not stored are not sent: a client must
+			// never hold what a restart would lose.
+			r.e.log.Error("recording a session's progress", "session", r.ls.id, "err", err)
+		}
+	}
+}
+
+func eventsOnly(c store.Change) bool {
+	return c.Create == nil && c.Update == nil && !c.Replace && len(c.Messages) == 0 && len(c.Inputs) == 0 &&
+		c.DiscardQueued == "" && len(c.Requests) == 0 && len(c.Resolve) == 0 && len(c.Grants) == 0
+}
+
+// apply commits c and hands its events to ls's subscribers (ls may be nil)
+// and to those waiting on Changed.
+func (e *Engine) apply(ls *live, c store.Change) error {
+	stored, err := e.st.Apply(context.Background(), c)
+	if err != nil {
+		return err
+	}
+	if len(stored) == 0 {
+		return nil
+	}
+	if ls != nil {
+		ls.fanOut(stored)
+	}
+	e.notify()
+	if keep := e.cfg.KeepEvents; keep > 0 {
+		e.mu.Lock()
+		e.writes++
+		prune := e.writes%2000 == 0
+		e.mu.Unlock()
+		if prune {
+			if err := e.st.PruneEvents(context.Background(), keep); err != nil {
+				e.log.Warn("pruning the event log", "err", err)
+			}
+		}
+	}
+	return nil
+}
+
+// record commits c through the live session of id when there is one (in
+// order with its turn's changes), directly otherwise.
+func (e *Engine) record(id string, c store.Change) error {
+	ls := e.hold(id)
+	if ls == nil {
+		return e.apply(nil, c)
+	}
+	defer e.release(ls)
+	return ls.rec.commit(c)
+}
+
+// events is what the journal makes of h, stamped with the session.
+func (e *Engine) events(sessionID string, h Happening) []store.Event {
+	evs := e.cfg.Journal.Events(h)
+	now := e.now()
+	for i := range evs {
+		evs[i].SessionID = sessionID
+		if evs[i].Created.IsZero() {
+			evs[i].Created = now
+		}
+	}
+	return evs
+}
+
+// Subscriber receives a session's events. When it falls more than its
+// buffer behind it is dropped (Overflow closes); it then subscribes again
+// from the last event it handled and reads the missed ones from the store.
+type Subscriber struct {
+	ls       *live
+	ch       chan store.Event
+	overflow chan struct{}
+	once     sync.Once
+}
+
+// subscriberBuffer is how many events a subscriber may lag behind before
+// it is dropped. It is most of an idle WebSocket session's memory, so it
+// stays small: catching up from the store is cheap.
+const subscriberBuffer = 128
+
+// NewSubscriber returns a subscriber attached to nothing yet.
+func NewSubscriber() *Subscriber {
+	return &Subscriber{ch: make(chan store.Event, subscriberBuffer), overflow: make(chan struct{})}
+}
+
+// Events delivers the session's committed events, in order; live events
+// may repeat replayed ones, so consumers skip ids they have handled.
+func (s *Subscriber) Events() <-chan store.Event { return s.ch }
+
+// Overflow is closed when the subscriber fell too far behind.
+func (s *Subscriber) Overflow() <-chan struct{} { return s.overflow }
+
+// Attached reports whether the subscriber follows a session.
+func (s *Subscriber) Attached() bool { return s != nil && s.ls != nil }
+
+func (s *Subscriber) drop() { s.once.Do(func() { close(s.overflow) }) }
+
+func (ls *live) fanOut(stored []store.Event) {
+	ls.smu.Lock()
+	defer ls.smu.Unlock()
+	for _, ev := range stored {
+		for sub := range ls.subs {
+			select {
+			case sub.ch <- ev:
+			default:
+				delete(ls.subs, sub)
+				sub.drop()
+			}
+		}
+	}
+}
+
+// Subscribe attaches sub to session id (owned by owner if the engine has
+// to hold it) and returns the stored events after `after` to replay.
+func (e *Engine) Subscribe(ctx context.Context, id, owner string, sub *Subscriber, after int64) ([]store.Event, error) {
+	ls := e.acquire(id, owner)
+	ls.smu.Lock()
+	ls.subs[sub] = struct{}{}
+	ls.smu.Unlock()
+	sub.ls = ls
+	stored, err := e.st.Events(ctx, id, after, 0)
+	if err != nil {
+		e.Unsubscribe(sub)
+		return nil, err
+	}
+	return stored, nil
+}
+
+// Unsubscribe detaches sub from its session, if it follows one.
+func (e *Engine) Unsubscribe(sub *Subscriber) {
+	if sub == nil || sub.ls == nil {
+		return
+	}
+	ls := sub.ls
+	ls.smu.Lock()
+	delete(ls.subs, sub)
+	ls.smu.Unlock()
+	sub.ls = nil
+	e.release(ls)
+}
+
+// Owner returns the owner of the session's live state ("" when it is not
+// live).
+func (e *Engine) Owner(id string) string {
+	ls := e.liveSession(id)
+	if ls == nil {
+		return ""
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	return ls.owner
+}
+
+// OwnedBy reports whether id has no live state or one of owner's.
+func (e *Engine) OwnedBy(id, owner string) bool {
+	ls := e.liveSession(id)
+	if ls == nil {
+		return true
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	return ls.owner == owner
+}
