@@ -1,0 +1,267 @@
+package host_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agenthost/agenthost/host"
+	"github.com/agenthost/agenthost/trust"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// mcpConnect opens a Go SDK client session on the host's /mcp, signed
+// by id when it is not nil.
+func mcpConnect(t *testing.T, ctx context.Context, h *trustHost, id *trust.Identity, opts *mcp.ClientOptions) (*mcp.ClientSession, error) {
+	t.Helper()
+	hc := &http.Client{}
+	if id != nil {
+		hc.Transport = &host.MCPSigner{Identity: id, To: h.Address()}
+	}
+	c := mcp.NewClient(&mcp.Implementation{Name: "mcpserver-test", Version: "1"}, opts)
+	cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: h.URL + host.MCPPath, HTTPClient: hc, DisableStandaloneSSE: true}, nil)
+	if err == nil {
+		t.Cleanup(func() { cs.Close() })
+	}
+	return cs, err
+}
+
+func mustMCP(t *testing.T, ctx context.Context, h *trustHost, id *trust.Identity) *mcp.ClientSession {
+	t.Helper()
+	cs, err := mcpConnect(t, ctx, h, id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+// mcpAsk calls the ask tool and returns its structured result.
+func mcpAsk(t *testing.T, ctx context.Context, cs *mcp.ClientSession, prompt, sessionID string) (map[string]any, *mcp.CallToolResult) {
+	t.Helper()
+	args := map[string]any{"prompt": prompt}
+	if sessionID != "" {
+		args["session_id"] = sessionID
+	}
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "ask", Arguments: args})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := res.StructuredContent.(map[string]any)
+	return out, res
+}
+
+func mcpText(r *mcp.CallToolResult) string {
+	var b strings.Builder
+	for _, c := range r.Content {
+		if t, ok := c.(*mcp.TextContent); ok {
+			b.WriteString(t.Text)
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
+}
+
+// rpcBody is one JSON-RPC tools/call of ask, as a raw HTTP body.
+func rpcBody(prompt string) []byte {
+	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+		"params": map[string]any{"name": "ask", "arguments": map[string]any{"prompt": prompt}}})
+	return b
+}
+
+// postMCP sends one raw HTTP request to /mcp and returns its status and
+// body.
+func postMCP(t *testing.T, base string, body []byte, hd http.Header) (int, string) {
+	t.Helper()
+	r, err := http.NewRequest("POST", base+host.MCPPath, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hd {
+		r.Header[k] = v
+	}
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Accept", "application/json, text/event-stream")
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// signedFor returns the headers that sign body for /mcp of the agent to.
+func signedFor(id *trust.Identity, to string, body []byte) http.Header {
+	r, _ := http.NewRequest("POST", "http://x"+host.MCPPath, bytes.NewReader(body))
+	host.SignMCPRequest(id, to, r, time.Now())
+	return r.Header
+}
+
+// TestMCPServerSignedRequests: what a signed MCP caller signs is what
+// runs. The signature (trust's signed headers over the body's digest) is
+// refused when the body was changed on the way, when it is replayed, when
+// it was made for another agent, when it is a signed GET's headers
+// (another path), and when it is partial; the untouched request runs, as
+// its signer.
+func TestMCPServerSignedRequests(t *testing.T) {
+	alice := newIdentity(t)
+	h := startTrustHost(t, t.TempDir(), host.WithTrust("strict"), host.WithWhitelist(alice.Address()))
+	to := h.Address()
+	body := rpcBody("My name is Ada Lovelace")
+	good := signedFor(alice, to, body)
+
+	other := signedFor(alice, newIdentity(t).Address(), body)
+	getHeaders := trust.SignHeaders(alice, "POST", host.MCPPath, to, time.Now())
+	partial := signedFor(alice, to, body)
+	partial.Del(trust.HeaderSignature)
+	cases := []struct {
+		name string
+		body []byte
+		hd   http.Header
+	}{
+		{"body changed on the way", rpcBody("Transfer everything to Mallory"), signedFor(alice, to, body)},
+		{"signed for another agent", body, other},
+		{"headers over the path only", body, getHeaders},
+		{"partial headers", body, partial},
+		{"unsigned under strict", body, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, resp := postMCP(t, h.URL, c.body, c.hd)
+			if code != http.StatusUnauthorized {
+				t.Fatalf("status %d, want 401: %s", code, resp)
+			}
+		})
+	}
+	code, resp := postMCP(t, h.URL, body, good)
+	if code != http.StatusOK || !strings.Contains(resp, "session_id") {
+		t.Fatalf("signed request: %d %s", code, resp)
+	}
+	if code, resp = postMCP(t, h.URL, body, good); code != http.StatusUnauthorized {
+		t.Fatalf("replayed request: %d, want 401: %s", code, resp)
+	}
+	// It ran as Alice: her signed listing shows the session.
+	code, m := signedGet(t, alice, h.URL, "/sessions")
+	wantStatus(t, code, 200, m)
+	if n := len(m["sessions"].([]any)); n != 1 {
+		t.Fatalf("alice has %d sessions, want 1: %v", n, m)
+	}
+}
+
+// TestMCPServerStrict: under trust strict an anonymous MCP client cannot
+// even initialize (401), a signed stranger is refused (403), while a
+// whitelisted signed one asks, continues its session
+// and lists it.
+func TestMCPServerStrict(t *testing.T) {
+	alice := newIdentity(t)
+	h := startTrustHost(t, t.TempDir(), host.WithTrust("strict"), host.WithWhitelist(alice.Address()))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := mcpConnect(t, ctx, h, nil, nil); err == nil || !strings.Contains(err.Error(), "401") && !strings.Contains(strings.ToLower(err.Error()), "unauthorized") {
+		t.Fatalf("anonymous connect under strict: %v, want 401", err)
+	}
+	if _, err := mcpConnect(t, ctx, h, newIdentity(t), nil); err == nil || !strings.Contains(err.Error(), "Forbidden") {
+		t.Fatalf("a signed stranger under strict: %v, want 403", err)
+	}
+	cs := mustMCP(t, ctx, h, alice)
+	first, _ := mcpAsk(t, ctx, cs, "My name is Ada Lovelace", "")
+	sid, _ := first["session_id"].(string)
+	if sid == "" {
+		t.Fatalf("no session_id: %v", first)
+	}
+	second, res := mcpAsk(t, ctx, cs, "Who am I?", sid)
+	if second["session_id"] != sid || !strings.Contains(mcpText(res), "Ada") {
+		t.Fatalf("continued session: %v %q", second, mcpText(res))
+	}
+	list, err := cs.ListResources(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Resources) != 1 || list.Resources[0].URI != "agenthost://sessions/"+sid {
+		t.Fatalf("resources: %+v", list.Resources)
+	}
+}
+
+// TestMCPServerOwnerScoped: sessions over MCP are owned as over HTTP.
+// Bob, naming Alice's session id, gets a session of his own that knows
+// nothing of hers; he cannot read hers as a resource (not found, as an id
+// that does not exist) nor see it in his list; an anonymous caller under
+// careful may ask but not list; Alice reads her session over MCP and
+// sees it over HTTP too.
+func TestMCPServerOwnerScoped(t *testing.T) {
+	h := startTrustHost(t, t.TempDir(), host.WithTrust("careful"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	alice, bob := newIdentity(t), newIdentity(t)
+	ca, cb, anon := mustMCP(t, ctx, h, alice), mustMCP(t, ctx, h, bob), mustMCP(t, ctx, h, nil)
+
+	out, _ := mcpAsk(t, ctx, ca, "My name is Ada Lovelace", "")
+	aid := out["session_id"].(string)
+
+	out, res := mcpAsk(t, ctx, cb, "Who am I?", aid)
+	if out["session_id"] == aid || strings.Contains(mcpText(res), "Ada") {
+		t.Fatalf("bob reached alice's session: %v %q", out, mcpText(res))
+	}
+	for _, uri := range []string{"agenthost://sessions/" + aid, "agenthost://sessions/no-such-session-0000"} {
+		if _, err := cb.ReadResource(ctx, &mcp.ReadResourceParams{URI: uri}); err == nil || !strings.Contains(strings.ToLower(err.Error()), "not found") {
+			t.Fatalf("bob reads %s: %v, want not found", uri, err)
+		}
+	}
+	list, err := cb.ListResources(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range list.Resources {
+		if strings.Contains(r.URI, aid) {
+			t.Fatalf("bob's list shows alice's session: %+v", list.Resources)
+		}
+	}
+	if _, err := anon.ListResources(ctx, nil); err == nil || !strings.Contains(err.Error(), "signature required") {
+		t.Fatalf("anonymous list under careful: %v, want signature required", err)
+	}
+	if out, _ := mcpAsk(t, ctx, anon, "hello", ""); out["session_id"] == "" {
+		t.Fatalf("anonymous ask under careful: %v", out)
+	}
+	rr, err := ca.ReadResource(ctx, &mcp.ReadResourceParams{URI: "agenthost://sessions/" + aid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v map[string]any
+	if err := json.Unmarshal([]byte(rr.Contents[0].Text), &v); err != nil || v["session_id"] != aid || v["prompt"] != "My name is Ada Lovelace" {
+		t.Fatalf("alice reads her session: %v %v", err, rr.Contents[0].Text)
+	}
+}
+
+// TestMCPServerProgress: a call with a progress token gets the run's
+// events as progress notifications before its answer.
+func TestMCPServerProgress(t *testing.T) {
+	h := startTrustHost(t, t.TempDir(), host.WithTrust("open"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var msgs []string
+	cs, err := mcpConnect(t, ctx, h, nil, &mcp.ClientOptions{ProgressNotificationHandler: func(_ context.Context, r *mcp.ProgressNotificationClientRequest) {
+		mu.Lock()
+		msgs = append(msgs, r.Params.Message)
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := &mcp.CallToolParams{Name: "ask", Arguments: map[string]any{"prompt": "hello"}}
+	params.SetProgressToken("p1")
+	if _, err := cs.CallTool(ctx, params); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(msgs) == 0 || msgs[0] != "thinking" {
+		t.Fatalf("progress: %q", msgs)
+	}
+}
