@@ -3,9 +3,13 @@ package host_test
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -264,4 +268,131 @@ func TestMCPServerProgress(t *testing.T) {
 	if len(msgs) == 0 || msgs[0] != "thinking" {
 		t.Fatalf("progress: %q", msgs)
 	}
+}
+
+// mcpjsDir is where scripts/service-mcpjs.sh installed the MCP TypeScript
+// SDK; a missing one skips, or fails under CI.
+func mcpjsDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("AGENTHOST_TEST_MCPJS")
+	if dir == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("AGENTHOST_TEST_MCPJS is not set: run scripts/service-mcpjs.sh (make test does)")
+		}
+		t.Skip("the MCP TypeScript SDK is not installed: run scripts/service-mcpjs.sh")
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Fatalf("node: %v", err)
+	}
+	return dir
+}
+
+// TestMCPServerTypeScriptClient: the MCP TypeScript SDK's client (npm
+// @modelcontextprotocol/sdk) over Streamable HTTP against a real host:
+// signed as docs/mcp.md shows (node's own Ed25519 and SHA-256, no Go), it
+// lists the ask tool, asks twice in one session with progress
+// notifications, and lists and reads its session as resources under
+// strict; anonymous, it is refused at connect under strict, and under
+// careful may ask but not list.
+func TestMCPServerTypeScriptClient(t *testing.T) {
+	js := mcpjsDir(t)
+	script, err := filepath.Abs("testdata/mcpjs/http.cjs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := newIdentity(t)
+	type result struct {
+		Error string `json:"error"`
+		Tools []struct {
+			Name        string `json:"name"`
+			Description string `json:"description"`
+		} `json:"tools"`
+		First, Second struct {
+			Content []struct {
+				Text string `json:"text"`
+			} `json:"content"`
+			StructuredContent map[string]string `json:"structuredContent"`
+			IsError           bool              `json:"isError"`
+		}
+		Progress []struct {
+			Progress float64 `json:"progress"`
+			Message  string  `json:"message"`
+		} `json:"progress"`
+		Resources json.RawMessage `json:"resources"`
+		Read      []struct {
+			URI  string `json:"uri"`
+			Text string `json:"text"`
+		} `json:"read"`
+	}
+	run := func(t *testing.T, h *trustHost, id *trust.Identity) result {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "node", script, h.URL+host.MCPPath)
+		cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(js, "node_modules"))
+		if id != nil {
+			cmd.Env = append(cmd.Env, "MCP_SEED="+hex.EncodeToString(id.Seed()), "MCP_TO="+h.Address())
+		}
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("node: %v\n%s\n%s", err, out.String(), errb.String())
+		}
+		var got result
+		if err := json.Unmarshal(bytes.TrimSpace(out.Bytes()), &got); err != nil {
+			t.Fatalf("output %q: %v (stderr %s)", out.String(), err, errb.String())
+		}
+		return got
+	}
+
+	t.Run("signed under strict", func(t *testing.T) {
+		h := startTrustHost(t, t.TempDir(), host.WithTrust("strict"), host.WithWhitelist(alice.Address()))
+		got := run(t, h, alice)
+		if got.Error != "" {
+			t.Fatal(got.Error)
+		}
+		if len(got.Tools) != 1 || got.Tools[0].Name != "ask" || !strings.Contains(got.Tools[0].Description, "translator") {
+			t.Fatalf("tools: %+v", got.Tools)
+		}
+		sid := got.First.StructuredContent["session_id"]
+		if got.First.IsError || !strings.Contains(got.First.StructuredContent["answer"], "Ada Lovelace") || sid == "" {
+			t.Fatalf("first: %+v", got.First)
+		}
+		if got.Second.IsError || !strings.Contains(got.Second.Content[0].Text, "You are Ada Lovelace") || got.Second.StructuredContent["session_id"] != sid {
+			t.Fatalf("second: %+v", got.Second)
+		}
+		if len(got.Progress) == 0 || got.Progress[0].Message != "thinking" {
+			t.Fatalf("progress: %+v", got.Progress)
+		}
+		var res []struct {
+			URI string `json:"uri"`
+		}
+		if err := json.Unmarshal(got.Resources, &res); err != nil || len(res) != 1 || res[0].URI != "agenthost://sessions/"+sid {
+			t.Fatalf("resources: %s (%v)", got.Resources, err)
+		}
+		if len(got.Read) != 1 || !strings.Contains(got.Read[0].Text, `"session_id":"`+sid+`"`) {
+			t.Fatalf("read: %+v", got.Read)
+		}
+		// What ran was Alice's: her signed GET /sessions shows it.
+		code, m := signedGet(t, alice, h.URL, "/sessions")
+		wantStatus(t, code, 200, m)
+		if s := m["sessions"].([]any); len(s) != 1 || s[0].(map[string]any)["session_id"] != sid {
+			t.Fatalf("alice's sessions over HTTP: %v", m)
+		}
+	})
+	t.Run("anonymous under strict", func(t *testing.T) {
+		h := startTrustHost(t, t.TempDir(), host.WithTrust("strict"))
+		if got := run(t, h, nil); !strings.Contains(got.Error, "signature required") {
+			t.Fatalf("anonymous under strict: %+v, want signature required at connect", got)
+		}
+	})
+	t.Run("anonymous under careful", func(t *testing.T) {
+		h := startTrustHost(t, t.TempDir(), host.WithTrust("careful"))
+		got := run(t, h, nil)
+		if got.Error != "" || got.First.IsError || got.First.StructuredContent["session_id"] == "" {
+			t.Fatalf("anonymous ask under careful: %+v", got)
+		}
+		if !strings.Contains(string(got.Resources), "signature required") {
+			t.Fatalf("anonymous list under careful: %s", got.Resources)
+		}
+	})
 }
