@@ -16,7 +16,7 @@ import (
 var testSandbox = SandboxBwrap
 
 func TestMain(m *testing.M) {
-	sandbox.RunInitIfAsked() // the sandbox's init is this test binary
+	sandbox.RunInitIfAsked()    // the sandbox's init is this test binary
 	mcptest.ServeStdioIfAsked() // and so is the MCP server of mcp_test.go
 	if err := sandbox.Probe(context.Background()); err != nil {
 		if os.Getenv("CI") == "true" {
