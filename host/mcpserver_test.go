@@ -396,3 +396,28 @@ func TestMCPServerTypeScriptClient(t *testing.T) {
 		}
 	})
 }
+
+// TestMCPServerAdvertised: /info names the MCP endpoint, /openapi.json
+// describes it, and the /docs page says it is there.
+func TestMCPServerAdvertised(t *testing.T) {
+	h := startTrustHost(t, t.TempDir())
+	code, info, _ := do(t, "GET", h.URL+"/info", nil)
+	wantStatus(t, code, 200, info)
+	if m, _ := info["mcp"].(map[string]any); m["path"] != "/mcp" || m["transport"] != "streamable-http" || m["tool"] != "ask" {
+		t.Fatalf("/info mcp: %v", info["mcp"])
+	}
+	code, spec, _ := do(t, "GET", h.URL+"/openapi.json", nil)
+	wantStatus(t, code, 200, spec)
+	if p, _ := spec["paths"].(map[string]any)["/mcp"].(map[string]any); p["post"] == nil {
+		t.Fatalf("/openapi.json has no POST /mcp")
+	}
+	resp, err := http.Get(h.URL + "/docs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	page, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(page), `<span class="mono">/mcp</span>`) {
+		t.Fatal("/docs does not mention /mcp")
+	}
+}
