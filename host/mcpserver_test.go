@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -96,6 +97,9 @@ func postMCP(t *testing.T, base string, body []byte, hd http.Header) (int, strin
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	if sid := resp.Header.Get("Mcp-Session-Id"); sid != "" {
+		t.Fatalf("the endpoint is to be stateless, and it issued the MCP session %q", sid)
+	}
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
@@ -142,6 +146,12 @@ func TestMCPServerSignedRequests(t *testing.T) {
 				t.Fatalf("status %d, want 401: %s", code, resp)
 			}
 		})
+	}
+	// Stateless: an initialize gets no MCP session id (postMCP checks).
+	init, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": map[string]any{
+		"protocolVersion": "2025-06-18", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "t", "version": "1"}}})
+	if code, resp := postMCP(t, h.URL, init, signedFor(alice, to, init)); code != http.StatusOK {
+		t.Fatalf("signed initialize: %d %s", code, resp)
 	}
 	code, resp := postMCP(t, h.URL, body, good)
 	if code != http.StatusOK || !strings.Contains(resp, "session_id") {
@@ -267,6 +277,45 @@ func TestMCPServerProgress(t *testing.T) {
 	defer mu.Unlock()
 	if len(msgs) == 0 || msgs[0] != "thinking" {
 		t.Fatalf("progress: %q", msgs)
+	}
+	// Under open, an anonymous caller lists the anonymous sessions, as
+	// GET /sessions.
+	list, err := cs.ListResources(ctx, nil)
+	if err != nil || len(list.Resources) != 1 {
+		t.Fatalf("anonymous list under open: %v %+v", err, list)
+	}
+}
+
+// TestMCPServerNoApprover: a run over MCP has nobody to approve tools, so
+// a tool that needs approval is refused before it runs, as over plain
+// HTTP; the session shows the refusal.
+func TestMCPServerNoApprover(t *testing.T) {
+	h := startTrustHost(t, t.TempDir(), host.WithTrust("open"), host.WithApproval("danger"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cs := mustMCP(t, ctx, h, nil)
+	out, _ := mcpAsk(t, ctx, cs, `use danger {"question": "drop the tables"}`, "")
+	rr, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "agenthost://sessions/" + out["session_id"].(string)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		ChatItems []map[string]any `json:"chat_items"`
+	}
+	if err := json.Unmarshal([]byte(rr.Contents[0].Text), &v); err != nil {
+		t.Fatal(err)
+	}
+	var refused bool
+	for _, it := range v.ChatItems {
+		if it["type"] == "tool_result" {
+			refused = it["status"] == "failed" && strings.Contains(fmt.Sprint(it["content"]), "approval")
+			if strings.Contains(fmt.Sprint(it["content"]), "did drop the tables") {
+				t.Fatalf("the tool ran: %v", it)
+			}
+		}
+	}
+	if !refused {
+		t.Fatalf("no refused tool call: %v", v.ChatItems)
 	}
 }
 
