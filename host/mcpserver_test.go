@@ -470,3 +470,32 @@ func TestMCPServerAdvertised(t *testing.T) {
 		t.Fatal("/docs does not mention /mcp")
 	}
 }
+
+// TestMCPServerRebinding: a page that rebinds its own name to the host's
+// loopback address (DNS rebinding) sends its own name as Host; /mcp
+// refuses such requests on a loopback connection (the SDK's protection),
+// while the same request with the loopback name runs.
+func TestMCPServerRebinding(t *testing.T) {
+	h := startTrustHost(t, t.TempDir(), host.WithTrust("open"))
+	for _, tc := range []struct {
+		host string
+		want int
+	}{{"evil.example:80", http.StatusForbidden}, {strings.TrimPrefix(h.URL, "http://"), http.StatusOK}} {
+		r, err := http.NewRequest("POST", h.URL+host.MCPPath, bytes.NewReader(rpcBody("hello")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Host = tc.host
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Accept", "application/json, text/event-stream")
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Fatalf("Host %s: %d, want %d", tc.host, resp.StatusCode, tc.want)
+		}
+	}
+}
