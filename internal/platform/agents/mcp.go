@@ -3,7 +3,9 @@ package agents
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -34,6 +36,9 @@ func ParseMCPServers(raw json.RawMessage) (map[string]mcptools.Config, error) {
 	var m map[string]mcptools.Config
 	if err := dec.Decode(&m); err != nil {
 		return nil, &InvalidError{"mcpServers", "must be an object of named servers, each {type, command, environment} or {type, url, headers}: " + err.Error()}
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, &InvalidError{"mcpServers", "must be one JSON object"}
 	}
 	names := make([]string, 0, len(m))
 	for name := range m {
