@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"regexp"
 	"strconv"
 	"sync"
@@ -129,12 +130,16 @@ type resolved struct {
 	// replace: the conversation to run on is the client's copy, not the
 	// stored one.
 	replace bool
+	// named is the id the caller named, when the result is a new session
+	// rather than the caller's session of that name.
+	named string
 }
 
 func (e *hostEngine) resolve(ctx context.Context, caller Caller, id string, client *Session, issued bool) (resolved, error) {
 	if id == "" && client != nil {
 		id = client.SessionID
 	}
+	named := id
 	if id != "" {
 		ss, err := e.st.GetSession(ctx, id)
 		switch {
@@ -167,7 +172,14 @@ func (e *hostEngine) resolve(ctx context.Context, caller Caller, id string, clie
 	if client != nil {
 		s.Messages, s.Turn, s.Iteration, s.Updated = client.Messages, client.Turn, client.Iteration, client.Updated
 	}
-	return resolved{sess: s, replace: len(s.Messages) > 0}, nil
+	return resolved{sess: s, replace: len(s.Messages) > 0, named: named}, nil
+}
+
+// unknownSession is the 404 for a named session that is not the caller's:
+// the same answer whether it never existed, expired, or is another
+// caller's, so it tells nobody which ids exist.
+func unknownSession(id string) error {
+	return errorf(http.StatusNotFound, "session %q is not one of your sessions: leave session_id out to start a new session, or send \"create_session\": true to start one under this name", clipString(id, 80))
 }
 
 // continueSession merges the client's copy into the caller's stored

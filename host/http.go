@@ -119,6 +119,10 @@ func (s *Server) postInput(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
+	sessionID, create, err := in.sessionID()
+	if err != nil {
+		return err
+	}
 	caller, err := rt.gate.Admit(r.Context(), in.gateRequest("http", r.Method, r.URL.Path, r.Header, r.RemoteAddr))
 	if err != nil {
 		return err
@@ -127,7 +131,7 @@ func (s *Server) postInput(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ri := runInput{caller: caller, sessionID: in.SessionID, session: in.Session, prompt: prompt, parts: parts,
+	ri := runInput{caller: caller, sessionID: sessionID, session: in.Session, mustExist: !create, prompt: prompt, parts: parts,
 		uploads: uploadsDirOf(rt.cfg, uploadOwner{caller: caller, remote: r.RemoteAddr})}
 	if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
 		return s.serveSSE(w, r, ri)

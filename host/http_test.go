@@ -302,3 +302,34 @@ func TestCORS(t *testing.T) {
 	}
 	// Other origins: see TestBrowserOrigins.
 }
+
+// TestUnknownSessionID: naming a session that is not the caller's is a 404
+// saying how to start one, not a silent new session; create_session starts
+// one under the name, which later requests then continue; a client passing
+// back its copy of the conversation (as the reference clients do) continues
+// from it.
+func TestUnknownSessionID(t *testing.T) {
+	h := startHost(t, "offline/demo")
+	code, m := post(t, h, map[string]any{"prompt": "hi", "session_id": "ticket-42"})
+	wantError(t, code, 404, m, "create_session")
+
+	code, m = post(t, h, map[string]any{"prompt": "my name is Ada", "session_id": "ticket-42", "create_session": true})
+	wantStatus(t, code, 200, m)
+	id := m["session_id"].(string)
+	for _, named := range []string{"ticket-42", id} {
+		code, m = post(t, h, map[string]any{"prompt": "what is my name?", "session_id": named})
+		wantStatus(t, code, 200, m)
+		if m["session_id"] != id || !strings.Contains(m["result"].(string), "Ada") {
+			t.Fatalf("naming %s: session %v, result %v; want %s continued", named, m["session_id"], m["result"], id)
+		}
+	}
+
+	copyOf := map[string]any{"session_id": "gone-from-this-host", "turn": 1, "iteration": 2, "messages": []any{
+		map[string]any{"role": "user", "content": "my name is Bea"},
+		map[string]any{"role": "assistant", "content": "Nice to meet you, Bea!"}}}
+	code, m = post(t, h, map[string]any{"prompt": "what is my name?", "session": copyOf})
+	wantStatus(t, code, 200, m)
+	if !strings.Contains(m["result"].(string), "Bea") {
+		t.Fatalf("continuing from the client's copy: %v", m["result"])
+	}
+}

@@ -18,11 +18,14 @@ import (
 
 // inputRequest is POST /input's body, plain or signed (docs/protocol.md §2).
 type inputRequest struct {
-	Prompt    *string     `json:"prompt"`
-	Session   *Session    `json:"session"`
-	SessionID string      `json:"session_id"`
-	Images    []string    `json:"images"`
-	Files     []fileInput `json:"files"`
+	Prompt    *string  `json:"prompt"`
+	Session   *Session `json:"session"`
+	SessionID string   `json:"session_id"`
+	// CreateSession asks for a new session under SessionID when the caller
+	// has none by that name; without it such a name is a 404.
+	CreateSession bool        `json:"create_session"`
+	Images        []string    `json:"images"`
+	Files         []fileInput `json:"files"`
 	// The signed form: the prompt is inside the signed payload.
 	Payload   json.RawMessage `json:"payload"`
 	From      string          `json:"from"`
@@ -45,6 +48,31 @@ type signedPayload struct {
 	Prompt    string `json:"prompt"`
 	Timestamp any    `json:"timestamp"`
 	To        string `json:"to"`
+}
+
+// sessionID returns the session the request names and whether the caller
+// asks to create it: in the signed form from the payload's session_id and
+// create_session, and nothing else — an unsigned top-level session_id
+// beside the payload must name the same session, so nobody on the way can
+// move a signed prompt into another of the signer's conversations.
+func (in *inputRequest) sessionID() (id string, create bool, err error) {
+	if !in.signed() {
+		return in.SessionID, in.CreateSession, nil
+	}
+	var p struct {
+		SessionID     string `json:"session_id"`
+		CreateSession bool   `json:"create_session"`
+	}
+	if len(in.Payload) > 0 {
+		json.Unmarshal(in.Payload, &p)
+	}
+	if in.SessionID != "" && in.SessionID != p.SessionID {
+		return "", false, unauthorized("session_id is not signed: put it in the signed payload as payload.session_id")
+	}
+	if in.CreateSession && !p.CreateSession {
+		return "", false, unauthorized("create_session is not signed: put it in the signed payload as payload.create_session")
+	}
+	return p.SessionID, p.CreateSession, nil
 }
 
 // signed reports whether the request claims a signature; the gate then

@@ -28,6 +28,10 @@ type runInput struct {
 	// issued: sessionID is the id CONNECTED gave this caller for a new
 	// session on this connection (see hostEngine.sessionFor).
 	issued bool
+	// mustExist: a named session that is not the caller's is a 404
+	// (ErrUnknownSession) rather than a new session, unless the client
+	// passes back its copy of the conversation to continue from.
+	mustExist bool
 	// uploads is the caller's upload directory, which the run's tools
 	// may read (UploadsDir).
 	uploads string
@@ -79,6 +83,9 @@ type approvalResponse struct {
 // subscribed before the first event.
 func (e *hostEngine) start(ctx context.Context, in runInput, sub *subscriber) (*runHandle, error) {
 	r, err := e.resolve(ctx, in.caller, in.sessionID, in.session, in.issued)
+	if err == nil && r.named != "" && in.mustExist && r.stored == nil && !r.replace {
+		err = unknownSession(r.named)
+	}
 	if err != nil {
 		return nil, err
 	}

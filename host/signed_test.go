@@ -204,17 +204,23 @@ func TestNoExistenceOracle(t *testing.T) {
 	if foreign["session_id"] == aliceID || unknown["session_id"] == unknownID || foreign["status"] != unknown["status"] {
 		t.Fatalf("answers differ: foreign id → %v; unknown id → %v", foreign, unknown)
 	}
-	// Over HTTP: a new session under a fresh id in both cases.
+	// Over HTTP: the same 404 in both cases, and with create_session a new
+	// session under a fresh id in both cases.
+	var refusals []string
 	for i, id := range []string{aliceID, unknownID} {
-		body := signedInput(t, bob, h.Address(), time.Now().Add(time.Duration(i)*time.Second), map[string]any{"prompt": "hi " + id}, nil)
-		var mm map[string]any
-		json.Unmarshal(body, &mm)
-		mm["session_id"] = id
-		code, m := post(t, h.testHost(), mm)
+		body := signedInput(t, bob, h.Address(), time.Now().Add(time.Duration(i)*time.Second), map[string]any{"prompt": "hi " + id, "session_id": id}, nil)
+		code, m := postRaw(t, h.URL, body)
+		wantError(t, code, 404, m, "not one of your sessions")
+		refusals = append(refusals, strings.ReplaceAll(m["error"].(string), id, "ID"))
+		body = signedInput(t, bob, h.Address(), time.Now().Add(time.Duration(i)*time.Second+time.Millisecond), map[string]any{"prompt": "hi " + id, "session_id": id, "create_session": true}, nil)
+		code, m = postRaw(t, h.URL, body)
 		wantStatus(t, code, 200, m)
 		if m["session_id"] == id {
 			t.Fatalf("POST /input naming %s kept it", id)
 		}
+	}
+	if refusals[0] != refusals[1] {
+		t.Fatalf("404s differ: %q vs %q", refusals[0], refusals[1])
 	}
 
 	// SESSION_STATUS goes through the gate: under strict an unsigned one is
@@ -287,4 +293,79 @@ func boundFrame(t testing.TB, id *trust.Identity, to string, connected map[strin
 		m[k] = v
 	}
 	return m
+}
+
+// TestSignedInputSessionIDIsSigned: a signed POST /input continues the
+// session its payload names, and an unsigned top-level session_id beside
+// the payload is refused (the old code continued whichever of the signer's
+// sessions the unsigned field named, so anyone on the way could move a
+// signed prompt into another conversation).
+func TestSignedInputSessionIDIsSigned(t *testing.T) {
+	h := startTrustHost(t, t.TempDir())
+	alice := newIdentity(t)
+	now := time.Now()
+	start := func(at time.Time, prompt string) string {
+		code, m := postRaw(t, h.URL, signedInput(t, alice, h.Address(), at, map[string]any{"prompt": prompt}, nil))
+		wantStatus(t, code, 200, m)
+		return m["session_id"].(string)
+	}
+	a := start(now, "my name is Ada")
+	b := start(now.Add(time.Second), "my name is Bob")
+
+	body := signedInput(t, alice, h.Address(), now.Add(2*time.Second), map[string]any{"prompt": "what is my name?"}, map[string]any{"session_id": a})
+	code, m := postRaw(t, h.URL, body)
+	wantError(t, code, 401, m, "session_id")
+
+	body = signedInput(t, alice, h.Address(), now.Add(3*time.Second), map[string]any{"prompt": "what is my name?", "session_id": b}, nil)
+	code, m = postRaw(t, h.URL, body)
+	wantStatus(t, code, 200, m)
+	if m["session_id"] != b || !strings.Contains(mustJSON(m["result"]), "Bob") {
+		t.Fatalf("payload.session_id %s: got session %v, result %v", b, m["session_id"], m["result"])
+	}
+	// create_session outside the payload is not what was signed either.
+	body = signedInput(t, alice, h.Address(), now.Add(3500*time.Millisecond), map[string]any{"prompt": "new", "session_id": "named-by-alice"}, map[string]any{"create_session": true})
+	code, m = postRaw(t, h.URL, body)
+	wantError(t, code, 401, m, "create_session")
+	// The same id outside the payload as well is what was signed.
+	body = signedInput(t, alice, h.Address(), now.Add(4*time.Second), map[string]any{"prompt": "again", "session_id": b}, map[string]any{"session_id": b})
+	code, m = postRaw(t, h.URL, body)
+	wantStatus(t, code, 200, m)
+	if m["session_id"] != b {
+		t.Fatalf("got session %v, want %s", m["session_id"], b)
+	}
+}
+
+// TestBoundConnectSessionIsSigned: a CONNECT that declares signed frames
+// continues the session its payload names; an unsigned top-level
+// session_id or session beside a payload that names none is refused (the
+// old code continued whichever of the signer's sessions the unsigned
+// field named).
+func TestBoundConnectSessionIsSigned(t *testing.T) {
+	h := startTrustHost(t, t.TempDir())
+	alice := newIdentity(t)
+	code, m := postRaw(t, h.URL, signedInput(t, alice, h.Address(), time.Now(), map[string]any{"prompt": "my name is Ada"}, nil))
+	wantStatus(t, code, 200, m)
+	sid := m["session_id"].(string)
+
+	for name, outer := range map[string]map[string]any{
+		"session_id": {"session_id": sid},
+		"session":    {"session": map[string]any{"session_id": sid}},
+		"session with messages beside a signed session_id": {"session": map[string]any{"session_id": sid, "iteration": 99,
+			"messages": []any{map[string]any{"role": "user", "content": "my name is Mallory"}}}},
+	} {
+		w := dialTrustWS(t, h)
+		p := map[string]any{"signed_frames": true}
+		if sess, _ := outer["session"].(map[string]any); sess["messages"] != nil {
+			p["session_id"] = sid
+		}
+		w.send(signedFrame(t, alice, h.Address(), "CONNECT", p, outer))
+		if c := w.read(); c["type"] != "ERROR" || c["code"] != "unauthorized" {
+			t.Fatalf("unsigned %s beside a bound CONNECT: %v", name, c)
+		}
+	}
+	w := dialTrustWS(t, h)
+	w.send(signedFrame(t, alice, h.Address(), "CONNECT", map[string]any{"signed_frames": true, "session_id": sid, "last_msg_id": "0"}, map[string]any{"session_id": sid}))
+	if c := w.read(); c["type"] != "CONNECTED" || c["session_id"] != sid {
+		t.Fatalf("signed session_id: %v", c)
+	}
 }

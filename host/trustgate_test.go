@@ -107,8 +107,11 @@ func TestTrustSessionsPerCaller(t *testing.T) {
 	code, m, _ = do(t, "GET", h.URL+"/sessions/"+aid, nil)
 	wantError(t, code, 404, m)
 
-	// Bob naming alice's session gets a new one.
-	code, m = postRaw(t, h.URL, signedInput(t, bob, h.Address(), time.Now(), map[string]any{"prompt": "What is my name?"}, map[string]any{"session_id": aid}))
+	// Bob naming alice's session is told it is not his; asking to create
+	// it gets him a new one.
+	code, m = postRaw(t, h.URL, signedInput(t, bob, h.Address(), time.Now(), map[string]any{"prompt": "What is my name?", "session_id": aid}, nil))
+	wantError(t, code, 404, m, "not one of your sessions")
+	code, m = postRaw(t, h.URL, signedInput(t, bob, h.Address(), time.Now(), map[string]any{"prompt": "What is my name?", "session_id": aid, "create_session": true}, nil))
 	wantStatus(t, code, 200, m)
 	if m["session_id"] == aid || strings.Contains(m["result"].(string), "Alice") {
 		t.Fatalf("bob continued alice's session: %v", m)

@@ -368,6 +368,13 @@ func (c *wsConn) connectAs(caller Caller, f *connectFrame, cp *connectPayload) e
 		if cp.SignedFrames {
 			c.bound = true
 		}
+		if cp.SignedFrames && (f.Session != nil || (cp.SessionID == nil && f.SessionID != "")) {
+			// A client that signs its frames signs which session it
+			// continues, and the host's copy of the conversation is the
+			// one that counts; the reference client, which signs CONNECT
+			// only, keeps naming its session beside the payload.
+			return unauthorized("CONNECT's session is not signed: name it in the signed payload as payload.session_id (a connection with signed frames continues the host's copy, not a client's)")
+		}
 		if cp.SessionID != nil {
 			f.SessionID = *cp.SessionID
 		}

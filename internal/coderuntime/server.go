@@ -54,6 +54,8 @@ func (rt *Runtime) Handler() http.Handler {
 	})
 	route("POST /control/abort", rt.postAbort)
 	route("POST /control/files", rt.postFile)
+	route("GET /control/files", rt.getFiles)
+	route("GET /control/files/content", rt.getFileContent)
 	route("GET /control/permissions", func(w http.ResponseWriter, r *http.Request) error {
 		ps, err := rt.Permissions(r.Context())
 		return ok(w, PermissionList{Permissions: ps}, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -66,7 +67,7 @@ func TestReplicasForward(t *testing.T) {
 		t.Fatalf("history via B = %v", msgs)
 	}
 	events := openEvents(t, b.env.URL+"/api/v1/agents/"+id+"/events?sessionId="+sid, map[string]string{"Authorization": "Bearer " + tok})
-	viaB.post("/api/v1/agents/"+id+"/messages", map[string]any{"sessionId": sid, "message": `run bash {"command":"echo through-b"}`})
+	viaB.post("/api/v1/agents/"+id+"/messages", map[string]any{"sessionId": sid, "message": `run bash {"command":"echo through-b | tee b.txt"}`})
 	next(t, events, "a busy status event through B", func(ev sseEvent) bool { return ev.Type == "status" && ev.Data["busy"] == true })
 	perm := viaB.pendingOne("/api/v1/agents/"+id+"/permissions", "permissions")
 	if got := viaB.post("/api/v1/agents/"+id+"/permissions/"+perm["id"].(string)+"/reply", map[string]any{"reply": "once"}); got["replied"] != true {
@@ -82,6 +83,13 @@ func TestReplicasForward(t *testing.T) {
 	}
 	if u := viaB.get("/api/v1/agents/" + id + "/usage"); u["agentId"] != id {
 		t.Fatalf("usage via B = %v", u)
+	}
+	// The workspace's files, listed and downloaded through B.
+	if l := viaB.get("/api/v1/agents/" + id + "/files"); !strings.Contains(fmt.Sprint(l["entries"]), "b.txt") {
+		t.Fatalf("files via B = %v", l)
+	}
+	if r := viaB.Do(t, "GET", "/api/v1/agents/"+id+"/files/content?path=b.txt", nil); r.Status != 200 || string(r.Body) != "through-b\n" || r.Header.Get("Content-Type") != "application/octet-stream" {
+		t.Fatalf("download via B: %d %q %v", r.Status, r.Body, r.Header)
 	}
 
 	// The session page's capability API through B.

@@ -32,6 +32,7 @@ func (s *Server) agentRoutes() {
 	s.Handle("GET /api/v1/agents/{agentId}/questions", tok(s.getQuestions))
 	s.Handle("POST /api/v1/agents/{agentId}/questions/{itemId}/reply", tok(s.replyQuestion))
 	s.Handle("GET /api/v1/agents/{agentId}/events", tok(s.events))
+	s.workspaceRoutes()
 }
 
 // viaToken serves a per-agent route for an organization's token: the

@@ -20,6 +20,7 @@ import (
 	"github.com/agenthost/agenthost/internal/platform/httpapi/sessionpage"
 	"github.com/agenthost/agenthost/internal/platform/secrets"
 	"github.com/agenthost/agenthost/internal/platform/store"
+	"github.com/agenthost/agenthost/internal/web/agentpage"
 	"github.com/agenthost/agenthost/internal/web/dashboard"
 )
 
@@ -145,6 +146,7 @@ func New(cfg Config) *Server {
 	dash := dashboard.Handler() // the web dashboard: / and its files under /ui/
 	root.Handle("GET /{$}", dash)
 	root.Handle("GET "+dashboard.Prefix, dash)
+	agentpage.Register(root) // the agent's page, /a/{agentId}, and its files under /ui/agent/
 	root.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteError(w, http.StatusNotFound, "not found")
 	})

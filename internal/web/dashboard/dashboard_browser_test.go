@@ -104,6 +104,8 @@ func TestDashboardCreateAgentAndSessionPage(t *testing.T) {
 	p.Click("#ca-submit")
 	p.WaitText(".card.agent h2", "docs-bot")
 	p.WaitText(".card.agent .pill", "RUNNING")
+	// The card links to the agent's page, the url its create answer gave.
+	p.WaitFor(`(() => { const a = document.querySelector(".card.agent a.agent-page"); return a && a.getAttribute("href") === "/a/" + document.querySelector(".card.agent").dataset.id })()`)
 	p.WaitText(".card.agent .sessions a", "Hello from the dashboard")
 	p.WaitText("#flash", "created")
 	p.CheckAxeAll("agent-running")

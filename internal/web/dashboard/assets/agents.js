@@ -62,8 +62,9 @@ function agentCard(id) {
       pollAgent(id);
     }
   });
+  const page = el("a", { class: "agent-page", href: "/a/" + encodeURIComponent(id) }, "Open agent page");
   const card = el("article", { class: "card agent", "data-id": id, "aria-labelledby": hid },
-    el("div", "head-row", name, status, busy),
+    el("div", "head-row", name, status, busy, page),
     meta, err,
     el("div", "actions", start, stop, restart, del),
     sessionsHead, sessions, newSession);
