@@ -152,11 +152,17 @@ func (s *Server) mcpAsk(ctx context.Context, req *mcp.CallToolRequest, in mcpAsk
 	}
 	rt := s.current()
 	owner := uploadOwner{caller: c.caller, remote: c.remote}
-	ri := runInput{caller: c.caller, sessionID: in.SessionID, prompt: in.Prompt, uploads: uploadsDirOf(rt.cfg, owner)}
+	// A named session must be the caller's, as over POST /input.
+	ri := runInput{caller: c.caller, sessionID: in.SessionID, mustExist: true, prompt: in.Prompt, uploads: uploadsDirOf(rt.cfg, owner)}
 	sub := newSubscriber()
 	h, err := s.eng.start(ctx, ri, sub)
 	if err != nil {
-		_, msg, _ := classify(err)
+		status, msg, _ := classify(err)
+		if status == http.StatusNotFound && in.SessionID != "" {
+			// The same answer for ids that never existed, expired, or are
+			// another caller's.
+			msg = fmt.Sprintf("session %q is not one of your sessions: leave session_id out to start a new conversation", clipString(in.SessionID, 80))
+		}
 		return nil, mcpAskOutput{}, errors.New(msg)
 	}
 	defer s.eng.unsubscribe(sub)

@@ -203,8 +203,8 @@ func TestMCPServerStrict(t *testing.T) {
 }
 
 // TestMCPServerOwnerScoped: sessions over MCP are owned as over HTTP.
-// Bob, naming Alice's session id, gets a session of his own that knows
-// nothing of hers; he cannot read hers as a resource (not found, as an id
+// Bob, naming Alice's session id, is told it is not one of his sessions,
+// in the same words as for an id that never existed; he cannot read hers as a resource (not found, as an id
 // that does not exist) nor see it in his list; an anonymous caller under
 // careful may ask but not list; Alice reads her session over MCP and
 // sees it over HTTP too.
@@ -218,9 +218,13 @@ func TestMCPServerOwnerScoped(t *testing.T) {
 	out, _ := mcpAsk(t, ctx, ca, "My name is Ada Lovelace", "")
 	aid := out["session_id"].(string)
 
-	out, res := mcpAsk(t, ctx, cb, "Who am I?", aid)
-	if out["session_id"] == aid || strings.Contains(mcpText(res), "Ada") {
-		t.Fatalf("bob reached alice's session: %v %q", out, mcpText(res))
+	_, res := mcpAsk(t, ctx, cb, "Who am I?", aid)
+	_, unknown := mcpAsk(t, ctx, cb, "Who am I?", "no-such-session-0000")
+	if !res.IsError || strings.Contains(mcpText(res), "Ada") || mcpText(res) != strings.ReplaceAll(mcpText(unknown), "no-such-session-0000", aid) {
+		t.Fatalf("bob naming alice's session: %q; naming none: %q", mcpText(res), mcpText(unknown))
+	}
+	if !strings.Contains(mcpText(res), "not one of your sessions") {
+		t.Fatalf("bob naming alice's session: %q", mcpText(res))
 	}
 	for _, uri := range []string{"agenthost://sessions/" + aid, "agenthost://sessions/no-such-session-0000"} {
 		if _, err := cb.ReadResource(ctx, &mcp.ReadResourceParams{URI: uri}); err == nil || !strings.Contains(strings.ToLower(err.Error()), "not found") {
