@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os/exec"
 	"slices"
 	"strings"
 
@@ -38,17 +39,28 @@ func mcpFromEnv(getenv func(string) string) (map[string]mcptools.Config, error) 
 // token or the operator's model keys, which this process holds. A local
 // server's environment is built from a few neutral variables and its own
 // (mcptools), and it runs as this runtime's user, in the runtime's
-// sandbox (the driver's: own uid, cgroup limits), not in the tools'
-// bubblewrap one; before a local server starts this process is made
-// non-dumpable (protectFromChildren), so the server cannot read this
-// process's environment through /proc. A server that cannot start is left
+// sandbox (the driver's: own uid, cgroup limits) and, unless
+// AGENTHOST_SANDBOX=none, in bubblewrap (mcpBwrap) with the runtime's data
+// directory hidden and a /proc of its own; before a local server starts
+// this process is also made non-dumpable (protectFromChildren), so even
+// without bubblewrap the server cannot read this process's environment
+// through /proc. A server that cannot start is left
 // out and logged, so one broken server does not keep the agent from
 // running; its tools are then missing.
-func openMCP(ctx context.Context, cfg map[string]mcptools.Config, toolEnv []string, ws string, log *slog.Logger) ([]*mcptools.Server, error) {
+func openMCP(ctx context.Context, rc *Config, ws string, log *slog.Logger) ([]*mcptools.Server, error) {
+	cfg, toolEnv := rc.MCPServers, rc.ToolEnv
+	var bwrap string
 	for _, c := range cfg {
 		if c.On() && c.Type == mcptools.TypeLocal {
 			if err := protectFromChildren(); err != nil {
 				return nil, fmt.Errorf("protecting the runtime from its MCP servers: %w", err)
+			}
+			if rc.Sandbox == SandboxBwrap {
+				p, err := exec.LookPath("bwrap")
+				if err != nil {
+					return nil, fmt.Errorf("local MCP servers run in bubblewrap, which is missing: %w", err)
+				}
+				bwrap = p
 			}
 			break
 		}
@@ -70,6 +82,9 @@ func openMCP(ctx context.Context, cfg map[string]mcptools.Config, toolEnv []stri
 		c := cfg[name]
 		if !c.On() {
 			continue
+		}
+		if c.Type == mcptools.TypeLocal && bwrap != "" {
+			c.Command = mcpBwrap(bwrap, ws, rc.DataDir, c.Command)
 		}
 		s, err := mcptools.Open(name, c, lookup, mcptools.WithDir(ws), mcptools.WithLogger(log))
 		if err != nil {
@@ -103,4 +118,20 @@ func closeMCP(servers []*mcptools.Server) {
 	for _, s := range servers {
 		s.Close()
 	}
+}
+
+// mcpBwrap wraps a local MCP server's command in bubblewrap: the machine
+// read-only as this runtime's user sees it, the workspace read-write (its
+// working directory), the runtime's data directory (database, egress
+// socket) covered by an empty tmpfs, its own pid namespace and /proc (the
+// runtime's process is not there to read), and it dies with the runtime.
+// stdin and stdout pass through, so MCP's stdio transport works as it is.
+// The network is the runtime's: MCP servers usually call their own APIs.
+func mcpBwrap(bwrap, ws, dataDir string, command []string) []string {
+	args := []string{bwrap, "--ro-bind", "/", "/", "--bind", ws, ws}
+	if dataDir != "" {
+		args = append(args, "--tmpfs", dataDir)
+	}
+	args = append(args, "--dev", "/dev", "--proc", "/proc", "--unshare-pid", "--die-with-parent", "--new-session", "--chdir", ws, "--")
+	return append(args, command...)
 }

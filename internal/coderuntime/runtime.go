@@ -188,7 +188,7 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.Registry != nil {
 		opts = append([]agent.Option{agent.WithRegistry(cfg.Registry)}, opts...)
 	}
-	servers, err := openMCP(context.Background(), cfg.MCPServers, cfg.ToolEnv, ws, cfg.Logger)
+	servers, err := openMCP(context.Background(), &cfg, ws, cfg.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("coderuntime: %w", err)
 	}
