@@ -43,6 +43,8 @@ type Agent struct {
 	maxIterations int
 	maxTokens     int
 	registry      *llm.Registry
+	// toolsets are listed into tools by New and Derive, after the options.
+	toolsets []Toolset
 }
 
 // Option configures an Agent.
@@ -108,6 +110,9 @@ func New(name string, opts ...Option) (*Agent, error) {
 		}
 		a.model = m
 	}
+	if err := a.addToolsets(); err != nil {
+		return nil, fmt.Errorf("agent %s: %w", name, err)
+	}
 	a.byName = make(map[string]Tool, len(a.tools))
 	for _, t := range a.tools {
 		n := t.Spec().Name
@@ -163,6 +168,9 @@ func (a *Agent) Derive(opts ...Option) (*Agent, error) {
 			return nil, fmt.Errorf("agent %s: %w", a.name, err)
 		}
 		c.model = m
+	}
+	if err := c.addToolsets(); err != nil {
+		return nil, fmt.Errorf("agent %s: %w", a.name, err)
 	}
 	c.byName = make(map[string]Tool, len(c.tools))
 	for _, t := range c.tools {

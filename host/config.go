@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agenthost/agenthost/agent/mcptools"
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/token"
@@ -89,6 +90,9 @@ type Config struct {
 	// UploadQuotaMB bounds the files one caller keeps in the uploads
 	// directory at a time.
 	UploadQuotaMB float64
+	// MCPServers are the MCP servers whose tools the agent gets, by name
+	// (host.yaml mcp_servers, in OpenCode's shape; see docs/mcp.md).
+	MCPServers map[string]mcptools.Config
 }
 
 // Defaults of the limits.
@@ -212,6 +216,65 @@ type fileConfig struct {
 	AllowedOrigins     *[]string     `yaml:"allowed_origins"`
 	MaxConnsPerIP      *int          `yaml:"max_connections_per_ip"`
 	UploadQuotaMB      *float64      `yaml:"upload_quota_mb"`
+	MCPServers         *MCPServers   `yaml:"mcp_servers"`
+}
+
+// MCPServers is the mcp_servers key: MCP servers by name, each in
+// OpenCode's shape (mcptools.Config).
+type MCPServers map[string]mcptools.Config
+
+// mcpKeys are the keys of one mcp_servers entry, for error messages.
+var mcpKeys = func() []string {
+	var keys []string
+	t := reflect.TypeFor[mcptools.Config]()
+	for i := 0; i < t.NumField(); i++ {
+		k, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		keys = append(keys, k)
+	}
+	return keys
+}()
+
+// UnmarshalYAML reads each server strictly, so that a misspelt key (or
+// Claude Desktop's "args" and "env") is an error naming the server.
+func (m *MCPServers) UnmarshalYAML(node ast.Node) error {
+	n, ok := unwrap(node).(*ast.MappingNode)
+	if !ok {
+		if _, null := unwrap(node).(*ast.NullNode); null {
+			*m = MCPServers{}
+			return nil
+		}
+		return &configError{line: node.GetToken().Position.Line, key: "mcp_servers", msg: "want a mapping of server names to servers"}
+	}
+	out := MCPServers{}
+	for _, kv := range n.Values {
+		name := kv.Key.String()
+		if s, ok := unwrap(kv.Key).(*ast.StringNode); ok {
+			name = s.Value
+		}
+		at := kv.Key.GetToken().Position.Line
+		if _, dup := out[name]; dup {
+			return &configError{line: at, key: "mcp_servers", msg: fmt.Sprintf("server %q is given twice", name)}
+		}
+		var c mcptools.Config
+		if err := yaml.NodeToValue(kv.Value, &c, yaml.DisallowUnknownField()); err != nil {
+			msg := "want a mapping with " + strings.Join(mcpKeys, ", ")
+			var unknown *yaml.UnknownFieldError
+			if errors.As(err, &unknown) {
+				key := strings.TrimSuffix(strings.TrimPrefix(unknown.Message, `unknown field "`), `"`)
+				msg = fmt.Sprintf("unknown key %q; the keys are %s (command is one list: the program, then its arguments)", key, strings.Join(mcpKeys, ", "))
+				at = line(unknown.Token)
+			} else if te := describeYAMLError(err); te.msg != "" {
+				msg = te.msg
+				if te.line > 0 {
+					at = te.line
+				}
+			}
+			return &configError{line: at, key: "mcp_servers", msg: fmt.Sprintf("server %q: %s", name, msg)}
+		}
+		out[name] = c
+	}
+	*m = out
+	return nil
 }
 
 // configError is an error at a line of host.yaml.
@@ -402,6 +465,13 @@ func (fc *fileConfig) validate() *configError {
 			}
 		}
 	}
+	if fc.MCPServers != nil {
+		for name, c := range *fc.MCPServers {
+			if err := c.Validate(name); err != nil {
+				return &configError{key: "mcp_servers", msg: strings.TrimPrefix(err.Error(), mcptools.ErrConfig.Error()+": ")}
+			}
+		}
+	}
 	if fc.Examples != nil && len(*fc.Examples) > 20 {
 		return &configError{key: "examples", msg: fmt.Sprintf("at most 20 examples, got %d", len(*fc.Examples))}
 	}
@@ -531,6 +601,9 @@ func (fc *fileConfig) resolve(cfg *Config, dir string) (*Config, error) {
 		cfg.MaxFileSizeMB = *fc.MaxFileSize
 	}
 	cfg.MaxFilesPerRequest = num(fc.MaxFilesPerRequest, DefaultMaxFilesPerRequest)
+	if fc.MCPServers != nil {
+		cfg.MCPServers = map[string]mcptools.Config(*fc.MCPServers)
+	}
 	cfg.Model = str(fc.Model, "")
 	if fc.SystemPrompt != nil {
 		text, file, err := readPrompt(*fc.SystemPrompt, base, dir)

@@ -22,6 +22,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/openapi.json", s.only("GET", s.wrap(s.openAPI)))
 	mux.Handle("/ws", s.only("GET", s.wrap(s.serveWS)))
 	mux.Handle("/admin/trust", s.only("POST", s.wrap(s.adminTrust)))
+	mux.Handle(MCPPath, s.mcpHandler())
 	mux.Handle("/docs", s.only("GET", http.HandlerFunc(s.docs)))
 	mux.Handle("/docs/", s.only("GET", http.HandlerFunc(s.docs)))
 	mux.Handle("/{$}", s.only("GET", http.RedirectHandler("/docs", http.StatusFound)))
@@ -222,12 +223,25 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if caller.Address == "" && !caller.SeesAll && !caller.ListsAnonymous {
-		return errorf(http.StatusUnauthorized, "signature required to list sessions (unsigned listing is allowed only under trust open)")
-	}
-	list, err := s.eng.st.ListSessions(r.Context(), store.ListOptions{Owner: caller.Address, All: caller.SeesAll})
+	items, err := s.ownSessions(r.Context(), caller)
 	if err != nil {
 		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sessions": items})
+	return nil
+}
+
+// ownSessions lists the sessions a caller may list: its own; the
+// anonymous ones for an anonymous caller under trust open; all for the
+// host's own identity. Other anonymous callers are refused. GET /sessions
+// and MCP's resources/list answer with it.
+func (s *Server) ownSessions(ctx context.Context, caller Caller) ([]sessionItem, error) {
+	if caller.Address == "" && !caller.SeesAll && !caller.ListsAnonymous {
+		return nil, errorf(http.StatusUnauthorized, "signature required to list sessions (unsigned listing is allowed only under trust open)")
+	}
+	list, err := s.eng.st.ListSessions(ctx, store.ListOptions{Owner: caller.Address, All: caller.SeesAll})
+	if err != nil {
+		return nil, err
 	}
 	items := []sessionItem{}
 	for _, ss := range list {
@@ -236,8 +250,7 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {
 		}
 		items = append(items, sessionItem{SessionID: ss.ID, Status: string(ss.Status), Created: ss.Created.Unix(), Prompt: clipString(ss.Prompt, 200)})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sessions": items})
-	return nil
+	return items, nil
 }
 
 func (s *Server) health(w http.ResponseWriter, _ *http.Request) error {

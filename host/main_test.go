@@ -7,13 +7,16 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/agenthost/agenthost/internal/mcptest"
 	"github.com/agenthost/agenthost/internal/web/browsertest"
 )
 
 // TestMain fails the package's tests if any goroutine outlives them. The
 // browser the /docs tests share is closed first: it would otherwise stay
-// a moment after the last of them.
+// a moment after the last of them. Run as the test MCP server
+// (mcptest.EnvServe), it serves MCP instead.
 func TestMain(m *testing.M) {
+	mcptest.ServeStdioIfAsked()
 	code := m.Run()
 	browsertest.Stop()
 	if code == 0 {

@@ -3,9 +3,11 @@ package host
 import (
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"time"
 
+	"github.com/agenthost/agenthost/agent/mcptools"
 	"github.com/agenthost/agenthost/llm"
 	"github.com/agenthost/agenthost/relay"
 )
@@ -180,6 +182,13 @@ func WithMaxConnsPerIP(n int) Option { return func(s *settings) { s.code.MaxConn
 // WithUploadQuota bounds the megabytes of files one caller keeps uploaded
 // at a time (default 100; host.yaml upload_quota_mb).
 func WithUploadQuota(mb float64) Option { return func(s *settings) { s.code.UploadQuotaMB = &mb } }
+
+// WithMCPServers gives the agent the tools of these MCP servers, by name,
+// as host.yaml's mcp_servers does (in OpenCode's shape; see docs/mcp.md).
+// The host starts them in New and stops them in Shutdown.
+func WithMCPServers(servers map[string]mcptools.Config) Option {
+	return func(s *settings) { s.code.MCPServers = ptr(MCPServers(maps.Clone(servers))) }
+}
 
 // WithMaxBodyBytes bounds request bodies other than POST /input, whose
 // bound follows from the upload limits (default 1 MiB).

@@ -27,6 +27,10 @@ func (s *Server) Reload() error {
 		s.log.Error("reload: keeping the running configuration", "err", err)
 		return err
 	}
+	if s.mcp.changed(cfg.MCPServers) {
+		s.log.Warn("reload: mcp_servers changes take effect after a restart")
+		cfg.MCPServers = old.MCPServers
+	}
 	if cfg.Workers != old.Workers || cfg.Queue != old.Queue || cfg.CoDir != old.CoDir {
 		s.log.Warn("reload: workers, queue and co_dir changes take effect after a restart")
 		cfg.Workers, cfg.Queue, cfg.CoDir = old.Workers, old.Queue, old.CoDir

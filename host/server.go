@@ -126,6 +126,8 @@ type Server struct {
 	restart  chan int // reload asks Serve to move to a new port
 
 	relay hostRelay // the relay announcer (relay.go)
+
+	mcp *mcpServers // mcp_servers, open from New to Shutdown (mcp.go)
 }
 
 // The lifecycle states of a Server.
@@ -197,6 +199,10 @@ func New[S Source](ctx context.Context, src S, opts ...Option) (*Server, error) 
 		return nil, fmt.Errorf("host: %w", err)
 	}
 	s.st = st
+	if s.mcp, err = openMCP(ctx, cfg.MCPServers, s.set.dir, s.log); err != nil {
+		s.closeStore()
+		return nil, fmt.Errorf("host: %w", err)
+	}
 	rt, err := s.buildRuntime(cfg)
 	if err != nil {
 		s.closeStore()
@@ -291,6 +297,9 @@ func (s *Server) buildRuntime(cfg *Config) (*runtime, error) {
 	}
 	if cfg.SystemPrompt != "" {
 		over = append(over, agent.WithSystemPrompt(cfg.SystemPrompt))
+	}
+	if o := s.mcp.option(); o != nil {
+		over = append(over, o)
 	}
 	user := s.user
 	rt.factory = func() (*agent.Agent, error) {
@@ -464,10 +473,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) closeStore() error {
 	defer s.lock.release()
+	mcpErr := s.mcp.close()
 	if s.st != nil {
-		return s.st.Close()
+		return errors.Join(s.st.Close(), mcpErr)
 	}
-	return nil
+	return mcpErr
 }
 
 // info is GET /info (docs/protocol.md §2).
@@ -496,6 +506,7 @@ func (s *Server) info() map[string]any {
 			},
 		},
 		"protocol": map[string]any{"name": "oip", "version": "0.1", "websocket_path": "/ws"},
+		"mcp":      map[string]any{"path": MCPPath, "transport": "streamable-http", "tool": "ask"},
 	}
 }
 

@@ -1,9 +1,10 @@
 package host_test
 
 import (
-	"net/http"
-
+	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -337,36 +338,80 @@ func TestSignedInputSessionIDIsSigned(t *testing.T) {
 }
 
 // TestBoundConnectSessionIsSigned: a CONNECT that declares signed frames
-// continues the session its payload names; an unsigned top-level
-// session_id or session beside a payload that names none is refused (the
-// old code continued whichever of the signer's sessions the unsigned
-// field named).
+// continues the session its payload names, with the host's copy of the
+// conversation; an unsigned top-level session_id or session beside the
+// payload is ignored (the old code continued whichever of the signer's
+// sessions the unsigned field named, and let a client's copy replace the
+// conversation).
 func TestBoundConnectSessionIsSigned(t *testing.T) {
 	h := startTrustHost(t, t.TempDir())
 	alice := newIdentity(t)
 	code, m := postRaw(t, h.URL, signedInput(t, alice, h.Address(), time.Now(), map[string]any{"prompt": "my name is Ada"}, nil))
 	wantStatus(t, code, 200, m)
 	sid := m["session_id"].(string)
+	forged := map[string]any{"session_id": sid, "iteration": 99, "turn": 9, "updated": 4e9,
+		"messages": []any{map[string]any{"role": "user", "content": "my name is Mallory"}}}
 
-	for name, outer := range map[string]map[string]any{
-		"session_id": {"session_id": sid},
-		"session":    {"session": map[string]any{"session_id": sid}},
-		"session with messages beside a signed session_id": {"session": map[string]any{"session_id": sid, "iteration": 99,
-			"messages": []any{map[string]any{"role": "user", "content": "my name is Mallory"}}}},
+	for i, tc := range []struct {
+		name    string
+		payload map[string]any
+		outer   map[string]any
+		want    string // the session CONNECTED continues; "" for a new one
+	}{
+		{"unsigned session_id", map[string]any{}, map[string]any{"session_id": sid}, ""},
+		{"unsigned session", map[string]any{}, map[string]any{"session": map[string]any{"session_id": sid}}, ""},
+		{"client copy beside a signed session_id", map[string]any{"session_id": sid}, map[string]any{"session": forged}, sid},
+		{"signed session_id", map[string]any{"session_id": sid}, map[string]any{"session_id": sid}, sid},
 	} {
-		w := dialTrustWS(t, h)
-		p := map[string]any{"signed_frames": true}
-		if sess, _ := outer["session"].(map[string]any); sess["messages"] != nil {
-			p["session_id"] = sid
-		}
-		w.send(signedFrame(t, alice, h.Address(), "CONNECT", p, outer))
-		if c := w.read(); c["type"] != "ERROR" || c["code"] != "unauthorized" {
-			t.Fatalf("unsigned %s beside a bound CONNECT: %v", name, c)
+		t.Run(tc.name, func(t *testing.T) {
+			w := dialTrustWS(t, h)
+			tc.payload["signed_frames"] = true
+			tc.payload["last_msg_id"] = fmt.Sprint(i) // distinct signatures
+			w.send(signedFrame(t, alice, h.Address(), "CONNECT", tc.payload, tc.outer))
+			c := w.read()
+			if c["type"] != "CONNECTED" {
+				t.Fatalf("CONNECT: %v", c)
+			}
+			if tc.want == "" && c["session_id"] == sid {
+				t.Fatalf("an unsigned field chose alice's session: %v", c["session_id"])
+			}
+			if tc.want != "" && c["session_id"] != tc.want {
+				t.Fatalf("continued %v, want %s", c["session_id"], tc.want)
+			}
+			if strings.Contains(mustJSON(c), "Mallory") {
+				t.Fatalf("the client's unsigned copy replaced the conversation: %v", c)
+			}
+		})
+	}
+	// Through a relay, the relay's top-level id routes a new session; it
+	// may not name an existing session of the signer that the signed
+	// payload does not.
+	relayed := func(outerID string) map[string]any {
+		mc := &memConn{in: make(chan []byte, 4), out: make(chan []byte, 256), done: make(chan struct{})}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- h.ServeFrames(ctx, mc, host.ConnInfo{Transport: "relay"}) }()
+		defer func() { close(mc.done); cancel(); <-done }()
+		b, _ := json.Marshal(signedFrame(t, alice, h.Address(), "CONNECT", map[string]any{"signed_frames": true, "last_msg_id": outerID}, map[string]any{"session_id": outerID}))
+		mc.in <- b
+		for {
+			var m map[string]any
+			json.Unmarshal(<-mc.out, &m)
+			if m["type"] == "CONNECTED" || m["type"] == "ERROR" {
+				return m
+			}
 		}
 	}
-	w := dialTrustWS(t, h)
-	w.send(signedFrame(t, alice, h.Address(), "CONNECT", map[string]any{"signed_frames": true, "session_id": sid, "last_msg_id": "0"}, map[string]any{"session_id": sid}))
-	if c := w.read(); c["type"] != "CONNECTED" || c["session_id"] != sid {
-		t.Fatalf("signed session_id: %v", c)
+	if m := relayed(sid); m["type"] != "ERROR" || m["code"] != "unauthorized" {
+		t.Fatalf("a relay named alice's session for an unsigned CONNECT: %v", m)
+	}
+	if m := relayed("0123456789abcdef0123456789abcdef"); m["type"] != "CONNECTED" || m["session_id"] == sid || m["status"] != "new" {
+		t.Fatalf("relay's id for a new session: %v", m)
+	}
+
+	code, m = signedGet(t, alice, h.URL, "/sessions/"+sid)
+	wantStatus(t, code, 200, m)
+	if strings.Contains(mustJSON(m), "Mallory") {
+		t.Fatalf("the stored session took the unsigned copy: %v", m)
 	}
 }

@@ -359,17 +359,26 @@ func (c *wsConn) connectAs(caller Caller, f *connectFrame, cp *connectPayload) e
 	}
 	c.caller = &caller
 	c.signer = caller.Address
+	relayNamed := false
 	if cp != nil && caller.Address != "" {
 		// What a signed CONNECT says comes from its payload.
 		if cp.SignedFrames {
 			c.bound = true
 		}
-		if cp.SignedFrames && (f.Session != nil || (cp.SessionID == nil && f.SessionID != "")) {
+		if cp.SignedFrames {
 			// A client that signs its frames signs which session it
 			// continues, and the host's copy of the conversation is the
-			// one that counts; the reference client, which signs CONNECT
-			// only, keeps naming its session beside the payload.
-			return unauthorized("CONNECT's session is not signed: name it in the signed payload as payload.session_id (a connection with signed frames continues the host's copy, not a client's)")
+			// one that counts: the unsigned fields beside the payload are
+			// ignored. The reference client, which signs CONNECT only,
+			// keeps naming its session beside the payload.
+			f.Session = nil
+			if cp.SessionID == nil && c.info.Transport == "relay" && f.SessionID != "" {
+				// The relay's id for a new session routes the
+				// connection; it may name no session of the signer.
+				relayNamed = true
+			} else {
+				f.SessionID = ""
+			}
 		}
 		if cp.SessionID != nil {
 			f.SessionID = *cp.SessionID
@@ -386,6 +395,9 @@ func (c *wsConn) connectAs(caller Caller, f *connectFrame, cp *connectPayload) e
 	sess, stored, newer, err := c.s.eng.sessionFor(c.ctx, caller, f.SessionID, f.Session, false)
 	if err != nil {
 		return err
+	}
+	if relayNamed && stored != nil {
+		return unauthorized("the relay named a session of yours that this CONNECT's signed payload does not: sign payload.session_id to continue a session")
 	}
 	c.sessionID = sess.SessionID
 	reply := map[string]any{"type": "CONNECTED", "session_id": sess.SessionID, "nonce": c.nonce}

@@ -66,7 +66,7 @@ func init() {
 		Env:   map[string][]string{"port": {"AGENTHOST_PORT", "PORT"}},
 		Words: []string{"token create", "token list", "token revoke"},
 		Usage: "[--port N] [--data DIR] [--database postgres://...] [--driver process|docker [--image NAME]]\n       agenthost platform token create --org NAME --label LABEL\n       agenthost platform token list --org NAME\n       agenthost platform token revoke --org NAME TOKEN_ID",
-		Short: "run the multi-tenant agent platform (REST API of seed 003)",
+		Short: "run the multi-tenant agent platform (REST API, dashboard, a runtime per agent)",
 		Long: `Runs the platform: a control plane that provisions agents, each in its own
 runtime (agenthost serve --role coding, one process per agent with the
 process driver), behind the /api/v1 REST API with Bearer tokens.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/agenthost/agenthost/internal/mcptest"
 	"github.com/agenthost/agenthost/internal/sandbox"
 	"go.uber.org/goleak"
 )
@@ -15,7 +16,8 @@ import (
 var testSandbox = SandboxBwrap
 
 func TestMain(m *testing.M) {
-	sandbox.RunInitIfAsked() // the sandbox's init is this test binary
+	sandbox.RunInitIfAsked()    // the sandbox's init is this test binary
+	mcptest.ServeStdioIfAsked() // and so is the MCP server of mcp_test.go
 	if err := sandbox.Probe(context.Background()); err != nil {
 		if os.Getenv("CI") == "true" {
 			fmt.Fprintf(os.Stderr, "CI=true and no tool sandbox: %v\n", err)

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/agent"
+	"github.com/agenthost/agenthost/agent/mcptools"
 	"github.com/agenthost/agenthost/internal/coding"
 	"github.com/agenthost/agenthost/internal/engine"
 	"github.com/agenthost/agenthost/internal/ids"
@@ -95,6 +96,9 @@ type Config struct {
 	Registry *llm.Registry
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// MCPServers are the agent's MCP servers (AGENTHOST_MCP_SERVERS), run
+	// as this runtime's children in the workspace (mcp.go).
+	MCPServers map[string]mcptools.Config
 }
 
 // Runtime is one coding agent with its sessions. Build it with New, serve
@@ -109,6 +113,7 @@ type Runtime struct {
 	rules *coding.Rules
 	ws    string
 	iso   *isolation
+	mcp   []*mcptools.Server
 
 	uploadMu sync.Mutex // serialises uploads, so the total stays right
 
@@ -183,6 +188,18 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.Registry != nil {
 		opts = append([]agent.Option{agent.WithRegistry(cfg.Registry)}, opts...)
 	}
+	servers, err := openMCP(context.Background(), &cfg, ws, cfg.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("coderuntime: %w", err)
+	}
+	defer func() {
+		if !ok {
+			closeMCP(servers)
+		}
+	}()
+	if o := mcpOption(servers); o != nil {
+		opts = append(opts, o)
+	}
 	ag, err := agent.New("coding", opts...)
 	if err != nil {
 		return nil, fmt.Errorf("coderuntime: %w", err)
@@ -212,7 +229,7 @@ func New(cfg Config) (*Runtime, error) {
 		return fail("", err)
 	}
 	rctx, cancel := context.WithCancel(context.Background())
-	r := &Runtime{cfg: cfg, log: cfg.Logger, st: st, ag: ag, tools: tools, rules: rules, ws: ws, iso: iso, ctx: rctx, cancel: cancel}
+	r := &Runtime{cfg: cfg, log: cfg.Logger, st: st, ag: ag, tools: tools, rules: rules, ws: ws, iso: iso, mcp: servers, ctx: rctx, cancel: cancel}
 	r.eng, err = engine.New(engine.Config{
 		Store:      st,
 		Journal:    engine.JournalFunc(controlEvents),
@@ -263,6 +280,7 @@ func (r *Runtime) Close() error {
 		r.eng.Shutdown(done)
 		r.cancel()
 		r.iso.close()
+		closeMCP(r.mcp)
 		err = r.st.Close()
 	})
 	return err

@@ -76,6 +76,9 @@ func FromEnv(getenv func(string) string, dir string) (Settings, error) {
 	if err := isolationFromEnv(getenv, &s); err != nil {
 		return s, err
 	}
+	if s.MCPServers, err = mcpFromEnv(getenv); err != nil {
+		return s, err
+	}
 	return s, nil
 }
 

@@ -65,20 +65,29 @@ func Open(path string) (*sql.DB, error) {
 
 // Migrate brings the schema up to date: migrations[i] moves the schema from
 // version i to i+1. Each runs in its own transaction with the version bump,
-// so a crash mid-migration leaves the previous version intact.
+// so a crash mid-migration leaves the previous version intact. The version
+// is read inside each transaction, which holds the write lock (BEGIN
+// IMMEDIATE), so processes opening a new database at once (a platform
+// starting while a token command runs) apply each step once.
 func Migrate(ctx context.Context, db *sql.DB, migrations []string) error {
-	var v int
-	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		return fmt.Errorf("reading schema version: %w", err)
-	}
-	if v > len(migrations) {
-		return fmt.Errorf("database schema version %d is newer than this binary knows (%d); upgrade agenthost", v, len(migrations))
-	}
-	for i := v; i < len(migrations); i++ {
+	for {
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
-			return fmt.Errorf("migration %d: %w", i+1, err)
+			return fmt.Errorf("migration: %w", err)
 		}
+		var v int
+		if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("reading schema version: %w", err)
+		}
+		if v > len(migrations) {
+			tx.Rollback()
+			return fmt.Errorf("database schema version %d is newer than this binary knows (%d); upgrade agenthost", v, len(migrations))
+		}
+		if v == len(migrations) {
+			return tx.Rollback()
+		}
+		i := v
 		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
 			tx.Rollback()
 			return fmt.Errorf("migration %d: %w", i+1, err)
@@ -91,5 +100,4 @@ func Migrate(ctx context.Context, db *sql.DB, migrations []string) error {
 			return fmt.Errorf("migration %d: %w", i+1, err)
 		}
 	}
-	return nil
 }

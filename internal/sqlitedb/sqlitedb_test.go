@@ -77,3 +77,36 @@ func TestFilesPrivate(t *testing.T) {
 		os.Chmod(path, 0o644) // as an older agenthost left it
 	}
 }
+
+// TestMigrateConcurrently: two processes opening a new database at once
+// (`agenthost platform` starting while `agenthost platform token create`
+// runs) both migrate it; the second must find the work done, not run the
+// first migration again ("table already exists").
+func TestMigrateConcurrently(t *testing.T) {
+	ctx := context.Background()
+	migs := []string{"CREATE TABLE a (x INTEGER)", "CREATE TABLE b (x INTEGER)", "ALTER TABLE a ADD COLUMN y TEXT"}
+	for round := range 20 {
+		path := filepath.Join(t.TempDir(), "x.db")
+		const n = 4
+		errs := make(chan error, n)
+		start := make(chan struct{})
+		for range n {
+			// One *sql.DB each, as separate processes have.
+			db, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			go func() {
+				<-start
+				errs <- Migrate(ctx, db, migs)
+			}()
+		}
+		close(start)
+		for range n {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: concurrent Migrate: %v", round, err)
+			}
+		}
+	}
+}

@@ -132,6 +132,11 @@ func (m *Manager) spec(ctx context.Context, a store.Agent, port int) (runtime.Sp
 	} else {
 		delete(env, EnvHiddenPrompt)
 	}
+	if len(a.MCPServers) > 0 {
+		env[EnvMCPServers] = string(a.MCPServers)
+	} else {
+		delete(env, EnvMCPServers)
+	}
 	return runtime.Spec{
 		ID:        a.ID,
 		Labels:    map[string]string{LabelAgent: a.ID, LabelOrg: a.OrgID, LabelNode: m.cfg.Node},

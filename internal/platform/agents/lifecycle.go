@@ -2,6 +2,7 @@ package agents
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -42,6 +43,9 @@ type CreateRequest struct {
 	// SessionPermissionsOff keeps the agent's session pages from replying
 	// to its permission requests (sessionPermissions: false).
 	SessionPermissionsOff bool
+	// MCPServers are the agent's MCP servers (ParseMCPServers), passed to
+	// its runtime as EnvMCPServers.
+	MCPServers json.RawMessage
 }
 
 func (r *CreateRequest) validate() error {
@@ -62,6 +66,9 @@ func (r *CreateRequest) validate() error {
 	}
 	if len(r.HiddenPrompt) > MaxPromptLen {
 		return &InvalidError{"hiddenPrompt", fmt.Sprintf("must be at most %d bytes", MaxPromptLen)}
+	}
+	if _, err := ParseMCPServers(r.MCPServers); err != nil {
+		return err
 	}
 	return nil
 }
@@ -167,7 +174,8 @@ func (m *Manager) Create(ctx context.Context, orgID string, req CreateRequest) (
 	a := store.Agent{
 		ID: id, OrgID: orgID, Name: req.Name, ScopeID: scopeID, Model: model,
 		InitialPrompt: req.InitialPrompt, HiddenPrompt: req.HiddenPrompt, SessionPermissionsOff: req.SessionPermissionsOff,
-		Status: store.StatusProvisioning, Port: port, Node: m.cfg.Node,
+		MCPServers: compactJSON(req.MCPServers),
+		Status:     store.StatusProvisioning, Port: port, Node: m.cfg.Node,
 		ControlToken: m.cfg.Box.Seal([]byte(newControlToken()), controlAAD(id)),
 		CreatedAt:    now, UpdatedAt: now,
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -102,6 +103,9 @@ func (s *Server) createAgent(w http.ResponseWriter, r *http.Request) error {
 		// SessionPermissions: the session pages may reply to permission
 		// requests (default true).
 		SessionPermissions *bool `json:"sessionPermissions"`
+		// MCPServers: the agent's MCP servers, in OpenCode's shape
+		// (docs/mcp.md).
+		MCPServers json.RawMessage `json:"mcpServers"`
 	}
 	if err := httpjson.Read(w, r, &req); err != nil {
 		return err
@@ -110,6 +114,7 @@ func (s *Server) createAgent(w http.ResponseWriter, r *http.Request) error {
 		Name: req.Name, ScopeID: req.ScopeID, Scope: req.Scope, Model: req.Model,
 		InitialPrompt: req.InitialPrompt, HiddenPrompt: req.HiddenPrompt,
 		SessionPermissionsOff: req.SessionPermissions != nil && !*req.SessionPermissions,
+		MCPServers:            req.MCPServers,
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return &httpjson.Error{Status: http.StatusNotFound, Msg: "agent was deleted while it was being provisioned", Err: err}

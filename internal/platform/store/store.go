@@ -131,8 +131,13 @@ type Agent struct {
 	// API's sessionPermissions: false). The zero value is the default:
 	// pages may reply, in their own session.
 	SessionPermissionsOff bool
-	CreatedAt             time.Time
-	UpdatedAt             time.Time
+	// MCPServers are the agent's MCP servers as the API took them (a JSON
+	// object in OpenCode's shape, docs/mcp.md); nil for none. The platform
+	// hands them to the runtime; their secrets are {env:NAME} references
+	// to the organisation's secrets, never values.
+	MCPServers json.RawMessage
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 // AgentRuntime is the part of an agent its lifecycle changes.

@@ -49,6 +49,10 @@ type fakeAPI struct {
 	pagePerms bool
 	sseOpens  []string // Last-Event-ID of each /events request
 	delay     time.Duration
+	// historyGate, when set, holds GET messages until it is closed;
+	// historyErr, when set, makes GET messages fail with it (500).
+	historyGate chan struct{}
+	historyErr  string
 }
 
 type fakeEvent struct {
@@ -211,6 +215,20 @@ func (f *fakeAPI) getEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *fakeAPI) getMessages(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	gate, failure := f.historyGate, f.historyErr
+	f.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if failure != "" {
+		writeJSON(w, 500, map[string]any{"error": failure})
+		return
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	writeJSON(w, 200, map[string]any{"sessionId": "ses_1", "messages": f.messages, "usage": map[string]any{"cost": f.cost, "tokens": tokens(int(f.cost * 1e5))}})

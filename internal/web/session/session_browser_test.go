@@ -293,3 +293,77 @@ func TestSessionPageFailedTurn(t *testing.T) {
 	p.WaitText("#conn", "Live")
 	p.WaitText(".msg.assistant.failed", "rate limit reached")
 }
+
+// recordTexts records, in window.seen, every text the log's loading and
+// empty lines show while visible, however briefly.
+func recordTexts(p *browsertest.Page) {
+	browsertest.Eval[bool](p, `(() => {
+		window.seen = [];
+		const look = () => {
+			for (const id of ["loading", "empty"]) {
+				const e = document.getElementById(id);
+				if (e && !e.hidden && e.textContent && e.textContent !== window.seen.at(-1)) window.seen.push(e.textContent);
+			}
+		};
+		look();
+		new MutationObserver(look).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true });
+		return true;
+	})()`)
+}
+
+// A session with history shows "Loading…" until its history is in, then
+// the history — never "No messages yet" — and an empty session shows the
+// empty text only once its history says it is empty.
+func TestSessionPageLoadsHistory(t *testing.T) {
+	f := newFakeAPI(t)
+	f.messages = []map[string]any{
+		msg("msg_1", "user", text("what did we say?")),
+		msg("msg_2", "assistant", text("We said hello.")),
+	}
+	gate := make(chan struct{})
+	f.historyGate = gate
+	p := browsertest.New(t)
+	p.Navigate(f.URL())
+	p.WaitText("#loading", "Loading…")
+	recordTexts(p)
+	p.WaitText("#conn", "Live") // the page has asked for the history; it is held
+	if !browsertest.Eval[bool](p, `document.getElementById("empty").hidden && document.getElementById("log").getAttribute("aria-busy") === "true" && document.getElementById("loading").getAttribute("role") === "status"`) {
+		t.Error("while loading: the empty text shows, or the log is not aria-busy, or Loading… is not a status")
+	}
+	p.Screenshot("loading")
+	close(gate)
+	p.WaitText(".msg.assistant", "We said hello.")
+	p.WaitFor(`document.getElementById("loading").hidden && document.getElementById("log").getAttribute("aria-busy") === "false"`)
+	if seen := browsertest.Eval[[]string](p, `window.seen`); len(seen) != 1 || seen[0] != "Loading…" {
+		t.Errorf("texts shown before the history: %q, want only Loading…", seen)
+	}
+	if !browsertest.Eval[bool](p, `document.getElementById("empty").hidden`) {
+		t.Error("No messages yet shown beside the history")
+	}
+
+	// An empty session: Loading…, then the empty text.
+	e := newFakeAPI(t)
+	q := browsertest.New(t)
+	q.Navigate(e.URL())
+	q.WaitText("#empty", "No messages yet")
+	q.WaitFor(`document.getElementById("loading").hidden && !document.getElementById("empty").hidden`)
+}
+
+// A history that cannot be loaded says so where the messages would be.
+func TestSessionPageHistoryFails(t *testing.T) {
+	f := newFakeAPI(t)
+	f.historyErr = "agent is not responding"
+	p := browsertest.New(t)
+	p.Allow(`500`)
+	p.Navigate(f.URL())
+	p.WaitText("#loading", "Could not load the messages: agent is not responding")
+	p.WaitText("#alert", "agent is not responding")
+	if !browsertest.Eval[bool](p, `document.getElementById("empty").hidden`) {
+		t.Error("No messages yet shown for a history that failed to load")
+	}
+	// It recovers by itself once the history can be read.
+	f.mu.Lock()
+	f.historyErr = ""
+	f.mu.Unlock()
+	p.WaitFor(`document.getElementById("loading").hidden && !document.getElementById("empty").hidden`)
+}

@@ -93,6 +93,8 @@ CREATE TABLE nodes (
 ALTER TABLE orgs ADD COLUMN default_model TEXT NOT NULL DEFAULT '';
 `, `
 ALTER TABLE agents ADD COLUMN session_permissions_off BOOLEAN NOT NULL DEFAULT FALSE;
+`, `
+ALTER TABLE agents ADD COLUMN mcp_servers TEXT NOT NULL DEFAULT '';
 `}
 
 // migrateLock is the advisory lock key that serializes migrations between

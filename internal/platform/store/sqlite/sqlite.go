@@ -92,6 +92,8 @@ CREATE TABLE nodes (
 ALTER TABLE orgs ADD COLUMN default_model TEXT NOT NULL DEFAULT '';
 `, `
 ALTER TABLE agents ADD COLUMN session_permissions_off INTEGER NOT NULL DEFAULT 0;
+`, `
+ALTER TABLE agents ADD COLUMN mcp_servers TEXT NOT NULL DEFAULT '';
 `}
 
 // Dialect is SQLite's sqlstore.Dialect.

@@ -10,16 +10,20 @@ import (
 	"github.com/agenthost/agenthost/internal/platform/store"
 )
 
-const agentCols = `id, org_id, name, scope_id, model, initial_prompt, hidden_prompt, status, error_msg, port, handle, control_token, node, created_at, updated_at, session_permissions_off`
+const agentCols = `id, org_id, name, scope_id, model, initial_prompt, hidden_prompt, status, error_msg, port, handle, control_token, node, created_at, updated_at, session_permissions_off, mcp_servers`
 
 func scanAgent(row interface{ Scan(...any) error }) (store.Agent, error) {
 	var a store.Agent
 	var scope, handle sql.NullString
 	var created, updated int64
+	var mcpServers string
 	err := row.Scan(&a.ID, &a.OrgID, &a.Name, &scope, &a.Model, &a.InitialPrompt, &a.HiddenPrompt, &a.Status, &a.ErrorMsg,
-		&a.Port, &handle, &a.ControlToken, &a.Node, &created, &updated, &a.SessionPermissionsOff)
+		&a.Port, &handle, &a.ControlToken, &a.Node, &created, &updated, &a.SessionPermissionsOff, &mcpServers)
 	if err != nil {
 		return store.Agent{}, err
+	}
+	if mcpServers != "" {
+		a.MCPServers = json.RawMessage(mcpServers)
 	}
 	a.ScopeID = scope.String
 	if handle.Valid {
@@ -55,9 +59,9 @@ func (s *Store) CreateAgent(ctx context.Context, a store.Agent, maxPerOrg int) e
 				return notFound(err, "scope")
 			}
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO agents (`+agentCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+		_, err := tx.ExecContext(ctx, `INSERT INTO agents (`+agentCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
 			a.ID, a.OrgID, a.Name, nullString(a.ScopeID), a.Model, a.InitialPrompt, a.HiddenPrompt, string(a.Status), a.ErrorMsg,
-			a.Port, handleArg(a.Handle), a.ControlToken, a.Node, ms(a.CreatedAt), ms(a.UpdatedAt), a.SessionPermissionsOff)
+			a.Port, handleArg(a.Handle), a.ControlToken, a.Node, ms(a.CreatedAt), ms(a.UpdatedAt), a.SessionPermissionsOff, string(a.MCPServers))
 		if err != nil && s.d.IsForeignKey(err) {
 			return fmt.Errorf("organization or scope: %w", store.ErrNotFound)
 		}

@@ -87,6 +87,7 @@ func newAgent(org, scope string) store.Agent {
 	return store.Agent{
 		ID: id("agent"), OrgID: org, Name: "a", ScopeID: scope, Model: "offline/demo",
 		InitialPrompt: "build", HiddenPrompt: "be terse", Status: store.StatusProvisioning,
+		MCPServers:   json.RawMessage(`{"gh":{"type":"local","command":["gh-mcp"],"environment":{"GH_TOKEN":"{env:GH_TOKEN}"}}}`),
 		ControlToken: []byte{1, 2, 3, 0, 255}, Node: "node-1", CreatedAt: t0, UpdatedAt: t0,
 	}
 }
@@ -368,6 +369,7 @@ func testAgents(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	if got.Name != a.Name || got.ScopeID != sc.ID || got.Model != a.Model || got.InitialPrompt != "build" || got.HiddenPrompt != "be terse" ||
+		string(got.MCPServers) != string(a.MCPServers) ||
 		got.Status != store.StatusProvisioning || !bytes.Equal(got.ControlToken, a.ControlToken) || got.Handle != nil || got.Node != "node-1" ||
 		!got.CreatedAt.Equal(t0) {
 		t.Fatalf("GetAgent = %+v, want %+v", got, a)

@@ -13,7 +13,7 @@ function setBusy(on) {
   state.busy = !!on;
   $("busy").hidden = !state.busy;
   $("abort").hidden = !state.busy;
-  log.setAttribute("aria-busy", state.busy ? "true" : "false");
+  log.setAttribute("aria-busy", state.busy || !state.loaded ? "true" : "false");
   if (!state.busy) {
     endStream();
     log.querySelectorAll(".msg.user.queued").forEach((b) => b.classList.remove("queued"));
@@ -123,6 +123,7 @@ async function probe() {
     if (e.status === 401 || e.status === 404) {
       stream.close();
       setConn("No access", "bad");
+      loadFailed(e.message);
       showAlert("This session link does not work (" + e.message + "). Ask for a new one.");
     } else if (e.status) {
       showAlert(e.message);
@@ -131,6 +132,22 @@ async function probe() {
 }
 
 // ---- loading ----
+// Until the history is in, the log says "Loading…" (never "No messages
+// yet", which would be false for a session with history); then the
+// history, or the empty text; on failure, why.
+function loaded() {
+  $("loading").hidden = true;
+  $("empty").hidden = !!log.querySelector(".msg, .note:not(#loading)");
+  log.setAttribute("aria-busy", state.busy ? "true" : "false");
+}
+
+function loadFailed(message) {
+  const l = $("loading");
+  l.hidden = false;
+  l.className = "note error";
+  l.textContent = "Could not load the messages: " + message;
+}
+
 async function loadAll() {
   try {
     const [hist, perms, qs, st] = await Promise.all([
@@ -147,12 +164,14 @@ async function loadAll() {
     for (const p of perms.permissions || []) addPermission(p);
     for (const q of qs.questions || []) addQuestion(q);
     state.loaded = true;
+    loaded();
     const backlog = state.backlog;
     state.backlog = [];
     for (const [fn, data, id] of backlog) fn(data, id);
     scrollDown(true);
   } catch (e) {
     showAlert("Could not load the session: " + e.message);
+    loadFailed(e.message);
     if (e.status === 401 || e.status === 404) {
       setConn("No access", "bad");
       stream.close();
@@ -255,6 +274,7 @@ window.addEventListener("online", () => stream.reconnectNow());
 // ---- start ----
 if (!capability) {
   setConn("No access", "bad");
+  loadFailed("this page needs its capability");
   showAlert("This page needs its capability: open the session URL with ?cap=… as the platform gives it.");
 } else {
   stream.connect();

@@ -46,7 +46,7 @@ function toolCard(p) {
   return d;
 }
 
-// messageNode renders one message of the seed's shape {id, info: {role, parts}}.
+// messageNode renders one message of the platform's shape {id, info: {role, parts}}.
 function messageNode(m) {
   const info = m.info || {};
   const role = info.role === "user" ? "user" : "assistant";
