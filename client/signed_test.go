@@ -12,10 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/agenthost/agenthost/client"
 	"github.com/agenthost/agenthost/host"
+	"github.com/coder/websocket"
 )
 
 // rewritingProxy sits between a client and an agent like a relay or a

@@ -10,11 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/agenthost/agenthost/agent"
 	"github.com/agenthost/agenthost/host"
 	"github.com/agenthost/agenthost/internal/bench"
+	"github.com/coder/websocket"
 )
 
 // benchPost measures POST /input (or any JSON POST) with b.RunParallel and

@@ -11,9 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/agenthost/agenthost/host"
+	"github.com/coder/websocket"
 )
 
 // TestLoad: 200 concurrent POST /input and 200 WebSocket sessions with the

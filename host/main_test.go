@@ -5,10 +5,9 @@ import (
 	"os"
 	"testing"
 
-	"go.uber.org/goleak"
-
 	"github.com/agenthost/agenthost/internal/mcptest"
 	"github.com/agenthost/agenthost/internal/web/browsertest"
+	"go.uber.org/goleak"
 )
 
 // TestMain fails the package's tests if any goroutine outlives them. The

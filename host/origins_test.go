@@ -7,9 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/agenthost/agenthost/host"
+	"github.com/coder/websocket"
 )
 
 // TestBrowserOrigins: pages of other origins can neither call the API nor

@@ -2,14 +2,14 @@ package host_test
 
 import (
 	"context"
+	"net/http"
+
 	"encoding/json"
 	"fmt"
-	"net/http"
+	"github.com/coder/websocket"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/agenthost/agenthost/host"
 	"github.com/agenthost/agenthost/trust"
