@@ -216,7 +216,7 @@ func startRelay(t *testing.T, vars map[string]string, args ...string) (*testutil
 		args = append([]string{"--port", "0"}, args...)
 	}
 	go func() { done <- Run(ctx, env, append([]string{"relay"}, args...)) }()
-	waitFor(t, func() bool { return strings.Contains(out.String(), "agenthost relay on") }, &out, &errb)
+	waitOutput(t, &out, "agenthost relay on", &out, &errb)
 	return &errb, func() {
 		cancel()
 		if code := <-done; code != 0 {
@@ -240,15 +240,14 @@ func relayPort(t *testing.T, errb *testutil.Buffer) string {
 	return ""
 }
 
-// waitFor polls cond, for output of a process started by the test.
-func waitFor(t *testing.T, cond func() bool, out ...fmt.Stringer) {
+// waitOutput waits up to 30 s for b to hold s, the output of a command the
+// test runs; a failure shows every output given.
+func waitOutput(t *testing.T, b *testutil.Buffer, s string, outs ...fmt.Stringer) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out: %v", out)
-		}
-		time.Sleep(10 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.WaitFor(ctx, s); err != nil {
+		t.Fatalf("%v: %v", err, outs)
 	}
 }
 

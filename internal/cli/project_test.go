@@ -102,7 +102,7 @@ func TestServeInSubdirectory(t *testing.T) {
 	env := &Env{Stdin: strings.NewReader(""), Stdout: &sout, Stderr: &serr, Getenv: mapEnv(nil), Dir: sub}
 	done := make(chan int, 1)
 	go func() { done <- Run(ctx, env, []string{"serve", "--port", "0", "--shutdown-grace", "3s"}) }()
-	waitFor(t, func() bool { return strings.Contains(sout.String(), "Waiting for tasks") }, &sout, &serr)
+	waitOutput(t, &sout, "Waiting for tasks", &sout, &serr)
 	for _, want := range []string{
 		"project:  " + root + " (the nearest .co/ above " + sub + ")",
 		"config:   " + filepath.Join(root, ".co", "host.yaml"),
@@ -131,7 +131,7 @@ func TestServeInSubdirectory(t *testing.T) {
 	var lout, lerr testutil.Buffer
 	env = &Env{Stdin: strings.NewReader(""), Stdout: &lout, Stderr: &lerr, Getenv: mapEnv(nil), Dir: lone}
 	go func() { done <- Run(ctx, env, []string{"serve", "--port", "0"}) }()
-	waitFor(t, func() bool { return strings.Contains(lout.String(), "Waiting for tasks") }, &lout, &lerr)
+	waitOutput(t, &lout, "Waiting for tasks", &lout, &lerr)
 	cancel()
 	<-done
 	for _, want := range []string{"no .co/ here or above: making one here", "config:   none", filepath.Join(lone, ".co", "keys", "agent.key") + " (new)"} {

@@ -38,13 +38,13 @@ func TestServeSignals(t *testing.T) {
 		cmd.Process.Kill()
 		<-exited
 	}()
-	var port string
-	waitFor(t, func() bool {
-		if m := portRE.FindStringSubmatch(out.String()); m != nil {
-			port = m[1]
-		}
-		return port != ""
-	}, &out, &errb)
+	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	m, err := out.WaitMatch(wctx, portRE)
+	wcancel()
+	if err != nil {
+		t.Fatalf("%v: %s %s", err, &out, &errb)
+	}
+	port := m[1]
 
 	// A run, streamed: its first event means it holds a worker.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -67,9 +67,7 @@ func TestServeSignals(t *testing.T) {
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool {
-		return strings.Contains(errb.String(), "shutting down, waiting up to 1h0m0s for 1 run…")
-	}, &out, &errb)
+	waitOutput(t, &errb, "shutting down, waiting up to 1h0m0s for 1 run…", &out, &errb)
 	select {
 	case <-exited:
 		t.Fatalf("serve exited after one Ctrl-C with a run going on: %v\n%s", waitErr, &errb)
