@@ -271,13 +271,10 @@ func TestMCPThroughRelay(t *testing.T) {
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for st, _, _ := s.RelayStatus(); !st.Announced; st, _, _ = s.RelayStatus() {
-		if time.Now().After(deadline) {
-			t.Fatal("the agent did not announce")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, "the agent's announce on the relay", func() bool {
+		st, _, _ := s.RelayStatus()
+		return st.Announced
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	keys, _ := newKeys(t)

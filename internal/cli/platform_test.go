@@ -123,15 +123,13 @@ func testPlatformServes(t *testing.T, insecure bool) {
 		done <- Run(ctx, env, args)
 	}()
 	urlRE := regexp.MustCompile(`listening on (http://127\.0\.0\.1:\d+)`)
-	var base string
-	for deadline := time.Now().Add(20 * time.Second); base == ""; time.Sleep(20 * time.Millisecond) {
-		if m := urlRE.FindStringSubmatch(out.String()); m != nil {
-			base = m[1]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no banner: %q %q", out.String(), errb.String())
-		}
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	m, err := out.WaitMatch(wctx, urlRE)
+	wcancel()
+	if err != nil {
+		t.Fatalf("no banner: %v: %q %q", err, out.String(), errb.String())
 	}
+	base := m[1]
 	banner := []string{"token create --org", "/api/v1/agents", "SQLite", "sandbox:  each tool call in a bubblewrap sandbox", "1g memory, 1 CPU, 512 processes, 1024 open files, 10g disk"}
 	health := `"sandbox":"enabled"`
 	if insecure {

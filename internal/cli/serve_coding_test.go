@@ -23,14 +23,12 @@ func TestServeRoleCoding(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() { done <- Run(ctx, e, []string{"serve", "--role", "coding", "--port", "0", "--workspace", ws}) }()
-	var m []string
-	deadline := time.Now().Add(20 * time.Second)
-	for m = codingRE.FindStringSubmatch(out.String()); m == nil; m = codingRE.FindStringSubmatch(out.String()) {
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("no listening line: %s %s", out.String(), errb.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	m, err := out.WaitMatch(wctx, codingRE)
+	wcancel()
+	if err != nil {
+		cancel()
+		t.Fatalf("no listening line: %v: %s %s", err, out.String(), errb.String())
 	}
 	if m[2] != ws {
 		t.Fatalf("workspace %q, want the flag's %q", m[2], ws)
