@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs (when missing) and starts the services the test suite uses:
 # bubblewrap (the tool sandbox), PostgreSQL, a Docker engine, Chromium, the
-# reference TypeScript client, axe-core (the browser tests' accessibility
+# reference TypeScript client, the A2A JavaScript SDK, axe-core (the browser tests' accessibility
 # checks) and zsh, fish and systemd-analyze (to check completion scripts and
 # units). Prints `export` lines for the environment the tests read;
 # `make test` evaluates them.
@@ -11,7 +11,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 status=0
-for svc in sandbox postgres docker chromium connectonion axe tools; do
+for svc in sandbox postgres docker chromium connectonion a2a axe tools; do
   if ! out=$("$here/service-$svc.sh" 2> >(sed "s/^/[$svc] /" >&2)); then
     echo "[$svc] not available" >&2
     [ "${CI:-}" = "true" ] && status=1
