@@ -15,7 +15,7 @@ import (
 )
 
 // The A2A front end (docs/a2a.md), spoken here as raw JSON-RPC so each
-// test sees the wire; a2a_js_test.go drives it with the A2A JS SDK.
+// test sees the wire; a2a_sdkjs_test.go drives it with the A2A JS SDK.
 
 var rpcID atomic.Int64
 
