@@ -419,3 +419,26 @@ func TestA2AParts(t *testing.T) {
 		t.Fatalf("file by uri: %v", e)
 	}
 }
+
+// TestA2AInfoAndDocs: /info names the A2A endpoints, and /openapi.json —
+// which the /docs page renders as its reference — describes both.
+func TestA2AInfoAndDocs(t *testing.T) {
+	h := startHost(t, "offline/demo")
+	code, info, _ := do(t, "GET", h.URL+"/info", nil)
+	wantStatus(t, code, 200, info)
+	a, _ := info["a2a"].(map[string]any)
+	if a["agent_card"] != host.A2AAgentCardPath || a["url"] != host.A2APath {
+		t.Fatalf("info: %v", info)
+	}
+	code, spec, _ := do(t, "GET", h.URL+"/openapi.json", nil)
+	wantStatus(t, code, 200, spec)
+	paths := spec["paths"].(map[string]any)
+	if paths[host.A2APath].(map[string]any)["post"] == nil || paths[host.A2AAgentCardPath].(map[string]any)["get"] == nil {
+		t.Fatalf("openapi paths: %v", paths)
+	}
+	// Other methods at /a2a are refused as JSON-RPC errors.
+	code, m, _ := do(t, "GET", h.URL+host.A2APath, nil)
+	if code != 405 || m["jsonrpc"] != "2.0" {
+		t.Fatalf("GET /a2a: %d %v", code, m)
+	}
+}

@@ -496,6 +496,7 @@ func (s *Server) info() map[string]any {
 			},
 		},
 		"protocol": map[string]any{"name": "oip", "version": "0.1", "websocket_path": "/ws"},
+		"a2a":      map[string]any{"agent_card": A2AAgentCardPath, "url": A2APath},
 	}
 }
 
