@@ -165,8 +165,19 @@ func (s *Server) serveA2A(w http.ResponseWriter, r *http.Request) {
 	if strings.Contains(r.Header.Get(a2asrv.ExtensionsMetaKey), A2ASignedExtension) && call.caller.Payload != nil {
 		w.Header().Set(a2asrv.ExtensionsMetaKey, A2ASignedExtension)
 	}
-	a2asrv.NewJSONRPCHandler(&a2aTasks{s: s}).ServeHTTP(w, r2)
+	// a2a-go's SSE writer wants an http.Flusher; middleware around the
+	// host may wrap w in a writer that flushes only through
+	// http.ResponseController.
+	a2asrv.NewJSONRPCHandler(&a2aTasks{s: s}).ServeHTTP(a2aFlusher{w}, r2)
 }
+
+// a2aFlusher flushes through http.ResponseController.
+type a2aFlusher struct{ http.ResponseWriter }
+
+func (f a2aFlusher) Flush() { _ = http.NewResponseController(f.ResponseWriter).Flush() }
+
+// Unwrap lets http.ResponseController reach the writer below.
+func (f a2aFlusher) Unwrap() http.ResponseWriter { return f.ResponseWriter }
 
 // a2aHTTPError answers a request refused before JSON-RPC dispatch: the
 // HTTP status says why, the body is a JSON-RPC error.
