@@ -2,6 +2,8 @@ package host_test
 
 import (
 	"bytes"
+	"context"
+	"net/http"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -10,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/a2aproject/a2a-go/a2a"
+	"github.com/a2aproject/a2a-go/a2aclient"
+	"github.com/a2aproject/a2a-go/a2aclient/agentcard"
 	"github.com/agenthost/agenthost/host"
 	"github.com/agenthost/agenthost/trust"
 )
@@ -230,4 +235,61 @@ func FuzzA2AKeys(f *testing.F) {
 			t.Fatalf("accepted invalid JSON %q", b)
 		}
 	})
+}
+
+// TestA2AGoClientSigned: a2a-go's own client, its HTTP client signing
+// through host.A2ASigner, is admitted by a strict agent as the signer; the
+// task it made is read back after the host restarts on the same data.
+func TestA2AGoClientSigned(t *testing.T) {
+	id := newIdentity(t)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, ".co", "host.yaml"), "trust: strict\nwhitelist:\n  - "+id.Address()+"\n")
+	h := startTrustHost(t, dir)
+	ctx := context.Background()
+	card, err := agentcard.DefaultResolver.Resolve(ctx, h.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := &host.A2ASigner{ID: id, To: h.Address()}
+	client, err := a2aclient.NewFromCard(ctx, card, a2aclient.WithJSONRPCTransport(&http.Client{Transport: signer}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := client.SendMessage(ctx, &a2a.MessageSendParams{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.TextPart{Text: "my name is Ada"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, ok := res.(*a2a.Task)
+	if !ok || task.Status.State != a2a.TaskStateCompleted {
+		t.Fatalf("result: %#v", res)
+	}
+	// Unsigned, the same client is refused.
+	plain, err := a2aclient.NewFromCard(ctx, card)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plain.GetTask(ctx, &a2a.TaskQueryParams{ID: task.ID}); err == nil {
+		t.Fatal("an unsigned tasks/get was admitted under strict")
+	}
+	// A body over the pre-admission limit is refused before it is read.
+	big := a2aBody(t, "message/send", map[string]any{"message": userMsg(strings.Repeat("x", host.PreAdmitLimit+1))})
+	if code, m := a2aPost(t, h.URL, big, signedA2A(t, id, h.Address(), time.Now(), big)...); code != 413 {
+		t.Fatalf("a large body before admission: %d %v", code, m)
+	}
+
+	h.stop()
+	h2 := startTrustHost(t, dir)
+	// The card names the old URL; talk to the new one.
+	client2, err := a2aclient.NewFromEndpoints(ctx, []a2a.AgentInterface{{Transport: a2a.TransportProtocolJSONRPC, URL: h2.URL + host.A2APath}},
+		a2aclient.WithJSONRPCTransport(&http.Client{Transport: &host.A2ASigner{ID: id, To: h2.Address()}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := client2.GetTask(ctx, &a2a.TaskQueryParams{ID: task.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.State != a2a.TaskStateCompleted || got.ContextID != task.ContextID || len(got.Artifacts) != 1 {
+		t.Fatalf("after restart: %#v", got)
+	}
 }
