@@ -3,10 +3,10 @@ package host_test
 import (
 	"bytes"
 	"context"
-	"net/http"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"

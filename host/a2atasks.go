@@ -286,6 +286,7 @@ func (h *a2aTasks) send(ctx context.Context, c a2aCall, p *a2a.MessageSendParams
 		Data:    turnData{uploads: uploadsDirOf(rt.cfg, owner)},
 		Message: llm.Message{ID: mid, Role: llm.RoleUser, Parts: append([]llm.Part{llm.TextPart(prompt)}, parts...)}}
 	if _, err := e.core.Start(ctx, in, sub); err != nil {
+		e.unsubscribe(sub)
 		return "", nil, a2aError(err)
 	}
 	return a2aTaskID(r.sess.SessionID, mid), &a2aFollower{s: h.s, sid: r.sess.SessionID, owner: c.caller.Address, sub: sub}, nil

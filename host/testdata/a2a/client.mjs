@@ -1,12 +1,14 @@
 // Drives an agenthost agent with the A2A JavaScript SDK (@a2a-js/sdk):
 //   node client.mjs roundtrip URL   send, stream, resubscribe, cancel
+//   AGENTHOST_TOKEN=<token> node client.mjs platform URL/
+//                                   a platform agent (URL: …/api/v1/agents/{id}/)
 //   A2A_SEED=<hex> node client.mjs signed URL
 //                                   with a fetch that signs as the identity
 //                                   of that seed, and once without
 // Prints one JSON line with what it saw; host/a2a_sdkjs_test.go checks it.
 import { createHash, createPrivateKey, createPublicKey, randomBytes, sign } from 'node:crypto';
 import { randomUUID } from 'node:crypto';
-import { ClientFactory, ClientFactoryOptions, JsonRpcTransportFactory } from '@a2a-js/sdk/client';
+import { ClientFactory, ClientFactoryOptions, DefaultAgentCardResolver, JsonRpcTransportFactory } from '@a2a-js/sdk/client';
 
 const [mode, url] = process.argv.slice(2);
 
@@ -106,6 +108,30 @@ if (mode === 'roundtrip') {
   const t = await client.sendMessage({ message: message('my name is Ada') });
   out.signed = { state: t.status.state, contextId: t.contextId, text: resultText(t) };
   console.log(JSON.stringify(out));
+} else if (mode === 'platform') {
+  // A platform agent: URL is .../api/v1/agents/{agentId}/ (the trailing
+  // slash keeps the id when the SDK resolves the card's path), the token in
+  // AGENTHOST_TOKEN.
+  const token = process.env.AGENTHOST_TOKEN;
+  const authFetch = (u, init = {}) => {
+    const headers = new Headers(init.headers);
+    headers.set('Authorization', `Bearer ${token}`);
+    return fetch(u, { ...init, headers });
+  };
+  const factory = new ClientFactory(ClientFactoryOptions.createFrom(ClientFactoryOptions.default, {
+    transports: [new JsonRpcTransportFactory({ fetchImpl: authFetch })],
+    cardResolver: new DefaultAgentCardResolver({ fetchImpl: authFetch }),
+  }));
+  const client = await factory.createFromUrl(url);
+  const t = await client.sendMessage({ message: message('my name is Ada') });
+  const kinds = [];
+  let last;
+  for await (const ev of client.sendMessageStream({ message: message('what is my name?', { contextId: t.contextId }) })) {
+    kinds.push(ev.kind);
+    last = ev;
+  }
+  const g = await client.getTask({ id: t.id });
+  console.log(JSON.stringify({ send: t.status.state, contextId: t.contextId, text: resultText(t), stream: last.status.state, final: last.final, get: g.status.state }));
 } else {
   console.error('usage: node client.mjs roundtrip|signed URL');
   process.exit(2);
