@@ -310,6 +310,21 @@ func TestA2AStream(t *testing.T) {
 	if artifact == "" || text.String() != artifact {
 		t.Fatalf("streamed %q, artifact %q", text.String(), artifact)
 	}
+	// Tool calls are announced as working updates.
+	evs = sseEvents(t, h.URL, a2aBody(t, "message/stream", map[string]any{"message": userMsg(`use reverse on "abc"`)}))
+	var tool bool
+	for _, ev := range evs {
+		if md, _ := ev["metadata"].(map[string]any); md["agenthost"] == "tool_call" {
+			tool = strings.Contains(fmt.Sprint(ev["status"]), "reverse")
+		}
+	}
+	if !tool {
+		t.Fatalf("no tool_call update: %v", evs)
+	}
+	// No push notifications, no extended card.
+	if e := a2aErr(t, h.URL, "tasks/pushNotificationConfig/set", map[string]any{"taskId": "x~y", "pushNotificationConfig": map[string]any{"url": "http://127.0.0.1:1/"}}); e["code"] != float64(-32003) {
+		t.Fatalf("push config: %v", e)
+	}
 }
 
 // TestA2AInputRequired: a tool approval and an ask_user question make the
@@ -373,6 +388,11 @@ func TestA2ACancelAndResubscribe(t *testing.T) {
 	}
 
 	t2 := a2aCall(t, h.URL, "message/send", map[string]any{"message": userMsg("tell me another story", "contextId", t1["contextId"]), "configuration": nb})
+	// One turn per session at a time.
+	if e := a2aErr(t, h.URL, "message/send", map[string]any{"message": userMsg("and a third", "contextId", t1["contextId"])}); e["code"] != float64(-32600) ||
+		!strings.Contains(fmt.Sprint(e["data"]), "task running") {
+		t.Fatalf("a busy context: %v", e)
+	}
 	c := a2aCall(t, h.URL, "tasks/cancel", map[string]any{"id": t2["id"]})
 	if taskState(c) != "canceled" {
 		t.Fatalf("cancel: %v", c)

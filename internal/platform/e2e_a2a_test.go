@@ -141,6 +141,26 @@ func TestPlatformA2A(t *testing.T) {
 	if got := c.a2aRPC(id, "tasks/get", map[string]any{"id": t3["id"]}); a2aState(got) != "canceled" {
 		t.Fatalf("after cancel: %v", got)
 	}
+
+	// A permission is input-required; "yes" naming the task runs the call.
+	t4 := c.a2aRPC(id, "message/send", map[string]any{"message": a2aUserMsg(`run bash {"command":"echo a2a-approved"}`, "contextId", sid)})
+	st := t4["status"].(map[string]any)
+	if a2aState(t4) != "input-required" || maps(st["message"].(map[string]any)["parts"])[1]["data"].(map[string]any)["kind"] != "permissions" {
+		t.Fatalf("permission: %v", t4)
+	}
+	t4 = c.a2aRPC(id, "message/send", map[string]any{"message": a2aUserMsg("yes", "taskId", t4["id"].(string))})
+	if a2aState(t4) != "completed" {
+		t.Fatalf("after yes: %v", t4)
+	}
+	if tool := lastTool(c.history(id, sid)); tool["status"] != "completed" || !strings.Contains(tool["output"].(string), "a2a-approved") {
+		t.Fatalf("the approved call: %v", tool)
+	}
+	// A message naming a finished task is refused.
+	m := c.Do(t, "POST", "/api/v1/agents/"+id+"/a2a", map[string]any{"jsonrpc": "2.0", "id": 9, "method": "message/send",
+		"params": map[string]any{"message": a2aUserMsg("yes", "taskId", t4["id"].(string))}}).Want(t, 200)
+	if e, _ := m["error"].(map[string]any); e == nil || e["code"] != float64(-32602) {
+		t.Fatalf("answering a finished task: %v", m)
+	}
 }
 
 // TestPlatformA2AJSClient: the A2A JS SDK's client, its fetch adding the
