@@ -116,15 +116,30 @@ func (h *a2aTasks) OnCancelTask(ctx context.Context, p *a2a.TaskIDParams) (*a2a.
 		return nil, fmt.Errorf("%w: the task is %s", a2a.ErrTaskNotCancelable, t.Status.State)
 	}
 	sid, _, _ := splitTaskID(p.ID)
+	// Follow first, then look again: the end cannot slip between.
 	f, err := h.follow(ctx, sid, c)
 	if err != nil {
 		return nil, err
 	}
 	defer f.close()
-	h.s.eng.interrupt(sid, c.caller)
+	if t, err = h.task(ctx, c, p.ID); err != nil || t.Status.State.Terminal() {
+		if err == nil && t.Status.State != a2a.TaskStateCanceled {
+			err = fmt.Errorf("%w: the task is %s", a2a.ErrTaskNotCancelable, t.Status.State)
+			t = nil
+		}
+		return t, err
+	}
+	if !h.s.eng.interrupt(sid, c.caller) {
+		return nil, fmt.Errorf("%w: the task's run is not this caller's to interrupt, or has ended", a2a.ErrTaskNotCancelable)
+	}
 	for ev := range f.events(ctx) {
 		if ev.Type == "OUTPUT" || ev.Type == "ERROR" {
 			break
+		}
+		if ev.Type == a2aCheck {
+			if t, err := h.task(ctx, c, p.ID); err != nil || t.Status.State.Terminal() {
+				break
+			}
 		}
 	}
 	return h.task(ctx, c, p.ID)
@@ -147,6 +162,11 @@ func (h *a2aTasks) OnSendMessage(ctx context.Context, p *a2a.MessageSendParams) 
 		for ev := range f.events(ctx) {
 			if settles(ev.Type) {
 				break
+			}
+			if ev.Type == a2aCheck {
+				if t, err := h.task(ctx, c, id); err != nil || t.Status.State.Terminal() || t.Status.State == a2a.TaskStateInputRequired {
+					break
+				}
 			}
 		}
 	}
@@ -593,8 +613,17 @@ func (f *a2aFollower) events(ctx context.Context) iter.Seq[event] {
 			case <-f.sub.Overflow():
 				f.s.eng.unsubscribe(f.sub)
 				f.sub = newSubscriber()
-				replay, err := f.s.eng.subscribe(ctx, f.sid, f.owner, f.sub, f.last)
+				after := f.last
+				if after == 0 {
+					// Nothing seen yet: the log before this run is not
+					// ours to replay; look at the task instead.
+					after = math.MaxInt64
+				}
+				replay, err := f.s.eng.subscribe(ctx, f.sid, f.owner, f.sub, after)
 				if err != nil {
+					return
+				}
+				if after == math.MaxInt64 && !yield(event{Type: a2aCheck}) {
 					return
 				}
 				for _, ev := range replay {
@@ -609,6 +638,10 @@ func (f *a2aFollower) events(ctx context.Context) iter.Seq[event] {
 		}
 	}
 }
+
+// a2aCheck is the event a follower yields when it lost events it cannot
+// replay: the task is to be read again.
+const a2aCheck = "a2a_check"
 
 // stream translates the session's events into the task's updates until
 // the task settles.
@@ -630,11 +663,14 @@ func (h *a2aTasks) stream(ctx context.Context, c a2aCall, t *a2a.Task, f *a2aFol
 			if !yield(up, nil) {
 				return
 			}
-		case kindApproval, kindAsk, "OUTPUT", "ERROR":
+		case kindApproval, kindAsk, "OUTPUT", "ERROR", a2aCheck:
 			final, err := h.task(ctx, c, t.ID)
 			if err != nil {
 				yield(nil, err)
 				return
+			}
+			if ev.Type == a2aCheck && !final.Status.State.Terminal() && final.Status.State != a2a.TaskStateInputRequired {
+				continue
 			}
 			if final.Status.State == a2a.TaskStateWorking && (ev.Type == kindApproval || ev.Type == kindAsk) {
 				// The question is recorded with the event.
