@@ -138,8 +138,13 @@ func (p *platformTasks) OnCancelTask(ctx context.Context, q *a2a.TaskIDParams) (
 		return nil, fmt.Errorf("%w: the task is %s", a2a.ErrTaskNotCancelable, t.Status.State)
 	}
 	sid, _, _ := splitPlatformTask(q.ID)
-	if _, _, err := p.s.callJSON(ctx, p.agent, controlCall{method: http.MethodPost, path: "/abort", body: jsonBody(map[string]string{"sessionId": sid}), contentType: "application/json"}); err != nil {
+	v, _, err := p.s.callJSON(ctx, p.agent, controlCall{method: http.MethodPost, path: "/abort", body: jsonBody(map[string]string{"sessionId": sid}), contentType: "application/json"})
+	if err != nil {
 		return nil, platformA2AError(err)
+	}
+	// The runtime answers {"sessionId", "aborted": true} for one session.
+	if object(v)["aborted"] != true {
+		return nil, fmt.Errorf("%w: the runtime did not abort the task's turn", a2a.ErrTaskNotCancelable)
 	}
 	a2aCanceled.Store(q.ID, struct{}{})
 	return p.task(ctx, q.ID)
@@ -157,15 +162,20 @@ func (p *platformTasks) OnSendMessage(ctx context.Context, params *a2a.MessageSe
 	if err != nil {
 		return nil, err
 	}
+	sid, _, _ := splitPlatformTask(id)
 	if params.Config == nil || params.Config.Blocking == nil || *params.Config.Blocking {
-		sid, _, _ := splitPlatformTask(id)
 		for e := range ev.of(sid) {
 			if settled(e) {
 				break
 			}
 		}
 	}
-	return p.task(ctx, id)
+	t, err := p.task(ctx, id)
+	if errors.Is(err, a2a.ErrTaskNotFound) {
+		// Queued behind the session's running turn: not in the history yet.
+		return &a2a.Task{ID: id, ContextID: sid, Status: a2a.TaskStatus{State: a2a.TaskStateSubmitted}}, nil
+	}
+	return t, err
 }
 
 // OnSendMessageStream implements message/stream.
