@@ -127,7 +127,7 @@ func (p *platformTasks) OnGetTask(ctx context.Context, q *a2a.TaskQueryParams) (
 
 // OnCancelTask implements tasks/cancel: it aborts the session's turn.
 func (p *platformTasks) OnCancelTask(ctx context.Context, q *a2a.TaskIDParams) (*a2a.Task, error) {
-	t, err := p.task(ctx, q.ID)
+	t, err := p.sentTask(ctx, q.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +138,13 @@ func (p *platformTasks) OnCancelTask(ctx context.Context, q *a2a.TaskIDParams) (
 		return nil, fmt.Errorf("%w: the task is %s", a2a.ErrTaskNotCancelable, t.Status.State)
 	}
 	sid, _, _ := splitPlatformTask(q.ID)
+	if t.Status.State == a2a.TaskStateSubmitted {
+		// Not in the history: a message queued in a busy session, or no
+		// task at all.
+		if busy, err := p.busy(ctx, sid); err != nil || !busy {
+			return nil, a2a.ErrTaskNotFound
+		}
+	}
 	v, _, err := p.s.callJSON(ctx, p.agent, controlCall{method: http.MethodPost, path: "/abort", body: jsonBody(map[string]string{"sessionId": sid}), contentType: "application/json"})
 	if err != nil {
 		return nil, platformA2AError(err)
@@ -170,9 +177,16 @@ func (p *platformTasks) OnSendMessage(ctx context.Context, params *a2a.MessageSe
 			}
 		}
 	}
+	return p.sentTask(ctx, id)
+}
+
+// sentTask is the task of a message just sent: one the runtime queued
+// (behind the session's running turn) or has not started yet is not in
+// the history, and is "submitted".
+func (p *platformTasks) sentTask(ctx context.Context, id a2a.TaskID) (*a2a.Task, error) {
 	t, err := p.task(ctx, id)
 	if errors.Is(err, a2a.ErrTaskNotFound) {
-		// Queued behind the session's running turn: not in the history yet.
+		sid, _, _ := splitPlatformTask(id)
 		return &a2a.Task{ID: id, ContextID: sid, Status: a2a.TaskStatus{State: a2a.TaskStateSubmitted}}, nil
 	}
 	return t, err
@@ -192,7 +206,7 @@ func (p *platformTasks) OnSendMessageStream(ctx context.Context, params *a2a.Mes
 			yield(nil, err)
 			return
 		}
-		t, err := p.task(ctx, id)
+		t, err := p.sentTask(ctx, id)
 		if err != nil {
 			yield(nil, err)
 			return
@@ -368,6 +382,10 @@ func (p *platformTasks) task(ctx context.Context, id a2a.TaskID) (*a2a.Task, err
 		}
 	}
 	if start < 0 {
+		if _, ok := a2aCanceled.Load(id); ok {
+			// Canceled before its turn started: an abort drops it.
+			return &a2a.Task{ID: id, ContextID: sid, Status: a2a.TaskStatus{State: a2a.TaskStateCanceled}}, nil
+		}
 		// A queued message is not in the history yet.
 		return nil, fmt.Errorf("%w: no message %s in context %s", a2a.ErrTaskNotFound, mid, sid)
 	}
