@@ -146,8 +146,11 @@ func benchInput(ctx context.Context, o Options) ([]Row, error) {
 
 	body := `{"prompt":"Translate hello to Spanish"}`
 	note := fmt.Sprintf("%d clients, %s", o.Concurrency, o.Duration)
+	c0 := CPUTime()
 	hl, hf := Load(ctx, h.URL+"/input", body, o.Concurrency, o.Duration)
+	c1 := CPUTime()
 	bl, bf := Load(ctx, "http://"+ln.Addr().String()+"/", body, o.Concurrency, o.Duration)
+	c2 := CPUTime()
 	if hf > 0 || bf > 0 {
 		return nil, fmt.Errorf("%d host and %d bare requests failed", hf, bf)
 	}
@@ -161,6 +164,8 @@ func benchInput(ctx context.Context, o Options) ([]Row, error) {
 		{"host/input", "bare p50", Millis(Percentile(bl, 50)), "ms", ""},
 		{"host/input", "bare p99", Millis(Percentile(bl, 99)), "ms", ""},
 		{"host/input", "host / bare", hr / br, "ratio", "throughput of a full agent run vs a bare handler"},
+		{"host/input", "CPU per POST /input", perOp(c1-c0, len(hl)), "µs", "process CPU (server and clients), robust on a shared machine"},
+		{"host/input", "CPU per bare request", perOp(c2-c1, len(bl)), "µs", "same clients"},
 	}, nil
 }
 
