@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"reflect"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -731,5 +732,33 @@ func TestTextGathersBehindACommit(t *testing.T) {
 	wantDeltas := []string{`TextDelta{"text":"x0 "}`, `TextDelta{"text":"` + want.String() + `"}`}
 	if !slices.Equal(deltas, wantDeltas) {
 		t.Fatalf("deltas:\n%v\nwant:\n%v", deltas, wantDeltas)
+	}
+}
+
+// With ReleaseIdle, the engine returns free memory once no session is
+// busy, and not while one is.
+func TestReleaseIdle(t *testing.T) {
+	released := make(chan bool, 16)
+	var r *rig
+	freeOSMemory = func() { released <- r.e.AnyBusy() }
+	t.Cleanup(func() { freeOSMemory = debug.FreeOSMemory })
+	hold := make(chan struct{})
+	m := &model{reply: func(ctx context.Context, req *llm.Request, d func(llm.Delta)) (*llm.Response, error) {
+		<-hold
+		return text("done"), nil
+	}}
+	r = newRig(t, nil, m, func(c *Config) { c.ReleaseIdle = time.Millisecond })
+	if _, err := r.e.Enqueue(ctxT(t), userInput("", "hi")); err != nil {
+		t.Fatal(err)
+	}
+	close(hold)
+	r.idle(t)
+	select {
+	case busy := <-released:
+		if busy {
+			t.Fatal("memory released while a session was busy")
+		}
+	case <-ctxT(t).Done():
+		t.Fatal("memory never released after the engine went idle")
 	}
 }

@@ -166,8 +166,11 @@ func benchDensity(ctx context.Context, o bench.Options) ([]bench.Row, error) {
 	}
 	one := TreeMem(pid, children())
 	target := min(densityMax, o.Sessions*5)
-	if one.Pss > 0 {
-		target = min(target, int(memAvailable()/2/max(one.Pss, one.Anon)))
+	// What each further agent adds is its private memory (the binary's
+	// pages are shared), counted twice for the kernel's share (page
+	// tables, sockets) and what a turn allocates.
+	if one.Anon > 0 {
+		target = min(target, int(memAvailable()/2/(2*one.Anon)))
 	}
 	ids := []string{first}
 	var mu sync.Mutex
