@@ -119,10 +119,10 @@ type Engine struct {
 
 	mu     sync.Mutex
 	live   map[string]*live
-	shut   bool // no turn starts once set (under mu)
-	busyN  int  // live sessions with a worker (under mu)
+	shut   bool        // no turn starts once set (under mu)
+	busyN  int         // live sessions with a worker (under mu)
 	idleT  *time.Timer // ReleaseIdle's (under mu)
-	writes int  // commits with events, for pruning (under mu)
+	writes int         // commits with events, for pruning (under mu)
 
 	wmu     sync.Mutex
 	changed chan struct{}                   // closed at the next commit with events
