@@ -216,18 +216,6 @@ func (r *recorder) next() (it recItem, ok bool) {
 		if evs != nil {
 			it.c.Events = evs
 		}
-		// A change someone waits for right behind them takes the events
-		// along into its transaction (one commit instead of two), unless
-		// it can fail for a reason of its own (a session that exists, a
-		// request no longer pending): events are never lost to that.
-		if n < len(r.items) && len(it.c.Events) < recBatchMax {
-			if more := r.items[n]; more.done != nil && more.c.Create == nil && len(more.c.Resolve) == 0 {
-				c := more.c
-				c.Events = append(append(make([]store.Event, 0, len(it.c.Events)+len(c.Events)), it.c.Events...), c.Events...)
-				it = recItem{c: c, done: more.done}
-				n++
-			}
-		}
 	}
 	clear(r.items[:n])
 	r.items = r.items[n:]
