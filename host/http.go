@@ -23,6 +23,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/ws", s.only("GET", s.wrap(s.serveWS)))
 	mux.Handle("/admin/trust", s.only("POST", s.wrap(s.adminTrust)))
 	mux.Handle(MCPPath, s.mcpHandler())
+	mux.Handle(A2AAgentCardPath, s.only("GET", s.wrap(s.serveAgentCard)))
+	mux.Handle(A2APath, http.HandlerFunc(s.serveA2A))
 	mux.Handle("/docs", s.only("GET", http.HandlerFunc(s.docs)))
 	mux.Handle("/docs/", s.only("GET", http.HandlerFunc(s.docs)))
 	mux.Handle("/{$}", s.only("GET", http.RedirectHandler("/docs", http.StatusFound)))
@@ -69,7 +71,7 @@ func (s *Server) limitBodies(h http.Handler) http.Handler {
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
-		if r.URL.Path != "/input" && r.Body != nil {
+		if r.URL.Path != "/input" && r.URL.Path != A2APath && r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, limit)
 		}
 		h.ServeHTTP(w, r)

@@ -507,6 +507,7 @@ func (s *Server) info() map[string]any {
 		},
 		"protocol": map[string]any{"name": "oip", "version": "0.1", "websocket_path": "/ws"},
 		"mcp":      map[string]any{"path": MCPPath, "transport": "streamable-http", "tool": "ask"},
+		"a2a":      map[string]any{"agent_card": A2AAgentCardPath, "url": A2APath},
 	}
 }
 

@@ -37,7 +37,7 @@ func ParseHeader(frame []byte) (Header, error) {
 		return h, fmt.Errorf("%w: not a JSON object", ErrMalformedFrame)
 	}
 	for _, m := range ms {
-		switch m.key(frame) {
+		switch string(m.keyBytes(frame)) { // compared without a copy
 		case "type":
 			h.Type, _ = stringValue(frame[m.val:m.end])
 		case "session_id":
@@ -50,7 +50,7 @@ func ParseHeader(frame []byte) (Header, error) {
 			sub := frame[m.val:m.end]
 			if inner, ok := members(sub); ok {
 				for _, im := range inner {
-					if im.key(sub) == "session_id" {
+					if im.keyIs(sub, "session_id") {
 						h.NestedSessionID, _ = stringValue(sub[im.val:im.end])
 					}
 				}
@@ -72,10 +72,9 @@ func WithSessionID(frame []byte, id string) ([]byte, error) {
 	n := 0
 	same := false
 	for _, m := range ms {
-		if m.key(frame) == "session_id" {
+		if m.keyIs(frame, "session_id") {
 			n++
-			v, isStr := stringValue(frame[m.val:m.end])
-			same = isStr && v == id
+			same = valueIs(frame[m.val:m.end], id)
 		}
 	}
 	if n == 1 && same {
@@ -89,7 +88,7 @@ func WithSessionID(frame []byte, id string) ([]byte, error) {
 	out = append(out, `{"session_id":`...)
 	out = append(out, idJSON...)
 	for _, m := range ms {
-		if m.key(frame) == "session_id" {
+		if m.keyIs(frame, "session_id") {
 			continue
 		}
 		out = append(out, ',')
@@ -104,7 +103,7 @@ func StringField(frame []byte, key string) string {
 	ms, _ := members(frame)
 	v := ""
 	for _, m := range ms {
-		if m.key(frame) == key {
+		if m.keyIs(frame, key) {
 			v, _ = stringValue(frame[m.val:m.end])
 		}
 	}
@@ -189,6 +188,40 @@ func (m member) key(b []byte) string {
 	return s
 }
 
+// keyBytes is the key, decoded: the bytes between its quotes when it has
+// no escape (no copy: a frame's keys are compared on every frame the
+// relay forwards), a decoded copy otherwise.
+func (m member) keyBytes(b []byte) []byte {
+	raw := b[m.start+1 : m.keyEnd-1]
+	if plainString(raw) {
+		return raw
+	}
+	return []byte(m.key(b))
+}
+
+// keyIs reports whether the key is k, without copying a plain key.
+func (m member) keyIs(b []byte, k string) bool { return string(m.keyBytes(b)) == k }
+
+// valueIs reports whether the JSON value v is the string s.
+func valueIs(v []byte, s string) bool {
+	if len(v) >= 2 && v[0] == '"' && plainString(v[1:len(v)-1]) {
+		return string(v[1:len(v)-1]) == s
+	}
+	d, ok := stringValue(v)
+	return ok && d == s
+}
+
+// plainString reports whether the inside of a JSON string holds no escape
+// or control character, so that its bytes are its value.
+func plainString(b []byte) bool {
+	for _, c := range b {
+		if c == '\\' || c < 0x20 {
+			return false
+		}
+	}
+	return true
+}
+
 // members lists the members of the JSON object b. b must be valid JSON (see
 // json.Valid); members reports false when b is not an object. It never
 // panics, whatever b holds.
@@ -201,7 +234,7 @@ func members(b []byte) ([]member, bool) {
 	if i < len(b) && b[i] == '}' {
 		return nil, true
 	}
-	var ms []member
+	ms := make([]member, 0, 8)
 	for i < len(b) {
 		var m member
 		m.start = i

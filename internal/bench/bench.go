@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -133,6 +134,24 @@ func Percentile(ds []time.Duration, p float64) time.Duration {
 	slices.Sort(ds)
 	i := int(float64(len(ds)-1) * p / 100)
 	return ds[i]
+}
+
+// CPUTime is the CPU time (user and system) this process used so far. On
+// a machine shared with other work, CPU per operation varies far less than
+// throughput or latency.
+func CPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func perOp(d time.Duration, n int) float64 {
+	if n == 0 {
+		return 0
+	}
+	return float64(d) / float64(n) / float64(time.Microsecond)
 }
 
 // Millis is d in milliseconds.

@@ -243,6 +243,7 @@ func New(cfg Config) (*Runtime, error) {
 		// The tools run in the session's sandbox.
 		TurnContext: func(ctx context.Context, t *engine.Turn) context.Context { return coding.WithSession(ctx, t.SessionID) },
 		ProcessName: "runtime",
+		ReleaseIdle: releaseIdle,
 		RequestNoun: func(kind string) string { return kind + " request" },
 		Logger:      cfg.Logger,
 		Now:         cfg.Now,
@@ -260,10 +261,13 @@ func New(cfg Config) (*Runtime, error) {
 
 // deltaWindow is how long text deltas are gathered into one
 // message.delta event, so a fast model does not cost a transaction per
-// word; keepEvents bounds the event log.
+// word; keepEvents bounds the event log; releaseIdle is how long the
+// runtime stays idle before it returns its free memory (engine
+// Config.ReleaseIdle).
 const (
 	deltaWindow = 25 * time.Millisecond
 	keepEvents  = 100_000
+	releaseIdle = 2 * time.Second
 )
 
 // Workspace returns the absolute workspace directory.

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,6 +88,12 @@ type Config struct {
 	// ProcessName is what the notes of a recovery call this process
 	// ("runtime", "host").
 	ProcessName string
+	// ReleaseIdle, if set, returns the process's free memory to the
+	// system (runtime/debug.FreeOSMemory) once no session has been busy
+	// for that long. For a process that serves one agent (the coding
+	// runtime): the Go heap keeps the pages of a turn's garbage until its
+	// scavenger gets to them, most of an idle runtime's private memory.
+	ReleaseIdle time.Duration
 	// RequestNoun names a kind of request in those notes (default: the
 	// kind and "request").
 	RequestNoun func(kind string) string
@@ -112,9 +119,10 @@ type Engine struct {
 
 	mu     sync.Mutex
 	live   map[string]*live
-	shut   bool // no turn starts once set (under mu)
-	busyN  int  // live sessions with a worker (under mu)
-	writes int  // commits with events, for pruning (under mu)
+	shut   bool        // no turn starts once set (under mu)
+	busyN  int         // live sessions with a worker (under mu)
+	idleT  *time.Timer // ReleaseIdle's (under mu)
+	writes int         // commits with events, for pruning (under mu)
 
 	wmu     sync.Mutex
 	changed chan struct{}                   // closed at the next commit with events
@@ -276,8 +284,40 @@ func (e *Engine) setWorker(ls *live, on bool) {
 	} else {
 		e.busyN--
 	}
+	e.idleLocked()
 	e.mu.Unlock()
 }
+
+// idleLocked arms ReleaseIdle's timer when no session is busy and stops
+// it when one is. e.mu is held.
+func (e *Engine) idleLocked() {
+	if e.cfg.ReleaseIdle <= 0 || e.shut {
+		return
+	}
+	if e.busyN > 0 {
+		if e.idleT != nil {
+			e.idleT.Stop()
+		}
+		return
+	}
+	if e.idleT == nil {
+		e.idleT = time.AfterFunc(e.cfg.ReleaseIdle, e.releaseIdle)
+		return
+	}
+	e.idleT.Reset(e.cfg.ReleaseIdle)
+}
+
+func (e *Engine) releaseIdle() {
+	e.mu.Lock()
+	idle := e.busyN == 0 && !e.shut
+	e.mu.Unlock()
+	if idle {
+		freeOSMemory()
+	}
+}
+
+// freeOSMemory is debug.FreeOSMemory; tests watch it.
+var freeOSMemory = debug.FreeOSMemory
 
 // SessionStatus is a session as a status listing shows it.
 type SessionStatus struct {
@@ -383,6 +423,9 @@ func (e *Engine) Shutdown(ctx context.Context) {
 	close(e.closed)
 	e.mu.Lock()
 	e.shut = true
+	if e.idleT != nil {
+		e.idleT.Stop()
+	}
 	e.mu.Unlock()
 	done := make(chan struct{})
 	go func() { e.workers.Wait(); close(done) }()

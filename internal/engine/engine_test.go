@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"path/filepath"
 	"reflect"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -671,5 +673,92 @@ func TestShutdownKeepsQueue(t *testing.T) {
 	r.idle(t)
 	if got := r.texts(t, first.SessionID); len(got) != 5 || got[3] != "user:second" || got[4] != "assistant:ok" {
 		t.Fatalf("history after the restart: %v", got)
+	}
+}
+
+// holdingStore holds the first change carrying a TextDelta in Apply until
+// release is closed, telling entered when it does.
+type holdingStore struct {
+	store.Store
+	once    sync.Once
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *holdingStore) Apply(ctx context.Context, c store.Change) ([]store.Event, error) {
+	for _, e := range c.Events {
+		if e.Type == "TextDelta" {
+			s.once.Do(func() {
+				close(s.entered)
+				<-s.release
+			})
+			break
+		}
+	}
+	return s.Store.Apply(ctx, c)
+}
+
+// Without a text window, text a model writes while the session's previous
+// text is being committed is gathered into one delta sent after that
+// commit, instead of one queued event per chunk; every character is in
+// the log, in order.
+func TestTextGathersBehindACommit(t *testing.T) {
+	hs := &holdingStore{entered: make(chan struct{}), release: make(chan struct{})}
+	var want strings.Builder
+	m := &model{reply: func(ctx context.Context, req *llm.Request, d func(llm.Delta)) (*llm.Response, error) {
+		d(llm.Delta{Text: "x0 "})
+		<-hs.entered // the first delta is being committed
+		for i := 1; i < 100; i++ {
+			d(llm.Delta{Text: fmt.Sprintf("x%d ", i)})
+		}
+		close(hs.release)
+		return text("done"), nil
+	}}
+	for i := 1; i < 100; i++ {
+		fmt.Fprintf(&want, "x%d ", i)
+	}
+	r := newRig(t, nil, m, func(c *Config) { hs.Store = c.Store; c.Store = hs })
+	a, err := r.e.Enqueue(ctxT(t), userInput("", "hi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.idle(t)
+	var deltas []string
+	for _, e := range r.events(t, a.SessionID) {
+		if strings.HasPrefix(e, "TextDelta") {
+			deltas = append(deltas, e)
+		}
+	}
+	wantDeltas := []string{`TextDelta{"text":"x0 "}`, `TextDelta{"text":"` + want.String() + `"}`}
+	if !slices.Equal(deltas, wantDeltas) {
+		t.Fatalf("deltas:\n%v\nwant:\n%v", deltas, wantDeltas)
+	}
+}
+
+// With ReleaseIdle, the engine returns free memory once no session is
+// busy, and not while one is.
+func TestReleaseIdle(t *testing.T) {
+	released := make(chan bool, 16)
+	var r *rig
+	freeOSMemory = func() { released <- r.e.AnyBusy() }
+	t.Cleanup(func() { freeOSMemory = debug.FreeOSMemory })
+	hold := make(chan struct{})
+	m := &model{reply: func(ctx context.Context, req *llm.Request, d func(llm.Delta)) (*llm.Response, error) {
+		<-hold
+		return text("done"), nil
+	}}
+	r = newRig(t, nil, m, func(c *Config) { c.ReleaseIdle = time.Millisecond })
+	if _, err := r.e.Enqueue(ctxT(t), userInput("", "hi")); err != nil {
+		t.Fatal(err)
+	}
+	close(hold)
+	r.idle(t)
+	select {
+	case busy := <-released:
+		if busy {
+			t.Fatal("memory released while a session was busy")
+		}
+	case <-ctxT(t).Done():
+		t.Fatal("memory never released after the engine went idle")
 	}
 }

@@ -223,6 +223,7 @@ func (e *Engine) startWorkerLocked(ls *live) {
 	}
 	e.workers.Add(1)
 	e.busyN++
+	e.idleLocked()
 	ls.refs++ // the worker's
 	e.mu.Unlock()
 	ls.worker, ls.workerDone = true, make(chan struct{})
@@ -300,6 +301,7 @@ func (e *Engine) stopWorkerLocked(ls *live) chan struct{} {
 	ls.worker = false
 	e.mu.Lock()
 	e.busyN--
+	e.idleLocked()
 	e.mu.Unlock()
 	e.notify()
 	return ls.workerDone

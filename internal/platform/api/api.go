@@ -176,6 +176,7 @@ func (s *Server) routes() {
 	s.Handle("POST /api/v1/agents/{agentId}/stop", s.stopAgent)
 	s.Handle("POST /api/v1/agents/{agentId}/restart", s.restartAgent)
 	s.agentRoutes()
+	s.a2aRoutes()
 
 	s.Handle("GET /api/v1/scopes", s.listScopes)
 	s.Handle("POST /api/v1/scopes", s.createScope)

@@ -69,12 +69,12 @@ func (s *Store) Apply(ctx context.Context, c store.Change) ([]store.Event, error
 	evs := append([]store.Event(nil), c.Events...)
 	err := s.Write(ctx, func(tx *sql.Tx) error {
 		if c.Create != nil {
-			if err := createSession(tx, *c.Create); err != nil {
+			if err := s.createSession(tx, *c.Create); err != nil {
 				return err
 			}
 		}
 		if c.Update != nil {
-			if err := updateSession(tx, *c.Update); err != nil {
+			if err := s.updateSession(tx, *c.Update); err != nil {
 				return err
 			}
 		}
@@ -86,47 +86,47 @@ func (s *Store) Apply(ctx context.Context, c store.Change) ([]store.Event, error
 			if sess == nil {
 				return errors.New("apply: Replace without a session")
 			}
-			if _, err := tx.Exec(`DELETE FROM session_messages WHERE session_id = ?`, sess.ID); err != nil {
+			if _, err := s.exec(tx, `DELETE FROM session_messages WHERE session_id = ?`, sess.ID); err != nil {
 				return fmt.Errorf("replace messages: %w", err)
 			}
 		}
 		for _, m := range c.Messages {
-			if _, err := tx.Exec(`INSERT INTO session_messages (session_id, id, data, error) VALUES (?, ?, ?, ?)`,
+			if _, err := s.exec(tx, `INSERT INTO session_messages (session_id, id, data, error) VALUES (?, ?, ?, ?)`,
 				m.SessionID, m.ID, []byte(m.Data), m.Error); err != nil {
 				return fmt.Errorf("append message: %w", err)
 			}
 		}
 		for _, in := range c.Inputs {
-			if _, err := tx.Exec(`INSERT INTO session_inputs (id, session_id, data, state, created_ms) VALUES (?, ?, ?, ?, ?)
+			if _, err := s.exec(tx, `INSERT INTO session_inputs (id, session_id, data, state, created_ms) VALUES (?, ?, ?, ?, ?)
 				ON CONFLICT (id) DO UPDATE SET state = excluded.state`,
 				in.ID, in.SessionID, []byte(in.Data), string(in.State), ms(in.Created)); err != nil {
 				return fmt.Errorf("input: %w", err)
 			}
 		}
 		if c.DiscardQueued != "" {
-			if _, err := tx.Exec(`UPDATE session_inputs SET state = ? WHERE session_id = ? AND state = ?`,
+			if _, err := s.exec(tx, `UPDATE session_inputs SET state = ? WHERE session_id = ? AND state = ?`,
 				string(store.InputDiscarded), c.DiscardQueued, string(store.InputQueued)); err != nil {
 				return fmt.Errorf("discard queued inputs: %w", err)
 			}
 		}
 		for _, r := range c.Requests {
-			if _, err := tx.Exec(`INSERT INTO session_requests (id, kind, session_id, call_id, data, state, reply, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			if _, err := s.exec(tx, `INSERT INTO session_requests (id, kind, session_id, call_id, data, state, reply, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 				r.ID, r.Kind, r.SessionID, r.CallID, []byte(r.Data), r.State, nullJSON(r.Reply), ms(r.Created)); err != nil {
 				return fmt.Errorf("request: %w", err)
 			}
 		}
 		for _, r := range c.Resolve {
-			if err := resolve(tx, r); err != nil {
+			if err := s.resolve(tx, r); err != nil {
 				return err
 			}
 		}
 		for _, g := range c.Grants {
-			if _, err := tx.Exec(`INSERT OR IGNORE INTO grants (scope, permission, pattern, action) VALUES (?, ?, ?, ?)`,
+			if _, err := s.exec(tx, `INSERT OR IGNORE INTO grants (scope, permission, pattern, action) VALUES (?, ?, ?, ?)`,
 				g.Scope, g.Permission, g.Pattern, g.Action); err != nil {
 				return fmt.Errorf("grant: %w", err)
 			}
 		}
-		return appendEvents(tx, evs)
+		return s.appendEvents(tx, evs)
 	})
 	if err != nil {
 		return nil, err
@@ -142,8 +142,8 @@ func nullJSON(b json.RawMessage) any {
 }
 
 // resolve moves a pending request to its new state, or says why not.
-func resolve(tx *sql.Tx, r store.Resolution) error {
-	res, err := tx.Exec(`UPDATE session_requests SET state = ?, reply = ? WHERE id = ? AND kind = ? AND state = ?`,
+func (s *Store) resolve(tx *sql.Tx, r store.Resolution) error {
+	res, err := s.exec(tx, `UPDATE session_requests SET state = ?, reply = ? WHERE id = ? AND kind = ? AND state = ?`,
 		r.State, nullJSON(r.Reply), r.ID, r.Kind, store.RequestPending)
 	if err != nil {
 		return fmt.Errorf("resolve request: %w", err)
@@ -152,7 +152,7 @@ func resolve(tx *sql.Tx, r store.Resolution) error {
 		return nil
 	}
 	var cur string
-	switch err := tx.QueryRow(`SELECT state FROM session_requests WHERE id = ? AND kind = ?`, r.ID, r.Kind).Scan(&cur); {
+	switch err := s.txQueryRow(tx, `SELECT state FROM session_requests WHERE id = ? AND kind = ?`, r.ID, r.Kind).Scan(&cur); {
 	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("%s %s: %w", r.Kind, r.ID, store.ErrNoRequest)
 	case err != nil:
@@ -163,7 +163,7 @@ func resolve(tx *sql.Tx, r store.Resolution) error {
 
 // Messages implements store.Store.
 func (s *Store) Messages(ctx context.Context, sessionID string) ([]store.Message, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, data, error FROM session_messages WHERE session_id = ? ORDER BY seq`, sessionID)
+	rows, err := s.query(ctx, `SELECT id, data, error FROM session_messages WHERE session_id = ? ORDER BY seq`, sessionID)
 	if err != nil {
 		return nil, fmt.Errorf("messages: %w", err)
 	}
@@ -186,7 +186,7 @@ func (s *Store) Messages(ctx context.Context, sessionID string) ([]store.Message
 
 // Inputs implements store.Store.
 func (s *Store) Inputs(ctx context.Context, state store.InputState) ([]store.Input, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, session_id, data, state, created_ms FROM session_inputs WHERE state = ? ORDER BY seq`, string(state))
+	rows, err := s.query(ctx, `SELECT id, session_id, data, state, created_ms FROM session_inputs WHERE state = ? ORDER BY seq`, string(state))
 	if err != nil {
 		return nil, fmt.Errorf("inputs: %w", err)
 	}
@@ -227,7 +227,7 @@ func scanRequest(row interface{ Scan(...any) error }) (store.Request, error) {
 
 // Request implements store.Store.
 func (s *Store) Request(ctx context.Context, kind, id string) (store.Request, error) {
-	r, err := scanRequest(s.db.QueryRowContext(ctx, `SELECT `+requestCols+` FROM session_requests WHERE id = ? AND kind = ?`, id, kind))
+	r, err := scanRequest(s.queryRow(ctx, `SELECT `+requestCols+` FROM session_requests WHERE id = ? AND kind = ?`, id, kind))
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, fmt.Errorf("%s %s: %w", kind, id, store.ErrNoRequest)
 	}
@@ -243,7 +243,7 @@ func (s *Store) Requests(ctx context.Context, kind, state string) ([]store.Reque
 	if kind == "" {
 		q, args = `SELECT `+requestCols+` FROM session_requests WHERE state = ? ORDER BY created_ms, rowid`, args[1:]
 	}
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("requests: %w", err)
 	}
@@ -271,7 +271,7 @@ func (s *Store) Grants(ctx context.Context, scopes ...string) ([]store.Grant, er
 			args = append(args, sc)
 		}
 	}
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	rows, err := s.db.QueryContext(ctx, q, args...) // not kept: the IN list varies
 	if err != nil {
 		return nil, fmt.Errorf("grants: %w", err)
 	}
@@ -293,7 +293,7 @@ func (s *Store) Grants(ctx context.Context, scopes ...string) ([]store.Grant, er
 // LastEventID implements store.Store.
 func (s *Store) LastEventID(ctx context.Context) (int64, error) {
 	var id sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, `SELECT MAX(id) FROM session_events`).Scan(&id); err != nil {
+	if err := s.queryRow(ctx, `SELECT MAX(id) FROM session_events`).Scan(&id); err != nil {
 		return 0, fmt.Errorf("last event id: %w", err)
 	}
 	return id.Int64, nil
@@ -302,7 +302,7 @@ func (s *Store) LastEventID(ctx context.Context) (int64, error) {
 // PruneEvents implements store.Store.
 func (s *Store) PruneEvents(ctx context.Context, keep int) error {
 	return s.Write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.Exec(`DELETE FROM session_events WHERE id <= (SELECT MAX(id) FROM session_events) - ?`, keep); err != nil {
+		if _, err := s.exec(tx, `DELETE FROM session_events WHERE id <= (SELECT MAX(id) FROM session_events) - ?`, keep); err != nil {
 			return fmt.Errorf("prune events: %w", err)
 		}
 		return nil

@@ -76,10 +76,11 @@ var ErrClosed = errors.New("store closed")
 
 // Store is the SQLite store.Store.
 type Store struct {
-	db   *sql.DB
-	ops  chan writeOp
-	mu   sync.RWMutex // guards closed against sends on a closed ops
-	done chan struct{}
+	db    *sql.DB
+	stmts stmts
+	ops   chan writeOp
+	mu    sync.RWMutex // guards closed against sends on a closed ops
+	done  chan struct{}
 
 	closed bool
 }
@@ -101,7 +102,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
-	s := &Store{db: db, ops: make(chan writeOp, 1024), done: make(chan struct{})}
+	s := &Store{db: db, stmts: stmts{db: db}, ops: make(chan writeOp, 1024), done: make(chan struct{})}
 	go s.loop()
 	return s, nil
 }
@@ -158,18 +159,26 @@ func (s *Store) commit(batch []writeOp) {
 		if err != nil {
 			return err
 		}
+		if len(batch) == 1 {
+			// Alone in its transaction, a failed write rolls the whole
+			// transaction back: no savepoint needed.
+			if errs[0] = batch[0].fn(tx); errs[0] != nil {
+				return tx.Rollback()
+			}
+			return tx.Commit()
+		}
 		for i, op := range batch {
-			if _, err := tx.Exec("SAVEPOINT w"); err != nil {
+			if _, err := s.exec(tx, "SAVEPOINT w"); err != nil {
 				tx.Rollback()
 				return err
 			}
 			if errs[i] = op.fn(tx); errs[i] != nil {
-				if _, err := tx.Exec("ROLLBACK TO w"); err != nil {
+				if _, err := s.exec(tx, "ROLLBACK TO w"); err != nil {
 					tx.Rollback()
 					return err
 				}
 			}
-			if _, err := tx.Exec("RELEASE w"); err != nil {
+			if _, err := s.exec(tx, "RELEASE w"); err != nil {
 				tx.Rollback()
 				return err
 			}
@@ -196,6 +205,7 @@ func (s *Store) Close() error {
 	close(s.ops)
 	s.mu.Unlock()
 	<-s.done
+	s.stmts.close()
 	return s.db.Close()
 }
 
@@ -222,18 +232,18 @@ func state(b json.RawMessage) []byte {
 
 // CreateSession implements store.Store.
 func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
-	return s.Write(ctx, func(tx *sql.Tx) error { return createSession(tx, ss) })
+	return s.Write(ctx, func(tx *sql.Tx) error { return s.createSession(tx, ss) })
 }
 
-func createSession(tx *sql.Tx, ss store.Session) error {
+func (s *Store) createSession(tx *sql.Tx, ss store.Session) error {
 	var one int
-	switch err := tx.QueryRow(`SELECT 1 FROM sessions WHERE id = ?`, ss.ID).Scan(&one); {
+	switch err := s.txQueryRow(tx, `SELECT 1 FROM sessions WHERE id = ?`, ss.ID).Scan(&one); {
 	case err == nil:
 		return fmt.Errorf("session %s: %w", ss.ID, store.ErrExists)
 	case !errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("create session: %w", err)
 	}
-	_, err := tx.Exec(`INSERT INTO sessions (id, owner, status, prompt, result, state, created_ms, updated_ms, expires_ms, duration_ms, title, error)
+	_, err := s.exec(tx, `INSERT INTO sessions (id, owner, status, prompt, result, state, created_ms, updated_ms, expires_ms, duration_ms, title, error)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		ss.ID, ss.Owner, string(ss.Status), ss.Prompt, ss.Result, state(ss.State),
 		ms(ss.Created), ms(ss.Updated), ms(ss.Expires), ss.Duration.Milliseconds(), ss.Title, ss.Error)
@@ -245,11 +255,11 @@ func createSession(tx *sql.Tx, ss store.Session) error {
 
 // UpdateSession implements store.Store.
 func (s *Store) UpdateSession(ctx context.Context, ss store.Session) error {
-	return s.Write(ctx, func(tx *sql.Tx) error { return updateSession(tx, ss) })
+	return s.Write(ctx, func(tx *sql.Tx) error { return s.updateSession(tx, ss) })
 }
 
-func updateSession(tx *sql.Tx, ss store.Session) error {
-	res, err := tx.Exec(`UPDATE sessions SET owner = ?, status = ?, prompt = ?, result = ?, state = ?,
+func (s *Store) updateSession(tx *sql.Tx, ss store.Session) error {
+	res, err := s.exec(tx, `UPDATE sessions SET owner = ?, status = ?, prompt = ?, result = ?, state = ?,
 		created_ms = ?, updated_ms = ?, expires_ms = ?, duration_ms = ?, title = ?, error = ? WHERE id = ?`,
 		ss.Owner, string(ss.Status), ss.Prompt, ss.Result, state(ss.State),
 		ms(ss.Created), ms(ss.Updated), ms(ss.Expires), ss.Duration.Milliseconds(), ss.Title, ss.Error, ss.ID)
@@ -283,10 +293,10 @@ func scanSession(row interface{ Scan(...any) error }) (store.Session, error) {
 
 // GetSession implements store.Store.
 func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error) {
-	ss, err := scanSession(s.db.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE id = ?`, id))
+	ss, err := scanSession(s.queryRow(ctx, `SELECT `+sessionCols+` FROM sessions WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		var one int
-		switch err := s.db.QueryRowContext(ctx, `SELECT 1 FROM expired_sessions WHERE id = ?`, id).Scan(&one); {
+		switch err := s.queryRow(ctx, `SELECT 1 FROM expired_sessions WHERE id = ?`, id).Scan(&one); {
 		case err == nil:
 			return ss, fmt.Errorf("session %s: %w", id, store.ErrExpired)
 		case !errors.Is(err, sql.ErrNoRows):
@@ -318,7 +328,7 @@ func (s *Store) ListSessions(ctx context.Context, opts store.ListOptions) ([]sto
 		q += ` ORDER BY created_ms DESC, id DESC LIMIT ?`
 	}
 	args = append(args, limit)
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list sessions: %w", err)
 	}
@@ -342,10 +352,10 @@ func (s *Store) AppendEvents(ctx context.Context, evs []store.Event) ([]store.Ev
 	return s.Apply(ctx, store.Change{Events: evs})
 }
 
-func appendEvents(tx *sql.Tx, evs []store.Event) error {
+func (s *Store) appendEvents(tx *sql.Tx, evs []store.Event) error {
 	for i := range evs {
 		e := &evs[i]
-		res, err := tx.Exec(`INSERT INTO session_events (session_id, type, data, created_ms) VALUES (?, ?, ?, ?)`,
+		res, err := s.exec(tx, `INSERT INTO session_events (session_id, type, data, created_ms) VALUES (?, ?, ?, ?)`,
 			e.SessionID, e.Type, []byte(e.Data), ms(e.Created))
 		if err != nil {
 			return fmt.Errorf("append event: %w", err)
@@ -368,7 +378,7 @@ func (s *Store) Events(ctx context.Context, sessionID string, after int64, limit
 		q = `SELECT id, session_id, type, data, created_ms FROM session_events WHERE id > ? ORDER BY id LIMIT ?`
 		args = args[1:]
 	}
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("events: %w", err)
 	}
@@ -394,7 +404,7 @@ func (s *Store) Events(ctx context.Context, sessionID string, after int64, limit
 func (s *Store) InterruptRunning(ctx context.Context, now, expires time.Time) (int, error) {
 	var n int64
 	err := s.Write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.Exec(`UPDATE sessions SET status = ?, updated_ms = ?, expires_ms = ? WHERE status IN (?, ?)`,
+		res, err := s.exec(tx, `UPDATE sessions SET status = ?, updated_ms = ?, expires_ms = ? WHERE status IN (?, ?)`,
 			string(store.StatusInterrupted), ms(now), ms(expires), string(store.StatusRunning), string(store.StatusWaitingApproval))
 		if err != nil {
 			return fmt.Errorf("interrupt running: %w", err)
@@ -412,20 +422,20 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 		const expired = `SELECT id FROM sessions WHERE expires_ms > 0 AND expires_ms <= ? AND status IN (?, ?, ?)`
 		args := []any{ms(now), string(store.StatusDone), string(store.StatusFailed), string(store.StatusInterrupted)}
 		for _, table := range []string{"session_events", "session_messages", "session_inputs", "session_requests"} {
-			if _, err := tx.Exec(`DELETE FROM `+table+` WHERE session_id IN (`+expired+`)`, args...); err != nil {
+			if _, err := s.exec(tx, `DELETE FROM `+table+` WHERE session_id IN (`+expired+`)`, args...); err != nil {
 				return fmt.Errorf("delete expired %s: %w", table, err)
 			}
 		}
-		if _, err := tx.Exec(`DELETE FROM grants WHERE scope IN (`+expired+`)`, args...); err != nil {
+		if _, err := s.exec(tx, `DELETE FROM grants WHERE scope IN (`+expired+`)`, args...); err != nil {
 			return fmt.Errorf("delete expired grants: %w", err)
 		}
-		if _, err := tx.Exec(`INSERT OR IGNORE INTO expired_sessions (id, expired_ms) SELECT id, expires_ms FROM sessions WHERE id IN (`+expired+`)`, args...); err != nil {
+		if _, err := s.exec(tx, `INSERT OR IGNORE INTO expired_sessions (id, expired_ms) SELECT id, expires_ms FROM sessions WHERE id IN (`+expired+`)`, args...); err != nil {
 			return fmt.Errorf("reserve expired ids: %w", err)
 		}
-		if _, err := tx.Exec(`DELETE FROM expired_sessions WHERE expired_ms <= ?`, ms(now.Add(-store.ExpiredIDRetention))); err != nil {
+		if _, err := s.exec(tx, `DELETE FROM expired_sessions WHERE expired_ms <= ?`, ms(now.Add(-store.ExpiredIDRetention))); err != nil {
 			return fmt.Errorf("forget old expired ids: %w", err)
 		}
-		res, err := tx.Exec(`DELETE FROM sessions WHERE id IN (`+expired+`)`, args...)
+		res, err := s.exec(tx, `DELETE FROM sessions WHERE id IN (`+expired+`)`, args...)
 		if err != nil {
 			return fmt.Errorf("delete expired sessions: %w", err)
 		}
