@@ -285,7 +285,7 @@ func checkA2AKeys(body []byte) error {
 			return he
 		}
 		if errors.Is(err, errKeyCollision) {
-			return &httpError{status: http.StatusBadRequest, msg: err.Error(), err: err}
+			return &httpError{Status: http.StatusBadRequest, Msg: err.Error(), Err: err}
 		}
 		return jsonError(err)
 	}

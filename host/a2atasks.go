@@ -70,7 +70,7 @@ func a2aError(err error) error {
 		kind = a2a.ErrServerError
 	default:
 		var he *httpError
-		if errors.As(err, &he) && he.status < 500 {
+		if errors.As(err, &he) && he.Status < 500 {
 			kind = a2a.ErrInvalidParams
 		} else {
 			kind = a2a.ErrInternalError

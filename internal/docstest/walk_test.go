@@ -15,12 +15,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/agenthost/agenthost/internal/runtime/docker"
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 // walked are the pages every ```sh block of which must be marked; other
@@ -387,25 +387,8 @@ func (w *walker) run(b Block, raw string) *background {
 // background is a server a block started.
 type background struct {
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *testutil.Buffer
 	done chan struct{}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func (w *walker) start(b Block, cmd string, port int) *background {
@@ -414,7 +397,7 @@ func (w *walker) start(b Block, cmd string, port int) *background {
 		c.Close()
 		t.Fatalf("%s:%d: %s: port %d is already in use here, and the docs name it", b.Page, b.Line, cmd, port)
 	}
-	bg := &background{out: &lockedBuffer{}, done: make(chan struct{})}
+	bg := &background{out: &testutil.Buffer{}, done: make(chan struct{})}
 	bg.cmd = exec.Command("bash", "-c", cmd)
 	bg.cmd.Dir, bg.cmd.Env = w.dir, w.environ()
 	bg.cmd.Stdout, bg.cmd.Stderr = bg.out, bg.out
