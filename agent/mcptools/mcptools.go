@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -115,6 +116,7 @@ type options struct {
 	call      time.Duration
 	maxOutput int
 	logger    *slog.Logger
+	dial      func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Option configures a Server.
@@ -133,6 +135,14 @@ func WithEnv(env map[string]string) Option {
 			o.env[k] = v
 		}
 	}
+}
+
+// WithDialer makes a remote server's connections through dial, which
+// decides where this program may connect (an egress policy): an agent's
+// configuration then cannot point a remote server at an address the
+// policy refuses. Proxy variables of the environment are not used.
+func WithDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) Option {
+	return func(o *options) { o.dial = dial }
 }
 
 // WithDir sets a local server's working directory (default: this
@@ -225,6 +235,9 @@ func Remote(name, url string, opts ...Option) *Server {
 		// One HTTP transport per connection, so that closing it closes
 		// its idle connections and leaves no goroutine behind.
 		rt := http.DefaultTransport.(*http.Transport).Clone()
+		if s.o.dial != nil {
+			rt.DialContext, rt.Proxy = s.o.dial, nil
+		}
 		hc := &http.Client{Transport: &headerTransport{base: rt, headers: headers}}
 		return &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: hc, MaxRetries: 2}, &process{idle: rt}, nil
 	}

@@ -41,7 +41,8 @@ func mcpFromEnv(getenv func(string) string) (map[string]mcptools.Config, error) 
 // (mcptools), and it runs as this runtime's user, in the runtime's
 // sandbox (the driver's: own uid, cgroup limits) and, unless
 // AGENTHOST_SANDBOX=none, in bubblewrap (mcpBwrap) with the runtime's data
-// directory hidden and a /proc of its own; before a local server starts
+// directory hidden, a /proc of its own and no network; a remote server is
+// dialled under the tools' egress policy. Before a local server starts
 // this process is also made non-dumpable (protectFromChildren), so even
 // without bubblewrap the server cannot read this process's environment
 // through /proc. A server that cannot start is left
@@ -86,7 +87,13 @@ func openMCP(ctx context.Context, rc *Config, ws string, log *slog.Logger) ([]*m
 		if c.Type == mcptools.TypeLocal && bwrap != "" {
 			c.Command = mcpBwrap(bwrap, ws, rc.DataDir, c.Command)
 		}
-		s, err := mcptools.Open(name, c, lookup, mcptools.WithDir(ws), mcptools.WithLogger(log))
+		opts := []mcptools.Option{mcptools.WithDir(ws), mcptools.WithLogger(log)}
+		if rc.Tools.Egress != nil {
+			// A remote server is reached under the tools' egress policy:
+			// not the host's loopback, link-local or private addresses.
+			opts = append(opts, mcptools.WithDialer(rc.Tools.Egress.DialContext))
+		}
+		s, err := mcptools.Open(name, c, lookup, opts...)
 		if err != nil {
 			log.Error("MCP server left out: its configuration", "mcp_server", name, "err", err)
 			continue
@@ -126,12 +133,15 @@ func closeMCP(servers []*mcptools.Server) {
 // socket) covered by an empty tmpfs, its own pid namespace and /proc (the
 // runtime's process is not there to read), and it dies with the runtime.
 // stdin and stdout pass through, so MCP's stdio transport works as it is.
-// The network is the runtime's: MCP servers usually call their own APIs.
+// It has no network (a network namespace of its own with nothing in it):
+// the runtime's network reaches the host's loopback, which the tools'
+// egress policy refuses; a server that needs the network is configured as
+// a remote one, which the runtime reaches under that policy.
 func mcpBwrap(bwrap, ws, dataDir string, command []string) []string {
 	args := []string{bwrap, "--ro-bind", "/", "/", "--bind", ws, ws}
 	if dataDir != "" {
 		args = append(args, "--tmpfs", dataDir)
 	}
-	args = append(args, "--dev", "/dev", "--proc", "/proc", "--unshare-pid", "--die-with-parent", "--new-session", "--chdir", ws, "--")
+	args = append(args, "--dev", "/dev", "--proc", "/proc", "--unshare-pid", "--unshare-net", "--die-with-parent", "--new-session", "--chdir", ws, "--")
 	return append(args, command...)
 }

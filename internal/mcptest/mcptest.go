@@ -14,6 +14,7 @@ package mcptest
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -123,6 +125,16 @@ func NewServer(c *Counter) *mcp.Server {
 	mcp.AddTool(s, &mcp.Tool{Name: "big", Description: "Return n bytes of text."},
 		func(_ context.Context, _ *mcp.CallToolRequest, a sizeArgs) (*mcp.CallToolResult, any, error) {
 			return text(strings.Repeat("x", a.N)), nil, nil
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "dial", Description: "Open a TCP connection to name (host:port); say whether it connected."},
+		func(ctx context.Context, _ *mcp.CallToolRequest, a nameArgs) (*mcp.CallToolResult, any, error) {
+			d := net.Dialer{Timeout: 5 * time.Second}
+			c, err := d.DialContext(ctx, "tcp", a.Name)
+			if err != nil {
+				return text("not connected: " + err.Error()), nil, nil
+			}
+			c.Close()
+			return text("connected"), nil, nil
 		})
 	mcp.AddTool(s, &mcp.Tool{Name: "pid", Description: "The server's process id."},
 		func(context.Context, *mcp.CallToolRequest, none) (*mcp.CallToolResult, any, error) {
