@@ -35,6 +35,7 @@ type settings struct {
 	maxBody     int64
 	timeouts    Timeouts
 	relayOpts   []relay.AnnouncerOption
+	metricsAddr string
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -11,8 +11,9 @@ missing=
 command -v zsh >/dev/null || missing="$missing zsh"
 command -v fish >/dev/null || missing="$missing fish"
 command -v systemd-analyze >/dev/null || missing="$missing systemd"
+command -v promtool >/dev/null || missing="$missing prometheus"
 if [ -n "$missing" ]; then
-  echo "installing$missing (to check the completion scripts and systemd units)" >&2
+  echo "installing$missing (to check the completion scripts, systemd units and metrics)" >&2
   apt_install $missing
 fi
 echo "export AGENTHOST_TEST_TOOLS=1" >&3

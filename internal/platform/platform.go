@@ -123,6 +123,10 @@ type Server struct {
 	agents *agents.Manager
 	api    *api.Server
 	http   *http.Server
+	// metrics are served by MetricsHandler; metricsHTTP, when
+	// Config.MetricsAddr is set, serves them.
+	metrics     *metrics
+	metricsHTTP *http.Server
 
 	mu         sync.Mutex
 	baseURL    string
@@ -239,17 +243,20 @@ func build(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 		cfg.FrameAncestors = strings.TrimSpace(cfg.Getenv("AGENTHOST_FRAME_ANCESTORS"))
 	}
 	ac.Store, ac.Secrets, ac.Box, ac.Driver, ac.Logger, ac.Now, ac.NewID = st, sec, box, cfg.Driver, log, cfg.Now, cfg.NewID
-	mgr, err := agents.New(ac)
+	var mgr *agents.Manager
+	met := newMetrics(st, func() string { return mgr.Node() })
+	ac.Observer = met
+	mgr, err = agents.New(ac)
 	if err != nil {
 		return nil, fmt.Errorf("platform: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, store: st, agents: mgr, reconciled: make(chan struct{}), baseURL: strings.TrimSuffix(cfg.PublicURL, "/")}
+	s := &Server{cfg: cfg, log: log, store: st, agents: mgr, metrics: met, reconciled: make(chan struct{}), baseURL: strings.TrimSuffix(cfg.PublicURL, "/")}
 	s.api = api.New(api.Config{
 		Store: st, Auth: auth.NewAuthenticator(st, cfg.Now, cfg.TokenTouchInterval, log),
 		Agents: mgr, Secrets: sec, Logger: log, Now: cfg.Now, NewID: cfg.NewID, BaseURL: s.BaseURL,
 		Capabilities: capability.New(key), ForwardKey: api.ForwardKey(key), FrameAncestors: cfg.FrameAncestors, SessionPage: cfg.SessionPage,
 		TempDir: filepath.Join(cfg.DataDir, "tmp"), RuntimeTimeout: cfg.RuntimeTimeout, SandboxDisabled: cfg.InsecureNoSandbox,
-		MaxUploadFile: cfg.MaxUploadFile, MaxUploadTotal: cfg.MaxUploadTotal,
+		MaxUploadFile: cfg.MaxUploadFile, MaxUploadTotal: cfg.MaxUploadTotal, HTTPMetrics: met.http,
 	})
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "tmp"), 0o700); err != nil {
 		return nil, fmt.Errorf("platform: %w", err)
