@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/agenthost/agenthost/internal/coderuntime"
@@ -133,6 +134,22 @@ type Server struct {
 	served     bool
 	reconciled chan struct{}
 	shutdown   sync.Once
+	stopping   atomic.Bool
+}
+
+// readiness is GET /ready's state: starting until the runtimes of an
+// earlier process are re-attached, ready, then stopping once Shutdown
+// begins.
+func (s *Server) readiness() string {
+	if s.stopping.Load() {
+		return "stopping"
+	}
+	select {
+	case <-s.reconciled:
+		return "ready"
+	default:
+		return "starting"
+	}
 }
 
 // OpenStore opens the platform's store: PostgreSQL when dsn is set,
@@ -257,6 +274,7 @@ func build(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 		Capabilities: capability.New(key), ForwardKey: api.ForwardKey(key), FrameAncestors: cfg.FrameAncestors, SessionPage: cfg.SessionPage,
 		TempDir: filepath.Join(cfg.DataDir, "tmp"), RuntimeTimeout: cfg.RuntimeTimeout, SandboxDisabled: cfg.InsecureNoSandbox,
 		MaxUploadFile: cfg.MaxUploadFile, MaxUploadTotal: cfg.MaxUploadTotal, HTTPMetrics: met.http,
+		Ready: s.readiness,
 	})
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "tmp"), 0o700); err != nil {
 		return nil, fmt.Errorf("platform: %w", err)
@@ -367,6 +385,7 @@ func AdvertiseURLFor(a net.Addr) string {
 func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	s.shutdown.Do(func() {
+		s.stopping.Store(true)
 		s.api.CloseStreams()
 		err = errors.Join(s.http.Shutdown(ctx), s.agents.Close(ctx))
 		s.mu.Lock()

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agenthost/agenthost/internal/httpjson"
@@ -71,6 +72,10 @@ type Config struct {
 	ForwardTransport http.RoundTripper
 	// HTTPMetrics records the requests; nil: none.
 	HTTPMetrics *obs.HTTPMetrics
+	// Ready says whether the platform serves ("ready"), is starting
+	// (re-attaching the runtimes of an earlier process) or stopping: GET
+	// /ready. Nil: always "ready".
+	Ready func() string
 	// SandboxDisabled makes /health say "sandbox": "disabled" (the
 	// platform runs with --insecure-no-sandbox) instead of "enabled".
 	SandboxDisabled bool
@@ -89,6 +94,9 @@ type Server struct {
 	// streams ends with CloseStreams: event streams stop at shutdown.
 	streams      context.Context
 	closeStreams context.CancelFunc
+	// patterns are the registered routes (Routes).
+	patternsMu sync.Mutex
+	patterns   []string
 }
 
 // HandlerFunc is a handler that returns its error instead of writing it.
@@ -141,9 +149,12 @@ func New(cfg Config) *Server {
 	if cfg.SandboxDisabled {
 		sandbox = "disabled"
 	}
-	root.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok", "sandbox": sandbox})
-	})
+	root.HandleFunc("GET /health", s.health(sandbox))
+	root.HandleFunc("GET /ready", s.ready)
+	root.HandleFunc("GET /api/v1/openapi.json", s.serveOpenAPI)
+	for _, p := range []string{"GET /health", "GET /ready", "GET /api/v1/openapi.json"} {
+		s.registered(p)
+	}
 	root.Handle("/api/v1/", s.authenticate(s.mux))
 	s.sessionRoutes(root)
 	dash := dashboard.Handler() // the web dashboard: / and its files under /ui/
@@ -161,6 +172,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.h.ServeHT
 
 // Handle registers an authenticated route, e.g. "GET /api/v1/agents/{agentId}/usage".
 func (s *Server) Handle(pattern string, h HandlerFunc) {
+	s.registered(pattern)
 	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		obs.SetRoute(r.Context(), r.Pattern)
 		if err := h(w, r); err != nil {
