@@ -48,6 +48,8 @@ schemas = {
   "Secret": {"type": "object", "required": ["id", "key", "createdAt", "updatedAt"], "properties": {"id": S(), "key": S(), "createdAt": ts, "updatedAt": ts},
              "description": "A secret's metadata: its value is never returned."},
   "SecretList": {"type": "object", "required": ["secrets"], "properties": {"secrets": {"type": "array", "items": ref("Secret")}}},
+  "SecretPut": {"type": "object", "required": ["id", "key", "created"], "properties": {"id": S(), "key": S(), "created": {"type": "boolean"}},
+                "description": "The secret set: created (201) or replaced (200)."},
   "SecretInput": {"type": "object", "required": ["key", "value"], "properties": {"key": S(), "value": S()}},
   "Org": {"type": "object", "required": ["id", "name", "createdAt", "defaultModel", "effectiveDefaultModel"], "properties": {
       "id": S(), "name": S(), "createdAt": ts, "defaultModel": nullable_str, "effectiveDefaultModel": S()}},
@@ -115,10 +117,10 @@ op("GET", SC + "/{scopeId}", "getScope", "A scope with its agents and secrets", 
 op("PATCH", SC + "/{scopeId}", "updateScope", "Change a scope", ok("Scope"), json_body("ScopeInput"), tag="scopes")
 op("DELETE", SC + "/{scopeId}", "deleteScope", "Delete a scope", ok("Deleted"), tag="scopes")
 op("GET", SC + "/{scopeId}/secrets", "listScopeSecrets", "A scope's secrets (metadata)", ok("SecretList"), tag="scopes")
-op("PUT", SC + "/{scopeId}/secrets", "putScopeSecret", "Set a scope's secret", ok("Secret") | ok("Secret", "201", "Created"), json_body("SecretInput"), tag="scopes")
+op("PUT", SC + "/{scopeId}/secrets", "putScopeSecret", "Set a scope's secret", ok("SecretPut") | ok("SecretPut", "201", "Created"), json_body("SecretInput"), tag="scopes")
 op("DELETE", SC + "/{scopeId}/secrets/{key}", "deleteScopeSecret", "Delete a scope's secret", ok("Deleted"), tag="scopes")
 op("GET", "/api/v1/secrets", "listOrgSecrets", "The organization's secrets (metadata)", ok("SecretList"), tag="secrets")
-op("PUT", "/api/v1/secrets", "putOrgSecret", "Set an organization secret", ok("Secret") | ok("Secret", "201", "Created"), json_body("SecretInput"), tag="secrets")
+op("PUT", "/api/v1/secrets", "putOrgSecret", "Set an organization secret", ok("SecretPut") | ok("SecretPut", "201", "Created"), json_body("SecretInput"), tag="secrets")
 op("DELETE", "/api/v1/secrets/{key}", "deleteOrgSecret", "Delete an organization secret", ok("Deleted"), tag="secrets")
 op("GET", "/api/v1/org", "getOrg", "The organization", ok("Org"), tag="org")
 op("PATCH", "/api/v1/org", "updateOrg", "Change the organization's default model", ok("Org"), json_body("OrgInput"), tag="org")
