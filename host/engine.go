@@ -76,15 +76,17 @@ type hostEngine struct {
 func newEngine(srv *Server, st store.Store, workers, queue int) (*hostEngine, error) {
 	e := &hostEngine{srv: srv, st: st, log: srv.log, now: srv.now}
 	core, err := engine.New(engine.Config{
-		Store:       st,
-		Journal:     engine.JournalFunc(wsEvents),
-		Agent:       func() (*agent.Agent, error) { return srv.current().newAgent() },
-		Workers:     workers,
-		Queue:       queue,
-		ResultTTL:   func() time.Duration { return srv.current().cfg.ResultTTL },
-		Approver:    e.approver,
-		Asker:       e.asker,
-		TurnContext: turnContext,
+		Store:     st,
+		Journal:   srv.obs.runs.Journal(engine.JournalFunc(wsEvents)),
+		Agent:     func() (*agent.Agent, error) { return srv.current().newAgent() },
+		Workers:   workers,
+		Queue:     queue,
+		ResultTTL: func() time.Duration { return srv.current().cfg.ResultTTL },
+		Approver:  e.approver,
+		Asker:     e.asker,
+		TurnContext: func(ctx context.Context, t *engine.Turn) context.Context {
+			return turnContext(srv.obs.runs.StartTurn(ctx, t, traceParent(t)), t)
+		},
 		ProcessName: "host",
 		Logger:      srv.log,
 		Now:         srv.now,

@@ -20,7 +20,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/health", s.only("GET", s.wrap(s.health)))
 	mux.Handle("/info", s.only("GET", s.wrap(s.getInfo)))
 	mux.Handle("/openapi.json", s.only("GET", s.wrap(s.openAPI)))
-	mux.Handle("/ws", s.only("GET", s.wrap(s.serveWS)))
+	mux.Handle("/ws", s.only("GET", s.countWS(s.wrap(s.serveWS))))
 	mux.Handle("/admin/trust", s.only("POST", s.wrap(s.adminTrust)))
 	mux.Handle(MCPPath, s.mcpHandler())
 	mux.Handle(A2AAgentCardPath, s.only("GET", s.wrap(s.serveAgentCard)))
@@ -79,7 +79,7 @@ func (s *Server) limitBodies(h http.Handler) http.Handler {
 }
 
 func (s *Server) admitHTTP(r *http.Request) (Caller, error) {
-	return s.current().gate.Admit(r.Context(), &Request{Transport: "http", Method: r.Method, Path: r.URL.Path,
+	return s.admit(r.Context(), &Request{Transport: "http", Method: r.Method, Path: r.URL.Path,
 		Header: r.Header, RemoteAddr: r.RemoteAddr})
 }
 
@@ -125,7 +125,7 @@ func (s *Server) postInput(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	caller, err := rt.gate.Admit(r.Context(), in.gateRequest("http", r.Method, r.URL.Path, r.Header, r.RemoteAddr))
+	caller, err := s.admit(r.Context(), in.gateRequest("http", r.Method, r.URL.Path, r.Header, r.RemoteAddr))
 	if err != nil {
 		return err
 	}

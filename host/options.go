@@ -37,6 +37,7 @@ type settings struct {
 	maxBody     int64
 	timeouts    Timeouts
 	relayOpts   []relay.AnnouncerOption
+	metricsAddr string
 }
 
 func ptr[T any](v T) *T { return &v }

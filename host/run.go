@@ -12,6 +12,7 @@ import (
 	"github.com/agenthost/agenthost/internal/ids"
 	"github.com/agenthost/agenthost/internal/store"
 	"github.com/agenthost/agenthost/llm"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // runInput is one prompt to run, from any transport.
@@ -90,7 +91,7 @@ func (e *hostEngine) start(ctx context.Context, in runInput, sub *subscriber) (*
 		return nil, err
 	}
 	input := engine.Input{SessionID: r.sess.SessionID, Owner: in.caller.Address, Prompt: in.prompt, Attended: in.interactive,
-		Data:    turnData{uploads: in.uploads},
+		Data:    turnData{uploads: in.uploads, trace: trace.SpanContextFromContext(ctx)},
 		Message: llm.Message{Role: llm.RoleUser, Parts: append([]llm.Part{llm.TextPart(in.prompt)}, in.parts...)}}
 	if r.replace {
 		input.Replace = &engine.State{Messages: r.sess.Messages, Turn: r.sess.Turn, Iteration: r.sess.Iteration, Updated: r.sess.Updated}
@@ -217,6 +218,13 @@ func (e *hostEngine) asker(t *engine.Turn) agent.Asker {
 // turnData is what a host run carries for its tools.
 type turnData struct {
 	uploads string
+	trace   trace.SpanContext // the span of the request that sent the input
+}
+
+// traceParent is the span a turn's span continues.
+func traceParent(t *engine.Turn) trace.SpanContext {
+	d, _ := t.Data.(turnData)
+	return d.trace
 }
 
 type uploadsKey struct{}

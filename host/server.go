@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/agent"
+	"github.com/agenthost/agenthost/internal/obs"
 	"github.com/agenthost/agenthost/internal/store"
 	"github.com/agenthost/agenthost/internal/store/sqlite"
 	"github.com/agenthost/agenthost/internal/version"
@@ -128,6 +129,9 @@ type Server struct {
 	relay hostRelay // the relay announcer (relay.go)
 
 	mcp *mcpServers // mcp_servers, open from New to Shutdown (mcp.go)
+	obs *observability
+
+	metricsAddr net.Addr // the metrics listener's (under srvMu)
 }
 
 // The lifecycle states of a Server.
@@ -163,6 +167,8 @@ func New[S Source](ctx context.Context, src S, opts ...Option) (*Server, error) 
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.log = obs.Logger(s.log)
+	s.obs = newObservability(func() string { return s.current().name })
 	s.now = s.set.now
 	if s.now == nil {
 		s.now = time.Now
@@ -212,12 +218,13 @@ func New[S Source](ctx context.Context, src S, opts ...Option) (*Server, error) 
 	if s.eng, err = newEngine(s, s.st, cfg.Workers, cfg.Queue); err == nil {
 		// Sessions a previous process left running are interrupted.
 		err = s.eng.core.Recover(ctx)
+		s.obs.runs.Engine(s.eng.core)
 	}
 	if err != nil {
 		s.closeStore()
 		return nil, fmt.Errorf("host: %w", err)
 	}
-	s.handler = s.routes()
+	s.handler = obs.Middleware(obs.HTTPConfig{Metrics: obs.NewHTTPMetrics(s.obs.reg), Logger: s.log, Quiet: []string{"/health"}}, s.routes())
 	return s, nil
 }
 
@@ -225,9 +232,9 @@ func New[S Source](ctx context.Context, src S, opts ...Option) (*Server, error) 
 // and uploads, announcing on the relay when one is configured, watching
 // the configuration under reload — and lets requests in. Serve calls it;
 // a program that mounts the Server in its own http.Server calls it first.
-// It does no blocking I/O (the relay is dialled in the background), is a
-// no-op on a running Server, and fails with ErrShuttingDown after
-// Shutdown.
+// It does no blocking I/O (the relay is dialled in the background) but
+// opens the metrics listener WithMetricsAddr asks for, is a no-op on a
+// running Server, and fails with ErrShuttingDown after Shutdown.
 func (s *Server) Start() error {
 	s.lifeMu.Lock()
 	defer s.lifeMu.Unlock()
@@ -243,6 +250,10 @@ func (s *Server) Start() error {
 	sweep := s.set.sweep
 	if sweep <= 0 {
 		sweep = time.Minute
+	}
+	if err := s.startMetrics(); err != nil {
+		s.stopBg()
+		return err
 	}
 	s.bgWG.Add(1)
 	go func() { defer s.bgWG.Done(); s.eng.sweep(s.bg, sweep) }()

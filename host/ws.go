@@ -311,7 +311,7 @@ func fatal(err error) error {
 // resume is kept to continue the request after ONBOARD_SUCCESS; the error
 // is then errOnboardSent.
 func (c *wsConn) admit(r *Request, resume func(Caller) error) (Caller, error) {
-	caller, err := c.s.current().gate.Admit(c.ctx, r)
+	caller, err := c.s.admit(c.ctx, r)
 	var ob *OnboardRequired
 	if errors.As(err, &ob) {
 		frame := map[string]any{"type": "ONBOARD_REQUIRED", "identity": ob.Identity, "methods": ob.Methods}

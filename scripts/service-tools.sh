@@ -16,8 +16,9 @@ command -v systemd-analyze >/dev/null || missing="$missing systemd"
 # network namespace of its own (ip brings its loopback up).
 command -v curl >/dev/null || missing="$missing curl"
 command -v ip >/dev/null || missing="$missing iproute2"
+command -v promtool >/dev/null || missing="$missing prometheus"
 if [ -n "$missing" ]; then
-  echo "installing$missing (to check the completion scripts and systemd units)" >&2
+  echo "installing$missing (to check the completion scripts, systemd units and metrics)" >&2
   apt_install $missing
 fi
 echo "export AGENTHOST_TEST_TOOLS=1" >&3

@@ -3,6 +3,7 @@ package cli
 import (
 	"flag"
 	"fmt"
+	"github.com/agenthost/agenthost/internal/obs"
 	"io"
 	"log/slog"
 	"strings"
@@ -127,7 +128,7 @@ func (l *logFlags) build(env *Env) error {
 	default:
 		return fmt.Errorf("--log-format %q: want text or json", l.format)
 	}
-	env.Logger = slog.New(h)
+	env.Logger = slog.New(obs.LogHandler(h)) // request ids and traces on the lines of a request
 	env.LogLevel = level
 	return nil
 }

@@ -52,6 +52,7 @@ type platformFlags struct {
 	pids, nofile int64
 	uids         string
 	insecure     bool
+	metricsAddr  string
 	egressAllow  string
 	egressDeny   string
 	modelEnv     string
@@ -121,6 +122,7 @@ See docs/platform.md and docs/operations.md.`,
 			fs.StringVar(&o.egressDeny, "egress-deny", "", "comma-separated addresses and CIDRs the agents' tools may never reach, even when public or allowed (e.g. this host's public address when runtimes run on another machine's Docker)")
 			fs.StringVar(&o.egressAllow, "egress-allow", "", "comma-separated hosts, addresses and CIDRs the agents' tools may reach beyond the public internet (loopback, link-local and private ranges are refused otherwise)")
 			fs.BoolVar(&o.insecure, "insecure-no-sandbox", false, "start even where runtimes cannot be isolated, and run the agents' tools without a sandbox: for one trusted user on a development machine only")
+			fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address (e.g. 127.0.0.1:9464), apart from the API's port, which organisations reach; empty: none (see docs/operations.md)")
 			dockerFlags(fs, &o)
 		},
 		Run: func(ctx context.Context, env *Env, args []string) error {
@@ -165,7 +167,7 @@ func egressAllow(o *platformFlags) []string { return splitList(o.egressAllow) }
 // environment; unset ones are left out.
 func modelEnv(env *Env, names string) map[string]string {
 	out := map[string]string{}
-	for _, k := range splitList(names) {
+	for _, k := range append(splitList(names), otelEnv...) {
 		if v := env.Getenv(k); v != "" {
 			out[k] = v
 		}
@@ -217,6 +219,11 @@ func runPlatform(ctx context.Context, env *Env, o *platformFlags) error {
 	if err != nil {
 		return err
 	}
+	stopTracing, err := startTracing(ctx, env, "agenthost-platform")
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	log := env.Logger
 	// Before the driver, which checks that runtime users can reach its
 	// root inside it (a data directory from an older agenthost is 0700).
@@ -249,6 +256,12 @@ func runPlatform(ctx context.Context, env *Env, o *platformFlags) error {
 	if err != nil {
 		return err
 	}
+	stopMetrics, err := serveMetrics(env, o.metricsAddr, srv.MetricsHandler())
+	if err != nil {
+		srv.Shutdown(context.Background())
+		return err
+	}
+	defer stopMetrics()
 	// The platform serves until ctx ends; then this shuts it down with
 	// the grace the operator chose, after saying what it waits for.
 	sctx, stopServing := context.WithCancel(context.WithoutCancel(ctx))

@@ -19,7 +19,7 @@ import (
 
 func init() {
 	var port int
-	var config, coDir, model, trustLevel, role, workspace, relayURL, publicURL string
+	var config, coDir, model, trustLevel, role, workspace, relayURL, publicURL, metricsAddr string
 	var reload bool
 	var grace time.Duration
 	register(&Command{
@@ -59,6 +59,7 @@ AGENTHOST_MODEL and AGENTHOST_HIDDEN_PROMPT.`,
 			fs.BoolVar(&reload, "reload", false, "rebuild the agent when host.yaml or the prompt file changes")
 			fs.StringVar(&relayURL, "relay-url", "", "announce to this relay (ws://…; default relay_url from host.yaml, empty disables)")
 			fs.StringVar(&publicURL, "public-url", "", "the URL clients should use to reach this host directly (announced to the relay)")
+			fs.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address (e.g. 127.0.0.1:9464), apart from the agent's public port; empty: none (see docs/operations.md)")
 			fs.StringVar(&role, "role", "", `"coding": run the platform's coding runtime instead of a host`)
 			fs.StringVar(&workspace, "workspace", "", "with --role coding: the agent's workspace (default $AGENTHOST_WORKSPACE, else the working directory)")
 		},
@@ -69,6 +70,11 @@ AGENTHOST_MODEL and AGENTHOST_HIDDEN_PROMPT.`,
 			switch role {
 			case "":
 			case "coding":
+				stop, err := startTracing(ctx, env, "agenthost-runtime")
+				if err != nil {
+					return err
+				}
+				defer stop()
 				return serveCoding(ctx, env, codingFlags{port: port, workspace: workspace, model: model})
 			default:
 				return Usagef("unknown --role %q (want coding)", role)
@@ -114,6 +120,14 @@ AGENTHOST_MODEL and AGENTHOST_HIDDEN_PROMPT.`,
 			if reload {
 				opts = append(opts, host.WithReload(true))
 			}
+			if metricsAddr != "" {
+				opts = append(opts, host.WithMetricsAddr(metricsAddr))
+			}
+			stop, err := startTracing(ctx, env, "agenthost-serve")
+			if err != nil {
+				return err
+			}
+			defer stop()
 			cfg, err := host.LoadConfig(opts...)
 			if err != nil {
 				return err

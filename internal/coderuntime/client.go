@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agenthost/agenthost/internal/obs"
 	"io"
 	"iter"
 	"mime/multipart"
@@ -59,8 +60,12 @@ func (c *Client) http() *http.Client {
 	if c.HTTP != nil {
 		return c.HTTP
 	}
-	return http.DefaultClient
+	return defaultHTTP
 }
+
+// defaultHTTP carries a Client's calls when it has no HTTP of its own:
+// they continue the caller's trace (traceparent) and request id.
+var defaultHTTP = &http.Client{Transport: obs.Transport(nil)}
 
 // do sends a request and decodes a 2xx JSON answer into out (when not nil).
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader, contentType string, out any) error {

@@ -33,8 +33,12 @@ import (
 	"github.com/agenthost/agenthost/internal/coding"
 	"github.com/agenthost/agenthost/internal/engine"
 	"github.com/agenthost/agenthost/internal/ids"
+	"github.com/agenthost/agenthost/internal/obs"
+	"github.com/agenthost/agenthost/internal/obs/runobs"
 	"github.com/agenthost/agenthost/internal/store/sqlite"
 	"github.com/agenthost/agenthost/llm"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config configures a Runtime.
@@ -114,6 +118,9 @@ type Runtime struct {
 	ws    string
 	iso   *isolation
 	mcp   []*mcptools.Server
+	reg   *prometheus.Registry // GET /metrics
+	runs  *runobs.Runs
+	httpm *obs.HTTPMetrics
 
 	uploadMu sync.Mutex // serialises uploads, so the total stays right
 
@@ -229,10 +236,12 @@ func New(cfg Config) (*Runtime, error) {
 		return fail("", err)
 	}
 	rctx, cancel := context.WithCancel(context.Background())
-	r := &Runtime{cfg: cfg, log: cfg.Logger, st: st, ag: ag, tools: tools, rules: rules, ws: ws, iso: iso, mcp: servers, ctx: rctx, cancel: cancel}
+	r := &Runtime{cfg: cfg, log: obs.Logger(cfg.Logger), st: st, ag: ag, tools: tools, rules: rules, ws: ws, iso: iso, mcp: servers, ctx: rctx, cancel: cancel,
+		reg: obs.NewRegistry()}
+	r.runs, r.httpm = runobs.NewRuns(r.reg, ag.Name), obs.NewHTTPMetrics(r.reg)
 	r.eng, err = engine.New(engine.Config{
 		Store:      st,
-		Journal:    engine.JournalFunc(controlEvents),
+		Journal:    r.runs.Journal(engine.JournalFunc(controlEvents)),
 		Agent:      func() (*agent.Agent, error) { return ag, nil },
 		Workers:    cfg.Workers,
 		TextWindow: deltaWindow,
@@ -241,7 +250,12 @@ func New(cfg Config) (*Runtime, error) {
 		Approver:   r.approver,
 		Asker:      r.asker,
 		// The tools run in the session's sandbox.
-		TurnContext: func(ctx context.Context, t *engine.Turn) context.Context { return coding.WithSession(ctx, t.SessionID) },
+		// The span of the platform request that sent the message is the
+		// turn's parent.
+		TurnContext: func(ctx context.Context, t *engine.Turn) context.Context {
+			parent, _ := t.Data.(trace.SpanContext)
+			return coding.WithSession(r.runs.StartTurn(ctx, t, parent), t.SessionID)
+		},
 		ProcessName: "runtime",
 		ReleaseIdle: releaseIdle,
 		RequestNoun: func(kind string) string { return kind + " request" },
@@ -249,6 +263,7 @@ func New(cfg Config) (*Runtime, error) {
 		Now:         cfg.Now,
 	})
 	if err == nil {
+		r.runs.Engine(r.eng)
 		err = r.eng.Recover(ctx)
 	}
 	if err != nil {
@@ -297,6 +312,7 @@ func (r *Runtime) nowMS() int64 { return r.cfg.Now().UnixMilli() }
 // the turns before it.
 func (r *Runtime) Send(ctx context.Context, sessionID, text string) (SendResult, error) {
 	a, err := r.eng.Enqueue(ctx, engine.Input{SessionID: sessionID, NewSessionID: ids.Hex("ses_"), Prompt: text, Attended: true,
+		Data:    trace.SpanContextFromContext(ctx),
 		Message: llm.Message{Parts: []llm.Part{llm.TextPart(text)}, Created: r.nowMS()}})
 	if err != nil {
 		return SendResult{}, err

@@ -14,6 +14,7 @@ import (
 	"github.com/agenthost/agenthost/internal/coding"
 	"github.com/agenthost/agenthost/internal/engine"
 	"github.com/agenthost/agenthost/internal/httpjson"
+	"github.com/agenthost/agenthost/internal/obs"
 	"github.com/agenthost/agenthost/internal/sse"
 )
 
@@ -26,9 +27,17 @@ const maxBody = httpjson.MaxBody
 // handler is an HTTP handler that returns its error; serveError writes it.
 type handler func(w http.ResponseWriter, r *http.Request) error
 
-// Handler returns the runtime's HTTP API: /health and /control/...
+// Handler returns the runtime's HTTP API: /health, /control/... and
+// /metrics (Prometheus; control token required, as for /control), each
+// request with an id, a span and an access log line (Debug for /health
+// and /metrics, which the platform and scrapers poll).
 func (rt *Runtime) Handler() http.Handler {
 	mux := http.NewServeMux()
+	metrics := obs.MetricsHandler(rt.reg)
+	mux.Handle("GET /metrics", rt.auth(func(w http.ResponseWriter, r *http.Request) error {
+		metrics.ServeHTTP(w, r)
+		return nil
+	}))
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -75,7 +84,7 @@ func (rt *Runtime) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteError(w, http.StatusNotFound, "not found")
 	})
-	return mux
+	return obs.Middleware(obs.HTTPConfig{Metrics: rt.httpm, Logger: rt.log, Quiet: []string{"/health", "/metrics"}}, mux)
 }
 
 // auth checks the control token, then runs h and turns its error into a
@@ -112,7 +121,7 @@ func (rt *Runtime) serveError(w http.ResponseWriter, r *http.Request, err error)
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		httpjson.WriteError(w, http.StatusServiceUnavailable, "the request was cancelled")
 	default:
-		rt.log.Error("control API", "method", r.Method, "path", r.URL.Path, "err", err)
+		rt.log.ErrorContext(r.Context(), "control API", "method", r.Method, "path", r.URL.Path, "err", err)
 		httpjson.WriteError(w, http.StatusInternalServerError, "internal error")
 	}
 }

@@ -262,6 +262,13 @@ func (e *Engine) Running(id string) bool {
 	return ls.run != nil
 }
 
+// Waiting is the number of Start callers waiting for a free worker (the
+// run queue's depth, for metrics).
+func (e *Engine) Waiting() int { return int(e.waiting.Load()) }
+
+// Workers is the most turns that run at once (Config.Workers).
+func (e *Engine) Workers() int { return cap(e.slots) }
+
 // ActiveRuns is the number of turns holding a worker now.
 func (e *Engine) ActiveRuns() int { return len(e.slots) }
 

@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/agenthost/agenthost/internal/coderuntime"
@@ -123,12 +124,32 @@ type Server struct {
 	agents *agents.Manager
 	api    *api.Server
 	http   *http.Server
+	// metrics are served by MetricsHandler; metricsHTTP, when
+	// Config.MetricsAddr is set, serves them.
+	metrics     *metrics
+	metricsHTTP *http.Server
 
 	mu         sync.Mutex
 	baseURL    string
 	served     bool
 	reconciled chan struct{}
 	shutdown   sync.Once
+	stopping   atomic.Bool
+}
+
+// readiness is GET /ready's state: starting until the runtimes of an
+// earlier process are re-attached, ready, then stopping once Shutdown
+// begins.
+func (s *Server) readiness() string {
+	if s.stopping.Load() {
+		return "stopping"
+	}
+	select {
+	case <-s.reconciled:
+		return "ready"
+	default:
+		return "starting"
+	}
 }
 
 // OpenStore opens the platform's store: PostgreSQL when dsn is set,
@@ -239,17 +260,21 @@ func build(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 		cfg.FrameAncestors = strings.TrimSpace(cfg.Getenv("AGENTHOST_FRAME_ANCESTORS"))
 	}
 	ac.Store, ac.Secrets, ac.Box, ac.Driver, ac.Logger, ac.Now, ac.NewID = st, sec, box, cfg.Driver, log, cfg.Now, cfg.NewID
-	mgr, err := agents.New(ac)
+	var mgr *agents.Manager
+	met := newMetrics(st, func() string { return mgr.Node() })
+	ac.Observer = met
+	mgr, err = agents.New(ac)
 	if err != nil {
 		return nil, fmt.Errorf("platform: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, store: st, agents: mgr, reconciled: make(chan struct{}), baseURL: strings.TrimSuffix(cfg.PublicURL, "/")}
+	s := &Server{cfg: cfg, log: log, store: st, agents: mgr, metrics: met, reconciled: make(chan struct{}), baseURL: strings.TrimSuffix(cfg.PublicURL, "/")}
 	s.api = api.New(api.Config{
 		Store: st, Auth: auth.NewAuthenticator(st, cfg.Now, cfg.TokenTouchInterval, log),
 		Agents: mgr, Secrets: sec, Logger: log, Now: cfg.Now, NewID: cfg.NewID, BaseURL: s.BaseURL,
 		Capabilities: capability.New(key), ForwardKey: api.ForwardKey(key), FrameAncestors: cfg.FrameAncestors, SessionPage: cfg.SessionPage,
 		TempDir: filepath.Join(cfg.DataDir, "tmp"), RuntimeTimeout: cfg.RuntimeTimeout, SandboxDisabled: cfg.InsecureNoSandbox,
-		MaxUploadFile: cfg.MaxUploadFile, MaxUploadTotal: cfg.MaxUploadTotal,
+		MaxUploadFile: cfg.MaxUploadFile, MaxUploadTotal: cfg.MaxUploadTotal, HTTPMetrics: met.http,
+		Ready: s.readiness,
 	})
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "tmp"), 0o700); err != nil {
 		return nil, fmt.Errorf("platform: %w", err)
@@ -360,6 +385,7 @@ func AdvertiseURLFor(a net.Addr) string {
 func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	s.shutdown.Do(func() {
+		s.stopping.Store(true)
 		s.api.CloseStreams()
 		err = errors.Join(s.http.Shutdown(ctx), s.agents.Close(ctx))
 		s.mu.Lock()

@@ -6,8 +6,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/agenthost/agenthost/internal/obs"
 )
 
 // counterVec is a Prometheus counter with at most one label. Label values
@@ -86,8 +87,7 @@ type metrics struct {
 }
 
 func newMetrics() *metrics {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := obs.NewRegistry() // with the Go and process collectors
 	m := &metrics{
 		reg: reg,
 		connections: newCounterVec(reg, "relay_connections_total",

@@ -198,7 +198,9 @@ func (m *Manager) Create(ctx context.Context, orgID string, req CreateRequest) (
 
 	opCtx, done := m.operation(id)
 	defer done()
+	began := time.Now()
 	in, err := m.launch(opCtx, &a, port, m.cfg.ProvisionTimeout)
+	m.observer().Provisioned(time.Since(began), err)
 	cancelled := opCtx.Err() != nil && m.ctx.Err() == nil
 	if err != nil {
 		m.ports.Release(id)

@@ -129,6 +129,9 @@ type Config struct {
 	// OnChange is called after every persisted lifecycle change; it must
 	// not block.
 	OnChange func(Change)
+	// Observer hears of provisionings, crashes and restarts (the
+	// platform's metrics); nil: nobody.
+	Observer Observer
 	Now      func() time.Time
 	NewID    func() string
 	Logger   *slog.Logger

@@ -48,6 +48,7 @@ func (m *Manager) restartCrashed(orgID string, dead *instance) {
 	}
 	reason := fmt.Sprintf("the runtime exited (%s)%s", exitText(dead.exit), m.lastOutput(dead.handle))
 	m.log.Warn("runtime exited unexpectedly", "agent", id, "exit", exitText(dead.exit), "crashes", crashes+1)
+	m.observer().Crashed()
 	ctx := context.WithoutCancel(m.ctx)
 	for {
 		crashes++
@@ -98,6 +99,9 @@ func (m *Manager) restartCrashed(orgID string, dead *instance) {
 		defer done()
 		in, err := m.launch(opCtx, &a, port, m.cfg.StartTimeout)
 		cancelled := opCtx.Err() != nil
+		if !cancelled {
+			m.observer().Restarted(err)
+		}
 		if err == nil {
 			in.crashes = crashes
 			if err := m.running(&a, in); err != nil {

@@ -11,9 +11,11 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agenthost/agenthost/internal/httpjson"
+	"github.com/agenthost/agenthost/internal/obs"
 	"github.com/agenthost/agenthost/internal/platform/agents"
 	"github.com/agenthost/agenthost/internal/platform/auth"
 	"github.com/agenthost/agenthost/internal/platform/capability"
@@ -69,6 +71,12 @@ type Config struct {
 	// ForwardTransport carries forwarded requests. Default: a transport
 	// without proxy.
 	ForwardTransport http.RoundTripper
+	// HTTPMetrics records the requests; nil: none.
+	HTTPMetrics *obs.HTTPMetrics
+	// Ready says whether the platform serves ("ready"), is starting
+	// (re-attaching the runtimes of an earlier process) or stopping: GET
+	// /ready. Nil: always "ready".
+	Ready func() string
 	// SandboxDisabled makes /health say "sandbox": "disabled" (the
 	// platform runs with --insecure-no-sandbox) instead of "enabled".
 	SandboxDisabled bool
@@ -87,6 +95,9 @@ type Server struct {
 	// streams ends with CloseStreams: event streams stop at shutdown.
 	streams      context.Context
 	closeStreams context.CancelFunc
+	// patterns are the registered routes (Routes).
+	patternsMu sync.Mutex
+	patterns   []string
 }
 
 // HandlerFunc is a handler that returns its error instead of writing it.
@@ -97,6 +108,7 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	cfg.Logger = obs.Logger(cfg.Logger)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -127,7 +139,7 @@ func New(cfg Config) *Server {
 	if cfg.MaxUploadTotal <= 0 {
 		cfg.MaxUploadTotal = MaxUploadTotal
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), runtimeHTTP: &http.Client{Transport: cfg.RuntimeTransport}, forwardHTTP: cfg.ForwardTransport}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), runtimeHTTP: &http.Client{Transport: obs.Transport(cfg.RuntimeTransport)}, forwardHTTP: cfg.ForwardTransport}
 	s.streams, s.closeStreams = context.WithCancel(context.Background())
 	if cfg.SessionURL == nil {
 		s.cfg.SessionURL = s.SessionURL
@@ -138,9 +150,12 @@ func New(cfg Config) *Server {
 	if cfg.SandboxDisabled {
 		sandbox = "disabled"
 	}
-	root.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok", "sandbox": sandbox})
-	})
+	root.HandleFunc("GET /health", s.health(sandbox))
+	root.HandleFunc("GET /ready", s.ready)
+	root.HandleFunc("GET /api/v1/openapi.json", s.serveOpenAPI)
+	for _, p := range []string{"GET /health", "GET /ready", "GET /api/v1/openapi.json"} {
+		s.registered(p)
+	}
 	root.Handle("/api/v1/", s.authenticate(s.mux))
 	s.sessionRoutes(root)
 	dash := dashboard.Handler() // the web dashboard: / and its files under /ui/
@@ -150,7 +165,7 @@ func New(cfg Config) *Server {
 	root.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteError(w, http.StatusNotFound, "not found")
 	})
-	s.h = s.logRequests(s.recoverPanics(root))
+	s.h = obs.Middleware(obs.HTTPConfig{Metrics: cfg.HTTPMetrics, Logger: s.log, Quiet: []string{"/health", "/ready"}}, s.recoverPanics(root))
 	return s
 }
 
@@ -159,7 +174,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.h.ServeHT
 
 // Handle registers an authenticated route, e.g. "GET /api/v1/agents/{agentId}/usage".
 func (s *Server) Handle(pattern string, h HandlerFunc) {
+	s.registered(pattern)
 	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		obs.SetRoute(r.Context(), r.Pattern)
 		if err := h(w, r); err != nil {
 			s.respond(w, r, err)
 		}
@@ -233,9 +250,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			s.respond(w, r, err)
 			return
 		}
-		if lw, ok := w.(*logWriter); ok {
-			lw.org = tok.OrgID
-		}
+		obs.AddLogAttrs(r.Context(), slog.String("org", tok.OrgID))
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, tok)))
 	})
 }
@@ -244,9 +259,9 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 func (s *Server) respond(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := classify(err)
 	if status >= 500 && status != http.StatusServiceUnavailable && status != http.StatusGatewayTimeout && status != http.StatusBadGateway {
-		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	} else if status >= 500 {
-		s.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+		s.log.WarnContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
 	httpjson.WriteError(w, status, msg)
 }
@@ -298,47 +313,6 @@ func nullable(s string) *string {
 	return &s
 }
 
-// logWriter records the status for the request log and passes Flush and
-// friends through (http.ResponseController uses Unwrap).
-type logWriter struct {
-	http.ResponseWriter
-	status int
-	org    string
-}
-
-// WriteHeader records the first status.
-func (w *logWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-// Write records an implicit 200.
-func (w *logWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach Flush and deadlines.
-func (w *logWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// logRequests logs each request's method, path, status and duration; never
-// a body or a header.
-func (s *Server) logRequests(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		lw := &logWriter{ResponseWriter: w}
-		next.ServeHTTP(lw, r)
-		if r.URL.Path == "/health" {
-			return
-		}
-		s.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", lw.status, "org", lw.org, "duration", time.Since(start).Round(time.Microsecond))
-	})
-}
-
 func (s *Server) recoverPanics(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
@@ -346,7 +320,7 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.log.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", v)
+				s.log.ErrorContext(r.Context(), "handler panic", "method", r.Method, "path", r.URL.Path, "panic", v)
 				httpjson.WriteError(w, http.StatusInternalServerError, "internal error")
 			}
 		}()

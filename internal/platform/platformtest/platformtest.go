@@ -189,6 +189,10 @@ func (c *Client) Do(t testing.TB, method, path string, body any) *Response {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Every answer a test reads must be what the OpenAPI document says.
+	for _, msg := range CheckResponse(req, resp.StatusCode, resp.Header, b) {
+		t.Errorf("%s %s: %d answer does not match the OpenAPI document: %s\n%s", method, path, resp.StatusCode, msg, b)
+	}
 	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }
 
