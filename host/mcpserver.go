@@ -175,6 +175,16 @@ func (s *Server) mcpAsk(ctx context.Context, req *mcp.CallToolRequest, in mcpAsk
 		case <-sub.Overflow():
 			events = nil // fell behind: no more progress, only the answer
 		case <-h.done():
+			// The run's events were published before it ended: report
+			// those still buffered, in order, before the answer.
+			for drained := false; !drained; {
+				select {
+				case ev := <-events:
+					p.event(ev)
+				default:
+					drained = true
+				}
+			}
 			events = nil
 		case <-ctx.Done():
 			return nil, mcpAskOutput{}, fmt.Errorf("the request ended; the run goes on: read %s for its result", mcpSessionURI(h.sessionID))

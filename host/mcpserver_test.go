@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -262,12 +261,11 @@ func TestMCPServerProgress(t *testing.T) {
 	h := startTrustHost(t, t.TempDir(), host.WithTrust("open"))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var mu sync.Mutex
-	var msgs []string
+	// The client hands notifications to its handler on its own
+	// goroutine, so the first may reach it after the call's answer.
+	msgs := make(chan string, 64)
 	cs, err := mcpConnect(t, ctx, h, nil, &mcp.ClientOptions{ProgressNotificationHandler: func(_ context.Context, r *mcp.ProgressNotificationClientRequest) {
-		mu.Lock()
-		msgs = append(msgs, r.Params.Message)
-		mu.Unlock()
+		msgs <- r.Params.Message
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -277,10 +275,13 @@ func TestMCPServerProgress(t *testing.T) {
 	if _, err := cs.CallTool(ctx, params); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(msgs) == 0 || msgs[0] != "thinking" {
-		t.Fatalf("progress: %q", msgs)
+	select {
+	case m := <-msgs:
+		if m != "thinking" {
+			t.Fatalf("first progress: %q, want thinking", m)
+		}
+	case <-ctx.Done():
+		t.Fatal("no progress notification")
 	}
 	// Under open, an anonymous caller lists the anonymous sessions, as
 	// GET /sessions.
