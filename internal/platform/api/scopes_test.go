@@ -38,8 +38,15 @@ func TestScopes(t *testing.T) {
 		if len(scopes) != 3 {
 			t.Fatalf("scopes = %v", scopes)
 		}
-		first := scopes[0].(map[string]any)
-		if first["id"] != id || first["agentCount"] != 0.0 || first["secretCount"] != 1.0 {
+		// Scopes are listed by creation time; two made in the same
+		// millisecond come in either order, so find the first by id.
+		var first map[string]any
+		for _, sc := range scopes {
+			if m := sc.(map[string]any); m["id"] == id {
+				first = m
+			}
+		}
+		if first == nil || first["agentCount"] != 0.0 || first["secretCount"] != 1.0 {
 			t.Fatalf("first scope = %v", first)
 		}
 		wantTS(t, first["createdAt"], "createdAt")

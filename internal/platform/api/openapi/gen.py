@@ -31,7 +31,8 @@ schemas = {
                    "url": S(format="uri"), "sessions": {"type": "array", "items": ref("Session"), "description": "The initial prompt's session, when one was given."}}},
   "AgentList": {"type": "object", "required": ["agents"], "properties": {"agents": {"type": "array", "items": ref("AgentSummary")}}},
   "CreateAgent": {"type": "object", "required": ["name"], "properties": {"name": S(), "initialPrompt": S(), "hiddenPrompt": S(), "scopeId": S(),
-                  "scope": S(description="A scope's name, instead of scopeId."), "model": S(), "sessionPermissions": {"type": "boolean"}}},
+                  "scope": S(description="A scope's name, instead of scopeId."), "model": S(), "sessionPermissions": {"type": "boolean"},
+                  "mcpServers": {"type": "object", "description": "MCP servers in OpenCode's shape (docs/mcp.md): name → {type: local, command, environment?} or {type: remote, url, headers?}.", "additionalProperties": {"type": "object"}}}},
   "PatchAgent": {"type": "object", "properties": {"name": S(), "hiddenPrompt": S(), "scopeId": nullable_str, "model": S(), "sessionPermissions": {"type": "boolean"}}},
   "Deleted": {"type": "object", "required": ["deleted"], "properties": {"deleted": {"const": True}}},
   "Lifecycle": {"type": "object", "required": ["agentId", "status"], "properties": {"agentId": S(), "status": ref("AgentStatus"),
@@ -105,6 +106,14 @@ op("POST", A + "/{agentId}/messages", "sendMessage", "Send a message (a new sess
 op("GET", A + "/{agentId}/usage", "getUsage", "Token usage and cost", ok("RuntimeAnswer"))
 op("POST", A + "/{agentId}/abort", "abortAgent", "Abort the running turns", ok("RuntimeAnswer"))
 op("POST", A + "/{agentId}/files", "uploadFile", "Upload a file into the agent's workspace", ok("RuntimeAnswer"), MULTIPART)
+op("GET", A + "/{agentId}/files", "listFiles", "List a directory of the agent's workspace", ok("RuntimeAnswer"), params=[param("path", "query", "the directory, relative to the workspace; the workspace when empty")])
+op("GET", A + "/{agentId}/files/content", "downloadFile", "Download a file of the agent's workspace (always as an attachment)",
+   {"200": {"description": "The file's bytes, as application/octet-stream with Content-Disposition: attachment.", "content": {"application/octet-stream": {"schema": S(contentEncoding="binary")}}}},
+   params=[param("path", "query", "the file, relative to the workspace")])
+op("GET", A + "/{agentId}/.well-known/agent-card.json", "getAgentCard", "The agent's A2A Agent Card (docs/a2a.md)", ok({"type": "object", "required": ["name", "url", "version", "capabilities", "skills"]}))
+op("POST", A + "/{agentId}/a2a", "postA2A", "The agent's A2A JSON-RPC endpoint: message/send, message/stream (SSE), tasks/get, tasks/cancel, tasks/resubscribe (SSE)",
+   {"200": {"description": "A JSON-RPC response; for message/stream and tasks/resubscribe an SSE stream of them.", "content": {"application/json": {"schema": {"type": "object"}}, "text/event-stream": {"schema": S()}}}},
+   json_body({"type": "object", "required": ["jsonrpc", "method"], "properties": {"jsonrpc": {"const": "2.0"}, "id": {}, "method": S(), "params": {"type": "object"}}}))
 op("GET", A + "/{agentId}/permissions", "listPermissions", "Pending permission requests", ok("RuntimeAnswer"))
 op("POST", A + "/{agentId}/permissions/{itemId}/reply", "replyPermission", "Answer a permission request", ok("RuntimeAnswer"), json_body("RuntimeAnswer"))
 op("GET", A + "/{agentId}/questions", "listQuestions", "Pending questions", ok("RuntimeAnswer"))
