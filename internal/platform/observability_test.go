@@ -1,6 +1,7 @@
 package platform_test
 
 import (
+	"github.com/agenthost/agenthost/internal/testutil"
 	"net/http"
 	"strings"
 	"testing"
@@ -20,7 +21,7 @@ func TestPlatformMetrics(t *testing.T) {
 		"-exit-code", "7", "-exit-after", "1500ms")
 	c := r.env.Client(r.env.Token(t, "acme"))
 	id := c.Do(t, "POST", "/api/v1/agents", map[string]any{"name": "crashy"}).Want(t, 200)["agentId"].(string)
-	eventually(t, "ERROR after repeated crashes", func() bool { return status(t, c, id)["status"] == "ERROR" })
+	testutil.Eventually(t, 30*time.Second, "ERROR after repeated crashes", func() bool { return status(t, c, id)["status"] == "ERROR" })
 
 	fams := obstest.Check(t, obstest.Scrape(t, r.env.Server.MetricsHandler()))
 	for _, tc := range []struct {
