@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agenthost/agenthost/internal/httpjson"
 	"io"
 	"net/http"
 	"strings"
@@ -168,16 +169,8 @@ func (s *Server) serveA2A(w http.ResponseWriter, r *http.Request) {
 	// a2a-go's SSE writer wants an http.Flusher; middleware around the
 	// host may wrap w in a writer that flushes only through
 	// http.ResponseController.
-	a2asrv.NewJSONRPCHandler(&a2aTasks{s: s}).ServeHTTP(a2aFlusher{w}, r2)
+	a2asrv.NewJSONRPCHandler(&a2aTasks{s: s}).ServeHTTP(httpjson.JSONWriter{ResponseWriter: w}, r2)
 }
-
-// a2aFlusher flushes through http.ResponseController.
-type a2aFlusher struct{ http.ResponseWriter }
-
-func (f a2aFlusher) Flush() { _ = http.NewResponseController(f.ResponseWriter).Flush() }
-
-// Unwrap lets http.ResponseController reach the writer below.
-func (f a2aFlusher) Unwrap() http.ResponseWriter { return f.ResponseWriter }
 
 // a2aHTTPError answers a request refused before JSON-RPC dispatch: the
 // HTTP status says why, the body is a JSON-RPC error.

@@ -32,7 +32,10 @@ func a2aBody(t testing.TB, method string, params any) []byte {
 // a2aPost posts a JSON-RPC body to /a2a.
 func a2aPost(t testing.TB, base string, body []byte, hdr ...string) (int, map[string]any) {
 	t.Helper()
-	code, m, _ := do(t, "POST", base+host.A2APath, body, hdr...)
+	code, m, h := do(t, "POST", base+host.A2APath, body, hdr...)
+	if ct := h.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("POST /a2a answered %d with Content-Type %q, want application/json", code, ct)
+	}
 	return code, m
 }
 

@@ -71,19 +71,9 @@ func (s *Server) agentCard(w http.ResponseWriter, r *http.Request) error {
 // serveA2A hands the JSON-RPC request to a2a-go's binding over the agent's
 // runtime.
 func (s *Server) serveA2A(w http.ResponseWriter, r *http.Request, t target) error {
-	a2asrv.NewJSONRPCHandler(&platformTasks{s: s, agent: t.agent}).ServeHTTP(flusher{w}, r)
+	a2asrv.NewJSONRPCHandler(&platformTasks{s: s, agent: t.agent}).ServeHTTP(httpjson.JSONWriter{ResponseWriter: w}, r)
 	return nil
 }
-
-// flusher gives a2a-go's SSE writer, which wants an http.Flusher, the
-// flushing that wrapped writers (the request log's) offer through
-// http.ResponseController.
-type flusher struct{ http.ResponseWriter }
-
-func (f flusher) Flush() { _ = http.NewResponseController(f.ResponseWriter).Flush() }
-
-// Unwrap lets http.ResponseController reach the writer below.
-func (f flusher) Unwrap() http.ResponseWriter { return f.ResponseWriter }
 
 // platformTasks implements a2asrv.RequestHandler over one agent's runtime.
 type platformTasks struct {
