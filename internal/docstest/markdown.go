@@ -41,7 +41,8 @@ type Block struct {
 	Page string // file name, for messages
 	Line int    // line of the opening fence
 	// Commands are the block's commands: lines joined across a trailing
-	// backslash, blank lines dropped.
+	// backslash or a quote left open (a JSON body over several lines),
+	// blank lines dropped.
 	Commands []string
 	Marked   bool
 	Run      bool   // run the block
@@ -111,7 +112,7 @@ func Parse(page, text string) ([]Block, error) {
 				in = nil
 				continue
 			}
-			if strings.HasSuffix(line, `\`) {
+			if strings.HasSuffix(line, `\`) || openQuote(cont+line) {
 				cont += line + "\n"
 				continue
 			}
@@ -205,4 +206,39 @@ func directives(m string) []string {
 		}
 	}
 	return append(out, m[start:])
+}
+
+// openQuote says whether shell text ends inside a quoted string, as a
+// multi-line JSON body in single quotes does at the end of its first line.
+func openQuote(text string) bool {
+	var (
+		quote   rune
+		escaped bool
+		comment bool
+		prev    rune = '\n'
+	)
+	for _, r := range text {
+		switch {
+		case comment:
+			comment = r != '\n'
+		case escaped:
+			escaped = false
+		case quote == '\'':
+			if r == '\'' {
+				quote = 0
+			}
+		case r == '\\':
+			escaped = true
+		case quote == '"':
+			if r == '"' {
+				quote = 0
+			}
+		case r == '\'' || r == '"':
+			quote = r
+		case r == '#' && (prev == ' ' || prev == '\t' || prev == '\n'):
+			comment = true // quotes in a comment do not count
+		}
+		prev = r
+	}
+	return quote != 0
 }
