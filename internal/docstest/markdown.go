@@ -95,6 +95,7 @@ func Parse(page, text string) ([]Block, error) {
 		hasMark bool
 		in      *Block
 		cont    string
+		indent  string // of the open block's fence: a block in a list item is indented
 	)
 	sc := bufio.NewScanner(strings.NewReader(text))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -103,6 +104,7 @@ func Parse(page, text string) ([]Block, error) {
 		n++
 		line := sc.Text()
 		if in != nil {
+			line = strings.TrimPrefix(line, indent)
 			if strings.HasPrefix(line, "```") {
 				if cont != "" {
 					in.Commands = append(in.Commands, cont)
@@ -129,8 +131,9 @@ func Parse(page, text string) ([]Block, error) {
 			marker, hasMark = m[1], true
 			continue
 		}
-		if strings.HasPrefix(line, "```") {
-			info := strings.Fields(strings.TrimPrefix(line, "```"))
+		if strings.HasPrefix(trimmed, "```") {
+			indent = line[:strings.Index(line, "```")]
+			info := strings.Fields(strings.TrimPrefix(trimmed, "```"))
 			if len(info) > 0 && info[0] == "sh" {
 				b := Block{Page: page, Line: n, Skips: map[string]string{}, Expects: map[string][]string{}}
 				if hasMark {
