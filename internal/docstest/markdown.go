@@ -41,8 +41,8 @@ type Block struct {
 	Page string // file name, for messages
 	Line int    // line of the opening fence
 	// Commands are the block's commands: lines joined across a trailing
-	// backslash or a quote left open (a JSON body over several lines),
-	// blank lines dropped.
+	// backslash, a quote left open (a JSON body over several lines) or a
+	// here-document, blank lines dropped.
 	Commands []string
 	Marked   bool
 	Run      bool   // run the block
@@ -85,6 +85,9 @@ var (
 	skipAll  = regexp.MustCompile(`^skip\s+\((.+)\)$`)
 	expectRe = regexp.MustCompile(`^expect\s+(?:"([^"]+)"|'([^']+)')\s+(?:"([^"]+)"|'([^']+)')$`)
 	startRe  = regexp.MustCompile(`^start\s+"([^"]+)"$`)
+	// heredocRe is a command that goes on with a here-document (cat >
+	// file <<'EOF' … EOF): its lines up to the word are part of it.
+	heredocRe = regexp.MustCompile(`<<-?\s*['"]?([A-Za-z_]+)['"]?\s*$`)
 )
 
 // Parse returns the ```sh blocks of a page with their markers.
@@ -96,6 +99,7 @@ func Parse(page, text string) ([]Block, error) {
 		in      *Block
 		cont    string
 		indent  string // of the open block's fence: a block in a list item is indented
+		heredoc string // the word that ends the here-document being read
 	)
 	sc := bufio.NewScanner(strings.NewReader(text))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -105,6 +109,16 @@ func Parse(page, text string) ([]Block, error) {
 		line := sc.Text()
 		if in != nil {
 			line = strings.TrimPrefix(line, indent)
+			if heredoc != "" {
+				cont += line
+				if line == heredoc {
+					in.Commands = append(in.Commands, cont)
+					cont, heredoc = "", ""
+				} else {
+					cont += "\n"
+				}
+				continue
+			}
 			if strings.HasPrefix(line, "```") {
 				if cont != "" {
 					in.Commands = append(in.Commands, cont)
@@ -112,6 +126,11 @@ func Parse(page, text string) ([]Block, error) {
 				}
 				blocks = append(blocks, *in)
 				in = nil
+				continue
+			}
+			if m := heredocRe.FindStringSubmatch(line); m != nil && !openQuote(cont+line) {
+				cont += line + "\n"
+				heredoc = m[1]
 				continue
 			}
 			if strings.HasSuffix(line, `\`) || openQuote(cont+line) {
