@@ -27,6 +27,12 @@
 //
 // A page with at least one marker must mark every ```sh block; a page with
 // none is listed in the log as not walked.
+//
+// # Code in other languages
+//
+// A block a reader copies in another language (a JavaScript client) is the
+// testdata file a test runs, shown whole, with <!-- snippet: FILE --> above
+// its fence; TestSnippets checks the two are the same (snippet_test.go).
 package docstest
 
 import (
