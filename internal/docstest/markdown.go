@@ -27,6 +27,12 @@
 //
 // A page with at least one marker must mark every ```sh block; a page with
 // none is listed in the log as not walked.
+//
+// # Code in other languages
+//
+// A block a reader copies in another language (a JavaScript client) is the
+// testdata file a test runs, shown whole, with <!-- snippet: FILE --> above
+// its fence; TestSnippets checks the two are the same (snippet_test.go).
 package docstest
 
 import (
@@ -41,7 +47,8 @@ type Block struct {
 	Page string // file name, for messages
 	Line int    // line of the opening fence
 	// Commands are the block's commands: lines joined across a trailing
-	// backslash, blank lines dropped.
+	// backslash, a quote left open (a JSON body over several lines) or a
+	// here-document, blank lines dropped.
 	Commands []string
 	Marked   bool
 	Run      bool   // run the block
@@ -84,6 +91,9 @@ var (
 	skipAll  = regexp.MustCompile(`^skip\s+\((.+)\)$`)
 	expectRe = regexp.MustCompile(`^expect\s+(?:"([^"]+)"|'([^']+)')\s+(?:"([^"]+)"|'([^']+)')$`)
 	startRe  = regexp.MustCompile(`^start\s+"([^"]+)"$`)
+	// heredocRe is a command that goes on with a here-document (cat >
+	// file <<'EOF' … EOF): its lines up to the word are part of it.
+	heredocRe = regexp.MustCompile(`<<-?\s*['"]?([A-Za-z_]+)['"]?\s*$`)
 )
 
 // Parse returns the ```sh blocks of a page with their markers.
@@ -94,6 +104,8 @@ func Parse(page, text string) ([]Block, error) {
 		hasMark bool
 		in      *Block
 		cont    string
+		indent  string // of the open block's fence: a block in a list item is indented
+		heredoc string // the word that ends the here-document being read
 	)
 	sc := bufio.NewScanner(strings.NewReader(text))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -102,6 +114,17 @@ func Parse(page, text string) ([]Block, error) {
 		n++
 		line := sc.Text()
 		if in != nil {
+			line = strings.TrimPrefix(line, indent)
+			if heredoc != "" {
+				cont += line
+				if line == heredoc {
+					in.Commands = append(in.Commands, cont)
+					cont, heredoc = "", ""
+				} else {
+					cont += "\n"
+				}
+				continue
+			}
 			if strings.HasPrefix(line, "```") {
 				if cont != "" {
 					in.Commands = append(in.Commands, cont)
@@ -111,7 +134,12 @@ func Parse(page, text string) ([]Block, error) {
 				in = nil
 				continue
 			}
-			if strings.HasSuffix(line, `\`) {
+			if m := heredocRe.FindStringSubmatch(line); m != nil && !openQuote(cont+line) {
+				cont += line + "\n"
+				heredoc = m[1]
+				continue
+			}
+			if strings.HasSuffix(line, `\`) || openQuote(cont+line) {
 				cont += line + "\n"
 				continue
 			}
@@ -128,8 +156,9 @@ func Parse(page, text string) ([]Block, error) {
 			marker, hasMark = m[1], true
 			continue
 		}
-		if strings.HasPrefix(line, "```") {
-			info := strings.Fields(strings.TrimPrefix(line, "```"))
+		if strings.HasPrefix(trimmed, "```") {
+			indent = line[:strings.Index(line, "```")]
+			info := strings.Fields(strings.TrimPrefix(trimmed, "```"))
 			if len(info) > 0 && info[0] == "sh" {
 				b := Block{Page: page, Line: n, Skips: map[string]string{}, Expects: map[string][]string{}}
 				if hasMark {
@@ -205,4 +234,39 @@ func directives(m string) []string {
 		}
 	}
 	return append(out, m[start:])
+}
+
+// openQuote says whether shell text ends inside a quoted string, as a
+// multi-line JSON body in single quotes does at the end of its first line.
+func openQuote(text string) bool {
+	var (
+		quote   rune
+		escaped bool
+		comment bool
+		prev    rune = '\n'
+	)
+	for _, r := range text {
+		switch {
+		case comment:
+			comment = r != '\n'
+		case escaped:
+			escaped = false
+		case quote == '\'':
+			if r == '\'' {
+				quote = 0
+			}
+		case r == '\\':
+			escaped = true
+		case quote == '"':
+			if r == '"' {
+				quote = 0
+			}
+		case r == '\'' || r == '"':
+			quote = r
+		case r == '#' && (prev == ' ' || prev == '\t' || prev == '\n'):
+			comment = true // quotes in a comment do not count
+		}
+		prev = r
+	}
+	return quote != 0
 }

@@ -17,6 +17,18 @@ func TestParse(t *testing.T) {
 		page: "<!-- walkthrough: run -->\n```sh\nagenthost keys\n\ncurl -X POST x \\\n  -d '{}'\n```\n```go\nx\n```\n",
 		want: []Block{{Line: 2, Marked: true, Run: true, Commands: []string{"agenthost keys", "curl -X POST x \\\n  -d '{}'"}}},
 	}, {
+		name: "a quote left open joins lines; quotes in comments and # inside words do not count",
+		page: "<!-- walkthrough: run -->\n```sh\ncurl -d '{\n  \"a\": 1\n}'\nls # the agent's\ncurl x/a.md#it\"\n\"\necho done\n```\n",
+		want: []Block{{Line: 2, Marked: true, Run: true, Commands: []string{"curl -d '{\n  \"a\": 1\n}'", "ls # the agent's", "curl x/a.md#it\"\n\"", "echo done"}}},
+	}, {
+		name: "a block in a list item is indented",
+		page: "- item\n\n  <!-- walkthrough: run -->\n  ```sh\n  curl -d '{\n    \"a\": 1}'\n  ```\n",
+		want: []Block{{Line: 4, Marked: true, Run: true, Commands: []string{"curl -d '{\n  \"a\": 1}'"}}},
+	}, {
+		name: "a here-document is part of its command",
+		page: "<!-- walkthrough: run -->\n```sh\ncat > f <<'EOF'\na: \"it's\"\n\nEOF\nls\n```\n",
+		want: []Block{{Line: 2, Marked: true, Run: true, Commands: []string{"cat > f <<'EOF'\na: \"it's\"\n\nEOF", "ls"}}},
+	}, {
 		name: "skip a command, expect, start; a reason may hold ; and quotes may hold ( and ;",
 		page: `<!-- walkthrough: start "agenthost serve"; run; skip "agenthost bench" (slow; minutes); expect "call (x;" "5" -->` + "\n```sh\nagenthost bench\n```\n",
 		want: []Block{{Line: 2, Marked: true, Run: true, Commands: []string{"agenthost bench"},

@@ -28,13 +28,20 @@ import (
 // otherwise.
 var walked = []string{
 	"README.md",
+	"docs/a2a.md",
+	"docs/architecture.md",
 	"docs/client.md",
 	"docs/docker.md",
 	"docs/host.md",
+	"docs/mcp.md",
+	"docs/models.md",
+	"docs/performance.md",
 	"docs/platform.md",
 	"docs/relay.md",
 	"docs/runtime-control.md",
+	"docs/security.md",
 	"docs/trust.md",
+	"docs/web.md",
 }
 
 const netnsEnv = "AGENTHOST_DOCSTEST_NETNS"
