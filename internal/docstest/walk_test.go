@@ -34,6 +34,7 @@ var walked = []string{
 	"docs/docker.md",
 	"docs/host.md",
 	"docs/mcp.md",
+	"docs/operations.md",
 	"docs/models.md",
 	"docs/performance.md",
 	"docs/platform.md",
