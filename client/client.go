@@ -244,7 +244,7 @@ func (c *Client) resolve(ctx context.Context, addr string) error {
 		r = os.Getenv(EnvRelayURL)
 	}
 	if r == "" {
-		return fmt.Errorf("%w: agent %s is given by address: a relay is needed (--relay URL, $%s, or client.WithRelay)", ErrNoRelay, a, EnvRelayURL)
+		return fmt.Errorf("%w: agent %s is given by address: a relay is needed to reach it: name one, or set $%s", ErrNoRelay, a, EnvRelayURL)
 	}
 	base, err := relay.NormalizeRelayURL(r)
 	if err != nil {

@@ -72,3 +72,12 @@ func TestCallAndSearchThroughRelay(t *testing.T) {
 		t.Fatalf("agents list: %d %s", code, errb)
 	}
 }
+
+// TestCallNoRelayNamesTheFlag: calling an agent by address with no relay
+// says which flag (or variable) names one, not a Go option.
+func TestCallNoRelayNamesTheFlag(t *testing.T) {
+	code, _, errb := hostCmd(context.Background(), t.TempDir(), "", "call", "0x"+strings.Repeat("ab", 32), "hi")
+	if code != 1 || !strings.Contains(errb.String(), "--relay URL") || strings.Contains(errb.String(), "WithRelay") {
+		t.Fatalf("exit %d: %s", code, errb)
+	}
+}

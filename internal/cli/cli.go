@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/agenthost/agenthost/client"
 	"io"
 	"log/slog"
 	"os"
@@ -185,6 +186,9 @@ func Run(ctx context.Context, env *Env, args []string) int {
 			return 130
 		}
 		fmt.Fprintf(env.Stderr, "agenthost %s: %v\n", c.Name, err)
+		if errors.Is(err, client.ErrNoRelay) {
+			fmt.Fprintf(env.Stderr, "  pass --relay URL (e.g. --relay ws://localhost:8765), or set $%s\n", client.EnvRelayURL)
+		}
 		return 1
 	}
 	return 0
