@@ -3,6 +3,8 @@ package host
 import (
 	"context"
 	"errors"
+	"github.com/a2aproject/a2a-go/a2asrv"
+	"github.com/agenthost/agenthost/trust"
 	"net/http"
 	"strings"
 	"time"
@@ -66,7 +68,7 @@ func (s *Server) limitBodies(h http.Handler) http.Handler {
 		}
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			hd.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-			hd.Set("Access-Control-Allow-Headers", "Content-Type, Accept, Last-Event-ID, X-Co-From, X-Co-Signature, X-Co-Timestamp")
+			hd.Set("Access-Control-Allow-Headers", corsAllowHeaders)
 			hd.Set("Access-Control-Max-Age", "86400")
 			w.WriteHeader(http.StatusNoContent)
 			return
@@ -331,3 +333,10 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, in runInput) e
 		}
 	}
 }
+
+// corsAllowHeaders are the request headers a page of an allowed origin may
+// send: those of signed requests (the X-Co-* headers, the A2A envelope and
+// extensions header) and X-Request-Id, besides the plain ones.
+var corsAllowHeaders = strings.Join([]string{"Content-Type", "Accept", "Last-Event-ID", "X-Request-Id",
+	trust.HeaderFrom, trust.HeaderTo, trust.HeaderSignature, trust.HeaderTimestamp, trust.HeaderNonce,
+	A2AEnvelopeHeader, a2asrv.ExtensionsMetaKey}, ", ")

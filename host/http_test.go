@@ -2,6 +2,7 @@ package host_test
 
 import (
 	"context"
+	"github.com/agenthost/agenthost/trust"
 	"strings"
 	"sync"
 	"testing"
@@ -296,6 +297,14 @@ func TestCORS(t *testing.T) {
 	code, _, hd := do(t, "OPTIONS", h.URL+"/input", nil, "Origin", "http://localhost:5173", "Access-Control-Request-Method", "POST")
 	if code != 204 || hd.Get("Access-Control-Allow-Origin") != "http://localhost:5173" || !strings.Contains(hd.Get("Access-Control-Allow-Methods"), "POST") {
 		t.Fatalf("preflight: %d %v", code, hd)
+	}
+	// A page may sign: every header of a signed request (X-Co-*, the A2A
+	// envelope and extensions) is allowed.
+	allowed := strings.ToLower(hd.Get("Access-Control-Allow-Headers"))
+	for _, name := range []string{trust.HeaderFrom, trust.HeaderTo, trust.HeaderSignature, trust.HeaderTimestamp, trust.HeaderNonce, host.A2AEnvelopeHeader, "X-A2A-Extensions", "X-Request-Id"} {
+		if !strings.Contains(allowed, strings.ToLower(name)) {
+			t.Errorf("preflight does not allow %s: %q", name, allowed)
+		}
 	}
 	_, _, hd = do(t, "GET", h.URL+"/health", nil, "Origin", "http://localhost:5173")
 	if hd.Get("Access-Control-Allow-Origin") != "http://localhost:5173" {
