@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -27,6 +28,11 @@ type Settings struct {
 	// published port reaches the container's interface, not its loopback;
 	// the engine still publishes it on the host's loopback only.
 	Host string
+	// ListenFD is AGENTHOST_LISTEN_FD: a listening socket the driver bound
+	// and handed over (the process driver passes fd 3). Serve then takes
+	// it instead of binding Host:Port, so the platform's first /health
+	// waits in its backlog instead of being refused and polled again.
+	ListenFD int
 	// TokenGenerated is set when AGENTHOST_CONTROL_TOKEN was empty and a
 	// random token was made; Serve then prints it.
 	TokenGenerated bool
@@ -42,6 +48,13 @@ func FromEnv(getenv func(string) string, dir string) (Settings, error) {
 			return s, fmt.Errorf("AGENTHOST_PORT=%q is not a port", p)
 		}
 		s.Port = n
+	}
+	if v := getenv("AGENTHOST_LISTEN_FD"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 3 {
+			return s, fmt.Errorf("AGENTHOST_LISTEN_FD=%q is not an inherited descriptor (3 or more)", v)
+		}
+		s.ListenFD = n
 	}
 	abs := func(p string) string {
 		if p != "" && !filepath.IsAbs(p) {
@@ -82,25 +95,40 @@ func FromEnv(getenv func(string) string, dir string) (Settings, error) {
 	return s, nil
 }
 
-// Serve runs a runtime on s.Host:s.Port (127.0.0.1 unless set) until ctx ends, printing where
-// it listens to out once it accepts connections; then it closes the
-// runtime (ending turns and event streams) and shuts the server down.
+// Serve runs a runtime on s.Host:s.Port (127.0.0.1 unless set), or on
+// the socket s.ListenFD names, until ctx ends, printing where it listens
+// to out once it accepts connections; then it closes the runtime (ending
+// turns and event streams) and shuts the server down.
 func Serve(ctx context.Context, s Settings, out io.Writer) error {
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	// The inherited socket is taken first, before New starts anything
+	// (MCP servers): from here on only a close-on-exec copy of it exists,
+	// so no child of the runtime, tools included, inherits it.
+	var ln net.Listener
+	var err error
+	if s.ListenFD > 0 {
+		if ln, err = inheritedListener(s.ListenFD); err != nil {
+			return err
+		}
+	}
 	rt, err := New(s.Config)
 	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
 		return err
 	}
-	listenHost := s.Host
-	if listenHost == "" {
-		listenHost = "127.0.0.1"
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(listenHost, strconv.Itoa(s.Port)))
-	if err != nil {
-		rt.Close()
-		return err
+	if ln == nil {
+		listenHost := s.Host
+		if listenHost == "" {
+			listenHost = "127.0.0.1"
+		}
+		if ln, err = net.Listen("tcp", net.JoinHostPort(listenHost, strconv.Itoa(s.Port))); err != nil {
+			rt.Close()
+			return err
+		}
 	}
 	srv := &http.Server{Handler: rt.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
@@ -125,4 +153,19 @@ func Serve(ctx context.Context, s Settings, out io.Writer) error {
 		return err
 	}
 	return cerr
+}
+
+// inheritedListener turns the listening socket at fd into a listener and
+// closes fd itself: the listener holds a close-on-exec duplicate.
+func inheritedListener(fd int) (net.Listener, error) {
+	f := os.NewFile(uintptr(fd), "agenthost-listener")
+	if f == nil {
+		return nil, fmt.Errorf("AGENTHOST_LISTEN_FD=%d: no such descriptor; start the runtime with its listening socket at that descriptor, or unset the variable to listen on AGENTHOST_PORT", fd)
+	}
+	ln, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("AGENTHOST_LISTEN_FD=%d is not a listening socket (%w); start the runtime with its listening socket at that descriptor, or unset the variable to listen on AGENTHOST_PORT", fd, err)
+	}
+	return ln, nil
 }

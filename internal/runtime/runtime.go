@@ -31,8 +31,17 @@ type Spec struct {
 	// driver the path of the agenthost binary and its arguments; for
 	// containers the command run in the image). The runtime must listen on
 	// the port given by the driver in the AGENTHOST_PORT environment variable
-	// and keep its data in AGENTHOST_WORKSPACE.
+	// (or serve on the socket AGENTHOST_LISTEN_FD names, see
+	// InheritListener) and keep its data in AGENTHOST_WORKSPACE.
 	Command []string
+	// InheritListener says the command can take its listening socket
+	// from the descriptor named by AGENTHOST_LISTEN_FD instead of binding
+	// AGENTHOST_PORT itself, as agenthost's own runtime can. A driver
+	// that can bind the port for it (the process driver) then does, so
+	// the platform's first health check waits in the socket's backlog
+	// until the runtime serves instead of being refused and polled
+	// again. Drivers that cannot ignore it.
+	InheritListener bool
 	// Env is extra environment: secrets and configuration.
 	Env map[string]string
 	// Image is the container image (container drivers only).

@@ -138,12 +138,13 @@ func (m *Manager) spec(ctx context.Context, a store.Agent, port int) (runtime.Sp
 		delete(env, EnvMCPServers)
 	}
 	return runtime.Spec{
-		ID:        a.ID,
-		Labels:    map[string]string{LabelAgent: a.ID, LabelOrg: a.OrgID, LabelNode: m.cfg.Node},
-		Port:      port,
-		Command:   m.command(a, port),
-		Env:       env,
-		Resources: m.cfg.Resources,
+		ID:              a.ID,
+		Labels:          map[string]string{LabelAgent: a.ID, LabelOrg: a.OrgID, LabelNode: m.cfg.Node},
+		Port:            port,
+		Command:         m.command(a, port),
+		InheritListener: m.cfg.InheritListener,
+		Env:             env,
+		Resources:       m.cfg.Resources,
 	}, nil
 }
 

@@ -83,6 +83,11 @@ type Config struct {
 	// Command is the runtime's argv; "{agentId}" and "{port}" in an argument
 	// are replaced. Default: this executable with "serve --role coding".
 	Command []string
+	// InheritListener says Command takes its listening socket from the
+	// driver (runtime.Spec.InheritListener), as agenthost's own runtime
+	// does; it is set when Command is left to its default. A runtime of
+	// the operator's own (--runtime-command) binds AGENTHOST_PORT itself.
+	InheritListener bool
 	// DefaultModel is used when a request names none. Default offline/demo.
 	DefaultModel string
 	// MaxAgentsPerOrg bounds an organization's agents (429); 0 = no limit.
@@ -155,6 +160,7 @@ func (c *Config) setDefaults() error {
 			return fmt.Errorf("agents: finding the agenthost binary for the runtime command: %w", err)
 		}
 		c.Command = []string{exe, "serve", "--role", "coding"}
+		c.InheritListener = true
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {

@@ -67,7 +67,7 @@ func Start(binary string) (*Rig, error) {
 	r.srv, err = platform.New(platform.Config{
 		DataDir: dir, Driver: r.driver, Logger: quiet, Getenv: func(string) string { return "" },
 		Agents: agents.Config{
-			Command: []string{binary, "serve", "--role", "coding"}, StopOnClose: true,
+			Command: []string{binary, "serve", "--role", "coding"}, InheritListener: true, StopOnClose: true,
 			Ports: agents.PortRange{Min: 31000, Max: 31999}, MaxRunning: 1000, MaxAgentsPerOrg: 100000,
 		},
 	})

@@ -11,12 +11,12 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -243,6 +243,22 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (*runtime.Handle,
 		d.dropCgroup(spec.ID, cg)
 		return nil, fmt.Errorf("process: start %s: log: %w", spec.ID, err)
 	}
+	// The driver binds the runtime's port and hands the listening socket
+	// over as fd 3 (AGENTHOST_LISTEN_FD): the platform's first /health
+	// then waits in the socket's backlog until the runtime serves,
+	// instead of being refused and polled again; and a port another
+	// process holds fails here, before anything starts.
+	var extra []*os.File
+	if spec.InheritListener {
+		lnf, err := listenFile(spec.Port)
+		if err != nil {
+			logf.Close()
+			d.dropCgroup(spec.ID, cg)
+			return nil, fmt.Errorf("process: start %s: %w", spec.ID, err)
+		}
+		defer lnf.Close() // the child has its own copy
+		extra = append(extra, lnf)
+	}
 	startedAt := d.now()
 	fmt.Fprintf(logf, "agenthost: starting runtime %s at %s\n", spec.ID, startedAt.UTC().Format(time.RFC3339))
 
@@ -256,10 +272,23 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (*runtime.Handle,
 		Dir:         ws,
 		Stdout:      logf,
 		Stderr:      logf,
+		ExtraFiles:  extra,
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
 	if ident != nil {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: ident.UID, Gid: ident.GID, Groups: []uint32{}}
+	}
+	// A root without CAP_SYS_RESOURCE may not set another user's limits;
+	// the runtime's user may lower its own. So the runtime starts under
+	// util-linux's prlimit, which lowers its open-files limit, soft and
+	// hard, and execs the runtime: capped before its first instruction,
+	// and no second process to start and wait for.
+	nofileSet := false
+	if ident != nil && d.iso.prlimit != "" && res.NofileLimit > 0 {
+		v := strconv.FormatInt(res.NofileLimit, 10)
+		cmd.Path = d.iso.prlimit
+		cmd.Args = append([]string{d.iso.prlimit, "--nofile=" + v + ":" + v, "--", path}, spec.Command[1:]...)
+		nofileSet = true
 	}
 	var cgdir *os.File
 	if cg != nil && cg.V2 {
@@ -288,7 +317,7 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (*runtime.Handle,
 		err = fmt.Errorf("session %d, want %d", ps.session, pid)
 	}
 	if err == nil {
-		err = d.limitChild(ctx, pid, ident, cg, res)
+		err = d.limitChild(pid, cg, res, nofileSet)
 	}
 	if err != nil {
 		syscall.Kill(-pid, syscall.SIGKILL)
@@ -383,39 +412,21 @@ func (d *Driver) makeDirs(ident *identity, ws, data, tmp string) error {
 
 // limitChild puts a just started runtime under its limits: into its
 // cgroup (cgroup v1: the runtime has not started anything yet, it is
-// still starting), and its open files capped with prlimit, soft and hard,
-// so neither it nor its children can raise them.
-func (d *Driver) limitChild(ctx context.Context, pid int, ident *identity, cg *cgroupState, res runtime.Resources) error {
+// still starting), and, unless it started under prlimit (nofileSet), its
+// open files capped, soft and hard, so neither it nor its children can
+// raise them.
+func (d *Driver) limitChild(pid int, cg *cgroupState, res runtime.Resources, nofileSet bool) error {
 	if cg != nil && !cg.V2 {
 		if err := cg.add(pid); err != nil {
 			return fmt.Errorf("cgroup: %w", err)
 		}
 	}
-	if res.NofileLimit <= 0 {
+	if res.NofileLimit <= 0 || nofileSet {
 		return nil
 	}
 	lim := unix.Rlimit{Cur: uint64(res.NofileLimit), Max: uint64(res.NofileLimit)}
-	err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &lim, nil)
-	if errors.Is(err, unix.EPERM) && ident != nil && d.iso.prlimit != "" {
-		// A root without CAP_SYS_RESOURCE (some containers) may not set
-		// another user's limits; that user may lower its own.
-		err = d.prlimitAs(ctx, pid, *ident, res.NofileLimit)
-	}
-	if err != nil {
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &lim, nil); err != nil {
 		return fmt.Errorf("prlimit nofile: %w", err)
-	}
-	return nil
-}
-
-// prlimitAs runs util-linux's prlimit as ident to lower pid's open-files
-// limit.
-func (d *Driver) prlimitAs(ctx context.Context, pid int, ident identity, n int64) error {
-	v := strconv.FormatInt(n, 10)
-	cmd := exec.CommandContext(ctx, d.iso.prlimit, "--pid", strconv.Itoa(pid), "--nofile="+v+":"+v)
-	cmd.Dir, cmd.Env = "/", []string{}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: ident.UID, Gid: ident.GID, Groups: []uint32{}}}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s: %w: %s", d.iso.prlimit, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
@@ -438,6 +449,11 @@ func (d *Driver) environ(spec runtime.Spec, ws, tmp, data string) []string {
 	env["AGENTHOST_WORKSPACE"] = ws
 	env["AGENTHOST_DATA_DIR"] = data
 	env["AGENTHOST_RUNTIME_ID"] = spec.ID
+	if spec.InheritListener {
+		env["AGENTHOST_LISTEN_FD"] = strconv.Itoa(listenFD)
+	} else {
+		delete(env, "AGENTHOST_LISTEN_FD")
+	}
 	env["AGENTHOST_SANDBOX"] = d.iso.sandbox
 	if d.iso.sandbox == SandboxBwrap {
 		// New checked bwrap as a runtime user: the runtime need not probe
@@ -730,4 +746,19 @@ func (d *Driver) rotateLoop() {
 			}
 		}
 	}
+}
+
+// listenFD is where a runtime finds its listening socket: the first of
+// exec.Cmd.ExtraFiles.
+const listenFD = 3
+
+// listenFile binds 127.0.0.1:port and returns the listening socket as a
+// file for the runtime to inherit.
+func listenFile(port int) (*os.File, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return nil, fmt.Errorf("binding the runtime's port: %w", err)
+	}
+	defer ln.Close()
+	return ln.(*net.TCPListener).File()
 }

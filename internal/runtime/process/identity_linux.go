@@ -295,21 +295,29 @@ func (e *executables) copy(src string) (string, error) {
 		return "", err
 	}
 	defer in.Close()
+	// No fork may happen while the copy is open for writing: a child
+	// forked meanwhile holds the descriptor until its own exec, and any
+	// exec of the copy in that window fails with ETXTBSY — also one done
+	// by prlimit on the runtime's behalf, where startCmd's retry cannot
+	// see it (golang.org/issue/22315). Forks take ForkLock for writing.
+	h := sha256.New()
+	syscall.ForkLock.RLock()
 	tmp, err := os.CreateTemp(e.dir, ".copy-*")
 	if err != nil {
+		syscall.ForkLock.RUnlock()
 		return "", err
 	}
 	defer os.Remove(tmp.Name())
-	h := sha256.New()
 	_, err = io.Copy(io.MultiWriter(tmp, h), in)
 	if err == nil {
 		err = tmp.Chmod(0o755)
 	}
-	if err == nil {
-		err = tmp.Sync()
-	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
+	}
+	syscall.ForkLock.RUnlock()
+	if err == nil {
+		err = syncFile(tmp.Name())
 	}
 	if err != nil {
 		return "", err
@@ -336,4 +344,18 @@ func (e *executables) prune(inUse map[string]bool, now time.Time) {
 		}
 		os.Remove(p)
 	}
+}
+
+// syncFile flushes path's contents to disk through a read-only
+// descriptor.
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -26,7 +26,9 @@
 //     hierarchies) under the platform's own cgroup (or
 //     Options.CgroupParent), with Spec.Resources' memory, CPU and process
 //     limits (zero fields: Options.Resources, then DefaultResources), and
-//     its open files capped by prlimit, soft and hard. When the kernel
+//     its open files capped, soft and hard (by prlimit(2); a root without
+//     CAP_SYS_RESOURCE starts the runtime under util-linux's prlimit(1),
+//     which lowers its own limit and execs the runtime). When the kernel
 //     kills the runtime at its memory limit, its exit says so
 //     (runtime.ErrMemoryLimit, "killed: memory limit 512 MiB reached"), and
 //     so does the last line of its log that Inspect returns; the other
@@ -66,6 +68,12 @@
 // AGENTHOST_RUNTIME_ID and AGENTHOST_SANDBOX, which Spec.Env cannot
 // override. No variable of the platform's own environment reaches a
 // runtime, and with runtime uids no secret of another runtime's does.
+//
+// With Spec.InheritListener the driver binds 127.0.0.1:Spec.Port itself
+// and the runtime inherits the listening socket as descriptor 3
+// (AGENTHOST_LISTEN_FD=3): a request sent as soon as Start returns waits
+// for the runtime to serve instead of being refused, and a port another
+// process holds fails Start.
 //
 // # Process tree
 //

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -142,6 +143,7 @@ func TestEnvironmentExact(t *testing.T) {
 		"AGENTHOST_PORT":       "1",
 		"AGENTHOST_DATA_DIR":   "/elsewhere",
 		"AGENTHOST_SANDBOX":    "none",
+		"AGENTHOST_LISTEN_FD":  "7", // no socket handed over: none named
 	}
 	h := start(t, d, spec)
 	healthy(t, h)
@@ -165,6 +167,46 @@ func TestEnvironmentExact(t *testing.T) {
 	}
 	if got := readFile(t, filepath.Join(ws, "starts.txt")); !strings.HasPrefix(got, "start pid=") {
 		t.Errorf("workspace file = %q", got)
+	}
+}
+
+// TestInheritListener: a runtime that takes its socket from the driver
+// (Spec.InheritListener) is reachable as soon as Start returns — the
+// first request waits for it to serve instead of being refused — and a
+// port another process holds fails Start, saying so.
+func TestInheritListener(t *testing.T) {
+	t.Parallel()
+	d := newDriver(t, t.TempDir())
+	spec := fakeSpec(t, "inherit", "-serve-after", "300ms")
+	spec.InheritListener = true
+	h := start(t, d, spec)
+	// One request, no retry: refused on a runtime that binds its port
+	// itself 300 ms later.
+	resp, err := http.Get(h.Endpoint + "/health")
+	if err != nil {
+		t.Fatalf("first /health right after Start: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("first /health right after Start: %s", resp.Status)
+	}
+	if got := runtimetest.Env(t, h)["AGENTHOST_LISTEN_FD"]; got != "3" {
+		t.Errorf("AGENTHOST_LISTEN_FD = %q, want 3", got)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	busy := fakeSpec(t, "busy")
+	busy.InheritListener = true
+	busy.Port = ln.Addr().(*net.TCPAddr).Port
+	if h, err := d.Start(ctx(t), busy); err == nil {
+		d.Destroy(context.Background(), h)
+		t.Fatal("Start on a port another process listens on succeeded")
+	} else if !strings.Contains(err.Error(), "binding the runtime's port") {
+		t.Errorf("Start on a busy port: %v; want it to say the port could not be bound", err)
 	}
 }
 

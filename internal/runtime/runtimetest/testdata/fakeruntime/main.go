@@ -24,8 +24,12 @@
 // At start it writes its AGENTHOST_RUNTIME_ID to canary.txt in its
 // workspace, so that a test can tell one runtime's files from another's.
 //
+// Given AGENTHOST_LISTEN_FD it serves on that inherited socket instead of
+// binding AGENTHOST_PORT.
+//
 // Flags: -ignore-term keeps running on SIGTERM; -exit-code N with
-// -exit-after D exits on its own with code N after D.
+// -exit-after D exits on its own with code N after D; -serve-after D waits
+// D before it listens.
 package main
 
 import (
@@ -51,6 +55,7 @@ func main() {
 	exitCode := flag.Int("exit-code", -1, "exit on its own with this code (>= 0)")
 	exitAfter := flag.Duration("exit-after", 0, "delay before -exit-code")
 	child := flag.Bool("child", false, "internal: be the /spawn child (sleep)")
+	serveAfter := flag.Duration("serve-after", 0, "delay before listening")
 	flag.Parse()
 	if *child {
 		time.Sleep(10 * time.Minute)
@@ -90,8 +95,16 @@ func main() {
 	if host == "" {
 		host = "127.0.0.1"
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, os.Getenv("AGENTHOST_PORT")))
-	if err != nil {
+	time.Sleep(*serveAfter)
+	var ln net.Listener
+	if fd := os.Getenv("AGENTHOST_LISTEN_FD"); fd != "" {
+		n, _ := strconv.Atoi(fd)
+		f := os.NewFile(uintptr(n), "listener")
+		if ln, err = net.FileListener(f); err != nil {
+			fail("AGENTHOST_LISTEN_FD=%s: %v", fd, err)
+		}
+		f.Close()
+	} else if ln, err = net.Listen("tcp", net.JoinHostPort(host, os.Getenv("AGENTHOST_PORT"))); err != nil {
 		fail("listen: %v", err)
 	}
 	srv := &http.Server{Handler: routes(starts)}
