@@ -70,40 +70,38 @@ func Open(path string) (*sql.DB, error) {
 }
 
 // Migrate brings the schema up to date: migrations[i] moves the schema from
-// version i to i+1. Each runs in its own transaction with the version bump,
-// so a crash mid-migration leaves the previous version intact. The version
-// is read inside each transaction, which holds the write lock (BEGIN
-// IMMEDIATE), so processes opening a new database at once (a platform
-// starting while a token command runs) apply each step once.
+// version i to i+1. The pending ones run in one transaction with the
+// version bump, so a crash or a failing step leaves the previous version
+// intact, and a new database costs one commit. The version is read inside
+// the transaction, which holds the write lock (BEGIN IMMEDIATE), so
+// processes opening a new database at once (a platform starting while a
+// token command runs) apply each step once.
 func Migrate(ctx context.Context, db *sql.DB, migrations []string) error {
-	for {
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("migration: %w", err)
-		}
-		var v int
-		if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("reading schema version: %w", err)
-		}
-		if v > len(migrations) {
-			tx.Rollback()
-			return fmt.Errorf("database schema version %d is newer than this binary knows (%d); upgrade agenthost", v, len(migrations))
-		}
-		if v == len(migrations) {
-			return tx.Rollback()
-		}
-		i := v
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migration: %w", err)
+	}
+	defer tx.Rollback()
+	var v int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("reading schema version: %w", err)
+	}
+	if v > len(migrations) {
+		return fmt.Errorf("database schema version %d is newer than this binary knows (%d); upgrade agenthost", v, len(migrations))
+	}
+	if v == len(migrations) {
+		return nil
+	}
+	for i := v; i < len(migrations); i++ {
 		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migration %d: %w", i+1, err)
-		}
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migration %d: %w", i+1, err)
-		}
-		if err := tx.Commit(); err != nil {
 			return fmt.Errorf("migration %d: %w", i+1, err)
 		}
 	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
+		return fmt.Errorf("migration %d: %w", len(migrations), err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migration %d: %w", len(migrations), err)
+	}
+	return nil
 }

@@ -38,8 +38,9 @@ func TestOpenMigrate(t *testing.T) {
 	if err := Migrate(ctx, db, migs[:1]); err == nil {
 		t.Fatal("an older binary must refuse a newer schema")
 	}
-	// A failing migration leaves the version where it was.
-	bad := append(migs, "CREATE TABLE a (x INTEGER)")
+	// A failing migration leaves the schema and version where they were,
+	// the good steps before it in the same run included.
+	bad := append(migs, "CREATE TABLE b (z INTEGER)", "CREATE TABLE a (x INTEGER)")
 	if err := Migrate(ctx, db, bad); err == nil {
 		t.Fatal("want error from duplicate table")
 	}
@@ -47,6 +48,9 @@ func TestOpenMigrate(t *testing.T) {
 	db.QueryRow("PRAGMA user_version").Scan(&v)
 	if v != 2 {
 		t.Fatalf("user_version = %d after failed migration, want 2", v)
+	}
+	if _, err := db.Exec("SELECT z FROM b"); err == nil {
+		t.Fatal("table b of the failed run exists: the run was not rolled back as a whole")
 	}
 }
 
