@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/agenthost/agenthost/internal/web/agentpage"
+	"github.com/agenthost/agenthost/internal/web/uikit"
 )
 
 // The page and its files, as the platform serves them: at /a/{agentId}
@@ -24,10 +25,16 @@ func TestPageServed(t *testing.T) {
 	}{
 		{"/a/agt_anything", "text/html", `src="../ui/agent/app.js"`, 200},
 		{"/a/" + url.PathEscape("<script>"), "text/html", "Sign in", 200},
+		{"/a/agt_anything", "text/html", `href="../ui/kit/base.css"`, 200},
 		{"/ui/agent/app.js", "javascript", "openPage", 200},
-		{"/ui/agent/api.js", "javascript", "sessionStorage", 200},
 		{"/ui/agent/panels.js", "javascript", "showFolder", 200},
-		{"/ui/agent/app.css", "text/css", ":focus-visible", 200},
+		{"/ui/agent/app.css", "text/css", "#view-agent", 200},
+		// the files it shares with the dashboard, from their one home
+		{"/ui/kit/base.css", "text/css", ":focus-visible", 200},
+		{"/ui/kit/api.js", "javascript", "sessionStorage", 200},
+		{"/ui/agent/api.js", "", "", 404}, // no second copy
+		{"/ui/kit/", "", "", 404},
+		{"/ui/kit/x/api.js", "", "", 404},
 		{"/ui/app.js", "javascript", "showView", 200}, // the dashboard's, untouched
 		{"/ui/agent/", "", "", 404},
 		{"/ui/agent/index.html", "", "", 404},
@@ -77,17 +84,26 @@ func TestAssetsOffline(t *testing.T) {
 	}
 	index := read("index.html")
 	refs := regexp.MustCompile(`(?:src|href)="\.\./ui/agent/([^"]+)"`).FindAllStringSubmatch(index, -1)
-	if len(refs) != 4 {
-		t.Fatalf("index.html loads %d files: %v", len(refs), refs)
+	if len(refs) != 3 {
+		t.Fatalf("index.html loads %d files of its own: %v", len(refs), refs)
 	}
 	for _, ref := range refs {
 		read(ref[1])
+	}
+	shared := regexp.MustCompile(`(?:src|href)="\.\./ui/kit/([^"]+)"`).FindAllStringSubmatch(index, -1)
+	if len(shared) != 2 {
+		t.Fatalf("index.html loads %d shared files: %v", len(shared), shared)
+	}
+	for _, ref := range shared {
+		if _, err := fs.ReadFile(uikit.FS, ref[1]); err != nil {
+			t.Errorf("shared %s is not embedded: %v", ref[1], err)
+		}
 	}
 	if strings.Contains(index, "http://") || strings.Contains(index, "https://") {
 		t.Error("index.html loads something from another site")
 	}
 	sinks := regexp.MustCompile(`innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(|new Function|srcdoc`)
-	for _, name := range []string{"api.js", "panels.js", "app.js"} {
+	for _, name := range []string{"panels.js", "app.js"} {
 		js := read(name)
 		if m := sinks.FindString(js); m != "" {
 			t.Errorf("%s writes markup or code from strings: %s", name, m)

@@ -2,12 +2,14 @@ package dashboard_test
 
 import (
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/agenthost/agenthost/internal/web/dashboard"
+	"github.com/agenthost/agenthost/internal/web/uikit"
 )
 
 func TestHandler(t *testing.T) {
@@ -15,6 +17,7 @@ func TestHandler(t *testing.T) {
 	h := dashboard.Handler()
 	mux.Handle("GET /{$}", h)
 	mux.Handle("GET "+dashboard.Prefix, h)
+	mux.Handle("GET "+uikit.Prefix, uikit.Handler())
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	for _, c := range []struct {
@@ -23,8 +26,11 @@ func TestHandler(t *testing.T) {
 	}{
 		{"/", "text/html", `src="ui/app.js"`, 200},
 		{"/ui/app.js", "javascript", "showView", 200},
-		{"/ui/api.js", "javascript", "sessionStorage", 200},
-		{"/ui/app.css", "text/css", ":focus-visible", 200},
+		{"/", "text/html", `href="ui/kit/base.css"`, 200},
+		{"/ui/kit/api.js", "javascript", "sessionStorage", 200},
+		{"/ui/kit/base.css", "text/css", ":focus-visible", 200},
+		{"/ui/api.js", "", "", 404}, // shared: one home, under /ui/kit/
+		{"/ui/app.css", "", "", 404},
 		{"/ui/", "", "", 404},
 		{"/ui/index.html", "", "", 404},
 		{"/ui/nope.js", "", "", 404},
@@ -61,11 +67,17 @@ func TestAssetsOffline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, ref := range []string{"ui/app.css", "ui/api.js", "ui/agents.js", "ui/scopes.js", "ui/tokens.js", "ui/usage.js", "ui/app.js"} {
+	for _, ref := range []string{"ui/kit/base.css", "ui/kit/api.js", "ui/agents.js", "ui/scopes.js", "ui/tokens.js", "ui/usage.js", "ui/app.js"} {
 		if !strings.Contains(b, `"`+ref+`"`) {
 			t.Errorf("index.html does not load %s", ref)
 		}
-		if _, err := fsRead(strings.TrimPrefix(ref, "ui/")); err != nil {
+		var err error
+		if shared, ok := strings.CutPrefix(ref, "ui/kit/"); ok {
+			_, err = fs.ReadFile(uikit.FS, shared)
+		} else {
+			_, err = fsRead(strings.TrimPrefix(ref, "ui/"))
+		}
+		if err != nil {
 			t.Errorf("%s is not embedded: %v", ref, err)
 		}
 	}
