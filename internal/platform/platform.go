@@ -288,10 +288,6 @@ func build(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	return s, nil
 }
 
-// Handler is the platform's HTTP handler: /health, /api/v1, the session
-// pages under /a/ and the dashboard at /.
-func (s *Server) Handler() http.Handler { return s.api }
-
 // API is the /api/v1 server, where later routes register.
 func (s *Server) API() *api.Server { return s.api }
 
