@@ -2,7 +2,6 @@ package host_test
 
 import (
 	"context"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,23 +47,8 @@ func TestConnectonionClient(t *testing.T) {
 		})
 		t.Run(level+"/relay", func(t *testing.T) {
 			r := testrelay.Start(t, "127.0.0.1:0")
-			d := t.TempDir()
-			s, err := host.New(context.Background(), factory("offline/demo"), host.WithDir(d), host.WithCoDir(d+"/.co"), host.WithLogger(quietLogger()),
-				host.WithPingInterval(time.Hour), host.WithTrust(level), host.WithRelayURL(r.URL()),
+			s := startHost(t, "offline/demo", host.WithTrust(level), host.WithRelayURL(r.URL()),
 				host.WithRelayOptions(relay.WithBackoff([]time.Duration{50 * time.Millisecond}, 0, time.Second)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Start(); err != nil {
-				t.Fatal(err)
-			}
-			ts := httptest.NewServer(s)
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				s.Shutdown(ctx)
-				ts.Close()
-			})
 			testutil.Eventually(t, 20*time.Second, "the agent's announce on the relay", func() bool {
 				st, _, _ := s.RelayStatus()
 				return st.Announced

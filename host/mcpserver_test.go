@@ -340,24 +340,12 @@ func TestMCPServerTypeScriptClient(t *testing.T) {
 	}
 	alice := newIdentity(t)
 	type result struct {
-		Error string `json:"error"`
-		Tools []struct {
-			Name        string `json:"name"`
-			Description string `json:"description"`
-		} `json:"tools"`
-		First, Second struct {
-			Content []struct {
-				Text string `json:"text"`
-			} `json:"content"`
-			StructuredContent map[string]string `json:"structuredContent"`
-			IsError           bool              `json:"isError"`
-		}
-		Progress []struct {
-			Progress float64 `json:"progress"`
-			Message  string  `json:"message"`
-		} `json:"progress"`
-		Resources json.RawMessage `json:"resources"`
-		Read      []struct {
+		Error         string             `json:"error"`
+		Tools         []testutil.MCPTool `json:"tools"`
+		First, Second testutil.MCPCallResult
+		Progress      []testutil.MCPProgress `json:"progress"`
+		Resources     json.RawMessage        `json:"resources"`
+		Read          []struct {
 			URI  string `json:"uri"`
 			Text string `json:"text"`
 		} `json:"read"`

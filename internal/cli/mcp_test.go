@@ -343,22 +343,9 @@ func TestMCPTypeScriptClient(t *testing.T) {
 	cmd.Dir = t.TempDir()
 	cmd.Env = append(os.Environ(), testutil.NodePath(js), envTestMain+"=1", "GORACE=atexit_sleep_ms=0")
 	var got struct {
-		Tools []struct {
-			Name        string         `json:"name"`
-			Description string         `json:"description"`
-			InputSchema map[string]any `json:"inputSchema"`
-		} `json:"tools"`
-		First, Second, Empty struct {
-			Content []struct {
-				Text string `json:"text"`
-			} `json:"content"`
-			StructuredContent map[string]string `json:"structuredContent"`
-			IsError           bool              `json:"isError"`
-		}
-		Progress []struct {
-			Progress float64 `json:"progress"`
-			Message  string  `json:"message"`
-		} `json:"progress"`
+		Tools                []testutil.MCPTool `json:"tools"`
+		First, Second, Empty testutil.MCPCallResult
+		Progress             []testutil.MCPProgress `json:"progress"`
 	}
 	testutil.RunJSON(t, cmd, &got)
 	if len(got.Tools) != 1 || got.Tools[0].Name != "ask" || !strings.Contains(got.Tools[0].Description, "translator") {
