@@ -1,7 +1,6 @@
 package uikit_test
 
 import (
-	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/agenthost/agenthost/internal/web/uikit"
+	"github.com/agenthost/agenthost/internal/web/webtest"
 )
 
 // The shared files are served under Prefix, and nothing else is: no
@@ -20,44 +20,14 @@ func TestHandler(t *testing.T) {
 	mux.Handle("GET "+uikit.Prefix, uikit.Handler())
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	for _, c := range []struct {
-		path, ctype, contains string
-		status                int
-	}{
-		{"/ui/kit/base.css", "text/css", ":focus-visible", 200},
-		{"/ui/kit/api.js", "javascript", "sessionStorage", 200},
-		{"/ui/kit/", "", "", 404},
-		{"/ui/kit/nope.js", "", "", 404},
-		{"/ui/kit/assets/api.js", "", "", 404},
-		{"/ui/kit/..%2fuikit.go", "", "", 404},
-	} {
-		resp, err := http.Get(srv.URL + c.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != c.status {
-			t.Errorf("%s: status %d, want %d", c.path, resp.StatusCode, c.status)
-			continue
-		}
-		if c.status != 200 {
-			continue
-		}
-		h := resp.Header
-		if ct := h.Get("Content-Type"); !strings.Contains(ct, c.ctype) {
-			t.Errorf("%s: Content-Type %q", c.path, ct)
-		}
-		if !strings.Contains(string(b), c.contains) {
-			t.Errorf("%s: no %q", c.path, c.contains)
-		}
-		if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") || !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe") {
-			t.Errorf("%s: CSP %q", c.path, csp)
-		}
-		if h.Get("X-Content-Type-Options") != "nosniff" || h.Get("X-Frame-Options") != "DENY" || h.Get("Referrer-Policy") != "no-referrer" {
-			t.Errorf("%s: headers %v", c.path, h)
-		}
-	}
+	webtest.CheckServed(t, srv.URL, []webtest.Served{
+		webtest.OK("/ui/kit/base.css", "text/css", ":focus-visible"),
+		webtest.OK("/ui/kit/api.js", "javascript", "sessionStorage"),
+		webtest.Status("/ui/kit/", 404),
+		webtest.Status("/ui/kit/nope.js", 404),
+		webtest.Status("/ui/kit/assets/api.js", 404),
+		webtest.Status("/ui/kit/..%2fuikit.go", 404),
+	})
 }
 
 // The shared script never writes markup or code from strings (only text
