@@ -1,10 +1,7 @@
 package host_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,23 +15,6 @@ import (
 	"github.com/agenthost/agenthost/relay"
 )
 
-// connectonionDir is where scripts/service-connectonion.sh installed the
-// reference TypeScript client; a missing one skips, or fails under CI.
-func connectonionDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("AGENTHOST_TEST_CONNECTONION")
-	if dir == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("AGENTHOST_TEST_CONNECTONION is not set: run scripts/service-connectonion.sh (make test does)")
-		}
-		t.Skip("the reference TypeScript client is not installed: run scripts/service-connectonion.sh")
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatalf("node: %v", err)
-	}
-	return dir
-}
-
 // runConnectonion runs testdata/connectonion/roundtrip.js in a fresh
 // directory (the client makes its own key) and returns its JSON line.
 func runConnectonion(t *testing.T, dir, mode, url, address string) map[string]any {
@@ -47,20 +27,9 @@ func runConnectonion(t *testing.T, dir, mode, url, address string) map[string]an
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", script, mode, url, address)
 	cmd.Dir = t.TempDir()
-	cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(dir, "node_modules"))
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("connectonion %s: %v\n%s%s", mode, err, out.String(), errb.String())
-	}
+	cmd.Env = append(os.Environ(), testutil.NodePath(dir))
 	var m map[string]any
-	line := strings.TrimSpace(out.String())
-	if i := strings.LastIndexByte(line, '\n'); i >= 0 {
-		line = line[i+1:]
-	}
-	if err := json.Unmarshal([]byte(line), &m); err != nil {
-		t.Fatalf("connectonion output %q: %v (stderr %s)", out.String(), err, errb.String())
-	}
+	testutil.RunJSON(t, cmd, &m)
 	return m
 }
 
@@ -69,7 +38,7 @@ func runConnectonion(t *testing.T, dir, mode, url, address string) map[string]an
 // conversation with an agenthost agent under trust open and careful,
 // directly and through an agenthost relay, with only the URL changed.
 func TestConnectonionClient(t *testing.T) {
-	dir := connectonionDir(t)
+	dir := testutil.Connectonion.Dir(t)
 	for _, level := range []string{"open", "careful"} {
 		t.Run(level+"/direct", func(t *testing.T) {
 			h := startTrustHost(t, t.TempDir(), host.WithTrust(level))
@@ -78,23 +47,8 @@ func TestConnectonionClient(t *testing.T) {
 		})
 		t.Run(level+"/relay", func(t *testing.T) {
 			r := testrelay.Start(t, "127.0.0.1:0")
-			d := t.TempDir()
-			s, err := host.New(context.Background(), factory("offline/demo"), host.WithDir(d), host.WithCoDir(d+"/.co"), host.WithLogger(quietLogger()),
-				host.WithPingInterval(time.Hour), host.WithTrust(level), host.WithRelayURL(r.URL()),
+			s := startHost(t, "offline/demo", host.WithTrust(level), host.WithRelayURL(r.URL()),
 				host.WithRelayOptions(relay.WithBackoff([]time.Duration{50 * time.Millisecond}, 0, time.Second)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Start(); err != nil {
-				t.Fatal(err)
-			}
-			ts := httptest.NewServer(s)
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				s.Shutdown(ctx)
-				ts.Close()
-			})
 			testutil.Eventually(t, 20*time.Second, "the agent's announce on the relay", func() bool {
 				st, _, _ := s.RelayStatus()
 				return st.Announced

@@ -1,10 +1,8 @@
 package host_test
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
-	"net/http/httptest"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -22,24 +20,10 @@ import (
 // caller's — not a second signed caller, not an anonymous one — even when
 // the other caller names the exact path.
 func TestFileToolsReadOwnUploads(t *testing.T) {
-	dir := t.TempDir()
-	s, err := host.New(context.Background(), func() (*agent.Agent, error) {
+	h := startHostWith(t, func() (*agent.Agent, error) {
 		return agent.New("reader", agent.WithModel("offline/demo"), agent.WithTools(fstools.Tools(host.UploadsDir)...))
-	}, host.WithDir(dir), host.WithCoDir(filepath.Join(dir, ".co")), host.WithLogger(quietLogger()),
-		host.WithPingInterval(time.Hour), host.WithTrust("open"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(s)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-		ts.Close()
-	})
+	}, host.WithTrust("open"))
+	ts, dir := h.ts, h.dir
 	to := hostAddress(t, ts.URL)
 	alice, bob := newIdentity(t), newIdentity(t)
 	secret := "alice's quarterly numbers: 42"

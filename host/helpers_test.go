@@ -37,10 +37,16 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 
 func startHost(t testing.TB, model string, opts ...host.Option) *testHost {
 	t.Helper()
+	return startHostWith(t, factory(model), opts...)
+}
+
+// startHostWith is startHost with an agent of its own.
+func startHostWith(t testing.TB, f host.Factory, opts ...host.Option) *testHost {
+	t.Helper()
 	dir := t.TempDir()
 	base := []host.Option{host.WithDir(dir), host.WithCoDir(dir + "/.co"), host.WithLogger(quietLogger()),
 		host.WithPingInterval(time.Hour)}
-	s, err := host.New(context.Background(), factory(model), append(base, opts...)...)
+	s, err := host.New(context.Background(), f, append(base, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

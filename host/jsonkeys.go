@@ -87,6 +87,9 @@ const maxKeyDepth = 200
 type keySpec struct {
 	fields map[string]*keySpec // members whose values are checked too
 	elem   *keySpec            // for arrays: the spec of each element
+	// folded checks every object at and below this value with no
+	// vocabulary: no two of its member names may fold alike.
+	folded bool
 }
 
 var (
@@ -105,9 +108,18 @@ var (
 // "ſession") or a protocol key appears twice. The error is a 400 naming
 // the member.
 func checkKeys(body []byte) error {
+	return walkBody(body, bodySpec)
+}
+
+// foldedSpec is checkA2AKeys': every object of the body, any member name.
+var foldedSpec = &keySpec{folded: true}
+
+// walkBody walks the one JSON value body holds with walkKeys; the error is
+// a 400 naming what is wrong.
+func walkBody(body []byte, spec *keySpec) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
-	if err := walkKeys(dec, bodySpec, 0); err != nil {
+	if err := walkKeys(dec, spec, 0); err != nil {
 		if errors.Is(err, errKeyCollision) {
 			return &httpError{Status: http.StatusBadRequest, Msg: err.Error(), Err: err}
 		}
@@ -124,7 +136,9 @@ func checkKeys(body []byte) error {
 }
 
 // walkKeys reads one JSON value from dec, checking the member names of the
-// objects spec names (nil: none, the value is only read).
+// objects spec names (nil: none, the value is only read; folded: every
+// object at and below, against each other rather than the protocol's
+// keys).
 func walkKeys(dec *json.Decoder, spec *keySpec, depth int) error {
 	if depth > maxKeyDepth {
 		return errorf(http.StatusBadRequest, "request body nests deeper than %d levels", maxKeyDepth)
@@ -142,6 +156,9 @@ func walkKeys(dec *json.Decoder, spec *keySpec, depth int) error {
 		var elem *keySpec
 		if spec != nil {
 			elem = spec.elem
+			if spec.folded {
+				elem = spec
+			}
 		}
 		for dec.More() {
 			if err := walkKeys(dec, elem, depth+1); err != nil {
@@ -150,6 +167,7 @@ func walkKeys(dec *json.Decoder, spec *keySpec, depth int) error {
 		}
 	case '{':
 		var seen map[string]bool
+		var folds map[string]string
 		for dec.More() {
 			kt, err := dec.Token()
 			if err != nil {
@@ -157,7 +175,21 @@ func walkKeys(dec *json.Decoder, spec *keySpec, depth int) error {
 			}
 			k, _ := kt.(string)
 			var sub *keySpec
-			if spec != nil {
+			switch {
+			case spec != nil && spec.folded:
+				f := foldKey(k)
+				if prev, dup := folds[f]; dup {
+					if prev == k {
+						return fmt.Errorf("%w: member %q appears twice", errKeyCollision, clipString(k, 40))
+					}
+					return fmt.Errorf("%w: members %q and %q differ only in case; send each member once, spelled exactly", errKeyCollision, clipString(prev, 40), clipString(k, 40))
+				}
+				if folds == nil {
+					folds = map[string]string{}
+				}
+				folds[f] = k
+				sub = spec
+			case spec != nil:
 				if known, ok := foldedKeys[foldKey(k)]; ok {
 					if k != known {
 						return fmt.Errorf("%w: member %q differs from the protocol's %q only in case; send each member once, spelled exactly", errKeyCollision, clipString(k, 40), known)

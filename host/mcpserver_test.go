@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/host"
+	"github.com/agenthost/agenthost/internal/testutil"
 	"github.com/agenthost/agenthost/trust"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -324,23 +325,6 @@ func TestMCPServerNoApprover(t *testing.T) {
 	}
 }
 
-// mcpjsDir is where scripts/service-mcpjs.sh installed the MCP TypeScript
-// SDK; a missing one skips, or fails under CI.
-func mcpjsDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("AGENTHOST_TEST_MCPJS")
-	if dir == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("AGENTHOST_TEST_MCPJS is not set: run scripts/service-mcpjs.sh (make test does)")
-		}
-		t.Skip("the MCP TypeScript SDK is not installed: run scripts/service-mcpjs.sh")
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatalf("node: %v", err)
-	}
-	return dir
-}
-
 // TestMCPServerTypeScriptClient: the MCP TypeScript SDK's client (npm
 // @modelcontextprotocol/sdk) over Streamable HTTP against a real host:
 // signed as docs/mcp.md shows (node's own Ed25519 and SHA-256, no Go), it
@@ -349,31 +333,19 @@ func mcpjsDir(t *testing.T) string {
 // strict; anonymous, it is refused at connect under strict, and under
 // careful may ask but not list.
 func TestMCPServerTypeScriptClient(t *testing.T) {
-	js := mcpjsDir(t)
+	js := testutil.MCPJS.Dir(t)
 	script, err := filepath.Abs("testdata/mcpjs/http.cjs")
 	if err != nil {
 		t.Fatal(err)
 	}
 	alice := newIdentity(t)
 	type result struct {
-		Error string `json:"error"`
-		Tools []struct {
-			Name        string `json:"name"`
-			Description string `json:"description"`
-		} `json:"tools"`
-		First, Second struct {
-			Content []struct {
-				Text string `json:"text"`
-			} `json:"content"`
-			StructuredContent map[string]string `json:"structuredContent"`
-			IsError           bool              `json:"isError"`
-		}
-		Progress []struct {
-			Progress float64 `json:"progress"`
-			Message  string  `json:"message"`
-		} `json:"progress"`
-		Resources json.RawMessage `json:"resources"`
-		Read      []struct {
+		Error         string             `json:"error"`
+		Tools         []testutil.MCPTool `json:"tools"`
+		First, Second testutil.MCPCallResult
+		Progress      []testutil.MCPProgress `json:"progress"`
+		Resources     json.RawMessage        `json:"resources"`
+		Read          []struct {
 			URI  string `json:"uri"`
 			Text string `json:"text"`
 		} `json:"read"`
@@ -382,19 +354,12 @@ func TestMCPServerTypeScriptClient(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "node", script, h.URL+host.MCPPath)
-		cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(js, "node_modules"))
+		cmd.Env = append(os.Environ(), testutil.NodePath(js))
 		if id != nil {
 			cmd.Env = append(cmd.Env, "MCP_SEED="+hex.EncodeToString(id.Seed()), "MCP_TO="+h.Address())
 		}
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("node: %v\n%s\n%s", err, out.String(), errb.String())
-		}
 		var got result
-		if err := json.Unmarshal(bytes.TrimSpace(out.Bytes()), &got); err != nil {
-			t.Fatalf("output %q: %v (stderr %s)", out.String(), err, errb.String())
-		}
+		testutil.RunJSON(t, cmd, &got)
 		return got
 	}
 

@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/agenthost/agenthost/host"
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 type wsClient struct {
@@ -24,8 +25,9 @@ type wsClient struct {
 
 func dialWS(t testing.TB, h *testHost) *wsClient {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
+	// Every read and write waits as long as the test may run, not a fixed
+	// time: under -race on a loaded machine a turn can take many seconds.
+	ctx := testutil.Context(t)
 	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.URL, "http")+"/ws", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -528,28 +530,63 @@ func TestGateBuilder(t *testing.T) {
 
 // A client that answers OUTPUT at once — as the seed's app.js does — must
 // never find the session busy: the run slot is free before OUTPUT is sent.
-// Several such clients at once make the window easy to hit.
+// Several such clients at once make the window easy to hit. The clients
+// run in goroutines of their own, so they report by t.Errorf and return
+// (t.Fatal must not be called off the test's goroutine).
 func TestWSInputRightAfterOutput(t *testing.T) {
 	h := startHost(t, "offline/demo")
+	ctx := testutil.Context(t)
 	var wg sync.WaitGroup
 	for c := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w := dialWS(t, h)
-			w.send(map[string]any{"type": "INPUT", "prompt": "hello"})
-			for i := range 25 {
-				m, _ := w.until("OUTPUT", "ERROR")
-				if m["type"] == "ERROR" {
-					t.Errorf("client %d: INPUT %d sent the instant OUTPUT arrived was refused: %v", c, i, m)
-					return
-				}
-				w.send(map[string]any{"type": "INPUT", "prompt": fmt.Sprintf("message %d", i)})
+		wg.Go(func() {
+			if err := answerAtOnce(ctx, h, 25); err != nil {
+				t.Errorf("client %d: %v", c, err)
 			}
-			w.until("OUTPUT")
-		}()
+		})
 	}
 	wg.Wait()
+}
+
+// answerAtOnce opens a WebSocket session and sends turns+1 INPUTs, each
+// the instant the previous OUTPUT is read; an ERROR in their place fails.
+func answerAtOnce(ctx context.Context, h *testHost, turns int) error {
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.URL, "http")+"/ws", nil)
+	if err != nil {
+		return err
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(1 << 24)
+	send := func(prompt string) error {
+		b, _ := json.Marshal(map[string]any{"type": "INPUT", "prompt": prompt})
+		return c.Write(ctx, websocket.MessageText, b)
+	}
+	if err := send("hello"); err != nil {
+		return err
+	}
+	for i := 0; i <= turns; i++ {
+		for {
+			_, b, err := c.Read(ctx)
+			if err != nil {
+				return fmt.Errorf("turn %d: %w", i, err)
+			}
+			var m map[string]any
+			if err := json.Unmarshal(b, &m); err != nil {
+				return err
+			}
+			if m["type"] == "ERROR" {
+				return fmt.Errorf("INPUT %d, sent the instant OUTPUT arrived, was refused: %v", i, m)
+			}
+			if m["type"] == "OUTPUT" {
+				break
+			}
+		}
+		if i < turns {
+			if err := send(fmt.Sprintf("message %d", i)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // A client that leaves while its INPUT is still being admitted leaves no

@@ -121,18 +121,6 @@ func ErrorFrame(msg string) []byte {
 	return b
 }
 
-// SessionErrorFrame is ErrorFrame for one relayed session: the frame names
-// the session so the agent can route it.
-func SessionErrorFrame(sessionID, msg string) []byte {
-	b, _ := json.Marshal(struct {
-		Type      string `json:"type"`
-		SessionID string `json:"session_id"`
-		Error     string `json:"error"`
-		Message   string `json:"message"`
-	}{TypeError, sessionID, msg, msg})
-	return b
-}
-
 // CloseFrame returns the frame that ends relayed session id, with an
 // optional reason for the client.
 func CloseFrame(id, reason string) []byte {

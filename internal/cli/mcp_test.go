@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -325,29 +324,12 @@ func TestMCPStartErrors(t *testing.T) {
 	}
 }
 
-// mcpjsDir is where scripts/service-mcpjs.sh installed the MCP TypeScript
-// SDK; a missing one skips, or fails under CI.
-func mcpjsDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("AGENTHOST_TEST_MCPJS")
-	if dir == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("AGENTHOST_TEST_MCPJS is not set: run scripts/service-mcpjs.sh (make test does)")
-		}
-		t.Skip("the MCP TypeScript SDK is not installed: run scripts/service-mcpjs.sh")
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatalf("node: %v", err)
-	}
-	return dir
-}
-
 // TestMCPTypeScriptClient: the MCP TypeScript SDK's client (npm
 // @modelcontextprotocol/sdk) starts `agenthost mcp URL` as its stdio
 // server, lists the ask tool, and asks twice in one session with progress
 // notifications, against a real host.
 func TestMCPTypeScriptClient(t *testing.T) {
-	js := mcpjsDir(t)
+	js := testutil.MCPJS.Dir(t)
 	keys, _ := newKeys(t)
 	_, url := mcpHost(t)
 	script, err := filepath.Abs("testdata/mcpjs/ask.cjs")
@@ -359,33 +341,13 @@ func TestMCPTypeScriptClient(t *testing.T) {
 	// This test binary runs as agenthost (TestMain), started by node.
 	cmd := exec.CommandContext(ctx, "node", script, os.Args[0], "mcp", url, "--keys", keys)
 	cmd.Dir = t.TempDir()
-	cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(js, "node_modules"), envTestMain+"=1", "GORACE=atexit_sleep_ms=0")
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("node: %v\n%s\n%s", err, out.String(), errb.String())
-	}
+	cmd.Env = append(os.Environ(), testutil.NodePath(js), envTestMain+"=1", "GORACE=atexit_sleep_ms=0")
 	var got struct {
-		Tools []struct {
-			Name        string         `json:"name"`
-			Description string         `json:"description"`
-			InputSchema map[string]any `json:"inputSchema"`
-		} `json:"tools"`
-		First, Second, Empty struct {
-			Content []struct {
-				Text string `json:"text"`
-			} `json:"content"`
-			StructuredContent map[string]string `json:"structuredContent"`
-			IsError           bool              `json:"isError"`
-		}
-		Progress []struct {
-			Progress float64 `json:"progress"`
-			Message  string  `json:"message"`
-		} `json:"progress"`
+		Tools                []testutil.MCPTool `json:"tools"`
+		First, Second, Empty testutil.MCPCallResult
+		Progress             []testutil.MCPProgress `json:"progress"`
 	}
-	if err := json.Unmarshal(bytes.TrimSpace(out.Bytes()), &got); err != nil {
-		t.Fatalf("output %q: %v (stderr %s)", out.String(), err, errb.String())
-	}
+	testutil.RunJSON(t, cmd, &got)
 	if len(got.Tools) != 1 || got.Tools[0].Name != "ask" || !strings.Contains(got.Tools[0].Description, "translator") {
 		t.Fatalf("tools: %+v", got.Tools)
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 // a2aRPC sends one JSON-RPC call to an agent's A2A endpoint and returns
@@ -174,45 +176,19 @@ func TestPlatformA2A(t *testing.T) {
 // organization's token (docs/a2a.md's code), reads a platform agent's
 // card, sends and streams.
 func TestPlatformA2AJSClient(t *testing.T) {
-	dir := os.Getenv("AGENTHOST_TEST_A2A_JS")
-	if dir == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("AGENTHOST_TEST_A2A_JS is not set: run scripts/service-a2a.sh (make test does)")
-		}
-		t.Skip("the A2A JavaScript SDK is not installed: run scripts/service-a2a.sh")
-	}
+	dir := testutil.A2AJS.Dir(t)
 	r := newCodingRig(t, false, nil)
 	c := r.client("acme")
 	id, _ := c.create(map[string]any{"name": "coder", "initialPrompt": "Hello", "model": "offline/demo"})
 	c.waitIdle(id)
-	src, err := os.ReadFile(filepath.Join("..", "..", "host", "testdata", "a2a", "client.mjs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	work := t.TempDir()
-	if err := os.Symlink(filepath.Join(dir, "node_modules"), filepath.Join(work, "node_modules")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(work, "client.mjs"), src, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	work := testutil.ModuleWorkDir(t, dir, filepath.Join("..", "..", "host", "testdata", "a2a", "client.mjs"))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", "client.mjs", "platform", r.env.URL+"/api/v1/agents/"+id+"/")
 	cmd.Dir = work
 	cmd.Env = append(os.Environ(), "AGENTHOST_TOKEN="+c.Token)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("node: %v\n%s", err, out)
-	}
-	line := strings.TrimSpace(string(out))
-	if i := strings.LastIndexByte(line, '\n'); i >= 0 {
-		line = line[i+1:]
-	}
 	var m map[string]any
-	if err := json.Unmarshal([]byte(line), &m); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
+	testutil.RunJSON(t, cmd, &m)
 	if m["send"] != "completed" || m["stream"] != "completed" || m["final"] != true || m["get"] != "completed" || !strings.Contains(m["text"].(string), "offline") {
 		t.Fatalf("js client: %v", m)
 	}

@@ -1,6 +1,7 @@
 package platform_test
 
 import (
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -113,4 +114,35 @@ func TestAgentAPIErrors(t *testing.T) {
 	if _, err := os.FindProcess(pid); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// failingTransport fails the calls to one control path of every runtime
+// the way a broken connection does (the runtime died mid-call, a reset),
+// and passes the others on.
+type failingTransport struct {
+	path string
+	base http.RoundTripper
+}
+
+func (f failingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Path == f.path {
+		return nil, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+	}
+	return f.base.RoundTrip(r)
+}
+
+// TestRuntimeConnectionError: a call to a runtime that fails on the
+// connection, while the client still waits, is the runtime's failure (502
+// "not responding"), not a cancelled request (503), even though the call
+// carries a timeout of its own. It was 503 "request cancelled": the call's
+// context was cancelled before the error was classified, so every
+// connection error looked like a client that had left.
+func TestRuntimeConnectionError(t *testing.T) {
+	r := newCodingRig(t, false, func(c *platform.Config) {
+		c.RuntimeTransport = failingTransport{path: "/control/usage", base: http.DefaultTransport}
+	})
+	c := r.client("acme")
+	id, _ := c.create(map[string]any{"name": "a"})
+	c.Do(t, "GET", "/api/v1/agents/"+id+"/usage", nil).WantError(t, http.StatusBadGateway, "not responding")
+	c.get("/api/v1/agents/" + id + "/messages") // the other calls still go through
 }

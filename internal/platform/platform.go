@@ -102,6 +102,9 @@ type Config struct {
 	SessionPage http.Handler
 	// RuntimeTimeout bounds a call forwarded to a runtime (default 30 s).
 	RuntimeTimeout time.Duration
+	// RuntimeTransport carries the calls to runtimes' control APIs
+	// (default: a transport for loopback); a test injects failures here.
+	RuntimeTransport http.RoundTripper
 	// MaxUploadFile and MaxUploadTotal override the seed's upload limits
 	// (50 MB per file, 100 MB per agent).
 	MaxUploadFile, MaxUploadTotal int64
@@ -272,7 +275,7 @@ func build(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 		Store: st, Auth: auth.NewAuthenticator(st, cfg.Now, cfg.TokenTouchInterval, log),
 		Agents: mgr, Secrets: sec, Logger: log, Now: cfg.Now, NewID: cfg.NewID, BaseURL: s.BaseURL,
 		Capabilities: capability.New(key), ForwardKey: api.ForwardKey(key), FrameAncestors: cfg.FrameAncestors, SessionPage: cfg.SessionPage,
-		TempDir: filepath.Join(cfg.DataDir, "tmp"), RuntimeTimeout: cfg.RuntimeTimeout, SandboxDisabled: cfg.InsecureNoSandbox,
+		TempDir: filepath.Join(cfg.DataDir, "tmp"), RuntimeTimeout: cfg.RuntimeTimeout, RuntimeTransport: cfg.RuntimeTransport, SandboxDisabled: cfg.InsecureNoSandbox,
 		MaxUploadFile: cfg.MaxUploadFile, MaxUploadTotal: cfg.MaxUploadTotal, HTTPMetrics: met.http,
 		Ready: s.readiness,
 	})
@@ -287,10 +290,6 @@ func build(ctx context.Context, cfg Config, st store.Store) (*Server, error) {
 	}
 	return s, nil
 }
-
-// Handler is the platform's HTTP handler: /health, /api/v1, the session
-// pages under /a/ and the dashboard at /.
-func (s *Server) Handler() http.Handler { return s.api }
 
 // API is the /api/v1 server, where later routes register.
 func (s *Server) API() *api.Server { return s.api }

@@ -40,10 +40,3 @@ func (l *IDLocks) Lock(id string) (unlock func()) {
 		l.mu.Unlock()
 	}
 }
-
-// held reports how many ids have holders or waiters (for tests).
-func (l *IDLocks) held() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.m)
-}

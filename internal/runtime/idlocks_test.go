@@ -38,3 +38,10 @@ func TestIDLocks(t *testing.T) {
 	ub()
 	ua()
 }
+
+// held reports how many ids have holders or waiters (for tests).
+func (l *IDLocks) held() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.m)
+}

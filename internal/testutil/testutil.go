@@ -133,3 +133,24 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Context is the context for a test's waits on the code under test (a
+// frame, an answer, a run): it ends a little before the test binary's own
+// deadline (go test -timeout), leaving time to report what was seen and
+// clean up, and when the test ends. A wait bounded by it fails only when
+// the whole run would time out anyway, never because a loaded machine (a
+// shared CI runner under -race) is slower than a fixed number of seconds
+// guessed on a fast one; a hang still fails, with the test's own message.
+func Context(t testing.TB) context.Context {
+	t.Helper()
+	ctx := t.Context()
+	if dt, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+		if deadline, ok := dt.Deadline(); ok {
+			margin := min(time.Until(deadline)/10, 30*time.Second)
+			c, cancel := context.WithDeadline(ctx, deadline.Add(-margin))
+			t.Cleanup(cancel)
+			return c
+		}
+	}
+	return ctx
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/agenthost/agenthost/internal/web/agentpage"
 	"github.com/agenthost/agenthost/internal/web/dashboard"
 	"github.com/agenthost/agenthost/internal/web/session"
+	"github.com/agenthost/agenthost/internal/web/uikit"
 )
 
 // Config is what the API serves from.
@@ -161,7 +162,8 @@ func New(cfg Config) *Server {
 	dash := dashboard.Handler() // the web dashboard: / and its files under /ui/
 	root.Handle("GET /{$}", dash)
 	root.Handle("GET "+dashboard.Prefix, dash)
-	agentpage.Register(root) // the agent's page, /a/{agentId}, and its files under /ui/agent/
+	agentpage.Register(root)                          // the agent's page, /a/{agentId}, and its files under /ui/agent/
+	root.Handle("GET "+uikit.Prefix, uikit.Handler()) // the files both pages share
 	root.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteError(w, http.StatusNotFound, "not found")
 	})

@@ -100,8 +100,11 @@ func (s *Server) callRuntime(ctx context.Context, a store.Agent, c controlCall) 
 	}
 	resp, err := s.runtimeHTTP.Do(req)
 	if err != nil {
+		// Ask why before cancel: cancel itself cancels ctx, and would make
+		// every failed connection look like a client that left.
+		left := ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled)
 		cancel()
-		if ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled) {
+		if left {
 			// The client went away (or the platform is shutting down).
 			return nil, nil, &httpjson.Error{Status: http.StatusServiceUnavailable, Msg: "request cancelled", Err: err}
 		}

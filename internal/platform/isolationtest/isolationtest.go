@@ -355,6 +355,27 @@ func (o *org) json(method, path string, body any) map[string]any {
 	return m
 }
 
+// poll GETs path for a wait loop: a 502 or 503 (a runtime that does not
+// answer for a moment, e.g. while the kernel reclaims memory in its
+// cgroup or kills a tool at its limit) answers false, for the loop to ask
+// again before its deadline; any other failure fails the test.
+func (o *org) poll(path string) (map[string]any, bool) {
+	o.t.Helper()
+	r := o.do("GET", path, nil, -1)
+	if r.status == http.StatusBadGateway || r.status == http.StatusServiceUnavailable {
+		o.t.Logf("GET %s: %d %s; asking again", path, r.status, r.body)
+		return nil, false
+	}
+	if r.status < 200 || r.status > 299 {
+		o.t.Fatalf("GET %s: %d %s", path, r.status, r.body)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		o.t.Fatalf("GET %s: %v: %s", path, err, r.body)
+	}
+	return m, true
+}
+
 func (o *org) create(name string) string {
 	o.t.Helper()
 	got := o.json("POST", "/api/v1/agents", map[string]any{"name": name})
@@ -421,7 +442,11 @@ func (s *shell) runTimeout(t *testing.T, cmd string, timeout time.Duration) stri
 			t.Fatalf("command %q did not finish", cmd)
 		}
 		if !approved {
-			perms := s.o.json("GET", "/api/v1/agents/"+s.agentID+"/permissions", nil)
+			perms, ok := s.o.poll("/api/v1/agents/" + s.agentID + "/permissions")
+			if !ok {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
 			list, _ := perms["permissions"].([]any)
 			for _, p := range list {
 				pm, _ := p.(map[string]any)
@@ -431,8 +456,8 @@ func (s *shell) runTimeout(t *testing.T, cmd string, timeout time.Duration) stri
 				}
 			}
 		}
-		st := s.o.json("GET", "/api/v1/agents/"+s.agentID, nil)
-		if st["busy"] == false {
+		st, ok := s.o.poll("/api/v1/agents/" + s.agentID)
+		if ok && st["busy"] == false {
 			if out, ok := s.lastTool(t); ok {
 				return out
 			}
@@ -444,7 +469,10 @@ func (s *shell) runTimeout(t *testing.T, cmd string, timeout time.Duration) stri
 // lastTool returns the output of the session's last finished tool call
 // that belongs to the newest user message.
 func (s *shell) lastTool(t *testing.T) (string, bool) {
-	h := s.o.json("GET", "/api/v1/agents/"+s.agentID+"/messages?sessionId="+s.session, nil)
+	h, ok := s.o.poll("/api/v1/agents/" + s.agentID + "/messages?sessionId=" + s.session)
+	if !ok {
+		return "", false
+	}
 	msgs, _ := h["messages"].([]any)
 	var out string
 	found := false

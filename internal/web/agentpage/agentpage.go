@@ -13,22 +13,19 @@
 package agentpage
 
 import (
-	"bytes"
 	"embed"
-	"io/fs"
-	"mime"
 	"net/http"
-	"path"
 	"strings"
-	"time"
+
+	"github.com/agenthost/agenthost/internal/web/uikit"
 )
 
 //go:embed assets
 var assets embed.FS
 
-// FS holds the page's files: index.html and the scripts and styles it
-// loads from Prefix.
-var FS = mustSub(assets, "assets")
+// FS holds the page's files: index.html and the scripts and styles of
+// its own it loads from Prefix (the shared ones come from uikit.Prefix).
+var FS = uikit.Sub(assets, "assets")
 
 // Prefix is the path under which Handler serves the scripts and styles.
 const Prefix = "/ui/agent/"
@@ -40,7 +37,9 @@ const Pattern = "/a/{agentId}"
 // only, no inline code, no framing.
 const CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
-// Register mounts the page at Pattern and its files under Prefix.
+// Register mounts the page at Pattern and its files under Prefix. The
+// shared files it links are uikit's: mount uikit.Handler at uikit.Prefix
+// too (once, for this page and the dashboard).
 func Register(mux *http.ServeMux) {
 	h := Handler()
 	mux.Handle("GET "+Pattern, h)
@@ -59,29 +58,6 @@ func Handler() http.Handler {
 			}
 			name = rest
 		}
-		b, err := fs.ReadFile(FS, name)
-		if err != nil {
-			http.NotFound(w, r)
-			return
-		}
-		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Content-Security-Policy", CSP)
-		h.Set("Cross-Origin-Opener-Policy", "same-origin")
-		h.Set("Cache-Control", "no-cache")
-		if ct := mime.TypeByExtension(path.Ext(name)); ct != "" {
-			h.Set("Content-Type", ct)
-		}
-		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
+		uikit.ServeFile(w, r, FS, name, CSP)
 	})
-}
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err)
-	}
-	return sub
 }

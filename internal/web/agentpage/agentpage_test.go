@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/agenthost/agenthost/internal/web/agentpage"
+	"github.com/agenthost/agenthost/internal/web/uikit"
+	"github.com/agenthost/agenthost/internal/web/webtest"
 )
 
 // The page and its files, as the platform serves them: at /a/{agentId}
@@ -17,51 +19,26 @@ import (
 // the dashboard's security headers; nothing else under the prefix.
 func TestPageServed(t *testing.T) {
 	env := startPlatform(t, false)
-	c := env.Client("")
-	for _, tc := range []struct {
-		path, ctype, contains string
-		status                int
-	}{
-		{"/a/agt_anything", "text/html", `src="../ui/agent/app.js"`, 200},
-		{"/a/" + url.PathEscape("<script>"), "text/html", "Sign in", 200},
-		{"/ui/agent/app.js", "javascript", "openPage", 200},
-		{"/ui/agent/api.js", "javascript", "sessionStorage", 200},
-		{"/ui/agent/panels.js", "javascript", "showFolder", 200},
-		{"/ui/agent/app.css", "text/css", ":focus-visible", 200},
-		{"/ui/app.js", "javascript", "showView", 200}, // the dashboard's, untouched
-		{"/ui/agent/", "", "", 404},
-		{"/ui/agent/index.html", "", "", 404},
-		{"/ui/agent/nope.js", "", "", 404},
-		{"/ui/agent/x/app.js", "", "", 404},
-		{"/a/agt_x/", "", "", 404},
-		{"/a/agt_x/session/ses_y", "", "", 401}, // session pages still need their capability
-	} {
-		r := c.Do(t, "GET", tc.path, nil)
-		if r.Status != tc.status {
-			t.Errorf("%s: status %d, want %d", tc.path, r.Status, tc.status)
-			continue
-		}
-		if tc.status != 200 {
-			continue
-		}
-		h := r.Header
-		if ct := h.Get("Content-Type"); !strings.Contains(ct, tc.ctype) {
-			t.Errorf("%s: Content-Type %q", tc.path, ct)
-		}
-		if !strings.Contains(string(r.Body), tc.contains) {
-			t.Errorf("%s: no %q", tc.path, tc.contains)
-		}
-		if strings.HasPrefix(tc.path, "/ui/app") {
-			continue
-		}
-		csp := h.Get("Content-Security-Policy")
-		if !strings.Contains(csp, "frame-ancestors 'none'") || !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe") {
-			t.Errorf("%s: CSP %q", tc.path, csp)
-		}
-		if h.Get("X-Content-Type-Options") != "nosniff" || h.Get("X-Frame-Options") != "DENY" || h.Get("Referrer-Policy") != "no-referrer" {
-			t.Errorf("%s: headers %v", tc.path, h)
-		}
-	}
+	webtest.CheckServed(t, env.URL, []webtest.Served{
+		webtest.OK("/a/agt_anything", "text/html", `src="../ui/agent/app.js"`),
+		webtest.OK("/a/"+url.PathEscape("<script>"), "text/html", "Sign in"),
+		webtest.OK("/a/agt_anything", "text/html", `href="../ui/kit/base.css"`),
+		webtest.OK("/ui/agent/app.js", "javascript", "openPage"),
+		webtest.OK("/ui/agent/panels.js", "javascript", "showFolder"),
+		webtest.OK("/ui/agent/app.css", "text/css", "#view-agent"),
+		webtest.OK("/ui/kit/base.css", "text/css", ":focus-visible"),
+		webtest.OK("/ui/kit/api.js", "javascript", "sessionStorage"),
+		webtest.Status("/ui/agent/api.js", 404), // no second copy
+		webtest.Status("/ui/kit/", 404),
+		webtest.Status("/ui/kit/x/api.js", 404),
+		webtest.OK("/ui/app.js", "javascript", "showView"), // the dashboard's, untouched
+		webtest.Status("/ui/agent/", 404),
+		webtest.Status("/ui/agent/index.html", 404),
+		webtest.Status("/ui/agent/nope.js", 404),
+		webtest.Status("/ui/agent/x/app.js", 404),
+		webtest.Status("/a/agt_x/", 404),
+		webtest.Status("/a/agt_x/session/ses_y", 401), // session pages still need their capability
+	})
 }
 
 // Every file the page loads is embedded, nothing comes from elsewhere,
@@ -77,17 +54,26 @@ func TestAssetsOffline(t *testing.T) {
 	}
 	index := read("index.html")
 	refs := regexp.MustCompile(`(?:src|href)="\.\./ui/agent/([^"]+)"`).FindAllStringSubmatch(index, -1)
-	if len(refs) != 4 {
-		t.Fatalf("index.html loads %d files: %v", len(refs), refs)
+	if len(refs) != 3 {
+		t.Fatalf("index.html loads %d files of its own: %v", len(refs), refs)
 	}
 	for _, ref := range refs {
 		read(ref[1])
+	}
+	shared := regexp.MustCompile(`(?:src|href)="\.\./ui/kit/([^"]+)"`).FindAllStringSubmatch(index, -1)
+	if len(shared) != 2 {
+		t.Fatalf("index.html loads %d shared files: %v", len(shared), shared)
+	}
+	for _, ref := range shared {
+		if _, err := fs.ReadFile(uikit.FS, ref[1]); err != nil {
+			t.Errorf("shared %s is not embedded: %v", ref[1], err)
+		}
 	}
 	if strings.Contains(index, "http://") || strings.Contains(index, "https://") {
 		t.Error("index.html loads something from another site")
 	}
 	sinks := regexp.MustCompile(`innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(|new Function|srcdoc`)
-	for _, name := range []string{"api.js", "panels.js", "app.js"} {
+	for _, name := range []string{"panels.js", "app.js"} {
 		js := read(name)
 		if m := sinks.FindString(js); m != "" {
 			t.Errorf("%s writes markup or code from strings: %s", name, m)

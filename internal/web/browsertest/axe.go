@@ -42,10 +42,6 @@ type AxeNode struct {
 	Summary string `json:"summary"`
 }
 
-// Serious reports whether the violation is serious or critical: the
-// findings the pages must not have.
-func (v AxeViolation) Serious() bool { return v.Impact == "serious" || v.Impact == "critical" }
-
 // String is the violation as a test prints it: rule, impact, help, and
 // each element with its fix.
 func (v AxeViolation) String() string {
@@ -84,7 +80,7 @@ const axeMissing = "no axe-core: set " + EnvAxe + " to axe.min.js (scripts/servi
 
 // RequireAxe skips the test when axe-core is not installed (under
 // CI=true it fails instead), so a test that checks nothing else can start
-// with it. Browser tests that check more call CheckAxe, which only logs a
+// with it. Browser tests that check more call CheckAxeAll, which only logs a
 // missing axe-core outside CI.
 func RequireAxe(t testing.TB) {
 	t.Helper()
@@ -143,25 +139,14 @@ func (p *Page) Axe() []AxeViolation {
 		})))`)
 }
 
-// CheckAxe runs Axe in the light and in the dark color scheme (the pages
-// follow the system's) and fails the test on every serious or critical
-// violation; lesser ones are logged. name says which view or state is
-// checked, in the messages and in the screenshot taken on a finding.
-// Without axe-core it logs that nothing was checked, except under CI=true,
-// where it fails: a long browser test should not be skipped for it.
-func (p *Page) CheckAxe(name string) {
-	p.T.Helper()
-	p.checkAxe(name, AxeViolation.Serious)
-}
-
-// CheckAxeAll is CheckAxe failing on a violation of any impact, minor
-// ones included: for pages that have none, to keep it so.
+// CheckAxeAll runs Axe in the light and in the dark color scheme (the
+// pages follow the system's) and fails the test on every violation, minor
+// ones included: the pages have none, and this keeps it so. name says
+// which view or state is checked, in the messages and in the screenshot
+// taken on a finding. Without axe-core it logs that nothing was checked,
+// except under CI=true, where it fails: a long browser test should not be
+// skipped for it.
 func (p *Page) CheckAxeAll(name string) {
-	p.T.Helper()
-	p.checkAxe(name, func(AxeViolation) bool { return true })
-}
-
-func (p *Page) checkAxe(name string, fails func(AxeViolation) bool) {
 	p.T.Helper()
 	if !AxeAvailable(p.T) {
 		p.T.Logf("axe: %s not checked: %s", name, axeMissing)
@@ -172,11 +157,7 @@ func (p *Page) checkAxe(name string, fails func(AxeViolation) bool) {
 		p.ColorScheme(scheme)
 		var bad []string
 		for _, v := range p.Axe() {
-			if fails(v) {
-				bad = append(bad, v.String())
-			} else {
-				p.T.Logf("axe: %s (%s): %s", name, scheme, v)
-			}
+			bad = append(bad, v.String())
 		}
 		if len(bad) > 0 {
 			p.saveScreenshot("axe-" + name + "-" + scheme)

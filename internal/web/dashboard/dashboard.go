@@ -5,28 +5,32 @@
 package dashboard
 
 import (
-	"bytes"
 	"embed"
-	"io/fs"
-	"mime"
 	"net/http"
-	"path"
 	"strings"
-	"time"
+
+	"github.com/agenthost/agenthost/internal/web/uikit"
 )
 
 //go:embed assets
 var assets embed.FS
 
-// FS holds the dashboard's files: index.html and the scripts and styles it
-// loads from ui/.
-var FS = mustSub(assets, "assets")
+// FS holds the dashboard's files: index.html and the scripts of its own it
+// loads from ui/ (the shared style sheet and API client come from
+// uikit.Prefix).
+var FS = uikit.Sub(assets, "assets")
 
 // Prefix is the path under which Handler serves the scripts and styles.
 const Prefix = "/ui/"
 
+// CSP is the dashboard's Content-Security-Policy: its own scripts and
+// styles only, no inline code; it frames only its own origin (the session
+// page) and is framed by no one.
+const CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-src 'self'; frame-ancestors 'none'"
+
 // Handler serves index.html at "/" and the other files under Prefix. Mount
-// it for both: mux.Handle("GET /{$}", h) and mux.Handle("GET /ui/", h).
+// it for both: mux.Handle("GET /{$}", h) and mux.Handle("GET /ui/", h),
+// and uikit.Handler at uikit.Prefix for the files the page shares.
 func Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := "index.html"
@@ -38,28 +42,6 @@ func Handler() http.Handler {
 			}
 			name = rest
 		}
-		b, err := fs.ReadFile(FS, name)
-		if err != nil {
-			http.NotFound(w, r)
-			return
-		}
-		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-src 'self'; frame-ancestors 'none'")
-		h.Set("Cache-Control", "no-cache")
-		if ct := mime.TypeByExtension(path.Ext(name)); ct != "" {
-			h.Set("Content-Type", ct)
-		}
-		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
+		uikit.ServeFile(w, r, FS, name, CSP)
 	})
-}
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err)
-	}
-	return sub
 }

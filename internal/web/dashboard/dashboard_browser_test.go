@@ -1,9 +1,7 @@
 package dashboard_test
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,9 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agenthost/agenthost/internal/platform/agents"
 	"github.com/agenthost/agenthost/internal/platform/platformtest"
-	"github.com/agenthost/agenthost/internal/runtime/process"
 	"github.com/agenthost/agenthost/internal/web/browsertest"
 )
 
@@ -28,43 +24,7 @@ type platformEnv struct {
 
 func startPlatform(t *testing.T, runtimes bool) *platformEnv {
 	t.Helper()
-	dir := t.TempDir()
-	logs := &platformtest.Buffer{}
-	o := platformtest.Options{DataDir: dir, Logs: logs}
-	if runtimes {
-		if testing.Short() {
-			t.Skip("builds and runs the real coding runtime")
-		}
-		// Runtimes run under uids of their own as root: they must
-		// traverse the data directory's parent (t.TempDir makes it 0700).
-		if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
-			t.Fatal(err)
-		}
-		d, err := process.New(process.Options{Root: dir + "/runtimes", Logger: slog.New(slog.NewTextHandler(logs, nil))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			hs, _ := d.List(context.Background())
-			for _, h := range hs {
-				d.Destroy(context.Background(), h)
-			}
-			d.Close()
-		})
-		base := 31000 + (os.Getpid()%400)*20
-		o.Driver = d
-		o.Agents = agents.Config{
-			Command:          []string{platformtest.Agenthost(t), "serve", "--role", "coding"},
-			Ports:            agents.PortRange{Min: base, Max: base + 19},
-			ProvisionTimeout: 60 * time.Second,
-		}
-	}
-	env := platformtest.Start(t, o)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("platform logs:\n%s", logs.String())
-		}
-	})
+	env := platformtest.StartCoding(t, runtimes, 31000+(os.Getpid()%400)*20)
 	return &platformEnv{Env: env, token: env.Token(t, "acme")}
 }
 

@@ -1,13 +1,15 @@
 package dashboard_test
 
 import (
-	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/agenthost/agenthost/internal/web/dashboard"
+	"github.com/agenthost/agenthost/internal/web/uikit"
+	"github.com/agenthost/agenthost/internal/web/webtest"
 )
 
 func TestHandler(t *testing.T) {
@@ -15,44 +17,22 @@ func TestHandler(t *testing.T) {
 	h := dashboard.Handler()
 	mux.Handle("GET /{$}", h)
 	mux.Handle("GET "+dashboard.Prefix, h)
+	mux.Handle("GET "+uikit.Prefix, uikit.Handler())
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	for _, c := range []struct {
-		path, ctype, contains string
-		status                int
-	}{
-		{"/", "text/html", `src="ui/app.js"`, 200},
-		{"/ui/app.js", "javascript", "showView", 200},
-		{"/ui/api.js", "javascript", "sessionStorage", 200},
-		{"/ui/app.css", "text/css", ":focus-visible", 200},
-		{"/ui/", "", "", 404},
-		{"/ui/index.html", "", "", 404},
-		{"/ui/nope.js", "", "", 404},
-		{"/ui/../go.mod", "", "", 404},
-	} {
-		resp, err := http.Get(srv.URL + c.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != c.status {
-			t.Errorf("%s: status %d, want %d", c.path, resp.StatusCode, c.status)
-			continue
-		}
-		if c.status != 200 {
-			continue
-		}
-		if ct := resp.Header.Get("Content-Type"); !strings.Contains(ct, c.ctype) {
-			t.Errorf("%s: Content-Type %q", c.path, ct)
-		}
-		if !strings.Contains(string(b), c.contains) {
-			t.Errorf("%s: no %q", c.path, c.contains)
-		}
-		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "unsafe") {
-			t.Errorf("%s: CSP %q", c.path, csp)
-		}
-	}
+	webtest.CheckServed(t, srv.URL, []webtest.Served{
+		webtest.OK("/", "text/html", `src="ui/app.js"`),
+		webtest.OK("/ui/app.js", "javascript", "showView"),
+		webtest.OK("/", "text/html", `href="ui/kit/base.css"`),
+		webtest.OK("/ui/kit/api.js", "javascript", "sessionStorage"),
+		webtest.OK("/ui/kit/base.css", "text/css", ":focus-visible"),
+		webtest.Status("/ui/api.js", 404), // shared: one home, under /ui/kit/
+		webtest.Status("/ui/app.css", 404),
+		webtest.Status("/ui/", 404),
+		webtest.Status("/ui/index.html", 404),
+		webtest.Status("/ui/nope.js", 404),
+		webtest.Status("/ui/../go.mod", 404),
+	})
 }
 
 // Every file the page loads is embedded, and nothing comes from elsewhere.
@@ -61,11 +41,17 @@ func TestAssetsOffline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, ref := range []string{"ui/app.css", "ui/api.js", "ui/agents.js", "ui/scopes.js", "ui/tokens.js", "ui/usage.js", "ui/app.js"} {
+	for _, ref := range []string{"ui/kit/base.css", "ui/kit/api.js", "ui/agents.js", "ui/scopes.js", "ui/tokens.js", "ui/usage.js", "ui/app.js"} {
 		if !strings.Contains(b, `"`+ref+`"`) {
 			t.Errorf("index.html does not load %s", ref)
 		}
-		if _, err := fsRead(strings.TrimPrefix(ref, "ui/")); err != nil {
+		var err error
+		if shared, ok := strings.CutPrefix(ref, "ui/kit/"); ok {
+			_, err = fs.ReadFile(uikit.FS, shared)
+		} else {
+			_, err = fsRead(strings.TrimPrefix(ref, "ui/"))
+		}
+		if err != nil {
 			t.Errorf("%s is not embedded: %v", ref, err)
 		}
 	}

@@ -78,22 +78,7 @@ async function openPage() {
   if (page.agent) startPolling();
 }
 
-$("signin-form").addEventListener("submit", async (e) => {
-  e.preventDefault();
-  const token = $("signin-token").value.trim();
-  if (!token) return;
-  auth.token = token;
-  try {
-    await api("/agents", { noSignOut: true });
-  } catch (err) {
-    auth.token = "";
-    showError(err.status === 401 ? "That token was refused: " + err.message : "Sign-in failed: " + err.message);
-    $("signin-token").select();
-    return;
-  }
-  $("signin-token").value = "";
-  showError("");
-  flash("Signed in");
+onSignIn(async () => {
   await openPage();
   $("main").focus({ preventScroll: true });
 });

@@ -36,22 +36,7 @@ function showView(name, focus) {
 
 window.addEventListener("hashchange", () => showView(location.hash.slice(1), true));
 
-$("signin-form").addEventListener("submit", async (e) => {
-  e.preventDefault();
-  const token = $("signin-token").value.trim();
-  if (!token) return;
-  auth.token = token;
-  try {
-    await api("/agents", { noSignOut: true });
-  } catch (err) {
-    auth.token = "";
-    showError(err.status === 401 ? "That token was refused: " + err.message : "Sign-in failed: " + err.message);
-    $("signin-token").select();
-    return;
-  }
-  $("signin-token").value = "";
-  showError("");
-  flash("Signed in");
+onSignIn(() => {
   if (!location.hash || location.hash === "#signin") location.hash = "#agents";
   else showView(location.hash.slice(1), true);
 });

@@ -1,7 +1,9 @@
-// The agent page's shared pieces: DOM helpers, messages to the user, and
-// the /api/v1 client with the token from sessionStorage (the dashboard's
-// key). Plain JavaScript, no dependencies, and no markup built from
-// strings: whatever the agent wrote reaches the page as text only.
+// The pieces the dashboard and the agent page share: DOM helpers, messages
+// to the user, the /api/v1 client with the token from sessionStorage (one
+// key, so a tab signed in on one page is signed in on the other) and the
+// sign-in form. Plain JavaScript, no dependencies, and no markup built
+// from strings; the pages' scripts share one global scope, loaded after
+// this one.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -66,9 +68,39 @@ function showError(text) {
   if (text) showError.t = setTimeout(() => { e.hidden = true; }, 10000);
 }
 
+// confirmButton makes a button that asks "Sure?" on the first press and
+// acts on the second (no modal dialog).
+function confirmButton(label, question, action, cls) {
+  const b = el("button", { type: "button", class: cls || "" }, label);
+  let armed = false;
+  let timer = null;
+  b.addEventListener("click", async () => {
+    if (!armed) {
+      armed = true;
+      b.textContent = question;
+      b.classList.add("armed");
+      timer = setTimeout(() => { armed = false; b.textContent = label; b.classList.remove("armed"); }, 5000);
+      return;
+    }
+    clearTimeout(timer);
+    armed = false;
+    b.disabled = true;
+    try {
+      await action();
+    } finally {
+      b.disabled = false;
+      b.textContent = label;
+      b.classList.remove("armed");
+    }
+  });
+  return b;
+}
+
 // ---- API client ----
 const TOKEN_KEY = "agenthost.token";
-const API = "../api/v1";
+// API is /api/v1 of the server this script came from (it is served at
+// /ui/kit/api.js), so the pages work under any path prefix.
+const API = new URL("../../api/v1", document.currentScript.src).href;
 
 // APIError is a failed call: the status and the server's message.
 class APIError extends Error {
@@ -115,7 +147,7 @@ async function request(path, opts = {}) {
 // api calls /api/v1 + path and returns the decoded JSON answer.
 async function api(path, opts = {}) {
   const resp = await request(path, opts);
-  try { return await resp.json(); } catch (e) { return {}; }
+  try { return (await resp.json()) || {}; } catch (e) { return {}; }
 }
 
 // download fetches path (with the token in a header, never in the URL)
@@ -140,4 +172,28 @@ async function run(fn, what) {
     if (e.status !== 401) showError((what ? what + ": " : "") + e.message);
     return null;
   }
+}
+
+// onSignIn makes the sign-in form (#signin-form, #signin-token) keep the
+// token typed only if the server takes it (a call to /agents), say why
+// not otherwise, and then run signedIn.
+function onSignIn(signedIn) {
+  $("signin-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const token = $("signin-token").value.trim();
+    if (!token) return;
+    auth.token = token;
+    try {
+      await api("/agents", { noSignOut: true });
+    } catch (err) {
+      auth.token = "";
+      showError(err.status === 401 ? "That token was refused: " + err.message : "Sign-in failed: " + err.message);
+      $("signin-token").select();
+      return;
+    }
+    $("signin-token").value = "";
+    showError("");
+    flash("Signed in");
+    await signedIn();
+  });
 }
