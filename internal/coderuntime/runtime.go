@@ -311,7 +311,12 @@ func (r *Runtime) nowMS() int64 { return r.cfg.Now().UnixMilli() }
 // is empty. The message is committed before Send returns and runs after
 // the turns before it.
 func (r *Runtime) Send(ctx context.Context, sessionID, text string) (SendResult, error) {
-	a, err := r.eng.Enqueue(ctx, engine.Input{SessionID: sessionID, NewSessionID: ids.Hex("ses_"), Prompt: text, Attended: true,
+	return r.send(ctx, sessionID, ids.Hex("ses_"), text)
+}
+
+// send is Send with the new session's id given.
+func (r *Runtime) send(ctx context.Context, sessionID, newSessionID, text string) (SendResult, error) {
+	a, err := r.eng.Enqueue(ctx, engine.Input{SessionID: sessionID, NewSessionID: newSessionID, Prompt: text, Attended: true,
 		Data:    trace.SpanContextFromContext(ctx),
 		Message: llm.Message{Parts: []llm.Part{llm.TextPart(text)}, Created: r.nowMS()}})
 	if err != nil {

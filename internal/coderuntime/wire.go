@@ -145,6 +145,12 @@ type TurnError struct {
 type SendRequest struct {
 	Message   string `json:"message"`
 	SessionID string `json:"sessionId,omitempty"`
+	// NewSessionID, instead of SessionID, names the session the message
+	// starts: a fresh id of the shape the runtime makes ("ses_" and 24
+	// hex digits) that no session has. The platform picks it to save a
+	// message's files in the session's own folder (POST /control/files
+	// ?newSessionId=) before the message runs.
+	NewSessionID string `json:"newSessionId,omitempty"`
 }
 
 // SendResult answers POST /control/messages.
