@@ -35,6 +35,7 @@ import (
 	"github.com/agenthost/agenthost/internal/ids"
 	"github.com/agenthost/agenthost/internal/obs"
 	"github.com/agenthost/agenthost/internal/obs/runobs"
+	"github.com/agenthost/agenthost/internal/store"
 	"github.com/agenthost/agenthost/internal/store/sqlite"
 	"github.com/agenthost/agenthost/llm"
 	"github.com/prometheus/client_golang/prometheus"
@@ -367,16 +368,19 @@ func (r *Runtime) AbortAll(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// History returns one session's messages in the seed's shape.
+// History returns one session's messages in the seed's shape, and
+// whether its latest turn was interrupted.
 func (r *Runtime) History(ctx context.Context, sessionID string) (SessionHistory, error) {
-	if _, err := r.eng.Session(ctx, sessionID); err != nil {
+	ss, err := r.eng.Session(ctx, sessionID)
+	if err != nil {
 		return SessionHistory{}, err
 	}
 	out, err := r.messages(ctx, sessionID)
 	if err != nil {
 		return SessionHistory{}, err
 	}
-	return SessionHistory{SessionID: sessionID, Messages: out, Usage: usageOf(out)}, nil
+	return SessionHistory{SessionID: sessionID, Messages: out, Usage: usageOf(out),
+		Interrupted: ss.Status == store.StatusInterrupted}, nil
 }
 
 func (r *Runtime) messages(ctx context.Context, sessionID string) ([]Message, error) {

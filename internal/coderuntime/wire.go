@@ -102,6 +102,10 @@ type SessionHistory struct {
 	SessionID string    `json:"sessionId"`
 	Messages  []Message `json:"messages"`
 	Usage     Usage     `json:"usage"`
+	// Interrupted: the session's latest turn was cut short, by an abort
+	// or by the runtime's end; it is stored, so it outlives restarts (the
+	// platform's A2A reads such a turn's task as canceled).
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 // SessionMessages is one session of GET /control/messages.

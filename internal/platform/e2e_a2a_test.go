@@ -217,3 +217,30 @@ func TestPlatformA2AJSClient(t *testing.T) {
 		t.Fatalf("js client: %v", m)
 	}
 }
+
+// TestPlatformA2ACancelSurvivesRestart: a task canceled just before the
+// platform restarts still reads back as canceled from the new platform
+// (the runtime stores that the session's latest turn was interrupted).
+// Before the runtime said so, the new platform read it as completed, with
+// the text written before the abort.
+func TestPlatformA2ACancelSurvivesRestart(t *testing.T) {
+	r := newCodingRig(t, false, nil)
+	c := r.client("acme")
+	id, _ := c.create(map[string]any{"name": "coder", "model": "offline/slow"})
+	c.waitIdle(id)
+	t1 := c.a2aRPC(id, "message/send", map[string]any{"message": a2aUserMsg("tell me a long story"), "configuration": map[string]any{"blocking": false}})
+	if got := c.a2aRPC(id, "tasks/cancel", map[string]any{"id": t1["id"]}); a2aState(got) != "canceled" {
+		t.Fatalf("cancel: %v", got)
+	}
+	c.waitIdle(id)
+	r.restart()
+	c = r.client("acme")
+	if got := c.a2aRPC(id, "tasks/get", map[string]any{"id": t1["id"]}); a2aState(got) != "canceled" {
+		t.Fatalf("after a platform restart the canceled task reads %s: %v", a2aState(got), got)
+	}
+	// A later turn of the context completes, and is not canceled.
+	t2 := c.a2aRPC(id, "message/send", map[string]any{"message": a2aUserMsg("hello again", "contextId", t1["contextId"].(string))})
+	if a2aState(t2) != "completed" {
+		t.Fatalf("the next turn: %v", t2)
+	}
+}

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 
 	"github.com/a2aproject/a2a-go/a2a"
 	"github.com/a2aproject/a2a-go/a2asrv"
@@ -99,12 +98,6 @@ type platformTasks struct {
 	agent store.Agent
 }
 
-// a2aCanceled remembers the tasks tasks/cancel aborted, which the runtime's
-// history cannot tell from completed ones; it does not survive a restart
-// of the platform (tasks/get then says completed, with the text written
-// before the abort).
-var a2aCanceled sync.Map // a2a.TaskID → struct{}
-
 // platformA2AError maps the API's errors onto A2A's, keeping the message.
 func platformA2AError(err error) error {
 	var he *httpjson.Error
@@ -153,7 +146,7 @@ func (p *platformTasks) OnCancelTask(ctx context.Context, q *a2a.TaskIDParams) (
 	if object(v)["aborted"] != true {
 		return nil, fmt.Errorf("%w: the runtime did not abort the task's turn", a2a.ErrTaskNotCancelable)
 	}
-	a2aCanceled.Store(q.ID, struct{}{})
+	p.s.a2aCanceled.Store(q.ID, struct{}{})
 	return p.task(ctx, q.ID)
 }
 
@@ -364,7 +357,7 @@ func (p *platformTasks) task(ctx context.Context, id a2a.TaskID) (*a2a.Task, err
 		}
 	}
 	if start < 0 {
-		if _, ok := a2aCanceled.Load(id); ok {
+		if _, ok := p.s.a2aCanceled.Load(id); ok {
 			// Canceled before its turn started: an abort drops it.
 			return &a2a.Task{ID: id, ContextID: sid, Status: a2a.TaskStatus{State: a2a.TaskStateCanceled}}, nil
 		}
@@ -422,11 +415,16 @@ func (p *platformTasks) task(ctx context.Context, id a2a.TaskID) (*a2a.Task, err
 					a2a.TextPart{Text: "The agent waits for an answer (" + kind + "): reply in a message with this taskId (yes, always, or no with a reason; or the answer to the question)."},
 					a2a.DataPart{Data: data})
 			}
+		} else if object(v)["interrupted"] == true {
+			// The runtime stores that the session's latest turn was
+			// aborted (or cut short by its end), so this outlives a
+			// restart of the platform.
+			state = a2a.TaskStateCanceled
 		} else if failure != "" {
 			state = a2a.TaskStateFailed
 		}
 	}
-	if _, ok := a2aCanceled.Load(id); ok && state != a2a.TaskStateWorking && state != a2a.TaskStateInputRequired {
+	if _, ok := p.s.a2aCanceled.Load(id); ok && state != a2a.TaskStateWorking && state != a2a.TaskStateInputRequired {
 		state = a2a.TaskStateCanceled
 	}
 	t.Status.State = state
