@@ -90,15 +90,16 @@ func TestPlatformA2AFiles(t *testing.T) {
 		t.Fatalf("the agent did not read the file: %v", tool)
 	}
 
-	// An existing context: the file goes into that session's folder; a
-	// file without a name is named after its type; a data part joins the
-	// prompt as JSON.
+	// An existing context: the files go into that session's folder, an
+	// image like any file; a file without a name is named after its type;
+	// a data part joins the prompt as JSON.
 	t2 := c.a2aRPC(id, "message/send", map[string]any{"message": withContext(a2aMsg("here is more", a2aFile("", "application/json", []byte(`{"a":1}`)),
-		map[string]any{"kind": "data", "data": map[string]any{"city": "Oslo"}}), sid)})
+		a2aFile("pic.png", "image/png", []byte("\x89PNG\r\n\x1a\n")), map[string]any{"kind": "data", "data": map[string]any{"city": "Oslo"}}), sid)})
 	if a2aState(t2) != "completed" || t2["contextId"] != sid {
 		t.Fatalf("send in a context: %v", t2)
 	}
-	if prompt := text(c.history(id, sid)[len(h)]); !strings.Contains(prompt, `"city": "Oslo"`) || !strings.Contains(prompt, "`uploads/sessions/"+sid+"/attachment.json`") {
+	if prompt := text(c.history(id, sid)[len(h)]); !strings.Contains(prompt, `"city": "Oslo"`) || !strings.Contains(prompt, "`uploads/sessions/"+sid+"/attachment.json`") ||
+		!strings.Contains(prompt, "`uploads/sessions/"+sid+"/pic.png`") {
 		t.Fatalf("the second prompt: %q", prompt)
 	}
 	if b, err := os.ReadFile(filepath.Join(ws, "uploads", "sessions", sid, "attachment.json")); err != nil || string(b) != `{"a":1}` {
@@ -157,7 +158,7 @@ func TestPlatformA2AFiles(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	if want := "attachment.json escape.txt notes.txt"; strings.Join(names, " ") != want {
+	if want := "attachment.json escape.txt notes.txt pic.png"; strings.Join(names, " ") != want {
 		t.Fatalf("the session's folder holds %v, want %s", names, want)
 	}
 	if _, err := os.Stat(filepath.Join(ws, "x")); err == nil {
