@@ -33,8 +33,9 @@ import (
 // organization's), a task is one message's turn ("<sessionId>~<messageId>",
 // read back from the session's history), a pending permission or
 // question is input-required and the next message naming the task answers
-// it, and tasks/cancel aborts the session's turn. a2a-go speaks the wire
-// protocol.
+// it, and tasks/cancel aborts the session's turn. File parts are uploads
+// into the session's own folder (a2afiles.go); the parts and task ids are
+// mapped as on a host (internal/a2amap). a2a-go speaks the wire protocol.
 
 func (s *Server) a2aRoutes() {
 	s.Handle("GET /api/v1/agents/{agentId}/.well-known/agent-card.json", s.agentCard)
