@@ -8,6 +8,7 @@ import (
 	"math"
 
 	"github.com/a2aproject/a2a-go/a2a"
+	"github.com/agenthost/agenthost/internal/a2amap"
 )
 
 // Following a session's events for A2A: the task's updates are its run's
@@ -101,13 +102,13 @@ func (h *a2aTasks) stream(ctx context.Context, c a2aCall, t *a2a.Task, f *a2aFol
 		switch ev.Type {
 		case "STREAM":
 			chunk, _ := fields["chunk"].(string)
-			up := a2a.NewStatusUpdateEvent(t, a2a.TaskStateWorking, agentMessage(t, chunk))
+			up := a2a.NewStatusUpdateEvent(t, a2a.TaskStateWorking, a2amap.AgentMessage(t, chunk))
 			up.Metadata = map[string]any{"agenthost": "text_delta"}
 			if !yield(up, nil) {
 				return
 			}
 		case "tool_call":
-			up := a2a.NewStatusUpdateEvent(t, a2a.TaskStateWorking, agentMessage(t, fmt.Sprintf("calling the tool %v", fields["name"])))
+			up := a2a.NewStatusUpdateEvent(t, a2a.TaskStateWorking, a2amap.AgentMessage(t, fmt.Sprintf("calling the tool %v", fields["name"])))
 			up.Metadata = map[string]any{"agenthost": "tool_call"}
 			if !yield(up, nil) {
 				return

@@ -2,7 +2,6 @@ package host
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/a2aproject/a2a-go/a2a"
+	"github.com/agenthost/agenthost/internal/a2amap"
 	"github.com/agenthost/agenthost/internal/engine"
 	"github.com/agenthost/agenthost/internal/ids"
 	"github.com/agenthost/agenthost/internal/store"
@@ -31,17 +31,9 @@ import (
 //     by the next message that names the task; tasks/cancel interrupts.
 
 // a2aTasks implements a2asrv.RequestHandler over the host's engine.
-type a2aTasks struct{ s *Server }
-
-const a2aTaskSep = "~"
-
-func a2aTaskID(sessionID, msgID string) a2a.TaskID {
-	return a2a.TaskID(sessionID + a2aTaskSep + msgID)
-}
-
-func splitTaskID(id a2a.TaskID) (sid, mid string, ok bool) {
-	sid, mid, ok = strings.Cut(string(id), a2aTaskSep)
-	return sid, mid, ok && sid != "" && mid != ""
+type a2aTasks struct {
+	a2amap.Unsupported
+	s *Server
 }
 
 func (h *a2aTasks) call(ctx context.Context) (a2aCall, error) {
@@ -114,7 +106,7 @@ func (h *a2aTasks) OnCancelTask(ctx context.Context, p *a2a.TaskIDParams) (*a2a.
 		}
 		return nil, fmt.Errorf("%w: the task is %s", a2a.ErrTaskNotCancelable, t.Status.State)
 	}
-	sid, _, _ := splitTaskID(p.ID)
+	sid, _, _ := a2amap.SplitTaskID(p.ID)
 	// Follow first, then look again: the end cannot slip between.
 	f, err := h.follow(ctx, sid, c)
 	if err != nil {
@@ -212,7 +204,7 @@ func (h *a2aTasks) OnResubscribeToTask(ctx context.Context, p *a2a.TaskIDParams)
 			yield(nil, err)
 			return
 		}
-		sid, _, ok := splitTaskID(p.ID)
+		sid, _, ok := a2amap.SplitTaskID(p.ID)
 		if !ok {
 			yield(nil, a2a.ErrTaskNotFound)
 			return
@@ -234,32 +226,6 @@ func (h *a2aTasks) OnResubscribeToTask(ctx context.Context, p *a2a.TaskIDParams)
 		}
 		h.stream(ctx, c, t, f, yield)
 	}
-}
-
-// Push notifications would make the host call out to URLs callers name;
-// it does not.
-func (h *a2aTasks) OnGetTaskPushConfig(context.Context, *a2a.GetTaskPushConfigParams) (*a2a.TaskPushConfig, error) {
-	return nil, a2a.ErrPushNotificationNotSupported
-}
-
-// OnListTaskPushConfig: see OnGetTaskPushConfig.
-func (h *a2aTasks) OnListTaskPushConfig(context.Context, *a2a.ListTaskPushConfigParams) ([]*a2a.TaskPushConfig, error) {
-	return nil, a2a.ErrPushNotificationNotSupported
-}
-
-// OnSetTaskPushConfig: see OnGetTaskPushConfig.
-func (h *a2aTasks) OnSetTaskPushConfig(context.Context, *a2a.TaskPushConfig) (*a2a.TaskPushConfig, error) {
-	return nil, a2a.ErrPushNotificationNotSupported
-}
-
-// OnDeleteTaskPushConfig: see OnGetTaskPushConfig.
-func (h *a2aTasks) OnDeleteTaskPushConfig(context.Context, *a2a.DeleteTaskPushConfigParams) error {
-	return a2a.ErrPushNotificationNotSupported
-}
-
-// OnGetExtendedAgentCard: the public card is the whole card.
-func (h *a2aTasks) OnGetExtendedAgentCard(context.Context) (*a2a.AgentCard, error) {
-	return nil, a2a.ErrAuthenticatedExtendedCardNotConfigured
 }
 
 // settles reports whether an event ends a task's wait: its end, or a
@@ -308,45 +274,24 @@ func (h *a2aTasks) send(ctx context.Context, c a2aCall, p *a2a.MessageSendParams
 		e.unsubscribe(sub)
 		return "", nil, a2aError(err)
 	}
-	return a2aTaskID(r.sess.SessionID, mid), &a2aFollower{s: h.s, sid: r.sess.SessionID, owner: c.caller.Address, sub: sub}, nil
+	return a2amap.TaskID(r.sess.SessionID, mid), &a2aFollower{s: h.s, sid: r.sess.SessionID, owner: c.caller.Address, sub: sub}, nil
 }
 
-// a2aInput turns a message's parts into a prompt and attachments.
+// a2aInput turns a message's parts into a prompt and attachments: images
+// go to the model as images, other files are saved as uploads.
 func a2aInput(parts a2a.ContentParts) (prompt string, images []string, files []fileInput, err error) {
-	var texts []string
-	for i, p := range parts {
-		switch p := p.(type) {
-		case a2a.TextPart:
-			texts = append(texts, p.Text)
-		case a2a.DataPart:
-			b, err := json.MarshalIndent(p.Data, "", "  ")
-			if err != nil {
-				return "", nil, nil, fmt.Errorf("%w: parts[%d]: %v", a2a.ErrInvalidParams, i, err)
-			}
-			texts = append(texts, "```json\n"+string(b)+"\n```")
-		case a2a.FilePart:
-			fb, ok := p.File.(a2a.FileBytes)
-			if !ok {
-				return "", nil, nil, fmt.Errorf("%w: parts[%d]: this agent does not fetch files by uri; send the file's bytes (file.bytes, base64)", a2a.ErrUnsupportedContentType, i)
-			}
-			if _, err := base64.StdEncoding.DecodeString(fb.Bytes); err != nil {
-				return "", nil, nil, fmt.Errorf("%w: parts[%d]: file.bytes must be base64", a2a.ErrInvalidParams, i)
-			}
-			url := "data:" + fb.MimeType + ";base64," + fb.Bytes
-			if strings.HasPrefix(fb.MimeType, "image/") {
-				images = append(images, url)
-			} else {
-				files = append(files, fileInput{Name: fb.Name, Data: url, Type: fb.MimeType})
-			}
-		default:
-			return "", nil, nil, fmt.Errorf("%w: parts[%d]: unknown part kind", a2a.ErrInvalidParams, i)
+	in, err := a2amap.Parse(parts)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	for _, f := range in.Files {
+		if f.IsImage() {
+			images = append(images, f.DataURL())
+		} else {
+			files = append(files, fileInput{Name: f.Name, Data: f.DataURL(), Type: f.MimeType})
 		}
 	}
-	prompt = strings.Join(texts, "\n\n")
-	if strings.TrimSpace(prompt) == "" {
-		return "", nil, nil, fmt.Errorf("%w: the message needs a text part (the prompt)", a2a.ErrInvalidParams)
-	}
-	return prompt, images, files, nil
+	return in.Prompt, images, files, nil
 }
 
 // answer delivers a message naming a task to that task's pending
@@ -354,7 +299,7 @@ func a2aInput(parts a2a.ContentParts) (prompt string, images []string, files []f
 // "scope": "session", "feedback": "…"}) or an ask_user answer (the text,
 // or a data part {"answer": ["…"]}).
 func (h *a2aTasks) answer(ctx context.Context, c a2aCall, msg *a2a.Message) (*a2aFollower, error) {
-	sid, _, ok := splitTaskID(msg.TaskID)
+	sid, _, ok := a2amap.SplitTaskID(msg.TaskID)
 	if !ok {
 		return nil, a2a.ErrTaskNotFound
 	}
@@ -439,7 +384,7 @@ func (h *a2aTasks) answer(ctx context.Context, c a2aCall, msg *a2a.Message) (*a2
 
 // task builds the task from the session's conversation and state.
 func (h *a2aTasks) task(ctx context.Context, c a2aCall, id a2a.TaskID) (*a2a.Task, error) {
-	sid, mid, ok := splitTaskID(id)
+	sid, mid, ok := a2amap.SplitTaskID(id)
 	if !ok {
 		return nil, a2a.ErrTaskNotFound
 	}
@@ -515,8 +460,8 @@ func (h *a2aTasks) task(ctx context.Context, c a2aCall, id a2a.TaskID) (*a2a.Tas
 	switch state {
 	case a2a.TaskStateCompleted, a2a.TaskStateCanceled:
 		if result != "" {
-			t.Artifacts = []*a2a.Artifact{resultArtifact(result)}
-			t.Status.Message = agentMessage(t, result)
+			t.Artifacts = []*a2a.Artifact{a2amap.ResultArtifact(result)}
+			t.Status.Message = a2amap.AgentMessage(t, result)
 		}
 	case a2a.TaskStateFailed:
 		msg := ss.Error
@@ -526,17 +471,9 @@ func (h *a2aTasks) task(ctx context.Context, c a2aCall, id a2a.TaskID) (*a2a.Tas
 		if msg == "" {
 			msg = "the run failed"
 		}
-		t.Status.Message = agentMessage(t, msg)
+		t.Status.Message = a2amap.AgentMessage(t, msg)
 	}
 	return t, nil
-}
-
-func agentMessage(t a2a.TaskInfoProvider, text string) *a2a.Message {
-	return a2a.NewMessageForTask(a2a.MessageRoleAgent, t, a2a.TextPart{Text: text})
-}
-
-func resultArtifact(text string) *a2a.Artifact {
-	return &a2a.Artifact{ID: "result", Name: "result", Parts: a2a.ContentParts{a2a.TextPart{Text: text}}}
 }
 
 // questionMessage is an input-required status message: what is asked in

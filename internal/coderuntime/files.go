@@ -1,6 +1,7 @@
 package coderuntime
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/agenthost/agenthost/internal/httpjson"
@@ -75,14 +77,26 @@ func SanitizeName(name string) string {
 const SessionUploads = "uploads/sessions"
 
 // postFile stores the multipart "file" part in the workspace's uploads/,
-// or with ?sessionId= in that session's own folder.
+// or with ?sessionId= in that session's own folder, or with
+// ?newSessionId= in the folder of a session about to be started by
+// POST /control/messages with the same newSessionId.
 func (rt *Runtime) postFile(w http.ResponseWriter, r *http.Request) error {
 	dir := "uploads"
-	if sid := r.URL.Query().Get("sessionId"); sid != "" {
+	q := r.URL.Query()
+	sid, fresh := q.Get("sessionId"), q.Get("newSessionId")
+	switch {
+	case sid != "" && fresh != "":
+		return httpjson.Errorf(http.StatusBadRequest, "name sessionId or newSessionId, not both")
+	case sid != "":
 		if _, err := rt.eng.Session(r.Context(), sid); err != nil {
 			return err
 		}
 		dir = path.Join(SessionUploads, sid)
+	case fresh != "":
+		if err := rt.freshSession(r.Context(), fresh); err != nil {
+			return err
+		}
+		dir = path.Join(SessionUploads, fresh)
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, rt.cfg.MaxUploadFile+1<<20)
 	mr, err := r.MultipartReader()
@@ -109,6 +123,27 @@ func (rt *Runtime) postFile(w http.ResponseWriter, r *http.Request) error {
 		httpjson.Write(w, http.StatusOK, res)
 		return nil
 	}
+}
+
+// newSessionID is the shape of the session ids the runtime makes
+// (ids.Hex("ses_")); a caller-picked id must have it, so it is a safe
+// folder name and cannot be confused with anything else.
+var newSessionID = regexp.MustCompile(`^ses_[0-9a-f]{24}$`)
+
+// freshSession checks that id may name a new session: the right shape
+// and no session has it.
+func (rt *Runtime) freshSession(ctx context.Context, id string) error {
+	if !newSessionID.MatchString(id) {
+		return httpjson.Errorf(http.StatusBadRequest, "newSessionId must be \"ses_\" and 24 lowercase hex digits")
+	}
+	_, err := rt.eng.Session(ctx, id)
+	switch {
+	case err == nil:
+		return httpjson.Errorf(http.StatusConflict, "a session %s exists; name it as sessionId", id)
+	case errors.Is(err, ErrNotFound):
+		return nil
+	}
+	return err
 }
 
 func (rt *Runtime) tooBigOr(err error, other error) error {

@@ -35,6 +35,7 @@ import (
 	"github.com/agenthost/agenthost/internal/ids"
 	"github.com/agenthost/agenthost/internal/obs"
 	"github.com/agenthost/agenthost/internal/obs/runobs"
+	"github.com/agenthost/agenthost/internal/store"
 	"github.com/agenthost/agenthost/internal/store/sqlite"
 	"github.com/agenthost/agenthost/llm"
 	"github.com/prometheus/client_golang/prometheus"
@@ -311,7 +312,12 @@ func (r *Runtime) nowMS() int64 { return r.cfg.Now().UnixMilli() }
 // is empty. The message is committed before Send returns and runs after
 // the turns before it.
 func (r *Runtime) Send(ctx context.Context, sessionID, text string) (SendResult, error) {
-	a, err := r.eng.Enqueue(ctx, engine.Input{SessionID: sessionID, NewSessionID: ids.Hex("ses_"), Prompt: text, Attended: true,
+	return r.send(ctx, sessionID, ids.Hex("ses_"), text)
+}
+
+// send is Send with the new session's id given.
+func (r *Runtime) send(ctx context.Context, sessionID, newSessionID, text string) (SendResult, error) {
+	a, err := r.eng.Enqueue(ctx, engine.Input{SessionID: sessionID, NewSessionID: newSessionID, Prompt: text, Attended: true,
 		Data:    trace.SpanContextFromContext(ctx),
 		Message: llm.Message{Parts: []llm.Part{llm.TextPart(text)}, Created: r.nowMS()}})
 	if err != nil {
@@ -362,16 +368,19 @@ func (r *Runtime) AbortAll(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// History returns one session's messages in the seed's shape.
+// History returns one session's messages in the seed's shape, and
+// whether its latest turn was interrupted.
 func (r *Runtime) History(ctx context.Context, sessionID string) (SessionHistory, error) {
-	if _, err := r.eng.Session(ctx, sessionID); err != nil {
+	ss, err := r.eng.Session(ctx, sessionID)
+	if err != nil {
 		return SessionHistory{}, err
 	}
 	out, err := r.messages(ctx, sessionID)
 	if err != nil {
 		return SessionHistory{}, err
 	}
-	return SessionHistory{SessionID: sessionID, Messages: out, Usage: usageOf(out)}, nil
+	return SessionHistory{SessionID: sessionID, Messages: out, Usage: usageOf(out),
+		Interrupted: ss.Status == store.StatusInterrupted}, nil
 }
 
 func (r *Runtime) messages(ctx context.Context, sessionID string) ([]Message, error) {

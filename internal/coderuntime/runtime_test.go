@@ -278,8 +278,8 @@ func TestAbort(t *testing.T) {
 		t.Fatalf("busy after abort: %+v", st)
 	}
 	h := rg.history(t, res.SessionID)
-	if len(h.Messages) > 2 || h.Messages[0].Info.Parts[0].Text != "tell me a long story" {
-		t.Fatalf("history after abort: %+v", h.Messages)
+	if len(h.Messages) > 2 || h.Messages[0].Info.Parts[0].Text != "tell me a long story" || !h.Interrupted {
+		t.Fatalf("history after abort (interrupted %v): %+v", h.Interrupted, h.Messages)
 	}
 	evs.until(t, func(e Event) bool {
 		return e.Type == "status" && strings.Contains(string(e.Data), `"result":"aborted"`)
@@ -287,8 +287,8 @@ func TestAbort(t *testing.T) {
 	// It takes new messages at once.
 	rg.send(t, res.SessionID, "hi")
 	rg.waitIdle(t)
-	if h := rg.history(t, res.SessionID); h.Messages[len(h.Messages)-2].Info.Parts[0].Text != "hi" {
-		t.Fatalf("after abort: %+v", h.Messages)
+	if h := rg.history(t, res.SessionID); h.Messages[len(h.Messages)-2].Info.Parts[0].Text != "hi" || h.Interrupted {
+		t.Fatalf("after abort (interrupted %v): %+v", h.Interrupted, h.Messages)
 	}
 	if code, _ := rg.raw(t, "POST", "/control/abort", `{"sessionId":"ses_nope"}`); code != 404 {
 		t.Fatalf("unknown session: %d", code)

@@ -182,7 +182,19 @@ func (rt *Runtime) postMessage(w http.ResponseWriter, r *http.Request) error {
 	if strings.TrimSpace(req.Message) == "" {
 		return httpjson.BadRequest("message is required")
 	}
-	res, err := rt.Send(r.Context(), req.SessionID, req.Message)
+	var res SendResult
+	var err error
+	if req.NewSessionID != "" {
+		if req.SessionID != "" {
+			return httpjson.BadRequest("name sessionId or newSessionId, not both")
+		}
+		if err := rt.freshSession(r.Context(), req.NewSessionID); err != nil {
+			return err
+		}
+		res, err = rt.send(r.Context(), "", req.NewSessionID, req.Message)
+	} else {
+		res, err = rt.Send(r.Context(), req.SessionID, req.Message)
+	}
 	if err != nil {
 		return err
 	}

@@ -102,6 +102,10 @@ type SessionHistory struct {
 	SessionID string    `json:"sessionId"`
 	Messages  []Message `json:"messages"`
 	Usage     Usage     `json:"usage"`
+	// Interrupted: the session's latest turn was cut short, by an abort
+	// or by the runtime's end; it is stored, so it outlives restarts (the
+	// platform's A2A reads such a turn's task as canceled).
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 // SessionMessages is one session of GET /control/messages.
@@ -145,6 +149,12 @@ type TurnError struct {
 type SendRequest struct {
 	Message   string `json:"message"`
 	SessionID string `json:"sessionId,omitempty"`
+	// NewSessionID, instead of SessionID, names the session the message
+	// starts: a fresh id of the shape the runtime makes ("ses_" and 24
+	// hex digits) that no session has. The platform picks it to save a
+	// message's files in the session's own folder (POST /control/files
+	// ?newSessionId=) before the message runs.
+	NewSessionID string `json:"newSessionId,omitempty"`
 }
 
 // SendResult answers POST /control/messages.

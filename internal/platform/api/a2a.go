@@ -1,19 +1,22 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 
 	"github.com/a2aproject/a2a-go/a2a"
 	"github.com/a2aproject/a2a-go/a2asrv"
+	"github.com/agenthost/agenthost/internal/a2amap"
 	"github.com/agenthost/agenthost/internal/httpjson"
+	"github.com/agenthost/agenthost/internal/ids"
 	"github.com/agenthost/agenthost/internal/platform/store"
 	"github.com/agenthost/agenthost/internal/version"
 )
@@ -30,8 +33,9 @@ import (
 // organization's), a task is one message's turn ("<sessionId>~<messageId>",
 // read back from the session's history), a pending permission or
 // question is input-required and the next message naming the task answers
-// it, and tasks/cancel aborts the session's turn. a2a-go speaks the wire
-// protocol.
+// it, and tasks/cancel aborts the session's turn. File parts are uploads
+// into the session's own folder (a2afiles.go); the parts and task ids are
+// mapped as on a host (internal/a2amap). a2a-go speaks the wire protocol.
 
 func (s *Server) a2aRoutes() {
 	s.Handle("GET /api/v1/agents/{agentId}/.well-known/agent-card.json", s.agentCard)
@@ -71,27 +75,28 @@ func (s *Server) agentCard(w http.ResponseWriter, r *http.Request) error {
 // serveA2A hands the JSON-RPC request to a2a-go's binding over the agent's
 // runtime.
 func (s *Server) serveA2A(w http.ResponseWriter, r *http.Request, t target) error {
+	// File parts travel in the body, base64: it may hold the agent's
+	// whole upload allowance and no more.
+	limit := s.cfg.MaxUploadTotal/3*4 + 4 + multipartSlack
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return httpjson.Errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes: files in A2A parts are limited as uploads are (%s per file, %s per agent in all)",
+				limit, mb(s.cfg.MaxUploadFile), mb(s.cfg.MaxUploadTotal))
+		}
+		return &httpjson.Error{Status: http.StatusBadRequest, Msg: "reading the request body failed", Err: err}
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
 	a2asrv.NewJSONRPCHandler(&platformTasks{s: s, agent: t.agent}).ServeHTTP(httpjson.JSONWriter{ResponseWriter: w}, r)
 	return nil
 }
 
 // platformTasks implements a2asrv.RequestHandler over one agent's runtime.
 type platformTasks struct {
+	a2amap.Unsupported
 	s     *Server
 	agent store.Agent
-}
-
-// a2aCanceled remembers the tasks tasks/cancel aborted, which the runtime's
-// history cannot tell from completed ones; it does not survive a restart
-// of the platform (tasks/get then says completed, with the text written
-// before the abort).
-var a2aCanceled sync.Map // a2a.TaskID → struct{}
-
-func platformTaskID(sid, mid string) a2a.TaskID { return a2a.TaskID(sid + "~" + mid) }
-
-func splitPlatformTask(id a2a.TaskID) (sid, mid string, ok bool) {
-	sid, mid, ok = strings.Cut(string(id), "~")
-	return sid, mid, ok && sid != "" && mid != ""
 }
 
 // platformA2AError maps the API's errors onto A2A's, keeping the message.
@@ -126,7 +131,7 @@ func (p *platformTasks) OnCancelTask(ctx context.Context, q *a2a.TaskIDParams) (
 		}
 		return nil, fmt.Errorf("%w: the task is %s", a2a.ErrTaskNotCancelable, t.Status.State)
 	}
-	sid, _, _ := splitPlatformTask(q.ID)
+	sid, _, _ := a2amap.SplitTaskID(q.ID)
 	if t.Status.State == a2a.TaskStateSubmitted {
 		// Not in the history: a message queued in a busy session, or no
 		// task at all.
@@ -142,7 +147,7 @@ func (p *platformTasks) OnCancelTask(ctx context.Context, q *a2a.TaskIDParams) (
 	if object(v)["aborted"] != true {
 		return nil, fmt.Errorf("%w: the runtime did not abort the task's turn", a2a.ErrTaskNotCancelable)
 	}
-	a2aCanceled.Store(q.ID, struct{}{})
+	p.s.a2aCanceled.Store(q.ID, struct{}{})
 	return p.task(ctx, q.ID)
 }
 
@@ -158,7 +163,7 @@ func (p *platformTasks) OnSendMessage(ctx context.Context, params *a2a.MessageSe
 	if err != nil {
 		return nil, err
 	}
-	sid, _, _ := splitPlatformTask(id)
+	sid, _, _ := a2amap.SplitTaskID(id)
 	if params.Config == nil || params.Config.Blocking == nil || *params.Config.Blocking {
 		for e := range ev.of(sid) {
 			if settled(e) {
@@ -175,7 +180,7 @@ func (p *platformTasks) OnSendMessage(ctx context.Context, params *a2a.MessageSe
 func (p *platformTasks) sentTask(ctx context.Context, id a2a.TaskID) (*a2a.Task, error) {
 	t, err := p.task(ctx, id)
 	if errors.Is(err, a2a.ErrTaskNotFound) {
-		sid, _, _ := splitPlatformTask(id)
+		sid, _, _ := a2amap.SplitTaskID(id)
 		return &a2a.Task{ID: id, ContextID: sid, Status: a2a.TaskStatus{State: a2a.TaskStateSubmitted}}, nil
 	}
 	return t, err
@@ -227,31 +232,6 @@ func (p *platformTasks) OnResubscribeToTask(ctx context.Context, q *a2a.TaskIDPa
 	}
 }
 
-// OnGetTaskPushConfig: the platform sends no push notifications.
-func (p *platformTasks) OnGetTaskPushConfig(context.Context, *a2a.GetTaskPushConfigParams) (*a2a.TaskPushConfig, error) {
-	return nil, a2a.ErrPushNotificationNotSupported
-}
-
-// OnListTaskPushConfig: see OnGetTaskPushConfig.
-func (p *platformTasks) OnListTaskPushConfig(context.Context, *a2a.ListTaskPushConfigParams) ([]*a2a.TaskPushConfig, error) {
-	return nil, a2a.ErrPushNotificationNotSupported
-}
-
-// OnSetTaskPushConfig: see OnGetTaskPushConfig.
-func (p *platformTasks) OnSetTaskPushConfig(context.Context, *a2a.TaskPushConfig) (*a2a.TaskPushConfig, error) {
-	return nil, a2a.ErrPushNotificationNotSupported
-}
-
-// OnDeleteTaskPushConfig: see OnGetTaskPushConfig.
-func (p *platformTasks) OnDeleteTaskPushConfig(context.Context, *a2a.DeleteTaskPushConfigParams) error {
-	return a2a.ErrPushNotificationNotSupported
-}
-
-// OnGetExtendedAgentCard: the card is the whole card.
-func (p *platformTasks) OnGetExtendedAgentCard(context.Context) (*a2a.AgentCard, error) {
-	return nil, a2a.ErrAuthenticatedExtendedCardNotConfigured
-}
-
 // send posts the message (a new turn in its context) or answers the
 // pending permission or question of the task it names.
 func (p *platformTasks) send(ctx context.Context, params *a2a.MessageSendParams) (a2a.TaskID, error) {
@@ -259,28 +239,32 @@ func (p *platformTasks) send(ctx context.Context, params *a2a.MessageSendParams)
 	if msg == nil {
 		return "", fmt.Errorf("%w: params.message is required", a2a.ErrInvalidParams)
 	}
-	var texts []string
-	for i, part := range msg.Parts {
-		switch part := part.(type) {
-		case a2a.TextPart:
-			texts = append(texts, part.Text)
-		case a2a.DataPart:
-			b, _ := json.MarshalIndent(part.Data, "", "  ")
-			texts = append(texts, "```json\n"+string(b)+"\n```")
-		default:
-			return "", fmt.Errorf("%w: parts[%d]: upload files with POST /api/v1/agents/{agentId}/files and name them in the text", a2a.ErrUnsupportedContentType, i)
-		}
-	}
-	text := strings.Join(texts, "\n\n")
-	if strings.TrimSpace(text) == "" {
-		return "", fmt.Errorf("%w: the message needs a text part", a2a.ErrInvalidParams)
+	in, err := a2amap.Parse(msg.Parts)
+	if err != nil {
+		return "", err
 	}
 	if msg.TaskID != "" {
-		return msg.TaskID, p.answer(ctx, msg.TaskID, text)
+		if len(in.Files) > 0 {
+			return "", fmt.Errorf("%w: a message answering a task carries text, not files; send files in a message without taskId", a2a.ErrInvalidParams)
+		}
+		return msg.TaskID, p.answer(ctx, msg.TaskID, in.Prompt)
 	}
-	body := map[string]string{"message": text}
+	body := map[string]string{"message": in.Prompt}
+	fresh := ""
 	if msg.ContextID != "" {
 		body["sessionId"] = msg.ContextID
+	} else if len(in.Files) > 0 {
+		// The files go into the new session's own folder before its
+		// first message runs, so the platform names the session.
+		fresh = ids.Hex("ses_")
+		body["newSessionId"] = fresh
+	}
+	if len(in.Files) > 0 {
+		notes, err := p.saveFiles(ctx, msg.ContextID, fresh, in.Files)
+		if err != nil {
+			return "", err
+		}
+		body["message"] = in.Prompt + "\n\n" + strings.Join(notes, "\n")
 	}
 	v, _, err := p.s.callJSON(ctx, p.agent, controlCall{method: http.MethodPost, path: "/messages", body: jsonBody(body), contentType: "application/json"})
 	if err != nil {
@@ -292,7 +276,10 @@ func (p *platformTasks) send(ctx context.Context, params *a2a.MessageSendParams)
 	if sid == "" || mid == "" {
 		return "", fmt.Errorf("%w: the runtime's answer has no sessionId or messageId", a2a.ErrInternalError)
 	}
-	return platformTaskID(sid, mid), nil
+	if fresh != "" && sid != fresh {
+		return "", fmt.Errorf("%w: the runtime started session %s, not %s: it is too old for A2A file parts; restart the agent on a current runtime", a2a.ErrInternalError, sid, fresh)
+	}
+	return a2amap.TaskID(sid, mid), nil
 }
 
 // answer replies to the task's pending permission ("yes" once, "always",
@@ -306,7 +293,7 @@ func (p *platformTasks) answer(ctx context.Context, id a2a.TaskID, text string) 
 	if t.Status.State != a2a.TaskStateInputRequired {
 		return fmt.Errorf("%w: the task is %s, not waiting for input", a2a.ErrInvalidParams, t.Status.State)
 	}
-	sid, _, _ := splitPlatformTask(id)
+	sid, _, _ := a2amap.SplitTaskID(id)
 	kind, item, err := p.pendingItem(ctx, sid)
 	if err != nil || item == nil {
 		return fmt.Errorf("%w: the task is not waiting for input any more", a2a.ErrInvalidParams)
@@ -353,7 +340,7 @@ func (p *platformTasks) pendingItem(ctx context.Context, sid string) (string, ma
 
 // task reads the task back from its session's history and state.
 func (p *platformTasks) task(ctx context.Context, id a2a.TaskID) (*a2a.Task, error) {
-	sid, mid, ok := splitPlatformTask(id)
+	sid, mid, ok := a2amap.SplitTaskID(id)
 	if !ok {
 		return nil, a2a.ErrTaskNotFound
 	}
@@ -371,7 +358,7 @@ func (p *platformTasks) task(ctx context.Context, id a2a.TaskID) (*a2a.Task, err
 		}
 	}
 	if start < 0 {
-		if _, ok := a2aCanceled.Load(id); ok {
+		if _, ok := p.s.a2aCanceled.Load(id); ok {
 			// Canceled before its turn started: an abort drops it.
 			return &a2a.Task{ID: id, ContextID: sid, Status: a2a.TaskStatus{State: a2a.TaskStateCanceled}}, nil
 		}
@@ -429,22 +416,27 @@ func (p *platformTasks) task(ctx context.Context, id a2a.TaskID) (*a2a.Task, err
 					a2a.TextPart{Text: "The agent waits for an answer (" + kind + "): reply in a message with this taskId (yes, always, or no with a reason; or the answer to the question)."},
 					a2a.DataPart{Data: data})
 			}
+		} else if object(v)["interrupted"] == true {
+			// The runtime stores that the session's latest turn was
+			// aborted (or cut short by its end), so this outlives a
+			// restart of the platform.
+			state = a2a.TaskStateCanceled
 		} else if failure != "" {
 			state = a2a.TaskStateFailed
 		}
 	}
-	if _, ok := a2aCanceled.Load(id); ok && state != a2a.TaskStateWorking && state != a2a.TaskStateInputRequired {
+	if _, ok := p.s.a2aCanceled.Load(id); ok && state != a2a.TaskStateWorking && state != a2a.TaskStateInputRequired {
 		state = a2a.TaskStateCanceled
 	}
 	t.Status.State = state
 	switch state {
 	case a2a.TaskStateCompleted, a2a.TaskStateCanceled:
 		if result != "" {
-			t.Artifacts = []*a2a.Artifact{{ID: "result", Name: "result", Parts: a2a.ContentParts{a2a.TextPart{Text: result}}}}
-			t.Status.Message = a2a.NewMessageForTask(a2a.MessageRoleAgent, t, a2a.TextPart{Text: result})
+			t.Artifacts = []*a2a.Artifact{a2amap.ResultArtifact(result)}
+			t.Status.Message = a2amap.AgentMessage(t, result)
 		}
 	case a2a.TaskStateFailed:
-		t.Status.Message = a2a.NewMessageForTask(a2a.MessageRoleAgent, t, a2a.TextPart{Text: failure})
+		t.Status.Message = a2amap.AgentMessage(t, failure)
 	}
 	return t, nil
 }

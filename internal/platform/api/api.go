@@ -99,6 +99,13 @@ type Server struct {
 	// patterns are the registered routes (Routes).
 	patternsMu sync.Mutex
 	patterns   []string
+	// a2aCanceled remembers the A2A tasks tasks/cancel aborted while this
+	// server runs (a2a.TaskID → struct{}). The runtime stores only that a
+	// session's latest turn was interrupted, which task reads back, so
+	// after a restart of the platform a canceled task that later turns of
+	// its context followed reads as completed, and one canceled while
+	// still queued (never in the history) is not found.
+	a2aCanceled sync.Map
 }
 
 // HandlerFunc is a handler that returns its error instead of writing it.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -61,7 +62,11 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, t target) error 
 		}
 		return missing("agent", err)
 	}
-	v, st, err := s.forwardFile(r, a, t.session, name, tmp)
+	var q url.Values
+	if t.session != "" {
+		q = url.Values{"sessionId": {t.session}}
+	}
+	v, st, err := s.forwardFile(r.Context(), a, q, name, tmp)
 	if err != nil {
 		if _, rerr := s.cfg.Store.AddUploadBytes(r.Context(), a.OrgID, a.ID, -size, s.cfg.MaxUploadTotal); rerr != nil {
 			s.log.Warn("giving back upload quota", "agent", a.ID, "err", rerr)
@@ -89,16 +94,8 @@ func (s *Server) spool(mr *multipart.Reader) (name string, tmp *os.File, size in
 			}
 			continue
 		}
-		name = path.Base(strings.ReplaceAll(p.FileName(), `\`, "/"))
-		if name == "" || name == "." || name == "/" || strings.HasPrefix(name, ".") && path.Ext(name) == name {
-			return "", nil, 0, httpjson.BadRequest("missing file: the \"file\" field has no file name")
-		}
-		ext := strings.ToLower(path.Ext(name))
-		if !slices.Contains(AllowedExtensions, ext) {
-			if ext == "" {
-				ext = "(none)"
-			}
-			return "", nil, 0, httpjson.BadRequest("file type %s is not allowed; allowed: %s", ext, strings.Join(AllowedExtensions, " "))
+		if name, err = uploadName(p.FileName()); err != nil {
+			return "", nil, 0, err
 		}
 		tmp, err = os.CreateTemp(s.cfg.TempDir, "upload-*")
 		if err != nil {
@@ -118,6 +115,23 @@ func (s *Server) spool(mr *multipart.Reader) (name string, tmp *os.File, size in
 	}
 }
 
+// uploadName is the base name of an uploaded file's name, which must have
+// one of the allowed extensions: whatever path the sender gave is dropped.
+func uploadName(raw string) (string, error) {
+	name := path.Base(strings.ReplaceAll(raw, `\`, "/"))
+	if name == "" || name == "." || name == "/" || strings.HasPrefix(name, ".") && path.Ext(name) == name {
+		return "", httpjson.BadRequest("missing file: the \"file\" field has no file name")
+	}
+	ext := strings.ToLower(path.Ext(name))
+	if !slices.Contains(AllowedExtensions, ext) {
+		if ext == "" {
+			ext = "(none)"
+		}
+		return "", httpjson.BadRequest("file type %s is not allowed; allowed: %s", ext, strings.Join(AllowedExtensions, " "))
+	}
+	return name, nil
+}
+
 func (s *Server) tooLarge() error {
 	return httpjson.BadRequest("file exceeds %s (the limit per file)", mb(s.cfg.MaxUploadFile))
 }
@@ -131,9 +145,9 @@ func (s *Server) uploadReadError(err error) error {
 }
 
 // forwardFile sends the spooled file to the runtime as a one-field
-// multipart body, streamed. A session page's upload (session set) goes to
-// its session's own folder, out of the other sessions' reach.
-func (s *Server) forwardFile(r *http.Request, a store.Agent, session, name string, f *os.File) (any, int, error) {
+// multipart body, streamed. A session page's upload (q's sessionId) goes
+// to its session's own folder, out of the other sessions' reach.
+func (s *Server) forwardFile(ctx context.Context, a store.Agent, q url.Values, name string, f io.Reader) (any, int, error) {
 	pr, pw := io.Pipe()
 	mw := multipart.NewWriter(pw)
 	go func() {
@@ -147,11 +161,7 @@ func (s *Server) forwardFile(r *http.Request, a store.Agent, session, name strin
 		pw.CloseWithError(err)
 	}()
 	defer pr.Close()
-	var q url.Values
-	if session != "" {
-		q = url.Values{"sessionId": {session}}
-	}
-	return s.callJSON(r.Context(), a, controlCall{
+	return s.callJSON(ctx, a, controlCall{
 		method: http.MethodPost, path: "/files", query: q, body: pr, contentType: mw.FormDataContentType(), timeout: 5 * time.Minute,
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,10 +22,22 @@ const e2eEnv = "AGENTHOST_TEST_DOCKER_E2E"
 // e2eImage is the real runtime image the seed flow runs.
 const e2eImage = "agenthost-runtime-e2e:latest"
 
+// runtimeImageBuilt makes buildRuntimeImage build once per test binary.
+var runtimeImageBuilt struct {
+	sync.Mutex
+	done bool
+}
+
 // buildRuntimeImage builds e2eImage as `agenthost image build` does: a
-// static agenthost from this module on the Debian base.
+// static agenthost from this module on the Debian base, once per test
+// binary.
 func buildRuntimeImage(t *testing.T, c *client.Client) {
 	t.Helper()
+	runtimeImageBuilt.Lock()
+	defer runtimeImageBuilt.Unlock()
+	if runtimeImageBuilt.done {
+		return
+	}
 	base := baseImage(t, c)
 	v, err := c.ServerVersion(ctx(t), client.ServerVersionOptions{})
 	if err != nil {
@@ -43,6 +56,7 @@ func buildRuntimeImage(t *testing.T, c *client.Client) {
 	if _, err := BuildImage(bctx, c, ImageSpec{Tag: e2eImage, Base: base, Binary: bin, Progress: &progress}); err != nil {
 		t.Fatalf("%v\n%s", err, progress.String())
 	}
+	runtimeImageBuilt.done = true
 }
 
 // TestSeedFlowDocker runs the seed's flow through the platform with the
