@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -760,5 +761,76 @@ func TestReleaseIdle(t *testing.T) {
 		}
 	case <-ctxT(t).Done():
 		t.Fatal("memory never released after the engine went idle")
+	}
+}
+
+// countingStore counts the conversation loads (Messages) it serves.
+type countingStore struct {
+	store.Store
+	loads atomic.Int64
+}
+
+func (s *countingStore) Messages(ctx context.Context, id string) ([]store.Message, error) {
+	s.loads.Add(1)
+	return s.Store.Messages(ctx, id)
+}
+
+// A live session between turns answers Conversation from memory, equal to
+// what the store holds, and the next turn's messages do not show up in a
+// state handed out before it.
+func TestConversationOfALiveSession(t *testing.T) {
+	cs := &countingStore{}
+	r := newRig(t, nil, &model{reply: echo}, func(c *Config) { cs.Store = c.Store; c.Store = cs })
+	ctx := ctxT(t)
+	a, err := r.e.Enqueue(ctx, userInput("", "one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.idle(t)
+	ss, err := r.e.Session(ctx, a.SessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := r.e.Conversation(ctx, ss) // not live: loaded
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs.loads.Load() == 0 {
+		t.Fatal("an idle session's conversation did not come from the store")
+	}
+	sub := NewSubscriber()
+	if _, err := r.e.Subscribe(ctx, a.SessionID, "", sub, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer r.e.Unsubscribe(sub)
+	in := userInput(a.SessionID, "two")
+	if _, err := r.e.Enqueue(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor(t, "the second turn", func() bool { return !r.e.Busy(a.SessionID) && len(r.texts(t, a.SessionID)) == 4 })
+	loads := cs.loads.Load()
+	mem, err := r.e.Conversation(ctx, ss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs.loads.Load() != loads {
+		t.Error("a live session's conversation was loaded from the store")
+	}
+	var got []string
+	for _, m := range mem.Messages {
+		got = append(got, string(m.Role)+":"+m.Text())
+	}
+	if want := []string{"user:one", "assistant:re: one", "user:two", "assistant:re: two"}; !slices.Equal(got, want) {
+		t.Fatalf("from memory %v, want %v", got, want)
+	}
+	if mem.Turn != stored.Turn+1 {
+		t.Errorf("turn %d from memory, %d before the second turn", mem.Turn, stored.Turn)
+	}
+	if _, err := r.e.Enqueue(ctx, userInput(a.SessionID, "three")); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor(t, "the third turn", func() bool { return !r.e.Busy(a.SessionID) && len(r.texts(t, a.SessionID)) == 6 })
+	if len(mem.Messages) != 4 || mem.Messages[3].Text() != "re: two" {
+		t.Fatalf("a later turn changed a state handed out before it: %d messages", len(mem.Messages))
 	}
 }
