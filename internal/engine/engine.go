@@ -124,6 +124,8 @@ type Engine struct {
 	idleT  *time.Timer // ReleaseIdle's (under mu)
 	writes int         // commits with events, for pruning (under mu)
 
+	index sessionIndex // what Sessions lists
+
 	wmu     sync.Mutex
 	changed chan struct{}                   // closed at the next commit with events
 	waiters map[string]chan json.RawMessage // request id → the turn waiting for it
@@ -339,13 +341,12 @@ type SessionStatus struct {
 
 // Sessions lists every session, oldest first, with whether it is busy.
 func (e *Engine) Sessions(ctx context.Context) ([]SessionStatus, error) {
-	rows, err := e.st.ListSessions(ctx, store.ListOptions{All: true, OldestFirst: true, Limit: -1})
+	out, err := e.index.sessions(ctx, e.st)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]SessionStatus, len(rows))
-	for i, r := range rows {
-		out[i] = SessionStatus{ID: r.ID, Title: r.Title, Busy: e.Busy(r.ID), Error: r.Error, Updated: r.Updated}
+	for i := range out {
+		out[i].Busy = e.Busy(out[i].ID)
 	}
 	return out, nil
 }
