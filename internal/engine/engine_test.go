@@ -922,3 +922,48 @@ func TestSessionsKeptInMemory(t *testing.T) {
 	}
 	check("after deleting the expired sessions")
 }
+
+// applyLog keeps every change committed.
+type applyLog struct {
+	store.Store
+	mu      sync.Mutex
+	changes []store.Change
+}
+
+func (s *applyLog) Apply(ctx context.Context, c store.Change) ([]store.Event, error) {
+	evs, err := s.Store.Apply(ctx, c)
+	if err == nil {
+		s.mu.Lock()
+		s.changes = append(s.changes, c)
+		s.mu.Unlock()
+	}
+	return evs, err
+}
+
+// A turn's end (its row finished, its input done) and its announcement
+// are one transaction: a crash cannot keep one without the other, and a
+// turn costs one commit fewer.
+func TestEndAndAnnouncementCommitTogether(t *testing.T) {
+	al := &applyLog{}
+	r := newRig(t, nil, &model{reply: echo}, func(c *Config) { al.Store = c.Store; c.Store = al })
+	if _, err := r.e.Enqueue(ctxT(t), userInput("", "hi")); err != nil {
+		t.Fatal(err)
+	}
+	r.idle(t)
+	al.mu.Lock()
+	defer al.mu.Unlock()
+	var ends int
+	for _, c := range al.changes {
+		announced := slices.ContainsFunc(c.Events, func(e store.Event) bool { return e.Type == "TurnEnded" })
+		finished := c.Update != nil && c.Update.Status == store.StatusDone
+		if announced != finished {
+			t.Errorf("a change finishes the row: %v, announces the end: %v", finished, announced)
+		}
+		if finished {
+			ends++
+		}
+	}
+	if ends != 1 {
+		t.Fatalf("%d changes end the turn", ends)
+	}
+}
