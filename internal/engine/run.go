@@ -541,28 +541,29 @@ func (e *Engine) end(ls *live, t *Turn, ti *turnInput, out Outcome, h *Handle) b
 		c.Events = append(c.Events, e.events(ls.id, Titled{SessionID: ls.id, Title: title, Time: now})...)
 	}
 	snapshot := &State{Messages: st.Messages[:len(st.Messages):len(st.Messages)], Turn: st.Turn, Iteration: st.Iteration, Updated: st.Updated}
-	// The end and its announcement (TurnEnded) are one transaction, made
-	// under ls.mu while the session is still busy: whoever sees it idle
-	// finds its outcome stored, and a client that answers the
-	// announcement at once (the seed's app.js answers OUTPUT with its next
-	// INPUT) waits for ls.mu and finds the session idle. (They were two
-	// transactions, one more round trip through the store's writer per
-	// turn.)
-	ls.mu.Lock()
-	more := len(ls.queue) > 0 && !e.closing.Load()
-	c.Events = append(c.Events, e.events(ls.id, TurnEnded{SessionID: ls.id, Outcome: out, Busy: more,
-		AgentBusy: more || e.othersBusy(), State: snapshot, Time: now})...)
+	// The end is recorded first, while the session is still busy: whoever
+	// sees it idle finds its outcome (status, title, error) stored.
 	if err := ls.rec.commit(c); err != nil {
 		e.log.Error("recording the end of a turn", "session", ls.id, "err", err)
 	}
+	// Then the session is free, and only then is TurnEnded announced: a
+	// client that answers it at once (the seed's app.js answers OUTPUT
+	// with its next INPUT) finds the session idle.
+	ls.mu.Lock()
 	ls.run = nil
 	ls.row = row
+	more := len(ls.queue) > 0 && !e.closing.Load()
 	var done chan struct{}
 	if !more {
 		done = e.stopWorkerLocked(ls)
 	}
+	ended := e.events(ls.id, TurnEnded{SessionID: ls.id, Outcome: out, Busy: more, AgentBusy: more || e.AnyBusy(), State: snapshot, Time: now})
+	wait := ls.rec.enqueue(store.Change{Events: ended})
 	ls.mu.Unlock()
 	t.run.cancel(nil)
+	if err := <-wait; err != nil {
+		e.log.Error("announcing the end of a turn", "session", ls.id, "err", err)
+	}
 	if out.Status == store.StatusFailed {
 		e.log.Warn("turn failed", "session", ls.id, "err", out.Err)
 	}
