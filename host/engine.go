@@ -253,7 +253,7 @@ func (e *hostEngine) sweep(ctx context.Context, every time.Duration) {
 	defer t.Stop()
 	for {
 		sweepUploads(e.srv.current().cfg, e.now(), e.log)
-		if n, err := e.st.DeleteExpired(ctx, e.now()); err != nil && ctx.Err() == nil {
+		if n, err := e.core.DeleteExpired(ctx, e.now()); err != nil && ctx.Err() == nil {
 			e.log.Warn("deleting expired sessions", "err", err)
 		} else if n > 0 {
 			e.log.Info("deleted expired sessions", "count", n)

@@ -173,24 +173,33 @@ func (c *wsConn) hostSigned(frame []byte, typ string, fields map[string]any) ([]
 
 // signOutput signs an OUTPUT event for this connection: its event id, the
 // session id, the SHA-256 of the result and the digest of the session
-// (trust.BodyDigest of the frame's "session").
+// (trust.BodyDigest of the frame's "session"). An event fresh from the
+// engine carries those in its note, computed once for every connection;
+// one read back from the store is parsed for them.
 func (c *wsConn) signOutput(ev event, frame []byte) ([]byte, error) {
-	var out struct {
-		SessionID string          `json:"session_id"`
-		Result    string          `json:"result"`
-		Session   json.RawMessage `json:"session"`
-	}
-	if err := json.Unmarshal(ev.Data, &out); err != nil {
-		return nil, fmt.Errorf("signing OUTPUT: %w", err)
-	}
-	sum := sha256.Sum256([]byte(out.Result))
-	fields := map[string]any{"event_id": ev.ID, "session_id": out.SessionID, "result_sha256": hex.EncodeToString(sum[:])}
-	if len(out.Session) > 0 && string(out.Session) != "null" {
-		d, err := trust.BodyDigest(out.Session, nil, nil)
-		if err != nil {
+	var (
+		f   outputSigFields
+		err error
+	)
+	if n, ok := ev.Note.(*outputNote); ok {
+		f, err = n.sigFields()
+	} else {
+		var out struct {
+			SessionID string          `json:"session_id"`
+			Result    string          `json:"result"`
+			Session   json.RawMessage `json:"session"`
+		}
+		if err := json.Unmarshal(ev.Data, &out); err != nil {
 			return nil, fmt.Errorf("signing OUTPUT: %w", err)
 		}
-		fields["digest"] = d
+		f, err = outputFields(out.SessionID, out.Result, out.Session)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("signing OUTPUT: %w", err)
+	}
+	fields := map[string]any{"event_id": ev.ID, "session_id": f.sessionID, "result_sha256": f.resultSHA256}
+	if f.digest != "" {
+		fields["digest"] = f.digest
 	}
 	return c.hostSigned(frame, "OUTPUT", fields)
 }

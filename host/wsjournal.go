@@ -1,11 +1,15 @@
 package host
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"sync"
 
 	"github.com/agenthost/agenthost/internal/engine"
 	"github.com/agenthost/agenthost/internal/store"
 	"github.com/agenthost/agenthost/llm"
+	"github.com/agenthost/agenthost/trust"
 )
 
 // wsEvents spells the engine's happenings as the WebSocket protocol's
@@ -55,10 +59,68 @@ func wsEvents(h engine.Happening) []store.Event {
 			return wsEvent("ERROR", h.SessionID, h.Time.UnixMilli(), map[string]any{"message": msg, "code": "run_failed"})
 		}
 		sess := sessionOf(h.SessionID, h.State)
-		return wsEvent("OUTPUT", h.SessionID, h.Time.UnixMilli(), map[string]any{"result": out.Text,
-			"duration_ms": out.Duration.Milliseconds(), "status": string(out.Status), "session": sess, "chat_items": chatItems(sess.Messages)})
+		sessJSON, err := json.Marshal(sess)
+		if err != nil {
+			return nil
+		}
+		evs := wsEvent("OUTPUT", h.SessionID, h.Time.UnixMilli(), map[string]any{"result": out.Text,
+			"duration_ms": out.Duration.Milliseconds(), "status": string(out.Status), "chat_items": chatItems(sess.Messages)})
+		for i := range evs {
+			// The session goes in as encoded, not through a
+			// json.RawMessage, which Marshal would scan and copy again.
+			d := evs[i].Data
+			b := make([]byte, 0, len(d)+len(sessJSON)+12)
+			b = append(b, d[:len(d)-1]...)
+			b = append(b, `,"session":`...)
+			b = append(b, sessJSON...)
+			evs[i].Data = append(b, '}')
+			evs[i].Note = &outputNote{sessionID: h.SessionID, result: out.Text, session: sessJSON}
+		}
+		return evs
 	}
 	return nil
+}
+
+// outputNote is what an OUTPUT event's signature covers, kept beside the
+// event so that signing it for each connection does not parse the event
+// (the whole session) again. The session's digest is computed once, by
+// the first connection that signs it.
+type outputNote struct {
+	sessionID, result string
+	session           json.RawMessage
+
+	once   sync.Once
+	fields outputSigFields
+	err    error
+}
+
+// outputSigFields are the fields an OUTPUT's signature covers besides the
+// connection's own (event id, recipient, timestamp).
+type outputSigFields struct {
+	sessionID, resultSHA256, digest string
+}
+
+func (n *outputNote) sigFields() (outputSigFields, error) {
+	n.once.Do(func() {
+		n.fields, n.err = outputFields(n.sessionID, n.result, n.session)
+		n.session = nil // no longer needed
+	})
+	return n.fields, n.err
+}
+
+// outputFields computes an OUTPUT's signed fields from its session id,
+// result and session (JSON; empty or null for none).
+func outputFields(sessionID, result string, session json.RawMessage) (outputSigFields, error) {
+	sum := sha256.Sum256([]byte(result))
+	f := outputSigFields{sessionID: sessionID, resultSHA256: hex.EncodeToString(sum[:])}
+	if len(session) > 0 && string(session) != "null" {
+		d, err := trust.BodyDigest(session, nil, nil)
+		if err != nil {
+			return f, err
+		}
+		f.digest = d
+	}
+	return f, nil
 }
 
 func wsEvent(typ, sessionID string, ts int64, fields map[string]any) []store.Event {

@@ -339,9 +339,14 @@ func (a *Announcer) connect(ctx context.Context) (accepted bool, err error) {
 	}
 }
 
+// handlerStall is how long deliver waits for a session handler with a full
+// queue to take a frame before it ends that session.
+const handlerStall = 2 * time.Second
+
 // deliver hands a frame to its session, starting the session's handler on
-// its first frame. A handler too far behind loses its session rather than
-// stall every other session on the connection.
+// its first frame. A handler whose queue is full is waited for while it
+// takes frames; one that takes none for handlerStall loses its session
+// rather than stall every other session on the connection longer.
 func (c *relayConn) deliver(ctx context.Context, h Header, frame []byte) {
 	a := c.a
 	c.mu.Lock()
@@ -360,9 +365,23 @@ func (c *relayConn) deliver(ctx context.Context, h Header, frame []byte) {
 	select {
 	case s.in <- frame:
 	default:
-		a.o.log.Warn("relay: session handler not keeping up, session closed", "session", s.id)
-		s.Close("agent overloaded")
-		return
+		// Wait while the handler takes frames (each one it takes makes
+		// room); the relay, and so the client, wait with it.
+		t := time.NewTimer(handlerStall)
+		select {
+		case s.in <- frame:
+			t.Stop()
+		case <-s.done:
+			t.Stop()
+			return
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+			a.o.log.Warn("relay: session handler not keeping up, session closed", "session", s.id)
+			s.Close("agent overloaded")
+			return
+		}
 	}
 	if isNew {
 		a.setStatus(func(st *Status) { st.Sessions = n })

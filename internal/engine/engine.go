@@ -124,6 +124,8 @@ type Engine struct {
 	idleT  *time.Timer // ReleaseIdle's (under mu)
 	writes int         // commits with events, for pruning (under mu)
 
+	index sessionIndex // what Sessions lists
+
 	wmu     sync.Mutex
 	changed chan struct{}                   // closed at the next commit with events
 	waiters map[string]chan json.RawMessage // request id → the turn waiting for it
@@ -339,13 +341,12 @@ type SessionStatus struct {
 
 // Sessions lists every session, oldest first, with whether it is busy.
 func (e *Engine) Sessions(ctx context.Context) ([]SessionStatus, error) {
-	rows, err := e.st.ListSessions(ctx, store.ListOptions{All: true, OldestFirst: true, Limit: -1})
+	out, err := e.index.sessions(ctx, e.st)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]SessionStatus, len(rows))
-	for i, r := range rows {
-		out[i] = SessionStatus{ID: r.ID, Title: r.Title, Busy: e.Busy(r.ID), Error: r.Error, Updated: r.Updated}
+	for i := range out {
+		out[i].Busy = e.Busy(out[i].ID)
 	}
 	return out, nil
 }
@@ -362,8 +363,14 @@ func (e *Engine) History(ctx context.Context, id string) ([]store.Message, error
 }
 
 // Conversation returns a session's state as its next turn would see it:
-// the messages a model reads, and the counters.
+// the messages a model reads, and the counters. A live session between
+// turns answers from memory, where its next turn reads it too; otherwise
+// the state is loaded from the store. The messages are shared: callers
+// must not change them.
 func (e *Engine) Conversation(ctx context.Context, ss store.Session) (*State, error) {
+	if st := e.liveState(ss.ID); st != nil {
+		return st, nil
+	}
 	st := &State{}
 	if len(ss.State) > 0 {
 		if err := json.Unmarshal(ss.State, st); err != nil {
@@ -386,6 +393,26 @@ func (e *Engine) Conversation(ctx context.Context, ss store.Session) (*State, er
 		st.Messages = append(st.Messages, m)
 	}
 	return st, nil
+}
+
+// liveState returns a copy of the in-memory state of a live session with
+// no worker, or nil. Only a worker changes ls.state, and it does so before
+// it clears ls.worker under ls.mu, so a reader under ls.mu that sees no
+// worker sees every change; the messages slice is capped at its length, so
+// the next turn's appends never write into what the caller holds.
+func (e *Engine) liveState(id string) *State {
+	ls := e.liveSession(id)
+	if ls == nil {
+		return nil
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ls.worker || ls.state == nil {
+		return nil
+	}
+	st := *ls.state
+	st.Messages = st.Messages[:len(st.Messages):len(st.Messages)]
+	return &st
 }
 
 // meta is the part of State kept in the session row; messages are rows.

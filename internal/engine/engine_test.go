@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -761,4 +762,163 @@ func TestReleaseIdle(t *testing.T) {
 	case <-ctxT(t).Done():
 		t.Fatal("memory never released after the engine went idle")
 	}
+}
+
+// countingStore counts the conversation loads (Messages) it serves.
+type countingStore struct {
+	store.Store
+	loads atomic.Int64
+}
+
+func (s *countingStore) Messages(ctx context.Context, id string) ([]store.Message, error) {
+	s.loads.Add(1)
+	return s.Store.Messages(ctx, id)
+}
+
+// A live session between turns answers Conversation from memory, equal to
+// what the store holds, and the next turn's messages do not show up in a
+// state handed out before it.
+func TestConversationOfALiveSession(t *testing.T) {
+	cs := &countingStore{}
+	r := newRig(t, nil, &model{reply: echo}, func(c *Config) { cs.Store = c.Store; c.Store = cs })
+	ctx := ctxT(t)
+	a, err := r.e.Enqueue(ctx, userInput("", "one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.idle(t)
+	ss, err := r.e.Session(ctx, a.SessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := r.e.Conversation(ctx, ss) // not live: loaded
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs.loads.Load() == 0 {
+		t.Fatal("an idle session's conversation did not come from the store")
+	}
+	sub := NewSubscriber()
+	if _, err := r.e.Subscribe(ctx, a.SessionID, "", sub, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer r.e.Unsubscribe(sub)
+	in := userInput(a.SessionID, "two")
+	if _, err := r.e.Enqueue(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor(t, "the second turn", func() bool { return !r.e.Busy(a.SessionID) && len(r.texts(t, a.SessionID)) == 4 })
+	loads := cs.loads.Load()
+	mem, err := r.e.Conversation(ctx, ss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs.loads.Load() != loads {
+		t.Error("a live session's conversation was loaded from the store")
+	}
+	var got []string
+	for _, m := range mem.Messages {
+		got = append(got, string(m.Role)+":"+m.Text())
+	}
+	if want := []string{"user:one", "assistant:re: one", "user:two", "assistant:re: two"}; !slices.Equal(got, want) {
+		t.Fatalf("from memory %v, want %v", got, want)
+	}
+	if mem.Turn != stored.Turn+1 {
+		t.Errorf("turn %d from memory, %d before the second turn", mem.Turn, stored.Turn)
+	}
+	if _, err := r.e.Enqueue(ctx, userInput(a.SessionID, "three")); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor(t, "the third turn", func() bool { return !r.e.Busy(a.SessionID) && len(r.texts(t, a.SessionID)) == 6 })
+	if len(mem.Messages) != 4 || mem.Messages[3].Text() != "re: two" {
+		t.Fatalf("a later turn changed a state handed out before it: %d messages", len(mem.Messages))
+	}
+}
+
+// countingLists counts ListSessions calls.
+type countingLists struct {
+	store.Store
+	lists atomic.Int64
+}
+
+func (s *countingLists) ListSessions(ctx context.Context, o store.ListOptions) ([]store.Session, error) {
+	s.lists.Add(1)
+	return s.Store.ListSessions(ctx, o)
+}
+
+// Sessions lists from memory after its first call, and the list stays what
+// the store holds as turns create and update sessions (title, error) and
+// as expired sessions are deleted.
+func TestSessionsKeptInMemory(t *testing.T) {
+	cs := &countingLists{}
+	fail := false
+	m := &model{reply: func(ctx context.Context, req *llm.Request, d func(llm.Delta)) (*llm.Response, error) {
+		if fail {
+			return nil, errors.New("provider down")
+		}
+		return echo(ctx, req, d)
+	}}
+	now := time.Now()
+	r := newRig(t, nil, m, func(c *Config) {
+		cs.Store = c.Store
+		c.Store = cs
+		c.Title = func(text string) string { return "about " + text }
+		c.ResultTTL = func() time.Duration { return time.Minute }
+		c.Now = func() time.Time { return now }
+	})
+	ctx := ctxT(t)
+	fromStore := func() []SessionStatus {
+		rows, err := r.st.ListSessions(ctx, store.ListOptions{All: true, OldestFirst: true, Limit: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []SessionStatus
+		for _, row := range rows {
+			out = append(out, SessionStatus{ID: row.ID, Title: row.Title, Error: row.Error, Updated: row.Updated})
+		}
+		return out
+	}
+	check := func(when string) {
+		t.Helper()
+		got, err := r.e.Sessions(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fromStore()
+		if len(got) != len(want) {
+			t.Fatalf("%s: listed %d sessions, the store has %d", when, len(got), len(want))
+		}
+		for i := range got {
+			g, w := got[i], want[i]
+			if g.ID != w.ID || g.Title != w.Title || g.Error != w.Error || !g.Updated.Equal(w.Updated) || g.Busy {
+				t.Fatalf("%s: session %d listed %+v, stored %+v", when, i, g, w)
+			}
+		}
+	}
+	check("empty")
+	for _, p := range []string{"one", "two"} {
+		if _, err := r.e.Enqueue(ctx, userInput("", p)); err != nil {
+			t.Fatal(err)
+		}
+		r.idle(t)
+		check("after " + p)
+	}
+	fail = true
+	a, err := r.e.Enqueue(ctx, userInput("", "three"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.idle(t)
+	check("after a failed turn")
+	if got, _ := r.e.Sessions(ctx); got[2].ID != a.SessionID || got[2].Error == "" {
+		t.Fatalf("the failed session listed as %+v", got[2])
+	}
+	if n := cs.lists.Load(); n != 1 {
+		t.Errorf("the store was listed %d times; want once", n)
+	}
+	now = now.Add(2 * time.Minute)
+	if n, err := r.e.DeleteExpired(ctx, now); err != nil || n != 3 {
+		t.Fatalf("deleted %d: %v", n, err)
+	}
+	check("after deleting the expired sessions")
 }

@@ -258,6 +258,7 @@ func (e *Engine) apply(ls *live, c store.Change) error {
 	if err != nil {
 		return err
 	}
+	e.index.note(c)
 	if len(stored) == 0 {
 		return nil
 	}

@@ -58,6 +58,7 @@ func (e *Engine) Recover(ctx context.Context) error {
 			return err
 		}
 	}
+	defer e.index.drop() // InterruptRunning changes rows around apply
 	if n, err := e.st.InterruptRunning(ctx, now, e.expiry(now)); err != nil {
 		return err
 	} else if n > 0 {

@@ -71,6 +71,11 @@ type Event struct {
 	Type    string
 	Data    json.RawMessage
 	Created time.Time
+	// Note is never stored: what the event's producer knew about Data
+	// that a consumer would otherwise parse Data again to learn (the
+	// host's OUTPUT carries what its signature covers). Events read back
+	// from a store have none, and a consumer must work without it.
+	Note any
 }
 
 // ListOptions selects sessions for List.

@@ -204,8 +204,20 @@ func BenchmarkForward(b *testing.B) {
 				}
 			}
 		}()
-		for range b.N {
-			<-got
+		lost := make(chan string, 1)
+		go func() { // the relay answers only when it ends the session
+			_, f, err := c.Read(ctx)
+			if err == nil {
+				lost <- string(f)
+			}
+			close(lost)
+		}()
+		for i := range b.N {
+			select {
+			case <-got:
+			case f := <-lost:
+				b.Fatalf("session ended after %d of %d frames: %s", i, b.N, f)
+			}
 		}
 		b.StopTimer()
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")

@@ -542,3 +542,81 @@ func TestAnnouncerRefused(t *testing.T) {
 		t.Errorf("status %+v", st)
 	}
 }
+
+// TestFastSenderKeepsReader: a sender that writes as fast as it can into a
+// reader that reads as fast as it can must not get the reader dropped. The
+// relay's queue toward the slower side fills; it waits for room while that
+// side's writer makes progress instead of dropping the client (agent →
+// client) or ending the session (client → agent). Tiny queues make the
+// overflow certain: before this, both directions lost the session within
+// a few frames (BenchmarkForward failed with "failed to read frame header:
+// EOF" and hung).
+func TestFastSenderKeepsReader(t *testing.T) {
+	const n = 3000
+	chunk := []byte(`{"type":"STREAM","chunk":"` + strings.Repeat("x", 200) + `"}`)
+	for _, dir := range []string{"agent_to_client", "client_to_agent"} {
+		t.Run(dir, func(t *testing.T) {
+			checkGoroutines(t)
+			s := startRelay(t, func(c *Config) {
+				c.SendQueueFrames = 2
+				c.AgentFrameRate, c.ClientFrameRate = -1, -1
+			})
+			id := identity(t, 1)
+			got := make(chan int, 1)
+			runAnnouncer(t, s.URL(), id, relay.AnnounceInfo{}, func(ctx context.Context, c relay.FrameConn, _ string) {
+				if _, err := c.ReadFrame(ctx); err != nil { // the INPUT that starts it
+					return
+				}
+				if dir == "agent_to_client" {
+					for range n {
+						if c.WriteFrame(ctx, chunk) != nil {
+							return
+						}
+					}
+					c.ReadFrame(ctx)
+					return
+				}
+				k := 0
+				for k < n {
+					if _, err := c.ReadFrame(ctx); err != nil {
+						break
+					}
+					k++
+				}
+				got <- k
+				c.WriteFrame(ctx, []byte(`{"type":"DONE"}`))
+				c.ReadFrame(ctx)
+			})
+			cl := newClient(t, s)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cl.send(map[string]any{"type": "INPUT", "to": id.Address(), "prompt": "go"})
+			if dir == "agent_to_client" {
+				for i := range n {
+					if _, _, err := cl.c.Read(ctx); err != nil {
+						t.Fatalf("client dropped after %d of %d frames: %v", i, n, err)
+					}
+				}
+			} else {
+				frame := []byte(`{"type":"INPUT","to":"` + id.Address() + `","prompt":"` + strings.Repeat("y", 200) + `"}`)
+				for i := range n {
+					if err := cl.c.Write(ctx, websocket.MessageText, frame); err != nil {
+						t.Fatalf("write %d of %d: %v", i, n, err)
+					}
+				}
+				if m := cl.read(); m["type"] != "DONE" {
+					t.Fatalf("session ended before the agent read every frame: %v", m)
+				}
+				if k := <-got; k != n {
+					t.Fatalf("agent read %d of %d frames", k, n)
+				}
+			}
+			if m := metric(t, s, `relay_slow_consumer_disconnects_total{kind="client"}`); m != 0 {
+				t.Errorf("client counted as slow %v times", m)
+			}
+			if m := metric(t, s, `relay_frames_dropped_total{reason="agent_queue_full"}`); m != 0 {
+				t.Errorf("%v frames dropped for a full agent queue", m)
+			}
+		})
+	}
+}

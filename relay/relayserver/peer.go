@@ -31,6 +31,14 @@ type peer struct {
 	closeReason string
 	done        chan struct{} // closed when the writer has finished
 	slow        atomic.Bool   // the writer gave up on a write that timed out
+
+	// A sender that finds the queue full waits while the writer makes
+	// progress (flow control: the sender's own socket stops being read, so
+	// TCP slows whoever feeds it) and gives up after stall without any.
+	stall   time.Duration
+	waiting atomic.Int32  // senders waiting for room
+	drainMu sync.Mutex    // guards drained
+	drained chan struct{} // closed and replaced when a frame leaves a queue someone waits on
 }
 
 // outFrame is a queued frame. A forwarded one carries its arrival time
@@ -53,6 +61,8 @@ func newPeer(ws *websocket.Conn, cfg *Config, now time.Time) *peer {
 		maxFrames:    cfg.SendQueueFrames,
 		maxBytes:     cfg.SendQueueBytes,
 		writeTimeout: cfg.WriteTimeout,
+		stall:        cfg.StallTimeout,
+		drained:      make(chan struct{}),
 		closing:      make(chan struct{}),
 		done:         make(chan struct{}),
 	}
@@ -65,10 +75,58 @@ func (p *peer) touch(now time.Time) { p.lastActive.Store(now.UnixNano()) }
 func (p *peer) idleSince() time.Time { return time.Unix(0, p.lastActive.Load()) }
 
 // send queues a data frame that arrived at the relay at arrived; once
-// written, the time since then goes to timer. It reports false when the
-// queue is at its frame or byte bound (the peer is not keeping up) or the
-// peer is closing.
+// written, the time since then goes to timer. When the queue is at its
+// frame or byte bound, send waits for room as long as the writer keeps
+// taking frames off it: a peer that reads as fast as it can is never
+// dropped for being a little slower than whoever feeds it, and the
+// caller's own reads stop meanwhile, which slows that sender. send reports
+// false when the writer took nothing for the stall timeout (the peer is not
+// keeping up), or the peer is closing or gone.
 func (p *peer) send(frame []byte, arrived time.Time, timer prometheus.Observer) bool {
+	if p.tryQueue(frame, arrived, timer) {
+		return true
+	}
+	var t *time.Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
+	for {
+		if p.isClosing() {
+			return false
+		}
+		// Announce the wait before looking again, so that a frame the
+		// writer takes after the look wakes this sender.
+		p.waiting.Add(1)
+		p.drainMu.Lock()
+		drained := p.drained
+		p.drainMu.Unlock()
+		if p.tryQueue(frame, arrived, timer) {
+			p.waiting.Add(-1)
+			return true
+		}
+		if t == nil {
+			t = time.NewTimer(p.stall)
+		} else {
+			t.Reset(p.stall)
+		}
+		select {
+		case <-drained: // progress: look again, with a fresh stall timeout
+			p.waiting.Add(-1)
+			continue
+		case <-t.C:
+		case <-p.closing:
+		case <-p.done:
+		}
+		p.waiting.Add(-1)
+		return false
+	}
+}
+
+// tryQueue queues a data frame if the queue is under its bounds and the
+// peer is not closing.
+func (p *peer) tryQueue(frame []byte, arrived time.Time, timer prometheus.Observer) bool {
 	if p.isClosing() {
 		return false
 	}
@@ -169,6 +227,12 @@ func (p *peer) writeLoop(ctx context.Context) {
 
 func (p *peer) write(ctx context.Context, f outFrame) bool {
 	p.queued.Add(-int64(len(f.b)))
+	if p.waiting.Load() > 0 {
+		p.drainMu.Lock()
+		close(p.drained)
+		p.drained = make(chan struct{})
+		p.drainMu.Unlock()
+	}
 	wctx, cancel := context.WithTimeout(ctx, p.writeTimeout)
 	err := p.ws.Write(wctx, websocket.MessageText, f.b)
 	cancel()

@@ -43,13 +43,20 @@ type Config struct {
 	// sends a bigger one is disconnected with status 1009.
 	MaxFrameSize int64
 	// SendQueueFrames and SendQueueBytes bound each connection's outbound
-	// queue (default 256 frames, 32 MiB). A client whose queue fills is
-	// disconnected; a frame for an agent whose queue is full ends that
-	// client's session.
+	// queue (default 256 frames, 32 MiB). A frame for a full queue waits
+	// for room (see StallTimeout); a client whose queue stays full is
+	// disconnected, and a frame for an agent whose queue stays full ends
+	// that client's session.
 	SendQueueFrames int
 	SendQueueBytes  int64
 	// WriteTimeout bounds writing one frame to a peer (default 30 s).
 	WriteTimeout time.Duration
+	// StallTimeout is how long a frame waits for room in a full outbound
+	// queue whose writer sends nothing (default 2 s). While that writer
+	// makes progress the frame waits, and the connection it came from is
+	// not read meanwhile; after StallTimeout without progress the
+	// destination counts as not keeping up.
+	StallTimeout time.Duration
 	// AnnounceTimeout is how long a new agent connection has to send its
 	// first ANNOUNCE (default 10 s); FirstFrameTimeout the same for a client's
 	// first frame (default 30 s).
@@ -140,6 +147,7 @@ func (c *Config) setDefaults() {
 	}
 	def(&c.SendQueueFrames, 256)
 	defD(&c.WriteTimeout, 30*time.Second)
+	defD(&c.StallTimeout, 2*time.Second)
 	defD(&c.AnnounceTimeout, 10*time.Second)
 	defD(&c.FirstFrameTimeout, 30*time.Second)
 	defD(&c.SilenceTimeout, 120*time.Second)
