@@ -258,12 +258,18 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 // respond is the one place errors become responses.
 func (s *Server) respond(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := classify(err)
+	s.logFailure(r, status, err)
+	httpjson.WriteError(w, status, msg)
+}
+
+// logFailure logs an answer's error when the platform failed (5xx):
+// unexpected ones at ERROR, a runtime or node not answering at WARN.
+func (s *Server) logFailure(r *http.Request, status int, err error) {
 	if status >= 500 && status != http.StatusServiceUnavailable && status != http.StatusGatewayTimeout && status != http.StatusBadGateway {
 		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	} else if status >= 500 {
 		s.log.WarnContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
-	httpjson.WriteError(w, status, msg)
 }
 
 // classify maps an error to its status and client-facing message.
