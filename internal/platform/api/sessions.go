@@ -18,12 +18,10 @@ import (
 // CapabilityHeader carries a session capability.
 const CapabilityHeader = "X-Session-Capability"
 
-func (s *Server) sessionRoutes(mux *http.ServeMux) {
+func (s *Server) sessionRoutes(mux routeMux) {
 	const p = "/a/{agentId}/session/{sessionId}"
 	mux.HandleFunc("GET "+p, s.sessionPage)
-	s.registered("GET " + p)
 	c := func(pattern string, h targetHandler) {
-		s.registered(pattern)
 		mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if err := s.viaCapability(w, r, h); err != nil {
 				s.respond(w, r, err)
