@@ -45,3 +45,6 @@ func WaitingRuns(s *Server) int { return s.eng.core.WaitingTurns() }
 
 // EngineChanged returns a channel closed at the host engine's next change.
 func EngineChanged(s *Server) <-chan struct{} { return s.eng.core.Changed() }
+
+// OpenAPIDoc is the document served at /openapi.json.
+var OpenAPIDoc = openAPIDoc

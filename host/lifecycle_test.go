@@ -3,8 +3,10 @@ package host_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,4 +125,48 @@ func TestServeStartsAndStops(t *testing.T) {
 
 func containsJSONError(body, msg string) bool {
 	return body == `{"error":"`+msg+`"}`+"\n" || body == `{"error":"`+msg+`"}`
+}
+
+// TestNotRunningAnswersCarryRequestID: the 503s before Start and after
+// Shutdown carry the caller's X-Request-Id (or a fresh one) and an access
+// log line with it, like every other answer. Before, they had neither.
+func TestNotRunningAnswersCarryRequestID(t *testing.T) {
+	dir := t.TempDir()
+	logs := &testutil.Buffer{}
+	s, err := host.New(context.Background(), factory("offline/demo"), host.WithDir(dir), host.WithCoDir(dir+"/.co"),
+		host.WithLogger(slog.New(slog.NewTextHandler(logs, nil))), host.WithSweepInterval(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(when, want string) {
+		t.Helper()
+		for _, id := range []string{"caller-" + when, ""} {
+			r := mustRequest("GET", "/info")
+			if id != "" {
+				r.Header.Set("X-Request-Id", id)
+			}
+			rec := newRecorder()
+			s.ServeHTTP(rec, r)
+			got := rec.Header().Get("X-Request-Id")
+			if rec.Code != 503 || !containsJSONError(rec.Body.String(), want) {
+				t.Fatalf("%s: %d %s", when, rec.Code, rec.Body)
+			}
+			if (id != "" && got != id) || (id == "" && !strings.HasPrefix(got, "req_")) {
+				t.Errorf("%s: X-Request-Id %q, sent %q", when, got, id)
+			}
+			if !strings.Contains(logs.String(), "request_id="+got) {
+				t.Errorf("%s: no log line with request_id=%s:\n%s", when, got, logs.String())
+			}
+		}
+	}
+	check("before-start", host.ErrNotStarted.Error())
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("after-shutdown", host.ErrShuttingDown.Error())
 }

@@ -224,7 +224,12 @@ func New[S Source](ctx context.Context, src S, opts ...Option) (*Server, error) 
 		s.closeStore()
 		return nil, fmt.Errorf("host: %w", err)
 	}
-	s.handler = obs.Middleware(obs.HTTPConfig{Metrics: obs.NewHTTPMetrics(s.obs.reg), Logger: s.log, Quiet: []string{"/health"}}, s.routes())
+	// The state check sits inside the middleware, so that the 503s before
+	// Start and after Shutdown carry an X-Request-Id and an access log
+	// line like every other answer.
+	routes := s.routes()
+	s.handler = obs.Middleware(obs.HTTPConfig{Metrics: obs.NewHTTPMetrics(s.obs.reg), Logger: s.log, Quiet: []string{"/health"}},
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveState(w, r, routes) }))
 	return s, nil
 }
 
@@ -269,7 +274,10 @@ func (s *Server) Start() error {
 
 // ServeHTTP serves the whole host API. Before Start it answers 503
 // (ErrNotStarted), after Shutdown 503 (ErrShuttingDown).
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// serveState answers 503 unless the Server runs, else routes the request.
+func (s *Server) serveState(w http.ResponseWriter, r *http.Request, routes http.Handler) {
 	switch s.state.Load() {
 	case stateNew:
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: ErrNotStarted.Error()})
@@ -279,7 +287,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: ErrShuttingDown.Error()})
 		return
 	}
-	s.handler.ServeHTTP(w, r)
+	routes.ServeHTTP(w, r)
 }
 
 // loadConfig resolves options, host.yaml and defaults.

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/agenthost/agenthost/internal/httpjson"
+	"github.com/agenthost/agenthost/internal/obs"
 	"github.com/agenthost/agenthost/trust"
 )
 
@@ -30,7 +31,10 @@ func (s *Server) routes() {
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found"})
 	})
-	s.mux = m
+	// Every request gets an X-Request-Id (the caller's or a fresh one),
+	// a server span and an access log line; the relay's own histogram
+	// (agenthost_relay_http_request_duration_seconds) keeps its routes.
+	s.mux = obs.Middleware(obs.HTTPConfig{Logger: s.log, Quiet: []string{"/health", "/ready", "/metrics"}}, m)
 }
 
 // writeJSON writes v with status. The API is public and read-only, so any

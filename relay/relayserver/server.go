@@ -30,6 +30,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/agenthost/agenthost/internal/obs"
 	"github.com/agenthost/agenthost/relay"
 	"github.com/agenthost/agenthost/trust"
 )
@@ -193,7 +194,7 @@ type Server struct {
 	reg     *registry
 	limits  *ipLimits
 	metrics *metrics
-	mux     *http.ServeMux
+	mux     http.Handler
 
 	ctx    context.Context // ends at Shutdown: every connection's lifetime
 	cancel context.CancelFunc
@@ -225,7 +226,7 @@ func New(cfg Config) (*Server, error) {
 		proxies: px,
 		replay:  trust.NewMemoryLedger(cfg.Now),
 		cfg:     cfg,
-		log:     cfg.Logger,
+		log:     obs.Logger(cfg.Logger),
 		now:     cfg.Now,
 		start:   cfg.Now(),
 		limits:  newIPLimits(&cfg),

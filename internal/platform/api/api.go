@@ -153,7 +153,7 @@ func New(cfg Config) *Server {
 		s.cfg.SessionURL = s.SessionURL
 	}
 	s.routes()
-	root := http.NewServeMux()
+	root := routeMux{ServeMux: http.NewServeMux(), s: s}
 	sandbox := "enabled"
 	if cfg.SandboxDisabled {
 		sandbox = "disabled"
@@ -161,21 +161,43 @@ func New(cfg Config) *Server {
 	root.HandleFunc("GET /health", s.health(sandbox))
 	root.HandleFunc("GET /ready", s.ready)
 	root.HandleFunc("GET /api/v1/openapi.json", s.serveOpenAPI)
-	for _, p := range []string{"GET /health", "GET /ready", "GET /api/v1/openapi.json"} {
-		s.registered(p)
-	}
-	root.Handle("/api/v1/", s.authenticate(s.mux))
+	// The authenticated API's own mux: its routes are recorded one by one
+	// (Handle), so the prefix is not.
+	root.ServeMux.Handle("/api/v1/", s.authenticate(s.mux))
 	s.sessionRoutes(root)
 	dash := dashboard.Handler() // the web dashboard: / and its files under /ui/
 	root.Handle("GET /{$}", dash)
 	root.Handle("GET "+dashboard.Prefix, dash)
-	agentpage.Register(root)                          // the agent's page, /a/{agentId}, and its files under /ui/agent/
+	// The agent's page, /a/{agentId}, and its files under /ui/agent/
+	// (recorded one by one).
+	page := agentpage.Handler()
+	root.Handle("GET "+agentpage.Pattern, page)
+	root.Handle("GET "+agentpage.Prefix, page)
 	root.Handle("GET "+uikit.Prefix, uikit.Handler()) // the files both pages share
-	root.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	root.ServeMux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteError(w, http.StatusNotFound, "not found")
 	})
-	s.h = obs.Middleware(obs.HTTPConfig{Metrics: cfg.HTTPMetrics, Logger: s.log, Quiet: []string{"/health", "/ready"}}, s.recoverPanics(root))
+	s.h = obs.Middleware(obs.HTTPConfig{Metrics: cfg.HTTPMetrics, Logger: s.log, Quiet: []string{"/health", "/ready"}}, s.recoverPanics(root.ServeMux))
 	return s
+}
+
+// routeMux is the platform's root mux, recording every pattern registered
+// on it (Routes), so that a test holds each to the OpenAPI document or to
+// its list of HTML pages exempt from it: no route escapes the check.
+type routeMux struct {
+	*http.ServeMux
+	s *Server
+}
+
+// Handle registers and records a pattern.
+func (m routeMux) Handle(pattern string, h http.Handler) {
+	m.s.registered(pattern)
+	m.ServeMux.Handle(pattern, h)
+}
+
+// HandleFunc registers and records a pattern.
+func (m routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	m.Handle(pattern, http.HandlerFunc(h))
 }
 
 // ServeHTTP implements http.Handler.
@@ -267,12 +289,18 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 // respond is the one place errors become responses.
 func (s *Server) respond(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := classify(err)
+	s.logFailure(r, status, err)
+	httpjson.WriteError(w, status, msg)
+}
+
+// logFailure logs an answer's error when the platform failed (5xx):
+// unexpected ones at ERROR, a runtime or node not answering at WARN.
+func (s *Server) logFailure(r *http.Request, status int, err error) {
 	if status >= 500 && status != http.StatusServiceUnavailable && status != http.StatusGatewayTimeout && status != http.StatusBadGateway {
 		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	} else if status >= 500 {
 		s.log.WarnContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
-	httpjson.WriteError(w, status, msg)
 }
 
 // classify maps an error to its status and client-facing message.

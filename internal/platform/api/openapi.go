@@ -21,7 +21,8 @@ func (s *Server) serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
 }
 
 // Routes lists the patterns registered so far ("GET /api/v1/agents"), in
-// registration order, so tests can hold the OpenAPI document to them.
+// registration order: every route of the root mux (pages included) and of
+// the authenticated API, so tests can hold the OpenAPI document to them.
 func (s *Server) Routes() []string {
 	s.patternsMu.Lock()
 	defer s.patternsMu.Unlock()

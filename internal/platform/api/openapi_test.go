@@ -17,8 +17,9 @@ import (
 )
 
 // TestOpenAPIRoutes: the document loads as OpenAPI 3.1 and passes the
-// validator's check against the 3.1 schema; every registered route is in
-// it and every operation in it is registered; every operation has a
+// validator's check against the 3.1 schema; every route registered on the
+// platform's root mux and its API mux is in it, except the HTML pages
+// htmlRoutes lists with a reason, and every operation in it is registered; every operation has a
 // unique operationId and a security requirement (Bearer by default, the
 // session capability on session pages, none on the meta routes); it is
 // served at /api/v1/openapi.json without a token.
@@ -45,15 +46,28 @@ func TestOpenAPIRoutes(t *testing.T) {
 	}
 	env := platformtest.Start(t, platformtest.Options{})
 	registered := map[string]bool{}
+	seenPages := map[string]bool{}
 	for _, p := range env.Server.API().Routes() {
 		method, path, ok := strings.Cut(p, " ")
 		if !ok {
 			t.Errorf("route %q has no method", p)
 			continue
 		}
+		if _, page := htmlRoutes[p]; page {
+			seenPages[p] = true
+			if doc.Paths[path] != nil {
+				t.Errorf("route %s is exempt as an HTML page but in the OpenAPI document", p)
+			}
+			continue
+		}
 		registered[strings.ToLower(method)+" "+path] = true
 		if doc.Paths[path][strings.ToLower(method)] == nil {
-			t.Errorf("route %s is not in the OpenAPI document", p)
+			t.Errorf("route %s is not in the OpenAPI document (nor an HTML page listed in htmlRoutes)", p)
+		}
+	}
+	for p := range htmlRoutes {
+		if !seenPages[p] {
+			t.Errorf("htmlRoutes lists %s, which no route serves", p)
 		}
 	}
 	ids := map[string]string{}
@@ -79,6 +93,17 @@ func TestOpenAPIRoutes(t *testing.T) {
 	if r.Status != http.StatusOK || string(r.Body) != string(api.OpenAPI) {
 		t.Fatalf("GET /api/v1/openapi.json: %d", r.Status)
 	}
+}
+
+// htmlRoutes are the routes of the platform's root mux that the OpenAPI
+// document leaves out, each with why: pages for people and their files,
+// no JSON. Every other registered route must be in the document.
+var htmlRoutes = map[string]string{
+	"GET /{$}":         "the dashboard's HTML page",
+	"GET /ui/":         "the dashboard's scripts and styles",
+	"GET /a/{agentId}": "the agent's HTML page",
+	"GET /ui/agent/":   "the agent page's scripts and styles",
+	"GET /ui/kit/":     "the scripts and styles both pages share",
 }
 
 // TestReady: /ready is 200 "ready" once the platform serves (platformtest

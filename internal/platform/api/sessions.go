@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/agenthost/agenthost/internal/httpjson"
+	"github.com/agenthost/agenthost/internal/web/session"
 )
 
 // Session pages: /a/{agentId}/session/{sessionId}?cap=… is a session's
@@ -17,12 +18,10 @@ import (
 // CapabilityHeader carries a session capability.
 const CapabilityHeader = "X-Session-Capability"
 
-func (s *Server) sessionRoutes(mux *http.ServeMux) {
+func (s *Server) sessionRoutes(mux routeMux) {
 	const p = "/a/{agentId}/session/{sessionId}"
 	mux.HandleFunc("GET "+p, s.sessionPage)
-	s.registered("GET " + p)
 	c := func(pattern string, h targetHandler) {
-		s.registered(pattern)
 		mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if err := s.viaCapability(w, r, h); err != nil {
 				s.respond(w, r, err)
@@ -111,9 +110,20 @@ func (s *Server) sessionStatus(w http.ResponseWriter, r *http.Request, t target)
 // sessionPage serves the page of a session its capability grants. It may
 // be framed by any origin in FrameAncestors (default *), and it never sends
 // its URL, capability included, as a Referer.
+//
+// A link that does not open (no capability 401, a bad one or one whose
+// agent is gone 404) answers a browser's page load (Accept: text/html)
+// with an HTML page saying what happened and to ask the organisation for a
+// new link; other clients get the JSON error as on every route.
 func (s *Server) sessionPage(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.capabilityTarget(r.Context(), r); err != nil {
-		s.respond(w, r, err)
+		if !session.WantsHTML(r) {
+			s.respond(w, r, err)
+			return
+		}
+		status, _ := classify(err)
+		s.logFailure(r, status, err)
+		session.WriteError(&framingWriter{ResponseWriter: w, ancestors: s.cfg.FrameAncestors}, status)
 		return
 	}
 	h := w.Header()

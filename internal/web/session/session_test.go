@@ -55,3 +55,18 @@ func TestHandler(t *testing.T) {
 		t.Errorf("POST: %d", r.StatusCode)
 	}
 }
+
+// FuzzWantsHTML: any Accept header parses without panicking, and only one
+// that names an HTML type gets the HTML error page.
+func FuzzWantsHTML(f *testing.F) {
+	for _, s := range []string{"", "*/*", "text/html", "text/html;q=0", "application/json, text/html;q=0.5", "text/html;q=x", "application/xhtml+xml;q=0.9,*/*;q=0.8", ";;,,q="} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, accept string) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("Accept", accept)
+		if session.WantsHTML(r) && !strings.Contains(strings.ToLower(accept), "html") {
+			t.Fatalf("WantsHTML(%q) without an HTML type", accept)
+		}
+	})
+}

@@ -145,8 +145,12 @@ op("GET", "/ready", "ready", "Readiness: ready once the agents of an earlier pro
 
 P = "/a/{agentId}/session/{sessionId}"
 CAP = [{"capability": []}, {"capabilityQuery": []}]
+def page_error(desc):
+    return {"description": desc + " A browser's page load (Accept: text/html) gets an HTML page saying what happened and to ask the organisation for a new link; other clients get the JSON error.",
+            "content": {"text/html": {"schema": S()}, "application/json": {"schema": ref("Error")}}}
 op("GET", P, "sessionPage", "The embeddable session page (HTML)", {"200": {"description": "The page.", "content": {"text/html": {"schema": S()}}},
-   "404": {"description": "A bad or expired link.", "content": {"text/html": {"schema": S()}}}}, tag="session page", security=CAP)
+   "401": page_error("No capability in the link."), "404": page_error("A bad or expired link (its session or agent is gone)."),
+   "default": page_error("An error.")}, tag="session page", security=CAP)
 def sp(method, sub, opid, summary, responses, body=None):
     op(method, P + "/api" + sub, opid, summary, responses, body, tag="session page", security=CAP)
 sp("GET", "/messages", "sessionListMessages", "The session's messages", ok("RuntimeAnswer"))
