@@ -37,17 +37,10 @@ const Pattern = "/a/{agentId}"
 // only, no inline code, no framing.
 const CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
-// Register mounts the page at Pattern and its files under Prefix. The
-// shared files it links are uikit's: mount uikit.Handler at uikit.Prefix
-// too (once, for this page and the dashboard).
-func Register(mux *http.ServeMux) {
-	h := Handler()
-	mux.Handle("GET "+Pattern, h)
-	mux.Handle("GET "+Prefix, h)
-}
-
 // Handler serves index.html for any path outside Prefix and the other
-// files under Prefix.
+// files under Prefix: mount it at Pattern and at Prefix. The shared files
+// the page links are uikit's: mount uikit.Handler at uikit.Prefix too
+// (once, for this page and the dashboard).
 func Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := "index.html"
