@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agenthost/agenthost/internal/obs"
+	"go.opentelemetry.io/otel/trace"
 	"iter"
 	"strings"
 
@@ -268,7 +270,7 @@ func (h *a2aTasks) send(ctx context.Context, c a2aCall, p *a2a.MessageSendParams
 	mid := ids.Hex("msg_")
 	sub := newSubscriber()
 	in := engine.Input{SessionID: r.sess.SessionID, Owner: c.caller.Address, Prompt: prompt, Attended: true,
-		Data:    turnData{uploads: uploadsDirOf(rt.cfg, owner)},
+		Data:    turnData{uploads: uploadsDirOf(rt.cfg, owner), trace: trace.SpanContextFromContext(ctx), requestID: obs.RequestID(ctx)},
 		Message: llm.Message{ID: mid, Role: llm.RoleUser, Parts: append([]llm.Part{llm.TextPart(prompt)}, parts...)}}
 	if _, err := e.core.Start(ctx, in, sub); err != nil {
 		e.unsubscribe(sub)

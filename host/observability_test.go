@@ -18,7 +18,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/agenthost/agenthost/host"
+	"github.com/agenthost/agenthost/internal/fakellm"
 	"github.com/agenthost/agenthost/internal/obs/obstest"
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 // TestMetrics runs a turn that calls a tool, holds a WebSocket open and
@@ -270,4 +272,36 @@ func names(spans tracetest.SpanStubs) []string {
 		out = append(out, s.Name)
 	}
 	return out
+}
+
+// TestTurnLogsCarryRequestID: the log lines a run writes after the
+// request that started it (here "turn failed", the model refusing the
+// call) carry that request's id, so an operator finds a failed turn from
+// the id a client reports.
+func TestTurnLogsCarryRequestID(t *testing.T) {
+	srv := fakellm.NewOpenAI(t)
+	t.Setenv("OPENAI_BASE_URL", srv.URL())
+	t.Setenv("OPENAI_API_KEY", "test-key")
+	srv.Handle(func(fakellm.Request) fakellm.Reply {
+		return fakellm.Reply{Status: http.StatusBadRequest, Error: "this model refuses"}
+	})
+	var logs testutil.Buffer
+	h := startHost(t, "openai/gpt-4o-mini", host.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+	do(t, "POST", h.URL+"/input", map[string]any{"prompt": "hi"}, "X-Request-Id", "turn-req-1")
+	// The line comes after the turn's end is announced (and answered).
+	if err := logs.WaitFor(testutil.Context(t), `"msg":"turn failed"`); err != nil {
+		t.Fatalf("%v:\n%s", err, logs.String())
+	}
+	var failed string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, `"msg":"turn failed"`) {
+			failed = l
+		}
+	}
+	if failed == "" {
+		t.Fatalf("no \"turn failed\" line:\n%s", logs.String())
+	}
+	if !strings.Contains(failed, `"request_id":"turn-req-1"`) {
+		t.Fatalf("the turn's log line lacks the request id of the request that started it:\n%s", failed)
+	}
 }

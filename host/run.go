@@ -10,6 +10,7 @@ import (
 	"github.com/agenthost/agenthost/agent"
 	"github.com/agenthost/agenthost/internal/engine"
 	"github.com/agenthost/agenthost/internal/ids"
+	"github.com/agenthost/agenthost/internal/obs"
 	"github.com/agenthost/agenthost/internal/store"
 	"github.com/agenthost/agenthost/llm"
 	"go.opentelemetry.io/otel/trace"
@@ -91,7 +92,7 @@ func (e *hostEngine) start(ctx context.Context, in runInput, sub *subscriber) (*
 		return nil, err
 	}
 	input := engine.Input{SessionID: r.sess.SessionID, Owner: in.caller.Address, Prompt: in.prompt, Attended: in.interactive,
-		Data:    turnData{uploads: in.uploads, trace: trace.SpanContextFromContext(ctx)},
+		Data:    turnData{uploads: in.uploads, trace: trace.SpanContextFromContext(ctx), requestID: obs.RequestID(ctx)},
 		Message: llm.Message{Role: llm.RoleUser, Parts: append([]llm.Part{llm.TextPart(in.prompt)}, in.parts...)}}
 	if r.replace {
 		input.Replace = &engine.State{Messages: r.sess.Messages, Turn: r.sess.Turn, Iteration: r.sess.Iteration, Updated: r.sess.Updated}
@@ -217,8 +218,9 @@ func (e *hostEngine) asker(t *engine.Turn) agent.Asker {
 
 // turnData is what a host run carries for its tools.
 type turnData struct {
-	uploads string
-	trace   trace.SpanContext // the span of the request that sent the input
+	uploads   string
+	trace     trace.SpanContext // the span of the request that sent the input
+	requestID string            // that request's id, for the turn's log lines
 }
 
 // traceParent is the span a turn's span continues.
@@ -229,10 +231,18 @@ func traceParent(t *engine.Turn) trace.SpanContext {
 
 type uploadsKey struct{}
 
-// turnContext gives a run's tools what UploadsDir returns.
+// turnContext gives a run's tools what UploadsDir returns, and the run's
+// log lines the id of the request that sent its input.
 func turnContext(ctx context.Context, t *engine.Turn) context.Context {
-	if d, ok := t.Data.(turnData); ok && d.uploads != "" {
+	d, ok := t.Data.(turnData)
+	if !ok {
+		return ctx
+	}
+	if d.uploads != "" {
 		ctx = context.WithValue(ctx, uploadsKey{}, d.uploads)
+	}
+	if d.requestID != "" {
+		ctx = obs.WithRequestID(ctx, d.requestID)
 	}
 	return ctx
 }

@@ -2,10 +2,13 @@ package coderuntime
 
 import (
 	"context"
+	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/agenthost/agenthost/internal/fakellm"
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 // TestFailedTurnIsVisible: a turn whose model call fails shows in the
@@ -58,5 +61,42 @@ func TestFailedTurnIsVisible(t *testing.T) {
 	}
 	if h := rg.history(t, res.SessionID); len(h.Messages) != 4 || h.Messages[3].Info.Error != nil || h.Messages[3].Info.Parts[0].Text != "Hello!" {
 		t.Fatalf("history after the good turn: %+v", h.Messages)
+	}
+}
+
+// TestFailedTurnLogCarriesRequestID: the "turn failed" line a runtime
+// writes after answering the message's request carries that request's
+// id (the platform passes its own on), so an operator follows one
+// message from the platform's access log to its failure in the runtime.
+func TestFailedTurnLogCarriesRequestID(t *testing.T) {
+	t.Parallel()
+	llm := fakellm.NewOpenAI(t)
+	llm.Push(fakellm.Reply{Status: http.StatusBadRequest, Error: "this model refuses"})
+	var logs testutil.Buffer
+	rg := newRig(t, func(c *Config) {
+		c.Registry, c.Model = llm.Registry(), "fake/gpt-test"
+		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	})
+	req, _ := http.NewRequest("POST", rg.srv.URL+"/control/messages", strings.NewReader(`{"message": "hello"}`))
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Request-Id", "turn-req-2")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	// The line comes after the turn's end is announced.
+	if err := logs.WaitFor(ctxT(t), `"msg":"turn failed"`); err != nil {
+		t.Fatalf("%v:\n%s", err, logs.String())
+	}
+	var failed string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, `"msg":"turn failed"`) {
+			failed = l
+		}
+	}
+	if failed == "" || !strings.Contains(failed, `"request_id":"turn-req-2"`) {
+		t.Fatalf("want a \"turn failed\" line with the request's id, got:\n%s", logs.String())
 	}
 }

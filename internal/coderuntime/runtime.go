@@ -253,14 +253,18 @@ func New(cfg Config) (*Runtime, error) {
 		// The tools run in the session's sandbox.
 		// The span of the platform request that sent the message is the
 		// turn's parent.
+		// The turn's log lines carry that request's id.
 		TurnContext: func(ctx context.Context, t *engine.Turn) context.Context {
-			parent, _ := t.Data.(trace.SpanContext)
-			return coding.WithSession(r.runs.StartTurn(ctx, t, parent), t.SessionID)
+			d, _ := t.Data.(turnData)
+			if d.requestID != "" {
+				ctx = obs.WithRequestID(ctx, d.requestID)
+			}
+			return coding.WithSession(r.runs.StartTurn(ctx, t, d.trace), t.SessionID)
 		},
 		ProcessName: "runtime",
 		ReleaseIdle: releaseIdle,
 		RequestNoun: func(kind string) string { return kind + " request" },
-		Logger:      cfg.Logger,
+		Logger:      r.log,
 		Now:         cfg.Now,
 	})
 	if err == nil {
@@ -315,10 +319,17 @@ func (r *Runtime) Send(ctx context.Context, sessionID, text string) (SendResult,
 	return r.send(ctx, sessionID, ids.Hex("ses_"), text)
 }
 
+// turnData is what a turn keeps of the request that sent its message:
+// its span, the turn's parent, and its id, for the turn's log lines.
+type turnData struct {
+	trace     trace.SpanContext
+	requestID string
+}
+
 // send is Send with the new session's id given.
 func (r *Runtime) send(ctx context.Context, sessionID, newSessionID, text string) (SendResult, error) {
 	a, err := r.eng.Enqueue(ctx, engine.Input{SessionID: sessionID, NewSessionID: newSessionID, Prompt: text, Attended: true,
-		Data:    trace.SpanContextFromContext(ctx),
+		Data:    turnData{trace: trace.SpanContextFromContext(ctx), requestID: obs.RequestID(ctx)},
 		Message: llm.Message{Parts: []llm.Part{llm.TextPart(text)}, Created: r.nowMS()}})
 	if err != nil {
 		return SendResult{}, err

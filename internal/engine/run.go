@@ -325,10 +325,23 @@ type Turn struct {
 	Attended  bool
 	Data      any
 
+	// logCtx is the context TurnContext made: the turn's log lines carry
+	// what the front end put in it (the request id of the request that
+	// sent the input).
+	logCtx context.Context
+
 	mu      sync.Mutex
 	row     store.Session     // the session row as this turn last wrote it
 	callMsg map[string]string // tool call id → assistant message id
 	start   time.Time
+}
+
+// logContext is the context the turn's log lines are written with.
+func (t *Turn) logContext() context.Context {
+	if t.logCtx != nil {
+		return t.logCtx
+	}
+	return context.Background()
 }
 
 // MessageID returns the id of the assistant message holding a tool call
@@ -427,6 +440,7 @@ func (e *Engine) execute(t *Turn, ti *turnInput) Outcome {
 	if e.cfg.TurnContext != nil {
 		ctx = e.cfg.TurnContext(ctx, t)
 	}
+	t.logCtx = ctx
 	conv := agent.Conversation{Messages: st.Messages[: len(st.Messages)-1 : len(st.Messages)-1]}
 	var res *agent.Result
 	a, err := e.cfg.Agent()
@@ -475,7 +489,7 @@ func (e *Engine) execute(t *Turn, ti *turnInput) Outcome {
 				c := store.Change{Update: row, Messages: []store.Message{{SessionID: ls.id, ID: m.ID, Data: mustJSON(m)}},
 					Events: e.events(ls.id, MessageAdded{SessionID: ls.id, Message: m, Prior: prior, State: st, Time: now})}
 				if err := ls.rec.commit(c); err != nil {
-					e.log.Error("recording a message", "session", ls.id, "err", err)
+					e.log.ErrorContext(ctx, "recording a message", "session", ls.id, "err", err)
 				}
 			case agent.EventResult:
 				res = ev.Result
@@ -544,7 +558,7 @@ func (e *Engine) end(ls *live, t *Turn, ti *turnInput, out Outcome, h *Handle) b
 	// The end is recorded first, while the session is still busy: whoever
 	// sees it idle finds its outcome (status, title, error) stored.
 	if err := ls.rec.commit(c); err != nil {
-		e.log.Error("recording the end of a turn", "session", ls.id, "err", err)
+		e.log.ErrorContext(t.logContext(), "recording the end of a turn", "session", ls.id, "err", err)
 	}
 	// Then the session is free, and only then is TurnEnded announced: a
 	// client that answers it at once (the seed's app.js answers OUTPUT
@@ -562,10 +576,10 @@ func (e *Engine) end(ls *live, t *Turn, ti *turnInput, out Outcome, h *Handle) b
 	ls.mu.Unlock()
 	t.run.cancel(nil)
 	if err := <-wait; err != nil {
-		e.log.Error("announcing the end of a turn", "session", ls.id, "err", err)
+		e.log.ErrorContext(t.logContext(), "announcing the end of a turn", "session", ls.id, "err", err)
 	}
 	if out.Status == store.StatusFailed {
-		e.log.Warn("turn failed", "session", ls.id, "err", out.Err)
+		e.log.WarnContext(t.logContext(), "turn failed", "session", ls.id, "err", out.Err)
 	}
 	if h != nil {
 		h.out, h.state = out, snapshot
