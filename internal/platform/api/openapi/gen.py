@@ -75,6 +75,8 @@ def json_body(schema):
     return {"required": True, "content": {"application/json": {"schema": ref(schema) if isinstance(schema, str) else schema}}}
 
 ERR = {"description": "An error.", "content": {"application/json": {"schema": ref("Error")}}}
+def err(desc):
+    return {"description": desc, "content": {"application/json": {"schema": ref("Error")}}}
 def ok(schema, code="200", desc="OK"):
     return {code: {"description": desc, "content": {"application/json": {"schema": ref(schema) if isinstance(schema, str) else schema}}}}
 SSE = {"200": {"description": "Server-sent events: `id: N` and `data: <json>` per event, `: ping` comments as heartbeat; reconnect with Last-Event-ID.",
@@ -84,6 +86,15 @@ MULTIPART = {"required": True, "content": {"multipart/form-data": {"schema": {"t
 paths = {}
 def op(method, path, opid, summary, responses, body=None, params=(), tag="agents", security=None, extra=None):
     o = {"operationId": opid, "summary": summary, "tags": [tag], "responses": dict(responses)}
+    # The 4xx every such route answers, each {"error": ...}: a body that is
+    # not the JSON asked for, a missing or wrong token or capability, an
+    # id that names nothing of the caller's.
+    if body and "application/json" in body.get("content", {}):
+        o["responses"].setdefault("400", err("The body is not the JSON this route takes (malformed, a missing or invalid field, too large: 413)."))
+    if security != []:
+        o["responses"].setdefault("401", err("No credential, or one that is wrong, revoked or expired."))
+    if "{" in path:
+        o["responses"].setdefault("404", err("No such " + ", ".join(p[1:-1] for p in path.split("/") if p.startswith("{")) + " of the caller's."))
     o["responses"].setdefault("default", ERR)
     if body: o["requestBody"] = body
     ps = [param(p[1:-1]) for p in path.split("/") if p.startswith("{")]
@@ -110,7 +121,8 @@ op("GET", A + "/{agentId}/files", "listFiles", "List a directory of the agent's 
 op("GET", A + "/{agentId}/files/content", "downloadFile", "Download a file of the agent's workspace (always as an attachment)",
    {"200": {"description": "The file's bytes, as application/octet-stream with Content-Disposition: attachment.", "content": {"application/octet-stream": {"schema": S(contentEncoding="binary")}}}},
    params=[param("path", "query", "the file, relative to the workspace")])
-op("GET", A + "/{agentId}/.well-known/agent-card.json", "getAgentCard", "The agent's A2A Agent Card (docs/a2a.md)", ok({"type": "object", "required": ["name", "url", "version", "capabilities", "skills"]}))
+op("GET", A + "/{agentId}/.well-known/agent-card.json", "getAgentCard", "The agent's A2A Agent Card (docs/a2a.md)", ok({"type": "object", "required": ["name", "url", "version", "capabilities", "skills"], "properties": {
+       "name": S(), "url": S(), "version": S(), "capabilities": {"type": "object"}, "skills": {"type": "array", "items": {"type": "object"}}}}))
 op("POST", A + "/{agentId}/a2a", "postA2A", "The agent's A2A JSON-RPC endpoint: message/send, message/stream (SSE), tasks/get, tasks/cancel, tasks/resubscribe (SSE)",
    {"200": {"description": "A JSON-RPC response; for message/stream and tasks/resubscribe an SSE stream of them.", "content": {"application/json": {"schema": {"type": "object"}}, "text/event-stream": {"schema": S()}}}},
    json_body({"type": "object", "required": ["jsonrpc", "method"], "properties": {"jsonrpc": {"const": "2.0"}, "id": {}, "method": S(), "params": {"type": "object"}}}))
@@ -173,7 +185,14 @@ doc = {
            "description": "The multi-tenant platform's REST API (docs/platform.md). Every /api/v1 route takes an organization's API token as a Bearer token; session pages take a session capability. Every error is {\"error\": \"...\"}. Every answer carries X-Request-Id."},
   "servers": [{"url": "/"}],
   "security": [{"bearer": []}],
-  "tags": [{"name": t} for t in ["agents", "scopes", "secrets", "org", "tokens", "session page", "meta"]],
+  "tags": [{"name": t, "description": d} for t, d in [
+      ("agents", "Agents, each in its own runtime: lifecycle, messages, files, permissions, questions, events, A2A."),
+      ("scopes", "Scopes: groups of agents sharing secrets."),
+      ("secrets", "The organization's secrets, which reach every agent of it."),
+      ("org", "The organization's settings."),
+      ("tokens", "The organization's API tokens."),
+      ("session page", "An embeddable session page and its API, authorized by a session capability."),
+      ("meta", "This document, liveness and readiness.")]],
   "paths": paths,
   "components": {"schemas": schemas, "securitySchemes": {
       "bearer": {"type": "http", "scheme": "bearer", "description": "An organization's API token (agenthost platform token create)."},
