@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"mime"
 	"net/http"
 	"os"
 	"path"
@@ -14,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/agenthost/agenthost/internal/httpjson"
 )
@@ -207,31 +205,10 @@ func (rt *Runtime) getFileContent(w http.ResponseWriter, r *http.Request) error 
 	if !fi.Mode().IsRegular() {
 		return httpjson.BadRequest("%s is not a regular file", p)
 	}
-	SetDownloadHeaders(w.Header(), path.Base(p), fi.Size(), fi.ModTime())
+	httpjson.DownloadHeaders(w.Header(), path.Base(p), fi.Size(), fi.ModTime())
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = io.CopyN(w, f, fi.Size())
 	}
 	return nil
-}
-
-// SetDownloadHeaders makes a response a download that no browser renders:
-// application/octet-stream, nosniff, an attachment with the file's name,
-// and a sandboxing Content-Security-Policy should it be opened anyway.
-func SetDownloadHeaders(h http.Header, name string, size int64, modified time.Time) {
-	h.Set("Content-Type", "application/octet-stream")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
-	h.Set("Cache-Control", "no-store")
-	cd := mime.FormatMediaType("attachment", map[string]string{"filename": name})
-	if cd == "" {
-		cd = "attachment"
-	}
-	h.Set("Content-Disposition", cd)
-	if size >= 0 {
-		h.Set("Content-Length", strconv.FormatInt(size, 10))
-	}
-	if !modified.IsZero() {
-		h.Set("Last-Modified", modified.UTC().Format(http.TimeFormat))
-	}
 }

@@ -2,12 +2,10 @@ package api
 
 import (
 	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"path"
 	"strconv"
-	"time"
 
 	"github.com/agenthost/agenthost/internal/httpjson"
 )
@@ -57,7 +55,7 @@ func (s *Server) fileContent(w http.ResponseWriter, r *http.Request, t target) e
 	}
 	modified, _ := http.ParseTime(resp.Header.Get("Last-Modified"))
 	// The headers are the platform's own, whatever the runtime sent.
-	downloadHeaders(w.Header(), path.Base(p), size, modified)
+	httpjson.DownloadHeaders(w.Header(), path.Base(p), size, modified)
 	w.WriteHeader(http.StatusOK)
 	if size >= 0 {
 		_, err = io.CopyN(w, resp.Body, size)
@@ -68,25 +66,4 @@ func (s *Server) fileContent(w http.ResponseWriter, r *http.Request, t target) e
 		s.log.Warn("sending a workspace file", "agent", t.agent.ID, "err", err)
 	}
 	return nil
-}
-
-// downloadHeaders makes a response a download that no browser renders:
-// application/octet-stream, nosniff, an attachment with the file's name,
-// and a sandboxing Content-Security-Policy should it be opened anyway.
-func downloadHeaders(h http.Header, name string, size int64, modified time.Time) {
-	h.Set("Content-Type", "application/octet-stream")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
-	h.Set("Cache-Control", "no-store")
-	cd := mime.FormatMediaType("attachment", map[string]string{"filename": name})
-	if cd == "" {
-		cd = "attachment"
-	}
-	h.Set("Content-Disposition", cd)
-	if size >= 0 {
-		h.Set("Content-Length", strconv.FormatInt(size, 10))
-	}
-	if !modified.IsZero() {
-		h.Set("Last-Modified", modified.UTC().Format(http.TimeFormat))
-	}
 }
