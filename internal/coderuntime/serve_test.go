@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/agenthost/agenthost/agent/mcptools"
 )
 
 // inheritable returns a descriptor of a listening socket on 127.0.0.1
@@ -62,6 +64,10 @@ func TestServeInheritedListener(t *testing.T) {
 		t.Fatalf("ListenFD = %d, want %d", s.ListenFD, fd)
 	}
 	s.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	// An MCP server, started while the runtime starts, records the
+	// descriptors it was given (and then fails, so it is left out).
+	s.MCPServers = map[string]mcptools.Config{"fds": {Type: mcptools.TypeLocal,
+		Command: []string{"sh", "-c", "ls -l /proc/self/fd/ > fds.txt; exit 3"}}}
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
@@ -81,6 +87,13 @@ func TestServeInheritedListener(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /health on the inherited socket: %s", resp.Status)
+	}
+	fds, err := os.ReadFile(filepath.Join(s.Workspace, "fds.txt"))
+	if err != nil {
+		t.Fatalf("the MCP server did not record its descriptors: %v", err)
+	}
+	if strings.Contains(string(fds), "socket:") {
+		t.Errorf("an MCP server started by the runtime holds a socket (the runtime's listening socket?):\n%s", fds)
 	}
 	// Closed, or (if its number was reused since) close-on-exec.
 	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
