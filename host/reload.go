@@ -90,6 +90,8 @@ func (s *Server) watch() error {
 			if !dirs[d] {
 				if err := w.Add(d); err == nil {
 					dirs[d] = true
+				} else {
+					s.log.Warn("reload: cannot watch a directory; changes to the files in it are not picked up", "dir", d, "err", err)
 				}
 			}
 		}

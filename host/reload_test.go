@@ -3,10 +3,11 @@ package host_test
 import (
 	"context"
 	"fmt"
-	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -73,12 +74,24 @@ func TestServeBannerAndPortReload(t *testing.T) {
 	cfgPath := filepath.Join(dir, ".co", "host.yaml")
 	writeFile(t, cfgPath, fmt.Sprintf("port: %d\nreload: true\n", p1))
 	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
+	var out, logs testutil.Buffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("host log:\n%s", logs.String())
+		}
+	})
 	done := make(chan error, 1)
 	go func() {
-		done <- host.Serve(ctx, factory("offline/demo"), host.WithDir(dir), host.WithLogger(quietLogger()), host.WithBannerOutput(pw))
+		done <- host.Serve(ctx, factory("offline/demo"), host.WithDir(dir), host.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))), host.WithBannerOutput(&out))
 	}()
-	banner := readUntil(t, pr, "Waiting for tasks…")
+	// A bound on a wait that would otherwise hang the package, not a
+	// timing assertion.
+	wait, stop := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer stop()
+	if err := out.WaitFor(wait, "Waiting for tasks…"); err != nil {
+		t.Fatalf("%v:\n%s", err, out.String())
+	}
+	banner := out.String()
 	for _, want := range []string{"Agent 'translator' is now hosted", "Address: 0x", fmt.Sprintf("POST http://localhost:%d/input", p1),
 		fmt.Sprintf("ws://localhost:%d/ws", p1), fmt.Sprintf("http://localhost:%d/docs", p1), "P2P Relay:", "disabled", "╭", "╯"} {
 		if !strings.Contains(banner, want) {
@@ -90,9 +103,11 @@ func TestServeBannerAndPortReload(t *testing.T) {
 		t.Fatalf("health: %d %v", code, m)
 	}
 	writeFile(t, cfgPath, fmt.Sprintf("port: %d\nreload: true\n", p2))
-	banner = readUntil(t, pr, "Waiting for tasks…")
-	if !strings.Contains(banner, fmt.Sprintf(":%d/input", p2)) {
-		t.Fatalf("second banner:\n%s", banner)
+	if _, err := out.WaitMatch(wait, regexp.MustCompile(`(?s)Waiting for tasks….*Waiting for tasks…`)); err != nil {
+		t.Fatalf("no second banner after the port changed: %v:\n%s", err, out.String())
+	}
+	if second := out.String()[len(banner):]; !strings.Contains(second, fmt.Sprintf(":%d/input", p2)) {
+		t.Fatalf("second banner:\n%s", second)
 	}
 	if code, _, _ := do(t, "GET", fmt.Sprintf("http://127.0.0.1:%d/health", p2), nil); code != 200 {
 		t.Fatalf("new port: %d", code)
@@ -102,30 +117,8 @@ func TestServeBannerAndPortReload(t *testing.T) {
 	if _, err := fresh.Get(url1 + "/health"); err == nil {
 		t.Fatal("old port still listening")
 	}
-	copied := make(chan struct{})
-	go func() { io.Copy(io.Discard, pr); close(copied) }()
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	pw.Close()
-	<-copied
-}
-
-func readUntil(t testing.TB, r io.Reader, marker string) string {
-	t.Helper()
-	var b strings.Builder
-	buf := make([]byte, 256)
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(b.String(), marker) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in:\n%s", marker, b.String())
-		}
-		n, err := r.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return b.String()
 }
