@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -132,13 +131,12 @@ func TestMCPAsk(t *testing.T) {
 	_, url := mcpHost(t, host.WithTrust("strict"), host.WithWhitelist(id.Address()))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var mu sync.Mutex
-	var progress []string
+	// The client handles notifications on goroutines of their own: one
+	// may still be on its way when the result is in.
+	var progress testutil.Buffer
 	cs, wait, errb := mcpSession(t, ctx, &mcp.ClientOptions{
 		ProgressNotificationHandler: func(_ context.Context, r *mcp.ProgressNotificationClientRequest) {
-			mu.Lock()
-			progress = append(progress, r.Params.Message)
-			mu.Unlock()
+			progress.Write([]byte(r.Params.Message + " | "))
 		},
 	}, url, "--keys", keys)
 
@@ -168,11 +166,10 @@ func TestMCPAsk(t *testing.T) {
 		!strings.Contains(resultText(r1), "session_id: "+out.SessionID) {
 		t.Fatalf("first answer: %s / %q", raw, resultText(r1))
 	}
-	mu.Lock()
-	got := strings.Join(progress, " | ")
-	mu.Unlock()
-	if !strings.Contains(got, "thinking") || !strings.Contains(got, "Ada Lovelace") {
-		t.Fatalf("progress: %q", got)
+	for _, want := range []string{"thinking", "Ada Lovelace"} {
+		if err := progress.WaitFor(ctx, want); err != nil {
+			t.Fatalf("progress: %v: %q", err, progress.String())
+		}
 	}
 
 	r2, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "ask", Arguments: map[string]any{"prompt": "Who am I?", "session_id": out.SessionID}})
@@ -277,13 +274,12 @@ func TestMCPThroughRelay(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	keys, _ := newKeys(t)
-	var mu sync.Mutex
-	var progress []string
+	// The client handles notifications on goroutines of their own: one
+	// may still be on its way when the result is in.
+	var progress testutil.Buffer
 	cs, wait, errb := mcpSession(t, ctx, &mcp.ClientOptions{
 		ProgressNotificationHandler: func(_ context.Context, r *mcp.ProgressNotificationClientRequest) {
-			mu.Lock()
-			progress = append(progress, r.Params.Message)
-			mu.Unlock()
+			progress.Write([]byte(r.Params.Message + " | "))
 		},
 	}, s.Address(), "--relay", r.URL(), "--keys", keys)
 	params := &mcp.CallToolParams{Name: "ask", Arguments: map[string]any{"prompt": "use add on 2 and 3"}}
@@ -292,11 +288,10 @@ func TestMCPThroughRelay(t *testing.T) {
 	if err != nil || res.IsError || !strings.Contains(resultText(res), "5") {
 		t.Fatalf("through the relay: %q %v (stderr %s)", resultText(res), err, errb)
 	}
-	mu.Lock()
-	got := strings.Join(progress, " | ")
-	mu.Unlock()
-	if !strings.Contains(got, "running the tool add") || !strings.Contains(got, "the tool add completed") {
-		t.Fatalf("progress: %q", got)
+	for _, want := range []string{"running the tool add", "the tool add completed"} {
+		if err := progress.WaitFor(ctx, want); err != nil {
+			t.Fatalf("progress: %v: %q", err, progress.String())
+		}
 	}
 	if code := wait(); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb)
