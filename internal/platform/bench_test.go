@@ -54,16 +54,24 @@ func BenchmarkIdleRSS(b *testing.B) {
 }
 
 // BenchmarkMessages sends messages through the platform to 4 runtimes
-// with offline/demo, each waiting for its answer; msg/s is reported.
+// with offline/demo, each waiting for its answer, polled or followed on the
+// event stream; msg/s is reported.
 func BenchmarkMessages(b *testing.B) {
 	r := benchRig(b)
-	var res platformbench.Throughput
-	for b.Loop() {
-		var err error
-		if res, err = r.MessageRate(context.Background(), 4, time.Second); err != nil {
-			b.Fatal(err)
-		}
+	for _, c := range []struct {
+		name   string
+		follow platformbench.Follow
+	}{{"poll", platformbench.Poll}, {"events", platformbench.Events}} {
+		b.Run(c.name, func(b *testing.B) {
+			var res platformbench.Throughput
+			for b.Loop() {
+				var err error
+				if res, err = r.MessageRate(context.Background(), 4, time.Second, c.follow); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(res.Turns)/res.Elapsed.Seconds(), "msg/s")
+			b.ReportMetric(float64(platformbench.Percentile(res.Latency, 99))/1e6, "p99-ms")
+		})
 	}
-	b.ReportMetric(float64(res.Turns)/res.Elapsed.Seconds(), "msg/s")
-	b.ReportMetric(float64(platformbench.Percentile(res.Latency, 99))/1e6, "p99-ms")
 }

@@ -1,7 +1,6 @@
 package platform_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"github.com/agenthost/agenthost/internal/platform"
 	"github.com/agenthost/agenthost/internal/platform/agents"
 	"github.com/agenthost/agenthost/internal/platform/platformtest"
+	"github.com/agenthost/agenthost/internal/sse"
 	"github.com/agenthost/agenthost/internal/testutil"
 )
 
@@ -184,26 +184,15 @@ func openEvents(t *testing.T, url string, header map[string]string) <-chan sseEv
 	out := make(chan sseEvent, 1024)
 	go func() {
 		defer close(out)
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 64<<10), 16<<20)
-		var ev sseEvent
-		var data string
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case line == "":
-				if ev.Type != "" || data != "" {
-					json.Unmarshal([]byte(data), &ev.Data)
-					out <- ev
-				}
-				ev, data = sseEvent{}, ""
-			case strings.HasPrefix(line, "id:"):
-				ev.ID = strings.TrimSpace(line[3:])
-			case strings.HasPrefix(line, "event:"):
-				ev.Type = strings.TrimSpace(line[6:])
-			case strings.HasPrefix(line, "data:"):
-				data += strings.TrimPrefix(line[5:], " ")
+		rd := sse.NewReader(resp.Body)
+		for {
+			e, err := rd.Next()
+			if err != nil {
+				return
 			}
+			ev := sseEvent{ID: e.ID, Type: e.Name}
+			json.Unmarshal(e.Data, &ev.Data)
+			out <- ev
 		}
 	}()
 	return out

@@ -1,15 +1,15 @@
 package api
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"iter"
 	"net/http"
-	"strings"
 
 	"github.com/a2aproject/a2a-go/a2a"
+
+	"github.com/agenthost/agenthost/internal/sse"
 )
 
 // The runtime's event stream, read for the A2A front end: what ends a
@@ -61,25 +61,20 @@ func (p *platformTasks) events(ctx context.Context) (*eventStream, error) {
 		defer close(es.ch)
 		defer release()
 		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 64<<10), 8<<20)
-		var name string
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case strings.HasPrefix(line, "event:"):
-				name = strings.TrimSpace(line[len("event:"):])
-			case strings.HasPrefix(line, "data:"):
-				var data map[string]any
-				if json.Unmarshal([]byte(strings.TrimSpace(line[len("data:"):])), &data) == nil {
-					select {
-					case es.ch <- runtimeEvent{name: name, data: data}:
-					case <-ctx.Done():
-						return
-					}
-				}
-			case line == "":
-				name = ""
+		rd := sse.NewReader(resp.Body)
+		for {
+			ev, err := rd.Next()
+			if err != nil {
+				return
+			}
+			var data map[string]any
+			if json.Unmarshal(ev.Data, &data) != nil {
+				continue
+			}
+			select {
+			case es.ch <- runtimeEvent{name: ev.Name, data: data}:
+			case <-ctx.Done():
+				return
 			}
 		}
 	}()

@@ -30,6 +30,7 @@ import (
 	"github.com/agenthost/agenthost/internal/platform/agents"
 	"github.com/agenthost/agenthost/internal/platform/auth"
 	"github.com/agenthost/agenthost/internal/runtime/process"
+	"github.com/agenthost/agenthost/internal/sse"
 )
 
 // Rig is an in-process platform on loopback, with SQLite and the process
@@ -229,9 +230,30 @@ type Throughput struct {
 	Accept  []time.Duration // POST /messages answer time
 }
 
-// MessageRate runs conc workers for d, each on its own agent: send a
-// message through the platform, wait until the agent is idle again, repeat.
-func (r *Rig) MessageRate(ctx context.Context, conc int, d time.Duration) (Throughput, error) {
+// Follow is how a message benchmark's client learns that a turn ended.
+type Follow int
+
+const (
+	// Poll asks GET /api/v1/agents/{id} every 5 ms until busy is false,
+	// as a client without an event stream does.
+	Poll Follow = iota
+	// Events reads the agent's event stream (GET /api/v1/agents/{id}/events,
+	// opened once per agent) until the status event that ends the turn:
+	// the status pushed to a client instead of polled.
+	Events
+)
+
+func (f Follow) String() string {
+	if f == Events {
+		return "event stream"
+	}
+	return "polled every 5 ms"
+}
+
+// MessageRate runs conc workers for d, each on an agent of its own: send a
+// message through the platform, wait until the agent is idle again (as
+// follow says), repeat.
+func (r *Rig) MessageRate(ctx context.Context, conc int, d time.Duration, follow Follow) (Throughput, error) {
 	ids := make([]string, conc)
 	for i := range ids {
 		id, _, err := r.Create(ctx, fmt.Sprintf("rate-%d", i))
@@ -240,6 +262,8 @@ func (r *Rig) MessageRate(ctx context.Context, conc int, d time.Duration) (Throu
 		}
 		ids[i] = id
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the event streams
 	var mu sync.Mutex
 	var res Throughput
 	var failed atomic.Value
@@ -250,6 +274,17 @@ func (r *Rig) MessageRate(ctx context.Context, conc int, d time.Duration) (Throu
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			wait := func() error { return r.WaitIdle(ctx, id) }
+			if follow == Events {
+				ev, err := r.openEvents(ctx, id)
+				if err != nil {
+					failed.Store(err)
+					return
+				}
+				defer ev.Close()
+				rd := sse.NewReader(ev)
+				wait = func() error { return waitTurnEnd(rd) }
+			}
 			for time.Now().Before(stop) && ctx.Err() == nil {
 				t0 := time.Now()
 				if err := r.Do(ctx, "POST", "/api/v1/agents/"+id+"/messages", map[string]any{"message": "hello, how are you?"}, nil); err != nil {
@@ -257,7 +292,7 @@ func (r *Rig) MessageRate(ctx context.Context, conc int, d time.Duration) (Throu
 					return
 				}
 				t1 := time.Now()
-				if err := r.WaitIdle(ctx, id); err != nil {
+				if err := wait(); err != nil {
 					failed.Store(err)
 					return
 				}
@@ -275,6 +310,49 @@ func (r *Rig) MessageRate(ctx context.Context, conc int, d time.Duration) (Throu
 		return res, err
 	}
 	return res, nil
+}
+
+// openEvents opens the agent's event stream (live events only).
+func (r *Rig) openEvents(ctx context.Context, id string) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", r.URL+"/api/v1/agents/"+id+"/events", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+r.Token)
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET events: %d %s", resp.StatusCode, bytes.TrimSpace(b))
+	}
+	return resp.Body, nil
+}
+
+// waitTurnEnd reads events until the status that ends a turn with the
+// agent idle (a result, agentBusy false).
+func waitTurnEnd(rd *sse.Reader) error {
+	for {
+		ev, err := rd.Next()
+		if err != nil {
+			return fmt.Errorf("event stream: %w", err)
+		}
+		if ev.Name != "status" {
+			continue
+		}
+		var st struct {
+			AgentBusy bool   `json:"agentBusy"`
+			Result    string `json:"result"`
+		}
+		if err := json.Unmarshal(ev.Data, &st); err != nil {
+			return fmt.Errorf("status event %s: %w", ev.Data, err)
+		}
+		if st.Result != "" && !st.AgentBusy {
+			return nil
+		}
+	}
 }
 
 // Percentile returns the p-th percentile (0–100) of ds.

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/internal/sqlitedb"
+	"github.com/agenthost/agenthost/internal/sqlstmt"
 	"github.com/agenthost/agenthost/internal/store"
 )
 
@@ -77,7 +78,7 @@ var ErrClosed = errors.New("store closed")
 // Store is the SQLite store.Store.
 type Store struct {
 	db    *sql.DB
-	stmts stmts
+	stmts *sqlstmt.Cache
 	ops   chan writeOp
 	mu    sync.RWMutex // guards closed against sends on a closed ops
 	done  chan struct{}
@@ -102,7 +103,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
-	s := &Store{db: db, stmts: stmts{db: db}, ops: make(chan writeOp, 1024), done: make(chan struct{})}
+	s := &Store{db: db, stmts: sqlstmt.New(db), ops: make(chan writeOp, 1024), done: make(chan struct{})}
 	go s.loop()
 	return s, nil
 }
@@ -205,7 +206,7 @@ func (s *Store) Close() error {
 	close(s.ops)
 	s.mu.Unlock()
 	<-s.done
-	s.stmts.close()
+	s.stmts.Close()
 	return s.db.Close()
 }
 

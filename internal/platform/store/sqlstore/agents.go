@@ -71,7 +71,7 @@ func (s *Store) CreateAgent(ctx context.Context, a store.Agent, maxPerOrg int) e
 
 // GetAgent implements store.Store.
 func (s *Store) GetAgent(ctx context.Context, orgID, id string) (store.Agent, error) {
-	a, err := scanAgent(s.db.QueryRowContext(ctx, `SELECT `+agentCols+` FROM agents WHERE org_id = $1 AND id = $2`, orgID, id))
+	a, err := scanAgent(s.st.QueryRow(ctx, `SELECT `+agentCols+` FROM agents WHERE org_id = $1 AND id = $2`, orgID, id))
 	if err != nil {
 		return store.Agent{}, notFound(err, "agent")
 	}
@@ -80,7 +80,7 @@ func (s *Store) GetAgent(ctx context.Context, orgID, id string) (store.Agent, er
 
 // FindAgent implements store.Store.
 func (s *Store) FindAgent(ctx context.Context, id string) (store.Agent, error) {
-	a, err := scanAgent(s.db.QueryRowContext(ctx, `SELECT `+agentCols+` FROM agents WHERE id = $1`, id))
+	a, err := scanAgent(s.st.QueryRow(ctx, `SELECT `+agentCols+` FROM agents WHERE id = $1`, id))
 	if err != nil {
 		return store.Agent{}, notFound(err, "agent")
 	}
@@ -98,7 +98,7 @@ func (s *Store) NodeAgents(ctx context.Context, node string) ([]store.Agent, err
 }
 
 func (s *Store) agents(ctx context.Context, q, arg string) ([]store.Agent, error) {
-	rows, err := s.db.QueryContext(ctx, q, arg)
+	rows, err := s.st.Query(ctx, q, arg)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +116,7 @@ func (s *Store) agents(ctx context.Context, q, arg string) ([]store.Agent, error
 
 // UpdateAgentRuntime implements store.Store.
 func (s *Store) UpdateAgentRuntime(ctx context.Context, orgID, id string, r store.AgentRuntime) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE agents SET status = $1, error_msg = $2, port = $3, handle = $4, node = $5, updated_at = $6
+	res, err := s.st.Exec(ctx, `UPDATE agents SET status = $1, error_msg = $2, port = $3, handle = $4, node = $5, updated_at = $6
 		WHERE org_id = $7 AND id = $8`,
 		string(r.Status), r.ErrorMsg, r.Port, handleArg(r.Handle), r.Node, ms(r.UpdatedAt), orgID, id)
 	return affected(res, err, "agent")
@@ -124,14 +124,14 @@ func (s *Store) UpdateAgentRuntime(ctx context.Context, orgID, id string, r stor
 
 // SetSessionPermissions implements store.Store.
 func (s *Store) SetSessionPermissions(ctx context.Context, orgID, id string, on bool) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE agents SET session_permissions_off = $1 WHERE org_id = $2 AND id = $3`, !on, orgID, id)
+	res, err := s.st.Exec(ctx, `UPDATE agents SET session_permissions_off = $1 WHERE org_id = $2 AND id = $3`, !on, orgID, id)
 	return affected(res, err, "agent")
 }
 
 // AddUploadBytes implements store.Store.
 func (s *Store) AddUploadBytes(ctx context.Context, orgID, id string, delta, max int64) (int64, error) {
 	var total int64
-	err := s.db.QueryRowContext(ctx, `UPDATE agents SET upload_bytes = CASE WHEN upload_bytes + $1 < 0 THEN 0 ELSE upload_bytes + $1 END
+	err := s.st.QueryRow(ctx, `UPDATE agents SET upload_bytes = CASE WHEN upload_bytes + $1 < 0 THEN 0 ELSE upload_bytes + $1 END
 		WHERE org_id = $2 AND id = $3 AND ($1 <= 0 OR upload_bytes + $1 <= $4) RETURNING upload_bytes`,
 		delta, orgID, id, max).Scan(&total)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -145,6 +145,6 @@ func (s *Store) AddUploadBytes(ctx context.Context, orgID, id string, delta, max
 
 // DeleteAgent implements store.Store.
 func (s *Store) DeleteAgent(ctx context.Context, orgID, id string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM agents WHERE org_id = $1 AND id = $2`, orgID, id)
+	res, err := s.st.Exec(ctx, `DELETE FROM agents WHERE org_id = $1 AND id = $2`, orgID, id)
 	return affected(res, err, "agent")
 }

@@ -35,7 +35,7 @@ func (s *Store) CreateScope(ctx context.Context, sc store.Scope) error {
 	if sc.Description != nil {
 		desc = sql.NullString{String: *sc.Description, Valid: true}
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO scopes (id, org_id, name, description, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+	_, err := s.st.Exec(ctx, `INSERT INTO scopes (id, org_id, name, description, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)`,
 		sc.ID, sc.OrgID, sc.Name, desc, ms(sc.CreatedAt), ms(sc.UpdatedAt))
 	if err != nil && s.d.IsUnique(err) {
 		return fmt.Errorf("scope %q: %w", sc.Name, store.ErrConflict)
@@ -48,7 +48,7 @@ func (s *Store) CreateScope(ctx context.Context, sc store.Scope) error {
 
 // GetScope implements store.Store.
 func (s *Store) GetScope(ctx context.Context, orgID, id string) (store.Scope, error) {
-	sc, err := scanScope(s.db.QueryRowContext(ctx, scopeSelect+`WHERE s.org_id = $1 AND s.id = $2`, orgID, id))
+	sc, err := scanScope(s.st.QueryRow(ctx, scopeSelect+`WHERE s.org_id = $1 AND s.id = $2`, orgID, id))
 	if err != nil {
 		return store.Scope{}, notFound(err, "scope")
 	}
@@ -57,7 +57,7 @@ func (s *Store) GetScope(ctx context.Context, orgID, id string) (store.Scope, er
 
 // ScopeByName implements store.Store.
 func (s *Store) ScopeByName(ctx context.Context, orgID, name string) (store.Scope, error) {
-	sc, err := scanScope(s.db.QueryRowContext(ctx, scopeSelect+`WHERE s.org_id = $1 AND s.name = $2`, orgID, name))
+	sc, err := scanScope(s.st.QueryRow(ctx, scopeSelect+`WHERE s.org_id = $1 AND s.name = $2`, orgID, name))
 	if err != nil {
 		return store.Scope{}, notFound(err, "scope")
 	}
@@ -66,7 +66,7 @@ func (s *Store) ScopeByName(ctx context.Context, orgID, name string) (store.Scop
 
 // ListScopes implements store.Store.
 func (s *Store) ListScopes(ctx context.Context, orgID string) ([]store.Scope, error) {
-	rows, err := s.db.QueryContext(ctx, scopeSelect+`WHERE s.org_id = $1 ORDER BY s.created_at, s.id`, orgID)
+	rows, err := s.st.Query(ctx, scopeSelect+`WHERE s.org_id = $1 ORDER BY s.created_at, s.id`, orgID)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +138,7 @@ func (s *Store) DeleteScope(ctx context.Context, orgID, id string) error {
 
 // ScopeAgents implements store.Store.
 func (s *Store) ScopeAgents(ctx context.Context, orgID, scopeID string) ([]store.ScopeRef, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, name, status, created_at FROM agents WHERE org_id = $1 AND scope_id = $2 ORDER BY created_at, id`, orgID, scopeID)
+	rows, err := s.st.Query(ctx, `SELECT id, name, status, created_at FROM agents WHERE org_id = $1 AND scope_id = $2 ORDER BY created_at, id`, orgID, scopeID)
 	if err != nil {
 		return nil, err
 	}

@@ -52,7 +52,7 @@ func (s *Store) PutSecret(ctx context.Context, sec store.Secret) (store.Secret, 
 
 // ListSecrets implements store.Store.
 func (s *Store) ListSecrets(ctx context.Context, orgID, scopeID string) ([]store.Secret, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, org_id, scope_id, key, value, created_at, updated_at FROM secrets
+	rows, err := s.st.Query(ctx, `SELECT id, org_id, scope_id, key, value, created_at, updated_at FROM secrets
 		WHERE org_id = $1 AND `+scopeWhere+` ORDER BY key`+s.d.Binary, orgID, scopeArg(scopeID))
 	if err != nil {
 		return nil, err
@@ -75,6 +75,6 @@ func (s *Store) ListSecrets(ctx context.Context, orgID, scopeID string) ([]store
 
 // DeleteSecret implements store.Store.
 func (s *Store) DeleteSecret(ctx context.Context, orgID, scopeID, key string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM secrets WHERE org_id = $1 AND `+scopeWhere+` AND key = $3`, orgID, scopeArg(scopeID), key)
+	res, err := s.st.Exec(ctx, `DELETE FROM secrets WHERE org_id = $1 AND `+scopeWhere+` AND key = $3`, orgID, scopeArg(scopeID), key)
 	return affected(res, err, "secret")
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/internal/platform/store"
+	"github.com/agenthost/agenthost/internal/sqlstmt"
 )
 
 // Dialect is what differs between the databases.
@@ -38,21 +39,31 @@ type Dialect struct {
 }
 
 // Store is a store.Store over a *sql.DB whose schema is already migrated.
+//
+// Its reads and single-statement writes run through statements kept
+// prepared (st). Statements inside transactions are not: preparing one
+// takes a second pooled connection while the transaction holds its own, and
+// with concurrent transactions (creates racing for an organization's agent
+// limit) that emptied the pool while each waited for SQLite's write lock
+// (TestConformance/AgentLimitConcurrent: SQLITE_BUSY after the 10 s busy
+// timeout). Those paths are rare; the per-request ones (the bearer token,
+// the agent lookups, status updates) are kept.
 type Store struct {
 	db *sql.DB
+	st *sqlstmt.Cache
 	d  Dialect
 }
 
 var _ store.Store = (*Store)(nil)
 
 // New wraps db. The caller has applied the dialect's migrations.
-func New(db *sql.DB, d Dialect) *Store { return &Store{db: db, d: d} }
+func New(db *sql.DB, d Dialect) *Store { return &Store{db: db, st: sqlstmt.New(db), d: d} }
 
 // DB returns the underlying database, for tests that inspect raw columns.
 func (s *Store) DB() *sql.DB { return s.db }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the kept statements and the database.
+func (s *Store) Close() error { return errors.Join(s.st.Close(), s.db.Close()) }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
@@ -103,7 +114,7 @@ func notFound(err error, what string) error {
 
 // CreateOrg implements store.Store.
 func (s *Store) CreateOrg(ctx context.Context, o store.Org) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3)`, o.ID, o.Name, ms(o.CreatedAt))
+	_, err := s.st.Exec(ctx, `INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3)`, o.ID, o.Name, ms(o.CreatedAt))
 	if err != nil && s.d.IsUnique(err) {
 		return fmt.Errorf("organization %q: %w", o.Name, store.ErrConflict)
 	}
@@ -122,7 +133,7 @@ func (s *Store) OrgByID(ctx context.Context, id string) (store.Org, error) {
 
 // SetOrgDefaultModel implements store.Store.
 func (s *Store) SetOrgDefaultModel(ctx context.Context, id, model string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE orgs SET default_model = $1 WHERE id = $2`, model, id)
+	res, err := s.st.Exec(ctx, `UPDATE orgs SET default_model = $1 WHERE id = $2`, model, id)
 	if err != nil {
 		return err
 	}
@@ -137,7 +148,7 @@ func (s *Store) SetOrgDefaultModel(ctx context.Context, id, model string) error 
 func (s *Store) org(ctx context.Context, q, arg string) (store.Org, error) {
 	var o store.Org
 	var created int64
-	err := s.db.QueryRowContext(ctx, q, arg).Scan(&o.ID, &o.Name, &created, &o.DefaultModel)
+	err := s.st.QueryRow(ctx, q, arg).Scan(&o.ID, &o.Name, &created, &o.DefaultModel)
 	if err != nil {
 		return store.Org{}, notFound(err, "organization")
 	}
@@ -147,7 +158,7 @@ func (s *Store) org(ctx context.Context, q, arg string) (store.Org, error) {
 
 // CreateToken implements store.Store.
 func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO tokens (id, org_id, label, hash, created_at) VALUES ($1, $2, $3, $4, $5)`,
+	_, err := s.st.Exec(ctx, `INSERT INTO tokens (id, org_id, label, hash, created_at) VALUES ($1, $2, $3, $4, $5)`,
 		t.ID, t.OrgID, t.Label, t.Hash, ms(t.CreatedAt))
 	if err != nil && s.d.IsForeignKey(err) {
 		return fmt.Errorf("organization: %w", store.ErrNotFound)
@@ -173,7 +184,7 @@ func scanToken(row interface{ Scan(...any) error }) (store.Token, error) {
 
 // TokenByHash implements store.Store.
 func (s *Store) TokenByHash(ctx context.Context, hash []byte) (store.Token, error) {
-	t, err := scanToken(s.db.QueryRowContext(ctx, `SELECT `+tokenCols+` FROM tokens WHERE hash = $1`, hash))
+	t, err := scanToken(s.st.QueryRow(ctx, `SELECT `+tokenCols+` FROM tokens WHERE hash = $1`, hash))
 	if err != nil {
 		return store.Token{}, notFound(err, "token")
 	}
@@ -182,7 +193,7 @@ func (s *Store) TokenByHash(ctx context.Context, hash []byte) (store.Token, erro
 
 // ListTokens implements store.Store.
 func (s *Store) ListTokens(ctx context.Context, orgID string) ([]store.Token, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+tokenCols+` FROM tokens WHERE org_id = $1 ORDER BY created_at, id`, orgID)
+	rows, err := s.st.Query(ctx, `SELECT `+tokenCols+` FROM tokens WHERE org_id = $1 ORDER BY created_at, id`, orgID)
 	if err != nil {
 		return nil, err
 	}
@@ -200,29 +211,29 @@ func (s *Store) ListTokens(ctx context.Context, orgID string) ([]store.Token, er
 
 // DeleteToken implements store.Store.
 func (s *Store) DeleteToken(ctx context.Context, orgID, id string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM tokens WHERE org_id = $1 AND id = $2`, orgID, id)
+	res, err := s.st.Exec(ctx, `DELETE FROM tokens WHERE org_id = $1 AND id = $2`, orgID, id)
 	return affected(res, err, "token")
 }
 
 // TouchToken implements store.Store.
 func (s *Store) TouchToken(ctx context.Context, id string, at time.Time) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE tokens SET last_used_at = $1 WHERE id = $2`, ms(at), id)
+	res, err := s.st.Exec(ctx, `UPDATE tokens SET last_used_at = $1 WHERE id = $2`, ms(at), id)
 	return affected(res, err, "token")
 }
 
 // InitMeta implements store.Store.
 func (s *Store) InitMeta(ctx context.Context, name, value string) (string, error) {
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, name, value); err != nil {
+	if _, err := s.st.Exec(ctx, `INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, name, value); err != nil {
 		return "", err
 	}
 	var v string
-	err := s.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE name = $1`, name).Scan(&v)
+	err := s.st.QueryRow(ctx, `SELECT value FROM meta WHERE name = $1`, name).Scan(&v)
 	return v, err
 }
 
 // PutNode implements store.Store.
 func (s *Store) PutNode(ctx context.Context, name, url string, at time.Time) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO nodes (name, url, updated_at) VALUES ($1, $2, $3)
+	_, err := s.st.Exec(ctx, `INSERT INTO nodes (name, url, updated_at) VALUES ($1, $2, $3)
 ON CONFLICT (name) DO UPDATE SET url = excluded.url, updated_at = excluded.updated_at`, name, url, ms(at))
 	return err
 }
@@ -230,6 +241,6 @@ ON CONFLICT (name) DO UPDATE SET url = excluded.url, updated_at = excluded.updat
 // NodeURL implements store.Store.
 func (s *Store) NodeURL(ctx context.Context, name string) (string, error) {
 	var u string
-	err := s.db.QueryRowContext(ctx, `SELECT url FROM nodes WHERE name = $1`, name).Scan(&u)
+	err := s.st.QueryRow(ctx, `SELECT url FROM nodes WHERE name = $1`, name).Scan(&u)
 	return u, notFound(err, "node")
 }
