@@ -1,6 +1,7 @@
 package host
 
 import (
+	"os"
 	"path/filepath"
 	"time"
 
@@ -15,8 +16,20 @@ import (
 // to load is logged and the running one is kept.
 
 // Reload re-reads host.yaml and the prompt file and swaps in the result.
+//
+// An empty host.yaml is not loaded: a file caught between its truncation
+// and its write (an editor or a shell writing in place) reads as empty, and
+// loading it would move everything to the defaults, port included, until
+// the write lands. The running configuration is kept and the write that
+// follows reloads.
 func (s *Server) Reload() error {
 	old := s.current().cfg
+	if p, _ := s.configPath(); p != "" {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
+			s.log.Info("reload: the configuration file is empty (being written?); keeping the running configuration", "file", p)
+			return nil
+		}
+	}
 	cfg, err := s.loadConfig()
 	if err != nil {
 		s.log.Error("reload: keeping the running configuration", "err", err)

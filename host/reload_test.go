@@ -122,3 +122,37 @@ func TestServeBannerAndPortReload(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReloadEmptyFileKeepsConfig: host.yaml caught between its truncation
+// and its write (an editor or a shell writing it in place) reads as empty;
+// reloading that would move the agent to every default, the port included,
+// until the write lands. The running configuration is kept instead.
+func TestReloadEmptyFileKeepsConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, ".co", "host.yaml")
+	writeFile(t, cfgPath, "summary: first\nmodel: offline/slow\nport: 8123\n")
+	var logs testutil.Buffer
+	s, err := newIn(t, dir, host.WithLogger(logTo(&logs)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	writeFile(t, cfgPath, "")
+	if err := s.Reload(); err != nil {
+		t.Fatalf("Reload of an empty file: %v", err)
+	}
+	if c := s.Config(); c.Summary != "first" || c.Model != "offline/slow" || c.Port != 8123 {
+		t.Fatalf("after reloading an empty file: summary %q, model %q, port %d; want the running first, offline/slow, 8123", c.Summary, c.Model, c.Port)
+	}
+	if !strings.Contains(logs.String(), "is empty") {
+		t.Fatalf("the skipped reload was not logged:\n%s", logs.String())
+	}
+	// The write that follows applies.
+	writeFile(t, cfgPath, "summary: second\nport: 8123\n")
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if c := s.Config(); c.Summary != "second" {
+		t.Fatalf("after the write: summary %q, want second", c.Summary)
+	}
+}
