@@ -157,14 +157,11 @@ func TestShutdownInterruptsRuns(t *testing.T) {
 	first, _ := w.until("STREAM")
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
 	defer cancel()
-	t0 := time.Now()
 	if err := s.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(t0); d > 5*time.Second {
-		t.Fatalf("Shutdown took %v", d)
-	}
-	// A new host on the same data sees the run recorded as interrupted.
+	// A new host on the same data sees the run recorded as interrupted (a
+	// Shutdown that waited for the run instead would leave it done).
 	s2, err := newIn(t, dir)
 	if err != nil {
 		t.Fatal(err)
