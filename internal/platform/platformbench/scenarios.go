@@ -11,7 +11,7 @@ import (
 func init() {
 	bench.Register(bench.Scenario{Name: "platform/provision", Description: "POST /api/v1/agents to RUNNING with the process driver and the real runtime (p50/p99)", Run: benchProvision})
 	bench.Register(bench.Scenario{Name: "platform/idle-rss", Description: "resident memory of one idle agent runtime, and agents per GB", Run: benchIdle})
-	bench.Register(bench.Scenario{Name: "platform/messages", Description: "messages per second through the platform to runtimes with offline/demo", Run: benchMessages})
+	bench.Register(bench.Scenario{Name: "platform/messages", Description: "messages per second through the platform to runtimes with offline/demo, the turn's end polled and followed on the event stream", Run: benchMessages})
 }
 
 // rig starts a rig whose runtimes are this executable (agenthost).
