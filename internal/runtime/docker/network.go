@@ -3,7 +3,11 @@ package docker
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -23,13 +27,20 @@ const networkAttempts = 5
 // EnsureNetwork returns the id of the runtimes' network (Options.Network),
 // creating it when missing. It is safe when several drivers, in this
 // process or in others (platform replicas, test binaries), call it on one
-// engine at once: older engines (API < 1.44) do not refuse a second
-// network of an existing name, so a race can leave several; every driver
-// then chooses the same one (made by a driver, oldest first, lowest id on
-// a tie), removes the other empty ones, and refers to its choice by id
-// only, never by the name, which the engine calls ambiguous. A network of
-// that name the driver did not make (an operator's) is used when no
-// driver-made one exists, and never removed.
+// engine at once. Older engines (API < 1.44) do not refuse a second
+// network of an existing name, so drivers on one machine find-or-create
+// under a lock file in the temporary directory: the second finds what the
+// first made. Drivers on different machines sharing an engine can still
+// race; then every driver chooses the same network among those it sees
+// (made by a driver, oldest first, lowest id on a tie), removes the other
+// empty ones, and refers to its choice by id only, never by the name,
+// which the engine calls ambiguous. (The lock is needed on one machine
+// because choosing alone does not converge: a network's creation time is
+// set before it becomes visible, so a driver may see, and start runtimes
+// on, a younger network before an older one appears; TestNetworkRace
+// caught that on a fresh machine.) A network of that name the driver did
+// not make (an operator's) is used when no driver-made one exists, and
+// never removed.
 //
 // The id is remembered; a Start that finds the network gone asks again.
 func (d *Driver) EnsureNetwork(ctx context.Context) (string, error) {
@@ -44,6 +55,11 @@ func (d *Driver) EnsureNetwork(ctx context.Context) (string, error) {
 		// The engine's own: one of each, never ambiguous.
 		d.netID = name
 		return name, nil
+	}
+	if unlock, err := lockFile(networkLockPath(name)); err != nil {
+		d.log.Warn("docker: creating the runtimes' network without the machine's lock; a racing driver may make a duplicate, which is then healed", "network", name, "err", err)
+	} else {
+		defer unlock()
 	}
 	for range networkAttempts {
 		id, err := d.findNetwork(ctx, name)
@@ -71,6 +87,13 @@ func (d *Driver) EnsureNetwork(ctx context.Context) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("docker: network %s: created, but it disappeared %d times (is something removing it?)", name, networkAttempts)
+}
+
+// networkLockPath is the lock file drivers on this machine share for the
+// network name (hashed: the name is the operator's).
+func networkLockPath(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return filepath.Join(os.TempDir(), "agenthost-network-"+hex.EncodeToString(sum[:8])+".lock")
 }
 
 // forgetNetwork drops the remembered network id when it is id, so the
