@@ -174,10 +174,14 @@ func TestPermissionReplies(t *testing.T) {
 		t.Fatalf("reject with feedback: %+v / last %+v", tp[3], last)
 	}
 
-	// reject without a message: the turn ends
+	// reject without a message: the turn ends. The session is free before
+	// the last turn's status event is stored (engine.TurnEnded), so that
+	// event may still reach this stream; only a status after this turn's
+	// permission counts.
 	evs := rg.collect(t, sid)
 	rg.send(t, sid, `run bash "rm -rf dist"`)
 	p = rg.pendingPermission(t)
+	asked := rg.until(t, evs, "permission", p.ID)
 	if err := rg.c.ReplyPermission(ctx, p.ID, coding.Reply{Reply: coding.ReplyReject}); err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +194,9 @@ func TestPermissionReplies(t *testing.T) {
 	if last := h.Messages[len(h.Messages)-1]; last.Info.Parts[0].Type != "tool" {
 		t.Fatalf("the turn went on after a plain rejection: %+v", last)
 	}
-	ev := evs.until(t, func(e Event) bool { return e.Type == "status" && strings.Contains(string(e.Data), `"result"`) })
+	ev := evs.until(t, func(e Event) bool {
+		return e.ID > asked.ID && e.Type == "status" && strings.Contains(string(e.Data), `"result"`)
+	})
 	if !strings.Contains(string(ev.Data), `"result":"rejected"`) {
 		t.Fatalf("status event: %s", ev.Data)
 	}
