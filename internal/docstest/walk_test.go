@@ -465,7 +465,59 @@ func killUnder(t *testing.T, dir string) {
 			continue
 		}
 		t.Logf("stopping process %d, left by the page's commands", pid)
+		cgroups := runtimeCgroups(pid)
 		syscall.Kill(pid, syscall.SIGKILL)
+		removeCgroups(t, pid, cgroups)
+	}
+}
+
+// runtimeCgroups lists the directories of the cgroups the process driver
+// made for pid (…/agenthost-<root's hash>/<runtime id>, in each
+// hierarchy), which outlive the runtime: the next platform on the same
+// data directory would remove them, and there is none here.
+func runtimeCgroups(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return nil
+	}
+	var dirs []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		// hierarchy-id:controllers:path
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 || !strings.Contains(parts[2], "/agenthost-") {
+			continue
+		}
+		matches, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*", parts[2]))
+		if d := filepath.Join("/sys/fs/cgroup", parts[2]); parts[1] == "" {
+			matches = append(matches, d)
+		}
+		for _, d := range matches {
+			if !slices.Contains(dirs, d) {
+				dirs = append(dirs, d)
+			}
+		}
+	}
+	return dirs
+}
+
+// removeCgroups removes dirs and their agenthost-* parents once pid has
+// left them (a killed process leaves its cgroup a moment after it dies).
+func removeCgroups(t *testing.T, pid int, dirs []string) {
+	for _, d := range dirs {
+		// Polling with a deadline: waiting for the kernel to empty it.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			err := syscall.Rmdir(d)
+			if err == nil || errors.Is(err, syscall.ENOENT) {
+				break
+			}
+			if !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
+				t.Errorf("removing the cgroup %s of process %d: %v", d, pid, err)
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		syscall.Rmdir(filepath.Dir(d)) // the base, once no runtime of it is left
 	}
 }
 

@@ -1,6 +1,8 @@
 package platform_test
 
 import (
+	"bytes"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agenthost/agenthost/internal/platform"
+	"github.com/agenthost/agenthost/internal/testutil"
 )
 
 // TestAgentAPIErrors checks every documented error status of the routes
@@ -104,6 +107,10 @@ func TestAgentAPIErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer syscall.Kill(pid, syscall.SIGCONT)
+	// kill returns before the stop is complete: the thread that takes the
+	// signal stops the others only once it runs, and on a busy machine
+	// another thread may answer a request until then (CI caught a 200).
+	testutil.Eventually(t, 10*time.Second, "the runtime's threads to stop", func() bool { return allStopped(t, pid) })
 	c.Do(t, "GET", base+"/messages", nil).WantError(t, http.StatusBadGateway, "not responding")
 	c.Do(t, "POST", base+"/messages", map[string]any{"message": "hi"}).WantError(t, 502, "not responding")
 	if st := c.get(base); st["status"] != "RUNNING" || st["busy"] != false {
@@ -145,4 +152,26 @@ func TestRuntimeConnectionError(t *testing.T) {
 	id, _ := c.create(map[string]any{"name": "a"})
 	c.Do(t, "GET", "/api/v1/agents/"+id+"/usage", nil).WantError(t, http.StatusBadGateway, "not responding")
 	c.get("/api/v1/agents/" + id + "/messages") // the other calls still go through
+}
+
+// allStopped reports whether every thread of pid is stopped (state T or t
+// in /proc/pid/task/*/stat).
+func allStopped(t *testing.T, pid int) bool {
+	t.Helper()
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			return false // a thread that exited: look again
+		}
+		// The state follows the command name, which may hold ')'.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+			return false
+		}
+	}
+	return true
 }
