@@ -59,7 +59,17 @@ func BenchmarkInput(b *testing.B) {
 	}
 	defer h.Close()
 	b.SetParallelism(4)
+	c0, w0, err := h.StoreStats()
+	if err != nil {
+		b.Fatal(err)
+	}
 	benchPost(b, h.URL+"/input")
+	c1, w1, err := h.StoreStats()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric((c1-c0)/float64(b.N), "commits/op")
+	b.ReportMetric((w1-w0)/float64(b.N), "writes/op")
 }
 
 // BenchmarkBareJSON is the baseline: a bare net/http JSON handler.

@@ -72,6 +72,8 @@ func TestMetrics(t *testing.T) {
 		{"agenthost_tool_call_duration_seconds", map[string]string{"tool": "reverse"}, 1},
 		{"agenthost_trust_decisions_total", map[string]string{"outcome": "allowed"}, 2},
 		{"agenthost_trust_decisions_total", map[string]string{"outcome": "denied"}, 0},
+		{"agenthost_store_commits_total", nil, 2}, // a run's start and its end, at least
+		{"agenthost_store_writes_total", nil, 2},
 		{"agenthost_sessions_active", nil, 0},
 		{"agenthost_workers_busy", nil, 0},
 		{"agenthost_workers", nil, 1},

@@ -205,6 +205,7 @@ func New[S Source](ctx context.Context, src S, opts ...Option) (*Server, error) 
 		return nil, fmt.Errorf("host: %w", err)
 	}
 	s.st = st
+	s.obs.reg.MustRegister(st.Collectors()...)
 	if s.mcp, err = openMCP(ctx, cfg.MCPServers, s.set.dir, s.log); err != nil {
 		s.closeStore()
 		return nil, fmt.Errorf("host: %w", err)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"runtime"
 	"strings"
@@ -19,6 +20,8 @@ import (
 	"github.com/agenthost/agenthost/host"
 	"github.com/agenthost/agenthost/internal/demo"
 	"github.com/coder/websocket"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 func init() {
@@ -114,6 +117,30 @@ func Load(ctx context.Context, url, body string, conc int, d time.Duration) (lat
 	return lat, failed.Load()
 }
 
+// StoreStats reads the host's store counters (agenthost_store_commits_total
+// and agenthost_store_writes_total) from its metrics.
+func (h *Host) StoreStats() (commits, writes float64, err error) {
+	rec := httptest.NewRecorder()
+	h.Server.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(rec.Body)
+	if err != nil {
+		return 0, 0, fmt.Errorf("reading the host's metrics: %w", err)
+	}
+	value := func(name string) (float64, error) {
+		f := fams[name]
+		if f == nil || len(f.GetMetric()) != 1 {
+			return 0, fmt.Errorf("the host's metrics have no %s", name)
+		}
+		return f.GetMetric()[0].GetCounter().GetValue(), nil
+	}
+	if commits, err = value("agenthost_store_commits_total"); err != nil {
+		return 0, 0, err
+	}
+	writes, err = value("agenthost_store_writes_total")
+	return commits, writes, err
+}
+
 // BareJSON is the baseline: a net/http handler that decodes the same body
 // and answers a small JSON object.
 func BareJSON() http.Handler {
@@ -146,9 +173,17 @@ func benchInput(ctx context.Context, o Options) ([]Row, error) {
 
 	body := `{"prompt":"Translate hello to Spanish"}`
 	note := fmt.Sprintf("%d clients, %s", o.Concurrency, o.Duration)
+	s0c, s0w, err := h.StoreStats()
+	if err != nil {
+		return nil, err
+	}
 	c0 := CPUTime()
 	hl, hf := Load(ctx, h.URL+"/input", body, o.Concurrency, o.Duration)
 	c1 := CPUTime()
+	s1c, s1w, err := h.StoreStats()
+	if err != nil {
+		return nil, err
+	}
 	bl, bf := Load(ctx, "http://"+ln.Addr().String()+"/", body, o.Concurrency, o.Duration)
 	c2 := CPUTime()
 	if hf > 0 || bf > 0 {
@@ -166,6 +201,8 @@ func benchInput(ctx context.Context, o Options) ([]Row, error) {
 		{"host/input", "host / bare", hr / br, "ratio", "throughput of a full agent run vs a bare handler"},
 		{"host/input", "CPU per POST /input", perOp(c1-c0, len(hl)), "µs", "process CPU (server and clients), robust on a shared machine"},
 		{"host/input", "CPU per bare request", perOp(c2-c1, len(bl)), "µs", "same clients"},
+		{"host/input", "store writes per POST /input", (s1w - s0w) / float64(max(len(hl), 1)), "writes", "each a durable change the run waits for or that rides along"},
+		{"host/input", "store commits per POST /input", (s1c - s0c) / float64(max(len(hl), 1)), "commits", "transactions; concurrent runs' writes share them"},
 	}, nil
 }
 

@@ -39,6 +39,8 @@ func TestRuntimeMetrics(t *testing.T) {
 		{"agenthost_llm_calls_total", map[string]string{"provider": "offline", "model": "demo"}},
 		{"agenthost_tool_calls_total", map[string]string{"tool": "glob"}},
 		{"agenthost_http_request_duration_seconds", map[string]string{"route": "/control/messages", "method": "POST", "code": "200"}},
+		{"agenthost_store_commits_total", nil},
+		{"agenthost_store_writes_total", nil},
 	} {
 		if got := fams.Value(tc.name, tc.labels); got < 1 {
 			t.Errorf("%s%v = %v, want at least 1", tc.name, tc.labels, got)

@@ -240,6 +240,7 @@ func New(cfg Config) (*Runtime, error) {
 	r := &Runtime{cfg: cfg, log: obs.Logger(cfg.Logger), st: st, ag: ag, tools: tools, rules: rules, ws: ws, iso: iso, mcp: servers, ctx: rctx, cancel: cancel,
 		reg: obs.NewRegistry()}
 	r.runs, r.httpm = runobs.NewRuns(r.reg, ag.Name), obs.NewHTTPMetrics(r.reg)
+	r.reg.MustRegister(st.Collectors()...)
 	r.eng, err = engine.New(engine.Config{
 		Store:      st,
 		Journal:    r.runs.Journal(engine.JournalFunc(controlEvents)),

@@ -286,6 +286,14 @@ func (e *Engine) AnyBusy() bool {
 	return e.busyN > 0
 }
 
+// othersBusy reports whether a session other than the caller's, which
+// has a worker, is busy.
+func (e *Engine) othersBusy() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.busyN > 1
+}
+
 func (e *Engine) setWorker(ls *live, on bool) {
 	e.mu.Lock()
 	if on {

@@ -46,10 +46,22 @@ const recQueueMax = 4096
 const recBatchMax = 512
 
 type recItem struct {
-	c    store.Change
-	done chan error // nil for a change nobody waits for
+	c store.Change
+	// done is told when c is committed; nil for a change nobody waits
+	// for. more holds the waiters of changes merged into c (next).
+	done chan error
+	more []chan error
+	// gated is told when c is committed, before its events go out; they
+	// go out once gate is closed, and announced is closed after
+	// (commitGated). A gated change is the last of a merge.
+	gated     chan error
+	gate      chan struct{}
+	announced chan struct{}
 	// flush asks the drainer to send the text held back for it.
 	flush bool
+	// text: c carries a text delta, which goes out as soon as it can
+	// (next).
+	text bool
 }
 
 func newRecorder(e *Engine, ls *live) *recorder {
@@ -69,6 +81,24 @@ func (r *recorder) enqueue(c store.Change) <-chan error {
 	r.push(recItem{c: c, done: done})
 	r.mu.Unlock()
 	return done
+}
+
+// commitGated records c and returns once it is committed, before its
+// events reach subscribers: open hands them out and returns once they
+// are. The caller makes the state the events announce true in between (a
+// turn's end frees the session), so whoever acts on them finds it so.
+// open must be called, or the session's recorder stops.
+func (r *recorder) commitGated(c store.Change) (open func(), err error) {
+	it := recItem{c: c, gated: make(chan error, 1), gate: make(chan struct{}), announced: make(chan struct{})}
+	r.mu.Lock()
+	r.flushLocked()
+	r.push(it)
+	r.mu.Unlock()
+	err = <-it.gated
+	return sync.OnceFunc(func() {
+		close(it.gate)
+		<-it.announced
+	}), err
 }
 
 // post records c without waiting.
@@ -165,7 +195,7 @@ func (r *recorder) flushLocked() {
 	text := r.text.String()
 	r.text.Reset()
 	if evs := r.e.events(r.ls.id, TextDelta{SessionID: r.ls.id, Text: text, Time: r.e.now()}); len(evs) > 0 {
-		r.push(recItem{c: store.Change{Events: evs}})
+		r.push(recItem{c: store.Change{Events: evs}, text: true})
 	}
 }
 
@@ -181,9 +211,19 @@ func (r *recorder) close() {
 	r.qmu.Unlock()
 }
 
-// next takes the next change to commit off the queue: one change someone
-// waits for, or the run of events-only changes at the head gathered into
-// one. ok is false when the queue is empty, and the drainer then stops.
+// next takes the next change to commit off the queue: the run of changes
+// at its head that can share one transaction (see merge), merged into
+// one, with all their waiters. ok is false when the queue is empty, and
+// the drainer then stops.
+//
+// Merging is what keeps a turn's commits few: a change nobody waits for
+// (events, a message with no tool call) goes into the transaction of the
+// change after it, so an unattended turn commits its model call, answer
+// and end together instead of one after another. Text is not merged with
+// a change that writes more than events: a model's text goes out after a
+// commit of events alone, not after the turn's answer and end are written
+// with it (merging them doubled the unpaced chunk p99 of
+// host/ws-stream).
 func (r *recorder) next() (it recItem, ok bool) {
 	r.qmu.Lock()
 	defer r.qmu.Unlock()
@@ -200,27 +240,60 @@ func (r *recorder) next() (it recItem, ok bool) {
 		return recItem{}, false
 	}
 	it, n := r.items[0], 1
-	if it.done == nil && eventsOnly(it.c) {
-		// Batch what follows of the same kind into one transaction.
-		var evs []store.Event
-		for ; n < len(r.items) && len(it.c.Events)+len(evs) < recBatchMax; n++ {
-			more := r.items[n]
-			if more.done != nil || !eventsOnly(more.c) {
-				break
-			}
-			if evs == nil {
-				evs = append(make([]store.Event, 0, len(it.c.Events)+8), it.c.Events...)
-			}
-			evs = append(evs, more.c.Events...)
+	copied := false
+	for ; n < len(r.items) && it.gated == nil && len(it.c.Events) < recBatchMax; n++ {
+		more := r.items[n]
+		if !mergeable(it.c) || !mergeable(more.c) ||
+			(it.text && !eventsOnly(more.c)) || (more.text && !eventsOnly(it.c)) {
+			break
 		}
-		if evs != nil {
-			it.c.Events = evs
+		if !copied {
+			// The head's slices may be shared with its producer.
+			it.c.Messages = append([]store.Message(nil), it.c.Messages...)
+			it.c.Inputs = append([]store.Input(nil), it.c.Inputs...)
+			it.c.Events = append(make([]store.Event, 0, len(it.c.Events)+8), it.c.Events...)
+			copied = true
 		}
+		it.c = merge(it.c, more.c)
+		if more.done != nil {
+			it.more = append(it.more, more.done)
+		}
+		it.more = append(it.more, more.more...)
+		it.gated, it.gate, it.announced = more.gated, more.gate, more.announced
+		it.text = it.text || more.text
 	}
 	clear(r.items[:n])
 	r.items = r.items[n:]
 	r.qcond.Broadcast()
 	return it, true
+}
+
+// mergeable reports whether c can share a transaction with the changes
+// next to it by merge: it only updates the session row and appends
+// messages, inputs and events. Creating, replacing, discarding and
+// requests keep a transaction of their own, so their failure (a taken id,
+// say) fails nothing else.
+func mergeable(c store.Change) bool {
+	return c.Create == nil && !c.Replace && c.DiscardQueued == "" && len(c.Requests) == 0 && len(c.Resolve) == 0 && len(c.Grants) == 0
+}
+
+func eventsOnly(c store.Change) bool {
+	return c.Create == nil && c.Update == nil && !c.Replace && len(c.Messages) == 0 && len(c.Inputs) == 0 &&
+		c.DiscardQueued == "" && len(c.Requests) == 0 && len(c.Resolve) == 0 && len(c.Grants) == 0
+}
+
+// merge returns a followed by b as one change, with the effect of
+// applying a then b: the session row b writes replaces a's (UpdateSession
+// replaces the whole row), inputs are upserted in order, and messages and
+// events are appended in order. a's slices are appended to.
+func merge(a, b store.Change) store.Change {
+	if b.Update != nil {
+		a.Update = b.Update
+	}
+	a.Messages = append(a.Messages, b.Messages...)
+	a.Inputs = append(a.Inputs, b.Inputs...)
+	a.Events = append(a.Events, b.Events...)
+	return a
 }
 
 func (r *recorder) drain() {
@@ -234,10 +307,23 @@ func (r *recorder) drain() {
 			r.flushGathered(true)
 			continue
 		}
-		err := r.e.apply(r.ls, it.c)
+		stored, err := r.e.store(it.c)
+		if it.gated != nil {
+			it.gated <- err
+			<-it.gate
+		}
+		if err == nil {
+			r.e.announce(r.ls, stored)
+		}
+		if it.announced != nil {
+			close(it.announced)
+		}
+		for _, done := range it.more {
+			done <- err
+		}
 		if it.done != nil {
 			it.done <- err
-		} else if err != nil {
+		} else if err != nil && len(it.more) == 0 && it.gated == nil {
 			// Events that were not stored are not sent: a client must
 			// never hold what a restart would lose.
 			r.e.log.Error("recording a session's progress", "session", r.ls.id, "err", err)
@@ -246,21 +332,32 @@ func (r *recorder) drain() {
 	}
 }
 
-func eventsOnly(c store.Change) bool {
-	return c.Create == nil && c.Update == nil && !c.Replace && len(c.Messages) == 0 && len(c.Inputs) == 0 &&
-		c.DiscardQueued == "" && len(c.Requests) == 0 && len(c.Resolve) == 0 && len(c.Grants) == 0
-}
-
 // apply commits c and hands its events to ls's subscribers (ls may be nil)
 // and to those waiting on Changed.
 func (e *Engine) apply(ls *live, c store.Change) error {
-	stored, err := e.st.Apply(context.Background(), c)
+	stored, err := e.store(c)
 	if err != nil {
 		return err
 	}
+	e.announce(ls, stored)
+	return nil
+}
+
+// store commits c and notes it in the session index: apply's first half.
+func (e *Engine) store(c store.Change) ([]store.Event, error) {
+	stored, err := e.st.Apply(context.Background(), c)
+	if err != nil {
+		return nil, err
+	}
 	e.index.note(c)
+	return stored, nil
+}
+
+// announce hands committed events to ls's subscribers (ls may be nil) and
+// to those waiting on Changed: apply's second half.
+func (e *Engine) announce(ls *live, stored []store.Event) {
 	if len(stored) == 0 {
-		return nil
+		return
 	}
 	if ls != nil {
 		ls.fanOut(stored)
@@ -277,7 +374,6 @@ func (e *Engine) apply(ls *live, c store.Change) error {
 			}
 		}
 	}
-	return nil
 }
 
 // record commits c through the live session of id when there is one (in

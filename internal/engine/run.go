@@ -488,7 +488,14 @@ func (e *Engine) execute(t *Turn, ti *turnInput) Outcome {
 				prior := conv.Messages[:len(conv.Messages)-1]
 				c := store.Change{Update: row, Messages: []store.Message{{SessionID: ls.id, ID: m.ID, Data: mustJSON(m)}},
 					Events: e.events(ls.id, MessageAdded{SessionID: ls.id, Message: m, Prior: prior, State: st, Time: now})}
-				if err := ls.rec.commit(c); err != nil {
+				if len(m.ToolCalls()) == 0 {
+					// Nothing acts on it before the turn's end, which
+					// is committed after it (and in its transaction,
+					// when it is still queued): the turn need not wait.
+					ls.rec.post(c)
+				} else if err := ls.rec.commit(c); err != nil {
+					// Its calls are stored before they run, so that a
+					// restart knows they may have had effects.
 					e.log.ErrorContext(ctx, "recording a message", "session", ls.id, "err", err)
 				}
 			case agent.EventResult:
@@ -555,29 +562,29 @@ func (e *Engine) end(ls *live, t *Turn, ti *turnInput, out Outcome, h *Handle) b
 		c.Events = append(c.Events, e.events(ls.id, Titled{SessionID: ls.id, Title: title, Time: now})...)
 	}
 	snapshot := &State{Messages: st.Messages[:len(st.Messages):len(st.Messages)], Turn: st.Turn, Iteration: st.Iteration, Updated: st.Updated}
-	// The end is recorded first, while the session is still busy: whoever
-	// sees it idle finds its outcome (status, title, error) stored.
-	if err := ls.rec.commit(c); err != nil {
+	// The end and its announcement (TurnEnded) are one commit, made while
+	// the session is still busy and held (ls.mu: no input can be taken
+	// in between), so whoever sees the session idle finds its outcome
+	// stored. The announcement reaches subscribers only once the session
+	// is free: a client that answers it at once (the seed's app.js answers
+	// OUTPUT with its next INPUT) finds the session idle.
+	ls.mu.Lock()
+	more := len(ls.queue) > 0 && !e.closing.Load()
+	c.Events = append(c.Events, e.events(ls.id, TurnEnded{SessionID: ls.id, Outcome: out, Busy: more, AgentBusy: more || e.othersBusy(),
+		State: snapshot, Time: now})...)
+	open, err := ls.rec.commitGated(c)
+	if err != nil {
 		e.log.ErrorContext(t.logContext(), "recording the end of a turn", "session", ls.id, "err", err)
 	}
-	// Then the session is free, and only then is TurnEnded announced: a
-	// client that answers it at once (the seed's app.js answers OUTPUT
-	// with its next INPUT) finds the session idle.
-	ls.mu.Lock()
 	ls.run = nil
 	ls.row = row
-	more := len(ls.queue) > 0 && !e.closing.Load()
 	var done chan struct{}
 	if !more {
 		done = e.stopWorkerLocked(ls)
 	}
-	ended := e.events(ls.id, TurnEnded{SessionID: ls.id, Outcome: out, Busy: more, AgentBusy: more || e.AnyBusy(), State: snapshot, Time: now})
-	wait := ls.rec.enqueue(store.Change{Events: ended})
 	ls.mu.Unlock()
+	open()
 	t.run.cancel(nil)
-	if err := <-wait; err != nil {
-		e.log.ErrorContext(t.logContext(), "announcing the end of a turn", "session", ls.id, "err", err)
-	}
 	if out.Status == store.StatusFailed {
 		e.log.WarnContext(t.logContext(), "turn failed", "session", ls.id, "err", out.Err)
 	}

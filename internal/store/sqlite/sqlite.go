@@ -16,8 +16,12 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agenthost/agenthost/internal/obs"
 	"github.com/agenthost/agenthost/internal/sqlitedb"
 	"github.com/agenthost/agenthost/internal/sqlstmt"
 	"github.com/agenthost/agenthost/internal/store"
@@ -84,6 +88,36 @@ type Store struct {
 	done  chan struct{}
 
 	closed bool
+
+	commits, writes atomic.Int64 // Stats
+}
+
+// Stats counts what the store's writer did since Open. Writes over
+// commits is how well writes share transactions, and commits per agent
+// run is what a run costs the disk: the figures speed work on the engine
+// is measured by (docs/performance.md).
+type Stats struct {
+	// Commits is the transactions committed (or rolled back).
+	Commits int64
+	// Writes is the writes (Write, Apply) they held.
+	Writes int64
+}
+
+// Stats returns the counts so far.
+func (s *Store) Stats() Stats { return Stats{Commits: s.commits.Load(), Writes: s.writes.Load()} }
+
+// Collectors are the store's metrics, agenthost_store_commits_total and
+// agenthost_store_writes_total, for the registry of whoever owns the
+// store.
+func (s *Store) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: obs.Namespace, Name: "store_commits_total",
+			Help: "Transactions the session store committed; writes queued together share one."},
+			func() float64 { return float64(s.commits.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: obs.Namespace, Name: "store_writes_total",
+			Help: "Writes the session store committed."},
+			func() float64 { return float64(s.writes.Load()) }),
+	}
 }
 
 type writeOp struct {
@@ -154,6 +188,10 @@ func (s *Store) loop() {
 }
 
 func (s *Store) commit(batch []writeOp) {
+	defer func() {
+		s.commits.Add(1)
+		s.writes.Add(int64(len(batch)))
+	}()
 	errs := make([]error, len(batch))
 	err := func() error {
 		tx, err := s.db.Begin()
